@@ -1,0 +1,42 @@
+// Package issuer is the authorization-server side of senderbound: it mints
+// RFC 9068 JWT access tokens bound to a DPoP key (RFC 9449, "cnf.jkt") or to
+// an mTLS client certificate (RFC 8705, "cnf.x5t#S256"), and serves the
+// token endpoint, JWKS, RFC 8414 metadata and RFC 7662 introspection.
+//
+// # Minting
+//
+// [Issuer] is the embeddable core. A server with its own grant logic
+// (authorization code, device flow, token exchange) mints a bound token for
+// a binding it has verified, without any of this package's HTTP handlers:
+//
+//	ks, _ := issuer.NewKeySet(issuer.SigningKey{Signer: key}) // ES256 for a P-256 key
+//	is, _ := issuer.New(issuer.Config{
+//		Issuer:   "https://as.example.com",
+//		Keys:     ks,
+//		Audience: []string{"https://api.example.com"},
+//	})
+//	tok, _ := is.Mint(ctx, issuer.MintRequest{
+//		Subject: "alice", ClientID: "app", Scope: "read",
+//		Binding: issuer.Binding{JKT: proof.JKT},
+//	})
+//	// tok.Raw is the JWT, tok.Type is "DPoP".
+//
+// # Keys and rotation
+//
+// Signing keys are crypto.Signer values, so KMS and HSM keys work. A
+// [KeySet] holds a next key (published, not signing), the active key and
+// retired keys, which stay in the JWKS until the last token they signed has
+// expired. The "kid" defaults to the RFC 7638 thumbprint.
+//
+// # HTTP endpoints
+//
+// [Server] mounts the token endpoint (client_credentials and refresh_token
+// built in, other grants through [GrantHandler]), the JWKS, the metadata
+// document at /.well-known/oauth-authorization-server and introspection on
+// one http.Handler; each endpoint is also available alone. Token endpoint
+// errors use the RFC 6749 §5.2 JSON shape, every response carries
+// "Cache-Control: no-store", and no error echoes request input.
+//
+// See RFC 9068 (https://www.rfc-editor.org/rfc/rfc9068), RFC 9449 §5–§10,
+// RFC 8705 §2–§5, RFC 8414 and RFC 7662.
+package issuer

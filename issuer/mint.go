@@ -1,0 +1,322 @@
+package issuer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config configures an [Issuer]. The zero value of each optional field
+// means the documented default. New copies the Config; later changes to
+// the caller's struct have no effect.
+type Config struct {
+	// Issuer is the issuer identifier placed in "iss": an https URL without
+	// query or fragment (RFC 8414 §2). Required.
+	Issuer string
+	// Keys holds the signing keys. Required.
+	Keys *KeySet
+	// Audience is the default "aud" when a MintRequest names none.
+	// Required: RFC 9068 §2.2 makes "aud" mandatory.
+	Audience []string
+	// DefaultTTL is the access-token lifetime when a MintRequest names none.
+	// Default 5 minutes.
+	DefaultTTL time.Duration
+	// MaxTTL caps every lifetime. Default 1 hour (RFC 9449 §11.2: DPoP
+	// tokens without nonces should be short-lived).
+	MaxTTL time.Duration
+	// Now is the clock. If nil, time.Now is used.
+	Now func() time.Time
+	// Rand is the source of jti values and signature randomness. If nil,
+	// crypto/rand is used.
+	Rand io.Reader
+	// InsecureAllowHTTP accepts an http:// issuer identifier. It exists for
+	// local tests only and MUST NOT be set in production (RFC 8414 §2).
+	InsecureAllowHTTP bool
+}
+
+// Issuer mints RFC 9068 JWT access tokens carrying an RFC 7800 "cnf"
+// binding. An Issuer is built once by [New] and is safe for concurrent use.
+type Issuer struct {
+	cfg Config
+}
+
+// New validates cfg and returns an Issuer.
+func New(cfg Config) (*Issuer, error) {
+	if err := checkIssuerURL(cfg.Issuer, cfg.InsecureAllowHTTP); err != nil {
+		return nil, err
+	}
+	if cfg.Keys == nil {
+		return nil, fmt.Errorf("%w: Keys is required", ErrInvalidConfig)
+	}
+	if len(cfg.Audience) == 0 {
+		return nil, fmt.Errorf("%w: a default Audience is required", ErrInvalidConfig)
+	}
+	for _, a := range cfg.Audience {
+		if a == "" {
+			return nil, fmt.Errorf("%w: empty audience", ErrInvalidConfig)
+		}
+	}
+	cfg.Audience = append([]string(nil), cfg.Audience...)
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = time.Hour
+	}
+	if cfg.DefaultTTL == 0 {
+		cfg.DefaultTTL = min(5*time.Minute, cfg.MaxTTL)
+	}
+	if cfg.MaxTTL < time.Second || cfg.DefaultTTL < time.Second || cfg.DefaultTTL > cfg.MaxTTL {
+		return nil, fmt.Errorf("%w: need 1s <= DefaultTTL <= MaxTTL", ErrInvalidConfig)
+	}
+	return &Issuer{cfg: cfg}, nil
+}
+
+func checkIssuerURL(s string, allowHTTP bool) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#") {
+		return fmt.Errorf("%w: issuer must be an https URL without query or fragment", ErrInvalidConfig)
+	}
+	if u.Scheme != "https" && !(allowHTTP && u.Scheme == "http") {
+		return fmt.Errorf("%w: issuer must use https", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// ID returns the issuer identifier.
+func (is *Issuer) ID() string { return is.cfg.Issuer }
+
+// Keys returns the issuer's key set.
+func (is *Issuer) Keys() *KeySet { return is.cfg.Keys }
+
+func (is *Issuer) now() time.Time {
+	if is.cfg.Now != nil {
+		return is.cfg.Now()
+	}
+	return time.Now()
+}
+
+func (is *Issuer) rand() io.Reader {
+	if is.cfg.Rand != nil {
+		return is.cfg.Rand
+	}
+	return rand.Reader
+}
+
+// Binding is the proof-of-possession key an access token is bound to: at
+// most one of JKT (DPoP, RFC 9449 §6.1) and X5TS256 (mTLS, RFC 8705 §3.1).
+// The zero Binding means an unbound bearer token.
+type Binding struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP proof key.
+	JKT string
+	// X5TS256 is base64url(SHA-256(DER)) of the client certificate.
+	X5TS256 string
+}
+
+// CertificateBinding returns the Binding for a client certificate whose
+// possession was proven in the TLS handshake.
+func CertificateBinding(cert *x509.Certificate) Binding {
+	sum := sha256.Sum256(cert.Raw)
+	return Binding{X5TS256: base64.RawURLEncoding.EncodeToString(sum[:])}
+}
+
+// Bound reports whether b binds the token to a key or certificate.
+func (b Binding) Bound() bool { return b.JKT != "" || b.X5TS256 != "" }
+
+// TokenType returns "DPoP" for a key-bound token and "Bearer" otherwise
+// (RFC 9449 §5; certificate-bound tokens use Bearer, RFC 8705 §3).
+func (b Binding) TokenType() string {
+	if b.JKT != "" {
+		return "DPoP"
+	}
+	return "Bearer"
+}
+
+func (b Binding) validate() error {
+	if b.JKT != "" && b.X5TS256 != "" {
+		return fmt.Errorf("%w: both jkt and x5t#S256", ErrInvalidBinding)
+	}
+	for _, v := range []string{b.JKT, b.X5TS256} {
+		if v != "" && !isSHA256Thumbprint(v) {
+			return fmt.Errorf("%w: thumbprint is not 43 base64url characters", ErrInvalidBinding)
+		}
+	}
+	return nil
+}
+
+func isSHA256Thumbprint(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// MintRequest describes one access token.
+type MintRequest struct {
+	// Subject is "sub". Required.
+	Subject string
+	// ClientID is "client_id". Required.
+	ClientID string
+	// Audience is "aud". If empty, the issuer's default Audience is used.
+	Audience []string
+	// Scope is the space-separated "scope"; omitted when empty.
+	Scope string
+	// TTL is the lifetime. If zero, Config.DefaultTTL; capped at MaxTTL.
+	TTL time.Duration
+	// Binding is the "cnf" confirmation; the zero value mints an unbound
+	// bearer token.
+	Binding Binding
+	// Claims are extra claims. A claim the issuer sets itself (iss, sub,
+	// aud, exp, iat, nbf, jti, client_id, scope, cnf) is an error
+	// ([ErrReservedClaim]), never a silent override.
+	Claims map[string]any
+}
+
+// Token is a minted access token.
+type Token struct {
+	// Raw is the compact JWS.
+	Raw string
+	// Type is the token_type for the token response: "DPoP" or "Bearer".
+	Type string
+	// ID is the "jti".
+	ID string
+	// KeyID is the "kid" of the signing key.
+	KeyID     string
+	Subject   string
+	ClientID  string
+	Audience  []string
+	Scope     string
+	Binding   Binding
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// reservedClaims are the claims Mint sets itself.
+var reservedClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
+	"jti": true, "client_id": true, "scope": true, "cnf": true,
+}
+
+type audience []string
+
+func (a audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+type cnfClaim struct {
+	JKT     string `json:"jkt,omitempty"`
+	X5TS256 string `json:"x5t#S256,omitempty"`
+}
+
+type accessClaims struct {
+	Iss      string    `json:"iss"`
+	Sub      string    `json:"sub"`
+	Aud      audience  `json:"aud"`
+	Exp      int64     `json:"exp"`
+	Iat      int64     `json:"iat"`
+	Jti      string    `json:"jti"`
+	ClientID string    `json:"client_id"`
+	Scope    string    `json:"scope,omitempty"`
+	Cnf      *cnfClaim `json:"cnf,omitempty"`
+}
+
+// Mint signs an access token with the active key: header typ "at+jwt" and
+// kid; claims iss, sub, aud, exp, iat, jti (random UUID), client_id, scope,
+// cnf and the extra claims. Mint does NOT check that the caller may have
+// the token: grant logic and client authentication are the caller's (or
+// the token endpoint's) job. ctx is accepted for signers that block (KMS).
+func (is *Issuer) Mint(ctx context.Context, req MintRequest) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req.Subject == "" || req.ClientID == "" {
+		return nil, fmt.Errorf("%w: Subject and ClientID are required", ErrInvalidRequest)
+	}
+	if err := req.Binding.validate(); err != nil {
+		return nil, err
+	}
+	for name := range req.Claims {
+		if reservedClaims[name] {
+			return nil, fmt.Errorf("%w: %q", ErrReservedClaim, name)
+		}
+	}
+	aud := req.Audience
+	if len(aud) == 0 {
+		aud = is.cfg.Audience
+	}
+	ttl := req.TTL
+	if ttl <= 0 {
+		ttl = is.cfg.DefaultTTL
+	}
+	ttl = min(ttl, is.cfg.MaxTTL)
+	id, err := uuid.NewRandomFromReader(is.rand())
+	if err != nil {
+		return nil, fmt.Errorf("issuer: jti: %w", err)
+	}
+	now := is.now().Truncate(time.Second)
+	exp := now.Add(ttl.Truncate(time.Second))
+	c := accessClaims{
+		Iss: is.cfg.Issuer, Sub: req.Subject, Aud: audience(aud),
+		Exp: exp.Unix(), Iat: now.Unix(), Jti: id.String(),
+		ClientID: req.ClientID, Scope: req.Scope,
+	}
+	if req.Binding.Bound() {
+		c.Cnf = &cnfClaim{JKT: req.Binding.JKT, X5TS256: req.Binding.X5TS256}
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: claims: %w", err)
+	}
+	if len(req.Claims) > 0 {
+		extra, err := json.Marshal(req.Claims)
+		if err != nil {
+			return nil, fmt.Errorf("%w: extra claims: %w", ErrInvalidRequest, err)
+		}
+		// Both are JSON objects: splice the members of extra into payload.
+		payload = append(payload[:len(payload)-1], ',')
+		payload = append(payload, extra[1:]...)
+	}
+	k := is.cfg.Keys.active.Load()
+	raw, err := k.signCompact(is.rand(), payload)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: sign: %w", err)
+	}
+	k.noteExp(exp.Unix())
+	return &Token{
+		Raw: raw, Type: req.Binding.TokenType(), ID: c.Jti, KeyID: k.kid,
+		Subject: req.Subject, ClientID: req.ClientID, Audience: append([]string(nil), aud...),
+		Scope: req.Scope, Binding: req.Binding, IssuedAt: now, ExpiresAt: exp,
+	}, nil
+}
+
+// signCompact returns header.payload.signature in JWS compact form.
+func (k *key) signCompact(rnd io.Reader, payload []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, len(k.header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(2*k.ecSize+64))
+	out = append(out, k.header...)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, payload)
+	sig, err := k.sign(rnd, out)
+	if err != nil {
+		return "", err
+	}
+	out = append(out, '.')
+	out = enc.AppendEncode(out, sig)
+	return string(out), nil
+}
