@@ -1,0 +1,121 @@
+package dpop
+
+import "errors"
+
+// RFC 9449 and RFC 6750 error codes used in [Error.Code] and in challenges.
+const (
+	CodeInvalidDPoPProof = "invalid_dpop_proof"
+	CodeUseDPoPNonce     = "use_dpop_nonce"
+	CodeInvalidToken     = "invalid_token"
+	CodeInvalidRequest   = "invalid_request"
+	CodeServerError      = "server_error"
+)
+
+// sentinel is an error value that may name a parent class, so that
+// errors.Is(ErrReplay, ErrInvalidProof) holds.
+type sentinel struct {
+	msg    string
+	parent error
+}
+
+func (s *sentinel) Error() string { return s.msg }
+
+func (s *sentinel) Is(target error) bool { return s.parent != nil && target == s.parent }
+
+var (
+	// ErrInvalidProof is the class of every proof that fails an RFC 9449
+	// §4.3 check. It maps to the error code invalid_dpop_proof.
+	ErrInvalidProof error = &sentinel{msg: "dpop: invalid proof"}
+
+	// ErrReplay reports a proof whose (key, jti) pair was already accepted
+	// within its acceptance window. errors.Is(err, ErrInvalidProof) also holds.
+	ErrReplay error = &sentinel{msg: "dpop: proof replayed", parent: ErrInvalidProof}
+
+	// ErrUseNonce reports a proof without the server nonce, or with a nonce
+	// that is invalid, expired or issued by another server. It maps to the
+	// error code use_dpop_nonce; the response should carry a fresh DPoP-Nonce.
+	ErrUseNonce error = &sentinel{msg: "dpop: server nonce required"}
+
+	// ErrKeyMismatch reports a valid proof made with a key other than the one
+	// the access token (cnf.jkt) or the authorization request (dpop_jkt) is
+	// bound to. A resource server reports it as invalid_token (RFC 9449 §7.1).
+	ErrKeyMismatch error = &sentinel{msg: "dpop: proof key does not match the bound key"}
+
+	// ErrMissingProof reports a request without any DPoP header field.
+	ErrMissingProof error = &sentinel{msg: "dpop: no proof"}
+
+	// ErrStoreUnavailable reports that the replay store could not decide
+	// whether a proof is fresh. Callers must reject the request (fail closed);
+	// a resource server answers 503.
+	ErrStoreUnavailable error = &sentinel{msg: "dpop: replay store unavailable"}
+)
+
+// Error is the wire-level error that [Verifier.Verify] returns. Code is the
+// RFC error code (for example invalid_dpop_proof or use_dpop_nonce),
+// Description a short fixed text that never contains any part of the
+// request, and Err the underlying sentinel (one of the Err… values, possibly
+// wrapped). errors.Is(e, ErrX) holds when Err is or wraps ErrX.
+type Error struct {
+	Code        string
+	Description string
+	Err         error
+}
+
+// Error implements error. The text contains only the code and description.
+func (e *Error) Error() string {
+	if e.Description == "" {
+		return "dpop: " + e.Code
+	}
+	return "dpop: " + e.Code + ": " + e.Description
+}
+
+// Unwrap returns the underlying sentinel.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is an *Error with the same Code. Matching the
+// sentinels goes through [Error.Unwrap].
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t != nil && t.Code == e.Code
+}
+
+// Code returns the RFC error code for err: invalid_dpop_proof for
+// ErrInvalidProof (and ErrReplay), use_dpop_nonce for ErrUseNonce,
+// invalid_token for ErrKeyMismatch, invalid_request for ErrMissingProof and
+// server_error for ErrStoreUnavailable. An *Error anywhere in the chain
+// wins. Unknown errors map to invalid_dpop_proof, so callers fail closed.
+func Code(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != "" {
+		return e.Code
+	}
+	switch {
+	case errors.Is(err, ErrUseNonce):
+		return CodeUseDPoPNonce
+	case errors.Is(err, ErrKeyMismatch):
+		return CodeInvalidToken
+	case errors.Is(err, ErrMissingProof):
+		return CodeInvalidRequest
+	case errors.Is(err, ErrStoreUnavailable):
+		return CodeServerError
+	default:
+		return CodeInvalidDPoPProof
+	}
+}
+
+// newError builds the typed error for a failed check. desc must be a fixed
+// string: it is sent to clients.
+func newError(class error, desc string) *Error {
+	code := CodeInvalidDPoPProof
+	switch class {
+	case ErrUseNonce:
+		code = CodeUseDPoPNonce
+	case ErrKeyMismatch:
+		code = CodeInvalidToken
+	case ErrMissingProof:
+		code = CodeInvalidRequest
+	case ErrStoreUnavailable:
+		code = CodeServerError
+	}
+	return &Error{Code: code, Description: desc, Err: class}
+}

@@ -1,0 +1,245 @@
+package dpop
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
+)
+
+// ProofType is the JOSE typ of a DPoP proof (RFC 9449 §4.2).
+const ProofType = "dpop+jwt"
+
+// jtiBytes is the number of random bytes in a jti (192 bits).
+const jtiBytes = 24
+
+// ProverOptions configures a [Prover]. A nil *ProverOptions means all defaults.
+type ProverOptions struct {
+	// Algorithm is the JWS algorithm. "" infers it from the key: P-256→ES256,
+	// P-384→ES384, P-521→ES512, Ed25519→EdDSA, RSA (≥ 2048 bits)→PS256.
+	// RSA keys may also use PS384, PS512, RS256, RS384 or RS512.
+	Algorithm string
+	// Now is the clock for iat. nil means time.Now.
+	Now func() time.Time
+	// Rand is the entropy for jti. nil means crypto/rand.Reader.
+	Rand io.Reader
+}
+
+// Prover creates DPoP proofs (RFC 9449 §4.2) with one key. A Prover is
+// immutable after NewProver and safe for concurrent use, provided the
+// crypto.Signer is.
+type Prover struct {
+	alg    string
+	signer jose.Signer
+	jwk    jose.JSONWebKey
+	jkt    string
+	now    func() time.Time
+	rand   io.Reader
+}
+
+// NewProver returns a Prover for key, which may be any crypto.Signer (an
+// in-memory key, an HSM or a KMS) whose public key is ECDSA P-256/384/521,
+// Ed25519 or RSA with a modulus of at least 2048 bits. opts may be nil.
+func NewProver(key crypto.Signer, opts *ProverOptions) (*Prover, error) {
+	if key == nil {
+		return nil, errors.New("dpop: nil signing key")
+	}
+	var o ProverOptions
+	if opts != nil {
+		o = *opts
+	}
+	pub := key.Public()
+	inferred, err := algorithmFor(pub)
+	if err != nil {
+		return nil, err
+	}
+	alg := o.Algorithm
+	if alg == "" {
+		alg = inferred
+	} else if !algorithmFits(alg, pub) {
+		return nil, fmt.Errorf("dpop: algorithm %s does not fit the key", alg)
+	}
+	var signingKey any
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey, *rsa.PrivateKey:
+		signingKey = k
+	default:
+		signingKey = cryptosigner.Opaque(key)
+	}
+	so := (&jose.SignerOptions{EmbedJWK: true}).WithType(ProofType)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: signingKey}, so)
+	if err != nil {
+		return nil, fmt.Errorf("dpop: signer: %w", err)
+	}
+	jwk := jose.JSONWebKey{Key: pub}
+	jkt, err := Thumbprint(&jwk)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prover{alg: alg, signer: signer, jwk: jwk, jkt: jkt, now: o.Now, rand: o.Rand}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.rand == nil {
+		p.rand = rand.Reader
+	}
+	return p, nil
+}
+
+// algorithmFor infers the default algorithm for a public key.
+func algorithmFor(pub crypto.PublicKey) (string, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return "ES256", nil
+		case elliptic.P384():
+			return "ES384", nil
+		case elliptic.P521():
+			return "ES512", nil
+		}
+		return "", errors.New("dpop: unsupported elliptic curve")
+	case ed25519.PublicKey:
+		return "EdDSA", nil
+	case *rsa.PublicKey:
+		if k.N == nil || k.N.BitLen() < minRSABits {
+			return "", errors.New("dpop: RSA key shorter than 2048 bits")
+		}
+		return "PS256", nil
+	}
+	return "", errors.New("dpop: unsupported key type")
+}
+
+func algorithmFits(alg string, pub crypto.PublicKey) bool {
+	inferred, err := algorithmFor(pub)
+	if err != nil {
+		return false
+	}
+	if _, ok := pub.(*rsa.PublicKey); ok {
+		switch alg {
+		case "PS256", "PS384", "PS512", "RS256", "RS384", "RS512":
+			return true
+		}
+		return false
+	}
+	return alg == inferred
+}
+
+type proofClaims struct {
+	JTI   string `json:"jti"`
+	HTM   string `json:"htm"`
+	HTU   string `json:"htu"`
+	IAT   int64  `json:"iat"`
+	ATH   string `json:"ath,omitempty"`
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// ProofOptions are the per-request inputs of [Prover.Proof].
+type ProofOptions struct {
+	// AccessToken, when non-empty, adds ath = base64url(SHA-256(token)).
+	AccessToken string
+	// Nonce, when non-empty, is the server-provided DPoP-Nonce value.
+	Nonce string
+}
+
+// Proof returns a compact DPoP proof JWT for one request: header typ
+// dpop+jwt, alg and the public jwk; claims jti (192 random bits), htm =
+// method, htu = targetURL without query and fragment, iat, and ath and nonce
+// when opts carries them. It refuses a method that is not an HTTP token and
+// a targetURL that is not an absolute http(s) URL.
+func (p *Prover) Proof(method, targetURL string, opts ProofOptions) (string, error) {
+	if method == "" || filter(method, isTokenChar) != method {
+		return "", errors.New("dpop: invalid HTTP method")
+	}
+	htu, err := proofHTU(targetURL)
+	if err != nil {
+		return "", err
+	}
+	if opts.Nonce != "" && !validNonceSyntax(opts.Nonce) {
+		return "", errors.New("dpop: nonce is not 1*NQCHAR")
+	}
+	var rnd [jtiBytes]byte
+	if _, err := io.ReadFull(p.rand, rnd[:]); err != nil {
+		return "", fmt.Errorf("dpop: jti: %w", err)
+	}
+	c := proofClaims{
+		JTI:   base64.RawURLEncoding.EncodeToString(rnd[:]),
+		HTM:   method,
+		HTU:   htu,
+		IAT:   p.now().Unix(),
+		Nonce: opts.Nonce,
+	}
+	if opts.AccessToken != "" {
+		c.ATH = AccessTokenHash(opts.AccessToken)
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("dpop: claims: %w", err)
+	}
+	jws, err := p.signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("dpop: sign: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// proofHTU strips query and fragment from an absolute http(s) URL and checks
+// what remains with the verifier's own normalizer, so that a proof this
+// package makes is one it accepts.
+func proofHTU(target string) (string, error) {
+	if i := strings.IndexAny(target, "?#"); i >= 0 {
+		target = target[:i]
+	}
+	var buf [256]byte
+	if _, err := appendNormalizedURL(buf[:0], target, false); err != nil {
+		return "", errors.New("dpop: target URL is not an absolute http(s) URL")
+	}
+	return target, nil
+}
+
+// Thumbprint returns the RFC 7638 JWK thumbprint of the public key of p.
+func (p *Prover) Thumbprint() string { return p.jkt }
+
+// Algorithm returns the JWS algorithm p signs with.
+func (p *Prover) Algorithm() string { return p.alg }
+
+// PublicJWK returns the public JWK that p embeds in its proofs.
+func (p *Prover) PublicJWK() jose.JSONWebKey { return p.jwk }
+
+// Thumbprint returns the base64url (unpadded) RFC 7638 SHA-256 thumbprint
+// of the public part of jwk, as used in cnf.jkt and dpop_jkt. A private JWK
+// yields its public part's thumbprint (THUMB-08).
+func Thumbprint(jwk *jose.JSONWebKey) (string, error) {
+	if jwk == nil || jwk.Key == nil {
+		return "", errors.New("dpop: empty JWK")
+	}
+	pub := jwk.Public()
+	if !pub.Valid() {
+		return "", errors.New("dpop: JWK has no usable public key")
+	}
+	sum, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("dpop: thumbprint: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(sum), nil
+}
+
+// AccessTokenHash returns the ath value for token: base64url (unpadded) of
+// SHA-256 over the token's ASCII bytes (RFC 9449 §4.2).
+func AccessTokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}

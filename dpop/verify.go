@@ -1,0 +1,344 @@
+package dpop
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Defaults applied by [NewVerifier] for zero Config fields.
+const (
+	DefaultMaxAge        = 60 * time.Second
+	DefaultFutureSkew    = 15 * time.Second
+	DefaultMaxProofBytes = 8 << 10
+)
+
+// ReplayStore remembers which proofs were accepted, so that each is used
+// once (RFC 9449 §11.1). Implementations must be safe for concurrent use.
+type ReplayStore interface {
+	// CheckAndStore atomically claims key until exp. fresh=true: first claim.
+	// fresh=false: already claimed (replay). err != nil: unknown outcome;
+	// callers MUST reject (fail closed).
+	CheckAndStore(ctx context.Context, key [32]byte, exp time.Time) (fresh bool, err error)
+}
+
+// Config configures a [Verifier]. NewVerifier copies it; later changes to
+// the caller's value have no effect.
+type Config struct {
+	// Algorithms is the allow-list of proof algorithms. Required, non-empty,
+	// asymmetric only: ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256
+	// RS384 RS512. none and HMAC algorithms are refused at construction.
+	Algorithms []string
+	// MaxAge is how far iat may lie in the past. 0 means DefaultMaxAge (60s).
+	MaxAge time.Duration
+	// FutureSkew is how far iat may lie in the future, for client clock
+	// offset. 0 means DefaultFutureSkew (15s, which covers FAPI 2.0's 10s).
+	FutureSkew time.Duration
+	// Now is the clock. nil means time.Now.
+	Now func() time.Time
+	// ReplayStore enforces single use of each (key, jti). Required.
+	ReplayStore ReplayStore
+	// Nonces, when set, makes a valid server nonce mandatory in every proof
+	// (ErrUseNonce otherwise). nil means nonces are not required; a nonce
+	// claim is then ignored.
+	Nonces NonceSource
+	// MaxProofBytes caps the proof length; longer proofs are refused before
+	// any parsing. 0 means DefaultMaxProofBytes (8 KiB).
+	MaxProofBytes int
+}
+
+// Verifier checks DPoP proofs (RFC 9449 §4.3). Build it once with
+// [NewVerifier]; it is safe for concurrent use.
+type Verifier struct {
+	algs       []string
+	algMask    uint16
+	maxAge     time.Duration
+	futureSkew time.Duration
+	now        func() time.Time
+	store      ReplayStore
+	nonces     NonceSource
+	maxBytes   int
+}
+
+// NewVerifier validates cfg and returns a Verifier holding a copy of it.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	if len(cfg.Algorithms) == 0 {
+		return nil, errors.New("dpop: Config.Algorithms must not be empty")
+	}
+	if cfg.ReplayStore == nil {
+		return nil, errors.New("dpop: Config.ReplayStore is required")
+	}
+	if cfg.MaxAge < 0 || cfg.FutureSkew < 0 || cfg.MaxProofBytes < 0 {
+		return nil, errors.New("dpop: negative duration or size in Config")
+	}
+	v := &Verifier{
+		maxAge:     cfg.MaxAge,
+		futureSkew: cfg.FutureSkew,
+		now:        cfg.Now,
+		store:      cfg.ReplayStore,
+		nonces:     cfg.Nonces,
+		maxBytes:   cfg.MaxProofBytes,
+	}
+	for _, a := range cfg.Algorithms {
+		i := slices.Index(algNames[:], a)
+		if i < 0 {
+			return nil, fmt.Errorf("dpop: unsupported or symmetric algorithm %q", a)
+		}
+		if v.algMask&(1<<i) == 0 {
+			v.algs = append(v.algs, a)
+		}
+		v.algMask |= 1 << i
+	}
+	if v.maxAge == 0 {
+		v.maxAge = DefaultMaxAge
+	}
+	if v.futureSkew == 0 {
+		v.futureSkew = DefaultFutureSkew
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.maxBytes == 0 {
+		v.maxBytes = DefaultMaxProofBytes
+	}
+	return v, nil
+}
+
+// Algorithms returns a copy of the allowed algorithms, in configuration
+// order without duplicates, e.g. for the algs challenge parameter and the
+// dpop_signing_alg_values_supported metadata.
+func (v *Verifier) Algorithms() []string { return slices.Clone(v.algs) }
+
+func (v *Verifier) allowed(alg string) bool {
+	i := slices.Index(algNames[:], alg)
+	return i >= 0 && v.algMask&(1<<i) != 0
+}
+
+// Expect describes the request a proof must match.
+type Expect struct {
+	// Method is the request method, compared exactly (case-sensitive).
+	Method string
+	// URL is the request's target URI; query and fragment are ignored; it
+	// is normalized per RFC 3986 syntax and scheme rules (see [NormalizeURL]).
+	URL string
+	// AccessToken, when non-empty, requires ath = AccessTokenHash(AccessToken).
+	AccessToken string
+	// JKT, when non-empty, is the thumbprint the proof key must have
+	// (cnf.jkt or dpop_jkt); compared exactly, else ErrKeyMismatch.
+	JKT string
+}
+
+// Proof is a verified DPoP proof.
+type Proof struct {
+	JKT       string // RFC 7638 thumbprint of the proof key
+	JTI       string
+	Method    string // htm
+	URL       string // htu as sent
+	Nonce     string // "" when absent
+	Algorithm string
+	IssuedAt  time.Time
+	PublicKey crypto.PublicKey
+}
+
+// replayDomain separates replay keys from any other SHA-256 use.
+const replayDomain = "senderbound dpop replay v1\x00"
+
+// ReplayKey returns the replay-store key of a proof: SHA-256 over a
+// domain-separated, length-prefixed encoding of (jkt, jti). It never
+// depends on the proof's bytes, so re-encoded or malleated signatures
+// (KAT-15) map to the same key.
+func ReplayKey(jkt, jti string) [32]byte {
+	h := sha256.New()
+	var l [4]byte
+	h.Write([]byte(replayDomain))
+	binary.BigEndian.PutUint32(l[:], uint32(len(jkt)))
+	h.Write(l[:])
+	h.Write(bytesOf(jkt))
+	binary.BigEndian.PutUint32(l[:], uint32(len(jti)))
+	h.Write(l[:])
+	h.Write(bytesOf(jti))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func fail(class error, r reason) error { return newError(class, r.String()) }
+
+// Verify checks proof against want and, when every check passes, claims
+// its (jkt, jti) in the replay store. The checks are those of RFC 9449
+// §4.3 plus the strict parsing rules in the package documentation.
+// Errors are *Error values whose Err is ErrInvalidProof, ErrReplay,
+// ErrUseNonce, ErrKeyMismatch or ErrStoreUnavailable; their text never
+// contains any part of the proof. Verify does NOT validate the access token
+// itself; it only checks ath against want.AccessToken.
+func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proof, error) {
+	if proof == "" {
+		return nil, newError(ErrMissingProof, "no proof")
+	}
+	if len(proof) > v.maxBytes {
+		return nil, fail(ErrInvalidProof, rSize)
+	}
+	var p parsed
+	r := parseAndVerify(proof, v.allowed, &p)
+	defer release(&p)
+	if r != rOK {
+		return nil, fail(ErrInvalidProof, r)
+	}
+	c := &p.cl
+	if !c.hasJTI || !c.hasHTM || !c.hasHTU || !c.hasIAT {
+		return nil, fail(ErrInvalidProof, rClaimMissing)
+	}
+	if !validJTI(c.jti) {
+		return nil, fail(ErrInvalidProof, rJTI)
+	}
+	if string(c.htm) != want.Method || want.Method == "" {
+		return nil, fail(ErrInvalidProof, rHTM)
+	}
+	var hb, wb [256]byte
+	got, err := appendNormalizedURL(hb[:0], string(c.htu), false)
+	if err != nil {
+		return nil, fail(ErrInvalidProof, rHTU)
+	}
+	exp, err := appendNormalizedURL(wb[:0], want.URL, true)
+	if err != nil || string(got) != string(exp) {
+		return nil, fail(ErrInvalidProof, rHTU)
+	}
+	iat, ok := parseNumericDate(c.iat)
+	if !ok {
+		return nil, fail(ErrInvalidProof, rClaimType)
+	}
+	now := v.now()
+	if iat.Before(now.Add(-v.maxAge)) {
+		return nil, fail(ErrInvalidProof, rIATPast)
+	}
+	if iat.After(now.Add(v.futureSkew)) {
+		return nil, fail(ErrInvalidProof, rIATFuture)
+	}
+	if want.AccessToken != "" {
+		ath := AccessTokenHash(want.AccessToken)
+		if !c.hasATH || subtle.ConstantTimeCompare(c.ath, bytesOf(ath)) != 1 {
+			return nil, fail(ErrInvalidProof, rATH)
+		}
+	}
+	if c.hasNonce && !validNonceSyntax(string(c.nonce)) {
+		return nil, fail(ErrUseNonce, rNonce)
+	}
+	if v.nonces != nil {
+		if !c.hasNonce {
+			return nil, fail(ErrUseNonce, rNonce)
+		}
+		if err := v.nonces.CheckNonce(string(c.nonce)); err != nil {
+			return nil, fail(ErrUseNonce, rNonce)
+		}
+	}
+	if want.JKT != "" && subtle.ConstantTimeCompare(bytesOf(want.JKT), bytesOf(p.jkt)) != 1 {
+		return nil, fail(ErrKeyMismatch, rKeyMismatch)
+	}
+	out := &Proof{
+		JKT:       p.jkt,
+		JTI:       string(c.jti),
+		Method:    want.Method,
+		URL:       string(c.htu),
+		Algorithm: p.alg,
+		IssuedAt:  iat,
+		PublicKey: p.key,
+	}
+	if c.hasNonce {
+		out.Nonce = string(c.nonce)
+	}
+	// The proof is acceptable until iat+MaxAge by our clock; keep the
+	// claim for the forward skew longer to cover clock drift between
+	// instances sharing the store.
+	fresh, err := v.store.CheckAndStore(ctx, ReplayKey(out.JKT, out.JTI), iat.Add(v.maxAge+v.futureSkew))
+	if err != nil {
+		return nil, &Error{Code: CodeServerError, Description: rStore.String(), Err: fmt.Errorf("%w: %w", ErrStoreUnavailable, err)}
+	}
+	if !fresh {
+		return nil, fail(ErrReplay, rReplay)
+	}
+	return out, nil
+}
+
+// validJTI: non-empty, at most maxJTI bytes, no control characters, not
+// only whitespace (ADV-45).
+func validJTI(b []byte) bool {
+	if len(b) == 0 || len(b) > maxJTI {
+		return false
+	}
+	blank := true
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+		if c != ' ' {
+			blank = false
+		}
+	}
+	return !blank
+}
+
+// parseNumericDate parses iat. Integers and fractional values are both
+// accepted (RFC 7519 NumericDate, ADV-43); negative values, values beyond
+// year 9999 and non-finite values are refused.
+func parseNumericDate(b []byte) (time.Time, bool) {
+	if len(b) == 0 || len(b) > 32 || b[0] == '-' {
+		return time.Time{}, false
+	}
+	integer := true
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			integer = false
+			break
+		}
+		n = n*10 + int64(c-'0')
+		if n > 253402300799 {
+			return time.Time{}, false
+		}
+	}
+	if integer {
+		return time.Unix(n, 0), true
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 253402300799 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// ProofFromHeader returns the single DPoP header field value of h. The
+// field name is matched case-insensitively (all spellings are counted).
+// No field gives ("", ErrMissingProof); more than one field, or a value
+// that holds a list, gives an error wrapping ErrInvalidProof (DPOP-RS-01).
+func ProofFromHeader(h http.Header) (string, error) {
+	var val string
+	n := 0
+	for k, vs := range h {
+		if len(k) == 4 && asciiEqualFold(k, "DPoP") {
+			n += len(vs)
+			if len(vs) > 0 {
+				val = vs[0]
+			}
+		}
+	}
+	switch {
+	case n == 0:
+		return "", newError(ErrMissingProof, "no proof")
+	case n > 1:
+		return "", newError(ErrInvalidProof, "more than one DPoP header field")
+	}
+	if val == "" {
+		return "", newError(ErrInvalidProof, "empty DPoP header field")
+	}
+	return val, nil
+}
