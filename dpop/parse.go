@@ -151,7 +151,7 @@ func decodeB64(dst []byte, src []byte) ([]byte, bool) {
 // only when hasEsc) JSON string contents.
 type jwkFields struct {
 	kty, crv, x, y, n, e, alg, use []byte
-	keyOpsVerify, hasKeyOps     bool
+	keyOpsVerify, hasKeyOps        bool
 }
 
 type header struct {
@@ -164,10 +164,10 @@ type header struct {
 
 // claims holds offsets into the payload buffer.
 type claims struct {
-	jti, htm, htu, ath, nonce    []byte
-	hasJTI, hasHTM, hasHTU       bool
-	hasATH, hasNonce, hasIAT     bool
-	iat                          []byte
+	jti, htm, htu, ath, nonce []byte
+	hasJTI, hasHTM, hasHTU    bool
+	hasATH, hasNonce, hasIAT  bool
+	iat                       []byte
 }
 
 // parsed is the result of the signature layer.

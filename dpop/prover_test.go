@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	keyOnce sync.Once
+	keyOnce  sync.Once
 	testKeys map[string]crypto.Signer
 )
 
