@@ -1,0 +1,45 @@
+// Package replaycache records single-use keys, such as the jti of a DPoP
+// proof, so that a replayed request can be refused (RFC 9449 §11.1,
+// https://www.rfc-editor.org/rfc/rfc9449#section-11.1).
+//
+// A [Store] has one method, CheckAndStore, an atomic check-and-insert: the
+// first claim of a key is fresh, every later claim before the key expires is
+// a replay, and any error means the outcome is unknown and the request must
+// be refused (fail closed).
+//
+// [LRU] is the in-memory Store for a single server instance. Several
+// instances behind a load balancer must share one store, or a proof accepted
+// by one instance can be replayed at another; package
+// github.com/senderbound/senderbound/replaycache/redisstore provides a Store
+// backed by Redis for that case. This package imports only the standard
+// library and github.com/hashicorp/golang-lru/v2.
+//
+// # Keys
+//
+// Keys are fixed-size digests computed by the caller, for DPoP a SHA-256 over
+// the proof key's thumbprint and the jti. A tracker that keeps only a digest
+// uses bounded memory per entry however long the attacker's jti is
+// (RFC 9449 §11.1). Never derive a key from the proof's bytes: ECDSA
+// signatures are malleable, so the same proof can be re-encoded with
+// different bytes.
+//
+// # Bounded memory
+//
+// An [LRU] holds at most Config.Capacity entries. It never evicts a live entry
+// to make room (that would let the evicted key be replayed); when full of live
+// entries it refuses new claims with [ErrFull]. Expired entries are reclaimed
+// by later claims, so memory follows the number of keys claimed within one
+// acceptance window.
+//
+// # Example
+//
+//	cache, err := replaycache.NewLRU(replaycache.Config{Capacity: 1 << 20})
+//	if err != nil {
+//		return err
+//	}
+//	key := sha256.Sum256(append([]byte(thumbprint+"\x00"), jti...))
+//	fresh, err := cache.CheckAndStore(ctx, key, iat.Add(window))
+//	if err != nil || !fresh {
+//		return errReplayOrUnknown // fail closed
+//	}
+package replaycache

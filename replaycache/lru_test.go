@@ -1,0 +1,447 @@
+package replaycache_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/senderbound/senderbound/replaycache"
+)
+
+// t0 is the fixed start time of every fake clock.
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// fakeClock is a clock tests move by hand; safe for concurrent use.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(t0.UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// key returns a distinct digest for each (space, i).
+func key(space string, i int) [32]byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(i))
+	return sha256.Sum256(append([]byte(space+"\x00"), b[:]...))
+}
+
+func newLRU(tb testing.TB, cfg replaycache.Config) *replaycache.LRU {
+	tb.Helper()
+	c, err := replaycache.NewLRU(cfg)
+	if err != nil {
+		tb.Fatalf("NewLRU: %v", err)
+	}
+	return c
+}
+
+func claim(tb testing.TB, c replaycache.Store, k [32]byte, exp time.Time) bool {
+	tb.Helper()
+	fresh, err := c.CheckAndStore(context.Background(), k, exp)
+	if err != nil {
+		tb.Fatalf("CheckAndStore: %v", err)
+	}
+	return fresh
+}
+
+func TestNewLRUConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		cfg     replaycache.Config
+		wantErr bool
+	}{
+		{name: "zero value", cfg: replaycache.Config{}},
+		{name: "explicit", cfg: replaycache.Config{Capacity: 100, Shards: 4, Grace: time.Second, Now: time.Now}},
+		{name: "one shard of one", cfg: replaycache.Config{Capacity: 1, Shards: 1}},
+		{name: "negative capacity", cfg: replaycache.Config{Capacity: -1}, wantErr: true},
+		{name: "negative grace", cfg: replaycache.Config{Grace: -time.Nanosecond}, wantErr: true},
+		{name: "negative shards", cfg: replaycache.Config{Shards: -2}, wantErr: true},
+		{name: "shards not power of two", cfg: replaycache.Config{Shards: 3}, wantErr: true},
+		{name: "more shards than capacity", cfg: replaycache.Config{Capacity: 4, Shards: 8}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := replaycache.NewLRU(tt.cfg)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("NewLRU err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if c != nil {
+					t.Fatal("NewLRU returned a cache with an error")
+				}
+				return
+			}
+			if !claim(t, c, key("cfg", 1), time.Now().Add(time.Minute)) {
+				t.Fatal("first claim not fresh")
+			}
+		})
+	}
+}
+
+func TestDefaultShards(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		capacity, procs, want int
+	}{
+		{capacity: 1 << 20, procs: 1, want: 64},
+		{capacity: 1 << 20, procs: 2, want: 64},
+		{capacity: 1 << 20, procs: 33, want: 128},
+		{capacity: 1 << 20, procs: 64, want: 128},
+		{capacity: 1 << 20, procs: 65, want: 256},
+		{capacity: 64 * 1024, procs: 2, want: 64},
+		{capacity: 64*1024 - 1, procs: 2, want: 32},
+		{capacity: 1000, procs: 2, want: 1},
+		{capacity: 1, procs: 8, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("cap%d/procs%d", tt.capacity, tt.procs), func(t *testing.T) {
+			t.Parallel()
+			if got := replaycache.DefaultShards(tt.capacity, tt.procs); got != tt.want {
+				t.Fatalf("defaultShards(%d, %d) = %d, want %d", tt.capacity, tt.procs, got, tt.want)
+			}
+		})
+	}
+}
+
+// step is one action of a scripted scenario against a fake clock.
+type step struct {
+	at        time.Duration // clock offset from t0 before the claim
+	key       int
+	exp       time.Duration // expiry offset from t0
+	wantFresh bool
+	wantErr   error
+}
+
+func runSteps(t *testing.T, cfg replaycache.Config, steps []step) *replaycache.LRU {
+	t.Helper()
+	clk := newFakeClock()
+	cfg.Now = clk.Now
+	c := newLRU(t, cfg)
+	for i, s := range steps {
+		clk.Set(t0.Add(s.at))
+		fresh, err := c.CheckAndStore(context.Background(), key("steps", s.key), t0.Add(s.exp))
+		if !errors.Is(err, s.wantErr) || (err == nil) != (s.wantErr == nil) {
+			t.Fatalf("step %d (key %d at %v): err = %v, want %v", i, s.key, s.at, err, s.wantErr)
+		}
+		if fresh != s.wantFresh {
+			t.Fatalf("step %d (key %d at %v): fresh = %v, want %v", i, s.key, s.at, fresh, s.wantFresh)
+		}
+	}
+	return c
+}
+
+func TestLRUScenarios(t *testing.T) {
+	t.Parallel()
+	const grace = 30 * time.Second
+	tests := []struct {
+		name  string
+		cfg   replaycache.Config
+		steps []step
+	}{
+		{
+			name: "DPOP-RS-15/second claim is a replay",
+			steps: []step{
+				{at: 0, key: 1, exp: time.Minute, wantFresh: true},
+				{at: time.Second, key: 1, exp: time.Minute},
+				{at: 2 * time.Second, key: 1, exp: time.Minute},
+			},
+		},
+		{
+			name: "DPOP-RS-15/distinct keys are all fresh",
+			steps: []step{
+				{at: 0, key: 1, exp: time.Minute, wantFresh: true},
+				{at: 0, key: 2, exp: time.Minute, wantFresh: true},
+				{at: 0, key: 3, exp: time.Minute, wantFresh: true},
+				{at: 0, key: 2, exp: time.Minute},
+			},
+		},
+		{
+			name: "replay until the deadline inclusive, fresh just after",
+			steps: []step{
+				{at: 0, key: 1, exp: time.Minute, wantFresh: true},
+				{at: time.Minute, key: 1, exp: 2 * time.Minute},
+				{at: time.Minute + grace, key: 1, exp: 2 * time.Minute},
+				{at: time.Minute + grace + 1, key: 1, exp: 3 * time.Minute, wantFresh: true},
+				{at: time.Minute + grace + 2, key: 1, exp: 3 * time.Minute},
+			},
+		},
+		{
+			name: "the first claim's expiry counts, not the replay's",
+			steps: []step{
+				{at: 0, key: 1, exp: time.Second, wantFresh: true},
+				{at: 0, key: 1, exp: time.Hour},
+				{at: time.Second + grace + 1, key: 1, exp: time.Hour, wantFresh: true},
+			},
+		},
+		{
+			name: "exp already past is recorded for Grace",
+			steps: []step{
+				{at: time.Hour, key: 1, exp: 0, wantFresh: true},
+				{at: time.Hour, key: 1, exp: 0},
+				{at: time.Hour + grace, key: 1, exp: 0},
+				{at: time.Hour + grace + 1, key: 1, exp: 0, wantFresh: true},
+			},
+		},
+		{
+			name: "clock stepped backwards does not resurrect",
+			steps: []step{
+				{at: 0, key: 1, exp: 10 * time.Second, wantFresh: true},
+				// Past exp but inside Grace; other claims run reclamation.
+				{at: 10*time.Second + grace, key: 2, exp: time.Hour, wantFresh: true},
+				{at: 10*time.Second + grace, key: 3, exp: time.Hour, wantFresh: true},
+				// The clock steps back by Grace: the proof would be
+				// inside its window again, and must still be a replay.
+				{at: 10 * time.Second, key: 1, exp: 10 * time.Second},
+				{at: -time.Hour, key: 1, exp: 10 * time.Second},
+				{at: -time.Hour, key: 2, exp: time.Hour},
+			},
+		},
+		{
+			name: "custom grace",
+			cfg:  replaycache.Config{Grace: time.Millisecond},
+			steps: []step{
+				{at: 0, key: 1, exp: time.Second, wantFresh: true},
+				{at: time.Second + time.Millisecond, key: 1, exp: time.Second},
+				{at: time.Second + time.Millisecond + 1, key: 1, exp: time.Second, wantFresh: true},
+			},
+		},
+		{
+			name: "far future expiry saturates and stays claimed",
+			steps: []step{
+				{at: 0, key: 1, exp: 1<<63 - 1, wantFresh: true},
+				{at: 200 * 365 * 24 * time.Hour, key: 1, exp: 1<<63 - 1},
+			},
+		},
+		{
+			name: "ADV-105/full of live entries fails closed with ErrFull",
+			cfg:  replaycache.Config{Capacity: 3, Shards: 1},
+			steps: []step{
+				{at: 0, key: 1, exp: time.Minute, wantFresh: true},
+				{at: 0, key: 2, exp: time.Minute, wantFresh: true},
+				{at: 0, key: 3, exp: time.Minute, wantFresh: true},
+				{at: 0, key: 4, exp: time.Minute, wantErr: replaycache.ErrFull},
+				// Nothing live was evicted to make room.
+				{at: time.Second, key: 1, exp: time.Minute},
+				{at: time.Second, key: 2, exp: time.Minute},
+				{at: time.Second, key: 3, exp: time.Minute},
+				{at: time.Second, key: 4, exp: time.Minute, wantErr: replaycache.ErrFull},
+			},
+		},
+		{
+			name: "ADV-105/expired entries are reclaimed oldest first when full",
+			cfg:  replaycache.Config{Capacity: 3, Shards: 1},
+			steps: []step{
+				{at: 0, key: 1, exp: time.Second, wantFresh: true},
+				{at: 0, key: 2, exp: time.Second, wantFresh: true},
+				{at: 0, key: 3, exp: time.Hour, wantFresh: true},
+				{at: 0, key: 4, exp: time.Hour, wantErr: replaycache.ErrFull},
+				// Keys 1 and 2 expire; claims 4 and 5 take their places.
+				{at: time.Second + grace + 1, key: 4, exp: time.Hour, wantFresh: true},
+				{at: time.Second + grace + 1, key: 5, exp: time.Hour, wantFresh: true},
+				{at: time.Second + grace + 1, key: 6, exp: time.Hour, wantErr: replaycache.ErrFull},
+				{at: time.Second + grace + 1, key: 3, exp: time.Hour},
+				{at: time.Second + grace + 1, key: 4, exp: time.Hour},
+				{at: time.Second + grace + 1, key: 5, exp: time.Hour},
+			},
+		},
+		{
+			name: "reclamation stops at the oldest live entry",
+			cfg:  replaycache.Config{Capacity: 3, Shards: 1},
+			steps: []step{
+				{at: 0, key: 1, exp: time.Second, wantFresh: true},
+				{at: 0, key: 2, exp: time.Hour, wantFresh: true},
+				{at: 0, key: 3, exp: time.Second, wantFresh: true},
+				{at: time.Second + grace + 1, key: 4, exp: time.Hour, wantFresh: true},
+				// Key 3 has expired but sits behind live key 2.
+				{at: time.Second + grace + 1, key: 5, exp: time.Hour, wantErr: replaycache.ErrFull},
+				// Claiming an expired key itself replaces it in place.
+				{at: time.Second + grace + 1, key: 3, exp: time.Hour, wantFresh: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			runSteps(t, tt.cfg, tt.steps)
+		})
+	}
+}
+
+func TestLRUStats(t *testing.T) {
+	t.Parallel()
+	c := runSteps(t, replaycache.Config{Capacity: 2, Shards: 1}, []step{
+		{at: 0, key: 1, exp: time.Second, wantFresh: true},
+		{at: 0, key: 1, exp: time.Second},
+		{at: 0, key: 2, exp: time.Hour, wantFresh: true},
+		{at: 0, key: 3, exp: time.Hour, wantErr: replaycache.ErrFull},
+		{at: time.Hour, key: 3, exp: 2 * time.Hour, wantFresh: true},
+		{at: time.Hour, key: 2, exp: 2 * time.Hour},
+	})
+	want := replaycache.Stats{Claims: 3, Replays: 2, Full: 1, Expired: 1, Entries: 2}
+	if got := c.Stats(); got != want {
+		t.Fatalf("Stats() = %+v, want %+v", got, want)
+	}
+	if got := c.Len(); got != 2 {
+		t.Fatalf("Len() = %d, want 2", got)
+	}
+}
+
+// TestLRUMemoryFollowsLiveSet checks that expired entries are reclaimed by
+// later claims without a sweep, so the cache does not grow to Capacity under
+// a steady load (ADV-105).
+func TestLRUMemoryFollowsLiveSet(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	c := newLRU(t, replaycache.Config{Capacity: 1 << 16, Shards: 1, Grace: time.Second, Now: clk.Now})
+	const perWindow = 1000
+	for w := 0; w < 20; w++ {
+		for i := 0; i < perWindow; i++ {
+			if !claim(t, c, key("live", w*perWindow+i), clk.Now().Add(time.Second)) {
+				t.Fatalf("window %d key %d not fresh", w, i)
+			}
+		}
+		clk.Advance(2*time.Second + 1)
+	}
+	if got := c.Len(); got > 2*perWindow {
+		t.Fatalf("Len() = %d after 20 windows of %d, want at most %d", got, perWindow, 2*perWindow)
+	}
+	if st := c.Stats(); st.Expired < 18*perWindow {
+		t.Fatalf("Expired = %d, want at least %d", st.Expired, 18*perWindow)
+	}
+}
+
+func TestLRUContextDone(t *testing.T) {
+	t.Parallel()
+	c := newLRU(t, replaycache.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	fresh, err := c.CheckAndStore(ctx, key("ctx", 1), time.Now().Add(time.Minute))
+	if !errors.Is(err, context.Canceled) || fresh {
+		t.Fatalf("CheckAndStore(canceled) = %v, %v; want false, context.Canceled", fresh, err)
+	}
+	// The canceled claim recorded nothing.
+	if !claim(t, c, key("ctx", 1), time.Now().Add(time.Minute)) {
+		t.Fatal("key claimed by a canceled call")
+	}
+}
+
+// TestLRUConcurrentClaims is ADV-107: many goroutines claim the same keys at
+// once and exactly one wins each key; distinct keys are never refused.
+func TestLRUConcurrentClaims(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		shards int
+	}{
+		{name: "one shard", shards: 1},
+		{name: "default shards"},
+		{name: "many shards", shards: 256},
+	}
+	for _, tt := range tests {
+		t.Run("ADV-107/"+tt.name, func(t *testing.T) {
+			t.Parallel()
+			const goroutines, keys = 16, 2000
+			c := newLRU(t, replaycache.Config{Capacity: 1 << 18, Shards: tt.shards})
+			exp := time.Now().Add(time.Hour)
+			var wins [keys]atomic.Int32
+			var wg sync.WaitGroup
+			errs := make(chan error, goroutines)
+			for g := 0; g < goroutines; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < keys; i++ {
+						k := (i + g*keys/goroutines) % keys
+						fresh, err := c.CheckAndStore(context.Background(), key("same", k), exp)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if fresh {
+							wins[k].Add(1)
+						}
+						// A key of this goroutine's own: always fresh.
+						fresh, err = c.CheckAndStore(context.Background(), key(fmt.Sprintf("own%d", g), i), exp)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if !fresh {
+							errs <- fmt.Errorf("goroutine %d: distinct key %d refused", g, i)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			for k := range wins {
+				if n := wins[k].Load(); n != 1 {
+					t.Fatalf("key %d won %d times, want exactly 1", k, n)
+				}
+			}
+			st := c.Stats()
+			if want := uint64(keys + goroutines*keys); st.Claims != want {
+				t.Fatalf("Claims = %d, want %d", st.Claims, want)
+			}
+			if want := uint64((goroutines - 1) * keys); st.Replays != want {
+				t.Fatalf("Replays = %d, want %d", st.Replays, want)
+			}
+		})
+	}
+}
+
+// TestLRUShardFull checks that filling one shard refuses claims in that shard
+// only, and that shard selection spreads keys over all shards.
+func TestLRUShardFull(t *testing.T) {
+	t.Parallel()
+	c := newLRU(t, replaycache.Config{Capacity: 64, Shards: 4})
+	per := c.ShardCapacity()
+	exp := time.Now().Add(time.Hour)
+	counts := make([]int, 4)
+	var other [32]byte
+	for i := 0; ; i++ {
+		k := key("shard", i)
+		s := c.ShardOf(k)
+		if s != 0 {
+			other = k
+			counts[s]++
+			continue
+		}
+		if counts[0] == per {
+			fresh, err := c.CheckAndStore(context.Background(), k, exp)
+			if !errors.Is(err, replaycache.ErrFull) || fresh {
+				t.Fatalf("claim in full shard = %v, %v; want false, ErrFull", fresh, err)
+			}
+			break
+		}
+		if !claim(t, c, k, exp) {
+			t.Fatalf("key %d not fresh", i)
+		}
+		counts[0]++
+	}
+	for s, n := range counts {
+		if n == 0 {
+			t.Fatalf("no key mapped to shard %d", s)
+		}
+	}
+	if !claim(t, c, other, exp) {
+		t.Fatal("claim in a shard with room was refused")
+	}
+}
