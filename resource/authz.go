@@ -1,0 +1,161 @@
+package resource
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Scheme names as rendered in challenges.
+const (
+	schemeDPoP   = "DPoP"
+	schemeBearer = "Bearer"
+)
+
+// credentials is what the Authorization header carried.
+type credentials struct {
+	scheme string // schemeDPoP, schemeBearer, or "" (none, or a scheme we do not know)
+	token  string
+}
+
+// maxFormPeek bounds how much of a form-encoded body is inspected for an
+// access_token parameter.
+const maxFormPeek = 64 << 10
+
+// ParseAuthorization parses one Authorization field value of the form
+// `scheme SP token68` (RFC 9110 §11.4, RFC 6750 §2.1). The scheme is
+// returned as written; compare it case-insensitively. It returns ok=false
+// for anything else: empty value, no token, several credentials, bytes
+// outside token68, surrounding or repeated whitespace.
+func ParseAuthorization(value string) (scheme, token string, ok bool) {
+	sp := strings.IndexByte(value, ' ')
+	if sp <= 0 {
+		return "", "", false
+	}
+	scheme, token = value[:sp], value[sp+1:]
+	if !isToken(scheme) || !isToken68(token) {
+		return "", "", false
+	}
+	return scheme, token, true
+}
+
+// isToken reports whether s is an RFC 9110 token (tchar+).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isToken68 reports whether s matches 1*( ALPHA / DIGIT / "-" / "." / "_" /
+// "~" / "+" / "/" ) *"=" (RFC 9110 §11.2).
+func isToken68(s string) bool {
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0 {
+			i++
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// readCredentials extracts the access token from r. Proxy-Authorization is
+// never consulted (RFC 9449 §7.1). A token in more than one place, or in
+// the access_token query or form parameter at all, is a malformed request
+// (RFC 6750 §2, §3.1): this resource accepts the header method only.
+func (v *Verifier) readCredentials(r *http.Request) (credentials, error) {
+	if hasAccessTokenParam(r) {
+		return credentials{}, fail(ErrInvalidRequest, "token_in_parameter", "access token must be sent in the Authorization header only")
+	}
+	vals := r.Header.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return credentials{}, nil
+	case 1:
+	default:
+		return credentials{}, fail(ErrInvalidRequest, "multiple_authorization", "more than one Authorization field")
+	}
+	if len(vals[0]) > v.maxTokenBytes+64 {
+		return credentials{}, fail(ErrInvalidRequest, "authorization_too_large", "Authorization field too large")
+	}
+	scheme, tok, ok := ParseAuthorization(vals[0])
+	if !ok {
+		// A recognised scheme with a malformed value is a malformed request;
+		// anything else is a scheme this resource does not use.
+		if s, _, _ := strings.Cut(vals[0], " "); strings.EqualFold(s, schemeDPoP) || strings.EqualFold(s, schemeBearer) {
+			return credentials{}, fail(ErrInvalidRequest, "authorization_malformed", "malformed Authorization field")
+		}
+		return credentials{}, nil
+	}
+	switch {
+	case strings.EqualFold(scheme, schemeDPoP):
+		return credentials{scheme: schemeDPoP, token: tok}, nil
+	case strings.EqualFold(scheme, schemeBearer):
+		return credentials{scheme: schemeBearer, token: tok}, nil
+	}
+	return credentials{}, nil
+}
+
+// hasAccessTokenParam reports whether r carries access_token in its query
+// or, for a form-encoded body, in the first maxFormPeek bytes of the body.
+// The body is restored for the handler.
+func hasAccessTokenParam(r *http.Request) bool {
+	if r.URL.RawQuery != "" {
+		// ParseQuery keeps the pairs it could parse even when it reports an
+		// error, so a malformed neighbour cannot hide the parameter.
+		if q, _ := url.ParseQuery(r.URL.RawQuery); q.Has("access_token") {
+			return true
+		}
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return false
+	}
+	peek := make([]byte, maxFormPeek)
+	n, err := io.ReadFull(r.Body, peek)
+	peek = peek[:n]
+	rest := r.Body
+	if err != nil { // EOF: the whole body was read
+		rest = http.NoBody
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(peek), rest), r.Body}
+	if !bytes.Contains(peek, []byte("access_token")) {
+		return false
+	}
+	for _, pair := range bytes.Split(peek, []byte("&")) {
+		k, _, _ := bytes.Cut(pair, []byte("="))
+		if key, err := url.QueryUnescape(string(k)); err == nil && key == "access_token" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,127 @@
+package resource
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Issuer is one trusted authorization server: its exact issuer identifier
+// and the keys it signs access tokens with. Keys of one issuer never
+// verify tokens naming another (RFC 8725 §3.8).
+type Issuer struct {
+	// Identifier is compared with the token's iss exactly, code point by
+	// code point (no trailing-slash or case folding).
+	Identifier string
+	// Keys supplies the issuer's signing keys: a [StaticKeySet] or a
+	// [RemoteKeySet] (JWKS URL or discovery).
+	Keys KeySet
+}
+
+// Config configures a [Verifier]. [New] copies it; later changes to the
+// caller's struct have no effect.
+type Config struct {
+	// Issuers lists the trusted authorization servers. Required, at least
+	// one, identifiers unique.
+	Issuers []Issuer
+	// Audience is this resource server's identifier; a token's aud must
+	// contain it (RFC 9068 §4). Required. It is also the "resource" of the
+	// protected resource metadata.
+	Audience string
+	// Algorithms is the access-token signature algorithm allow-list. If
+	// nil, RS256, PS256, ES256 and EdDSA are accepted. "none" and HMAC
+	// algorithms are refused at construction.
+	Algorithms []string
+	// Leeway tolerates clock skew on exp, nbf and iat. Zero means none: a
+	// token is valid strictly before exp. Negative values are refused.
+	Leeway time.Duration
+	// RequiredClaims lists the claims a token must carry besides iss, aud
+	// and exp (which are always required). If nil, sub, client_id, iat and
+	// jti are required (RFC 9068 §2.2). A non-nil empty slice requires none
+	// of them. Allowed names: sub, client_id, iat, jti.
+	RequiredClaims []string
+	// InsecureAllowUntypedTokens accepts access tokens without a typ
+	// header, for issuers that do not set it. It MUST NOT be set when the
+	// issuer also signs other JWTs (ID tokens, logout tokens) with the same
+	// keys: without typ those cannot be told apart from access tokens. A
+	// typ other than at+jwt is refused regardless.
+	InsecureAllowUntypedTokens bool
+	// MaxTokenBytes caps the access token size, checked before any parsing.
+	// Zero means 16 KiB.
+	MaxTokenBytes int
+	// TokenCacheSize is the number of verified tokens kept to skip their
+	// signature check on reuse. Zero means 10,000; negative disables the
+	// cache. Entries live until the token's exp and are dropped when the
+	// signing key leaves the issuer's key set; binding, proof, time and
+	// scope checks run on every request regardless.
+	TokenCacheSize int
+	// Realm is the realm auth-param of Bearer challenges. Empty means the
+	// Audience.
+	Realm string
+	// Now is the clock. If nil, time.Now is used.
+	Now func() time.Time
+	// Logger, when set, receives one Info record per rejected request with
+	// the reason, status and scheme. Tokens, proofs and request data are
+	// never logged.
+	Logger *slog.Logger
+	// OnReject, when set, is called once per rejected request with the
+	// stable reason (for example "token_expired"), e.g. to count rejections
+	// by reason. It must be safe for concurrent use and must not block.
+	OnReject func(reason string)
+}
+
+// Accept selects which kinds of access token a route accepts.
+type Accept uint8
+
+const (
+	// AcceptBound, the zero value, accepts sender-constrained tokens only:
+	// a cnf.jkt token with a valid DPoP proof, or a cnf.x5t#S256 token on a
+	// connection with the matching client certificate. Unbound tokens are
+	// refused.
+	AcceptBound Accept = iota
+	// AcceptDPoP accepts only DPoP-bound tokens with a valid proof.
+	AcceptDPoP
+	// AcceptMTLS accepts only certificate-bound tokens with the matching
+	// client certificate.
+	AcceptMTLS
+	// AcceptAny accepts what AcceptBound accepts plus unbound bearer
+	// tokens under the Bearer scheme. Bound tokens still need their
+	// proof: a cnf.jkt token under Bearer is refused (no downgrade).
+	AcceptAny
+)
+
+// String returns the constant's name without the Accept prefix.
+func (a Accept) String() string {
+	switch a {
+	case AcceptBound:
+		return "bound"
+	case AcceptDPoP:
+		return "dpop"
+	case AcceptMTLS:
+		return "mtls"
+	case AcceptAny:
+		return "any"
+	}
+	return "invalid"
+}
+
+// Policy is what one route requires. The zero value accepts any
+// sender-constrained token and requires no scope.
+type Policy struct {
+	// Accept selects the token kinds accepted (default AcceptBound).
+	Accept Accept
+	// Scopes lists scopes that must all appear in the token's scope claim;
+	// otherwise the request gets 403 insufficient_scope.
+	Scopes []string
+}
+
+// Binding says how a request proved possession of its token.
+type Binding string
+
+const (
+	// BindingDPoP: a cnf.jkt token with a valid DPoP proof.
+	BindingDPoP Binding = "dpop"
+	// BindingMTLS: a cnf.x5t#S256 token with the matching client certificate.
+	BindingMTLS Binding = "mtls"
+	// BindingBearer: an unbound token (only under AcceptAny).
+	BindingBearer Binding = "bearer"
+)

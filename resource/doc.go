@@ -1,0 +1,65 @@
+// Package resource protects HTTP resources with sender-constrained OAuth
+// access tokens: DPoP-bound tokens (RFC 9449, cnf.jkt plus a signed proof
+// per request), certificate-bound tokens (RFC 8705, cnf.x5t#S256 plus the
+// TLS client certificate) and, where a route allows it, plain bearer
+// tokens (RFC 6750).
+//
+// A [Verifier] is built once from a [Config] with [New] and is safe for
+// concurrent use. [Verifier.Check] authenticates one request under a
+// per-route [Policy] and returns a [*Principal] or an [*Error];
+// [Verifier.Middleware] wraps it for net/http and [WriteError] renders
+// rejections (the Echo adapter in resource/echoresource uses the same
+// two). The package does not depend on any web framework.
+//
+//	ks, _ := resource.NewRemoteKeySet(resource.RemoteKeySetConfig{Issuer: "https://as.example.com"})
+//	v, err := resource.New(resource.Config{
+//		Issuers:  []resource.Issuer{{Identifier: "https://as.example.com", Keys: ks}},
+//		Audience: "https://api.example.com",
+//	})
+//	if err != nil { ... }
+//	mux.Handle("/orders", v.Middleware(resource.Policy{Scopes: []string{"orders"}})(orders))
+//
+// # Access tokens
+//
+// Tokens are JWTs per RFC 9068 and RFC 8725: the size is capped before
+// parsing; the signature must use an allowed asymmetric algorithm that
+// fits the key (a key's published alg is binding); typ must be at+jwt or
+// application/at+jwt (case-insensitive); iss must equal a configured
+// issuer exactly and only that issuer's keys verify the token; aud must
+// contain [Config.Audience]; the token is valid strictly before exp (with
+// [Config.Leeway]); sub, client_id, iat and jti are required by default;
+// crit is refused; jku, x5u, jwk and x5c header parameters are never used;
+// duplicate JSON members are refused; cnf must be an object and its
+// unknown members are ignored.
+//
+// Keys come from a [StaticKeySet] or a [RemoteKeySet] (a JWKS URL, or
+// discovery through RFC 8414 metadata with an OpenID Connect fallback).
+// Remote keys are cached as Cache-Control allows, refreshed on an unknown
+// kid at most once per interval with concurrent refreshes collapsed, and
+// the last good keys survive a failed refresh.
+//
+// Verified tokens are kept in a bounded LRU keyed by SHA-256 of the token
+// until their exp, so a reused token costs no signature check; entries are
+// dropped when their key leaves the key set. Binding, proof, time and
+// scope checks run on every request.
+//
+// # Bindings and downgrades
+//
+// [Policy.Accept] selects DPoP only, mTLS only, either binding (the
+// default), or either binding plus unbound bearer tokens. A cnf.jkt token
+// under the Bearer scheme, an unbound token under the DPoP scheme, a
+// cnf.x5t#S256 token without the matching certificate, and a token bound
+// both ways that satisfies only one are refused with invalid_token.
+//
+// # Errors
+//
+// Every rejection is an [*Error] carrying the RFC error code and status
+// (400 invalid_request, 401 invalid_token / invalid_dpop_proof /
+// use_dpop_nonce, 403 insufficient_scope, 503 when the replay store or the
+// keys are unavailable). [WriteError] renders them in one place: the
+// WWW-Authenticate challenges of the schemes in force (only the attempted
+// scheme's challenge carries error; none does when no credentials were
+// sent), DPoP-Nonce when needed, Cache-Control: no-store and
+// Access-Control-Expose-Headers. Nothing from the request is echoed or
+// logged.
+package resource

@@ -1,0 +1,23 @@
+package resource_test
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/senderbound/senderbound/resource/internal/restest"
+)
+
+func TestMiddlewareCases(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, nil)
+	srv := httptest.NewServer(e.NetHTTPHandler())
+	t.Cleanup(srv.Close)
+	restest.Run(t, e, map[string]restest.Target{
+		"http": {URL: srv.URL, Client: srv.Client()},
+	}, restest.BearerCases())
+	t.Cleanup(func() {
+		if n := e.CanaryHits.Load(); n != 0 {
+			t.Errorf("canary contacted %d times (ATV-22)", n)
+		}
+	})
+}

@@ -1,0 +1,320 @@
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// RemoteKeySetConfig configures a [RemoteKeySet].
+type RemoteKeySetConfig struct {
+	// JWKSURL is the issuer's jwks_uri. Set either JWKSURL or Issuer.
+	JWKSURL string
+	// Issuer, when JWKSURL is empty, turns on discovery: the jwks_uri is
+	// read from the RFC 8414 metadata at
+	// /.well-known/oauth-authorization-server (issuer path appended), with
+	// a fallback to the OpenID /.well-known/openid-configuration. The
+	// metadata's "issuer" must equal Issuer exactly, otherwise the keys are
+	// refused with [ErrIssuerMismatch] (RFC 8414 §3.3).
+	Issuer string
+	// HTTPClient fetches metadata and keys. If nil, a dedicated client with
+	// a 10 s timeout and http.DefaultTransport is used. Set it to add a
+	// custom CA or a proxy.
+	HTTPClient *http.Client
+	// MinRefreshInterval is the least time between two fetches. A token
+	// naming an unknown kid triggers at most one refresh per interval, and
+	// a failed fetch is retried no sooner. Zero means 30 s.
+	MinRefreshInterval time.Duration
+	// DefaultTTL is how long keys are used when the response has no
+	// Cache-Control max-age. Zero means 5 min.
+	DefaultTTL time.Duration
+	// MaxTTL caps the lifetime taken from Cache-Control max-age. Zero means
+	// 24 h.
+	MaxTTL time.Duration
+	// MaxResponseBytes caps the size of a metadata or JWKS response. Zero
+	// means 1 MiB.
+	MaxResponseBytes int64
+	// Now is the clock. If nil, time.Now is used.
+	Now func() time.Time
+}
+
+// RemoteKeySet is a [KeySet] fetched over HTTP from a jwks_uri (given or
+// discovered). Keys are cached for the lifetime the server's Cache-Control
+// allows (bounded by MaxTTL), refreshed when a token names an unknown kid
+// (at most once per MinRefreshInterval), and concurrent refreshes are
+// collapsed into one request. When a refresh fails the last good keys stay
+// in use. The set is fetched lazily on first use.
+//
+// A RemoteKeySet is long-lived and safe for concurrent use; build one per
+// issuer and reuse it. Header parameters of tokens (jku, x5u) are never
+// fetched: only the configured or discovered URL is.
+type RemoteKeySet struct {
+	cfg RemoteKeySetConfig
+
+	mu        sync.Mutex
+	keys      *Keys
+	expires   time.Time // when keys should be refetched
+	lastFetch time.Time // last fetch attempt (success or failure)
+	lastErr   error
+	inflight  chan struct{} // non-nil while a fetch runs
+	jwksURL   string        // discovered or configured
+}
+
+var _ KeySet = (*RemoteKeySet)(nil)
+
+// NewRemoteKeySet validates cfg and returns a key set that fetches on first
+// use. The URLs must be absolute http(s) URLs.
+func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
+	if (cfg.JWKSURL == "") == (cfg.Issuer == "") {
+		return nil, errors.New("resource: set exactly one of JWKSURL and Issuer")
+	}
+	for _, s := range []string{cfg.JWKSURL, cfg.Issuer} {
+		if s == "" {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, errors.New("resource: key set URL must be an absolute http(s) URL")
+		}
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.MinRefreshInterval <= 0 {
+		cfg.MinRefreshInterval = 30 * time.Second
+	}
+	if cfg.DefaultTTL <= 0 {
+		cfg.DefaultTTL = 5 * time.Minute
+	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = 24 * time.Hour
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &RemoteKeySet{cfg: cfg, jwksURL: cfg.JWKSURL}, nil
+}
+
+// Keys returns the cached keys, fetching them when none are cached or they
+// have expired. When a refetch of expired keys fails, the last good keys
+// are returned.
+func (s *RemoteKeySet) Keys(ctx context.Context) (*Keys, error) {
+	s.mu.Lock()
+	now := s.cfg.Now()
+	if s.keys != nil && now.Before(s.expires) {
+		k := s.keys
+		s.mu.Unlock()
+		return k, nil
+	}
+	if s.keys != nil && now.Sub(s.lastFetch) < s.cfg.MinRefreshInterval && s.inflight == nil {
+		// Expired, but the last attempt was recent (and failed, or the
+		// server asked for no caching): keep serving the last good keys.
+		k := s.keys
+		s.mu.Unlock()
+		return k, nil
+	}
+	return s.fetchLocked(ctx, false)
+}
+
+// Refresh refetches the keys because a token named an unknown kid, unless
+// a fetch happened less than MinRefreshInterval ago; concurrent callers
+// share one fetch. It returns the newest keys available.
+func (s *RemoteKeySet) Refresh(ctx context.Context) (*Keys, error) {
+	s.mu.Lock()
+	return s.fetchLocked(ctx, true)
+}
+
+// fetchLocked runs or joins a fetch. Called with s.mu held; releases it.
+func (s *RemoteKeySet) fetchLocked(ctx context.Context, rateLimited bool) (*Keys, error) {
+	if s.inflight == nil {
+		now := s.cfg.Now()
+		if !s.lastFetch.IsZero() && now.Sub(s.lastFetch) < s.cfg.MinRefreshInterval && (rateLimited || s.keys == nil) {
+			k, err := s.keys, s.lastErr
+			s.mu.Unlock()
+			if k != nil {
+				return k, nil
+			}
+			return nil, err
+		}
+		s.lastFetch = now
+		done := make(chan struct{})
+		s.inflight = done
+		go s.fetch(ctx, done)
+	}
+	done := s.inflight
+	s.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys != nil {
+		return s.keys, nil
+	}
+	return nil, s.lastErr
+}
+
+// fetch performs one fetch detached from the caller's cancellation (other
+// callers may be waiting on it), bounded by the HTTP client's timeout.
+func (s *RemoteKeySet) fetch(ctx context.Context, done chan struct{}) {
+	ctx = context.WithoutCancel(ctx)
+	keys, ttl, err := s.download(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.lastErr = err
+	} else {
+		s.keys = keys
+		s.lastErr = nil
+		s.expires = s.cfg.Now().Add(ttl)
+	}
+	s.inflight = nil
+	close(done)
+}
+
+func (s *RemoteKeySet) download(ctx context.Context) (*Keys, time.Duration, error) {
+	s.mu.Lock()
+	jwksURL := s.jwksURL
+	s.mu.Unlock()
+	if jwksURL == "" {
+		u, err := s.discover(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		s.mu.Lock()
+		s.jwksURL = u
+		s.mu.Unlock()
+		jwksURL = u
+	}
+	body, hdr, err := s.get(ctx, jwksURL)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys, err := parseJWKS(body)
+	if err != nil {
+		return nil, 0, err
+	}
+	return keys, s.ttl(hdr), nil
+}
+
+// parseJWKS parses a JWK Set, skipping members go-jose cannot parse (an
+// unknown kty from a newer issuer) but refusing the set when a parsed key
+// is unacceptable (private or symmetric material).
+func parseJWKS(body []byte) (*Keys, error) {
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, errors.New("resource: JWKS is not a JSON key set")
+	}
+	var set jose.JSONWebKeySet
+	for _, m := range raw.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(m); err != nil {
+			continue
+		}
+		set.Keys = append(set.Keys, k)
+	}
+	return NewKeys(set)
+}
+
+func (s *RemoteKeySet) ttl(h http.Header) time.Duration {
+	ttl := s.cfg.DefaultTTL
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			d = strings.ToLower(strings.TrimSpace(d))
+			switch {
+			case d == "no-store" || d == "no-cache":
+				return 0
+			case strings.HasPrefix(d, "max-age="):
+				n, err := strconv.ParseInt(strings.Trim(d[len("max-age="):], `"`), 10, 64)
+				if err == nil && n >= 0 {
+					ttl = time.Duration(min(n, int64(s.cfg.MaxTTL/time.Second))) * time.Second
+				}
+			}
+		}
+	}
+	return min(ttl, s.cfg.MaxTTL)
+}
+
+func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
+	iss := s.cfg.Issuer
+	u, _ := url.Parse(iss)
+	path := strings.TrimSuffix(u.Path, "/")
+	rfc8414 := *u
+	rfc8414.Path = "/.well-known/oauth-authorization-server" + path
+	rfc8414.RawPath = ""
+	oidc := strings.TrimSuffix(iss, "/") + "/.well-known/openid-configuration"
+	var lastErr error
+	for _, mu := range []string{rfc8414.String(), oidc} {
+		body, _, err := s.get(ctx, mu)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var md struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		if err := json.Unmarshal(body, &md); err != nil {
+			lastErr = errors.New("resource: authorization server metadata is not JSON")
+			continue
+		}
+		if md.Issuer != iss {
+			return "", ErrIssuerMismatch
+		}
+		ju, err := url.Parse(md.JWKSURI)
+		if err != nil || (ju.Scheme != "https" && ju.Scheme != "http") || ju.Host == "" {
+			return "", errors.New("resource: metadata jwks_uri is not an absolute http(s) URL")
+		}
+		return md.JWKSURI, nil
+	}
+	return "", lastErr
+}
+
+func (s *RemoteKeySet) get(ctx context.Context, u string) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resource: %w", err)
+	}
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resource: fetching keys: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, nil, fmt.Errorf("resource: fetching keys: HTTP status %d", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !(mt == "application/json" || mt == "application/jwk-set+json") {
+			return nil, nil, errors.New("resource: fetching keys: response is not JSON")
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("resource: fetching keys: %w", err)
+	}
+	if int64(len(body)) > s.cfg.MaxResponseBytes {
+		return nil, nil, errors.New("resource: fetching keys: response too large")
+	}
+	return body, resp.Header, nil
+}

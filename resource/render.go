@@ -1,0 +1,119 @@
+package resource
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// WriteError renders err as the HTTP response: status, WWW-Authenticate
+// challenges for the schemes in force (only the attempted scheme's
+// challenge carries error, and none does when the request had no
+// credentials), DPoP-Nonce when one was minted, Cache-Control: no-store,
+// and Access-Control-Expose-Headers for WWW-Authenticate and DPoP-Nonce.
+// The body is a short JSON object with the error code. Nothing from the
+// request is echoed. An error that is not an [*Error] is rendered as 503.
+//
+// WriteError is the one place responses for rejected requests are built;
+// the net/http middleware and the Echo adapter both use it.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusServiceUnavailable, Err: ErrUnavailable, Reason: "internal"}
+	}
+	h := w.Header()
+	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+		for _, s := range e.schemes {
+			h.Add("WWW-Authenticate", e.challenge(s))
+		}
+	}
+	if e.nonce != "" {
+		h.Set("DPoP-Nonce", e.nonce)
+	}
+	h.Set("Cache-Control", "no-store")
+	exposeHeaders(h)
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	body := `{"error":"` + e.Code + `"}`
+	if e.Code == "" {
+		if e.Status == http.StatusServiceUnavailable {
+			body = `{"error":"temporarily_unavailable"}`
+		} else {
+			body = `{"error":"unauthorized"}`
+		}
+	}
+	_, _ = w.Write([]byte(body + "\n"))
+}
+
+func exposeHeaders(h http.Header) {
+	h.Add("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
+}
+
+// challenge renders one challenge. Every value comes from configuration or
+// from fixed strings and is still filtered to the RFC 6750 §3 character
+// sets.
+func (e *Error) challenge(scheme string) string {
+	var b strings.Builder
+	b.WriteString(scheme)
+	sep := " "
+	param := func(name, value string, ok func(byte) bool) {
+		b.WriteString(sep)
+		b.WriteString(name)
+		b.WriteString(`="`)
+		b.WriteString(filter(value, ok))
+		b.WriteString(`"`)
+		sep = ", "
+	}
+	if scheme == schemeBearer {
+		param("realm", e.realm, isErrorChar)
+	}
+	if scheme == e.scheme && e.Code != "" {
+		param("error", e.Code, isErrorChar)
+		if e.Description != "" {
+			param("error_description", e.Description, isErrorChar)
+		}
+		if e.scope != "" {
+			param("scope", e.scope, isErrorChar)
+		}
+	}
+	if scheme == schemeDPoP && len(e.algs) > 0 {
+		param("algs", strings.Join(e.algs, " "), isErrorChar)
+	}
+	return b.String()
+}
+
+// isErrorChar: %x20-21 / %x23-5B / %x5D-7E (RFC 6750 §3).
+func isErrorChar(c byte) bool {
+	return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'
+}
+
+func filter(s string, ok func(byte) bool) string {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			var b strings.Builder
+			for j := 0; j < len(s); j++ {
+				if ok(s[j]) {
+					b.WriteByte(s[j])
+				}
+			}
+			return b.String()
+		}
+	}
+	return s
+}
+
+// SetResponseHeaders adds what a successful response must carry: a fresh
+// DPoP-Nonce when the client's nonce is due for renewal (with
+// Cache-Control: no-store, RFC 9449 §8.2), Cache-Control: no-store when a
+// forwarded client certificate decided (RFC 9440 §2.4), and the
+// Access-Control-Expose-Headers entries. Call it before writing the
+// response; the middleware does.
+func (p *Principal) SetResponseHeaders(h http.Header) {
+	if p.nonce != "" {
+		h.Set("DPoP-Nonce", p.nonce)
+	}
+	if p.nonce != "" || p.forwarded {
+		h.Set("Cache-Control", "no-store")
+	}
+	exposeHeaders(h)
+}

@@ -1,0 +1,377 @@
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Principal is the authenticated caller of one request. Its slices and
+// Claims may be shared with other requests presenting the same token and
+// must not be modified.
+type Principal struct {
+	// Subject is the token's sub claim.
+	Subject string
+	// ClientID is the token's client_id claim.
+	ClientID string
+	// Issuer is the token's iss claim.
+	Issuer string
+	// Scopes are the space-separated values of the token's scope claim.
+	Scopes []string
+	// Binding says how possession was proven.
+	Binding Binding
+	// BindingValue is the cnf value that was matched: the RFC 7638 JWK
+	// thumbprint for BindingDPoP, the certificate x5t#S256 for
+	// BindingMTLS, "" for BindingBearer. A token bound to both carries
+	// the jkt here and the certificate thumbprint in CertThumbprint.
+	BindingValue string
+	// CertThumbprint is the matched x5t#S256 when the token was
+	// certificate-bound, else "".
+	CertThumbprint string
+	// ExpiresAt is the token's exp.
+	ExpiresAt time.Time
+	// Claims is the verified JWT claims set as JSON, for claims this type
+	// does not surface. Decode it with encoding/json.
+	Claims json.RawMessage
+
+	nonce     string // fresh DPoP-Nonce to hand the client, or ""
+	forwarded bool   // authorised by a forwarded client certificate
+}
+
+// HasScope reports whether the token granted scope s.
+func (p *Principal) HasScope(s string) bool { return contains(p.Scopes, s) }
+
+// Verifier checks access tokens and their sender constraint on incoming
+// requests. Build it once with [New]; it is safe for concurrent use.
+type Verifier struct {
+	issuers              []Issuer
+	issuerIndex          map[string]int
+	audience             string
+	algs                 []jose.SignatureAlgorithm
+	leeway               time.Duration
+	requiredClaims       []string
+	insecureAllowUntyped bool
+	maxTokenBytes        int
+	realm                string
+	now                  func() time.Time
+	logger               *slog.Logger
+	onReject             func(string)
+	cache                *lru.Cache[[32]byte, *token]
+
+	ext // DPoP and mTLS wiring, see binding.go
+}
+
+var defaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+
+var asymmetric = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
+}
+
+// New validates cfg and builds a Verifier. It refuses: no issuers, an
+// issuer without identifier or keys, duplicate identifiers, no audience,
+// a non-asymmetric algorithm, a negative leeway, unknown required claims.
+func New(cfg Config) (*Verifier, error) {
+	if len(cfg.Issuers) == 0 {
+		return nil, errors.New("resource: at least one issuer is required")
+	}
+	if cfg.Audience == "" {
+		return nil, errors.New("resource: Audience is required")
+	}
+	if cfg.Leeway < 0 {
+		return nil, errors.New("resource: negative Leeway")
+	}
+	v := &Verifier{
+		issuers:              append([]Issuer(nil), cfg.Issuers...),
+		issuerIndex:          map[string]int{},
+		audience:             cfg.Audience,
+		leeway:               cfg.Leeway,
+		insecureAllowUntyped: cfg.InsecureAllowUntypedTokens,
+		maxTokenBytes:        cfg.MaxTokenBytes,
+		realm:                cfg.Realm,
+		now:                  cfg.Now,
+		logger:               cfg.Logger,
+		onReject:             cfg.OnReject,
+	}
+	for i, is := range v.issuers {
+		if is.Identifier == "" || is.Keys == nil {
+			return nil, fmt.Errorf("resource: issuer %d needs an Identifier and Keys", i)
+		}
+		if _, dup := v.issuerIndex[is.Identifier]; dup {
+			return nil, fmt.Errorf("resource: issuer %q listed twice", is.Identifier)
+		}
+		v.issuerIndex[is.Identifier] = i
+	}
+	algs := cfg.Algorithms
+	if algs == nil {
+		algs = defaultAlgorithms
+	}
+	if len(algs) == 0 {
+		return nil, errors.New("resource: empty Algorithms")
+	}
+	for _, a := range algs {
+		if !asymmetric[a] {
+			return nil, fmt.Errorf("resource: algorithm %q is not an accepted asymmetric signature algorithm", a)
+		}
+		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
+	}
+	if cfg.RequiredClaims == nil {
+		v.requiredClaims = []string{"sub", "client_id", "iat", "jti"}
+	} else {
+		for _, c := range cfg.RequiredClaims {
+			switch c {
+			case "sub", "client_id", "iat", "jti":
+			default:
+				return nil, fmt.Errorf("resource: unsupported required claim %q", c)
+			}
+		}
+		v.requiredClaims = append([]string(nil), cfg.RequiredClaims...)
+	}
+	if v.maxTokenBytes <= 0 {
+		v.maxTokenBytes = 16 << 10
+	}
+	if v.realm == "" {
+		v.realm = cfg.Audience
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	size := cfg.TokenCacheSize
+	if size == 0 {
+		size = 10000
+	}
+	if size > 0 {
+		c, err := lru.New[[32]byte, *token](size)
+		if err != nil {
+			return nil, fmt.Errorf("resource: token cache: %w", err)
+		}
+		v.cache = c
+	}
+	if err := v.initExt(cfg); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// ValidatePolicy reports whether p can be enforced with this Verifier's
+// configuration (for example AcceptDPoP needs a DPoP proof verifier).
+func (v *Verifier) ValidatePolicy(p Policy) error {
+	if p.Accept > AcceptAny {
+		return errors.New("resource: invalid Policy.Accept")
+	}
+	if p.Accept == AcceptDPoP && !v.dpopEnabled() {
+		return errors.New("resource: Policy.Accept is AcceptDPoP but no DPoP verifier is configured")
+	}
+	for _, s := range p.Scopes {
+		if s == "" || !isScopeToken(s) {
+			return fmt.Errorf("resource: invalid scope %q in Policy", s)
+		}
+	}
+	return nil
+}
+
+// isScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) (RFC 6749 §3.3).
+func isScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// schemes returns the challenges in force for p, DPoP first.
+func (v *Verifier) schemes(p Policy) []string {
+	switch p.Accept {
+	case AcceptDPoP:
+		return []string{schemeDPoP}
+	case AcceptMTLS:
+		return []string{schemeBearer}
+	default:
+		if v.dpopEnabled() {
+			return []string{schemeDPoP, schemeBearer}
+		}
+		return []string{schemeBearer}
+	}
+}
+
+func (v *Verifier) accepts(p Policy, scheme string) bool {
+	for _, s := range v.schemes(p) {
+		if s == scheme {
+			return true
+		}
+	}
+	return false
+}
+
+// Check authenticates r under policy p. It returns the principal, or an
+// [*Error] whose class sentinel says why (render it with [WriteError]).
+// Check never writes to a response and never logs request data; it calls
+// Config.Logger and Config.OnReject once per rejection.
+//
+// On success, hand the principal's response headers to the client with
+// [Principal.SetResponseHeaders] (a fresh DPoP-Nonce when due, and
+// Cache-Control: no-store when a forwarded certificate decided).
+func (v *Verifier) Check(r *http.Request, p Policy) (*Principal, error) {
+	pr, err := v.check(r, p)
+	if err != nil {
+		e := v.toError(r, p, err)
+		v.report(e)
+		return nil, e
+	}
+	return pr, nil
+}
+
+func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
+	if err := v.ValidatePolicy(p); err != nil {
+		return nil, fail(ErrUnavailable, "policy_invalid", "service misconfigured")
+	}
+	cred, err := v.readCredentials(r)
+	if err != nil {
+		return nil, err
+	}
+	if cred.scheme == "" {
+		return nil, fail(ErrNoCredentials, "no_credentials", "")
+	}
+	if !v.accepts(p, cred.scheme) {
+		return nil, &schemeRefused{fail(ErrNoCredentials, "scheme_not_accepted", "")}
+	}
+	if cred.scheme == schemeDPoP {
+		if err := v.checkTransport(r); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := v.token(r.Context(), cred.token)
+	if err != nil {
+		return nil, err
+	}
+	now := v.now()
+	if err := v.checkTime(tok, now); err != nil {
+		return nil, err
+	}
+	pr := &Principal{
+		Subject:   tok.claims.Subject,
+		ClientID:  tok.claims.ClientID,
+		Issuer:    tok.claims.Issuer,
+		Scopes:    tok.scopes,
+		ExpiresAt: tok.exp,
+		Claims:    tok.raw,
+	}
+	if err := v.checkBinding(r, p, cred, tok, pr); err != nil {
+		return nil, err
+	}
+	for _, s := range p.Scopes {
+		if !contains(tok.scopes, s) {
+			return nil, &scopeFailure{fail(ErrInsufficientScope, "insufficient_scope", "the access token lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
+		}
+	}
+	return pr, nil
+}
+
+// schemeRefused marks a request whose scheme this route does not offer:
+// rendered as 401 with the route's challenges and no error (the attempted
+// scheme's challenge is not among them).
+type schemeRefused struct{ *failure }
+
+// scopeFailure carries the scope to announce and a nonce already minted.
+type scopeFailure struct {
+	*failure
+	scope string
+	nonce string
+}
+
+// token returns the verified token for raw, from the cache when possible.
+func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
+	if v.cache == nil {
+		return v.verifyToken(ctx, raw)
+	}
+	if len(raw) > v.maxTokenBytes {
+		return nil, fail(ErrInvalidToken, "token_too_large", "access token too large")
+	}
+	key := tokenDigest(raw)
+	if t, ok := v.cache.Get(key); ok {
+		if t.rawString == raw && v.keyStillTrusted(ctx, t) {
+			if v.now().Before(t.exp.Add(v.leeway)) {
+				return t, nil
+			}
+		}
+		v.cache.Remove(key)
+	}
+	t, err := v.verifyToken(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if v.now().Before(t.exp.Add(v.leeway)) {
+		v.cache.Add(key, t)
+	}
+	return t, nil
+}
+
+// keyStillTrusted reports whether the key that verified t is still in its
+// issuer's current key set.
+func (v *Verifier) keyStillTrusted(ctx context.Context, t *token) bool {
+	keys, err := v.issuers[t.issuer].Keys.Keys(ctx)
+	return err == nil && keys.has(t.keyID)
+}
+
+func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
+	e := &Error{
+		schemes: v.schemes(p),
+		realm:   v.realm,
+		algs:    v.dpopAlgs(),
+	}
+	var f *failure
+	var sr *schemeRefused
+	var sf *scopeFailure
+	var nf *nonceFailure
+	switch {
+	case errors.As(err, &sr):
+		f = sr.failure
+	case errors.As(err, &sf):
+		f = sf.failure
+		e.scope = sf.scope
+		e.nonce = sf.nonce
+	case errors.As(err, &nf):
+		f = nf.failure
+		e.nonce = nf.nonce
+	case errors.As(err, &f):
+	default:
+		f = fail(ErrUnavailable, "internal", "service temporarily unavailable")
+	}
+	e.Err = f.class
+	e.Reason = f.reason
+	e.Description = f.desc
+	e.Status = statusFor(f.class)
+	e.Code = codeFor(f.class)
+	if sr == nil && f.class != ErrNoCredentials && f.class != ErrUnavailable {
+		if s, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(s, schemeDPoP) {
+			e.scheme = schemeDPoP
+		} else if strings.EqualFold(s, schemeBearer) {
+			e.scheme = schemeBearer
+		}
+	}
+	return e
+}
+
+func (v *Verifier) report(e *Error) {
+	if v.onReject != nil {
+		v.onReject(e.Reason)
+	}
+	if v.logger != nil {
+		v.logger.Info("resource: request rejected",
+			slog.String("reason", e.Reason),
+			slog.Int("status", e.Status),
+			slog.String("scheme", e.scheme))
+	}
+}
