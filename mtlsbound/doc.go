@@ -1,0 +1,61 @@
+// Package mtlsbound implements the certificate side of OAuth 2.0 mutual-TLS
+// (RFC 8705): certificate thumbprints for certificate-bound access tokens
+// (cnf.x5t#S256), client authentication with tls_client_auth and
+// self_signed_tls_client_auth, finding the client certificate of a request
+// (from the TLS connection, or from an RFC 9440 Client-Cert header set by a
+// trusted TLS-terminating proxy), CRL revocation checking, and the TLS
+// configuration that ties them together.
+//
+// It imports only the standard library and go-jose; the subpackage
+// [github.com/senderbound/senderbound/mtlsbound/certs] makes test CAs and
+// certificates.
+//
+// # Thumbprints and binding (RFC 8705 §3)
+//
+// [Thumbprint] is base64url(SHA-256(DER)) without padding. A resource server
+// checks a token's binding with [CheckBinding], which compares in constant
+// time and never validates the certificate chain (RFC 8705 §6.2):
+//
+//	src, _ := mtlsbound.NewSource(mtlsbound.SourceConfig{})
+//	cert, err := src.ClientCertificate(r)          // TLS layer only by default
+//	if err != nil { /* 400: malformed forwarded header */ }
+//	if err := mtlsbound.CheckBinding(cert, claims.Cnf.X5tS256); err != nil {
+//		// 401 Bearer error="invalid_token"
+//	}
+//
+// # Where the certificate comes from
+//
+// A [Source] returns the TLS-layer certificate when there is one; it is
+// authoritative and no header overrides it. Only when the connection has no
+// client certificate and the immediate peer (r.RemoteAddr) is one of
+// [SourceConfig.TrustedProxies] does it read the forwarded header: RFC 9440
+// Client-Cert by default, or opt-in Envoy X-Forwarded-Client-Cert and nginx
+// $ssl_client_escaped_cert formats. With no trusted proxies (the default)
+// headers are never read. The proxy must strip client-supplied copies of the
+// header. Responses chosen with a forwarded certificate must be marked
+// Cache-Control: no-store or Vary on the header ([Source.Forwarded]).
+//
+// # Client authentication (RFC 8705 §2)
+//
+// [PKIAuth] implements tls_client_auth: the certificate must chain to a small
+// set of configured roots with the clientAuth extended key usage and match
+// exactly one registered selector (subject DN, or a SAN of one type).
+// [SelfSignedAuth] implements self_signed_tls_client_auth: the certificate
+// must be byte-for-byte one of the registered ones. Both return errors
+// wrapping the sentinels in errors.go; a token endpoint maps all of them to
+// invalid_client.
+//
+// # Revocation
+//
+// [CRLChecker] fetches, verifies and caches CRLs. Prefer short-lived client
+// certificates (hours to days) to revocation: a CRL is only as fresh as its
+// NextUpdate, and a checker that cannot reach the CRL distribution point
+// must fail closed.
+//
+// # TLS
+//
+// [ServerTLSConfig] requests a client certificate without requiring or
+// verifying it at the handshake (the handshake still proves key possession),
+// so each client's policy is applied afterwards. [NewClient] returns an HTTP
+// client that presents a certificate.
+package mtlsbound
