@@ -1,24 +1,73 @@
 package resource
 
 import (
+	"errors"
 	"net/http"
+	"strings"
+
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/trustedproxy"
+	"github.com/senderbound/senderbound/mtlsbound"
 )
 
-// ext holds the sender-constraint wiring (DPoP proof verification and
-// client certificates).
-type ext struct{}
+// ext holds the sender-constraint wiring: DPoP proof verification, the
+// target URI, trusted proxies and client certificates.
+type ext struct {
+	dpop         *dpop.Verifier
+	dpopAlgs     []string
+	nonces       dpop.NonceSource
+	nonceDue     interface{ Due(string) bool }
+	target       *dpop.TargetURI
+	proxies      trustedproxy.Set
+	insecureHTTP bool
+	certs        *mtlsbound.Source
+}
 
-func (v *Verifier) initExt(Config) error { return nil }
+func (v *Verifier) initExt(cfg Config) error {
+	set, err := trustedproxy.Parse(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	v.proxies = set
+	v.insecureHTTP = cfg.InsecureAllowDPoPOverHTTP
+	v.certs = cfg.ClientCerts
+	if v.certs == nil {
+		v.certs, err = mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: cfg.TrustedProxies})
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.DPoP == nil {
+		return nil
+	}
+	d := cfg.DPoP
+	v.dpop, err = dpop.NewVerifier(dpop.Config{
+		Algorithms:    d.Algorithms,
+		MaxAge:        d.MaxAge,
+		FutureSkew:    d.FutureSkew,
+		Now:           v.now,
+		ReplayStore:   d.ReplayStore,
+		Nonces:        d.Nonces,
+		MaxProofBytes: d.MaxProofBytes,
+	})
+	if err != nil {
+		return err
+	}
+	v.dpopAlgs = v.dpop.Algorithms()
+	v.nonces = d.Nonces
+	v.nonceDue, _ = d.Nonces.(interface{ Due(string) bool })
+	v.target, err = dpop.NewTargetURI(dpop.TargetURIConfig{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies})
+	return err
+}
 
 // dpopEnabled reports whether DPoP proofs can be verified.
-func (v *Verifier) dpopEnabled() bool { return false }
+func (v *Verifier) dpopEnabled() bool { return v.dpop != nil }
 
-// dpopAlgs returns the proof algorithms for the DPoP challenge.
-func (v *Verifier) dpopAlgs() []string { return nil }
-
-// checkTransport refuses DPoP over plain HTTP (RFC 9449 §2).
+// checkTransport refuses DPoP over plain HTTP (RFC 9449 §2) unless the
+// request came through a trusted TLS-terminating proxy or the insecure
+// option is set.
 func (v *Verifier) checkTransport(r *http.Request) error {
-	if r.TLS == nil {
+	if r.TLS == nil && !v.insecureHTTP && !v.proxies.TrustedPeer(r) {
 		return fail(ErrInvalidRequest, "dpop_over_http", "DPoP requires HTTPS")
 	}
 	return nil
@@ -33,20 +82,108 @@ type nonceFailure struct {
 // checkBinding enforces the token's cnf against the request: the scheme
 // must fit the binding (no downgrade), the proof or certificate must match.
 func (v *Verifier) checkBinding(r *http.Request, p Policy, cred credentials, tok *token, pr *Principal) error {
-	switch cred.scheme {
-	case schemeDPoP:
-		return fail(ErrInvalidToken, "dpop_unsupported", "DPoP is not supported")
-	default: // Bearer
-		if tok.hasJKT {
-			return fail(ErrInvalidToken, "bearer_downgrade", "a DPoP-bound token requires the DPoP scheme")
+	if cred.scheme == schemeDPoP {
+		if !tok.hasJKT {
+			return fail(ErrInvalidToken, "token_not_dpop_bound", "the access token is not DPoP-bound")
 		}
 		if tok.hasX5T {
-			return fail(ErrInvalidToken, "certificate_missing", "a certificate-bound token requires the client certificate")
+			// Bound both ways: both proofs are needed (RFC 7800 §3.1).
+			if err := v.checkCertificate(r, tok, pr); err != nil {
+				return err
+			}
 		}
-		if p.Accept != AcceptAny {
-			return fail(ErrInvalidToken, "token_unbound", "this resource requires a sender-constrained token")
+		if err := v.checkProof(r, cred, tok, pr); err != nil {
+			return err
 		}
-		pr.Binding = BindingBearer
+		pr.Binding, pr.BindingValue = BindingDPoP, tok.jkt
 		return nil
 	}
+	// Bearer scheme.
+	if tok.hasJKT {
+		return fail(ErrInvalidToken, "bearer_downgrade", "a DPoP-bound token requires the DPoP scheme")
+	}
+	if tok.hasX5T {
+		if err := v.checkCertificate(r, tok, pr); err != nil {
+			return err
+		}
+		pr.Binding, pr.BindingValue = BindingMTLS, tok.x5t
+		return nil
+	}
+	if p.Accept != AcceptAny {
+		return fail(ErrInvalidToken, "token_unbound", "this resource requires a sender-constrained token")
+	}
+	pr.Binding = BindingBearer
+	return nil
+}
+
+// checkProof verifies the DPoP proof for this request, token and key.
+func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr *Principal) error {
+	n := 0
+	for k, vs := range r.Header {
+		if strings.EqualFold(k, "DPoP") {
+			n += len(vs)
+		}
+	}
+	if n > 1 {
+		return fail(ErrInvalidRequest, "multiple_dpop_fields", "more than one DPoP field")
+	}
+	proof, err := dpop.ProofFromHeader(r.Header)
+	if err != nil {
+		if errors.Is(err, dpop.ErrMissingProof) {
+			return fail(ErrInvalidProof, "proof_missing", "DPoP proof missing")
+		}
+		return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+	}
+	htu, err := v.target.URL(r)
+	if err != nil {
+		return fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
+	}
+	got, err := v.dpop.Verify(r.Context(), proof, dpop.Expect{
+		Method:      r.Method,
+		URL:         htu,
+		AccessToken: cred.token,
+		JKT:         tok.jkt,
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, dpop.ErrStoreUnavailable):
+		return fail(ErrUnavailable, "replay_store_unavailable", "service temporarily unavailable")
+	case errors.Is(err, dpop.ErrUseNonce):
+		nonce, nerr := v.nonces.NewNonce()
+		if nerr != nil {
+			return fail(ErrUnavailable, "nonce_unavailable", "service temporarily unavailable")
+		}
+		return &nonceFailure{fail(ErrUseNonce, "nonce_required", "a fresh DPoP nonce is required"), nonce}
+	case errors.Is(err, dpop.ErrKeyMismatch):
+		return fail(ErrInvalidToken, "proof_key_mismatch", "DPoP proof key does not match the access token")
+	case errors.Is(err, dpop.ErrReplay):
+		return fail(ErrInvalidProof, "proof_replayed", "DPoP proof invalid")
+	default:
+		return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+	}
+	if v.nonceDue != nil && v.nonceDue.Due(got.Nonce) {
+		if nonce, err := v.nonces.NewNonce(); err == nil {
+			pr.nonce = nonce
+		}
+	}
+	return nil
+}
+
+// checkCertificate matches cnf.x5t#S256 against the client certificate.
+// The certificate comes from the TLS connection, or from the Client-Cert
+// header of a trusted proxy; the chain is not validated (RFC 8705 §6.2).
+func (v *Verifier) checkCertificate(r *http.Request, tok *token, pr *Principal) error {
+	cert, forwarded, err := v.certs.Extract(r)
+	if err != nil {
+		return fail(ErrInvalidRequest, "client_cert_header_invalid", "malformed forwarded client certificate")
+	}
+	if err := mtlsbound.CheckBinding(cert, tok.x5t); err != nil {
+		if errors.Is(err, mtlsbound.ErrNoCertificate) {
+			return fail(ErrInvalidToken, "certificate_missing", "the access token requires the client certificate")
+		}
+		return fail(ErrInvalidToken, "certificate_mismatch", "the client certificate does not match the access token")
+	}
+	pr.CertThumbprint = tok.x5t
+	pr.forwarded = pr.forwarded || forwarded
+	return nil
 }

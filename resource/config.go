@@ -3,6 +3,9 @@ package resource
 import (
 	"log/slog"
 	"time"
+
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/mtlsbound"
 )
 
 // Issuer is one trusted authorization server: its exact issuer identifier
@@ -57,8 +60,37 @@ type Config struct {
 	// Realm is the realm auth-param of Bearer challenges. Empty means the
 	// Audience.
 	Realm string
-	// Now is the clock. If nil, time.Now is used.
+	// Now is the clock. If nil, time.Now is used. It is also the clock of
+	// the DPoP proof verifier.
 	Now func() time.Time
+
+	// DPoP, when set, accepts DPoP-bound tokens under the DPoP scheme
+	// (RFC 9449). nil means the DPoP scheme is not offered.
+	DPoP *DPoPConfig
+	// PublicURL is the externally visible base URL of this server (for
+	// example "https://api.example.com"); the expected DPoP htu is PublicURL
+	// followed by the request path. Recommended behind proxies. If empty,
+	// the htu is derived from the connection (TLS or not, Host), or from
+	// X-Forwarded-Proto/-Host or Forwarded when the immediate peer is in
+	// TrustedProxies.
+	PublicURL string
+	// TrustedProxies lists CIDRs or addresses of TLS-terminating proxies
+	// in front of this server. Only from these peers are forwarded
+	// headers believed: the RFC 9440 Client-Cert header (mTLS-bound tokens)
+	// and X-Forwarded-Proto/-Host or Forwarded (htu, when PublicURL is
+	// empty); and requests from them count as having arrived over TLS.
+	// Empty (the default) trusts no proxy.
+	TrustedProxies []string
+	// ClientCerts finds the client certificate for certificate-bound
+	// tokens. If nil, a source built from TrustedProxies is used: the TLS
+	// connection's certificate, else an RFC 9440 Client-Cert header from a
+	// trusted proxy. Set it for other header formats.
+	ClientCerts *mtlsbound.Source
+	// InsecureAllowDPoPOverHTTP accepts DPoP on plain-HTTP requests that
+	// did not come through a trusted TLS-terminating proxy. RFC 9449 §2
+	// requires TLS; this MUST NOT be set outside local demos and tests.
+	InsecureAllowDPoPOverHTTP bool
+
 	// Logger, when set, receives one Info record per rejected request with
 	// the reason, status and scheme. Tokens, proofs and request data are
 	// never logged.
@@ -67,6 +99,30 @@ type Config struct {
 	// stable reason (for example "token_expired"), e.g. to count rejections
 	// by reason. It must be safe for concurrent use and must not block.
 	OnReject func(reason string)
+}
+
+// DPoPConfig configures DPoP proof verification at the resource server.
+type DPoPConfig struct {
+	// Algorithms is the allow-list of proof algorithms, also announced in
+	// the algs challenge parameter and the metadata. Required; asymmetric
+	// algorithms only.
+	Algorithms []string
+	// ReplayStore makes each proof single use (replaycache.LRU for one
+	// instance, replaycache/redisstore for many). Required. When it fails,
+	// requests are refused with 503.
+	ReplayStore dpop.ReplayStore
+	// Nonces, when set, makes a resource-server nonce mandatory in every
+	// proof (RFC 9449 §9): a proof without a valid nonce gets 401
+	// use_dpop_nonce with a fresh DPoP-Nonce. Build it with a Label naming
+	// this server so its nonces are not accepted elsewhere. When it also
+	// has a Due(nonce string) bool method (as *dpop.Nonces does), accepted
+	// requests receive a fresh nonce ahead of expiry.
+	Nonces dpop.NonceSource
+	// MaxAge and FutureSkew bound the proof's iat; zero means the dpop
+	// package defaults (60 s and 15 s).
+	MaxAge, FutureSkew time.Duration
+	// MaxProofBytes caps the proof size; zero means the dpop default (8 KiB).
+	MaxProofBytes int
 }
 
 // Accept selects which kinds of access token a route accepts.

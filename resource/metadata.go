@@ -38,7 +38,7 @@ func (v *Verifier) Metadata(p Policy, scopes []string) Metadata {
 		m.AuthorizationServers = append(m.AuthorizationServers, is.Identifier)
 	}
 	if p.Accept != AcceptMTLS {
-		m.DPoPSigningAlgValuesSupported = v.dpopAlgs()
+		m.DPoPSigningAlgValuesSupported = v.dpopAlgs
 	}
 	return m
 }

@@ -9,7 +9,7 @@ import (
 
 func TestMiddlewareCases(t *testing.T) {
 	t.Parallel()
-	e := restest.NewEnv(t, nil)
+	e := restest.NewEnv(t, restest.Options{})
 	srv := httptest.NewServer(e.NetHTTPHandler())
 	t.Cleanup(srv.Close)
 	restest.Run(t, e, map[string]restest.Target{
@@ -20,4 +20,11 @@ func TestMiddlewareCases(t *testing.T) {
 			t.Errorf("canary contacted %d times (ATV-22)", n)
 		}
 	})
+}
+
+func TestMiddlewareBoundCases(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true})
+	targets := restest.StartServers(t, e, e.NetHTTPHandler())
+	restest.Run(t, e, targets, append(restest.BearerCases(), restest.BoundCases()...))
 }

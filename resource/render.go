@@ -3,7 +3,8 @@ package resource
 import (
 	"errors"
 	"net/http"
-	"strings"
+
+	"github.com/senderbound/senderbound/dpop"
 )
 
 // WriteError renders err as the HTTP response: status, WWW-Authenticate
@@ -49,57 +50,23 @@ func exposeHeaders(h http.Header) {
 	h.Add("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 }
 
-// challenge renders one challenge. Every value comes from configuration or
-// from fixed strings and is still filtered to the RFC 6750 §3 character
-// sets.
+// challenge renders one challenge with dpop.Challenge, which filters every
+// value to its RFC 6750 §3 character set. All values come from
+// configuration or fixed strings in any case.
 func (e *Error) challenge(scheme string) string {
-	var b strings.Builder
-	b.WriteString(scheme)
-	sep := " "
-	param := func(name, value string, ok func(byte) bool) {
-		b.WriteString(sep)
-		b.WriteString(name)
-		b.WriteString(`="`)
-		b.WriteString(filter(value, ok))
-		b.WriteString(`"`)
-		sep = ", "
-	}
+	c := dpop.Challenge{Scheme: scheme}
 	if scheme == schemeBearer {
-		param("realm", e.realm, isErrorChar)
+		c.Realm = e.realm
 	}
 	if scheme == e.scheme && e.Code != "" {
-		param("error", e.Code, isErrorChar)
-		if e.Description != "" {
-			param("error_description", e.Description, isErrorChar)
-		}
-		if e.scope != "" {
-			param("scope", e.scope, isErrorChar)
-		}
+		c.Error = e.Code
+		c.ErrorDescription = e.Description
+		c.Scope = e.scope
 	}
-	if scheme == schemeDPoP && len(e.algs) > 0 {
-		param("algs", strings.Join(e.algs, " "), isErrorChar)
+	if scheme == schemeDPoP {
+		c.Algs = e.algs
 	}
-	return b.String()
-}
-
-// isErrorChar: %x20-21 / %x23-5B / %x5D-7E (RFC 6750 §3).
-func isErrorChar(c byte) bool {
-	return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'
-}
-
-func filter(s string, ok func(byte) bool) string {
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			var b strings.Builder
-			for j := 0; j < len(s); j++ {
-				if ok(s[j]) {
-					b.WriteByte(s[j])
-				}
-			}
-			return b.String()
-		}
-	}
-	return s
+	return c.String()
 }
 
 // SetResponseHeaders adds what a successful response must carry: a fresh

@@ -329,7 +329,7 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 	e := &Error{
 		schemes: v.schemes(p),
 		realm:   v.realm,
-		algs:    v.dpopAlgs(),
+		algs:    v.dpopAlgs,
 	}
 	var f *failure
 	var sr *schemeRefused

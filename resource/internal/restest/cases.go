@@ -217,8 +217,8 @@ func BearerCases() []Case {
 		}),
 		bad("DPOP-RS-02/token one segment", func(testing.TB, *Env) string { return "abc" }),
 		{Name: "ATV-26/ERR-07/insufficient scope", Path: "/admin", Build: auth(B, valid), WantStatus: 403, WantScheme: B, WantError: "insufficient_scope",
-			After: func(t testing.TB, _ *Env, resp *http.Response) {
-				for _, c := range Challenges(resp.Header) {
+			After: func(t testing.TB, call *Call) {
+				for _, c := range Challenges(t, call.Resp.Header) {
 					if c.Scheme == B && c.Params["scope"] != "admin" {
 						t.Fatalf("scope = %q, want admin", c.Params["scope"])
 					}

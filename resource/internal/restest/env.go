@@ -1,10 +1,13 @@
 package restest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,14 +15,17 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 )
 
 // Audience is the resource server identifier used by the case table.
 const Audience = "https://rs.example.test"
 
-// Env is one configured resource server: issuers, a canary that must never
-// be contacted, and the Verifier.
+// Env is one configured resource server: issuers, client keys and
+// certificates, a canary that must never be contacted, and the Verifier.
 type Env struct {
 	T0 time.Time
 	// AS is the main trusted issuer (ES256, kid "as-1").
@@ -32,15 +38,43 @@ type Env struct {
 	Canary     *httptest.Server
 	CanaryHits atomic.Int64
 
-	Config   resource.Config
-	Verifier *resource.Verifier
+	// K1 and K2 are DPoP client keys (ES256).
+	K1, K2 *dpop.Prover
+	// CA issues the server and client certificates. C1 and C2 are client
+	// certificates, C1b is re-issued over C1's key, S1 is self-signed.
+	CA              *certs.CA
+	Server          *certs.Leaf
+	C1, C2, C1b, S1 *certs.Leaf
+	Nonces          *dpop.Nonces
+	Replay          *replaycache.LRU
+	Config          resource.Config
+	Verifier        *resource.Verifier
+	InsecureHTTP    bool
+	nonceSecret     []byte
+	k1Key           *ecdsa.PrivateKey
 }
 
-// NewEnv builds an Env whose clock is frozen at T0. mod may adjust the
-// configuration before the Verifier is built.
-func NewEnv(t testing.TB, mod func(*Env, *resource.Config)) *Env {
+// Options selects optional features of an Env.
+type Options struct {
+	// DPoP enables the DPoP scheme with an in-memory replay store (or
+	// ReplayStore when set).
+	DPoP        bool
+	ReplayStore dpop.ReplayStore
+	// Nonces requires resource-server nonces.
+	Nonces bool
+	// InsecureHTTP accepts DPoP over plain HTTP.
+	InsecureHTTP bool
+	// Mod adjusts the configuration before the Verifier is built.
+	Mod func(*Env, *resource.Config)
+}
+
+// NewEnv builds an Env whose clock is frozen at T0. Loopback peer
+// 127.0.0.1 is the trusted proxy; direct test clients connect from
+// 127.0.0.2.
+func NewEnv(t testing.TB, o Options) *Env {
 	t.Helper()
 	e := &Env{T0: time.Unix(1_900_000_000, 0)}
+	now := func() time.Time { return e.T0 }
 	e.AS = NewIssuer(t, "https://as.example.test", jose.ES256, "as-1")
 	e.AS2 = NewIssuer(t, "https://as2.example.test", jose.RS256, "as2-1")
 	e.Rogue = NewIssuer(t, "https://as.example.test", jose.ES256, "as-1")
@@ -49,6 +83,27 @@ func NewEnv(t testing.TB, mod func(*Env, *resource.Config)) *Env {
 		_, _ = io.WriteString(w, `{"keys":[]}`)
 	}))
 	t.Cleanup(e.Canary.Close)
+	e.K1, e.k1Key = newProver(t, now)
+	e.K2, _ = newProver(t, now)
+	var err error
+	if e.CA, err = certs.NewCA(certs.Options{CommonName: "test CA"}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Server, err = e.CA.Issue(certs.Options{CommonName: "rs", IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e.C1, err = e.CA.Issue(certs.Options{CommonName: "client1", Client: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e.C2, err = e.CA.Issue(certs.Options{CommonName: "client1", Client: true}); err != nil { // same DN, other key (ADV-83)
+		t.Fatal(err)
+	}
+	if e.C1b, err = e.CA.Issue(certs.Options{CommonName: "client1", Client: true, Key: e.C1.Key}); err != nil {
+		t.Fatal(err)
+	}
+	if e.S1, err = certs.SelfSigned(certs.Options{CommonName: "self-signed client", Client: true}); err != nil {
+		t.Fatal(err)
+	}
 	ks1, err := resource.NewStaticKeySet(e.AS.JWKS())
 	if err != nil {
 		t.Fatal(err)
@@ -62,17 +117,52 @@ func NewEnv(t testing.TB, mod func(*Env, *resource.Config)) *Env {
 			{Identifier: e.AS.ID, Keys: ks1},
 			{Identifier: e.AS2.ID, Keys: ks2},
 		},
-		Audience: Audience,
-		Now:      func() time.Time { return e.T0 },
+		Audience:       Audience,
+		Now:            now,
+		TrustedProxies: []string{"127.0.0.1"},
 	}
-	if mod != nil {
-		mod(e, &e.Config)
+	e.InsecureHTTP = o.InsecureHTTP
+	e.Config.InsecureAllowDPoPOverHTTP = o.InsecureHTTP
+	if o.DPoP {
+		store := o.ReplayStore
+		if store == nil {
+			e.Replay, err = replaycache.NewLRU(replaycache.Config{Capacity: 1 << 16, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			store = e.Replay
+		}
+		e.Config.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256"}, ReplayStore: store}
+		if o.Nonces {
+			e.nonceSecret = randBytes(32)
+			e.Nonces, err = dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{e.nonceSecret}, Label: Audience, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Config.DPoP.Nonces = e.Nonces
+		}
+	}
+	if o.Mod != nil {
+		o.Mod(e, &e.Config)
 	}
 	e.Verifier, err = resource.New(e.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+func newProver(t testing.TB, now func() time.Time) (*dpop.Prover, *ecdsa.PrivateKey) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dpop.NewProver(k, &dpop.ProverOptions{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, k
 }
 
 // Claims returns valid claims from AS for Audience at T0.
@@ -155,11 +245,22 @@ type Case struct {
 	// WantScheme means no challenge carries an error.
 	WantScheme string
 	WantError  string
+	// Replay sends the request once first, expecting 200, then again
+	// (same headers) expecting the Want fields.
+	Replay bool
 	// After runs extra assertions on the response.
-	After func(t testing.TB, e *Env, resp *http.Response)
+	After func(t testing.TB, c *Call)
 }
 
-var paramRE = regexp.MustCompile(`([A-Za-z_]+)="([^"]*)"`)
+// Call is what After sees: the environment, the target, the request sent
+// and the response received (body already read into Body).
+type Call struct {
+	Env    *Env
+	Target Target
+	Req    *http.Request
+	Resp   *http.Response
+	Body   []byte
+}
 
 // Challenge is a parsed WWW-Authenticate challenge.
 type Challenge struct {
@@ -167,17 +268,39 @@ type Challenge struct {
 	Params map[string]string
 }
 
-// Challenges parses the WWW-Authenticate fields of resp (one challenge per
-// field, as the resource package renders them).
-func Challenges(h http.Header) []Challenge {
+// Challenges parses the WWW-Authenticate fields of h with
+// dpop.ParseChallenges and fails on a syntax error or a repeated
+// parameter (ERR-08).
+func Challenges(t testing.TB, h http.Header) []Challenge {
+	t.Helper()
 	var out []Challenge
 	for _, v := range h.Values("WWW-Authenticate") {
-		scheme, rest, _ := strings.Cut(v, " ")
-		c := Challenge{Scheme: scheme, Params: map[string]string{}}
-		for _, m := range paramRE.FindAllStringSubmatch(rest, -1) {
-			c.Params[m[1]] = m[2]
+		if strings.Contains(v, "error=") && strings.Count(v, "error=") != 1 {
+			t.Fatalf("error parameter repeated (ERR-08)")
 		}
-		out = append(out, c)
+		chs, err := dpop.ParseChallenges(v)
+		if err != nil {
+			t.Fatalf("unparsable WWW-Authenticate: %v", err)
+		}
+		for _, c := range chs {
+			p := map[string]string{}
+			if c.Realm != "" {
+				p["realm"] = c.Realm
+			}
+			if c.Error != "" {
+				p["error"] = c.Error
+			}
+			if c.ErrorDescription != "" {
+				p["error_description"] = c.ErrorDescription
+			}
+			if c.Scope != "" {
+				p["scope"] = c.Scope
+			}
+			if len(c.Algs) > 0 {
+				p["algs"] = strings.Join(c.Algs, " ")
+			}
+			out = append(out, Challenge{Scheme: c.Scheme, Params: p})
+		}
 	}
 	return out
 }
@@ -217,6 +340,17 @@ func Run(t *testing.T, e *Env, targets map[string]Target, cases []Case) {
 			if tc.Build != nil {
 				tc.Build(t, e, req)
 			}
+			if tc.Replay {
+				first := req.Clone(req.Context())
+				resp, err := tg.Client.Do(first)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("first send: status %d, want 200", resp.StatusCode)
+				}
+			}
 			resp, err := tg.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -239,7 +373,7 @@ func Run(t *testing.T, e *Env, targets map[string]Target, cases []Case) {
 				t.Fatalf("handler ran on a rejected request")
 			}
 			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-				chs := Challenges(resp.Header)
+				chs := Challenges(t, resp.Header)
 				if len(chs) == 0 {
 					t.Fatal("no WWW-Authenticate challenge")
 				}
@@ -265,7 +399,7 @@ func Run(t *testing.T, e *Env, targets map[string]Target, cases []Case) {
 				t.Fatalf("body %q lacks error %q", rb, tc.WantError)
 			}
 			if tc.After != nil {
-				tc.After(t, e, resp)
+				tc.After(t, &Call{Env: e, Target: tg, Req: req, Resp: resp, Body: rb})
 			}
 		})
 	}
