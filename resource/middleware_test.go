@@ -28,3 +28,17 @@ func TestMiddlewareBoundCases(t *testing.T) {
 	targets := restest.StartServers(t, e, e.NetHTTPHandler())
 	restest.Run(t, e, targets, append(restest.BearerCases(), restest.BoundCases()...))
 }
+
+func TestMiddlewareNonceCases(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true, Nonces: true})
+	targets := restest.StartServers(t, e, e.NetHTTPHandler())
+	restest.Run(t, e, targets, restest.NonceCases())
+}
+
+func TestMiddlewareInsecureHTTPCases(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true, InsecureHTTP: true})
+	targets := restest.StartServers(t, e, e.NetHTTPHandler())
+	restest.Run(t, e, targets, restest.InsecureHTTPCases())
+}
