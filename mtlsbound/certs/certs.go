@@ -72,6 +72,9 @@ type Options struct {
 
 	// ExtraExtensions are copied into the certificate verbatim.
 	ExtraExtensions []pkix.Extension
+
+	// CRLDistributionPoints are URLs of CRLs covering this certificate.
+	CRLDistributionPoints []string
 }
 
 // CA is a certificate authority that issues leaf and intermediate
@@ -155,6 +158,8 @@ func template(o Options, defTTL time.Duration) (*x509.Certificate, error) {
 		IPAddresses:     append([]net.IP(nil), o.IPAddresses...),
 		EmailAddresses:  append([]string(nil), o.EmailAddresses...),
 		ExtraExtensions: append([]pkix.Extension(nil), o.ExtraExtensions...),
+
+		CRLDistributionPoints: append([]string(nil), o.CRLDistributionPoints...),
 	}, nil
 }
 
