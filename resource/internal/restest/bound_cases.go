@@ -27,10 +27,10 @@ func DPoPBound(p *dpop.Prover) func(*Env, map[string]any) {
 	return func(_ *Env, c map[string]any) { c["cnf"] = map[string]any{"jkt": p.Thumbprint()} }
 }
 
-// dpopReq sets "scheme token" and a DPoP proof. tok makes the token; mod
+// DPoPRequest sets "scheme token" and a DPoP proof. tok makes the token; mod
 // edits the proof parameters (defaults: K1, the request's method and URL,
 // ath of the token).
-func dpopReq(scheme string, tok func(testing.TB, *Env) string, mod func(e *Env, p *Proof)) func(testing.TB, *Env, *http.Request) {
+func DPoPRequest(scheme string, tok func(testing.TB, *Env) string, mod func(e *Env, p *Proof)) func(testing.TB, *Env, *http.Request) {
 	return func(t testing.TB, e *Env, r *http.Request) {
 		at := tok(t, e)
 		p := &Proof{Prover: e.K1, Method: r.Method, URL: r.URL.String(), Opts: dpop.ProofOptions{AccessToken: at}}
@@ -49,7 +49,8 @@ func dpopReq(scheme string, tok func(testing.TB, *Env) string, mod func(e *Env, 
 	}
 }
 
-func k1Token(t testing.TB, e *Env) string {
+// K1Token mints a valid AS token bound to K1.
+func K1Token(t testing.TB, e *Env) string {
 	c := e.Claims()
 	c["cnf"] = map[string]any{"jkt": e.K1.Thumbprint()}
 	return e.AS.Mint(t, Header(), c)
@@ -88,39 +89,39 @@ func flipSig(s string) string {
 func BoundCases() []Case {
 	const B, D = "Bearer", "DPoP"
 	dp := func(name string, mod func(e *Env, p *Proof), status int, scheme, code string) Case {
-		return Case{Name: name, Via: "tls", Build: dpopReq(D, k1Token, mod), WantStatus: status, WantScheme: scheme, WantError: code}
+		return Case{Name: name, Via: "tls", Build: DPoPRequest(D, K1Token, mod), WantStatus: status, WantScheme: scheme, WantError: code}
 	}
 	badProof := func(name string, mod func(e *Env, p *Proof)) Case {
 		return dp(name, mod, 401, D, "invalid_dpop_proof")
 	}
 	return []Case{
-		{Name: "DPOP-RS-20/valid DPoP request", Via: "tls", Build: dpopReq(D, k1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
-		{Name: "DPOP-RS-20/scheme dpop lower case", Via: "tls", Build: dpopReq("dpop", k1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "DPOP-RS-20/valid DPoP request", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "DPOP-RS-20/scheme dpop lower case", Via: "tls", Build: DPoPRequest("dpop", K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
 		{Name: "DPOP-RS-03/header name in lower case", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
-			dpopReq(D, k1Token, nil)(t, e, r)
+			DPoPRequest(D, K1Token, nil)(t, e, r)
 			v := r.Header.Get("DPoP")
 			r.Header.Del("DPoP")
 			r.Header["dpop"] = []string{v}
 		}, WantStatus: 200},
-		{Name: "DPOP-RS-11/request query ignored", Path: "/any?a=1", Via: "tls", Build: dpopReq(D, k1Token, nil), WantStatus: 200},
-		{Name: "AcceptBound/DPoP token on default route", Path: "/bound", Via: "tls", Build: dpopReq(D, k1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
-		{Name: "DPOP-RS-15/ADV-107/replayed proof", Via: "tls", Build: dpopReq(D, k1Token, nil), Replay: true, WantStatus: 401, WantScheme: D, WantError: "invalid_dpop_proof"},
-		{Name: "DPOP-RS-25/DPoP over plain HTTP from an untrusted peer", Via: "http", Build: dpopReq(D, k1Token, nil), WantStatus: 400, WantError: "invalid_request"},
-		{Name: "DPOP-RS-25/DPoP through the trusted TLS-terminating proxy", Via: "proxy-none", Build: dpopReq(D, k1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "DPOP-RS-11/request query ignored", Path: "/any?a=1", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200},
+		{Name: "AcceptBound/DPoP token on default route", Path: "/bound", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "DPOP-RS-15/ADV-107/replayed proof", Via: "tls", Build: DPoPRequest(D, K1Token, nil), Replay: true, WantStatus: 401, WantScheme: D, WantError: "invalid_dpop_proof"},
+		{Name: "DPOP-RS-25/DPoP over plain HTTP from an untrusted peer", Via: "http", Build: DPoPRequest(D, K1Token, nil), WantStatus: 400, WantError: "invalid_request"},
+		{Name: "DPOP-RS-25/DPoP through the trusted TLS-terminating proxy", Via: "proxy-none", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
 		{Name: "DPOP-RS-01/two DPoP fields", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
-			dpopReq(D, k1Token, nil)(t, e, r)
+			DPoPRequest(D, K1Token, nil)(t, e, r)
 			p2, _ := e.K1.Proof(r.Method, r.URL.String(), dpop.ProofOptions{AccessToken: strings.TrimPrefix(r.Header.Get("Authorization"), "DPoP ")})
 			r.Header.Add("DPoP", p2)
 		}, WantStatus: 400, WantError: "invalid_request"},
 		{Name: "DPOP-RS-01/DPoP and dpop fields", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
-			dpopReq(D, k1Token, nil)(t, e, r)
+			DPoPRequest(D, K1Token, nil)(t, e, r)
 			p2, _ := e.K1.Proof(r.Method, r.URL.String(), dpop.ProofOptions{AccessToken: strings.TrimPrefix(r.Header.Get("Authorization"), "DPoP ")})
 			r.Header["dpop"] = []string{p2}
 		}, WantStatus: 400, WantError: "invalid_request"},
 		{Name: "DPOP-RS-21/ADV-68/DPoP scheme without proof", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
-			r.Header.Set("Authorization", "DPoP "+k1Token(t, e))
+			r.Header.Set("Authorization", "DPoP "+K1Token(t, e))
 		}, WantStatus: 401, WantScheme: D, WantError: "invalid_dpop_proof"},
-		{Name: "ADV-67/unbound token under DPoP with valid proof", Via: "tls", Build: dpopReq(D, valid, nil), WantStatus: 401, WantScheme: D, WantError: "invalid_token"},
+		{Name: "ADV-67/unbound token under DPoP with valid proof", Via: "tls", Build: DPoPRequest(D, valid, nil), WantStatus: 401, WantScheme: D, WantError: "invalid_token"},
 		{Name: "ADV-33/DPoP proof presented as the access token", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
 			p1, _ := e.K1.Proof(r.Method, r.URL.String(), dpop.ProofOptions{})
 			p2, _ := e.K1.Proof(r.Method, r.URL.String(), dpop.ProofOptions{AccessToken: p1})
@@ -139,7 +140,7 @@ func BoundCases() []Case {
 			p.Prover = proverAt(e, e.T0.Add(-3*time.Minute))
 		}),
 		badProof("ADV-44/iat one day ahead", func(e *Env, p *Proof) { p.Prover = proverAt(e, e.T0.Add(24*time.Hour)) }),
-		{Name: "ERR-07/DPoP token lacking scope", Path: "/admin", Via: "tls", Build: dpopReq(D, k1Token, nil), WantStatus: 403, WantScheme: D, WantError: "insufficient_scope"},
+		{Name: "ERR-07/DPoP token lacking scope", Path: "/admin", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 403, WantScheme: D, WantError: "insufficient_scope"},
 		{Name: "ERR-11/invalid Bearer token: only the Bearer challenge has error", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
 			r.Header.Set("Authorization", "Bearer INVALID_TOKEN")
 		}, WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
@@ -152,7 +153,7 @@ func BoundCases() []Case {
 				t.Fatalf("algs = %q", chs[0].Params["algs"])
 			}
 		}},
-		{Name: "AcceptMTLS/DPoP scheme not offered", Path: "/mtls", Via: "tls", Build: dpopReq(D, k1Token, nil), WantStatus: 401, After: func(t testing.TB, c *Call) {
+		{Name: "AcceptMTLS/DPoP scheme not offered", Path: "/mtls", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 401, After: func(t testing.TB, c *Call) {
 			if chs := Challenges(t, c.Resp.Header); len(chs) != 1 || chs[0].Scheme != B {
 				t.Fatalf("challenges = %v", c.Resp.Header.Values("WWW-Authenticate"))
 			}
@@ -165,10 +166,10 @@ func BoundCases() []Case {
 		{Name: "MTLS-CB-10/ADV-84/no client certificate over TLS", Via: "tls", Build: auth(B, certToken(c1)), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
 		{Name: "MTLS-CB-11/self-signed certificate", Via: "mtls-s1", Build: auth(B, certToken(s1)), WantStatus: 200, WantBinding: resource.BindingMTLS},
 		{Name: "MTLS-CB-14/re-issued certificate, same key", Via: "mtls-c1b", Build: auth(B, certToken(c1)), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
-		{Name: "ERR-13/DPoP-bound token under Bearer over mTLS", Via: "mtls-c1", Build: auth(B, k1Token), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
-		{Name: "MTLS-CB-16/ADV-73/both bindings, only the proof", Via: "tls", Build: dpopReq(D, bothToken, nil), WantStatus: 401, WantScheme: D, WantError: "invalid_token"},
+		{Name: "ERR-13/DPoP-bound token under Bearer over mTLS", Via: "mtls-c1", Build: auth(B, K1Token), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
+		{Name: "MTLS-CB-16/ADV-73/both bindings, only the proof", Via: "tls", Build: DPoPRequest(D, bothToken, nil), WantStatus: 401, WantScheme: D, WantError: "invalid_token"},
 		{Name: "MTLS-CB-16/ADV-73/both bindings, only the certificate", Via: "mtls-c1", Build: auth(B, bothToken), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
-		{Name: "MTLS-CB-16/both bindings, both proofs", Via: "mtls-c1", Build: dpopReq(D, bothToken, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "MTLS-CB-16/both bindings, both proofs", Via: "mtls-c1", Build: DPoPRequest(D, bothToken, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
 		{Name: "ADV-90/x5t#S256 over the SPKI instead of the certificate", Via: "mtls-c1", Build: auth(B, certToken(func(e *Env) string {
 			return mtlsbound.ThumbprintDER(e.C1.Cert.RawSubjectPublicKeyInfo)
 		})), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},

@@ -204,10 +204,13 @@ func OKBody(p *resource.Principal) string {
 }
 
 // NetHTTPHandler serves Routes through the net/http middleware.
-func (e *Env) NetHTTPHandler() http.Handler {
+func (e *Env) NetHTTPHandler() http.Handler { return NetHTTPHandler(e.Verifier) }
+
+// NetHTTPHandler serves Routes through v's net/http middleware.
+func NetHTTPHandler(v *resource.Verifier) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range Routes() {
-		mw := e.Verifier.Middleware(rt.Policy)
+		mw := v.Middleware(rt.Policy)
 		mux.Handle(rt.Path, mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, OKBody(resource.PrincipalFromContext(r.Context())))
 		})))

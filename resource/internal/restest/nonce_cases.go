@@ -33,7 +33,7 @@ func (c *Call) Do(t testing.TB, path, nonce string) (*http.Response, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dpopReq("DPoP", k1Token, func(e *Env, p *Proof) { p.Opts.Nonce = nonce })(t, c.Env, req)
+	DPoPRequest("DPoP", K1Token, func(e *Env, p *Proof) { p.Opts.Nonce = nonce })(t, c.Env, req)
 	resp, err := c.Target.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func (c *Call) Do(t testing.TB, path, nonce string) (*http.Response, []byte) {
 func withNonce(nonce func(t testing.TB, e *Env) string) func(testing.TB, *Env, *http.Request) {
 	return func(t testing.TB, e *Env, r *http.Request) {
 		n := nonce(t, e)
-		dpopReq("DPoP", k1Token, func(e *Env, p *Proof) { p.Opts.Nonce = n })(t, e, r)
+		DPoPRequest("DPoP", K1Token, func(e *Env, p *Proof) { p.Opts.Nonce = n })(t, e, r)
 	}
 }
 
@@ -67,7 +67,7 @@ func retryWithIssuedNonce(t testing.TB, c *Call) {
 func NonceCases() []Case {
 	const D = "DPoP"
 	return []Case{
-		{Name: "ERR-14/ADV-78/proof without nonce", Via: "tls", Build: dpopReq(D, k1Token, nil), WantStatus: 401, WantScheme: D, WantError: "use_dpop_nonce", After: retryWithIssuedNonce},
+		{Name: "ERR-14/ADV-78/proof without nonce", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 401, WantScheme: D, WantError: "use_dpop_nonce", After: retryWithIssuedNonce},
 		{Name: "ERR-15/ADV-80/unknown nonce", Via: "tls", Build: withNonce(func(testing.TB, *Env) string { return "not-a-nonce" }), WantStatus: 401, WantScheme: D, WantError: "use_dpop_nonce", After: retryWithIssuedNonce},
 		{Name: "ADV-80/expired nonce", Via: "tls", Build: withNonce(func(t testing.TB, e *Env) string {
 			return e.NonceAt(t, e.T0.Add(-10*time.Minute), Audience)
@@ -106,9 +106,9 @@ func NonceCases() []Case {
 // InsecureHTTPCases need an Env with DPoP and InsecureHTTP.
 func InsecureHTTPCases() []Case {
 	return []Case{
-		{Name: "DPOP-RS-25/InsecureAllowDPoPOverHTTP accepts plain HTTP", Via: "http", Build: dpopReq("DPoP", k1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
-		{Name: "DPOP-RS-15/replay over plain HTTP", Via: "http", Build: dpopReq("DPoP", k1Token, nil), Replay: true, WantStatus: 401, WantScheme: "DPoP", WantError: "invalid_dpop_proof"},
-		{Name: "DPOP-RS-11/htu https on a plain-HTTP request", Via: "http", Build: dpopReq("DPoP", k1Token, func(e *Env, p *Proof) {
+		{Name: "DPOP-RS-25/InsecureAllowDPoPOverHTTP accepts plain HTTP", Via: "http", Build: DPoPRequest("DPoP", K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "DPOP-RS-15/replay over plain HTTP", Via: "http", Build: DPoPRequest("DPoP", K1Token, nil), Replay: true, WantStatus: 401, WantScheme: "DPoP", WantError: "invalid_dpop_proof"},
+		{Name: "DPOP-RS-11/htu https on a plain-HTTP request", Via: "http", Build: DPoPRequest("DPoP", K1Token, func(e *Env, p *Proof) {
 			p.URL = "https" + p.URL[len("http"):]
 		}), WantStatus: 401, WantScheme: "DPoP", WantError: "invalid_dpop_proof"},
 	}
