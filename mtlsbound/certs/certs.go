@@ -45,6 +45,10 @@ type Options struct {
 	CommonName string
 	// Subject holds further subject attributes (O, OU, C, ...).
 	Subject pkix.Name
+	// RawSubject, when set, is used verbatim as the DER subject Name,
+	// overriding CommonName and Subject (for multi-valued RDNs or unusual
+	// string types).
+	RawSubject []byte
 
 	// DNSNames, URIs, IPAddresses and EmailAddresses are the SAN entries.
 	DNSNames       []string
@@ -151,6 +155,7 @@ func template(o Options, defTTL time.Duration) (*x509.Certificate, error) {
 	return &x509.Certificate{
 		SerialNumber:    sn,
 		Subject:         subj,
+		RawSubject:      append([]byte(nil), o.RawSubject...),
 		NotBefore:       nb.UTC(),
 		NotAfter:        nb.Add(ttl).UTC(),
 		DNSNames:        append([]string(nil), o.DNSNames...),
