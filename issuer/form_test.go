@@ -1,0 +1,159 @@
+package issuer
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseFormBody(t *testing.T) {
+	t.Parallel()
+	const ct = "application/x-www-form-urlencoded"
+	tests := []struct {
+		name    string
+		ct      string
+		body    string
+		want    map[string]string
+		wantErr error
+	}{
+		{name: "ok", ct: ct, body: "grant_type=client_credentials&scope=a+b", want: map[string]string{"grant_type": "client_credentials", "scope": "a b"}},
+		{name: "charset utf-8", ct: ct + "; charset=UTF-8", body: "a=1", want: map[string]string{"a": "1"}},
+		{name: "empty value is omitted", ct: ct, body: "a=&b=2", want: map[string]string{"b": "2"}},
+		{name: "repeated parameter", ct: ct, body: "scope=a&scope=b", wantErr: ErrInvalidRequest},
+		{name: "repeated empty parameter", ct: ct, body: "a=&a=", wantErr: ErrInvalidRequest},
+		{name: "json body", ct: "application/json", body: `{"a":1}`, wantErr: ErrInvalidRequest},
+		{name: "no content type", ct: "", body: "a=1", wantErr: ErrInvalidRequest},
+		{name: "latin-1", ct: ct + "; charset=iso-8859-1", body: "a=1", wantErr: ErrInvalidRequest},
+		{name: "bad escape", ct: ct, body: "a=%zz", wantErr: ErrInvalidRequest},
+		{name: "semicolon", ct: ct, body: "a=1;b=2", wantErr: ErrInvalidRequest},
+		{name: "invalid UTF-8", ct: ct, body: "a=%ff", wantErr: ErrInvalidRequest},
+		{name: "control character", ct: ct, body: "a=%0d%0a", wantErr: ErrInvalidRequest},
+		{name: "NUL in name", ct: ct, body: "a%00=1", wantErr: ErrInvalidRequest},
+		{name: "oversized value", ct: ct, body: "a=" + strings.Repeat("x", maxParamBytes+1), wantErr: ErrInvalidRequest},
+		{name: "oversized body", ct: ct, body: strings.Repeat("a", maxFormBytes+1), wantErr: ErrInvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := parseFormBody(tt.ct, strings.NewReader(tt.body))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if f != nil {
+					t.Fatal("non-nil form on error")
+				}
+				if strings.Contains(err.Error(), tt.body) && tt.body != "" {
+					t.Fatal("error echoes the body")
+				}
+				return
+			}
+			if len(f) != len(tt.want) {
+				t.Fatalf("form = %v, want %v", f, tt.want)
+			}
+			for k, v := range tt.want {
+				if f[k] != v {
+					t.Fatalf("form = %v, want %v", f, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestParseBasic(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		header     string
+		id, secret string
+		wantErr    error
+	}{
+		{name: "RFC 6749 example", header: "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW", id: "s6BhdRkqt3", secret: "gX1fBat3bV"},
+		{name: "scheme case-insensitive", header: "bAsIc czZCaGRSa3F0MzpnWDFmQmF0M2JW", id: "s6BhdRkqt3", secret: "gX1fBat3bV"},
+		{name: "form-encoded colon in id", header: formatBasic("a:b", "s%c"), id: "a:b", secret: "s%c"},
+		{name: "colon in secret", header: "Basic " + b64("id:se:cret"), id: "id", secret: "se:cret"},
+		{name: "bearer scheme", header: "Bearer abc", wantErr: errNoBasic},
+		{name: "no credentials", header: "Basic", wantErr: errNoBasic},
+		{name: "not base64", header: "Basic !!!", wantErr: ErrInvalidClient},
+		{name: "canonical padded base64", header: "Basic YTpiYw==", id: "a", secret: "bc"},
+		{name: "non-canonical padding bits", header: "Basic YTpiYx==", wantErr: ErrInvalidClient},
+		{name: "missing padding", header: "Basic YTpiYw", wantErr: ErrInvalidClient},
+		{name: "no colon", header: "Basic " + b64("idsecret"), wantErr: ErrInvalidClient},
+		{name: "empty id", header: "Basic " + b64(":secret"), wantErr: ErrInvalidClient},
+		{name: "empty secret", header: "Basic " + b64("id:"), wantErr: ErrInvalidClient},
+		{name: "bad escape", header: "Basic " + b64("id%zz:secret"), wantErr: ErrInvalidClient},
+		{name: "control in id", header: "Basic " + b64("i%0Ad:secret"), wantErr: ErrInvalidClient},
+		{name: "oversized", header: "Basic " + strings.Repeat("A", 5000), wantErr: ErrInvalidClient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id, secret, err := parseBasic(tt.header)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if id != tt.id || secret != tt.secret {
+				t.Fatalf("got %q %q", id, secret)
+			}
+		})
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// FuzzBasicAuth checks that parseBasic never panics, returns nothing on
+// error, and round-trips what formatBasic produces.
+func FuzzBasicAuth(f *testing.F) {
+	f.Add("Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW", "s6BhdRkqt3", "gX1fBat3bV")
+	f.Add("Basic Og==", "a:b", "c%d")
+	f.Add("basic  YTpi", "", "x")
+	f.Add("Bearer x", "id", "\x00")
+	f.Fuzz(func(t *testing.T, header, id, secret string) {
+		gotID, gotSecret, err := parseBasic(header)
+		if err != nil && (gotID != "" || gotSecret != "") {
+			t.Fatal("values returned with an error")
+		}
+		if err == nil && (gotID == "" || gotSecret == "" || !validText(gotID) || !validText(gotSecret)) {
+			t.Fatal("accepted empty or invalid credentials")
+		}
+		if err != nil && !errors.Is(err, errNoBasic) && !errors.Is(err, ErrInvalidClient) {
+			t.Fatalf("unexpected error class %v", err)
+		}
+		gotID, gotSecret, err = parseBasic(formatBasic(id, secret))
+		ok := id != "" && secret != "" && validText(id) && validText(secret)
+		if ok != (err == nil) {
+			t.Fatalf("round trip of %q %q: %v", id, secret, err)
+		}
+		if ok && (gotID != id || gotSecret != secret) {
+			t.Fatalf("round trip changed %q %q into %q %q", id, secret, gotID, gotSecret)
+		}
+	})
+}
+
+// FuzzTokenForm checks that the token request body parser never panics,
+// returns no form on error, and never returns an empty or invalid value.
+func FuzzTokenForm(f *testing.F) {
+	f.Add("application/x-www-form-urlencoded", "grant_type=client_credentials&scope=read")
+	f.Add("application/x-www-form-urlencoded; charset=utf-8", "grant_type=refresh_token&refresh_token=abc&client_id=c")
+	f.Add("application/x-www-form-urlencoded", "a=1&a=2")
+	f.Add("application/x-www-form-urlencoded", "a=%ff;b")
+	f.Add("multipart/form-data; boundary=x", "--x--")
+	f.Fuzz(func(t *testing.T, ct, body string) {
+		fm, err := parseFormBody(ct, strings.NewReader(body))
+		if err != nil {
+			if fm != nil {
+				t.Fatal("form returned with an error")
+			}
+			if !errors.Is(err, ErrInvalidRequest) {
+				t.Fatalf("unexpected error class %v", err)
+			}
+			return
+		}
+		for k, v := range fm {
+			if v == "" || !validText(k) || !validText(v) || len(v) > maxParamBytes {
+				t.Fatalf("invalid parameter accepted: %q=%q", k, v)
+			}
+		}
+	})
+}

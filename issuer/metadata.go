@@ -1,0 +1,78 @@
+package issuer
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Metadata is the RFC 8414 authorization server metadata document, with
+// the RFC 8705 and RFC 9449 members. Empty members are omitted (RFC 8414
+// §3.2).
+type Metadata struct {
+	Issuer                                string            `json:"issuer"`
+	TokenEndpoint                         string            `json:"token_endpoint"`
+	JWKSURI                               string            `json:"jwks_uri"`
+	IntrospectionEndpoint                 string            `json:"introspection_endpoint,omitempty"`
+	ScopesSupported                       []string          `json:"scopes_supported,omitempty"`
+	GrantTypesSupported                   []string          `json:"grant_types_supported,omitempty"`
+	TokenEndpointAuthMethodsSupported     []string          `json:"token_endpoint_auth_methods_supported,omitempty"`
+	IntrospectionEndpointAuthMethods      []string          `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	DPoPSigningAlgValuesSupported         []string          `json:"dpop_signing_alg_values_supported,omitempty"`
+	TLSClientCertificateBoundAccessTokens bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	MTLSEndpointAliases                   map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+}
+
+// Metadata returns the server's metadata document. grant_types_supported
+// lists the built-in grants and the registered ones; auth methods are
+// ServerConfig.AuthMethods; the mTLS aliases appear when MTLSBaseURL is set.
+func (s *Server) Metadata() Metadata {
+	base := strings.TrimSuffix(s.is.ID(), "/")
+	m := Metadata{
+		Issuer:                                s.is.ID(),
+		TokenEndpoint:                         base + TokenPath,
+		JWKSURI:                               base + JWKSPath,
+		IntrospectionEndpoint:                 base + IntrospectionPath,
+		ScopesSupported:                       s.cfg.ScopesSupported,
+		GrantTypesSupported:                   []string{GrantClientCredentials, GrantRefreshToken},
+		DPoPSigningAlgValuesSupported:         s.cfg.DPoPAlgorithms,
+		TLSClientCertificateBoundAccessTokens: true,
+	}
+	for gt := range s.cfg.Grants {
+		m.GrantTypesSupported = append(m.GrantTypesSupported, gt)
+	}
+	slices.Sort(m.GrantTypesSupported[2:])
+	for _, a := range s.cfg.AuthMethods {
+		m.TokenEndpointAuthMethodsSupported = append(m.TokenEndpointAuthMethodsSupported, string(a))
+		if a != AuthNone {
+			m.IntrospectionEndpointAuthMethods = append(m.IntrospectionEndpointAuthMethods, string(a))
+		}
+	}
+	if s.cfg.MTLSBaseURL != "" {
+		ab := strings.TrimSuffix(s.cfg.MTLSBaseURL, "/")
+		m.MTLSEndpointAliases = map[string]string{
+			"token_endpoint":         ab + TokenPath,
+			"introspection_endpoint": ab + IntrospectionPath,
+		}
+	}
+	return m
+}
+
+// MetadataHandler serves the metadata document as application/json with a
+// short public cache lifetime. Only GET and HEAD are allowed.
+func (s *Server) MetadataHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Header().Set("Content-Length", strconv.Itoa(len(s.metadata)))
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(s.metadata)
+		}
+	})
+}

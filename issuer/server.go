@@ -1,0 +1,713 @@
+package issuer
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/replaycache"
+)
+
+// Grant types built into the token endpoint.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// DefaultDPoPAlgorithms are the proof algorithms the token endpoint accepts
+// when ServerConfig.DPoPAlgorithms is empty.
+var DefaultDPoPAlgorithms = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "RS256"}
+
+// Endpoint paths, relative to the issuer identifier (and to MTLSBaseURL for
+// the mTLS aliases).
+const (
+	TokenPath         = "/token"
+	JWKSPath          = "/jwks"
+	IntrospectionPath = "/introspect"
+	MetadataPath      = "/.well-known/oauth-authorization-server"
+)
+
+// GrantRequest is what a [GrantHandler] sees: an authenticated client and
+// the verified binding material of the request.
+type GrantRequest struct {
+	// GrantType is the grant_type parameter.
+	GrantType string
+	// Client is the authenticated (or, for public clients, identified) client.
+	Client *Client
+	// Params holds the form parameters (each present at most once, none
+	// empty); client credentials are removed.
+	Params map[string]string
+	// JKT is the thumbprint of the verified DPoP proof key, or "".
+	JKT string
+	// Certificate is the client certificate proven in the TLS handshake
+	// (or forwarded by a trusted proxy), or nil.
+	Certificate *x509.Certificate
+}
+
+// Grant is a [GrantHandler]'s decision.
+type Grant struct {
+	// Subject is the token's "sub". Required.
+	Subject string
+	// Scope is the granted space-separated scope.
+	Scope string
+	// Audience is the token's "aud"; empty means the client's default.
+	Audience []string
+	// Claims are extra access-token claims (reserved names are refused).
+	Claims map[string]any
+	// TTL is the access-token lifetime; zero means the issuer default.
+	TTL time.Duration
+	// DPoPJKT is the dpop_jkt the authorization request was bound to
+	// (RFC 9449 §10). When set, the token request must carry a DPoP proof
+	// by that key or it fails with invalid_grant.
+	DPoPJKT string
+	// RefreshToken asks for a refresh token next to the access token.
+	// A public client gets one only when its tokens are bound.
+	RefreshToken bool
+}
+
+// GrantHandler implements one grant type at the token endpoint. The
+// framework has already parsed the form, authenticated the client, checked
+// that the client may use the grant type and verified any DPoP proof; the
+// handler checks the grant itself (code, device code, assertion) and
+// returns who the token is for. To refuse with a specific RFC 6749 code,
+// return [GrantError]; any other error is answered as server_error without
+// detail. Handlers must be safe for concurrent use.
+type GrantHandler interface {
+	Grant(ctx context.Context, req *GrantRequest) (*Grant, error)
+}
+
+// GrantHandlerFunc adapts a function to [GrantHandler].
+type GrantHandlerFunc func(ctx context.Context, req *GrantRequest) (*Grant, error)
+
+// Grant calls f.
+func (f GrantHandlerFunc) Grant(ctx context.Context, req *GrantRequest) (*Grant, error) {
+	return f(ctx, req)
+}
+
+// ServerConfig configures a [Server]. NewServer copies it.
+type ServerConfig struct {
+	// Issuer mints the tokens; its identifier is the base of every endpoint
+	// URL (issuer + TokenPath, …). Required.
+	Issuer *Issuer
+	// Clients is the client registry. Required.
+	Clients ClientRegistry
+	// MTLSBaseURL is the base of the RFC 8705 §5 mTLS endpoint aliases
+	// (MTLSBaseURL + TokenPath and + IntrospectionPath), typically a host
+	// whose TLS listener requests client certificates. Optional.
+	MTLSBaseURL string
+	// DPoPAlgorithms are the accepted proof algorithms, advertised in
+	// dpop_signing_alg_values_supported. Default [DefaultDPoPAlgorithms].
+	DPoPAlgorithms []string
+	// ReplayStore tracks proof jti values. Default: an in-memory
+	// replaycache.LRU of 1<<20 entries (one instance only; use a shared
+	// store such as replaycache/redisstore when several instances serve the
+	// same issuer).
+	ReplayStore dpop.ReplayStore
+	// Nonces, when set, makes every DPoP proof carry a server nonce
+	// (RFC 9449 §8). Give it a Label unique to this issuer so that nonces
+	// of other servers are refused.
+	Nonces dpop.NonceSource
+	// ProofMaxAge is how far a proof's iat may lie in the past. Zero means
+	// the dpop package default.
+	ProofMaxAge time.Duration
+	// Certificates extracts the client certificate. Default: the TLS layer
+	// only (no forwarded headers).
+	Certificates *mtlsbound.Source
+	// RefreshTokens stores refresh tokens. Default: NewMemoryRefreshStore.
+	RefreshTokens RefreshStore
+	// RefreshTokenTTL is the refresh-token lifetime. Default 24 hours.
+	RefreshTokenTTL time.Duration
+	// Grants adds grant types (authorization_code, device code, token
+	// exchange, …). The built-in client_credentials and refresh_token
+	// grants cannot be replaced.
+	Grants map[string]GrantHandler
+	// JWKSMaxAge is the JWKS Cache-Control max-age. Default
+	// [DefaultJWKSMaxAge].
+	JWKSMaxAge time.Duration
+	// ScopesSupported is advertised in the metadata; optional.
+	ScopesSupported []string
+	// AuthMethods are the client authentication methods advertised in the
+	// metadata. Default: all five methods.
+	AuthMethods []AuthMethod
+}
+
+// Server serves the issuer's HTTP endpoints: token, JWKS, metadata and
+// introspection. It is built once by [NewServer] and is safe for
+// concurrent use. Every endpoint is also available as its own handler so
+// it can be mounted on any mux.
+type Server struct {
+	cfg        ServerConfig
+	is         *Issuer
+	verifier   *dpop.Verifier
+	nonces     dpop.NonceSource
+	certs      *mtlsbound.Source
+	refresh    RefreshStore
+	tokenURL   string
+	aliasURL   string // mTLS alias of the token endpoint, or ""
+	aliasHost  string
+	issuerPath string
+	aliasPath  string
+	metadata   []byte
+}
+
+// NewServer validates cfg and returns a Server.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Issuer == nil || cfg.Clients == nil {
+		return nil, fmt.Errorf("%w: Issuer and Clients are required", ErrInvalidConfig)
+	}
+	s := &Server{is: cfg.Issuer}
+	if len(cfg.DPoPAlgorithms) == 0 {
+		cfg.DPoPAlgorithms = DefaultDPoPAlgorithms
+	}
+	cfg.DPoPAlgorithms = slices.Clone(cfg.DPoPAlgorithms)
+	if cfg.ReplayStore == nil {
+		lru, err := replaycache.NewLRU(replaycache.Config{Capacity: 1 << 20, Now: cfg.Issuer.cfg.Now})
+		if err != nil {
+			return nil, fmt.Errorf("%w: replay store: %w", ErrInvalidConfig, err)
+		}
+		cfg.ReplayStore = lru
+	}
+	v, err := dpop.NewVerifier(dpop.Config{
+		Algorithms:  cfg.DPoPAlgorithms,
+		MaxAge:      cfg.ProofMaxAge,
+		Now:         cfg.Issuer.cfg.Now,
+		ReplayStore: cfg.ReplayStore,
+		Nonces:      cfg.Nonces,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: DPoP: %w", ErrInvalidConfig, err)
+	}
+	s.verifier = v
+	s.nonces = cfg.Nonces
+	if cfg.Certificates == nil {
+		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{})
+		if err != nil {
+			return nil, fmt.Errorf("%w: certificate source: %w", ErrInvalidConfig, err)
+		}
+		cfg.Certificates = src
+	}
+	s.certs = cfg.Certificates
+	if cfg.RefreshTokens == nil {
+		cfg.RefreshTokens = NewMemoryRefreshStore(cfg.Issuer.cfg.Now)
+	}
+	s.refresh = cfg.RefreshTokens
+	if cfg.RefreshTokenTTL == 0 {
+		cfg.RefreshTokenTTL = 24 * time.Hour
+	}
+	if cfg.RefreshTokenTTL < time.Second {
+		return nil, fmt.Errorf("%w: RefreshTokenTTL", ErrInvalidConfig)
+	}
+	for gt, h := range cfg.Grants {
+		if gt == "" || h == nil || gt == GrantClientCredentials || gt == GrantRefreshToken {
+			return nil, fmt.Errorf("%w: grant %q cannot be registered", ErrInvalidConfig, gt)
+		}
+	}
+	if len(cfg.AuthMethods) == 0 {
+		cfg.AuthMethods = []AuthMethod{AuthSecretBasic, AuthSecretPost, AuthTLSClient, AuthSelfSignedTLSClient, AuthNone}
+	}
+	base := strings.TrimSuffix(cfg.Issuer.ID(), "/")
+	s.tokenURL = base + TokenPath
+	u, _ := url.Parse(cfg.Issuer.ID())
+	s.issuerPath = strings.TrimSuffix(u.Path, "/")
+	if cfg.MTLSBaseURL != "" {
+		if err := checkIssuerURL(cfg.MTLSBaseURL, cfg.Issuer.cfg.InsecureAllowHTTP); err != nil {
+			return nil, fmt.Errorf("%w: MTLSBaseURL must be an https URL", ErrInvalidConfig)
+		}
+		au, _ := url.Parse(cfg.MTLSBaseURL)
+		s.aliasURL = strings.TrimSuffix(cfg.MTLSBaseURL, "/") + TokenPath
+		s.aliasHost = canonicalHost(au.Scheme, au.Host)
+		s.aliasPath = strings.TrimSuffix(au.Path, "/")
+	}
+	s.cfg = cfg
+	md, err := json.Marshal(s.Metadata())
+	if err != nil {
+		return nil, fmt.Errorf("%w: metadata: %w", ErrInvalidConfig, err)
+	}
+	s.metadata = md
+	return s, nil
+}
+
+// canonicalHost lower-cases host and drops the scheme's default port.
+func canonicalHost(scheme, host string) string {
+	host = strings.ToLower(host)
+	if h, p, err := net.SplitHostPort(host); err == nil && (scheme == "https" && p == "443" || scheme == "http" && p == "80") {
+		return h
+	}
+	return host
+}
+
+// Handler returns one http.Handler serving every endpoint at the paths of
+// the issuer identifier and of MTLSBaseURL: the token endpoint, JWKS,
+// introspection and the RFC 8414 metadata (at
+// /.well-known/oauth-authorization-server followed by the issuer's path).
+// Other paths get 404.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	tok, intro := s.TokenHandler(), s.IntrospectionHandler()
+	mux.Handle(s.issuerPath+TokenPath, tok)
+	mux.Handle(s.issuerPath+IntrospectionPath, intro)
+	mux.Handle(s.issuerPath+JWKSPath, s.JWKSHandler())
+	mux.Handle(MetadataPath+s.issuerPath, s.MetadataHandler())
+	if s.aliasURL != "" && s.aliasPath != s.issuerPath {
+		mux.Handle(s.aliasPath+TokenPath, tok)
+		mux.Handle(s.aliasPath+IntrospectionPath, intro)
+	}
+	return mux
+}
+
+// JWKSHandler returns the JWKS endpoint ([Issuer.JWKSHandler] with
+// ServerConfig.JWKSMaxAge).
+func (s *Server) JWKSHandler() http.Handler { return s.is.JWKSHandler(s.cfg.JWKSMaxAge) }
+
+// TokenURL returns the token endpoint URL.
+func (s *Server) TokenURL() string { return s.tokenURL }
+
+// expectedHTU returns the token endpoint URL the request was sent to: the
+// mTLS alias when the request's Host is the alias host, else the
+// conventional one. Either way the value is one of ours; a proof naming any
+// other URL fails.
+func (s *Server) expectedHTU(r *http.Request) string {
+	if s.aliasURL != "" {
+		scheme := "https"
+		if r.TLS == nil && s.is.cfg.InsecureAllowHTTP {
+			scheme = "http"
+		}
+		if canonicalHost(scheme, r.Host) == s.aliasHost {
+			return s.aliasURL
+		}
+	}
+	return s.tokenURL
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// TokenHandler returns the RFC 6749 token endpoint. Every response carries
+// "Cache-Control: no-store" (RFC 6749 §5.1) and errors use the §5.2 JSON
+// shape without echoing any request input.
+func (s *Server) TokenHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		resp, nonce, err := s.token(r.Context(), w, r)
+		if nonce != "" {
+			w.Header().Set("DPoP-Nonce", nonce)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+}
+
+// token runs one token request; nonce is a fresh DPoP-Nonce to send, if any.
+func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Request) (_ *tokenResponse, nonce string, _ error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, "", &Error{Code: "invalid_request", Description: "the token endpoint accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest}
+	}
+	f, err := readForm(w, r)
+	if err != nil {
+		return nil, "", err
+	}
+	client, err := s.authenticate(ctx, r, f)
+	if err != nil {
+		return nil, "", err
+	}
+	gt := f.get("grant_type")
+	if gt == "" {
+		return nil, "", newError(ErrInvalidRequest, "grant_type is required")
+	}
+	var handler GrantHandler
+	switch gt {
+	case GrantClientCredentials:
+		handler = GrantHandlerFunc(s.clientCredentials)
+	case GrantRefreshToken:
+		handler = GrantHandlerFunc(s.refreshGrant)
+	default:
+		handler = s.cfg.Grants[gt]
+	}
+	if handler == nil {
+		return nil, "", newError(ErrUnsupportedGrantType, "grant type not supported")
+	}
+	if !client.allowsGrant(gt) {
+		return nil, "", newError(ErrUnauthorizedClient, "client may not use this grant type")
+	}
+
+	var jkt string
+	proof, err := dpop.ProofFromHeader(r.Header)
+	switch {
+	case errors.Is(err, dpop.ErrMissingProof):
+	case err != nil:
+		return nil, "", newError(ErrInvalidDPoPProof, "malformed DPoP header")
+	default:
+		p, err := s.verifier.Verify(ctx, proof, dpop.Expect{Method: http.MethodPost, URL: s.expectedHTU(r)})
+		if err != nil {
+			return nil, "", s.proofError(err)
+		}
+		jkt = p.JKT
+		if due, ok := s.nonces.(interface{ Due(string) bool }); ok && due.Due(p.Nonce) {
+			if n, err := s.nonces.NewNonce(); err == nil {
+				nonce = n
+			}
+		}
+	}
+	cert, err := s.certs.ClientCertificate(r)
+	if err != nil {
+		return nil, nonce, newError(ErrInvalidRequest, "malformed forwarded client certificate")
+	}
+
+	params := make(map[string]string, len(f))
+	for k, v := range f {
+		if k != "client_secret" {
+			params[k] = v
+		}
+	}
+	g, err := handler.Grant(ctx, &GrantRequest{GrantType: gt, Client: client, Params: params, JKT: jkt, Certificate: cert})
+	if err != nil {
+		return nil, nonce, err
+	}
+	if g == nil || g.Subject == "" {
+		return nil, nonce, errors.New("issuer: grant handler returned no subject")
+	}
+	if g.DPoPJKT != "" && g.DPoPJKT != jkt {
+		return nil, nonce, newError(ErrInvalidGrant, "DPoP key does not match the authorization request")
+	}
+	binding, err := bindingFor(client, jkt, cert)
+	if err != nil {
+		return nil, nonce, err
+	}
+	aud := g.Audience
+	if len(aud) == 0 && len(client.Audiences) > 0 {
+		aud = client.Audiences[:1]
+	}
+	tok, err := s.is.Mint(ctx, MintRequest{
+		Subject: g.Subject, ClientID: client.ID, Audience: aud, Scope: g.Scope,
+		TTL: g.TTL, Binding: binding, Claims: g.Claims,
+	})
+	if err != nil {
+		return nil, nonce, err
+	}
+	resp := &tokenResponse{
+		AccessToken: tok.Raw, TokenType: tok.Type, Scope: tok.Scope,
+		ExpiresIn: int64(tok.ExpiresAt.Sub(tok.IssuedAt) / time.Second),
+	}
+	if g.RefreshToken && gt != GrantRefreshToken && gt != GrantClientCredentials && (!client.Public() || binding.Bound()) {
+		rt, id, err := newRefreshToken(s.is.rand())
+		if err != nil {
+			return nil, nonce, err
+		}
+		rec := RefreshRecord{
+			ClientID: client.ID, Subject: g.Subject, Scope: g.Scope, Audience: tok.Audience,
+			Claims: g.Claims, ExpiresAt: s.is.now().Add(s.cfg.RefreshTokenTTL),
+		}
+		if client.Public() {
+			rec.Binding = binding
+		}
+		if err := s.refresh.Put(ctx, id, rec); err != nil {
+			return nil, nonce, fmt.Errorf("%w: refresh store", ErrUnavailable)
+		}
+		resp.RefreshToken = rt
+	}
+	return resp, nonce, nil
+}
+
+// bindingFor chooses the access token's binding: the DPoP key when a proof
+// was verified (RFC 9449 §5, also with mTLS client authentication), else
+// the client certificate proven on the connection (RFC 8705 §3), else none.
+// A client registered for bound tokens never gets an unbound one.
+func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) {
+	if jkt != "" {
+		return Binding{JKT: jkt}, nil
+	}
+	if c.DPoPBoundAccessTokens {
+		return Binding{}, newError(ErrInvalidDPoPProof, "client requires DPoP-bound access tokens")
+	}
+	if cert != nil {
+		return CertificateBinding(cert), nil
+	}
+	if c.TLSClientCertificateBoundAccessTokens {
+		return Binding{}, newError(ErrInvalidRequest, "client requires certificate-bound access tokens")
+	}
+	return Binding{}, nil
+}
+
+// proofError maps a dpop verification error to the token endpoint error.
+func (s *Server) proofError(err error) error {
+	var de *dpop.Error
+	desc := "invalid DPoP proof"
+	if errors.As(err, &de) && de.Description != "" {
+		desc = de.Description
+	}
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		e := newError(ErrUseDPoPNonce, "authorization server requires nonce in DPoP proof")
+		if s.nonces != nil {
+			if n, nerr := s.nonces.NewNonce(); nerr == nil {
+				e.nonce = n
+			}
+		}
+		return e
+	case errors.Is(err, dpop.ErrStoreUnavailable):
+		return newError(fmt.Errorf("%w: %w", ErrUnavailable, err), "replay store unavailable")
+	}
+	return newError(fmt.Errorf("%w: %w", ErrInvalidDPoPProof, err), desc)
+}
+
+// clientCredentials is the RFC 6749 §4.4 grant: confidential clients only,
+// subject = client_id, scope within the client's registered scopes.
+func (s *Server) clientCredentials(_ context.Context, req *GrantRequest) (*Grant, error) {
+	if req.Client.Public() {
+		return nil, newError(ErrUnauthorizedClient, "public clients cannot use client_credentials")
+	}
+	scope, err := grantScope(req.Params["scope"], req.Client.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	aud, err := s.audience(req.Client, req.Params["resource"])
+	if err != nil {
+		return nil, err
+	}
+	return &Grant{Subject: req.Client.ID, Scope: scope, Audience: aud}, nil
+}
+
+// grantScope returns the requested scope if every value is in allowed, or
+// all of allowed when none was requested.
+func grantScope(requested string, allowed []string) (string, error) {
+	if requested == "" {
+		return strings.Join(allowed, " "), nil
+	}
+	fields := strings.Split(requested, " ")
+	for i, sc := range fields {
+		if sc == "" || !slices.Contains(allowed, sc) || slices.Contains(fields[:i], sc) {
+			return "", newError(ErrInvalidScope, "requested scope is not allowed")
+		}
+	}
+	return requested, nil
+}
+
+func (s *Server) audience(c *Client, resource string) ([]string, error) {
+	if resource == "" {
+		if len(c.Audiences) > 0 {
+			return c.Audiences[:1], nil
+		}
+		return nil, nil
+	}
+	if !slices.Contains(c.Audiences, resource) {
+		return nil, newError(ErrInvalidTarget, "resource not allowed for this client")
+	}
+	return []string{resource}, nil
+}
+
+// refreshGrant is RFC 6749 §6. A public client's refresh token is bound to
+// the DPoP key or certificate it was issued with (RFC 9449 §5, RFC 8705
+// §4); refreshing with another key or certificate is invalid_grant.
+func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, error) {
+	rt := req.Params["refresh_token"]
+	if rt == "" {
+		return nil, newError(ErrInvalidRequest, "refresh_token is required")
+	}
+	rec, err := s.refresh.Get(ctx, refreshID(rt))
+	if errors.Is(err, ErrTokenNotFound) {
+		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
+	}
+	if err != nil {
+		return nil, newError(fmt.Errorf("%w: refresh store", ErrUnavailable), "refresh store unavailable")
+	}
+	if rec.ClientID != req.Client.ID || !s.is.now().Before(rec.ExpiresAt) {
+		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
+	}
+	if rec.Binding.JKT != "" && rec.Binding.JKT != req.JKT {
+		return nil, newError(ErrInvalidGrant, "refresh token is bound to another DPoP key")
+	}
+	if rec.Binding.X5TS256 != "" && (req.Certificate == nil || !mtlsbound.ThumbprintEqual(mtlsbound.Thumbprint(req.Certificate), rec.Binding.X5TS256)) {
+		return nil, newError(ErrInvalidGrant, "refresh token is bound to another certificate")
+	}
+	scope, err := grantScope(req.Params["scope"], strings.Fields(rec.Scope))
+	if err != nil {
+		return nil, err
+	}
+	return &Grant{Subject: rec.Subject, Scope: scope, Audience: rec.Audience, Claims: rec.Claims}, nil
+}
+
+// authenticate identifies and authenticates the client of a token or
+// introspection request with exactly one method, the one it is registered
+// for (RFC 6749 §2.3, RFC 8705 §2).
+func (s *Server) authenticate(ctx context.Context, r *http.Request, f form) (*Client, error) {
+	authz := r.Header.Values("Authorization")
+	if len(authz) > 1 {
+		return nil, newError(ErrInvalidRequest, "more than one Authorization header")
+	}
+	var (
+		id, secret string
+		method     AuthMethod
+	)
+	if len(authz) == 1 {
+		bid, bsecret, err := parseBasic(authz[0])
+		if errors.Is(err, errNoBasic) {
+			return nil, &Error{Code: "invalid_client", Description: "unsupported authentication scheme", Status: http.StatusUnauthorized, Err: ErrInvalidClient, basic: true}
+		}
+		if err != nil {
+			return nil, basicError(newError(err, "client authentication failed"))
+		}
+		if f.get("client_secret") != "" || (f.get("client_id") != "" && f.get("client_id") != bid) {
+			return nil, newError(ErrInvalidRequest, "more than one client authentication method")
+		}
+		id, secret, method = bid, bsecret, AuthSecretBasic
+	} else {
+		id = f.get("client_id")
+		if secret = f.get("client_secret"); secret != "" {
+			method = AuthSecretPost
+		}
+	}
+	if f.get("client_assertion") != "" || f.get("client_assertion_type") != "" {
+		return nil, newError(ErrInvalidClient, "client authentication failed")
+	}
+	fail := func() (*Client, error) {
+		e := newError(ErrInvalidClient, "client authentication failed")
+		if method == AuthSecretBasic {
+			return nil, basicError(e)
+		}
+		return nil, e
+	}
+	if id == "" {
+		return fail()
+	}
+	c, err := s.cfg.Clients.Client(ctx, id)
+	if errors.Is(err, ErrUnknownClient) {
+		secretMatches(&Client{SecretHash: make([]byte, 32)}, secret) // same work as a known client
+		return fail()
+	}
+	if err != nil {
+		return nil, newError(fmt.Errorf("%w: client registry", ErrUnavailable), "client registry unavailable")
+	}
+	switch c.AuthMethod {
+	case AuthSecretBasic, AuthSecretPost:
+		if method != c.AuthMethod || !secretMatches(c, secret) {
+			return fail()
+		}
+	case AuthNone, AuthTLSClient, AuthSelfSignedTLSClient:
+		if method != "" {
+			return fail()
+		}
+	default:
+		return fail()
+	}
+	if c.AuthMethod == AuthTLSClient || c.AuthMethod == AuthSelfSignedTLSClient {
+		cert, err := s.certs.ClientCertificate(r)
+		if err != nil || cert == nil {
+			return fail()
+		}
+		var chain []*x509.Certificate
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 1 && r.TLS.PeerCertificates[0] == cert {
+			chain = r.TLS.PeerCertificates[1:]
+		}
+		if err := c.Certificate.Authenticate(ctx, cert, chain); err != nil {
+			return fail()
+		}
+	}
+	return c, nil
+}
+
+func basicError(e *Error) *Error {
+	cp := *e
+	cp.basic = true
+	cp.Status = http.StatusUnauthorized
+	return &cp
+}
+
+type errorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+}
+
+// writeError renders err as an RFC 6749 §5.2 error. Only the fixed code and
+// description reach the client.
+func (s *Server) writeError(w http.ResponseWriter, _ *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		code, status := codeFor(err)
+		desc := ""
+		if code == "server_error" {
+			desc = "internal error"
+		}
+		e = &Error{Code: code, Status: status, Description: desc}
+		if desc == "" {
+			e.Description = defaultDescription(code)
+		}
+	}
+	status := e.Status
+	if status == 0 {
+		_, status = codeFor(e.Err)
+	}
+	if e.Code == "invalid_client" {
+		if e.basic {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+s.realm()+`"`)
+			status = http.StatusUnauthorized
+		} else if status == http.StatusUnauthorized {
+			// A 401 must carry a challenge (RFC 9110 §15.5.2); without a
+			// Basic attempt the RFC 6749 answer is 400.
+			status = http.StatusBadRequest
+		}
+	}
+	if e.nonce != "" {
+		w.Header().Set("DPoP-Nonce", e.nonce)
+	}
+	writeJSON(w, status, errorBody{Error: e.Code, ErrorDescription: e.Description})
+}
+
+func (s *Server) realm() string {
+	// The issuer identifier is configuration, never request input; strip
+	// characters that cannot appear in a quoted-string.
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7E {
+			return -1
+		}
+		return r
+	}, s.is.ID())
+}
+
+func defaultDescription(code string) string {
+	switch code {
+	case "invalid_client":
+		return "client authentication failed"
+	case "invalid_grant":
+		return "invalid grant"
+	case "invalid_scope":
+		return "invalid scope"
+	case "invalid_dpop_proof":
+		return "invalid DPoP proof"
+	case "temporarily_unavailable":
+		return "temporarily unavailable"
+	}
+	return "invalid request"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"server_error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
