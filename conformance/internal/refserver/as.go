@@ -1,0 +1,210 @@
+package refserver
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+func (s *Servers) serveAS(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/token":
+		s.serveToken(w, r)
+	case "/jwks":
+		pub := s.IssuerKey.Public()
+		writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
+	case "/introspect":
+		s.serveIntrospect(w, r)
+	case "/.well-known/oauth-authorization-server":
+		writeJSON(w, http.StatusOK, map[string]any{
+			"issuer":                                     s.issuer,
+			"token_endpoint":                             s.issuer + "/token",
+			"jwks_uri":                                   s.issuer + "/jwks",
+			"introspection_endpoint":                     s.issuer + "/introspect",
+			"grant_types_supported":                      []string{"client_credentials"},
+			"token_endpoint_auth_methods_supported":      []string{"client_secret_basic", "tls_client_auth"},
+			"dpop_signing_alg_values_supported":          []string{"ES256", "PS256", "RS256"},
+			"tls_client_certificate_bound_access_tokens": true,
+		})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func clientCertThumbprint(der []byte) string {
+	h := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form")
+		return
+	}
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) > 1 {
+		oauthError(w, http.StatusBadRequest, "invalid_dpop_proof", "more than one DPoP header")
+		return
+	}
+	// Client authentication: client_secret_basic, or tls_client_auth by the
+	// registered certificate subject.
+	clientID := ""
+	var boundCert []byte
+	if id, secret, ok := r.BasicAuth(); ok {
+		if id != ClientID || subtle.ConstantTimeCompare([]byte(secret), []byte(ClientSecret)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="refserver"`)
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		clientID = id
+	} else {
+		id := r.PostForm.Get("client_id")
+		if id != MTLSClientID || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		leaf := r.TLS.PeerCertificates[0]
+		if leaf.Subject.CommonName != MTLSClientID && !s.has(ClientCertNotMatched) {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		clientID = id
+		boundCert = leaf.Raw
+	}
+	if r.PostForm.Get("grant_type") != "client_credentials" {
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials")
+		return
+	}
+	scope := r.PostForm.Get("scope")
+	if scope == "" {
+		scope = Scope
+	}
+	for _, sc := range strings.Fields(scope) {
+		if sc != "read" && sc != "write" {
+			oauthError(w, http.StatusBadRequest, "invalid_scope", "unknown scope")
+			return
+		}
+	}
+	now := time.Now()
+	cnf := map[string]string{}
+	tokenType := "Bearer"
+	if len(proofs) == 1 {
+		var nonce func(string) bool
+		if s.cfg.RequireNonce {
+			nonce = func(n string) bool { return n != "" && s.asNonce.valid(n, now) }
+		}
+		jkt, perr := s.verifyProof(proofs[0], proofCheck{method: http.MethodPost, url: "https://" + r.Host + r.URL.Path, nonce: nonce, atAS: true, replay: s.asReplay})
+		if perr != nil {
+			if perr.code == "use_dpop_nonce" {
+				w.Header().Set("DPoP-Nonce", s.asNonce.issue(now))
+				oauthError(w, http.StatusBadRequest, "use_dpop_nonce", "authorization server requires nonce in DPoP proof")
+				return
+			}
+			oauthError(w, http.StatusBadRequest, perr.code, "invalid DPoP proof")
+			return
+		}
+		cnf["jkt"] = jkt
+		tokenType = "DPoP"
+	} else if boundCert != nil {
+		cnf["x5t#S256"] = clientCertThumbprint(boundCert)
+	}
+	claims := map[string]any{
+		"iss":       s.issuer,
+		"sub":       clientID,
+		"aud":       []string{Audience, Audience2},
+		"client_id": clientID,
+		"iat":       now.Unix(),
+		"nbf":       now.Unix(),
+		"exp":       now.Add(5 * time.Minute).Unix(),
+		"jti":       randomID(),
+		"scope":     scope,
+	}
+	if len(cnf) > 0 {
+		claims["cnf"] = cnf
+	}
+	tok, err := s.sign(claims)
+	if err != nil {
+		oauthError(w, http.StatusInternalServerError, "server_error", "signing failed")
+		return
+	}
+	resp := map[string]any{"access_token": tok, "token_type": tokenType, "expires_in": 300, "scope": scope}
+	if s.has(TokenResponseCacheable) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(resp)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Servers) sign(claims map[string]any) (string, error) {
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	obj, err := s.signer.Sign(b)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}
+
+func (s *Servers) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !s.has(IntrospectionUnprotected) && (!ok || id != IntrospectID || subtle.ConstantTimeCompare([]byte(secret), []byte(IntrospectSecret)) != 1) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="refserver"`)
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form")
+		return
+	}
+	claims, err := s.verifyToken(r.PostForm.Get("token"), "")
+	if err != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	out := map[string]any{"active": true}
+	for _, k := range []string{"iss", "sub", "aud", "client_id", "scope", "exp", "iat", "nbf", "jti", "cnf"} {
+		if v, ok := claims[k]; ok {
+			out[k] = v
+		}
+	}
+	out["token_type"] = "Bearer"
+	if cnf, ok := claims["cnf"].(map[string]any); ok {
+		if _, ok := cnf["jkt"]; ok {
+			out["token_type"] = "DPoP"
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,221 @@
+// Package refserver is a small reference authorization server and resource
+// server implementing DPoP (RFC 9449) and certificate-bound tokens
+// (RFC 8705) with go-jose and the standard library only. It exists to prove
+// that the conformance suite detects faults: each [Mutation] removes or
+// breaks exactly one check, and the suite must notice.
+//
+// It is NOT suitable for use outside of tests: keys and certificates are
+// generated per process, state is in memory, and mutations make it unsafe
+// on purpose.
+package refserver
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Mutation names one deliberately broken check.
+type Mutation string
+
+// Mutations. Each one disables or weakens a single check of the reference
+// server.
+const (
+	NoAthCheck               Mutation = "no-ath-check"
+	NoReplayStore            Mutation = "no-replay-store"
+	HtuIncludesQuery         Mutation = "htu-includes-query"
+	AlgNotPinned             Mutation = "alg-not-pinned"
+	NonceNotBound            Mutation = "nonce-not-bound"
+	BearerDowngrade          Mutation = "bearer-downgrade"
+	ForwardedCertFromAnyone  Mutation = "forwarded-cert-from-anyone"
+	NoProofTypCheck          Mutation = "no-proof-typ-check"
+	PrivateJWKAccepted       Mutation = "private-jwk-accepted"
+	NoIatWindow              Mutation = "no-iat-window"
+	NoHtmCheck               Mutation = "no-htm-check"
+	NoJktCompare             Mutation = "no-jkt-compare"
+	NoAudCheck               Mutation = "no-aud-check"
+	NoExpCheck               Mutation = "no-exp-check"
+	NoX5tCompare             Mutation = "no-x5t-compare"
+	TokenEndpointIgnoresSig  Mutation = "token-endpoint-ignores-proof-signature"
+	NoTokenTypCheck          Mutation = "no-token-typ-check"
+	NoIssCheck               Mutation = "no-iss-check"
+	DPoPSchemeWithoutProof   Mutation = "dpop-scheme-without-proof"
+	FirstOfManyProofs        Mutation = "first-of-many-proofs"
+	EchoCredential           Mutation = "echo-credential"
+	NoTokenSignatureCheck    Mutation = "no-token-signature-check"
+	ClientCertNotMatched     Mutation = "client-cert-not-matched"
+	NoProofSignatureCheck    Mutation = "no-proof-signature-check"
+	NoHtuCheck               Mutation = "no-htu-check"
+	NoNonceCheck             Mutation = "no-nonce-check"
+	IntrospectionUnprotected Mutation = "introspection-unprotected"
+	TokenResponseCacheable   Mutation = "token-response-cacheable"
+	NoNbfCheck               Mutation = "no-nbf-check"
+	NoCritCheck              Mutation = "no-crit-check"
+)
+
+// Config configures the reference servers. The zero value is a correct
+// server without nonces.
+type Config struct {
+	// Mutations break the listed checks.
+	Mutations []Mutation
+	// RequireNonce makes the token endpoint and the resource servers demand
+	// DPoP nonces.
+	RequireNonce bool
+	// Window is the proof acceptance window. Default 60 s.
+	Window time.Duration
+}
+
+// Fixed identities.
+const (
+	ClientID         = "app"
+	ClientSecret     = "app-secret-0123456789"
+	MTLSClientID     = "mtls-app"
+	IntrospectID     = "rs"
+	IntrospectSecret = "rs-secret-0123456789"
+	Audience         = "https://rs.refserver.test"
+	Audience2        = "https://rs2.refserver.test"
+	Scope            = "read"
+)
+
+// Algs are the proof algorithms the servers accept.
+var Algs = []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.RS256}
+
+// Servers is a running set of reference servers on loopback, all over TLS
+// with certificates from [Servers.RootCAs].
+type Servers struct {
+	// AS is the authorization server: /token, /jwks, /introspect and
+	// /.well-known/oauth-authorization-server.
+	AS *httptest.Server
+	// RS serves /resource; RS2 is a second resource server accepting the
+	// same tokens; Proxy serves the RS as seen through a trusted
+	// TLS-terminating proxy (Client-Cert believed).
+	RS, RS2, Proxy *httptest.Server
+	// RootCAs verifies every server certificate.
+	RootCAs *x509.CertPool
+	// ClientCert (CN mtls-app) is registered for MTLSClientID; SecondCert is
+	// issued by the same CA but registered for no one.
+	ClientCert, SecondCert tls.Certificate
+	// IssuerKey is the private token-signing key.
+	IssuerKey jose.JSONWebKey
+
+	cfg     Config
+	muts    map[Mutation]bool
+	issuer  string
+	signer  jose.Signer
+	asNonce *nonces
+	rsNonce *nonces
+	// asReplay is the token endpoint's proof replay store.
+	asReplay *replay
+}
+
+func (s *Servers) has(m Mutation) bool { return s.muts[m] }
+
+// Start starts the servers. Call Close when done.
+func Start(cfg Config) (*Servers, error) {
+	if cfg.Window <= 0 {
+		cfg.Window = 60 * time.Second
+	}
+	p, err := newPKI()
+	if err != nil {
+		return nil, fmt.Errorf("refserver: pki: %w", err)
+	}
+	s := &Servers{cfg: cfg, muts: map[Mutation]bool{}, RootCAs: p.pool, asReplay: newReplay()}
+	for _, m := range cfg.Mutations {
+		s.muts[m] = true
+	}
+	if s.ClientCert, err = p.client(MTLSClientID); err != nil {
+		return nil, err
+	}
+	if s.SecondCert, err = p.client("unregistered"); err != nil {
+		return nil, err
+	}
+	ik, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s.IssuerKey = jose.JSONWebKey{Key: ik, KeyID: "refserver-1", Algorithm: string(jose.ES256), Use: "sig"}
+	s.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.IssuerKey},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		return nil, err
+	}
+	if s.asNonce, err = newNonces("as"); err != nil {
+		return nil, err
+	}
+	if s.rsNonce, err = newNonces("rs"); err != nil {
+		return nil, err
+	}
+
+	s.AS = httptest.NewUnstartedServer(http.HandlerFunc(s.serveAS))
+	s.AS.Config.ErrorLog = quiet
+	s.AS.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: p.pool}
+	s.AS.StartTLS()
+	s.issuer = s.AS.URL
+
+	mk := func(rs *resourceServer) *httptest.Server {
+		srv := httptest.NewUnstartedServer(rs)
+		srv.Config.ErrorLog = quiet
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}, ClientAuth: tls.RequestClientCert}
+		srv.StartTLS()
+		return srv
+	}
+	shared := newReplay()
+	s.RS = mk(&resourceServer{s: s, audience: Audience, replay: shared})
+	s.Proxy = mk(&resourceServer{s: s, audience: Audience, replay: shared, trustedProxy: true})
+	s.RS2 = mk(&resourceServer{s: s, audience: Audience2, replay: newReplay()})
+	return s, nil
+}
+
+// quiet drops the servers' connection-level logs (handshake failures are
+// provoked on purpose).
+var quiet = log.New(io.Discard, "", 0)
+
+// Close stops every server.
+func (s *Servers) Close() {
+	for _, srv := range []*httptest.Server{s.AS, s.RS, s.RS2, s.Proxy} {
+		if srv != nil {
+			srv.Close()
+		}
+	}
+}
+
+// Issuer is the issuer identifier (the AS base URL).
+func (s *Servers) Issuer() string { return s.issuer }
+
+// replay is a single-use store for proof identifiers, keyed by the proof
+// key's thumbprint and jti, each entry expiring on its own.
+type replay struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newReplay() *replay { return &replay{seen: map[string]time.Time{}} }
+
+// fresh records key until exp and reports whether it was unseen.
+func (r *replay) fresh(key string, now, exp time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.seen) > 10000 {
+		for k, e := range r.seen {
+			if now.After(e) {
+				delete(r.seen, k)
+			}
+		}
+	}
+	if e, ok := r.seen[key]; ok && now.Before(e) {
+		return false
+	}
+	r.seen[key] = exp
+	return true
+}

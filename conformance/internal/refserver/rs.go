@@ -1,0 +1,373 @@
+package refserver
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+func randomID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("refserver: crypto/rand failed")
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+const maxToken = 8 << 10
+
+// verifyToken checks an access token's signature and claims. audience ""
+// skips the audience check (introspection).
+func (s *Servers) verifyToken(tok, audience string) (map[string]any, error) {
+	if len(tok) > maxToken || strings.Count(tok, ".") != 2 {
+		return nil, errors.New("malformed")
+	}
+	parts := strings.Split(tok, ".")
+	hb, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	if err != nil {
+		return nil, errors.New("malformed")
+	}
+	var hdr map[string]any
+	if noDuplicates(hb) != nil || json.Unmarshal(hb, &hdr) != nil {
+		return nil, errors.New("malformed header")
+	}
+	if _, ok := hdr["crit"]; ok && !s.has(NoCritCheck) {
+		return nil, errors.New("crit")
+	}
+	typ, _ := hdr["typ"].(string)
+	if !s.has(NoTokenTypCheck) && !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, errors.New("typ")
+	}
+	var payload []byte
+	if s.has(NoTokenSignatureCheck) {
+		payload, err = base64.RawURLEncoding.DecodeString(parts[1])
+	} else {
+		var obj *jose.JSONWebSignature
+		obj, err = jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
+		if err == nil {
+			payload, err = obj.Verify(s.IssuerKey.Public())
+		}
+	}
+	if err != nil {
+		return nil, errors.New("signature")
+	}
+	if err := noDuplicates(payload); err != nil {
+		return nil, errors.New("claims JSON")
+	}
+	var cl map[string]any
+	if err := json.Unmarshal(payload, &cl); err != nil {
+		return nil, errors.New("claims JSON")
+	}
+	now := float64(time.Now().Unix())
+	if iss, _ := cl["iss"].(string); iss != s.issuer && !s.has(NoIssCheck) {
+		return nil, errors.New("iss")
+	}
+	if audience != "" && !s.has(NoAudCheck) && !hasAudience(cl["aud"], audience) {
+		return nil, errors.New("aud")
+	}
+	exp, ok := cl["exp"].(float64)
+	if !s.has(NoExpCheck) && (!ok || now >= exp) {
+		return nil, errors.New("exp")
+	}
+	if nbf, ok := cl["nbf"]; ok && !s.has(NoNbfCheck) {
+		n, isNum := nbf.(float64)
+		if !isNum || now+5 < n {
+			return nil, errors.New("nbf")
+		}
+	}
+	for _, k := range []string{"sub", "client_id", "jti"} {
+		if v, ok := cl[k].(string); !ok || v == "" {
+			return nil, errors.New("missing " + k)
+		}
+	}
+	if _, ok := cl["iat"].(float64); !ok {
+		return nil, errors.New("missing iat")
+	}
+	if c, ok := cl["cnf"]; ok {
+		if _, isObj := c.(map[string]any); !isObj {
+			return nil, errors.New("cnf")
+		}
+	}
+	return cl, nil
+}
+
+func hasAudience(aud any, want string) bool {
+	switch a := aud.(type) {
+	case string:
+		return a == want
+	case []any:
+		for _, v := range a {
+			if s, ok := v.(string); ok && s == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// resourceServer serves /resource.
+type resourceServer struct {
+	s            *Servers
+	audience     string
+	replay       *replay
+	trustedProxy bool
+}
+
+var algsParam = `algs="ES256 PS256 RS256"`
+
+type rsFailure struct {
+	status int
+	scheme string // DPoP or Bearer: the scheme whose challenge carries the error
+	code   string
+	desc   string
+	nonce  bool
+}
+
+func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented string) {
+	desc := f.desc
+	if rs.s.has(EchoCredential) && presented != "" {
+		desc += ": " + presented
+	}
+	dpop := "DPoP " + algsParam
+	bearer := `Bearer realm="refserver"`
+	if f.code != "" {
+		p := `error="` + f.code + `", error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`
+		if f.code == "insufficient_scope" {
+			p += `, scope="read"`
+		}
+		if f.scheme == "DPoP" {
+			dpop = "DPoP " + p + ", " + algsParam
+		} else {
+			bearer += ", " + p
+		}
+	}
+	w.Header().Add("WWW-Authenticate", bearer)
+	w.Header().Add("WWW-Authenticate", dpop)
+	if f.nonce {
+		w.Header().Set("DPoP-Nonce", rs.s.rsNonce.issue(time.Now()))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(f.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": f.code})
+}
+
+func isToken68(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+		i++
+	}
+	for i < len(s) && s[i] == '=' {
+		i++
+	}
+	return i == len(s)
+}
+
+// peerCert returns the client certificate: from the TLS layer when present
+// (authoritative), else from Client-Cert when the peer is the trusted proxy.
+func (rs *resourceServer) peerCert(r *http.Request) ([]byte, error) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return r.TLS.PeerCertificates[0].Raw, nil
+	}
+	if !rs.trustedProxy && !rs.s.has(ForwardedCertFromAnyone) {
+		return nil, nil
+	}
+	vs := r.Header.Values("Client-Cert")
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	if len(vs) > 1 || len(vs[0]) > 16<<10 {
+		return nil, errors.New("malformed Client-Cert")
+	}
+	v := strings.TrimSpace(vs[0])
+	if len(v) < 2 || v[0] != ':' || v[len(v)-1] != ':' || strings.Contains(v[1:len(v)-1], ":") {
+		return nil, errors.New("malformed Client-Cert")
+	}
+	der, err := base64.StdEncoding.DecodeString(v[1 : len(v)-1])
+	if err != nil {
+		return nil, errors.New("malformed Client-Cert")
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil || c.IsCA {
+		return nil, errors.New("malformed Client-Cert")
+	}
+	return der, nil
+}
+
+func (rs *resourceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/resource" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.TLS == nil {
+		http.Error(w, "TLS required", http.StatusBadRequest)
+		return
+	}
+	authz := r.Header.Values("Authorization")
+	if len(authz) > 1 || (len(authz) == 1 && r.URL.Query().Has("access_token")) {
+		rs.fail(w, rsFailure{status: http.StatusBadRequest, scheme: "Bearer", code: "invalid_request", desc: "more than one credential"}, "")
+		return
+	}
+	if len(authz) == 0 {
+		rs.fail(w, rsFailure{status: http.StatusUnauthorized}, "")
+		return
+	}
+	if _, err := rs.peerCert(r); err != nil {
+		http.Error(w, "malformed Client-Cert", http.StatusBadRequest)
+		return
+	}
+	scheme, tok, _ := strings.Cut(authz[0], " ")
+	switch {
+	case strings.EqualFold(scheme, "DPoP"):
+		rs.serveDPoP(w, r, tok)
+	case strings.EqualFold(scheme, "Bearer"):
+		rs.serveBearer(w, r, tok)
+	default:
+		rs.fail(w, rsFailure{status: http.StatusUnauthorized}, "")
+	}
+}
+
+func (rs *resourceServer) serveDPoP(w http.ResponseWriter, r *http.Request, tok string) {
+	s := rs.s
+	invalid := rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: "invalid_token", desc: "invalid token"}
+	if !isToken68(tok) {
+		rs.fail(w, invalid, tok)
+		return
+	}
+	claims, err := s.verifyToken(tok, rs.audience)
+	if err != nil {
+		rs.fail(w, invalid, tok)
+		return
+	}
+	jkt, bound := cnfString(claims, "jkt")
+	if !bound {
+		rs.fail(w, invalid, tok)
+		return
+	}
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) == 0 && s.has(DPoPSchemeWithoutProof) {
+		rs.ok(w, r, claims)
+		return
+	}
+	if len(proofs) == 0 || (len(proofs) > 1 && !s.has(FirstOfManyProofs)) {
+		rs.fail(w, rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: "invalid_dpop_proof", desc: "exactly one DPoP proof required"}, tok)
+		return
+	}
+	now := time.Now()
+	var nonce func(string) bool
+	if s.cfg.RequireNonce {
+		nonce = func(n string) bool {
+			if n == "" {
+				return false
+			}
+			return s.rsNonce.valid(n, now) || (s.has(NonceNotBound) && s.asNonce.valid(n, now))
+		}
+	}
+	got, perr := s.verifyProof(proofs[0], proofCheck{method: r.Method, url: "https://" + r.Host + r.URL.RequestURI(), token: tok, nonce: nonce, replay: rs.replay})
+	if perr != nil {
+		rs.fail(w, rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: perr.code, desc: "invalid DPoP proof", nonce: perr.code == "use_dpop_nonce"}, tok)
+		return
+	}
+	if !s.has(NoJktCompare) && subtle.ConstantTimeCompare([]byte(got), []byte(jkt)) != 1 {
+		rs.fail(w, rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: "invalid_token", desc: "invalid DPoP key binding"}, tok)
+		return
+	}
+	if x5t, ok := cnfString(claims, "x5t#S256"); ok && !rs.certMatches(r, x5t) {
+		rs.fail(w, invalid, tok)
+		return
+	}
+	rs.ok(w, r, claims)
+}
+
+func (rs *resourceServer) certMatches(r *http.Request, x5t string) bool {
+	der, err := rs.peerCert(r)
+	if err != nil || der == nil {
+		return rs.s.has(NoX5tCompare)
+	}
+	return rs.s.has(NoX5tCompare) || subtle.ConstantTimeCompare([]byte(clientCertThumbprint(der)), []byte(x5t)) == 1
+}
+
+func (rs *resourceServer) serveBearer(w http.ResponseWriter, r *http.Request, tok string) {
+	s := rs.s
+	invalid := rsFailure{status: http.StatusUnauthorized, scheme: "Bearer", code: "invalid_token", desc: "invalid token"}
+	if !isToken68(tok) {
+		rs.fail(w, invalid, tok)
+		return
+	}
+	claims, err := s.verifyToken(tok, rs.audience)
+	if err != nil {
+		rs.fail(w, invalid, tok)
+		return
+	}
+	_, dpopBound := cnfString(claims, "jkt")
+	x5t, certBound := cnfString(claims, "x5t#S256")
+	switch {
+	case dpopBound && !s.has(BearerDowngrade):
+		rs.fail(w, invalid, tok)
+		return
+	case certBound:
+		if !rs.certMatches(r, x5t) {
+			rs.fail(w, invalid, tok)
+			return
+		}
+	case !dpopBound:
+		// Unbound bearer tokens are not accepted by this resource.
+		rs.fail(w, invalid, tok)
+		return
+	}
+	rs.ok(w, r, claims)
+}
+
+func cnfString(claims map[string]any, name string) (string, bool) {
+	cnf, ok := claims["cnf"].(map[string]any)
+	if !ok {
+		return "", false
+	}
+	v, ok := cnf[name].(string)
+	return v, ok
+}
+
+func (rs *resourceServer) ok(w http.ResponseWriter, r *http.Request, claims map[string]any) {
+	scope, _ := claims["scope"].(string)
+	need := "read"
+	if r.Method == http.MethodPost {
+		need = "write"
+	}
+	if !strings.Contains(" "+scope+" ", " "+need+" ") {
+		scheme := "Bearer"
+		if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "dpop ") {
+			scheme = "DPoP"
+		}
+		rs.fail(w, rsFailure{status: http.StatusForbidden, scheme: scheme, code: "insufficient_scope", desc: "scope " + need + " required"}, "")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if rs.trustedProxy {
+		w.Header().Set("Vary", "Client-Cert")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(map[string]any{"ok": true, "sub": claims["sub"]})
+	_, _ = w.Write(buf.Bytes())
+}

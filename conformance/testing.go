@@ -1,0 +1,56 @@
+package conformance
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+var timeNow = time.Now
+
+// RunTest runs the catalogue against target as subtests of t, one per case,
+// named by case id. A failed MUST case fails its subtest; a policy failure
+// or a SHOULD warning is logged; a skipped case calls t.Skip with the
+// reason. Cases run sequentially (they share tokens and nonce state). An
+// invalid target fails t immediately.
+func RunTest(t *testing.T, target Target, opts ...Options) {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if err := target.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	now := o.Now
+	if now == nil {
+		now = timeNow
+	}
+	s, err := newSession(target, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	ctx := t.Context()
+	for _, c := range selectCases(o.Cases) {
+		t.Run(c.ID, func(t *testing.T) {
+			res := runCase(ctx, s, c)
+			msg := res.Reason
+			if res.Observed.Status != 0 {
+				msg += " [observed " + itoa(res.Observed.Status) + " " + res.Observed.Error + "]"
+			}
+			switch {
+			case res.Status == StatusSkip:
+				t.Skip(msg)
+			case res.Status == StatusFail && res.Level == LevelMust:
+				t.Errorf("%s (%s, %s): %s", c.ID, c.Section, c.Level, msg)
+			case res.Status == StatusFail || res.Status == StatusWarn:
+				t.Logf("%s %s (%s): %s", res.Status, c.ID, c.Level, msg)
+			default:
+				t.Log(msg)
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
