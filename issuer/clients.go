@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/senderbound/senderbound/mtlsbound"
 )
 
 // AuthMethod is a token endpoint client authentication method name as
@@ -131,6 +133,8 @@ func (c *Client) allowsGrant(gt string) bool {
 type CertificateAuthenticator interface {
 	Authenticate(ctx context.Context, cert *x509.Certificate, chain []*x509.Certificate) error
 }
+
+var _ CertificateAuthenticator = mtlsbound.PKIAuth{}
 
 // SelfSigned adapts a check that needs no chain, such as the Authenticate
 // method of mtlsbound.SelfSignedAuth, to [CertificateAuthenticator].

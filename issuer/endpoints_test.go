@@ -2,8 +2,8 @@ package issuer
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -529,12 +529,6 @@ func TestServerConfig(t *testing.T) {
 	}
 }
 
-// invalidAuth reports a registration error from Validate, as
-// mtlsbound.PKIAuth does for a missing or doubled subject selector.
-type invalidAuth struct{ chainAuth }
-
-func (invalidAuth) Validate() error { return errors.New("no subject selector") }
-
 func TestClientRegistryValidation(t *testing.T) {
 	t.Parallel()
 	bad := []Client{
@@ -544,9 +538,10 @@ func TestClientRegistryValidation(t *testing.T) {
 		{ID: "x", AuthMethod: AuthSecretBasic},
 		{ID: "x", AuthMethod: AuthSecretPost, SecretHash: []byte("short")},
 		{ID: "x", AuthMethod: AuthTLSClient},
-		{ID: "x", AuthMethod: AuthTLSClient, Certificate: invalidAuth{}},
+		{ID: "x", AuthMethod: AuthTLSClient, Certificate: mtlsbound.PKIAuth{}},
+		{ID: "x", AuthMethod: AuthTLSClient, Certificate: mtlsbound.PKIAuth{Roots: x509.NewCertPool(), SANDNS: "a", SANURI: "b"}},
 		{ID: "x", AuthMethod: AuthSelfSignedTLSClient},
-		{ID: "x", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("s"), Certificate: SelfSigned(sameCert(nil))},
+		{ID: "x", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("s"), Certificate: SelfSigned(mtlsbound.SelfSignedAuth{}.Authenticate)},
 		{ID: "x", AuthMethod: AuthNone, SecretHash: HashSecret("s")},
 		{ID: "x", AuthMethod: AuthNone, Introspect: true},
 		{ID: "x", AuthMethod: AuthNone, DPoPBoundAccessTokens: true, TLSClientCertificateBoundAccessTokens: true},

@@ -517,6 +517,9 @@ func TestKeyRotation(t *testing.T) {
 	if err := ks.Rotate(); err != nil {
 		t.Fatal(err)
 	}
+	if err := ks.AddNext(SigningKey{Signer: k3, KeyID: "k1"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("kid of a retired key reused: %v", err)
+	}
 	if err := ks.AddNext(SigningKey{Signer: k3, KeyID: "k3"}); err != nil {
 		t.Fatal(err)
 	}

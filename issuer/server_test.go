@@ -6,13 +6,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,9 +109,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Client{ID: "post", AuthMethod: AuthSecretPost, SecretHash: HashSecret(postSecret), Scopes: []string{"read"}},
 		Client{ID: "dpop-only", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(dpopSecret), DPoPBoundAccessTokens: true},
 		Client{ID: "cert-bound", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(boundSecret), TLSClientCertificateBoundAccessTokens: true},
-		Client{ID: "pki", AuthMethod: AuthTLSClient, Introspect: true, Certificate: chainAuth{roots: h.ca.Pool(), dns: "client1.example.test"},
+		Client{ID: "pki", AuthMethod: AuthTLSClient, Introspect: true, Certificate: mtlsbound.PKIAuth{Roots: h.ca.Pool(), SANDNS: "client1.example.test"},
 			Scopes: []string{"read"}, GrantTypes: []string{GrantClientCredentials, GrantRefreshToken, testGrant}},
-		Client{ID: "selfsigned", AuthMethod: AuthSelfSignedTLSClient, Certificate: SelfSigned(sameCert(h.s1.Cert)), Scopes: []string{"read"}},
+		Client{ID: "selfsigned", AuthMethod: AuthSelfSignedTLSClient, Certificate: SelfSigned(mtlsbound.SelfSignedAuth{Certificates: []*x509.Certificate{h.s1.Cert}}.Authenticate), Scopes: []string{"read"}},
 		Client{ID: "public", AuthMethod: AuthNone},
 		Client{ID: "s6BhdRkqt", AuthMethod: AuthNone},
 		Client{ID: "rs", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true},
@@ -147,37 +145,6 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Cleanup(h.srv.Close)
 	t.Cleanup(h.alias.Close)
 	return h
-}
-
-// chainAuth is tls_client_auth with crypto/x509 chain verification to
-// roots, EKU clientAuth, and one registered DNS SAN.
-type chainAuth struct {
-	roots *x509.CertPool
-	dns   string
-}
-
-func (a chainAuth) Authenticate(_ context.Context, cert *x509.Certificate, chain []*x509.Certificate) error {
-	inter := x509.NewCertPool()
-	for _, c := range chain {
-		inter.AddCert(c)
-	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: a.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return err
-	}
-	if !slices.Contains(cert.DNSNames, a.dns) {
-		return errors.New("subject mismatch")
-	}
-	return nil
-}
-
-// sameCert is self_signed_tls_client_auth with one registered certificate.
-func sameCert(registered *x509.Certificate) func(context.Context, *x509.Certificate) error {
-	return func(_ context.Context, cert *x509.Certificate) error {
-		if !registered.Equal(cert) {
-			return errors.New("certificate not registered")
-		}
-		return nil
-	}
 }
 
 // testGrantHandler stands for an embedding server's own grant (for example

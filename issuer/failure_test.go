@@ -1,0 +1,284 @@
+package issuer
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/senderbound/senderbound/mtlsbound"
+)
+
+// failingRegistry is a registry whose backend is down.
+type failingRegistry struct{}
+
+func (failingRegistry) Client(context.Context, string) (*Client, error) {
+	return nil, errors.New("database unreachable")
+}
+
+// failingReplayStore is a replay store whose backend is down.
+type failingReplayStore struct{}
+
+func (failingReplayStore) CheckAndStore(context.Context, [32]byte, time.Time) (bool, error) {
+	return false, errors.New("redis unreachable")
+}
+
+// brokenRefreshStore fails every call.
+type brokenRefreshStore struct{}
+
+func (brokenRefreshStore) Put(context.Context, [32]byte, RefreshRecord) error { return errors.New("down") }
+func (brokenRefreshStore) Get(context.Context, [32]byte) (*RefreshRecord, error) {
+	return nil, errors.New("down")
+}
+func (brokenRefreshStore) Delete(context.Context, [32]byte) error { return errors.New("down") }
+
+// laxRefreshStore keeps records past expiry: a valid RefreshStore that
+// leaves the expiry decision to the token endpoint.
+type laxRefreshStore struct{ recs map[[32]byte]RefreshRecord }
+
+func (l *laxRefreshStore) Put(_ context.Context, id [32]byte, r RefreshRecord) error {
+	l.recs[id] = r
+	return nil
+}
+
+func (l *laxRefreshStore) Get(_ context.Context, id [32]byte) (*RefreshRecord, error) {
+	r, ok := l.recs[id]
+	if !ok {
+		return nil, ErrTokenNotFound
+	}
+	return &r, nil
+}
+
+func (l *laxRefreshStore) Delete(_ context.Context, id [32]byte) error {
+	delete(l.recs, id)
+	return nil
+}
+
+func TestDependencyFailures(t *testing.T) {
+	t.Parallel()
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	t.Run("client registry down", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) { c.Clients = failingRegistry{} }})
+		r := h.post(h.client(nil), h.tokenURL(), cc, basic("conf", confSecret))
+		h.checkTokenResponse(r)
+		if r.status != 503 || r.str("error") != "temporarily_unavailable" || strings.Contains(string(r.raw), "database") {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	t.Run("replay store down fails closed", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) { c.ReplayStore = failingReplayStore{} }})
+		r := h.post(h.client(nil), h.tokenURL(), cc, map[string]string{"Authorization": formatBasic("conf", confSecret), "DPoP": h.proof(h.prover(nil), h.tokenURL(), "")})
+		h.checkTokenResponse(r)
+		if r.status != 503 || r.str("error") != "temporarily_unavailable" || strings.Contains(string(r.raw), "redis") {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	t.Run("refresh store down", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) { c.RefreshTokens = brokenRefreshStore{} }})
+		c := h.client(nil)
+		r := h.post(c, h.tokenURL(), url.Values{"grant_type": {testGrant}, "subject": {"a"}}, basic("conf", confSecret))
+		h.checkTokenResponse(r)
+		if r.status != 503 || r.str("access_token") != "" {
+			t.Fatalf("put: %d %s", r.status, r.raw)
+		}
+		r = h.post(c, h.tokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, basic("conf", confSecret))
+		h.checkTokenResponse(r)
+		if r.status != 503 {
+			t.Fatalf("get: %d %s", r.status, r.raw)
+		}
+	})
+	t.Run("expired record from a store that keeps it", func(t *testing.T) {
+		t.Parallel()
+		store := &laxRefreshStore{recs: map[[32]byte]RefreshRecord{}}
+		h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) { c.RefreshTokens = store }})
+		_ = store.Put(context.Background(), refreshID("old-token"), RefreshRecord{ClientID: "conf", Subject: "a", ExpiresAt: h.clock.Now().Add(-time.Second)})
+		r := h.post(h.client(nil), h.tokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"old-token"}}, basic("conf", confSecret))
+		h.checkTokenResponse(r)
+		if r.status != 400 || r.str("error") != "invalid_grant" {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+}
+
+func TestGrantHandlerFailures(t *testing.T) {
+	t.Parallel()
+	handlers := map[string]GrantHandler{
+		"urn:test:error": GrantHandlerFunc(func(context.Context, *GrantRequest) (*Grant, error) {
+			return nil, errors.New("backend said " + attackMarker)
+		}),
+		"urn:test:nosubject": GrantHandlerFunc(func(context.Context, *GrantRequest) (*Grant, error) { return &Grant{}, nil }),
+		"urn:test:nil":       GrantHandlerFunc(func(context.Context, *GrantRequest) (*Grant, error) { return nil, nil }),
+		"urn:test:reserved": GrantHandlerFunc(func(context.Context, *GrantRequest) (*Grant, error) {
+			return &Grant{Subject: "a", Claims: map[string]any{"cnf": map[string]string{"jkt": "attacker"}}}, nil
+		}),
+		"urn:test:scope": GrantHandlerFunc(func(context.Context, *GrantRequest) (*Grant, error) {
+			return nil, GrantError(ErrInvalidScope, "scope not granted")
+		}),
+	}
+	h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) {
+		c.Grants = handlers
+		reg, err := NewMemoryRegistry(
+			Client{ID: "pub-cc", AuthMethod: AuthNone, GrantTypes: []string{GrantClientCredentials}},
+			Client{ID: "any", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret), GrantTypes: []string{"urn:test:error", "urn:test:nosubject", "urn:test:nil", "urn:test:reserved", "urn:test:scope"}},
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Clients = reg
+	}})
+	c := h.client(nil)
+	tests := []struct {
+		grant  string
+		status int
+		code   string
+	}{
+		{"urn:test:error", 500, "server_error"},
+		{"urn:test:nosubject", 500, "server_error"},
+		{"urn:test:nil", 500, "server_error"},
+		{"urn:test:reserved", 500, "server_error"},
+		{"urn:test:scope", 400, "invalid_scope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.grant, func(t *testing.T) {
+			r := h.post(c, h.tokenURL(), url.Values{"grant_type": {tt.grant}}, basic("any", confSecret))
+			h.checkTokenResponse(r)
+			if r.status != tt.status || r.str("error") != tt.code || strings.Contains(string(r.raw), "backend") {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+		})
+	}
+	t.Run("public client registered for client_credentials", func(t *testing.T) {
+		r := h.post(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"pub-cc"}}, nil)
+		h.checkTokenResponse(r)
+		if r.status != 400 || r.str("error") != "unauthorized_client" {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+}
+
+func TestForwardedCertificate(t *testing.T) {
+	t.Parallel()
+	var h *harness
+	h = newHarness(t, harnessOpts{edit: func(c *ServerConfig) {
+		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: []string{"127.0.0.1/32", "::1/128"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Certificates = src
+	}})
+	c := h.client(nil)
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"pki"}}
+	t.Run("MTLS-CB-01 certificate from a trusted proxy", func(t *testing.T) {
+		r := h.post(c, h.tokenURL(), form, map[string]string{"Client-Cert": mtlsbound.FormatClientCertHeader(h.c1.Cert)})
+		h.checkTokenResponse(r)
+		if r.status != 200 || cnfOf(h.verify(r.str("access_token")))["x5t#S256"] != mtlsbound.Thumbprint(h.c1.Cert) {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	t.Run("malformed Client-Cert from a trusted proxy", func(t *testing.T) {
+		r := h.post(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, map[string]string{"Authorization": formatBasic("conf", confSecret), "Client-Cert": ":" + attackMarker + ":"})
+		h.checkTokenResponse(r)
+		if r.status != 400 || r.str("error") != "invalid_request" {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	t.Run("CCERT-16 TLS certificate wins over the header", func(t *testing.T) {
+		r := h.post(h.client(h.c2), h.aliasTokenURL(), form, map[string]string{"Client-Cert": mtlsbound.FormatClientCertHeader(h.c1.Cert)})
+		h.checkTokenResponse(r)
+		if r.str("error") != "invalid_client" {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+}
+
+// TestIntrospectionRefusesForeignTokens signs tokens with the issuer's own
+// key but breaks one property each; none may introspect as active.
+func TestIntrospectionRefusesForeignTokens(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	kid := h.is.Keys().ActiveKeyID()
+	now := h.clock.Now()
+	good := map[string]any{"iss": h.is.ID(), "sub": "s", "aud": rsAudience, "client_id": "conf", "jti": "j",
+		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	sign := func(t *testing.T, alg jose.SignatureAlgorithm, key crypto.Signer, hdr map[string]any, edit func(map[string]any)) string {
+		t.Helper()
+		claims := map[string]any{}
+		for k, v := range good {
+			claims[k] = v
+		}
+		edit(claims)
+		opts := &jose.SignerOptions{}
+		for k, v := range hdr {
+			opts.WithHeader(jose.HeaderKey(k), v)
+		}
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := jwt.Signed(s).Claims(claims).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	std := map[string]any{"typ": "at+jwt", "kid": kid}
+	none := func(map[string]any) {}
+	tests := []struct {
+		name string
+		tok  func(t *testing.T) string
+	}{
+		{"control: well-formed", nil},
+		{"typ JWT", func(t *testing.T) string {
+			return sign(t, jose.ES256, h.signer, map[string]any{"typ": "JWT", "kid": kid}, none)
+		}},
+		{"no typ", func(t *testing.T) string { return sign(t, jose.ES256, h.signer, map[string]any{"kid": kid}, none) }},
+		{"unknown kid", func(t *testing.T) string {
+			return sign(t, jose.ES256, h.signer, map[string]any{"typ": "at+jwt", "kid": "other"}, none)
+		}},
+		{"other issuer", func(t *testing.T) string {
+			return sign(t, jose.ES256, h.signer, std, func(c map[string]any) { c["iss"] = h.is.ID() + "/" })
+		}},
+		{"no exp", func(t *testing.T) string {
+			return sign(t, jose.ES256, h.signer, std, func(c map[string]any) { delete(c, "exp") })
+		}},
+		{"no iat", func(t *testing.T) string {
+			return sign(t, jose.ES256, h.signer, std, func(c map[string]any) { delete(c, "iat") })
+		}},
+		{"not yet valid", func(t *testing.T) string {
+			return sign(t, jose.ES256, h.signer, std, func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() })
+		}},
+		{"expired", func(t *testing.T) string {
+			return sign(t, jose.ES256, h.signer, std, func(c map[string]any) { c["exp"] = now.Unix() })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tok string
+			if tt.tok == nil {
+				tok = sign(t, jose.ES256, h.signer, std, none)
+			} else {
+				tok = tt.tok(t)
+			}
+			r := h.post(h.client(nil), h.srv.URL+IntrospectionPath, url.Values{"token": {tok}}, basic("rs", rsSecret))
+			if tt.tok == nil {
+				if r.body["active"] != true {
+					t.Fatalf("control token inactive: %s", r.raw)
+				}
+				return
+			}
+			if r.status != http.StatusOK || string(r.raw) != `{"active":false}` {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+		})
+	}
+}
