@@ -33,7 +33,9 @@ func (failingReplayStore) CheckAndStore(context.Context, [32]byte, time.Time) (b
 // brokenRefreshStore fails every call.
 type brokenRefreshStore struct{}
 
-func (brokenRefreshStore) Put(context.Context, [32]byte, RefreshRecord) error { return errors.New("down") }
+func (brokenRefreshStore) Put(context.Context, [32]byte, RefreshRecord) error {
+	return errors.New("down")
+}
 func (brokenRefreshStore) Get(context.Context, [32]byte) (*RefreshRecord, error) {
 	return nil, errors.New("down")
 }
