@@ -1,0 +1,79 @@
+package resource_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/senderbound/senderbound/resource"
+	"github.com/senderbound/senderbound/resource/internal/restest"
+)
+
+// FuzzParseAuthorization: no panic; on success the parts round-trip to the
+// input and the token is token68.
+func FuzzParseAuthorization(f *testing.F) {
+	for _, s := range []string{
+		"Bearer abc", "DPoP eyJhbGciOiJFUzI1NiJ9.e30.sig", "bearer a=", "Bearer", "Bearer ", "Bearer  a",
+		"Bearer a b", "Bearer a, DPoP b", " Bearer a", "Bearer a=b", "Basic dXNlcjpwYXNz", "Bearer \x00",
+		"DPoP a.b.c==", "B\u00e9arer x", "Bearer a\r\nX: y",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		scheme, tok, ok := resource.ParseAuthorization(value)
+		if !ok {
+			if scheme != "" || tok != "" {
+				t.Fatal("parts returned on failure")
+			}
+			return
+		}
+		if scheme+" "+tok != value {
+			t.Fatalf("round trip: %q + %q != %q", scheme, tok, value)
+		}
+		if strings.ContainsAny(tok, " \t\r\n,\"") || strings.ContainsAny(scheme, " \t\r\n,\"=") {
+			t.Fatalf("separator inside a part: %q %q", scheme, tok)
+		}
+	})
+}
+
+// FuzzCheck drives the whole request path (Authorization parsing, token
+// validation, DPoP proof, binding) with attacker-chosen header values: no
+// panic, a nil principal exactly when there is an error, every error an
+// *resource.Error with a sane status, and a principal only for a token the
+// issuer signed.
+func FuzzCheck(f *testing.F) {
+	e := restest.NewEnv(f, restest.Options{DPoP: true, InsecureHTTP: true})
+	good := e.Token(f, nil)
+	f.Add("Bearer "+good, "")
+	f.Add("DPoP "+good, "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln")
+	f.Add("Bearer "+restest.KAT8, "")
+	f.Add("Bearer "+restest.KAT14, "")
+	f.Add("Bearer a.b.c", "")
+	f.Add("DPoP "+good[:len(good)/2], "x")
+	f.Add("Bearer eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJpc3MiOiJodHRwczovL2FzLmV4YW1wbGUudGVzdCJ9.", "")
+	f.Fuzz(func(t *testing.T, authz, proof string) {
+		r := httptest.NewRequest(http.MethodGet, "http://rs.example.test/any", nil)
+		if authz != "" {
+			r.Header["Authorization"] = []string{authz}
+		}
+		if proof != "" {
+			r.Header["Dpop"] = []string{proof}
+		}
+		p, err := e.Verifier.Check(r, resource.Policy{Accept: resource.AcceptAny})
+		if (p == nil) == (err == nil) {
+			t.Fatalf("principal %v with error %v", p, err)
+		}
+		if err != nil {
+			var re *resource.Error
+			if !errors.As(err, &re) || re.Status < 400 || re.Status > 503 || re.Reason == "" {
+				t.Fatalf("error %#v", err)
+			}
+			return
+		}
+		if p.Subject != "user-1" || p.Issuer != e.AS.ID {
+			t.Fatalf("accepted a token the issuer did not sign: %+v", p)
+		}
+	})
+}
