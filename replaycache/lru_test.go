@@ -445,3 +445,52 @@ func TestLRUShardFull(t *testing.T) {
 		t.Fatal("claim in a shard with room was refused")
 	}
 }
+
+// TestLRUFloodStaysBounded is DPOP-RS-16 and ADV-105: a flood of 10^5 unique
+// keys within one window never grows the cache past Capacity, and the keys
+// already claimed stay claimed (nothing live is forgotten to make room).
+func TestLRUFloodStaysBounded(t *testing.T) {
+	t.Parallel()
+	const capacity, flood = 1000, 100_000
+	clk := newFakeClock()
+	c := newLRU(t, replaycache.Config{Capacity: capacity, Now: clk.Now})
+	exp := clk.Now().Add(time.Minute)
+	accepted := 0
+	for i := 0; i < flood; i++ {
+		fresh, err := c.CheckAndStore(context.Background(), key("flood", i), exp)
+		switch {
+		case errors.Is(err, replaycache.ErrFull):
+		case err != nil:
+			t.Fatalf("claim %d: %v", i, err)
+		case fresh:
+			accepted++
+		default:
+			t.Fatalf("claim %d of a unique key was a replay", i)
+		}
+		if i%1000 == 0 && c.Len() > capacity {
+			t.Fatalf("DPOP-RS-16: Len = %d after %d claims, Capacity %d", c.Len(), i+1, capacity)
+		}
+	}
+	st := c.Stats()
+	if st.Entries != accepted || accepted > capacity || st.Full != uint64(flood-accepted) {
+		t.Fatalf("Stats = %+v, accepted %d; want Entries == accepted <= %d and Full == rest", st, accepted, capacity)
+	}
+	// Every accepted key is still a replay.
+	for i := 0; i < flood; i++ {
+		fresh, err := c.CheckAndStore(context.Background(), key("flood", i), exp)
+		if fresh {
+			t.Fatalf("ADV-105: key %d fresh again while live", i)
+		}
+		if err == nil {
+			accepted--
+		}
+	}
+	if accepted != 0 {
+		t.Fatalf("%d accepted keys were not reported as replays", accepted)
+	}
+	// After the window (plus Grace) passes, the cache takes new keys again.
+	clk.Advance(time.Minute + replaycache.DefaultGrace + time.Nanosecond)
+	if !claim(t, c, key("after-flood", 0), clk.Now().Add(time.Minute)) {
+		t.Fatal("claim after the window refused")
+	}
+}
