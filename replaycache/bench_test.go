@@ -84,6 +84,9 @@ func BenchmarkLRUClaimParallel(b *testing.B) {
 	}{
 		{name: "shards=default"},
 		{name: "shards=1", shards: 1},
+		{name: "shards=4", shards: 4},
+		{name: "shards=16", shards: 16},
+		{name: "shards=64", shards: 64},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			rawVerifyNsPerOp(b)
@@ -174,4 +177,24 @@ func BenchmarkLRUMemory(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(perEntry, "B/entry")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/entries/rawVerifyNsPerOp(b), "x-raw")
+}
+
+// BenchmarkLRUClaim measures fresh claims from one goroutine in the same
+// steady state as BenchmarkLRUClaimParallel.
+func BenchmarkLRUClaim(b *testing.B) {
+	rawVerifyNsPerOp(b)
+	c, err := replaycache.NewLRU(replaycache.Config{Capacity: 1 << 20, Grace: time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	exp := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if fresh, err := c.CheckAndStore(ctx, benchKey(0, uint64(i)), exp); err != nil || !fresh {
+			b.Fatalf("claim %d refused: %v", i, err)
+		}
+	}
+	reportRatio(b)
 }

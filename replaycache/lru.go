@@ -40,7 +40,12 @@ type Config struct {
 	// expired-but-not-yet-reclaimed. Zero means DefaultCapacity; negative is
 	// an error. Size it as (peak accepted requests per second) × (acceptance
 	// window + Grace), with headroom: when a shard is full of live entries,
-	// new claims fail with ErrFull.
+	// new claims fail with ErrFull, and because keys spread unevenly over
+	// shards the first shard fills before the whole cache does (with 64
+	// shards of 15,625 entries, at about 98% of Capacity). Memory is
+	// allocated per entry as claims arrive, about 200 bytes each on 64-bit
+	// platforms (the golang-lru list element plus the Go map slot), not
+	// reserved up front.
 	Capacity int
 
 	// Shards is the number of independently locked shards. It must be a
