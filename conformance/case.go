@@ -49,7 +49,8 @@ const (
 	CapIssuerKey
 	// CapSecondResource: Target.SecondResource is set.
 	CapSecondResource
-	// CapNonce: Target.NonceRequired is true.
+	// CapNonce: Target.NonceRequired is true (the resource server demands
+	// nonces).
 	CapNonce
 	// CapTrustedProxy: Target.TrustedProxyResource is set.
 	CapTrustedProxy
@@ -59,6 +60,8 @@ const (
 	CapMetadata
 	// CapIntrospection: Target.IntrospectionEndpoint is set.
 	CapIntrospection
+	// CapTokenNonce: Target.TokenEndpointNonceRequired is true.
+	CapTokenNonce
 )
 
 var capNames = []struct {
@@ -75,6 +78,7 @@ var capNames = []struct {
 	{CapSecondCert, "second-cert", "needs a second client certificate (--second-cert/--second-key)"},
 	{CapMetadata, "metadata", "needs the metadata URL (--metadata)"},
 	{CapIntrospection, "introspection", "needs introspection endpoint and credentials (--introspection)"},
+	{CapTokenNonce, "token-nonce", "needs a token endpoint that requires DPoP nonces (--token-nonce-required)"},
 }
 
 // String lists the capability names joined by "+".

@@ -267,3 +267,28 @@ func cloneMap(m map[string]any) map[string]any {
 	}
 	return out
 }
+
+// genEC generates an EC key for ES256, ES384 or ES512.
+func genEC(alg jose.SignatureAlgorithm) (*clientKey, error) {
+	curve := elliptic.P256()
+	switch alg {
+	case jose.ES384:
+		curve = elliptic.P384()
+	case jose.ES512:
+		curve = elliptic.P521()
+	}
+	k, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return newClientKey(k, alg)
+}
+
+// genRSA generates an RSA key of the given size for RS256.
+func genRSA(bits int) (*clientKey, error) {
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return nil, err
+	}
+	return newClientKey(k, jose.RS256)
+}

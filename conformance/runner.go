@@ -123,6 +123,7 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 		rep.Results = append(rep.Results, runCase(ctx, s, c))
 	}
 	rep.Duration = time.Since(rep.Started)
+	sortResults(rep.Results)
 	return rep, nil
 }
 
@@ -145,6 +146,20 @@ func selectCases(patterns []string) []Case {
 		return 0
 	})
 	return out
+}
+
+// sortResults puts results in catalogue order.
+func sortResults(rs []Result) {
+	cs := make([]Case, len(rs))
+	idx := map[string]Result{}
+	for i, r := range rs {
+		cs[i] = r.Case
+		idx[r.ID] = r
+	}
+	sortCases(cs)
+	for i, c := range cs {
+		rs[i] = idx[c.ID]
+	}
 }
 
 // auditCases look at the whole run's responses.

@@ -583,28 +583,30 @@ func (s *session) newMTLSToken(ctx context.Context, client *http.Client) (*issue
 	return it, nil
 }
 
-// forge signs claims (and header members) with the issuer key, starting
-// from a real token's header and claims so that the forgery differs from an
-// issued token only where a case says so.
-func (s *session) forge(base *issued, mutate func(h, c map[string]any)) (string, error) {
+// forge signs a token with the issuer key, starting from a real token's
+// header and claims (fresh jti, iat and exp) so that the forgery differs
+// from an issued token only where mutate says so.
+func (s *session) forge(base *issued, mutate func(j *jws)) (string, error) {
 	if s.t.IssuerKey == nil {
 		return "", errors.New("no issuer key")
 	}
+	ik, err := s.issuerKey()
+	if err != nil {
+		return "", err
+	}
+	now := s.now().Unix()
 	h := map[string]any{"typ": "at+jwt"}
-	c := map[string]any{}
+	var c map[string]any
 	if base != nil && base.claims != nil {
 		h = cloneMap(base.header)
 		c = cloneMap(base.claims)
 	} else {
-		now := s.now().Unix()
-		c = map[string]any{"iss": s.t.Issuer, "aud": s.t.Audience, "sub": "conformance", "client_id": s.t.ClientID,
-			"iat": now, "exp": now + 300, "jti": randomID()}
+		c = map[string]any{"iss": s.t.Issuer, "aud": s.t.Audience, "sub": "conformance", "client_id": s.t.ClientID}
 		if s.t.Scope != "" {
 			c["scope"] = s.t.Scope
 		}
 	}
 	delete(h, "alg")
-	now := s.now().Unix()
 	c["jti"] = randomID()
 	c["iat"] = now
 	c["exp"] = now + 300
@@ -614,14 +616,10 @@ func (s *session) forge(base *issued, mutate func(h, c map[string]any)) (string,
 	if s.t.IssuerKey.KeyID != "" {
 		h["kid"] = s.t.IssuerKey.KeyID
 	}
-	if mutate != nil {
-		mutate(h, c)
-	}
-	ik, err := s.issuerKey()
-	if err != nil {
-		return "", err
-	}
 	j := &jws{key: ik, header: h, claims: c}
+	if mutate != nil {
+		mutate(j)
+	}
 	return j.compact()
 }
 

@@ -64,9 +64,11 @@ type Target struct {
 	// SecondResource is a second resource URL that accepts tokens from the
 	// same issuer (cross-server replay cases).
 	SecondResource string
-	// NonceRequired says the resource server (and possibly the token
-	// endpoint) demands DPoP nonces.
+	// NonceRequired says the resource server demands DPoP nonces.
 	NonceRequired bool
+	// TokenEndpointNonceRequired says the token endpoint demands DPoP
+	// nonces.
+	TokenEndpointNonceRequired bool
 	// TrustedProxyResource is a URL of the same resource reachable as a
 	// trusted TLS-terminating proxy, i.e. where a Client-Cert header is
 	// believed.
@@ -125,6 +127,9 @@ func (t *Target) Capabilities() Capability {
 	}
 	if t.NonceRequired {
 		c |= CapNonce
+	}
+	if t.TokenEndpointNonceRequired {
+		c |= CapTokenNonce
 	}
 	if t.TrustedProxyResource != "" {
 		c |= CapTrustedProxy
@@ -190,6 +195,7 @@ type TargetFlags struct {
 // --client-id, --client-secret, --scope, --resource, --method, --issuer,
 // --audience, --cert, --key, --mtls-client-id, --second-cert, --second-key,
 // --ca-file, --insecure, --issuer-key, --second-resource, --nonce-required,
+// --token-nonce-required,
 // --trusted-proxy-resource, --metadata, --introspection,
 // --introspection-client (id:secret), --no-dpop, --timeout, --format
 // (text|json|junit), --out and --cases (comma-separated ids or prefixes).
@@ -213,7 +219,8 @@ func RegisterFlags(fs *flag.FlagSet) *TargetFlags {
 	fs.BoolVar(&t.InsecureSkipVerify, "insecure", false, "do not verify server certificates (test deployments only)")
 	fs.StringVar(&f.issuerKeyFile, "issuer-key", "", "issuer private signing key as a JWK file (unlocks forged-token cases)")
 	fs.StringVar(&t.SecondResource, "second-resource", "", "second resource URL sharing the issuer")
-	fs.BoolVar(&t.NonceRequired, "nonce-required", false, "the target requires DPoP nonces")
+	fs.BoolVar(&t.NonceRequired, "nonce-required", false, "the resource server requires DPoP nonces")
+	fs.BoolVar(&t.TokenEndpointNonceRequired, "token-nonce-required", false, "the token endpoint requires DPoP nonces")
 	fs.StringVar(&t.TrustedProxyResource, "trusted-proxy-resource", "", "resource URL reachable as a trusted proxy (Client-Cert believed)")
 	fs.StringVar(&t.MetadataURL, "metadata", "", "authorization server metadata URL")
 	fs.StringVar(&t.IntrospectionEndpoint, "introspection", "", "introspection endpoint URL")

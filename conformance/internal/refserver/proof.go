@@ -18,7 +18,9 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -212,6 +214,45 @@ func normalizeHTU(raw string, allowQuery bool) (string, error) {
 
 var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
+// checkJWKMembers applies the key-encoding and key-use policy: RSA
+// members without leading zero octets, "use" sig if present, "key_ops"
+// including verify if present, and a JWK "alg" equal to the header's.
+func checkJWKMembers(m map[string]json.RawMessage, alg string) *proofError {
+	str := func(name string) (string, bool) {
+		raw, ok := m[name]
+		if !ok {
+			return "", false
+		}
+		var v string
+		if json.Unmarshal(raw, &v) != nil {
+			return "\x00invalid", true
+		}
+		return v, true
+	}
+	if kty, _ := str("kty"); kty == "RSA" {
+		for _, name := range []string{"n", "e"} {
+			v, _ := str(name)
+			b, err := base64.RawURLEncoding.Strict().DecodeString(v)
+			if err != nil || len(b) == 0 || b[0] == 0 {
+				return bad("jwk encoding")
+			}
+		}
+	}
+	if use, ok := str("use"); ok && use != "sig" {
+		return bad("jwk use")
+	}
+	if a, ok := str("alg"); ok && a != alg {
+		return bad("jwk alg")
+	}
+	if raw, ok := m["key_ops"]; ok {
+		var ops []string
+		if json.Unmarshal(raw, &ops) != nil || !slices.Contains(ops, "verify") {
+			return bad("jwk key_ops")
+		}
+	}
+	return nil
+}
+
 func hasPrivate(members map[string]json.RawMessage) bool {
 	for _, m := range privateMembers {
 		if _, ok := members[m]; ok {
@@ -262,6 +303,9 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	}
 	if !s.has(PrivateJWKAccepted) && hasPrivate(members) {
 		return "", bad("jwk holds private key material")
+	}
+	if perr := checkJWKMembers(members, alg); perr != nil {
+		return "", perr
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(rawJWK); err != nil {
@@ -317,7 +361,7 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if err != nil {
 		return "", bad("signature")
 	}
-	if err := noDuplicates(payload); err != nil {
+	if err := noDuplicates(payload); err != nil || !utf8.Valid(payload) {
 		return "", bad("payload JSON")
 	}
 	var cl map[string]json.RawMessage
@@ -326,7 +370,7 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	}
 	var jti, htm, htu string
 	var iat json.Number
-	if json.Unmarshal(cl["jti"], &jti) != nil || strings.TrimSpace(jti) == "" || len(jti) > 256 {
+	if json.Unmarshal(cl["jti"], &jti) != nil || strings.TrimSpace(jti) == "" || len(jti) > 256 || strings.ContainsRune(jti, utf8.RuneError) {
 		return "", bad("jti")
 	}
 	if json.Unmarshal(cl["htm"], &htm) != nil {
