@@ -22,6 +22,10 @@ const DefaultTimeout = time.Second
 // [Config.Grace] is zero.
 const DefaultGrace = 30 * time.Second
 
+// DefaultMaxInFlight is the limit on outstanding commands when
+// [Config.MaxInFlight] is zero.
+const DefaultMaxInFlight = 1024
+
 // maxTTL caps the lifetime of a key, so that an expiry far in the future
 // cannot overflow Redis's millisecond clock arithmetic.
 const maxTTL = 100 * 365 * 24 * time.Hour
@@ -52,6 +56,14 @@ type Config struct {
 	// be accepted. It is also the minimum lifetime of a key whose expiry is
 	// already past. Zero means DefaultGrace; negative is an error.
 	Grace time.Duration
+
+	// MaxInFlight bounds the number of SET commands outstanding at once,
+	// counting commands whose claim already gave up at its deadline but
+	// which still wait on the client's own timeouts. A claim that cannot
+	// start a command before its deadline fails with ErrUnavailable, so a
+	// hung Redis costs at most MaxInFlight goroutines, not one per request.
+	// Zero means DefaultMaxInFlight; negative is an error.
+	MaxInFlight int
 
 	// Now returns the current time, used to turn the expiry into a
 	// relative TTL. If nil, time.Now is used. It must be safe for
@@ -92,18 +104,20 @@ type Config struct {
 //
 // A claim returns when its context is done, even if the client does not have
 // ContextTimeoutEnabled: the command then finishes in the background, bounded
-// by the client's own ReadTimeout, and its result is discarded. The go-redis
+// by the client's own timeouts (ReadTimeout, PoolTimeout), and its result is
+// discarded. At most Config.MaxInFlight commands are outstanding at once. The go-redis
 // client retries commands on network errors (MaxRetries); a retried SET whose
 // first attempt was applied reports a replay, which refuses a legitimate
 // request but never accepts a replayed one.
 //
 // Store is safe for concurrent use by multiple goroutines.
 type Store struct {
-	client  redis.UniversalClient
-	prefix  string
-	timeout time.Duration
-	grace   time.Duration
-	now     func() time.Time
+	inFlight chan struct{} // semaphore: one slot per outstanding command
+	client   redis.UniversalClient
+	prefix   string
+	timeout  time.Duration
+	grace    time.Duration
+	now      func() time.Time
 }
 
 var _ replaycache.Store = (*Store)(nil)
@@ -132,6 +146,14 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	switch n := cfg.MaxInFlight; {
+	case n < 0:
+		return nil, errors.New("redisstore: MaxInFlight must not be negative")
+	case n == 0:
+		s.inFlight = make(chan struct{}, DefaultMaxInFlight)
+	default:
+		s.inFlight = make(chan struct{}, n)
 	}
 	return s, nil
 }
@@ -178,8 +200,19 @@ func (s *Store) CheckAndStore(ctx context.Context, key [32]byte, exp time.Time) 
 	ttl := s.ttl(s.now(), exp)
 	cmd := redis.NewStatusCmd(ctx, "set", s.redisKey(key), "1", "nx", "px", ttl.Milliseconds())
 
+	// The command runs on its own goroutine so that the claim returns at
+	// its deadline even when the client does not watch ctx; the goroutine
+	// holds an in-flight slot until the client gives up or answers.
+	select {
+	case s.inFlight <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("%w: too many commands in flight: %w", ErrUnavailable, ctx.Err())
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.client.Process(ctx, cmd) }()
+	go func() {
+		defer func() { <-s.inFlight }()
+		done <- s.client.Process(ctx, cmd)
+	}()
 	var err error
 	select {
 	case err = <-done:

@@ -61,10 +61,11 @@ func TestNewConfig(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "zero config", client: client},
-		{name: "explicit", client: client, cfg: redisstore.Config{Prefix: "p:", Timeout: time.Millisecond, Grace: time.Second, Now: time.Now}},
+		{name: "explicit", client: client, cfg: redisstore.Config{Prefix: "p:", Timeout: time.Millisecond, Grace: time.Second, MaxInFlight: 1, Now: time.Now}},
 		{name: "nil client", cfg: redisstore.Config{}, wantErr: true},
 		{name: "negative timeout", client: client, cfg: redisstore.Config{Timeout: -1}, wantErr: true},
 		{name: "negative grace", client: client, cfg: redisstore.Config{Grace: -1}, wantErr: true},
+		{name: "negative max in flight", client: client, cfg: redisstore.Config{MaxInFlight: -1}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,10 +17,11 @@ import (
 )
 
 // serveRESP runs a TCP server on 127.0.0.1 that speaks just enough RESP2 for
-// a go-redis client, and answers SET with setReply. No real Redis sends such
-// replies to SET NX, but a proxy in front of one might; this checks that the
-// store treats anything but OK and nil as an error.
-func serveRESP(t *testing.T, setReply string) string {
+// a go-redis client, and answers SET with whatever onSet returns (onSet may
+// block). It stands in for Redis only where a real server cannot be made to
+// behave as needed: replies no Redis sends to SET NX (a proxy in front of one
+// might), and a SET that hangs while the server keeps serving.
+func serveRESP(t *testing.T, onSet func() string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,7 +47,7 @@ func serveRESP(t *testing.T, setReply string) string {
 					case "hello":
 						reply = "-ERR unknown command 'HELLO'\r\n"
 					case "set":
-						reply = setReply
+						reply = onSet()
 					case "ping":
 						reply = "+PONG\r\n"
 					default:
@@ -111,7 +113,7 @@ func TestUnexpectedReply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			client := redis.NewClient(&redis.Options{Addr: serveRESP(t, tt.reply), Protocol: 2, MaxRetries: -1})
+			client := redis.NewClient(&redis.Options{Addr: serveRESP(t, func() string { return tt.reply }), Protocol: 2, MaxRetries: -1})
 			defer client.Close()
 			s := newStore(t, client, redisstore.Config{Timeout: 2 * time.Second})
 			fresh, err := s.CheckAndStore(context.Background(), key("reply", 1), time.Now().Add(time.Minute))
@@ -123,5 +125,47 @@ func TestUnexpectedReply(t *testing.T) {
 				t.Fatalf("CheckAndStore = %v, %v; want %v, nil", fresh, err, tt.wantFresh)
 			}
 		})
+	}
+}
+
+// TestMaxInFlight checks that commands abandoned at their deadline keep their
+// in-flight slot until the client is done with them, and that a claim which
+// cannot get a slot fails closed without sending anything.
+func TestMaxInFlight(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var sets atomic.Int32
+	addr := serveRESP(t, func() string {
+		if sets.Add(1) == 1 {
+			<-release // the first SET hangs until released
+		}
+		return "+OK\r\n"
+	})
+	client := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1, ReadTimeout: time.Minute})
+	defer client.Close()
+	s := newStore(t, client, redisstore.Config{Timeout: 200 * time.Millisecond, MaxInFlight: 1})
+	exp := time.Now().Add(time.Minute)
+
+	// The first claim times out; its command stays outstanding.
+	fresh, err := s.CheckAndStore(context.Background(), key("inflight", 1), exp)
+	wantUnavailable(t, fresh, err)
+	// The second cannot get a slot: it fails without reaching the server.
+	fresh, err = s.CheckAndStore(context.Background(), key("inflight", 2), exp)
+	wantUnavailable(t, fresh, err)
+	if n := sets.Load(); n != 1 {
+		t.Fatalf("server saw %d SET commands, want 1 (MaxInFlight 1)", n)
+	}
+	// Once the hung command completes, its slot is free again.
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fresh, err = s.CheckAndStore(context.Background(), key("inflight", 3), exp)
+		if err == nil && fresh {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("claim after release = %v, %v; want fresh", fresh, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
