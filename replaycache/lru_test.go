@@ -494,3 +494,51 @@ func TestLRUFloodStaysBounded(t *testing.T) {
 		t.Fatal("claim after the window refused")
 	}
 }
+
+// TestLRUShardSeed checks that shard selection is keyed per LRU: clients who
+// know the key derivation still cannot predict which shard a key lands in,
+// so they cannot aim a flood at one shard.
+func TestLRUShardSeed(t *testing.T) {
+	t.Parallel()
+	a := newLRU(t, replaycache.Config{Capacity: 1 << 16, Shards: 64})
+	b := newLRU(t, replaycache.Config{Capacity: 1 << 16, Shards: 64})
+	for i := 0; i < 64; i++ {
+		if a.ShardOf(key("seed", i)) != b.ShardOf(key("seed", i)) {
+			return
+		}
+	}
+	t.Fatal("64 keys landed in the same shards of two LRUs: shard hash is not seeded")
+}
+
+// TestLRUStatsDuringClaims reads Stats and Len while claims run (for -race).
+func TestLRUStatsDuringClaims(t *testing.T) {
+	t.Parallel()
+	c := newLRU(t, replaycache.Config{Capacity: 1 << 16})
+	exp := time.Now().Add(time.Hour)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 5000; i++ {
+			if fresh, err := c.CheckAndStore(context.Background(), key("stats", i), exp); err != nil || !fresh {
+				t.Errorf("key %d: fresh %v, err %v", i, fresh, err)
+				return
+			}
+		}
+	}()
+	var last uint64
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		st := c.Stats()
+		if st.Claims < last || st.Entries < 0 || c.Len() < int(st.Claims) {
+			t.Fatalf("inconsistent snapshot %+v after %d claims", st, last)
+		}
+		last = st.Claims
+	}
+	if st := c.Stats(); st.Claims != 5000 || st.Entries != 5000 {
+		t.Fatalf("Stats = %+v, want 5000 claims and entries", st)
+	}
+}
