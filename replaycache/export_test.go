@@ -1,5 +1,7 @@
 package replaycache
 
+import "unsafe"
+
 // ShardOf reports the shard index key maps to, for tests that need to fill
 // one shard.
 func (c *LRU) ShardOf(key [32]byte) int {
@@ -10,3 +12,6 @@ func (c *LRU) ShardOf(key [32]byte) int {
 func (c *LRU) ShardCapacity() int { return c.shards[0].capacity }
 
 var DefaultShards = defaultShards
+
+// ShardSize is the size of one shard, padded to a multiple of 128 bytes.
+const ShardSize = unsafe.Sizeof(shard{})

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
@@ -111,9 +112,11 @@ type Stats struct {
 // A live (unexpired) entry is never evicted to make room. When a claim's
 // shard is full, its expired entries are first reclaimed, oldest first,
 // stopping at the first live one; if the shard is still full, the claim fails
-// with ErrFull, which callers treat as a rejection. Entries with long expiry
-// inserted before entries with short expiry delay reclamation of the latter
-// until they too expire; with a single acceptance window this does not arise.
+// with ErrFull, which callers treat as a rejection. Reclamation follows
+// insertion order, so an entry with a long expiry delays the reclamation of
+// shorter-lived entries inserted after it until it too expires. When every
+// claim uses the same acceptance window, deadlines follow insertion order up
+// to the spread of the clients' clocks, and the delay is at most that spread.
 //
 // # Concurrency
 //
@@ -129,7 +132,15 @@ type LRU struct {
 	now    func() time.Time
 }
 
+// shard is one independently locked part of an LRU, padded to a multiple of
+// 128 bytes (two cache lines) so that cores working on neighbouring shards do
+// not contend for one line.
 type shard struct {
+	shardState
+	_ [(128 - unsafe.Sizeof(shardState{})%128) % 128]byte
+}
+
+type shardState struct {
 	mu       sync.Mutex
 	lru      *simplelru.LRU[[32]byte, int64]
 	capacity int
@@ -137,8 +148,6 @@ type shard struct {
 	replays  uint64
 	full     uint64
 	expired  uint64
-	// Pad to a cache line pair so neighbouring shard locks do not share one.
-	_ [64]byte
 }
 
 // NewLRU returns an empty LRU configured by cfg, or an error if cfg is
@@ -252,7 +261,7 @@ func hashKey(c *LRU, key [32]byte) uint64 {
 
 // reclaim removes up to limit expired entries from the old end of the shard,
 // stopping at the first live one. The caller holds s.mu.
-func (s *shard) reclaim(nowN int64, limit int) {
+func (s *shardState) reclaim(nowN int64, limit int) {
 	for i := 0; i < limit; i++ {
 		_, d, ok := s.lru.GetOldest()
 		if !ok || nowN <= d {

@@ -542,3 +542,10 @@ func TestLRUStatsDuringClaims(t *testing.T) {
 		t.Fatalf("Stats = %+v, want 5000 claims and entries", st)
 	}
 }
+
+func TestShardPadding(t *testing.T) {
+	t.Parallel()
+	if replaycache.ShardSize%128 != 0 {
+		t.Fatalf("shard is %d bytes, want a multiple of 128 (two cache lines)", replaycache.ShardSize)
+	}
+}
