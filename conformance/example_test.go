@@ -36,6 +36,7 @@ func ExampleRun() {
 	// Output:
 	// DPOP-RS-05 pass
 	// DPOP-RS-19 pass
+	// ATV-15 skip
 	// failed: false
 }
 
