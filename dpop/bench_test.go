@@ -1,0 +1,176 @@
+package dpop
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rawVerifier returns a function doing only the signature verification of
+// proof with the standard library, the floor the verifier is measured
+// against.
+func rawVerifier(tb testing.TB, key crypto.Signer, proof string) func() bool {
+	tb.Helper()
+	i := strings.LastIndexByte(proof, '.')
+	input := []byte(proof[:i])
+	sig, ok := decodeB64(make([]byte, len(proof)), []byte(proof[i+1:]))
+	if !ok {
+		tb.Fatal("bad signature segment")
+	}
+	switch pub := key.Public().(type) {
+	case *ecdsa.PublicKey:
+		der := encodeECDSASig(nil, sig[:32], sig[32:])
+		return func() bool {
+			d := sha256.Sum256(input)
+			return ecdsa.VerifyASN1(pub, d[:], der)
+		}
+	case ed25519.PublicKey:
+		return func() bool { return ed25519.Verify(pub, input, sig) }
+	case *rsa.PublicKey:
+		return func() bool {
+			d := sha256.Sum256(input)
+			return rsa.VerifyPSS(pub, crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+		}
+	}
+	tb.Fatal("unsupported key")
+	return nil
+}
+
+// benchFixture holds pre-made proofs for one key, made once per run.
+type benchFixture struct {
+	key    crypto.Signer
+	prover *Prover
+	proofs []string
+}
+
+var (
+	fixturesMu sync.Mutex
+	fixtures   = map[string]*benchFixture{}
+)
+
+const benchNow = 1_800_000_000
+
+func fixture(b *testing.B, keyName string) *benchFixture {
+	fixturesMu.Lock()
+	defer fixturesMu.Unlock()
+	if f := fixtures[keyName]; f != nil {
+		return f
+	}
+	key := keys(b)[keyName]
+	p, err := NewProver(key, &ProverOptions{Now: fixedClock(benchNow)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &benchFixture{key: key, prover: p, proofs: make([]string, 1024)}
+	for i := range f.proofs {
+		if f.proofs[i], err = p.Proof("GET", "https://rs.example.test/resource", ProofOptions{AccessToken: "token"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fixtures[keyName] = f
+	return f
+}
+
+// benchAlg runs, in one run, the raw standard-library verification of a
+// proof signature ("raw-verify"), full proof verification ("verify") and
+// proof creation ("proof"), and reports the latter two as ratios to the
+// first (metric x-raw).
+func benchAlg(b *testing.B, keyName, alg string) {
+	f := fixture(b, keyName)
+	var rawNs float64
+	b.Run("raw-verify", func(b *testing.B) {
+		raw := rawVerifier(b, f.key, f.proofs[0])
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if !raw() {
+				b.Fatal("raw verify failed")
+			}
+		}
+		rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	_ = rawNs
+	raw := rawVerifier(b, f.key, f.proofs[0])
+	b.Run("verify", func(b *testing.B) {
+		want := Expect{Method: "GET", URL: "https://rs.example.test/resource", AccessToken: "token", JKT: f.prover.Thumbprint()}
+		ctx := context.Background()
+		n := len(f.proofs)
+		var v *Verifier
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if i%n == 0 {
+				b.StopTimer()
+				v, _ = NewVerifier(Config{Algorithms: []string{alg}, ReplayStore: newMemStore(), Now: fixedClock(benchNow)})
+				b.StartTimer()
+			}
+			if _, err := v.Verify(ctx, f.proofs[i%n], want); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		// Ratio to the raw verification, measured interleaved so that load
+		// from other processes affects both sides alike.
+		round := 0
+		b.ReportMetric(interleavedRatio(raw, func(k int) {
+			if k == 0 {
+				round++
+				v, _ = NewVerifier(Config{Algorithms: []string{alg}, ReplayStore: newMemStore(), Now: fixedClock(benchNow)})
+			}
+			if _, err := v.Verify(ctx, f.proofs[(round*ratioBatch+k)%n], want); err != nil {
+				b.Fatal(err)
+			}
+		}), "x-raw")
+	})
+	b.Run("proof", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := f.prover.Proof("GET", "https://rs.example.test/resource", ProofOptions{AccessToken: "token"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(interleavedRatio(raw, func(int) {
+			if _, err := f.prover.Proof("GET", "https://rs.example.test/resource", ProofOptions{AccessToken: "token"}); err != nil {
+				b.Fatal(err)
+			}
+		}), "x-raw")
+	})
+}
+
+const (
+	ratioRounds = 64
+	ratioBatch  = 16
+)
+
+// interleavedRatio returns the median over ratioRounds rounds of
+// time(ratioBatch calls of full) / time(ratioBatch raw verifications).
+// full receives the call index within the round.
+func interleavedRatio(raw func() bool, full func(k int)) float64 {
+	ratios := make([]float64, ratioRounds)
+	for r := range ratios {
+		t0 := time.Now()
+		for k := 0; k < ratioBatch; k++ {
+			raw()
+		}
+		t1 := time.Now()
+		for k := 0; k < ratioBatch; k++ {
+			full(k)
+		}
+		t2 := time.Now()
+		ratios[r] = float64(t2.Sub(t1)) / float64(t1.Sub(t0))
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/2]
+}
+
+func BenchmarkES256(b *testing.B) { benchAlg(b, "ES256", "ES256") }
+func BenchmarkEdDSA(b *testing.B) { benchAlg(b, "EdDSA", "EdDSA") }
+func BenchmarkPS256(b *testing.B) { benchAlg(b, "RSA", "PS256") }
