@@ -354,10 +354,10 @@ func init() {
 			}},
 		Case{ID: "ATV-14", Title: "the caller fixes the token algorithms (no HS256 with the public key)", Section: "RFC 8725 §3.1", Level: LevelMust, Role: RoleResource, Group: GroupG, Needs: CapDPoP | CapIssuerKey,
 			Expect: "HS256 keyed with the issuer's public key (JWK JSON, PEM, DER) → 401 invalid_token",
-			run: func(ctx context.Context, r *run) verdict { return r.hsWithPublicKey() }},
+			run:    func(ctx context.Context, r *run) verdict { return r.hsWithPublicKey() }},
 		Case{ID: "ADV-04", Title: "token re-signed with HS256 using the AS public key", Section: "RFC 8725 §3.1", Level: LevelMust, Role: RoleResource, Group: GroupADV, Needs: CapDPoP | CapIssuerKey,
 			Expect: "HS256 keyed with the public key as JWK JSON, PEM text and DER SPKI → 401 invalid_token",
-			run: func(ctx context.Context, r *run) verdict { return r.hsWithPublicKey() }},
+			run:    func(ctx context.Context, r *run) verdict { return r.hsWithPublicKey() }},
 		Case{ID: "ATV-15", Title: "the token is refused at or after exp", Section: "RFC 9068 §4; RFC 7519 §4.1.4", Level: LevelMust, Role: RoleResource, Group: GroupG, Needs: CapDPoP | CapIssuerKey,
 			Expect: "exp now−5 min → 401 invalid_token; exp now+5 min → 2xx",
 			run: func(ctx context.Context, r *run) verdict {

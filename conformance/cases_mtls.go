@@ -376,10 +376,10 @@ func init() {
 			}},
 		Case{ID: "THUMB-12", Title: "x5t#S256 hashes the DER certificate only", Section: "RFC 8705 §3.1", Level: LevelMust, Role: RoleResource, Group: GroupH, Needs: CapMTLS | CapIssuerKey,
 			Expect: "token whose x5t#S256 is the SHA-1, SPKI or PEM-text hash of C1, presented with C1 → 401 invalid_token",
-			run: func(ctx context.Context, r *run) verdict { return r.x5tNegatives() }},
+			run:    func(ctx context.Context, r *run) verdict { return r.x5tNegatives() }},
 		Case{ID: "ADV-90", Title: "x5t#S256 over PEM text, SPKI or SHA-1 does not match", Section: "RFC 8705 §3.1", Level: LevelMust, Role: RoleResource, Group: GroupADV, Needs: CapMTLS | CapIssuerKey,
 			Expect: "KAT-12-style negatives of C1's binding, presented with C1 → 401",
-			run: func(ctx context.Context, r *run) verdict { return r.x5tNegatives() }},
+			run:    func(ctx context.Context, r *run) verdict { return r.x5tNegatives() }},
 		Case{ID: "THUMB-13", Title: "x5t#S256 is unpadded and whitespace-free", Section: "RFC 8705 §3.1", Level: LevelMust, Role: RoleResource, Group: GroupH, Needs: CapMTLS | CapIssuerKey,
 			Expect: "cnf.x5t#S256 of C1 with '=' appended, presented with C1 → 401 invalid_token",
 			run: func(ctx context.Context, r *run) verdict {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -138,7 +139,10 @@ type session struct {
 
 	nonces map[string]string
 	log    []*exchange
-	meta   map[string]any
+
+	rsaOnce sync.Once
+	rsa     *clientKey
+	rsaErr  error
 }
 
 // issued is a token response.
@@ -205,13 +209,19 @@ func (s *session) close() {
 	}
 }
 
-// do sends req and records the exchange.
+// do sends req and records the exchange in the session log.
 func (s *session) do(client *http.Client, req *http.Request, secrets []string) *exchange {
+	x := doUnlogged(client, req, secrets)
+	s.log = append(s.log, x)
+	return x
+}
+
+// doUnlogged sends req; safe for concurrent use.
+func doUnlogged(client *http.Client, req *http.Request, secrets []string) *exchange {
 	x := &exchange{method: req.Method, url: req.URL.String(), secrets: secrets}
 	resp, err := client.Do(req)
 	if err != nil {
 		x.err = err
-		s.log = append(s.log, x)
 		return x
 	}
 	defer resp.Body.Close()
@@ -228,7 +238,6 @@ func (s *session) do(client *http.Client, req *http.Request, secrets []string) *
 		}
 	}
 	x.hygiene = hygiene(x)
-	s.log = append(s.log, x)
 	return x
 }
 

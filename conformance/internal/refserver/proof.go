@@ -17,8 +17,8 @@ import (
 	"io"
 	"math/big"
 	"net/url"
-	"strings"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -420,11 +420,11 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 			return "", bad("ath")
 		}
 	}
+	var n string
+	if raw, ok := cl["nonce"]; ok && json.Unmarshal(raw, &n) != nil {
+		return "", bad("nonce")
+	}
 	if pc.nonce != nil && !s.has(NoNonceCheck) {
-		var n string
-		if raw, ok := cl["nonce"]; ok && json.Unmarshal(raw, &n) != nil {
-			return "", bad("nonce")
-		}
 		if !pc.nonce(n) {
 			return "", &proofError{code: "use_dpop_nonce", desc: "nonce required"}
 		}
