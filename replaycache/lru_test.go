@@ -549,3 +549,24 @@ func TestShardPadding(t *testing.T) {
 		t.Fatalf("shard is %d bytes, want a multiple of 128 (two cache lines)", replaycache.ShardSize)
 	}
 }
+
+// TestLRUZeroExpiry checks that an expiry before the int64 nanosecond range
+// (the zero time.Time) saturates instead of wrapping: it counts as already
+// past, so the key is recorded for Grace.
+func TestLRUZeroExpiry(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	c := newLRU(t, replaycache.Config{Grace: time.Second, Now: clk.Now})
+	k := key("zero", 1)
+	if !claim(t, c, k, time.Time{}) {
+		t.Fatal("first claim not fresh")
+	}
+	clk.Advance(time.Second)
+	if claim(t, c, k, time.Time{}) {
+		t.Fatal("claim within Grace was fresh")
+	}
+	clk.Advance(1)
+	if !claim(t, c, k, time.Time{}) {
+		t.Fatal("claim after Grace was a replay")
+	}
+}

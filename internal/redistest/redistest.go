@@ -139,7 +139,7 @@ func (s *Server) Restart() {
 	running := s.proc != nil
 	s.mu.Unlock()
 	if running {
-		s.tb.Fatal("redistest: Restart of a running server")
+		s.tb.Fatalf("redistest: Restart of a running server at %s", s.Addr)
 	}
 	p, err := s.launch()
 	if err != nil {

@@ -126,3 +126,23 @@ func TestMissingBinary(t *testing.T) {
 		})
 	}
 }
+
+func TestRestartRunning(t *testing.T) {
+	t.Parallel()
+	r := &recorder{TB: t}
+	srv := redistest.Start(r)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Restart()
+		t.Error("Restart of a running server returned")
+	}()
+	<-done
+	if !r.failed {
+		t.Fatal("Restart of a running server did not fail the test")
+	}
+	// The server that was running is untouched.
+	if err := srv.Client().Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("PING: %v", err)
+	}
+}
