@@ -1,10 +1,21 @@
 package mtlsbound_test
 
 import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
 
 // The RFC 9440 Appendix A Client-Cert value, as a trusted proxy sends it.
@@ -41,4 +52,71 @@ func ExampleSource() {
 	// Output:
 	// from proxy: true true
 	// from client: true
+}
+
+func ExamplePKIAuth() {
+	ca, _ := certs.NewCA(certs.Options{CommonName: "Example CA"})
+	client, _ := ca.Issue(certs.Options{
+		Subject: pkix.Name{CommonName: "client1", Organization: []string{"Example Corp"}},
+		Client:  true,
+	})
+
+	// The registration of client c1 (tls_client_auth, tls_client_auth_subject_dn).
+	reg := mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=client1, O=example corp"}
+	if err := reg.Validate(); err != nil {
+		panic(err)
+	}
+	fmt.Println("C1:", reg.Authenticate(context.Background(), client.Cert, nil))
+
+	other, _ := ca.Issue(certs.Options{CommonName: "client2", Client: true})
+	err := reg.Authenticate(context.Background(), other.Cert, nil)
+	fmt.Println("C2 mismatch:", errors.Is(err, mtlsbound.ErrCertificateMismatch))
+	// Output:
+	// C1: <nil>
+	// C2 mismatch: true
+}
+
+func ExampleSelfSignedAuth() {
+	s1, _ := certs.SelfSigned(certs.Options{CommonName: "s1", Client: true})
+	s2, _ := certs.SelfSigned(certs.Options{CommonName: "s2", Client: true})
+
+	// The client registered a JWKS whose key carries its certificate in x5c.
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: s1.Cert.PublicKey, Certificates: []*x509.Certificate{s1.Cert}},
+	}})
+	reg, err := mtlsbound.SelfSignedFromJWKS(jwks)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("S1:", reg.Authenticate(context.Background(), s1.Cert))
+	fmt.Println("S2 refused:", errors.Is(reg.Authenticate(context.Background(), s2.Cert), mtlsbound.ErrCertificateMismatch))
+	// Output:
+	// S1: <nil>
+	// S2 refused: true
+}
+
+func ExampleServerTLSConfig() {
+	ca, _ := certs.NewCA(certs.Options{})
+	serverCert, _ := ca.Issue(certs.Options{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	clientCert, _ := certs.SelfSigned(certs.Options{CommonName: "s1", Client: true})
+
+	src, _ := mtlsbound.NewSource(mtlsbound.SourceConfig{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cert, _ := src.ClientCertificate(r)
+		fmt.Fprint(w, mtlsbound.Thumbprint(cert) == mtlsbound.Thumbprint(clientCert.Cert))
+	}))
+	srv.TLS = mtlsbound.ServerTLSConfig(serverCert.TLSCertificate())
+	srv.StartTLS()
+	defer srv.Close()
+
+	tc := clientCert.TLSCertificate()
+	client := mtlsbound.NewClient(&tc, ca.Pool())
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println("server saw the self-signed client certificate:", string(body))
+	// Output: server saw the self-signed client certificate: true
 }

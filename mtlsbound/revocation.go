@@ -24,8 +24,10 @@ var _ RevocationChecker = (*CRLChecker)(nil)
 
 // Defaults for CRLChecker.
 const (
+	// DefaultMaxCRLBytes caps a fetched CRL at 10 MiB.
 	DefaultMaxCRLBytes = 10 << 20
-	DefaultCRLTimeout  = 10 * time.Second
+	// DefaultCRLTimeout bounds one CRL fetch when CRLChecker.HTTPClient is nil.
+	DefaultCRLTimeout = 10 * time.Second
 )
 
 // CRLChecker checks revocation against the CRLs named in each certificate's

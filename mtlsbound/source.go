@@ -33,9 +33,16 @@ const (
 
 // Default header names per format.
 const (
-	DefaultHeader      = "Client-Cert"
+	// DefaultHeader is the RFC 9440 Client-Cert header, read for FormatRFC9440.
+	DefaultHeader = "Client-Cert"
+	// DefaultChainHeader is the RFC 9440 Client-Cert-Chain header. It is
+	// never used as the client certificate; its presence without
+	// DefaultHeader is a malformed request (CCERT-06).
 	DefaultChainHeader = "Client-Cert-Chain"
-	DefaultXFCCHeader  = "X-Forwarded-Client-Cert"
+	// DefaultXFCCHeader is Envoy's header, read for FormatEnvoyXFCC.
+	DefaultXFCCHeader = "X-Forwarded-Client-Cert"
+	// DefaultNginxHeader is the conventional header for nginx's
+	// $ssl_client_escaped_cert, read for FormatNginxEscapedPEM.
 	DefaultNginxHeader = "X-SSL-Client-Cert"
 )
 

@@ -12,10 +12,14 @@ import (
 
 // File names used by WriteDir, LoadCA and LoadLeaf.
 const (
-	CACertFile   = "ca.pem"
-	CAKeyFile    = "ca-key.pem"
+	// CACertFile holds the CA certificate followed by its chain.
+	CACertFile = "ca.pem"
+	// CAKeyFile holds the CA's PKCS#8 private key (mode 0600).
+	CAKeyFile = "ca-key.pem"
+	// LeafCertFile holds a leaf certificate followed by its chain.
 	LeafCertFile = "cert.pem"
-	LeafKeyFile  = "key.pem"
+	// LeafKeyFile holds the leaf's PKCS#8 private key (mode 0600).
+	LeafKeyFile = "key.pem"
 )
 
 // EncodeCertificates returns the PEM encoding of certs, in order.
