@@ -253,6 +253,21 @@ func checkJWKMembers(m map[string]json.RawMessage, alg string) *proofError {
 	return nil
 }
 
+// verifyES256Raw checks an ES256 signature over the compact signing input
+// without go-jose's header validation (used by mutants only).
+func verifyES256Raw(parts []string, key any) ([]byte, error) {
+	ek, ok := key.(*ecdsa.PublicKey)
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if !ok || err != nil || len(sig) != 64 {
+		return nil, errors.New("signature")
+	}
+	d := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if !ecdsa.Verify(ek, d[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		return nil, errors.New("signature")
+	}
+	return base64.RawURLEncoding.DecodeString(parts[1])
+}
+
 func hasPrivate(members map[string]json.RawMessage) bool {
 	for _, m := range privateMembers {
 		if _, ok := members[m]; ok {
@@ -331,19 +346,14 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 			return "", bad("signature")
 		}
 		payload, err = base64.RawURLEncoding.DecodeString(parts[1])
-	case s.has(PrivateJWKAccepted) && hasPrivate(members):
-		// go-jose refuses to parse a JWS whose jwk is private, so the
-		// vulnerable variant checks the ES256 signature by hand.
-		ek, ok := pub.Key.(*ecdsa.PublicKey)
-		sig, derr := base64.RawURLEncoding.DecodeString(parts[2])
-		if !ok || alg != "ES256" || derr != nil || len(sig) != 64 {
+	case (s.has(PrivateJWKAccepted) && hasPrivate(members)) || (s.has(NoCritCheck) && hdr["crit"] != nil):
+		// go-jose refuses to parse a JWS whose jwk is private or whose crit
+		// names an unknown extension, so the vulnerable variants check the
+		// ES256 signature by hand.
+		if alg != "ES256" {
 			return "", bad("signature")
 		}
-		d := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-		if !ecdsa.Verify(ek, d[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
-			return "", bad("signature")
-		}
-		payload, err = base64.RawURLEncoding.DecodeString(parts[1])
+		payload, err = verifyES256Raw(parts, pub.Key)
 	default:
 		if s.has(AlgNotPinned) {
 			allowed = append(allowed, jose.ES384, jose.ES512, jose.PS384, jose.PS512, jose.RS384, jose.RS512, jose.EdDSA)
