@@ -9,11 +9,13 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"hash"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,9 +32,9 @@ func benchRequest() MintRequest {
 	return MintRequest{Subject: "alice@example.com", ClientID: "client-1234", Scope: "read write", Binding: Binding{JKT: benchJKT}}
 }
 
-// rawSign measures the bare signature a token of this algorithm needs: the
-// digest of a token-sized signing input plus crypto.Signer.Sign.
-func rawSign(b *testing.B, alg string, signer crypto.Signer) {
+// rawSigner returns the bare signature a token of this algorithm needs:
+// the digest of a token-sized signing input plus crypto.Signer.Sign.
+func rawSigner(alg string, signer crypto.Signer) func() error {
 	input := []byte(strings.Repeat("x", 420))
 	var (
 		h    func() hash.Hash
@@ -50,45 +52,65 @@ func rawSign(b *testing.B, alg string, signer crypto.Signer) {
 	case "EdDSA":
 		opts = crypto.Hash(0)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
+	return func() error {
 		msg := input
 		if h != nil {
 			d := h()
 			d.Write(input)
 			msg = d.Sum(nil)
 		}
-		if _, err := signer.Sign(rand.Reader, msg, opts); err != nil {
+		_, err := signer.Sign(rand.Reader, msg, opts)
+		return err
+	}
+}
+
+func rawSign(b *testing.B, alg string, signer crypto.Signer) {
+	sign := rawSigner(alg, signer)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := sign(); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-var (
-	rawMu    sync.Mutex
-	rawCache = map[string]float64{}
-)
-
-// rawNsPerOp runs the raw-signature baseline once per algorithm per process
-// and returns its ns/op, so every mint benchmark reports its ratio to a
-// baseline measured in the same run.
-func rawNsPerOp(alg string, signer crypto.Signer) float64 {
-	rawMu.Lock()
-	defer rawMu.Unlock()
-	if v, ok := rawCache[alg]; ok {
-		return v
+// benchWithRaw runs op as the benchmark and, interleaved with it in blocks
+// of 16 (timer stopped), the raw baseline; it reports op's ratio to the
+// baseline as x-raw. Interleaving keeps the ratio honest on a machine whose
+// load changes during the run.
+func benchWithRaw(b *testing.B, raw, op func() error) {
+	const block = 16
+	var (
+		rawDur time.Duration
+		rawN   int
+	)
+	runRaw := func() {
+		t := time.Now()
+		for range block {
+			if err := raw(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rawDur += time.Since(t)
+		rawN += block
 	}
-	r := testing.Benchmark(func(b *testing.B) { rawSign(b, alg, signer) })
-	v := float64(r.T.Nanoseconds()) / float64(r.N)
-	rawCache[alg] = v
-	return v
-}
-
-func reportRatio(b *testing.B, raw float64) {
-	b.StopTimer()
-	if b.N > 0 && raw > 0 {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/raw, "x-raw")
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		if n++; n%block == 0 {
+			b.StopTimer()
+			runRaw()
+			b.StartTimer()
+		}
 	}
+	if rawN == 0 {
+		runRaw()
+	}
+	opNs := float64(b.Elapsed().Nanoseconds()) / float64(n)
+	b.ReportMetric(opNs/(float64(rawDur.Nanoseconds())/float64(rawN)), "x-raw")
 }
 
 // BenchmarkMint measures tokens minted per second for each algorithm next
@@ -99,18 +121,13 @@ func BenchmarkMint(b *testing.B) {
 		signer := testSigner(b, alg)
 		b.Run(alg+"/raw-sign", func(b *testing.B) { rawSign(b, alg, signer) })
 		b.Run(alg+"/mint", func(b *testing.B) {
-			raw := rawNsPerOp(alg, signer)
 			is := newTestIssuer(b, SigningKey{Signer: signer, Algorithm: alg}, nil)
 			req := benchRequest()
 			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := is.Mint(ctx, req); err != nil {
-					b.Fatal(err)
-				}
-			}
-			reportRatio(b, raw)
+			benchWithRaw(b, rawSigner(alg, signer), func() error {
+				_, err := is.Mint(ctx, req)
+				return err
+			})
 		})
 	}
 	// The same ES256 token built the way Mint builds it, but signed and
@@ -118,18 +135,15 @@ func BenchmarkMint(b *testing.B) {
 	// would take), to compare with the purpose-built serialization above.
 	b.Run("ES256/go-jose-opaque", func(b *testing.B) {
 		signer := testSigner(b, "ES256")
-		raw := rawNsPerOp("ES256", signer)
 		js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: cryptosigner.Opaque(signer)},
 			(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k"))
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for b.Loop() {
+		benchWithRaw(b, rawSigner("ES256", signer), func() error {
 			id, err := uuid.NewRandomFromReader(rand.Reader)
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
 			now := time.Now().Unix()
 			payload, err := json.Marshal(accessClaims{
@@ -138,17 +152,15 @@ func BenchmarkMint(b *testing.B) {
 				Cnf: &cnfClaim{JKT: benchJKT},
 			})
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
 			obj, err := js.Sign(payload)
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
-			if _, err := obj.CompactSerialize(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		reportRatio(b, raw)
+			_, err = obj.CompactSerialize()
+			return err
+		})
 	})
 }
 
@@ -162,8 +174,8 @@ var rsaPSS = rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypt
 func BenchmarkTokenEndpointDPoP(b *testing.B) {
 	h := newHarness(b, harnessOpts{realClock: true})
 	signer := testSigner(b, "ES256")
-	rawS := rawNsPerOp("ES256", signer)
-	rawV := rawVerifyNs(signer.(*ecdsa.PrivateKey))
+	sign := rawSigner("ES256", signer)
+	verify := rawVerifier(signer.(*ecdsa.PrivateKey))
 	p, err := dpop.NewProver(newES256(b), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -172,35 +184,45 @@ func BenchmarkTokenEndpointDPoP(b *testing.B) {
 	hc := &http.Client{Transport: &dpop.Transport{Base: c.Transport, Prover: p}}
 	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}.Encode()
 	auth := formatBasic("conf", confSecret)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	floor := func() error {
+		if err := sign(); err != nil {
+			return err
+		}
+		if err := sign(); err != nil {
+			return err
+		}
+		return verify()
+	}
+	benchWithRaw(b, floor, func() error {
 		req, _ := http.NewRequest(http.MethodPost, h.tokenURL(), strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Authorization", auth)
 		resp, err := hc.Do(req)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
+		_, _ = io.Copy(io.Discard, resp.Body) // drain so the connection is reused
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-	}
-	reportRatio(b, 2*rawS+rawV)
+		return nil
+	})
 }
 
-func rawVerifyNs(k *ecdsa.PrivateKey) float64 {
-	d := sha256.Sum256([]byte("x"))
-	sig, _ := ecdsa.SignASN1(rand.Reader, k, d[:])
-	r := testing.Benchmark(func(b *testing.B) {
-		for b.Loop() {
-			sum := sha256.Sum256([]byte(strings.Repeat("x", 420)))
-			_ = sum
-			if !ecdsa.VerifyASN1(&k.PublicKey, d[:], sig) {
-				b.Fatal("verify")
-			}
+// rawVerifier returns one raw ES256 verification of a token-sized input.
+func rawVerifier(k *ecdsa.PrivateKey) func() error {
+	input := []byte(strings.Repeat("x", 420))
+	d := sha256.Sum256(input)
+	sig, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+	if err != nil {
+		panic(err)
+	}
+	return func() error {
+		sum := sha256.Sum256(input)
+		if !ecdsa.VerifyASN1(&k.PublicKey, sum[:], sig) {
+			return errors.New("verify failed")
 		}
-	})
-	return float64(r.T.Nanoseconds()) / float64(r.N)
+		return nil
+	}
 }
