@@ -4,7 +4,9 @@
 // off and its working directory in t.TempDir(), waits until it answers PING,
 // and kills it when the test ends. [Server.Stop] kills it mid-test (to check
 // that callers fail closed) and [Server.Restart] brings it back, empty, on
-// the same port.
+// the same port. Extra redis-server arguments start other kinds of server,
+// for example a one-node cluster ("--cluster-enabled", "yes") or a Sentinel
+// (a config file path, then "--sentinel").
 //
 // When redis-server is not on PATH, Start skips the test, unless the
 // environment variable SENDERBOUND_REQUIRE_REDIS is "1" (as in CI), in which
@@ -52,10 +54,11 @@ type Server struct {
 	// stays the same across Restart.
 	Addr string
 
-	tb   testing.TB
-	bin  string
-	dir  string
-	port int
+	tb    testing.TB
+	bin   string
+	dir   string
+	port  int
+	extra []string
 
 	mu   sync.Mutex
 	proc *process
@@ -70,8 +73,10 @@ type process struct {
 
 // Start starts a redis-server for tb and stops it in tb.Cleanup. It skips tb
 // when redis-server is not on PATH, or fails it if SENDERBOUND_REQUIRE_REDIS
-// is "1".
-func Start(tb testing.TB) *Server {
+// is "1". Extra arguments are appended to the redis-server command line, for
+// example "--cluster-enabled", "yes"; they cannot change the port, bind
+// address or directory.
+func Start(tb testing.TB, extraArgs ...string) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -80,7 +85,7 @@ func Start(tb testing.TB) *Server {
 		}
 		tb.Skip("redis-server not on PATH; install it (e.g. apt-get install redis-server) to run the Redis tests")
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), extra: append([]string(nil), extraArgs...)}
 	tb.Cleanup(s.Stop)
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -152,7 +157,8 @@ func (s *Server) Restart() {
 
 // launch starts redis-server on s.port and waits until it answers PING.
 func (s *Server) launch() (*process, error) {
-	cmd := exec.Command(s.bin,
+	args := append(append([]string(nil), s.extra...),
+		// Last, so that extra arguments cannot override them.
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -161,6 +167,7 @@ func (s *Server) launch() (*process, error) {
 		"--daemonize", "no",
 		"--loglevel", "warning",
 	)
+	cmd := exec.Command(s.bin, args...)
 	out := &lockedBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
