@@ -19,7 +19,7 @@ import (
 
 // PKIAuth is the tls_client_auth method (RFC 8705 §2.1) for one registered
 // client: the client certificate must chain to Roots (optionally through
-// Intermediates or the chain the client sent) with the clientAuth extended
+// Intermediates or the chain the client sent), list the clientAuth extended
 // key usage, be within its validity period, and match exactly one
 // registered subject selector. Exactly one of SubjectDN, SANDNS, SANURI,
 // SANIP and SANEmail must be set (MTLS-CA-05); a SAN selector matches only
@@ -174,7 +174,10 @@ func emailEqual(a, b string) bool {
 
 // Authenticate checks cert (the TLS client certificate) against the
 // registration. chain holds any further certificates the client sent
-// (r.TLS.PeerCertificates[1:]); they are used only as intermediates. It
+// (r.TLS.PeerCertificates[1:]); they are used only as intermediates. The
+// certificate itself must list the clientAuth extended key usage (a
+// certificate without the extension is refused, although crypto/x509 would
+// accept it for any purpose), and every CA above it must allow clientAuth. It
 // returns nil on success, or an error wrapping ErrInvalidConfig,
 // ErrNoCertificate, ErrUntrustedCertificate (no chain to Roots with
 // clientAuth, expired, or a CA certificate), ErrCertificateMismatch
@@ -190,6 +193,9 @@ func (a PKIAuth) Authenticate(ctx context.Context, cert *x509.Certificate, chain
 	}
 	if isCA(cert) {
 		return fmt.Errorf("%w: CA certificate presented as client certificate", ErrUntrustedCertificate)
+	}
+	if !hasClientAuth(cert) {
+		return fmt.Errorf("%w: certificate does not list the clientAuth extended key usage", ErrUntrustedCertificate)
 	}
 	now := time.Now()
 	if a.Now != nil {
@@ -238,6 +244,18 @@ func (a PKIAuth) Authenticate(ctx context.Context, cert *x509.Certificate, chain
 		}
 	}
 	return lastErr
+}
+
+// hasClientAuth reports whether cert explicitly lists clientAuth (or
+// anyExtendedKeyUsage). crypto/x509 treats a leaf without the extension as
+// valid for every purpose; tls_client_auth asks for an explicit grant.
+func hasClientAuth(cert *x509.Certificate) bool {
+	for _, u := range cert.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
 }
 
 func checkChain(ctx context.Context, rc RevocationChecker, chain []*x509.Certificate) error {

@@ -2,11 +2,13 @@ package mtlsbound
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -265,6 +267,30 @@ func TestPKIAuthClock(t *testing.T) {
 	a.Now = nil
 	if err := a.Authenticate(ctx, f.ca1.Cert, nil); !errors.Is(err, ErrUntrustedCertificate) {
 		t.Fatalf("CA certificate as client: %v", err)
+	}
+	// A leaf without any extended key usage: crypto/x509 would accept it
+	// for clientAuth; PKIAuth requires the explicit grant.
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(42),
+		Subject:               f.c1.Cert.Subject,
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.ca1.Cert, f.c1.Cert.PublicKey, f.ca1.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noEKU, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := noEKU.Verify(x509.VerifyOptions{Roots: a.Roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("premise: crypto/x509 accepts a leaf without EKU: %v", err)
+	}
+	if err := a.Authenticate(ctx, noEKU, nil); !errors.Is(err, ErrUntrustedCertificate) {
+		t.Fatalf("leaf without EKU: %v", err)
 	}
 }
 
