@@ -91,14 +91,15 @@ type Config struct {
 //
 // # Deployment
 //
-// Every command addresses one key, so a single server, a Sentinel-managed
-// primary (redis.NewFailoverClient) and a Redis Cluster all work. Point the
-// client at the primary: a claim acknowledged by a primary that fails before
-// replicating it can be lost, and a replica never accepts the write.
-// Capacity and eviction are Redis's: use a maxmemory-policy of noeviction (or
-// volatile-*, with these keys the only volatile ones you can afford to lose)
-// so that a full Redis rejects the write, which this Store reports as an
-// error, instead of evicting live claims.
+// Every command addresses one key, so a single server (redis.NewClient), a
+// Sentinel-managed primary (redis.NewFailoverClient) and a Redis Cluster
+// (redis.NewClusterClient) all work; each is tested against a real server.
+// Point the client at the primary: a claim acknowledged by a primary that
+// fails before replicating it can be lost, and a replica never accepts the
+// write. Capacity and eviction are Redis's: every key this Store writes has a
+// TTL, so any volatile-* or allkeys-* maxmemory-policy may evict live claims
+// and let them be replayed. Use maxmemory-policy noeviction, under which a
+// full Redis rejects the write and this Store reports an error.
 //
 // # Timeouts and retries
 //
