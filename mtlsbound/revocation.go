@@ -39,6 +39,10 @@ const (
 // Concurrent checks of the same CRL share one fetch. Delta CRLs and indirect
 // CRLs are not supported.
 //
+// The distribution point URLs are fetched as written in the certificate, so
+// call CheckRevocation only for certificates whose chain has already been
+// verified (PKIAuth does so). At most 1024 CRLs are cached.
+//
 // Revocation lists are only as fresh as their publication schedule; prefer
 // short-lived client certificates, and use CRLs as a second line.
 //
@@ -62,6 +66,9 @@ type CRLChecker struct {
 	entries map[string]*crlEntry
 	dflt    *http.Client
 }
+
+// maxCRLEntries bounds the number of cached CRLs.
+const maxCRLEntries = 1024
 
 type crlEntry struct {
 	mu      sync.Mutex // held while fetching
@@ -135,6 +142,10 @@ func (c *CRLChecker) entry(ctx context.Context, u string, issuer *x509.Certifica
 	}
 	e := c.entries[key]
 	if e == nil {
+		if len(c.entries) >= maxCRLEntries {
+			// Bounded memory: start over rather than grow without limit.
+			c.entries = make(map[string]*crlEntry)
+		}
 		e = &crlEntry{}
 		c.entries[key] = e
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,5 +223,32 @@ func TestPKIAuthRevocationOverTLS(t *testing.T) {
 				t.Fatalf("status %d class %q, want %q", resp.StatusCode, got, tt.wantClass)
 			}
 		})
+	}
+}
+
+func TestCRLCheckerCacheBounded(t *testing.T) {
+	t.Parallel()
+	ca, err := certs.NewCA(certs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newCRLServer(t)
+	cs.set(http.StatusNotFound, nil)
+	c := &CRLChecker{HTTPClient: cs.srv.Client()}
+	ctx := context.Background()
+	for i := range maxCRLEntries + 10 {
+		l, err := ca.Issue(certs.Options{Client: true, CRLDistributionPoints: []string{cs.url() + "/" + strconv.Itoa(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CheckRevocation(ctx, l.Cert, ca.Cert); !errors.Is(err, ErrRevocationUnavailable) {
+			t.Fatalf("404 CRL: %v", err)
+		}
+	}
+	c.mu.Lock()
+	n := len(c.entries)
+	c.mu.Unlock()
+	if n > maxCRLEntries {
+		t.Fatalf("%d cached entries, cap %d", n, maxCRLEntries)
 	}
 }
