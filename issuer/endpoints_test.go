@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -561,5 +562,58 @@ func TestClientRegistryValidation(t *testing.T) {
 	got, err := reg.Client(context.Background(), "a")
 	if err != nil || got.Scopes[0] != "x" {
 		t.Fatalf("%v %v", got, err)
+	}
+}
+
+// TestAliasHTU checks which token endpoint URL a proof must name: the mTLS
+// alias on its own host (fixture host mtls.as.example.test, also spelled
+// with the default port), or on a path of the conventional host.
+func TestAliasHTU(t *testing.T) {
+	t.Parallel()
+	clock := &fixedClock{t: time.Unix(1700000000, 0)}
+	reg, err := NewMemoryRegistry(Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, alias, reqURL, htu string
+		ok                       bool
+	}{
+		{"alias host", "https://mtls.as.example.test", "https://mtls.as.example.test/token", "https://mtls.as.example.test/token", true},
+		{"alias host with default port", "https://mtls.as.example.test", "https://MTLS.as.example.test:443/token", "https://mtls.as.example.test/token", true},
+		{"conventional htu on the alias host", "https://mtls.as.example.test", "https://mtls.as.example.test/token", "https://as.example.test/token", false},
+		{"alias htu on the conventional host", "https://mtls.as.example.test", "https://as.example.test/token", "https://mtls.as.example.test/token", false},
+		{"alias path", "https://as.example.test/mtls", "https://as.example.test/mtls/token", "https://as.example.test/mtls/token", true},
+		{"conventional htu on the alias path", "https://as.example.test/mtls", "https://as.example.test/mtls/token", "https://as.example.test/token", false},
+		{"conventional path", "https://as.example.test/mtls", "https://as.example.test/token", "https://as.example.test/token", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := newTestIssuer(t, SigningKey{Signer: newES256(t)}, clock.Now)
+			s, err := NewServer(ServerConfig{Issuer: is, Clients: reg, MTLSBaseURL: tt.alias})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := dpop.NewProver(newES256(t), &dpop.ProverOptions{Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			proof, err := p.Proof(http.MethodPost, tt.htu, dpop.ProofOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodPost, tt.reqURL, strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", formatBasic("conf", confSecret))
+			req.Header.Set("DPoP", proof)
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			if ok := rec.Code == http.StatusOK; ok != tt.ok {
+				t.Fatalf("status %d body %s", rec.Code, rec.Body)
+			}
+			if !tt.ok && !strings.Contains(rec.Body.String(), "invalid_dpop_proof") {
+				t.Fatalf("body %s", rec.Body)
+			}
+		})
 	}
 }

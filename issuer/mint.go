@@ -260,6 +260,11 @@ func (is *Issuer) Mint(ctx context.Context, req MintRequest) (*Token, error) {
 	if len(aud) == 0 {
 		aud = is.cfg.Audience
 	}
+	for _, a := range aud {
+		if a == "" {
+			return nil, fmt.Errorf("%w: empty audience", ErrInvalidRequest)
+		}
+	}
 	ttl := req.TTL
 	if ttl <= 0 {
 		ttl = is.cfg.DefaultTTL

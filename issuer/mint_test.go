@@ -260,7 +260,7 @@ func TestMintClaims(t *testing.T) {
 	})
 	t.Run("missing subject or client", func(t *testing.T) {
 		t.Parallel()
-		for _, r := range []MintRequest{{ClientID: "c"}, {Subject: "s"}} {
+		for _, r := range []MintRequest{{ClientID: "c"}, {Subject: "s"}, {Subject: "s", ClientID: "c", Audience: []string{"a", ""}}} {
 			if _, err := is.Mint(context.Background(), r); !errors.Is(err, ErrInvalidRequest) {
 				t.Fatalf("err = %v", err)
 			}

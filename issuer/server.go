@@ -156,6 +156,7 @@ type Server struct {
 	tokenURL   string
 	aliasURL   string // mTLS alias of the token endpoint, or ""
 	aliasHost  string
+	mainHost   string
 	issuerPath string
 	aliasPath  string
 	metadata   []byte
@@ -220,6 +221,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.tokenURL = base + TokenPath
 	u, _ := url.Parse(cfg.Issuer.ID())
 	s.issuerPath = strings.TrimSuffix(u.Path, "/")
+	s.mainHost = canonicalHost(u.Scheme, u.Host)
 	if cfg.MTLSBaseURL != "" {
 		if err := checkIssuerURL(cfg.MTLSBaseURL, cfg.Issuer.cfg.InsecureAllowHTTP); err != nil {
 			return nil, fmt.Errorf("%w: MTLSBaseURL must be an https URL", ErrInvalidConfig)
@@ -274,18 +276,23 @@ func (s *Server) JWKSHandler() http.Handler { return s.is.JWKSHandler(s.cfg.JWKS
 func (s *Server) TokenURL() string { return s.tokenURL }
 
 // expectedHTU returns the token endpoint URL the request was sent to: the
-// mTLS alias when the request's Host is the alias host, else the
-// conventional one. Either way the value is one of ours; a proof naming any
-// other URL fails.
+// mTLS alias when the request came in on the alias (its host, or its path
+// when the alias shares the conventional host), else the conventional URL.
+// Either way the value is one of ours, never built from request input; a
+// proof naming any other URL fails.
 func (s *Server) expectedHTU(r *http.Request) string {
-	if s.aliasURL != "" {
-		scheme := "https"
-		if r.TLS == nil && s.is.cfg.InsecureAllowHTTP {
-			scheme = "http"
-		}
-		if canonicalHost(scheme, r.Host) == s.aliasHost {
-			return s.aliasURL
-		}
+	if s.aliasURL == "" {
+		return s.tokenURL
+	}
+	scheme := "https"
+	if r.TLS == nil && s.is.cfg.InsecureAllowHTTP {
+		scheme = "http"
+	}
+	if canonicalHost(scheme, r.Host) != s.aliasHost {
+		return s.tokenURL
+	}
+	if s.aliasHost != s.mainHost || r.URL.Path == s.aliasPath+TokenPath {
+		return s.aliasURL
 	}
 	return s.tokenURL
 }
