@@ -42,7 +42,8 @@ type PKIAuth struct {
 	// each dNSName SAN; wildcards are not expanded.
 	SANDNS string
 	// SANURI is tls_client_auth_san_uri, compared exactly with each
-	// uniformResourceIdentifier SAN.
+	// uniformResourceIdentifier SAN (both in net/url's String form, so the
+	// scheme is compared without regard to case).
 	SANURI string
 	// SANIP is tls_client_auth_san_ip, an IPv4 or IPv6 address compared in
 	// binary form with each iPAddress SAN (MTLS-CA-08); an IPv4-mapped IPv6
@@ -117,6 +118,9 @@ func (a PKIAuth) compile() (compiled, error) {
 		if err != nil || !u.IsAbs() {
 			return compiled{}, fmt.Errorf("%w: tls_client_auth_san_uri must be an absolute URI", ErrInvalidConfig)
 		}
+		// crypto/x509 hands SAN URIs over as *url.URL; compare both sides
+		// in the same url.URL.String form.
+		c.value = u.String()
 	case selIP:
 		ip, err := netip.ParseAddr(c.value)
 		if err != nil || ip.Zone() != "" {
