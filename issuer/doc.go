@@ -37,6 +37,34 @@
 // errors use the RFC 6749 §5.2 JSON shape, every response carries
 // "Cache-Control: no-store", and no error echoes request input.
 //
+//	srv, _ := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: registry})
+//	mux.Handle("/", srv.Handler()) // or mount srv.TokenHandler() etc. one by one
+//
+// # Binding rules
+//
+// A token request with a valid DPoP proof (htu = the token endpoint URL that
+// was called, including the mTLS alias) yields a "cnf.jkt" token with
+// token_type DPoP, also when the client authenticated with mTLS. Otherwise
+// a client certificate proven on the connection (or forwarded by a trusted
+// proxy through mtlsbound.Source) yields "cnf.x5t#S256" with token_type
+// Bearer; otherwise the token is unbound. A client registered with
+// DPoPBoundAccessTokens or TLSClientCertificateBoundAccessTokens never gets
+// a token without that binding. Refresh tokens are opaque, stored hashed,
+// and for public clients bound to the DPoP key or certificate they were
+// issued with.
+//
+// # Error codes
+//
+// Where RFC 9449 leaves the code open, the token endpoint answers:
+// invalid_dpop_proof for a dpop_bound_access_tokens client without a
+// proof; invalid_grant for a refresh with another (or no) DPoP key or
+// certificate and for a proof key that differs from the authorization
+// request's dpop_jkt; invalid_request for a client registered for
+// certificate-bound tokens that presented no certificate; invalid_client
+// (401 with a Basic challenge when Basic was attempted, else 400) for every
+// client authentication failure, including a method other than the
+// registered one.
+//
 // See RFC 9068 (https://www.rfc-editor.org/rfc/rfc9068), RFC 9449 §5–§10,
 // RFC 8705 §2–§5, RFC 8414 and RFC 7662.
 package issuer

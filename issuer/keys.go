@@ -277,7 +277,7 @@ func (ks *KeySet) JWKS(now time.Time) jose.JSONWebKeySet {
 	return set
 }
 
-// Algorithms returns the JWS algorithms of the published keys, active first.
+// algorithms returns the JWS algorithms of the published keys, active first.
 func (ks *KeySet) algorithms() []string {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -299,7 +299,8 @@ func (ks *KeySet) algorithms() []string {
 	return algs
 }
 
-// verificationKeys returns the published keys by kid, for introspection.
+// lookup returns the active or a still-published retired key by kid, for
+// introspection. The next key has signed nothing yet and is not returned.
 func (ks *KeySet) lookup(kid string, now time.Time) (*key, bool) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()

@@ -194,12 +194,16 @@ type Token struct {
 	// ID is the "jti".
 	ID string
 	// KeyID is the "kid" of the signing key.
-	KeyID     string
-	Subject   string
-	ClientID  string
-	Audience  []string
-	Scope     string
-	Binding   Binding
+	KeyID string
+	// Subject, ClientID, Audience and Scope are the "sub", "client_id",
+	// "aud" and "scope" claims as minted.
+	Subject  string
+	ClientID string
+	Audience []string
+	Scope    string
+	// Binding is the "cnf" confirmation (zero for a bearer token).
+	Binding Binding
+	// IssuedAt and ExpiresAt are "iat" and "exp".
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
