@@ -77,7 +77,10 @@ func TestVerifyAdversarial(t *testing.T) {
 		{name: "ADV-30/jwk set", edit: func(t *testing.T, b *pb) { b.hdr["jwk"] = map[string]any{"keys": []any{jwkMap(t, k["ES256"])}} }, want: ErrInvalidProof, why: rJWKInvalid},
 		{name: "ADV-30/jwk array", edit: func(t *testing.T, b *pb) { b.hdr["jwk"] = []any{jwkMap(t, k["ES256"])} }, want: ErrInvalidProof, why: rJWKInvalid},
 		{name: "ADV-30/jwk string", edit: func(t *testing.T, b *pb) { b.hdr["jwk"] = jwkJSON(t, k["ES256"]) }, want: ErrInvalidProof, why: rJWKInvalid},
-		{name: "ADV-30/jwk null", edit: func(t *testing.T, b *pb) { b.hdr["jwk"] = nil; b.rawHeader = `{"typ":"dpop+jwt","alg":"ES256","jwk":null}` }, want: ErrInvalidProof, why: rJWKInvalid},
+		{name: "ADV-30/jwk null", edit: func(t *testing.T, b *pb) {
+			b.hdr["jwk"] = nil
+			b.rawHeader = `{"typ":"dpop+jwt","alg":"ES256","jwk":null}`
+		}, want: ErrInvalidProof, why: rJWKInvalid},
 		{name: "THUMB-10/e AAEAAQ", edit: rsaJWK(func(m map[string]any) { m["e"] = "AAEAAQ" }), want: ErrInvalidProof, why: rJWKInvalid},
 		{name: "THUMB-10/leading zero in n", edit: rsaJWK(func(m map[string]any) { m["n"] = b64u(append([]byte{0}, rsaPub.N.Bytes()...)) }), want: ErrInvalidProof, why: rJWKInvalid},
 		{name: "THUMB-10/short EC x", edit: func(t *testing.T, b *pb) {

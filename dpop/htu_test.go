@@ -1,0 +1,160 @@
+package dpop
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestNormalizeURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string // want "" = error
+	}{
+		{"https://rs.example.test/resource", "https://rs.example.test/resource"},
+		{"HTTPS://RS.Example.TEST:443/resource", "https://rs.example.test/resource"},
+		{"http://rs.example.test:80/a", "http://rs.example.test/a"},
+		{"http://rs.example.test:443/a", "http://rs.example.test:443/a"},
+		{"https://rs.example.test:80/a", "https://rs.example.test:80/a"},
+		{"https://rs.example.test:/a", "https://rs.example.test/a"},
+		{"https://rs.example.test:0443/a", "https://rs.example.test/a"},
+		{"https://rs.example.test:8443/a", "https://rs.example.test:8443/a"},
+		{"https://rs.example.test", "https://rs.example.test/"},
+		{"https://rs.example.test?x=1", "https://rs.example.test/"},
+		{"https://rs.example.test/a?x=1#f", "https://rs.example.test/a"},
+		{"https://rs.example.test/%7euser/%2f%41", "https://rs.example.test/~user/%2FA"},
+		{"https://rs.example.test/a/./b/../c", "https://rs.example.test/a/c"},
+		{"https://rs.example.test/a/%2E%2E/c", "https://rs.example.test/c"},
+		{"https://rs.example.test/..", "https://rs.example.test/"},
+		{"https://rs.example.test/a.b/c.", "https://rs.example.test/a.b/c."},
+		{"https://rs.example.test/Resource", "https://rs.example.test/Resource"},
+		{"https://[2001:DB8::1]:443/x", "https://[2001:db8::1]/x"},
+		{"https://rs.example.test/a;b=c,d@e:f", "https://rs.example.test/a;b=c,d@e:f"},
+		{"https://u:p@rs.example.test/", ""},
+		{"https://rs.example.test%2e/", ""},
+		{"/resource", ""},
+		{"", ""},
+		{"ftp://rs.example.test/", ""},
+		{"https:///x", ""},
+		{"https://rs.example.test:abc/", ""},
+		{"https://rs.example.test:123456/", ""},
+		{"https://rs.example.test/a b", ""},
+		{"https://rs.example.test/a%2", ""},
+		{"https://rs.example.test/a%zz", ""},
+		{"https://rs.example.test/\u00e9", ""},
+		{"https://[::1/x", ""},
+		{"https://[zz]/x", ""},
+		{"https://[::1]x/", ""},
+		{"https://rs.example.test/" + strings.Repeat("a", maxURL), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := NormalizeURL(tc.in)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("accepted as %q", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+			// Idempotent.
+			if again, err := NormalizeURL(got); err != nil || again != got {
+				t.Fatalf("not idempotent: %q", again)
+			}
+		})
+	}
+	// An htu claim must not carry a query or fragment (ADV-58).
+	for _, s := range []string{"https://rs.example.test/a?x", "https://rs.example.test/a#f"} {
+		if _, err := appendNormalizedURL(nil, s, false); err == nil {
+			t.Errorf("claim %q accepted", s)
+		}
+	}
+}
+
+func TestTargetURI(t *testing.T) {
+	t.Parallel()
+	fixed, err := NewTargetURI(TargetURIConfig{PublicURL: "https://rs.example.test/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied, err := NewTargetURI(TargetURIConfig{TrustedProxies: []string{"127.0.0.1/32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusted, err := NewTargetURI(TargetURIConfig{TrustedProxies: []string{"10.0.0.0/8"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := NewTargetURI(TargetURIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		t    *TargetURI
+		h    http.Header
+		tls  bool
+		want string // "" = error
+	}{
+		{"public URL wins over forwarded headers", fixed, http.Header{"X-Forwarded-Host": {"evil.example"}}, false, "https://rs.example.test/resource"},
+		{"trusted proxy X-Forwarded", proxied, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"rs.example.test"}}, false, "https://rs.example.test/resource"},
+		{"trusted proxy takes last list value", proxied, http.Header{"X-Forwarded-Proto": {"http, https"}, "X-Forwarded-Host": {"evil.example, rs.example.test"}}, false, "https://rs.example.test/resource"},
+		{"trusted proxy RFC 7239", proxied, http.Header{"Forwarded": {`for=192.0.2.1;proto=https;host="rs.example.test"`}}, false, "https://rs.example.test/resource"},
+		{"Forwarded preferred over X-Forwarded", proxied, http.Header{"Forwarded": {`proto=https;host=rs.example.test`}, "X-Forwarded-Host": {"evil.example"}}, false, "https://rs.example.test/resource"},
+		{"untrusted peer headers ignored", untrusted, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}, "Forwarded": {"host=evil.example"}}, false, "http://HOST/resource"},
+		{"no proxies: headers ignored", plain, http.Header{"X-Forwarded-Host": {"evil.example"}}, false, "http://HOST/resource"},
+		{"TLS connection", plain, nil, true, "https://HOST/resource"},
+		{"bad forwarded proto", proxied, http.Header{"X-Forwarded-Proto": {"gopher"}}, false, ""},
+		{"bad forwarded host", proxied, http.Header{"X-Forwarded-Host": {"a b"}}, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := make(chan string, 1)
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				u, err := tc.t.URL(r)
+				if err != nil {
+					u = ""
+				}
+				got <- strings.Replace(u, r.Host, "HOST", 1)
+			})
+			var srv *httptest.Server
+			if tc.tls {
+				srv = httptest.NewTLSServer(h)
+			} else {
+				srv = httptest.NewServer(h)
+			}
+			defer srv.Close()
+			req, _ := http.NewRequest("GET", srv.URL+"/resource?q=1", nil)
+			for k, vs := range tc.h {
+				req.Header[k] = vs
+			}
+			client := srv.Client()
+			if tc.tls {
+				client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if g := <-got; g != tc.want {
+				t.Fatalf("got %q, want %q", g, tc.want)
+			}
+		})
+	}
+	for _, bad := range []TargetURIConfig{
+		{PublicURL: "rs.example.test"},
+		{PublicURL: "https://rs.example.test/?q"},
+		{TrustedProxies: []string{"10.0.0.1/8"}},
+	} {
+		if _, err := NewTargetURI(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
