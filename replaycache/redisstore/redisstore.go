@@ -159,8 +159,8 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// redisKey returns the Redis key under which s records key: the prefix followed by
-// the unpadded base64url encoding of the 32 bytes.
+// redisKey returns the Redis key under which s records key: the prefix
+// followed by the unpadded base64url encoding of the 32 bytes.
 func (s *Store) redisKey(key [32]byte) string {
 	b := make([]byte, len(s.prefix)+base64.RawURLEncoding.EncodedLen(len(key)))
 	copy(b, s.prefix)
