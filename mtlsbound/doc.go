@@ -32,7 +32,8 @@
 // Client-Cert by default, or opt-in Envoy X-Forwarded-Client-Cert and nginx
 // $ssl_client_escaped_cert formats. With no trusted proxies (the default)
 // headers are never read. The proxy must strip client-supplied copies of the
-// header. Responses chosen with a forwarded certificate must be marked
+// header; a Go proxy built on httputil.ReverseProxy does both steps with
+// [ForwardClientCert]. Responses chosen with a forwarded certificate must be marked
 // Cache-Control: no-store or Vary on the header ([Source.Forwarded]).
 //
 // # Client authentication (RFC 8705 §2)

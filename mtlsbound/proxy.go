@@ -1,0 +1,34 @@
+package mtlsbound
+
+import (
+	"crypto/tls"
+	"net/http"
+)
+
+// ForwardClientCert prepares the headers of a request that a TLS-terminating
+// proxy forwards to its backend (RFC 9440 §2.4): it removes every incoming
+// Client-Cert and Client-Cert-Chain field, whatever the client sent
+// (CCERT-08, CCERT-09), then, when the client presented a certificate on
+// cs, sets Client-Cert to the end-entity certificate and, if the client sent
+// more, Client-Cert-Chain to the rest. The client certificate is not
+// validated here: the backend decides what to accept. Use it from an
+// httputil.ReverseProxy Rewrite function:
+//
+//	Rewrite: func(pr *httputil.ProxyRequest) {
+//		pr.SetURL(backend)
+//		mtlsbound.ForwardClientCert(pr.Out.Header, pr.In.TLS)
+//	}
+//
+// Responses must not carry the headers (CCERT-07); ForwardClientCert only
+// touches the request.
+func ForwardClientCert(h http.Header, cs *tls.ConnectionState) {
+	h.Del(DefaultHeader)
+	h.Del(DefaultChainHeader)
+	if cs == nil || len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0] == nil {
+		return
+	}
+	h.Set(DefaultHeader, FormatClientCertHeader(cs.PeerCertificates[0]))
+	if rest := cs.PeerCertificates[1:]; len(rest) > 0 {
+		h.Set(DefaultChainHeader, FormatClientCertChainHeader(rest))
+	}
+}
