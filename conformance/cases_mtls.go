@@ -135,10 +135,15 @@ func setCnf(j *jws, cnf map[string]any) { j.claims["cnf"] = cnf }
 
 // x5tNegatives are KAT-12-style wrong encodings of C1's binding.
 func x5tNegatives(r *run) map[string]string {
-	der := r.s.t.ClientCert.Certificate[0]
+	return x5tNegativesOf(r.s.t.ClientCert.Certificate[0])
+}
+
+// x5tNegativesOf returns the SHA-1, SPKI-hash and PEM-text-hash variants of
+// a certificate's binding, none of which may match x5t#S256.
+func x5tNegativesOf(der []byte) map[string]string {
 	s1 := sha1.Sum(der)
 	out := map[string]string{"SHA-1 x5t": base64.RawURLEncoding.EncodeToString(s1[:])}
-	if l, err := r.s.leaf1(); err == nil {
+	if l, err := x509.ParseCertificate(der); err == nil {
 		h := sha256.Sum256(l.RawSubjectPublicKeyInfo)
 		out["SPKI hash"] = base64.RawURLEncoding.EncodeToString(h[:])
 	}

@@ -149,7 +149,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 			}
 			msg := res.Reason
 			if res.Observed.Status != 0 {
-				msg += fmt.Sprintf(" [observed %d %s]", res.Observed.Status, res.Observed.Error)
+				msg += " [observed " + strings.TrimSpace(fmt.Sprintf("%d %s", res.Observed.Status, res.Observed.Error)) + "]"
 			}
 			switch res.Status {
 			case StatusFail:

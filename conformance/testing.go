@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,7 +38,7 @@ func RunTest(t *testing.T, target Target, opts ...Options) {
 			res := runCase(ctx, s, c)
 			msg := res.Reason
 			if res.Observed.Status != 0 {
-				msg += " [observed " + itoa(res.Observed.Status) + " " + res.Observed.Error + "]"
+				msg += " [observed " + strings.TrimSpace(itoa(res.Observed.Status)+" "+res.Observed.Error) + "]"
 			}
 			switch {
 			case res.Status == StatusSkip:

@@ -66,13 +66,24 @@ func ParseClientCertHeader(v string) ([]byte, error) {
 			return nil, errors.New("conformance: Client-Cert has a character outside base64")
 		}
 	}
+	enc := base64.RawStdEncoding.Strict()
 	if strings.IndexByte(inner, '=') >= 0 {
-		return base64.StdEncoding.Strict().DecodeString(inner)
+		enc = base64.StdEncoding.Strict()
 	}
-	return base64.RawStdEncoding.Strict().DecodeString(inner)
+	der, err := enc.DecodeString(inner)
+	if err != nil {
+		return nil, errors.New("conformance: Client-Cert is not valid base64")
+	}
+	return der, nil
 }
 
 // ClientCertHeader encodes DER bytes as an RFC 9440 Client-Cert value.
 func ClientCertHeader(der []byte) string {
 	return ":" + base64.StdEncoding.EncodeToString(der) + ":"
+}
+
+// newClientKeyFromPublic returns the RFC 7638 thumbprint of a public key.
+func newClientKeyFromPublic(pub any) (string, error) {
+	k := jose.JSONWebKey{Key: pub}
+	return keyThumbprint(&k)
 }
