@@ -62,7 +62,7 @@ func TestParseChallengesRejects(t *testing.T) {
 		`Bearer a=b c=d`,
 		`Bearer realm="x" junk`,
 		"Bearer realm=\"a\x01b\"",
-		`Bearer realm="x",`+"\x00",
+		`Bearer realm="x",` + "\x00",
 		`Bearer realm = "x" = y`,
 		`Bearer	realm="tab before params"`,
 	} {
