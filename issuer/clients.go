@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/senderbound/senderbound/mtlsbound"
 )
 
@@ -50,6 +52,9 @@ type Client struct {
 	// SelfSigned(mtlsbound.SelfSignedAuth{…}.Authenticate)). Required for
 	// those methods, unused otherwise.
 	Certificate CertificateAuthenticator
+	// JWKS holds the public keys that sign the client's private_key_jwt
+	// assertions. Required for that method, unused otherwise.
+	JWKS *jose.JSONWebKeySet
 	// Scopes lists the scopes the client may request. A request without
 	// scope is given all of them; a scope outside the list is invalid_scope.
 	Scopes []string
@@ -97,8 +102,15 @@ func (c *Client) validate() error {
 				return fmt.Errorf("%w: client %q: %w", ErrInvalidConfig, c.ID, err)
 			}
 		}
+	case AuthPrivateKeyJWT:
+		if err := validateClientJWKS(c); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: client %q has an unknown authentication method", ErrInvalidConfig, c.ID)
+	}
+	if c.JWKS != nil && c.AuthMethod != AuthPrivateKeyJWT {
+		return fmt.Errorf("%w: client %q has a JWKS but does not use it", ErrInvalidConfig, c.ID)
 	}
 	if c.Certificate != nil && c.AuthMethod != AuthTLSClient && c.AuthMethod != AuthSelfSignedTLSClient {
 		return fmt.Errorf("%w: client %q has a certificate authenticator but does not use it", ErrInvalidConfig, c.ID)

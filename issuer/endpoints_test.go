@@ -448,6 +448,7 @@ func TestMetadata(t *testing.T) {
 		CertBound      *bool             `json:"tls_client_certificate_bound_access_tokens"`
 		Aliases        map[string]string `json:"mtls_endpoint_aliases"`
 		IntroAuthMeths []string          `json:"introspection_endpoint_auth_methods_supported"`
+		AssertionAlgs  []string          `json:"token_endpoint_auth_signing_alg_values_supported"`
 	}
 	if err := json.Unmarshal(r.raw, &m); err != nil {
 		t.Fatal(err)
@@ -463,7 +464,8 @@ func TestMetadata(t *testing.T) {
 		{"token_endpoint", m.Token == h.tokenURL()},
 		{"introspection_endpoint", m.Introspection == h.srv.URL+IntrospectionPath},
 		{"grant types", strings.Join(m.Grants, " ") == "client_credentials refresh_token "+testGrant},
-		{"MTLS-CA-13 auth methods", strings.Join(m.AuthMethods, " ") == "client_secret_basic client_secret_post tls_client_auth self_signed_tls_client_auth none"},
+		{"MTLS-CA-13 auth methods", strings.Join(m.AuthMethods, " ") == "client_secret_basic client_secret_post private_key_jwt tls_client_auth self_signed_tls_client_auth none"},
+		{"ATV-37 signing algs with private_key_jwt", strings.Join(m.AssertionAlgs, " ") == strings.Join(DefaultDPoPAlgorithms, " ")},
 		{"MTLS-CA-13 introspection auth methods", !strings.Contains(strings.Join(m.IntroAuthMeths, " "), "none")},
 		{"DPOP-AS-10 algs", strings.Join(m.DPoPAlgs, " ") == "ES256 PS256"},
 		{"MTLS-CB-04 boolean", m.CertBound != nil && *m.CertBound},

@@ -284,3 +284,148 @@ func TestIntrospectionRefusesForeignTokens(t *testing.T) {
 		})
 	}
 }
+
+// assertion signs a private_key_jwt client assertion.
+func assertion(t testing.TB, key crypto.Signer, alg jose.SignatureAlgorithm, kid string, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestPrivateKeyJWT(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	c := h.client(nil)
+	now := h.clock.Now()
+	jti := 0
+	claims := func(edit func(map[string]any)) map[string]any {
+		jti++
+		m := map[string]any{"iss": "jwtc", "sub": "jwtc", "aud": h.tokenURL(), "jti": "jti-" + strings.Repeat("x", jti),
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+		if edit != nil {
+			edit(m)
+		}
+		return m
+	}
+	good := func(edit func(map[string]any)) string { return assertion(t, h.jwtKey, jose.ES256, "c1", claims(edit)) }
+	form := func(a string, extra ...string) url.Values {
+		v := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {ClientAssertionType}, "client_assertion": {a}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			v.Set(extra[i], extra[i+1])
+		}
+		return v
+	}
+	replayed := good(nil)
+	if r := h.post(c, h.tokenURL(), form(replayed), nil); r.status != 200 {
+		t.Fatalf("first use: %d %s", r.status, r.raw)
+	}
+	hsKey := []byte(strings.Repeat("s", 32))
+	hs, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: hsKey}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsRaw, err := jwt.Signed(hs).Claims(claims(nil)).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noneRaw := "eyJhbGciOiJub25lIiwia2lkIjoiYzEifQ." + strings.Split(good(nil), ".")[1] + "."
+	tests := []struct {
+		name   string
+		form   url.Values
+		hdr    map[string]string
+		status int
+		code   string
+	}{
+		{"valid, aud = token endpoint", form(good(nil)), nil, 200, ""},
+		{"valid, aud = issuer, client_id given", form(good(func(m map[string]any) { m["aud"] = h.is.ID() }), "client_id", "jwtc"), nil, 200, ""},
+		{"valid, aud array", form(good(func(m map[string]any) { m["aud"] = []string{"https://other.example", h.tokenURL()} })), nil, 200, ""},
+		{"replayed jti", form(replayed), nil, 400, "invalid_client"},
+		{"aud of another server", form(good(func(m map[string]any) { m["aud"] = "https://evil.example/token" })), nil, 400, "invalid_client"},
+		{"aud = introspection endpoint", form(good(func(m map[string]any) { m["aud"] = h.srv.URL + IntrospectionPath })), nil, 400, "invalid_client"},
+		{"expired", form(good(func(m map[string]any) { m["exp"] = now.Unix() })), nil, 400, "invalid_client"},
+		{"lifetime too long", form(good(func(m map[string]any) { m["exp"] = now.Add(time.Hour).Unix() })), nil, 400, "invalid_client"},
+		{"no exp", form(good(func(m map[string]any) { delete(m, "exp") })), nil, 400, "invalid_client"},
+		{"no jti", form(good(func(m map[string]any) { delete(m, "jti") })), nil, 400, "invalid_client"},
+		{"iat in the future", form(good(func(m map[string]any) { m["iat"] = now.Add(time.Minute).Unix() })), nil, 400, "invalid_client"},
+		{"nbf in the future", form(good(func(m map[string]any) { m["nbf"] = now.Add(time.Minute).Unix() })), nil, 400, "invalid_client"},
+		{"iss differs from sub", form(good(func(m map[string]any) { m["iss"] = "conf" })), nil, 400, "invalid_client"},
+		{"sub of another client", form(good(func(m map[string]any) { m["sub"], m["iss"] = "conf", "conf" })), nil, 400, "invalid_client"},
+		{"client_id differs from sub", form(good(nil), "client_id", "conf"), nil, 400, "invalid_client"},
+		{"sub differs from the authenticated client", form(good(func(m map[string]any) { m["sub"] = "conf" }), "client_id", "jwtc"), nil, 400, "invalid_client"},
+		{"signed by another key", form(assertion(t, newES256(t), jose.ES256, "c1", claims(nil))), nil, 400, "invalid_client"},
+		{"unknown kid", form(assertion(t, h.jwtKey, jose.ES256, "c2", claims(nil))), nil, 400, "invalid_client"},
+		{"HS256", form(hsRaw), nil, 400, "invalid_client"},
+		{"alg none", form(noneRaw), nil, 400, "invalid_client"},
+		{"garbage", form(attackMarker), nil, 400, "invalid_client"},
+		{"wrong assertion type", form(good(nil), "client_assertion_type", "urn:example:saml"), nil, 400, "invalid_client"},
+		{"assertion and Basic", form(good(nil)), basic("conf", confSecret), 400, "invalid_request"},
+		{"assertion and client_secret", form(good(nil), "client_id", "jwtc", "client_secret", "x"), nil, 400, "invalid_request"},
+		{"MTLS-CA-16 secret client with an assertion", form(good(func(m map[string]any) { m["iss"], m["sub"] = "conf", "conf" })), nil, 400, "invalid_client"},
+		{"assertion client with Basic", url.Values{"grant_type": {"client_credentials"}}, basic("jwtc", "guess"), 401, "invalid_client"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.post(c, h.tokenURL(), tt.form, tt.hdr)
+			h.checkTokenResponse(r)
+			if r.status != tt.status || r.str("error") != tt.code {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+		})
+	}
+	t.Run("MTLS-CA-15 alias endpoint URL as aud", func(t *testing.T) {
+		r := h.post(c, h.aliasTokenURL(), form(good(func(m map[string]any) { m["aud"] = h.aliasTokenURL() })), nil)
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	t.Run("introspection with private_key_jwt", func(t *testing.T) {
+		tok := h.post(c, h.tokenURL(), form(good(nil)), nil).str("access_token")
+		intro := url.Values{"token": {tok}, "client_assertion_type": {ClientAssertionType},
+			"client_assertion": {good(func(m map[string]any) { m["aud"] = h.srv.URL + IntrospectionPath })}}
+		if r := h.post(c, h.srv.URL+IntrospectionPath, intro, nil); r.body["active"] != true {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+		intro.Set("client_assertion", good(nil)) // aud = token endpoint
+		if r := h.post(c, h.srv.URL+IntrospectionPath, intro, nil); r.status != 401 {
+			t.Fatalf("token-endpoint assertion at introspection: %d %s", r.status, r.raw)
+		}
+	})
+	t.Run("replay store down", func(t *testing.T) {
+		h2 := newHarness(t, harnessOpts{edit: func(c *ServerConfig) { c.ReplayStore = failingReplayStore{} }})
+		a := assertion(t, h2.jwtKey, jose.ES256, "c1", map[string]any{"iss": "jwtc", "sub": "jwtc", "aud": h2.tokenURL(), "jti": "j", "exp": h2.clock.Now().Add(time.Minute).Unix()})
+		r := h2.post(h2.client(nil), h2.tokenURL(), form(a), nil)
+		if r.status != 503 {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+}
+
+func TestClientJWKSValidation(t *testing.T) {
+	t.Parallel()
+	k := newES256(t)
+	for name, set := range map[string]*jose.JSONWebKeySet{
+		"none":        nil,
+		"empty":       {},
+		"private key": {Keys: []jose.JSONWebKey{{Key: k, KeyID: "a"}}},
+		"symmetric":   {Keys: []jose.JSONWebKey{{Key: []byte(strings.Repeat("k", 32)), KeyID: "a"}}},
+	} {
+		if _, err := NewMemoryRegistry(Client{ID: "x", AuthMethod: AuthPrivateKeyJWT, JWKS: set}); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := NewMemoryRegistry(Client{ID: "x", AuthMethod: AuthNone, JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.Public()}}}}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("JWKS on a public client: %v", err)
+	}
+	is := newTestIssuer(t, SigningKey{Signer: k}, nil)
+	reg, _ := NewMemoryRegistry()
+	if _, err := NewServer(ServerConfig{Issuer: is, Clients: reg, ClientAssertionAlgorithms: []string{"HS256"}}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("HS256 assertions: %v", err)
+	}
+}

@@ -35,7 +35,7 @@ func (s *Server) IntrospectionHandler() http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		client, err := s.authenticate(r.Context(), r, f)
+		client, err := s.authenticate(r.Context(), r, f, IntrospectionPath)
 		if err == nil && !client.Introspect {
 			err = newError(ErrInvalidClient, "client may not introspect")
 		}

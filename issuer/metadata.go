@@ -18,7 +18,9 @@ type Metadata struct {
 	ScopesSupported                       []string          `json:"scopes_supported,omitempty"`
 	GrantTypesSupported                   []string          `json:"grant_types_supported,omitempty"`
 	TokenEndpointAuthMethodsSupported     []string          `json:"token_endpoint_auth_methods_supported,omitempty"`
+	TokenEndpointAuthSigningAlgValues     []string          `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	IntrospectionEndpointAuthMethods      []string          `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	IntrospectionEndpointAuthSigningAlgs  []string          `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
 	DPoPSigningAlgValuesSupported         []string          `json:"dpop_signing_alg_values_supported,omitempty"`
 	TLSClientCertificateBoundAccessTokens bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	MTLSEndpointAliases                   map[string]string `json:"mtls_endpoint_aliases,omitempty"`
@@ -48,6 +50,11 @@ func (s *Server) Metadata() Metadata {
 		if a != AuthNone {
 			m.IntrospectionEndpointAuthMethods = append(m.IntrospectionEndpointAuthMethods, string(a))
 		}
+	}
+	if slices.Contains(s.cfg.AuthMethods, AuthPrivateKeyJWT) {
+		// Required whenever private_key_jwt is listed (RFC 8414 §2, ATV-37).
+		m.TokenEndpointAuthSigningAlgValues = s.cfg.ClientAssertionAlgorithms
+		m.IntrospectionEndpointAuthSigningAlgs = s.cfg.ClientAssertionAlgorithms
 	}
 	if s.cfg.MTLSBaseURL != "" {
 		ab := strings.TrimSuffix(s.cfg.MTLSBaseURL, "/")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
@@ -138,8 +140,12 @@ type ServerConfig struct {
 	// ScopesSupported is advertised in the metadata; optional.
 	ScopesSupported []string
 	// AuthMethods are the client authentication methods advertised in the
-	// metadata. Default: all five methods.
+	// metadata. Default: all six methods.
 	AuthMethods []AuthMethod
+	// ClientAssertionAlgorithms are the JWS algorithms accepted for
+	// private_key_jwt assertions (asymmetric only). Default
+	// [DefaultDPoPAlgorithms].
+	ClientAssertionAlgorithms []string
 }
 
 // Server serves the issuer's HTTP endpoints: token, JWKS, metadata and
@@ -160,6 +166,8 @@ type Server struct {
 	issuerPath string
 	aliasPath  string
 	metadata   []byte
+
+	assertionAlgs []jose.SignatureAlgorithm
 }
 
 // NewServer validates cfg and returns a Server.
@@ -215,7 +223,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	if len(cfg.AuthMethods) == 0 {
-		cfg.AuthMethods = []AuthMethod{AuthSecretBasic, AuthSecretPost, AuthTLSClient, AuthSelfSignedTLSClient, AuthNone}
+		cfg.AuthMethods = []AuthMethod{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient, AuthSelfSignedTLSClient, AuthNone}
+	}
+	if len(cfg.ClientAssertionAlgorithms) == 0 {
+		cfg.ClientAssertionAlgorithms = DefaultDPoPAlgorithms
+	}
+	cfg.ClientAssertionAlgorithms = slices.Clone(cfg.ClientAssertionAlgorithms)
+	for _, a := range cfg.ClientAssertionAlgorithms {
+		if !slices.Contains([]string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}, a) {
+			return nil, fmt.Errorf("%w: client assertion algorithms must be asymmetric", ErrInvalidConfig)
+		}
+		s.assertionAlgs = append(s.assertionAlgs, jose.SignatureAlgorithm(a))
 	}
 	base := strings.TrimSuffix(cfg.Issuer.ID(), "/")
 	s.tokenURL = base + TokenPath
@@ -281,20 +299,27 @@ func (s *Server) TokenURL() string { return s.tokenURL }
 // Either way the value is one of ours, never built from request input; a
 // proof naming any other URL fails.
 func (s *Server) expectedHTU(r *http.Request) string {
+	return s.endpointURL(r, TokenPath)
+}
+
+// endpointURL returns the URL of the endpoint at path (TokenPath or
+// IntrospectionPath) that r was sent to, by the same rule as expectedHTU.
+func (s *Server) endpointURL(r *http.Request, path string) string {
+	main := strings.TrimSuffix(s.is.ID(), "/") + path
 	if s.aliasURL == "" {
-		return s.tokenURL
+		return main
 	}
 	scheme := "https"
 	if r.TLS == nil && s.is.cfg.InsecureAllowHTTP {
 		scheme = "http"
 	}
 	if canonicalHost(scheme, r.Host) != s.aliasHost {
-		return s.tokenURL
+		return main
 	}
-	if s.aliasHost != s.mainHost || r.URL.Path == s.aliasPath+TokenPath {
-		return s.aliasURL
+	if s.aliasHost != s.mainHost || r.URL.Path == s.aliasPath+path {
+		return strings.TrimSuffix(s.cfg.MTLSBaseURL, "/") + path
 	}
-	return s.tokenURL
+	return main
 }
 
 type tokenResponse struct {
@@ -334,7 +359,7 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, "", err
 	}
-	client, err := s.authenticate(ctx, r, f)
+	client, err := s.authenticate(ctx, r, f, TokenPath)
 	if err != nil {
 		return nil, "", err
 	}
@@ -557,7 +582,7 @@ func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, e
 // authenticate identifies and authenticates the client of a token or
 // introspection request with exactly one method, the one it is registered
 // for (RFC 6749 §2.3, RFC 8705 §2).
-func (s *Server) authenticate(ctx context.Context, r *http.Request, f form) (*Client, error) {
+func (s *Server) authenticate(ctx context.Context, r *http.Request, f form, path string) (*Client, error) {
 	authz := r.Header.Values("Authorization")
 	if len(authz) > 1 {
 		return nil, newError(ErrInvalidRequest, "more than one Authorization header")
@@ -574,7 +599,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, f form) (*Cl
 		if err != nil {
 			return nil, basicError(newError(err, "client authentication failed"))
 		}
-		if f.get("client_secret") != "" || (f.get("client_id") != "" && f.get("client_id") != bid) {
+		if f.get("client_secret") != "" || f.get("client_assertion") != "" || f.get("client_assertion_type") != "" || (f.get("client_id") != "" && f.get("client_id") != bid) {
 			return nil, newError(ErrInvalidRequest, "more than one client authentication method")
 		}
 		id, secret, method = bid, bsecret, AuthSecretBasic
@@ -584,8 +609,20 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, f form) (*Cl
 			method = AuthSecretPost
 		}
 	}
-	if f.get("client_assertion") != "" || f.get("client_assertion_type") != "" {
-		return nil, newError(ErrInvalidClient, "client authentication failed")
+	assertion := f.get("client_assertion")
+	if method == "" && (assertion != "" || f.get("client_assertion_type") != "") {
+		if secret != "" {
+			return nil, newError(ErrInvalidRequest, "more than one client authentication method")
+		}
+		if f.get("client_assertion_type") != ClientAssertionType || assertion == "" {
+			return nil, newError(ErrInvalidClient, "unsupported client assertion")
+		}
+		method = AuthPrivateKeyJWT
+		if id == "" {
+			id = unverifiedAssertionSubject(assertion, s.assertionAlgs)
+		}
+	} else if method == AuthSecretPost && (assertion != "" || f.get("client_assertion_type") != "") {
+		return nil, newError(ErrInvalidRequest, "more than one client authentication method")
 	}
 	fail := func() (*Client, error) {
 		e := newError(ErrInvalidClient, "client authentication failed")
@@ -608,6 +645,17 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, f form) (*Cl
 	switch c.AuthMethod {
 	case AuthSecretBasic, AuthSecretPost:
 		if method != c.AuthMethod || !secretMatches(c, secret) {
+			return fail()
+		}
+	case AuthPrivateKeyJWT:
+		if method != AuthPrivateKeyJWT {
+			return fail()
+		}
+		err := s.verifyClientAssertion(ctx, c, assertion, []string{s.is.ID(), s.endpointURL(r, path)})
+		if errAssertionUnavailable(err) {
+			return nil, newError(err, "replay store unavailable")
+		}
+		if err != nil {
 			return fail()
 		}
 	case AuthNone, AuthTLSClient, AuthSelfSignedTLSClient:

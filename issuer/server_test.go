@@ -46,9 +46,10 @@ type harness struct {
 	server     *Server
 	srv, alias *httptest.Server
 	ca, ca2    *certs.CA
-	c1, c2     *certs.Leaf // from ca: c1 registered for client "pki"
-	c1ca2      *certs.Leaf // c1's DNS name, from ca2 (not trusted for "pki")
-	s1, s2     *certs.Leaf // self-signed: s1 registered for "selfsigned"
+	c1, c2     *certs.Leaf   // from ca: c1 registered for client "pki"
+	c1ca2      *certs.Leaf   // c1's DNS name, from ca2 (not trusted for "pki")
+	s1, s2     *certs.Leaf   // self-signed: s1 registered for "selfsigned"
+	jwtKey     crypto.Signer // signs "jwtc"'s private_key_jwt assertions (kid c1)
 }
 
 type harnessOpts struct {
@@ -60,7 +61,7 @@ type harnessOpts struct {
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &fixedClock{t: time.Now().Truncate(time.Second)}, signer: newES256(t)}
+	h := &harness{t: t, clock: &fixedClock{t: time.Now().Truncate(time.Second)}, signer: newES256(t), jwtKey: newES256(t)}
 	var err error
 	if h.ca, err = certs.NewCA(certs.Options{CommonName: "Test CA"}); err != nil {
 		t.Fatal(err)
@@ -113,6 +114,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 			Scopes: []string{"read"}, GrantTypes: []string{GrantClientCredentials, GrantRefreshToken, testGrant}},
 		Client{ID: "selfsigned", AuthMethod: AuthSelfSignedTLSClient, Certificate: SelfSigned(mtlsbound.SelfSignedAuth{Certificates: []*x509.Certificate{h.s1.Cert}}.Authenticate), Scopes: []string{"read"}},
 		Client{ID: "public", AuthMethod: AuthNone},
+		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, Introspect: true, Scopes: []string{"read"},
+			JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: h.jwtKey.Public(), KeyID: "c1", Algorithm: "ES256", Use: "sig"}}}},
 		Client{ID: "s6BhdRkqt", AuthMethod: AuthNone},
 		Client{ID: "rs", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true},
 		Client{ID: "rs2", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true, Audiences: []string{rs2Audience}},

@@ -1,0 +1,121 @@
+package issuer
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// AuthPrivateKeyJWT is client authentication with a JWT signed by the
+// client's private key (RFC 7523 §2.2, OpenID Connect Core §9).
+const AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
+
+// ClientAssertionType is the client_assertion_type of private_key_jwt.
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// MaxClientAssertionLifetime caps exp − now of a client assertion, which
+// bounds how long its jti must be remembered.
+const MaxClientAssertionLifetime = 5 * time.Minute
+
+// assertionSkew is the tolerated clock offset for iat and nbf.
+const assertionSkew = 15 * time.Second
+
+// assertionDomain separates client-assertion replay keys from DPoP proof
+// keys in a replay store shared with the DPoP verifier.
+const assertionDomain = "senderbound client assertion v1\x00"
+
+func validateClientJWKS(c *Client) error {
+	if c.JWKS == nil || len(c.JWKS.Keys) == 0 {
+		return fmt.Errorf("%w: client %q needs a JWKS", ErrInvalidConfig, c.ID)
+	}
+	for _, k := range c.JWKS.Keys {
+		if !k.Valid() || !k.IsPublic() {
+			return fmt.Errorf("%w: client %q: JWKS must hold valid public keys only", ErrInvalidConfig, c.ID)
+		}
+		if _, ok := k.Key.([]byte); ok {
+			return fmt.Errorf("%w: client %q: symmetric keys are not allowed", ErrInvalidConfig, c.ID)
+		}
+	}
+	return nil
+}
+
+// unverifiedAssertionSubject returns the "sub" of a client assertion
+// without checking anything, only to find the client when client_id is
+// absent. The value is untrusted until verifyClientAssertion succeeds.
+func unverifiedAssertionSubject(assertion string, algs []jose.SignatureAlgorithm) string {
+	t, err := jwt.ParseSigned(assertion, algs)
+	if err != nil {
+		return ""
+	}
+	var c jwt.Claims
+	if err := t.UnsafeClaimsWithoutVerification(&c); err != nil {
+		return ""
+	}
+	return c.Subject
+}
+
+// verifyClientAssertion checks a private_key_jwt assertion for client c:
+// signature by one of the client's registered keys with an allowed
+// algorithm, iss = sub = client_id, aud naming one of audiences, exp in the
+// future and at most MaxClientAssertionLifetime away, iat/nbf not in the
+// future, and a jti never seen before.
+func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion string, audiences []string) error {
+	t, err := jwt.ParseSigned(assertion, s.assertionAlgs)
+	if err != nil || len(t.Headers) != 1 {
+		return ErrInvalidClient
+	}
+	h := t.Headers[0]
+	var claims jwt.Claims
+	verified := false
+	for _, k := range c.JWKS.Keys {
+		if h.KeyID != "" && k.KeyID != h.KeyID || k.Algorithm != "" && k.Algorithm != h.Algorithm || k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if err := t.Claims(k.Key, &claims); err == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return ErrInvalidClient
+	}
+	now := s.is.now()
+	if claims.Issuer != c.ID || claims.Subject != c.ID || claims.ID == "" || claims.Expiry == nil {
+		return ErrInvalidClient
+	}
+	if !slices.ContainsFunc(audiences, claims.Audience.Contains) {
+		return ErrInvalidClient
+	}
+	exp := claims.Expiry.Time()
+	if !now.Before(exp) || exp.Sub(now) > MaxClientAssertionLifetime {
+		return ErrInvalidClient
+	}
+	if claims.IssuedAt != nil && claims.IssuedAt.Time().After(now.Add(assertionSkew)) ||
+		claims.NotBefore != nil && claims.NotBefore.Time().After(now.Add(assertionSkew)) {
+		return ErrInvalidClient
+	}
+	h256 := sha256.New()
+	h256.Write([]byte(assertionDomain))
+	h256.Write([]byte{byte(len(c.ID) >> 8), byte(len(c.ID))})
+	h256.Write([]byte(c.ID))
+	h256.Write([]byte(claims.ID))
+	var key [32]byte
+	h256.Sum(key[:0])
+	fresh, err := s.cfg.ReplayStore.CheckAndStore(ctx, key, exp)
+	if err != nil {
+		return fmt.Errorf("%w: replay store", ErrUnavailable)
+	}
+	if !fresh {
+		return ErrInvalidClient
+	}
+	return nil
+}
+
+// errAssertionUnavailable reports whether err is a replay-store failure.
+func errAssertionUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
