@@ -81,7 +81,7 @@ func New(cfg Config) (*Issuer, error) {
 
 func checkIssuerURL(s string, allowHTTP bool) error {
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#") {
+	if err != nil || u.Host == "" || u.User != nil || strings.ContainsAny(s, "?#") {
 		return fmt.Errorf("%w: issuer must be an https URL without query or fragment", ErrInvalidConfig)
 	}
 	if u.Scheme != "https" && !(allowHTTP && u.Scheme == "http") {

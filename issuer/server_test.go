@@ -48,6 +48,7 @@ type harness struct {
 	ca, ca2    *certs.CA
 	c1, c2     *certs.Leaf   // from ca: c1 registered for client "pki"
 	c1ca2      *certs.Leaf   // c1's DNS name, from ca2 (not trusted for "pki")
+	c1int      *certs.Leaf   // c1's DNS name, from an intermediate of ca
 	s1, s2     *certs.Leaf   // self-signed: s1 registered for "selfsigned"
 	jwtKey     crypto.Signer // signs "jwtc"'s private_key_jwt assertions (kid c1)
 }
@@ -77,6 +78,11 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		return l
 	}
 	h.c1, h.c2, h.c1ca2 = issue(h.ca, "client1.example.test"), issue(h.ca, "client2.example.test"), issue(h.ca2, "client1.example.test")
+	inter, err := h.ca.NewIntermediate(certs.Options{CommonName: "Test Intermediate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c1int = issue(inter, "client1.example.test")
 	for _, p := range []**certs.Leaf{&h.s1, &h.s2} {
 		if *p, err = certs.SelfSigned(certs.Options{CommonName: "self", Client: true}); err != nil {
 			t.Fatal(err)
