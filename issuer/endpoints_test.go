@@ -620,3 +620,46 @@ func TestAliasHTU(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuerWithPath mounts an issuer whose identifier has a path: the
+// metadata lives at the well-known path followed by the issuer's path
+// (RFC 8414 §3.1) and the endpoints under the issuer's path.
+func TestIssuerWithPath(t *testing.T) {
+	t.Parallel()
+	ks, err := NewKeySet(SigningKey{Signer: newES256(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := New(Config{Issuer: "https://as.example.test/tenant1", Keys: ks, Audience: []string{rsAudience}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := NewMemoryRegistry(Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret)})
+	s, err := NewServer(ServerConfig{Issuer: is, Clients: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	serve := func(method, target, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, target, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", formatBasic("conf", confSecret))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := serve(http.MethodGet, "https://as.example.test/.well-known/oauth-authorization-server/tenant1", "")
+	var m Metadata
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != 200 || m.Issuer != "https://as.example.test/tenant1" || m.TokenEndpoint != "https://as.example.test/tenant1/token" {
+		t.Fatalf("metadata: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(http.MethodGet, "https://as.example.test/.well-known/oauth-authorization-server", ""); rec.Code != 404 {
+		t.Fatalf("metadata without the issuer path: %d", rec.Code)
+	}
+	if rec := serve(http.MethodPost, "https://as.example.test/tenant1/token", "grant_type=client_credentials"); rec.Code != 200 {
+		t.Fatalf("token: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(http.MethodGet, "https://as.example.test/tenant1/jwks", ""); rec.Code != 200 {
+		t.Fatalf("jwks: %d", rec.Code)
+	}
+}
