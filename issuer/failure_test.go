@@ -126,11 +126,18 @@ func TestGrantHandlerFailures(t *testing.T) {
 		"urn:test:scope": GrantHandlerFunc(func(context.Context, *GrantRequest) (*Grant, error) {
 			return nil, GrantError(ErrInvalidScope, "scope not granted")
 		}),
+		"urn:test:params": GrantHandlerFunc(func(_ context.Context, req *GrantRequest) (*Grant, error) {
+			if _, ok := req.Params["client_secret"]; ok || req.Params["grant_type"] != "urn:test:params" || req.Client.ID != "post-any" {
+				return nil, GrantError(ErrInvalidGrant, "credentials leaked to the grant handler")
+			}
+			return &Grant{Subject: "a"}, nil
+		}),
 	}
 	h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) {
 		c.Grants = handlers
 		reg, err := NewMemoryRegistry(
 			Client{ID: "pub-cc", AuthMethod: AuthNone, GrantTypes: []string{GrantClientCredentials}},
+			Client{ID: "post-any", AuthMethod: AuthSecretPost, SecretHash: HashSecret(confSecret), GrantTypes: []string{"urn:test:params"}},
 			Client{ID: "any", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret), GrantTypes: []string{"urn:test:error", "urn:test:nosubject", "urn:test:nil", "urn:test:reserved", "urn:test:scope"}},
 		)
 		if err != nil {
@@ -159,6 +166,12 @@ func TestGrantHandlerFailures(t *testing.T) {
 			}
 		})
 	}
+	t.Run("grant handler sees no client secret", func(t *testing.T) {
+		r := h.post(c, h.tokenURL(), url.Values{"grant_type": {"urn:test:params"}, "client_id": {"post-any"}, "client_secret": {confSecret}}, nil)
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
 	t.Run("public client registered for client_credentials", func(t *testing.T) {
 		r := h.post(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"pub-cc"}}, nil)
 		h.checkTokenResponse(r)

@@ -48,7 +48,7 @@ type GrantRequest struct {
 	// Client is the authenticated (or, for public clients, identified) client.
 	Client *Client
 	// Params holds the form parameters (each present at most once, none
-	// empty); client credentials are removed.
+	// empty); client_secret and client_assertion are removed.
 	Params map[string]string
 	// JKT is the thumbprint of the verified DPoP proof key, or "".
 	JKT string
@@ -408,7 +408,7 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 
 	params := make(map[string]string, len(f))
 	for k, v := range f {
-		if k != "client_secret" {
+		if k != "client_secret" && k != "client_assertion" {
 			params[k] = v
 		}
 	}
