@@ -40,6 +40,13 @@
 //	srv, _ := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: registry})
 //	mux.Handle("/", srv.Handler()) // or mount srv.TokenHandler() etc. one by one
 //
+// Clients authenticate with exactly the method they are registered for:
+// client_secret_basic, client_secret_post (secrets stored as SHA-256
+// hashes, compared in constant time), private_key_jwt (RFC 7523, single-use
+// jti), tls_client_auth and self_signed_tls_client_auth (RFC 8705, through
+// [CertificateAuthenticator], e.g. mtlsbound.PKIAuth), or none for public
+// clients. [ClientRegistry] is the seam for a client database.
+//
 // # Binding rules
 //
 // A token request with a valid DPoP proof (htu = the token endpoint URL that
