@@ -50,12 +50,6 @@ type cnfClaim struct {
 	X5T *string `json:"x5t#S256"`
 }
 
-// issuerOnly reads iss from the unverified payload to pick the issuer's
-// key set. Nothing else is trusted before the signature check.
-type issuerOnly struct {
-	Issuer string `json:"iss"`
-}
-
 func tokenDigest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 // verifyToken runs every check that does not depend on time or on the
@@ -91,11 +85,15 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 	}
 	alg := jose.SignatureAlgorithm(h.Algorithm)
 
-	var unverified issuerOnly
-	if err := josejson.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified); err != nil {
+	// Decode the claims once, before the signature check, to pick the
+	// issuer named by iss; nothing else is trusted until the signature over
+	// these same bytes has been verified with that issuer's keys.
+	t := &token{rawString: raw}
+	payload := jws.UnsafePayloadWithoutVerification()
+	if err := josejson.Unmarshal(payload, &t.claims); err != nil {
 		return nil, fail(ErrInvalidToken, "token_claims_malformed", "access token claims are malformed")
 	}
-	idx, ok := v.issuerIndex[unverified.Issuer]
+	idx, ok := v.issuerIndex[t.claims.Issuer]
 	if !ok {
 		return nil, fail(ErrInvalidToken, "token_issuer_unknown", "access token issuer not trusted")
 	}
@@ -113,30 +111,25 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 		}
 		candidates = keys.lookup(h.KeyID)
 	}
-	var payload []byte
 	var used *verificationKey
 	for _, k := range candidates {
 		if !containsAlg(k.algs, alg) {
 			continue
 		}
-		if p, err := jws.Verify(k.jwk.Key); err == nil {
-			payload, used = p, k
+		if _, err := jws.Verify(k.jwk.Key); err == nil {
+			used = k
 			break
 		}
 	}
 	if used == nil {
 		return nil, fail(ErrInvalidToken, "token_signature", "access token signature invalid")
 	}
-
-	t := &token{issuer: idx, keyID: used.id, raw: payload, rawString: raw}
-	if err := josejson.Unmarshal(payload, &t.claims); err != nil {
-		return nil, fail(ErrInvalidToken, "token_claims_malformed", "access token claims are malformed")
-	}
+	t.issuer, t.keyID, t.raw = idx, used.id, payload
 	c := &t.claims
-	// c.Issuer equals v.issuers[idx].Identifier: the issuer was selected by
-	// an exact map lookup of the same iss member, and go-jose's decoder
-	// refuses duplicate members, so the verified and the unverified read
-	// agree.
+	// From here on the claims are verified: they were decoded from the
+	// payload the signature covers. c.Issuer equals the issuer's Identifier
+	// (selected by exact lookup; go-jose's decoder refuses duplicate
+	// members, so there is only one iss).
 	if !contains(c.Audience, v.audience) {
 		return nil, fail(ErrInvalidToken, "token_audience", "access token audience does not include this resource")
 	}
