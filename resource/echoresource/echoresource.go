@@ -1,27 +1,3 @@
-// Package echoresource adapts [resource.Verifier] to Echo v4 middleware,
-// following the conventions of labstack/echo-jwt: a [Config] value with
-// Skipper, BeforeFunc, SuccessHandler, ErrorHandler,
-// ContinueOnIgnoredError and ContextKey; [Config.ToMiddleware] fills
-// defaults on its own copy and reports configuration errors at build time;
-// [WithConfig] panics on them, for use in e.Use(...).
-//
-// All checking and all error rendering happen in package resource, so
-// Echo and net/http services behave identically. Unlike echo-jwt, the
-// default error handling writes the response itself (status,
-// WWW-Authenticate challenges, DPoP-Nonce, Cache-Control) with
-// [resource.WriteError] and returns nil, because Echo's default error
-// handler would drop the challenges.
-//
-//	v, _ := resource.New(cfg)
-//	e := echo.New()
-//	api := e.Group("/api", echoresource.WithConfig(echoresource.Config{
-//		Verifier: v,
-//		Policy:   resource.Policy{Accept: resource.AcceptDPoP, Scopes: []string{"read"}},
-//	}))
-//	api.GET("/me", func(c echo.Context) error {
-//		p := echoresource.Principal(c)
-//		return c.String(http.StatusOK, p.Subject)
-//	})
 package echoresource
 
 import (
