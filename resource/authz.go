@@ -137,17 +137,16 @@ func hasAccessTokenParam(r *http.Request) bool {
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return false
 	}
-	peek := make([]byte, maxFormPeek)
-	n, err := io.ReadFull(r.Body, peek)
-	peek = peek[:n]
-	rest := r.Body
-	if err != nil { // EOF: the whole body was read
-		rest = http.NoBody
+	orig := r.Body
+	peek, err := io.ReadAll(io.LimitReader(orig, maxFormPeek))
+	rest := io.Reader(orig)
+	if err != nil || len(peek) < maxFormPeek {
+		rest = http.NoBody // the whole body (or all that could be read) is in peek
 	}
 	r.Body = struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(peek), rest), r.Body}
+	}{io.MultiReader(bytes.NewReader(peek), rest), orig}
 	if !bytes.Contains(peek, []byte("access_token")) {
 		return false
 	}

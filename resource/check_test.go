@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -339,5 +340,24 @@ func TestWriteErrorForeignError(t *testing.T) {
 	resource.WriteError(w, errors.New("secret detail"))
 	if w.Code != http.StatusServiceUnavailable || strings.Contains(w.Body.String(), "secret") {
 		t.Fatalf("%d %q", w.Code, w.Body.String())
+	}
+}
+
+// TestFormBodyPreserved: the access_token form check reads the body and
+// hands it on intact, small or larger than the inspected prefix.
+func TestFormBodyPreserved(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{})
+	for _, body := range []string{"x=1&y=2", "big=" + strings.Repeat("a", 100<<10) + "&end=1"} {
+		r := httptest.NewRequest(http.MethodPost, "https://rs.example.test/any", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Authorization", "Bearer "+e.Token(t, nil))
+		if _, err := e.Verifier.Check(r, anyPolicy); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r.Body)
+		if err != nil || string(got) != body {
+			t.Fatalf("body after Check: %d bytes (err %v), want %d", len(got), err, len(body))
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package resource_test
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/senderbound/senderbound/resource/internal/restest"
@@ -41,4 +43,48 @@ func TestMiddlewareInsecureHTTPCases(t *testing.T) {
 	e := restest.NewEnv(t, restest.Options{DPoP: true, InsecureHTTP: true})
 	targets := restest.StartServers(t, e, e.NetHTTPHandler())
 	restest.Run(t, e, targets, restest.InsecureHTTPCases())
+}
+
+// TestConcurrentReplay sends one valid DPoP request 16 times at once over
+// real TLS: exactly one is admitted (ADV-107).
+func TestConcurrentReplay(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true})
+	tg := restest.StartServers(t, e, e.NetHTTPHandler())["tls"]
+	req, err := http.NewRequest(http.MethodGet, tg.URL+"/any", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restest.DPoPRequest("DPoP", restest.K1Token, nil)(t, e, req)
+	const n = 16
+	var wg sync.WaitGroup
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := tg.Client.Do(req.Clone(req.Context()))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		switch c {
+		case http.StatusOK:
+			ok++
+		case http.StatusUnauthorized:
+		default:
+			t.Errorf("status %d", c)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d identical requests admitted, want 1", ok, n)
+	}
 }

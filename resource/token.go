@@ -18,18 +18,17 @@ import (
 // through the token cache. Time checks are not part of it: they run on
 // every request.
 type token struct {
-	issuer    int // index into Verifier.issuers
-	keyID     string
-	claims    accessClaims
-	scopes    []string
-	exp       time.Time
-	nbf       time.Time // zero when absent
-	iat       time.Time // zero when absent
-	jkt, x5t  string
-	hasJKT    bool
-	hasX5T    bool
-	raw       []byte // verified payload
-	rawString string // the token itself (for ath); not logged, not rendered
+	issuer   int // index into Verifier.issuers
+	keyID    string
+	claims   accessClaims
+	scopes   []string
+	exp      time.Time
+	nbf      time.Time // zero when absent
+	iat      time.Time // zero when absent
+	jkt, x5t string
+	hasJKT   bool
+	hasX5T   bool
+	raw      []byte // verified payload
 }
 
 type accessClaims struct {
@@ -88,7 +87,7 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 	// Decode the claims once, before the signature check, to pick the
 	// issuer named by iss; nothing else is trusted until the signature over
 	// these same bytes has been verified with that issuer's keys.
-	t := &token{rawString: raw}
+	t := &token{}
 	payload := jws.UnsafePayloadWithoutVerification()
 	if err := josejson.Unmarshal(payload, &t.claims); err != nil {
 		return nil, fail(ErrInvalidToken, "token_claims_malformed", "access token claims are malformed")

@@ -301,7 +301,7 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 	}
 	key := tokenDigest(raw)
 	if t, ok := v.cache.Get(key); ok {
-		if t.rawString == raw && v.keyStillTrusted(ctx, t) {
+		if v.keyStillTrusted(ctx, t) {
 			if v.now().Before(t.exp.Add(v.leeway)) {
 				return t, nil
 			}
