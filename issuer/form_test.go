@@ -2,9 +2,14 @@ package issuer
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 func TestParseFormBody(t *testing.T) {
@@ -163,6 +168,66 @@ func FuzzTokenForm(f *testing.F) {
 			if v == "" || !validText(k) || !validText(v) || len(v) > maxParamBytes {
 				t.Fatalf("invalid parameter accepted: %q=%q", k, v)
 			}
+		}
+	})
+}
+
+// FuzzTokenEndpoint drives the whole token endpoint (form, client
+// authentication including client assertions, DPoP header handling, grant
+// dispatch) with hostile input and checks the response invariants: no
+// panic, no 5xx, JSON with no-store, never an echo of the input.
+func FuzzTokenEndpoint(f *testing.F) {
+	ks, err := NewKeySet(SigningKey{Signer: newES256(f)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	is, err := New(Config{Issuer: "https://as.example.test", Keys: ks, Audience: []string{"https://rs.example.test"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	reg, err := NewMemoryRegistry(
+		Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("conf-secret-ATTACKER-0123456789"), Scopes: []string{"read"}},
+		Client{ID: "pub", AuthMethod: AuthNone},
+		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: newES256(f).Public(), KeyID: "k"}}}},
+	)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := NewServer(ServerConfig{Issuer: is, Clients: reg})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := s.TokenHandler()
+	f.Add("grant_type=client_credentials&scope=read", formatBasic("conf", "conf-secret-ATTACKER-0123456789"), "")
+	f.Add("grant_type=refresh_token&client_id=pub&refresh_token=ATTACKER", "", "ATTACKER.x.y")
+	f.Add("grant_type=client_credentials&client_id=jwtc&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=eyJhbGciOiJub25lIn0.eyJzdWIiOiJqd3RjIn0.", "", "")
+	f.Add("grant_type=ATTACKER&client_id=pub", "Basic QVRUQUNLRVI6eA==", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.ATTACKER")
+	f.Fuzz(func(t *testing.T, body, authz, proof string) {
+		if len(body) > 2048 || len(authz) > 512 || len(proof) > 1024 {
+			return
+		}
+		req := httptest.NewRequest(http.MethodPost, "https://as.example.test/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if authz != "" {
+			req.Header["Authorization"] = []string{authz}
+		}
+		if proof != "" {
+			req.Header["Dpop"] = []string{proof}
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for hostile input: %s", rec.Code, rec.Body)
+		}
+		if rec.Header().Get("Cache-Control") != "no-store" {
+			t.Fatal("response without no-store")
+		}
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("not JSON: %q", rec.Body)
+		}
+		if rec.Code != http.StatusOK && strings.Contains(rec.Body.String(), "ATTACKER") {
+			t.Fatalf("input echoed: %s", rec.Body)
 		}
 	})
 }
