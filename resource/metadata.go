@@ -9,15 +9,25 @@ import (
 // (for a resource identifier without a path component).
 const MetadataPath = "/.well-known/oauth-protected-resource"
 
-// Metadata is the RFC 9728 protected resource metadata document.
+// Metadata is the RFC 9728 protected resource metadata document. It is a
+// plain value.
 type Metadata struct {
-	Resource                              string   `json:"resource"`
-	AuthorizationServers                  []string `json:"authorization_servers,omitempty"`
-	BearerMethodsSupported                []string `json:"bearer_methods_supported,omitempty"`
-	ScopesSupported                       []string `json:"scopes_supported,omitempty"`
-	DPoPSigningAlgValuesSupported         []string `json:"dpop_signing_alg_values_supported,omitempty"`
-	DPoPBoundAccessTokensRequired         bool     `json:"dpop_bound_access_tokens_required"`
-	TLSClientCertificateBoundAccessTokens bool     `json:"tls_client_certificate_bound_access_tokens"`
+	// Resource is the resource identifier (Config.Audience).
+	Resource string `json:"resource"`
+	// AuthorizationServers lists the trusted issuer identifiers.
+	AuthorizationServers []string `json:"authorization_servers,omitempty"`
+	// BearerMethodsSupported is ["header"]: tokens in query or form are refused.
+	BearerMethodsSupported []string `json:"bearer_methods_supported,omitempty"`
+	// ScopesSupported lists the scopes the caller passed, if any.
+	ScopesSupported []string `json:"scopes_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported lists the accepted proof algorithms.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// DPoPBoundAccessTokensRequired is true when only DPoP-bound tokens are
+	// accepted.
+	DPoPBoundAccessTokensRequired bool `json:"dpop_bound_access_tokens_required"`
+	// TLSClientCertificateBoundAccessTokens is true when certificate-bound
+	// tokens are accepted.
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens"`
 }
 
 // Metadata returns the protected resource metadata implied by the

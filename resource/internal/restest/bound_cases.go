@@ -140,6 +140,13 @@ func BoundCases() []Case {
 			p.Prover = proverAt(e, e.T0.Add(-3*time.Minute))
 		}),
 		badProof("ADV-44/iat one day ahead", func(e *Env, p *Proof) { p.Prover = proverAt(e, e.T0.Add(24*time.Hour)) }),
+		badProof("ADV-104/DPoP field of 100 KiB", func(e *Env, p *Proof) { p.Edit = func(s string) string { return s + strings.Repeat("A", 100<<10) } }),
+		badProof("ADV-76/proof with a DPoP prefix", func(e *Env, p *Proof) { p.Edit = func(s string) string { return "DPoP " + s } }),
+		badProof("ADV-76/proof with a trailing dot", func(e *Env, p *Proof) { p.Edit = func(s string) string { return s + "." } }),
+		badProof("DPOP-RS-02/two proofs joined by a comma", func(e *Env, p *Proof) { p.Edit = func(s string) string { return s + ", " + s } }),
+		dp("DPOP-RS-12/ADV-53/htu with upper-case scheme", func(e *Env, p *Proof) { p.URL = "HTTPS" + p.URL[len("https"):] }, 200, "", ""),
+		badProof("ADV-54/htu path in other letter case", func(e *Env, p *Proof) { p.URL = strings.Replace(p.URL, "/any", "/ANY", 1) }),
+		badProof("ADV-51/htu naming another host", func(e *Env, p *Proof) { p.URL = "https://rs2.example.test/any" }),
 		{Name: "ERR-07/DPoP token lacking scope", Path: "/admin", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 403, WantScheme: D, WantError: "insufficient_scope"},
 		{Name: "ERR-11/invalid Bearer token: only the Bearer challenge has error", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
 			r.Header.Set("Authorization", "Bearer INVALID_TOKEN")
