@@ -174,7 +174,7 @@ func TestClientAuthentication(t *testing.T) {
 		{name: "MTLS-CB-03/Client-Cert header from an untrusted peer", form: cc(), hdr: map[string]string{"Authorization": formatBasic("conf", confSecret), "Client-Cert": ":" + "AAAA" + ":"}, wantStatus: 200},
 		{name: "MTLS-CB-05/certificate-bound client without certificate", form: cc(), hdr: basic("cert-bound", boundSecret), wantStatus: 400, wantErr: "invalid_request"},
 		{name: "MTLS-CB-05/certificate-bound client with certificate", cert: func() *http.Client { return h.client(h.c2) }, form: cc(), hdr: basic("cert-bound", boundSecret), alias: true, wantStatus: 200, wantX5T: func() string { return mtlsbound.Thumbprint(h.c2.Cert) }},
-		{name: "ATV-06/resource indicator", form: cc("resource", rs2Audience), hdr: basic("conf", confSecret), wantStatus: 200},
+		{name: "ATV-06/ATV-07 resource indicator", form: cc("resource", rs2Audience), hdr: basic("conf", confSecret), wantStatus: 200},
 		{name: "ATV-06/resource not allowed", form: cc("resource", "https://evil.example/"+attackMarker), hdr: basic("conf", confSecret), wantStatus: 400, wantErr: "invalid_target"},
 		{name: "ATV-05/scope not allowed", form: cc("scope", "read admin"), hdr: basic("conf", confSecret), wantStatus: 400, wantErr: "invalid_scope"},
 		{name: "duplicate scope value", form: cc("scope", "read read"), hdr: basic("conf", confSecret), wantStatus: 400, wantErr: "invalid_scope"},
@@ -535,6 +535,10 @@ func TestServerConfig(t *testing.T) {
 
 func TestClientRegistryValidation(t *testing.T) {
 	t.Parallel()
+	t.Run("MTLS-CA-05/registrations are validated", testClientRegistryValidation)
+}
+
+func testClientRegistryValidation(t *testing.T) {
 	bad := []Client{
 		{AuthMethod: AuthNone},
 		{ID: "x"},

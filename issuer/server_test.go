@@ -753,6 +753,10 @@ func TestKnownAnswers(t *testing.T) {
 
 func TestKAT13ExampleContent(t *testing.T) {
 	t.Parallel()
+	t.Run("KAT-13/ATV-02 RFC 9068 Figure 2 claims signed RS256 with KR", testKAT13)
+}
+
+func testKAT13(t *testing.T) {
 	kr := rfc7517RSAKey(t)
 	clock := &fixedClock{t: time.Unix(1618354090, 0)}
 	ks, err := NewKeySet(SigningKey{Signer: kr, Algorithm: "RS256", KeyID: "RjEwOwOA"})
