@@ -131,7 +131,7 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 			dc.Nonces = n
 		}
 		v, err := resource.New(resource.Config{
-			Issuers:  []resource.Issuer{{Identifier: as.URL, Keys: keys}},
+			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           dc,
 			TrustedProxies: trusted,
