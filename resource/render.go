@@ -8,9 +8,9 @@ import (
 )
 
 // WriteError renders err as the HTTP response: status, WWW-Authenticate
-// challenges for the schemes in force (only the attempted scheme's
-// challenge carries error, and none does when the request had no
-// credentials), DPoP-Nonce when one was minted, Cache-Control: no-store,
+// challenges for the schemes in force on 400, 401 and 403 (only the
+// attempted scheme's challenge carries error, and none does when the
+// request had no credentials; none at all on 503), DPoP-Nonce when one was minted, Cache-Control: no-store,
 // and Access-Control-Expose-Headers for WWW-Authenticate and DPoP-Nonce.
 // The body is a short JSON object with the error code. Nothing from the
 // request is echoed. An error that is not an [*Error] is rendered as 503.
@@ -23,7 +23,7 @@ func WriteError(w http.ResponseWriter, err error) {
 		e = &Error{Status: http.StatusServiceUnavailable, Err: ErrUnavailable, Reason: "internal"}
 	}
 	h := w.Header()
-	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+	if e.Status != http.StatusServiceUnavailable {
 		for _, s := range e.schemes {
 			h.Add("WWW-Authenticate", e.challenge(s))
 		}

@@ -401,6 +401,20 @@ func Run(t *testing.T, e *Env, targets map[string]Target, cases []Case) {
 			} else if tc.WantError != "" && !strings.Contains(string(rb), `"error":"`+tc.WantError+`"`) {
 				t.Fatalf("body %q lacks error %q", rb, tc.WantError)
 			}
+			if resp.StatusCode == http.StatusBadRequest {
+				n := 0
+				for _, c := range Challenges(t, resp.Header) {
+					if e, ok := c.Params["error"]; ok {
+						n++
+						if e != "invalid_request" {
+							t.Fatalf("400 with challenge error %q", e)
+						}
+					}
+				}
+				if n > 1 {
+					t.Fatal("more than one challenge carries error (ERR-11)")
+				}
+			}
 			if tc.After != nil {
 				tc.After(t, &Call{Env: e, Target: tg, Req: req, Resp: resp, Body: rb})
 			}
