@@ -73,6 +73,10 @@ type RemoteKeySet struct {
 
 var _ KeySet = (*RemoteKeySet)(nil)
 
+// fetchTimeout bounds one fetch (discovery plus JWKS) even when the
+// configured HTTPClient has no timeout.
+const fetchTimeout = 30 * time.Second
+
 // NewRemoteKeySet validates cfg and returns a key set that fetches on first
 // use. The URLs must be absolute http(s) URLs.
 func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
@@ -171,9 +175,11 @@ func (s *RemoteKeySet) fetchLocked(ctx context.Context, rateLimited bool) (*Keys
 }
 
 // fetch performs one fetch detached from the caller's cancellation (other
-// callers may be waiting on it), bounded by the HTTP client's timeout.
+// callers may be waiting on it), bounded by the HTTP client's timeout and
+// by fetchTimeout.
 func (s *RemoteKeySet) fetch(ctx context.Context, done chan struct{}) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
 	keys, ttl, err := s.download(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
