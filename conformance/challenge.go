@@ -21,7 +21,9 @@ type Challenge struct {
 
 // Param is one auth-param.
 type Param struct {
-	Name  string `json:"name"`
+	// Name is the lower-cased parameter name.
+	Name string `json:"name"`
+	// Value is the token or the unescaped quoted-string.
 	Value string `json:"value"`
 }
 

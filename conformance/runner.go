@@ -2,9 +2,7 @@ package conformance
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -44,10 +42,16 @@ type Observation struct {
 
 // Result is the outcome of one case.
 type Result struct {
+	// Case is the case that ran.
 	Case
-	Status   Status        `json:"status"`
-	Reason   string        `json:"reason"`
-	Observed Observation   `json:"observed"`
+	// Status is the outcome after applying the case's level.
+	Status Status `json:"status"`
+	// Reason is a one-line explanation; it never contains tokens, proofs
+	// or other credentials.
+	Reason string `json:"reason"`
+	// Observed is the response that decided the case.
+	Observed Observation `json:"observed"`
+	// Duration is how long the case took.
 	Duration time.Duration `json:"duration_ns"`
 }
 
@@ -463,7 +467,4 @@ func rsStep(name string, q func(r *run) rsReq, accept bool, ws []want) step {
 	return step{name: name, accept: accept, want: ws, do: func(r *run) (*exchange, *verdict) { return r.rs(q(r)) }}
 }
 
-// errSuite is used when a case cannot build what it needs.
-var errSuite = errors.New("suite error")
 
-var _ = http.MethodGet

@@ -75,11 +75,13 @@ type Target struct {
 	TrustedProxyResource string
 	// MetadataURL is the RFC 8414 metadata document URL.
 	MetadataURL string
-	// IntrospectionEndpoint, IntrospectionClientID and
-	// IntrospectionClientSecret unlock the RFC 7662 cases
+	// IntrospectionEndpoint is the RFC 7662 endpoint URL; with
+	// IntrospectionClientID it unlocks the introspection cases.
+	IntrospectionEndpoint string
+	// IntrospectionClientID authenticates at the introspection endpoint
 	// (client_secret_basic).
-	IntrospectionEndpoint     string
-	IntrospectionClientID     string
+	IntrospectionClientID string
+	// IntrospectionClientSecret is IntrospectionClientID's secret.
 	IntrospectionClientSecret string
 
 	// DisableDPoP skips every case that needs a DPoP-bound token (for
