@@ -466,5 +466,3 @@ func (r *run) dpopReq(it *issued, key *clientKey, mutate func(*jws)) rsReq {
 func rsStep(name string, q func(r *run) rsReq, accept bool, ws []want) step {
 	return step{name: name, accept: accept, want: ws, do: func(r *run) (*exchange, *verdict) { return r.rs(q(r)) }}
 }
-
-
