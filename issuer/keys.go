@@ -6,13 +6,11 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,17 +162,48 @@ func (k *key) sign(rnd io.Reader, signingInput []byte) ([]byte, error) {
 	if k.ecSize == 0 {
 		return sig, nil
 	}
-	var rs struct{ R, S *big.Int }
-	rest, err := asn1.Unmarshal(sig, &rs)
-	if err != nil || len(rest) != 0 || rs.R == nil || rs.S == nil || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 {
-		return nil, errors.New("issuer: signer returned a malformed ECDSA signature")
+	return derToRawECDSA(sig, k.ecSize)
+}
+
+var errECDSASig = errors.New("issuer: signer returned a malformed ECDSA signature")
+
+// derToRawECDSA converts a DER ECDSA-Sig-Value (SEQUENCE of two positive
+// INTEGERs, as crypto.Signer returns) to the JOSE form r||s, each
+// left-padded to size bytes (RFC 7518 §3.4). It accepts only minimal DER.
+func derToRawECDSA(der []byte, size int) ([]byte, error) {
+	if len(der) < 2 || der[0] != 0x30 {
+		return nil, errECDSASig
 	}
-	if rs.R.BitLen() > 8*k.ecSize || rs.S.BitLen() > 8*k.ecSize {
-		return nil, errors.New("issuer: signer returned an oversized ECDSA signature")
+	n, body := int(der[1]), der[2:]
+	if der[1] == 0x81 && len(der) > 2 && der[2] >= 0x80 {
+		n, body = int(der[2]), der[3:]
+	} else if der[1] >= 0x80 {
+		return nil, errECDSASig
 	}
-	out := make([]byte, 2*k.ecSize)
-	rs.R.FillBytes(out[:k.ecSize])
-	rs.S.FillBytes(out[k.ecSize:])
+	if n != len(body) {
+		return nil, errECDSASig
+	}
+	out := make([]byte, 2*size)
+	for i := range 2 {
+		if len(body) < 2 || body[0] != 0x02 || body[1] >= 0x80 || int(body[1]) > len(body)-2 || body[1] == 0 {
+			return nil, errECDSASig
+		}
+		v := body[2 : 2+int(body[1])]
+		body = body[2+int(body[1]):]
+		if v[0]&0x80 != 0 || len(v) > 1 && v[0] == 0 && v[1]&0x80 == 0 {
+			return nil, errECDSASig // negative or not minimal
+		}
+		for len(v) > 0 && v[0] == 0 {
+			v = v[1:]
+		}
+		if len(v) == 0 || len(v) > size {
+			return nil, errECDSASig // zero or too large
+		}
+		copy(out[(i+1)*size-len(v):(i+1)*size], v)
+	}
+	if len(body) != 0 {
+		return nil, errECDSASig
+	}
 	return out, nil
 }
 
