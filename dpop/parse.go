@@ -110,8 +110,18 @@ func (r reason) String() string { return reasonText[r] }
 // disagreement with go-jose only for these.
 func (r reason) stricterThanJOSE() bool {
 	switch r {
-	case rBase64, rHeaderJSON, rDuplicate, rTyp, rJWKInvalid, rJWKPrivate, rKeyRef,
-		rKeyAlgMismatch, rRSASize, rECPoint, rSignature, rAlgNotAllowed:
+	case rBase64, // canonical base64url only, no CR/LF
+		rHeaderJSON,              // b64, zip, enc and other non-JWS members refused
+		rPayloadJSON, rClaimType, // go-jose does not parse the payload at all
+		rDuplicate,               // duplicates refused at every level
+		rTyp,                     // typ must be dpop+jwt
+		rCrit,                    // crit refused, even for b64
+		rKeyRef,                  // x5c/x5u/x5t/jku refused
+		rJWKInvalid, rJWKPrivate, // minimal encodings, use/key_ops/alg policy, public keys only
+		rKeyAlgMismatch, rRSASize, // alg bound to key type/curve, RSA 2048..8192 bits
+		rECPoint,   // point validation differs in error class only
+		rSignature, // PS* salt must equal the hash length
+		rAlgNotAllowed:
 		return true
 	}
 	return false
