@@ -75,6 +75,26 @@ func TestCheckReasons(t *testing.T) {
 			r.Header.Add("Client-Cert", mtlsbound.FormatClientCertHeader(e.C1.Cert))
 			return r
 		}, "client_cert_header_invalid", resource.ErrInvalidRequest},
+		{"CCERT-06/ADV-89/Client-Cert-Chain without Client-Cert", func(t *testing.T) *http.Request {
+			r := trustedCertRequest(t, e)
+			r.Header.Set("Client-Cert-Chain", mtlsbound.FormatClientCertHeader(e.CA.Cert))
+			return r
+		}, "client_cert_header_invalid", resource.ErrInvalidRequest},
+		{"ADV-89/Client-Cert holding a CA certificate", func(t *testing.T) *http.Request {
+			r := trustedCertRequest(t, e)
+			r.Header.Set("Client-Cert", mtlsbound.FormatClientCertHeader(e.CA.Cert))
+			return r
+		}, "client_cert_header_invalid", resource.ErrInvalidRequest},
+		{"ADV-89/Client-Cert whose DER is not a certificate", func(t *testing.T) *http.Request {
+			r := trustedCertRequest(t, e)
+			r.Header.Set("Client-Cert", ":MIIBAA==:")
+			return r
+		}, "client_cert_header_invalid", resource.ErrInvalidRequest},
+		{"CCERT-13/Client-Cert of 128 KiB", func(t *testing.T) *http.Request {
+			r := trustedCertRequest(t, e)
+			r.Header.Set("Client-Cert", ":"+strings.Repeat("A", 128<<10)+":")
+			return r
+		}, "client_cert_header_invalid", resource.ErrInvalidRequest},
 		{"CCERT-02/Client-Cert from the trusted proxy accepted", func(t *testing.T) *http.Request {
 			r := bearerRequest(e.Token(t, func(c map[string]any) { c["cnf"] = map[string]any{"x5t#S256": mtlsbound.Thumbprint(e.C1.Cert)} }))
 			r.RemoteAddr = "127.0.0.1:40000"
@@ -101,6 +121,12 @@ func TestCheckReasons(t *testing.T) {
 			}
 		})
 	}
+}
+
+func trustedCertRequest(t *testing.T, e *restest.Env) *http.Request {
+	r := bearerRequest(e.Token(t, func(c map[string]any) { c["cnf"] = map[string]any{"x5t#S256": mtlsbound.Thumbprint(e.C1.Cert)} }))
+	r.RemoteAddr = "127.0.0.1:40000"
+	return r
 }
 
 // TestTokenCache checks that a cached token still gets its time checks

@@ -147,6 +147,12 @@ func BoundCases() []Case {
 		dp("DPOP-RS-12/ADV-53/htu with upper-case scheme", func(e *Env, p *Proof) { p.URL = "HTTPS" + p.URL[len("https"):] }, 200, "", ""),
 		badProof("ADV-54/htu path in other letter case", func(e *Env, p *Proof) { p.URL = strings.Replace(p.URL, "/any", "/ANY", 1) }),
 		badProof("ADV-51/htu naming another host", func(e *Env, p *Proof) { p.URL = "https://rs2.example.test/any" }),
+		{Name: "ERR-04/expired DPoP-bound token with a valid proof", Via: "tls", Build: DPoPRequest(D, func(t testing.TB, e *Env) string {
+			c := e.Claims()
+			c["cnf"] = map[string]any{"jkt": e.K1.Thumbprint()}
+			c["exp"] = e.T0.Add(-time.Minute).Unix()
+			return e.AS.Mint(t, Header(), c)
+		}, nil), WantStatus: 401, WantScheme: D, WantError: "invalid_token"},
 		{Name: "ERR-07/DPoP token lacking scope", Path: "/admin", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 403, WantScheme: D, WantError: "insufficient_scope"},
 		{Name: "ERR-11/invalid Bearer token: only the Bearer challenge has error", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
 			r.Header.Set("Authorization", "Bearer INVALID_TOKEN")
