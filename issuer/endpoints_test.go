@@ -639,7 +639,7 @@ func TestIssuerWithPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg, _ := NewMemoryRegistry(Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret)})
-	s, err := NewServer(ServerConfig{Issuer: is, Clients: reg})
+	s, err := NewServer(ServerConfig{Issuer: is, Clients: reg, AuthorizationEndpoint: "https://as.example.test/tenant1/authorize", ResponseTypesSupported: []string{"code"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,7 +654,8 @@ func TestIssuerWithPath(t *testing.T) {
 	}
 	rec := serve(http.MethodGet, "https://as.example.test/.well-known/oauth-authorization-server/tenant1", "")
 	var m Metadata
-	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != 200 || m.Issuer != "https://as.example.test/tenant1" || m.TokenEndpoint != "https://as.example.test/tenant1/token" {
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != 200 || m.Issuer != "https://as.example.test/tenant1" || m.TokenEndpoint != "https://as.example.test/tenant1/token" ||
+		m.AuthorizationEndpoint != "https://as.example.test/tenant1/authorize" || strings.Join(m.ResponseTypesSupported, ",") != "code" {
 		t.Fatalf("metadata: %d %s", rec.Code, rec.Body)
 	}
 	if rec := serve(http.MethodGet, "https://as.example.test/.well-known/oauth-authorization-server", ""); rec.Code != 404 {

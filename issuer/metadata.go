@@ -12,10 +12,12 @@ import (
 // §3.2).
 type Metadata struct {
 	Issuer                                string            `json:"issuer"`
+	AuthorizationEndpoint                 string            `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                         string            `json:"token_endpoint"`
 	JWKSURI                               string            `json:"jwks_uri"`
 	IntrospectionEndpoint                 string            `json:"introspection_endpoint,omitempty"`
 	ScopesSupported                       []string          `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                []string          `json:"response_types_supported,omitempty"`
 	GrantTypesSupported                   []string          `json:"grant_types_supported,omitempty"`
 	TokenEndpointAuthMethodsSupported     []string          `json:"token_endpoint_auth_methods_supported,omitempty"`
 	TokenEndpointAuthSigningAlgValues     []string          `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
@@ -37,6 +39,8 @@ func (s *Server) Metadata() Metadata {
 		JWKSURI:                               base + JWKSPath,
 		IntrospectionEndpoint:                 base + IntrospectionPath,
 		ScopesSupported:                       s.cfg.ScopesSupported,
+		AuthorizationEndpoint:                 s.cfg.AuthorizationEndpoint,
+		ResponseTypesSupported:                s.cfg.ResponseTypesSupported,
 		GrantTypesSupported:                   []string{GrantClientCredentials, GrantRefreshToken},
 		DPoPSigningAlgValuesSupported:         s.cfg.DPoPAlgorithms,
 		TLSClientCertificateBoundAccessTokens: true,

@@ -139,6 +139,11 @@ type ServerConfig struct {
 	JWKSMaxAge time.Duration
 	// ScopesSupported is advertised in the metadata; optional.
 	ScopesSupported []string
+	// AuthorizationEndpoint and ResponseTypesSupported describe the
+	// embedding server's own authorization endpoint, if it has one, in the
+	// metadata (RFC 8414 §2). Both are omitted when empty.
+	AuthorizationEndpoint  string
+	ResponseTypesSupported []string
 	// AuthMethods are the client authentication methods advertised in the
 	// metadata. Default: all six methods.
 	AuthMethods []AuthMethod
