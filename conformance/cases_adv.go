@@ -71,6 +71,11 @@ func replaceLastBrace(b []byte, extra string) []byte {
 	return append(append([]byte{}, b[:len(b)-1]...), []byte(extra+"}")...)
 }
 
+// prependMember inserts a member at the start of a JSON object.
+func prependMember(b []byte, member string) []byte {
+	return append([]byte("{"+member+","), b[1:]...)
+}
+
 func flipCase(s string) string {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -307,13 +312,15 @@ func init() {
 		Case{ID: "ADV-38", Title: "duplicate member names are refused", Section: "RFC 7515 §4; RFC 7519 §4", Level: LevelPolicy, Role: RoleResource, Group: GroupADV, Needs: CapDPoP,
 			Expect: "proof payload with htu twice; token with cnf twice (with issuer key) → refused",
 			run: func(ctx context.Context, r *run) verdict {
+				// The duplicate comes first, so a last-wins parser sees a
+				// valid proof: only a parser that refuses duplicates refuses.
 				ss := []step{rawPayloadStep("htu twice", func(b []byte) []byte {
-					return replaceLastBrace(b, `,"htu":"https://attacker.example.invalid/"`)
+					return prependMember(b, `"htu":"https://attacker.example.invalid/"`)
 				}, wantProof)}
 				if r.s.caps&CapIssuerKey != 0 {
 					ss = append(ss, step{name: "cnf twice", want: wantDPoPToken, do: func(r *run) (*exchange, *verdict) {
 						return r.rs(forgedRaw(r, func(r *run, _ *jws, b []byte) []byte {
-							return replaceLastBrace(b, `,"cnf":{"jkt":"`+r.s.k2.jkt+`"}`)
+							return prependMember(b, `"cnf":{"jkt":"`+r.s.k2.jkt+`"}`)
 						}))
 					}})
 				}

@@ -206,8 +206,8 @@ func init() {
 		Case{ID: "DPOP-AS-09", Title: "token_type DPoP if and only if the token has cnf.jkt", Section: "RFC 9449 §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
 			Expect: "over every token response of the run: token_type DPoP ⇔ access token has cnf.jkt",
 			run: func(ctx context.Context, r *run) verdict {
-				if _, err := r.s.newDPoPToken(ctx, r.s.k1); err != nil {
-					return skipf("precondition: no DPoP token: %s", sanitizeErr(err))
+				if _, fv := r.tok(r.s.dpopTokenRequest(r.s.k1, nil)); fv != nil {
+					return *fv
 				}
 				if r.s.cert1 != nil {
 					_, _ = r.s.newMTLSToken(ctx, r.s.cert1)

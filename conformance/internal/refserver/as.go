@@ -34,8 +34,12 @@ func (s *Servers) serveAS(w http.ResponseWriter, r *http.Request) {
 	case "/introspect":
 		s.serveIntrospect(w, r)
 	case "/.well-known/oauth-authorization-server":
-		writeJSON(w, http.StatusOK, map[string]any{
-			"issuer":                                     s.issuer,
+		iss := s.issuer
+		if s.has(MetadataIssuerMismatch) {
+			iss += "/"
+		}
+		md := map[string]any{
+			"issuer":                                     iss,
 			"token_endpoint":                             s.issuer + "/token",
 			"jwks_uri":                                   s.issuer + "/jwks",
 			"introspection_endpoint":                     s.issuer + "/introspect",
@@ -43,7 +47,11 @@ func (s *Servers) serveAS(w http.ResponseWriter, r *http.Request) {
 			"token_endpoint_auth_methods_supported":      []string{"client_secret_basic", "tls_client_auth"},
 			"dpop_signing_alg_values_supported":          []string{"ES256", "PS256", "RS256"},
 			"tls_client_certificate_bound_access_tokens": true,
-		})
+		}
+		if s.has(EmptyMetadataArray) {
+			md["scopes_supported"] = []string{}
+		}
+		writeJSON(w, http.StatusOK, md)
 	default:
 		http.NotFound(w, r)
 	}
@@ -83,6 +91,9 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		clientID = id
 	} else {
 		id := r.PostForm.Get("client_id")
+		if id == "" && s.has(MTLSAuthWithoutClientID) {
+			id = MTLSClientID
+		}
 		if id != MTLSClientID || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 			return
@@ -115,12 +126,15 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 	if len(proofs) == 1 {
 		var nonce func(string) bool
 		if s.cfg.RequireNonce {
-			nonce = func(n string) bool { return n != "" && s.asNonce.valid(n, now) }
+			nonce = func(n string) bool { return n != "" && s.checkNonce(s.asNonce, n, now) }
 		}
 		jkt, perr := s.verifyProof(proofs[0], proofCheck{method: http.MethodPost, url: "https://" + r.Host + r.URL.Path, nonce: nonce, atAS: true, replay: s.asReplay})
 		if perr != nil {
 			if perr.code == "use_dpop_nonce" {
-				w.Header().Set("DPoP-Nonce", s.asNonce.issue(now))
+				w.Header().Set("DPoP-Nonce", s.issueNonce(s.asNonce, now))
+				if s.has(DuplicateNonceHeader) {
+					w.Header().Add("DPoP-Nonce", s.issueNonce(s.asNonce, now))
+				}
 				oauthError(w, http.StatusBadRequest, "use_dpop_nonce", "authorization server requires nonce in DPoP proof")
 				return
 			}
@@ -129,6 +143,9 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		cnf["jkt"] = jkt
 		tokenType = "DPoP"
+		if s.has(TokenTypeMislabel) {
+			tokenType = "Bearer"
+		}
 	} else if boundCert != nil {
 		cnf["x5t#S256"] = clientCertThumbprint(boundCert)
 	}
@@ -191,7 +208,11 @@ func (s *Servers) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	claims, err := s.verifyToken(r.PostForm.Get("token"), "")
 	if err != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		inactive := map[string]any{"active": false}
+		if s.has(InactiveLeaks) {
+			inactive["error"] = "token rejected"
+		}
+		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
 	out := map[string]any{"active": true}

@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -75,6 +76,24 @@ func (n *nonces) valid(v string, now time.Time) bool {
 		return false
 	}
 	return hmac.Equal(n.mac(b[:16], slot), b[24:])
+}
+
+// issueNonce returns a fresh nonce from n (a bare counter under the
+// PredictableNonce mutation).
+func (s *Servers) issueNonce(n *nonces, now time.Time) string {
+	if s.has(PredictableNonce) {
+		return strconv.FormatInt(s.counter.Add(1), 10)
+	}
+	return n.issue(now)
+}
+
+// checkNonce validates a nonce issued by n.
+func (s *Servers) checkNonce(n *nonces, v string, now time.Time) bool {
+	if s.has(PredictableNonce) {
+		c, err := strconv.ParseInt(v, 10, 64)
+		return err == nil && c > 0 && c <= s.counter.Load()
+	}
+	return n.valid(v, now)
 }
 
 // proofError is a failed proof check: code is invalid_dpop_proof or
@@ -283,6 +302,10 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if len(proof) > maxProof {
 		return "", bad("proof too large")
 	}
+	if s.has(LenientProofEncoding) {
+		proof = strings.TrimSuffix(strings.TrimPrefix(proof, "DPoP "), ".")
+		proof = strings.NewReplacer("=", "", "+", "-", "/", "_").Replace(proof)
+	}
 	parts := strings.Split(proof, ".")
 	if len(parts) != 3 || !isB64URL(parts[0]) || !isB64URL(parts[1]) || !isB64URL(parts[2]) {
 		return "", bad("not a compact JWS")
@@ -291,7 +314,7 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if err != nil {
 		return "", bad("header encoding")
 	}
-	if err := noDuplicates(hb); err != nil {
+	if err := noDuplicates(hb); err != nil && !s.has(NoDuplicateCheck) {
 		return "", bad("header JSON")
 	}
 	var hdr map[string]json.RawMessage
@@ -319,7 +342,7 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if !s.has(PrivateJWKAccepted) && hasPrivate(members) {
 		return "", bad("jwk holds private key material")
 	}
-	if perr := checkJWKMembers(members, alg); perr != nil {
+	if perr := checkJWKMembers(members, alg); perr != nil && !s.has(NoJWKPolicy) {
 		return "", perr
 	}
 	var jwk jose.JSONWebKey
@@ -330,7 +353,7 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if !pub.Valid() {
 		return "", bad("jwk")
 	}
-	if rk, ok := pub.Key.(*rsa.PublicKey); ok && rk.N.BitLen() < 2048 {
+	if rk, ok := pub.Key.(*rsa.PublicKey); ok && rk.N.BitLen() < 2048 && !s.has(NoRSAMinSize) {
 		return "", bad("RSA key too small")
 	}
 	var payload []byte
@@ -371,7 +394,10 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if err != nil {
 		return "", bad("signature")
 	}
-	if err := noDuplicates(payload); err != nil || !utf8.Valid(payload) {
+	if err := noDuplicates(payload); err != nil && !s.has(NoDuplicateCheck) {
+		return "", bad("payload JSON")
+	}
+	if !utf8.Valid(payload) && !s.has(NoUTF8Check) {
 		return "", bad("payload JSON")
 	}
 	var cl map[string]json.RawMessage
@@ -380,7 +406,13 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	}
 	var jti, htm, htu string
 	var iat json.Number
-	if json.Unmarshal(cl["jti"], &jti) != nil || strings.TrimSpace(jti) == "" || len(jti) > 256 || strings.ContainsRune(jti, utf8.RuneError) {
+	if json.Unmarshal(cl["jti"], &jti) != nil {
+		return "", bad("jti")
+	}
+	if !s.has(NoJtiCheck) && (strings.TrimSpace(jti) == "" || len(jti) > 256) {
+		return "", bad("jti")
+	}
+	if !s.has(NoUTF8Check) && strings.ContainsRune(jti, utf8.RuneError) {
 		return "", bad("jti")
 	}
 	if json.Unmarshal(cl["htm"], &htm) != nil {
@@ -394,10 +426,14 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if rawIat := bytes.TrimSpace(cl["iat"]); len(rawIat) == 0 || rawIat[0] == '"' || dec.Decode(&iat) != nil {
 		return "", bad("iat")
 	}
-	if htm != pc.method && !s.has(NoHtmCheck) {
+	if htm != pc.method && !s.has(NoHtmCheck) && !(s.has(HtmCaseInsensitive) && strings.EqualFold(htm, pc.method)) {
 		return "", bad("htm mismatch")
 	}
-	if !s.has(NoHtuCheck) {
+	if s.has(HtuNotNormalized) {
+		if want := strings.SplitN(pc.url, "?", 2)[0]; htu != want {
+			return "", bad("htu mismatch")
+		}
+	} else if !s.has(NoHtuCheck) {
 		got, err := normalizeHTU(htu, false)
 		if err != nil {
 			return "", bad("htu")

@@ -37,7 +37,7 @@ func (s *Servers) verifyToken(tok, audience string) (map[string]any, error) {
 		return nil, errors.New("malformed")
 	}
 	var hdr map[string]any
-	if noDuplicates(hb) != nil || json.Unmarshal(hb, &hdr) != nil {
+	if (noDuplicates(hb) != nil && !s.has(NoDuplicateCheck)) || json.Unmarshal(hb, &hdr) != nil {
 		return nil, errors.New("malformed header")
 	}
 	if _, ok := hdr["crit"]; ok && !s.has(NoCritCheck) {
@@ -68,7 +68,7 @@ func (s *Servers) verifyToken(tok, audience string) (map[string]any, error) {
 	if err != nil {
 		return nil, errors.New("signature")
 	}
-	if err := noDuplicates(payload); err != nil {
+	if err := noDuplicates(payload); err != nil && !s.has(NoDuplicateCheck) {
 		return nil, errors.New("claims JSON")
 	}
 	var cl map[string]any
@@ -92,13 +92,15 @@ func (s *Servers) verifyToken(tok, audience string) (map[string]any, error) {
 			return nil, errors.New("nbf")
 		}
 	}
-	for _, k := range []string{"sub", "client_id", "jti"} {
-		if v, ok := cl[k].(string); !ok || v == "" {
-			return nil, errors.New("missing " + k)
+	if !s.has(NoRequiredClaims) {
+		for _, k := range []string{"sub", "client_id", "jti"} {
+			if v, ok := cl[k].(string); !ok || v == "" {
+				return nil, errors.New("missing " + k)
+			}
 		}
-	}
-	if _, ok := cl["iat"].(float64); !ok {
-		return nil, errors.New("missing iat")
+		if _, ok := cl["iat"].(float64); !ok {
+			return nil, errors.New("missing iat")
+		}
 	}
 	if c, ok := cl["cnf"]; ok {
 		if _, isObj := c.(map[string]any); !isObj {
@@ -146,7 +148,16 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 		desc += ": " + presented
 	}
 	dpop := "DPoP " + algsParam
+	if rs.s.has(NoAlgsParam) {
+		dpop = "DPoP realm=\"refserver\""
+	}
 	bearer := `Bearer realm="refserver"`
+	if rs.s.has(BareBearerChallenge) {
+		bearer = "Bearer"
+	}
+	if f.code == "" && rs.s.has(ErrorOnUnauthenticated) {
+		bearer += `, error="invalid_token"`
+	}
 	if f.code != "" {
 		p := `error="` + f.code + `", error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`
 		if f.code == "insufficient_scope" {
@@ -154,6 +165,8 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 		}
 		if f.scheme == "DPoP" {
 			dpop = "DPoP " + p + ", " + algsParam
+		} else if bearer == "Bearer" {
+			bearer += " " + p
 		} else {
 			bearer += ", " + p
 		}
@@ -161,7 +174,10 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 	w.Header().Add("WWW-Authenticate", bearer)
 	w.Header().Add("WWW-Authenticate", dpop)
 	if f.nonce {
-		w.Header().Set("DPoP-Nonce", rs.s.rsNonce.issue(time.Now()))
+		w.Header().Set("DPoP-Nonce", rs.s.issueNonce(rs.s.rsNonce, time.Now()))
+		if rs.s.has(DuplicateNonceHeader) {
+			w.Header().Add("DPoP-Nonce", rs.s.issueNonce(rs.s.rsNonce, time.Now()))
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
@@ -190,15 +206,22 @@ func isToken68(s string) bool {
 // peerCert returns the client certificate: from the TLS layer when present
 // (authoritative), else from Client-Cert when the peer is the trusted proxy.
 func (rs *resourceServer) peerCert(r *http.Request) ([]byte, error) {
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+	override := rs.s.has(HeaderCertOverridesTLS) && r.Header.Get("Client-Cert") != ""
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && !override {
 		return r.TLS.PeerCertificates[0].Raw, nil
 	}
-	if !rs.trustedProxy && !rs.s.has(ForwardedCertFromAnyone) {
+	if !rs.trustedProxy && !rs.s.has(ForwardedCertFromAnyone) && !override {
 		return nil, nil
 	}
 	vs := r.Header.Values("Client-Cert")
+	if len(vs) == 0 && rs.s.has(ChainUsedAsCert) {
+		vs = r.Header.Values("Client-Cert-Chain")
+	}
 	if len(vs) == 0 {
 		return nil, nil
+	}
+	if rs.s.has(ClientCertListFirst) {
+		vs = []string{strings.TrimSpace(strings.Split(vs[0], ",")[0])}
 	}
 	if len(vs) > 1 || len(vs[0]) > 16<<10 {
 		return nil, errors.New("malformed Client-Cert")
@@ -233,9 +256,19 @@ func (rs *resourceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authz := r.Header.Values("Authorization")
-	if len(authz) > 1 || (len(authz) == 1 && r.URL.Query().Has("access_token")) {
+	if len(authz) == 0 && rs.s.has(ProxyAuthorizationUsed) {
+		authz = r.Header.Values("Proxy-Authorization")
+	}
+	if !rs.s.has(NoMultipleCredentialCheck) && (len(authz) > 1 || (len(authz) == 1 && r.URL.Query().Has("access_token"))) {
 		rs.fail(w, rsFailure{status: http.StatusBadRequest, scheme: "Bearer", code: "invalid_request", desc: "more than one credential"}, "")
 		return
+	}
+	if len(authz) == 0 && rs.s.has(QueryTokenAccepted) && r.URL.Query().Has("access_token") {
+		scheme := "Bearer "
+		if r.Header.Get("DPoP") != "" {
+			scheme = "DPoP "
+		}
+		authz = []string{scheme + r.URL.Query().Get("access_token")}
 	}
 	if len(authz) == 0 {
 		rs.fail(w, rsFailure{status: http.StatusUnauthorized}, "")
@@ -246,10 +279,14 @@ func (rs *resourceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scheme, tok, _ := strings.Cut(authz[0], " ")
+	eq := strings.EqualFold
+	if rs.s.has(SchemeCaseSensitive) {
+		eq = func(a, b string) bool { return a == b }
+	}
 	switch {
-	case strings.EqualFold(scheme, "DPoP"):
+	case eq(scheme, "DPoP"):
 		rs.serveDPoP(w, r, tok)
-	case strings.EqualFold(scheme, "Bearer"):
+	case eq(scheme, "Bearer"):
 		rs.serveBearer(w, r, tok)
 	default:
 		rs.fail(w, rsFailure{status: http.StatusUnauthorized}, "")
@@ -269,7 +306,7 @@ func (rs *resourceServer) serveDPoP(w http.ResponseWriter, r *http.Request, tok 
 		return
 	}
 	jkt, bound := cnfString(claims, "jkt")
-	if !bound {
+	if !bound && !s.has(UnboundUnderDPoP) {
 		rs.fail(w, invalid, tok)
 		return
 	}
@@ -289,7 +326,7 @@ func (rs *resourceServer) serveDPoP(w http.ResponseWriter, r *http.Request, tok 
 			if n == "" {
 				return false
 			}
-			return s.rsNonce.valid(n, now) || (s.has(NonceNotBound) && s.asNonce.valid(n, now))
+			return s.checkNonce(s.rsNonce, n, now) || (s.has(NonceNotBound) && s.checkNonce(s.asNonce, n, now))
 		}
 	}
 	got, perr := s.verifyProof(proofs[0], proofCheck{method: r.Method, url: "https://" + r.Host + r.URL.RequestURI(), token: tok, nonce: nonce, replay: rs.replay})
@@ -297,7 +334,9 @@ func (rs *resourceServer) serveDPoP(w http.ResponseWriter, r *http.Request, tok 
 		rs.fail(w, rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: perr.code, desc: "invalid DPoP proof", nonce: perr.code == "use_dpop_nonce"}, tok)
 		return
 	}
-	if !s.has(NoJktCompare) && subtle.ConstantTimeCompare([]byte(got), []byte(jkt)) != 1 {
+	match := subtle.ConstantTimeCompare([]byte(got), []byte(jkt)) == 1 ||
+		(s.has(JKTCaseInsensitive) && strings.EqualFold(got, jkt)) || (s.has(UnboundUnderDPoP) && !bound)
+	if !s.has(NoJktCompare) && !match {
 		rs.fail(w, rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: "invalid_token", desc: "invalid DPoP key binding"}, tok)
 		return
 	}
@@ -312,6 +351,9 @@ func (rs *resourceServer) certMatches(r *http.Request, x5t string) bool {
 	der, err := rs.peerCert(r)
 	if err != nil || der == nil {
 		return rs.s.has(NoX5tCompare)
+	}
+	if rs.s.has(X5tPaddingTolerated) {
+		x5t = strings.TrimRight(x5t, "=")
 	}
 	return rs.s.has(NoX5tCompare) || subtle.ConstantTimeCompare([]byte(clientCertThumbprint(der)), []byte(x5t)) == 1
 }
@@ -370,9 +412,11 @@ func (rs *resourceServer) ok(w http.ResponseWriter, r *http.Request, claims map[
 		rs.fail(w, rsFailure{status: http.StatusForbidden, scheme: scheme, code: "insufficient_scope", desc: "scope " + need + " required"}, "")
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	if rs.trustedProxy {
-		w.Header().Set("Vary", "Client-Cert")
+	if !(rs.trustedProxy && rs.s.has(CacheableForwarded)) {
+		w.Header().Set("Cache-Control", "no-store")
+		if rs.trustedProxy {
+			w.Header().Set("Vary", "Client-Cert")
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	var buf bytes.Buffer
