@@ -4,11 +4,18 @@ import "errors"
 
 // RFC 9449 and RFC 6750 error codes used in [Error.Code] and in challenges.
 const (
+	// CodeInvalidDPoPProof is RFC 9449's code for a proof that fails a check.
 	CodeInvalidDPoPProof = "invalid_dpop_proof"
-	CodeUseDPoPNonce     = "use_dpop_nonce"
-	CodeInvalidToken     = "invalid_token"
-	CodeInvalidRequest   = "invalid_request"
-	CodeServerError      = "server_error"
+	// CodeUseDPoPNonce is RFC 9449's code asking the client to use the
+	// server nonce sent in DPoP-Nonce.
+	CodeUseDPoPNonce = "use_dpop_nonce"
+	// CodeInvalidToken is RFC 6750's code, used for a key-binding mismatch.
+	CodeInvalidToken = "invalid_token"
+	// CodeInvalidRequest is RFC 6750's code for a malformed request.
+	CodeInvalidRequest = "invalid_request"
+	// CodeServerError marks a failure of the server's own dependencies (the
+	// replay store); resource servers answer 503.
+	CodeServerError = "server_error"
 )
 
 // sentinel is an error value that may name a parent class, so that

@@ -77,7 +77,7 @@ func NewProver(key crypto.Signer, opts *ProverOptions) (*Prover, error) {
 	case *ecdsa.PrivateKey, ed25519.PrivateKey, *rsa.PrivateKey:
 		signingKey = k
 	default:
-		signingKey = cryptosigner.Opaque(key)
+		signingKey = cryptosigner.Opaque(pssSaltSigner{key})
 	}
 	so := (&jose.SignerOptions{EmbedJWK: true}).WithType(ProofType)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: signingKey}, so)
@@ -242,4 +242,18 @@ func Thumbprint(jwk *jose.JSONWebKey) (string, error) {
 func AccessTokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// pssSaltSigner makes RSA-PSS signatures of an opaque signer use a salt as
+// long as the hash, as RFC 7518 §3.5 requires (cryptosigner asks for the
+// maximal salt, which strict verifiers, including this package's, refuse).
+type pssSaltSigner struct{ crypto.Signer }
+
+func (s pssSaltSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if o, ok := opts.(*rsa.PSSOptions); ok {
+		fixed := *o
+		fixed.SaltLength = rsa.PSSSaltLengthEqualsHash
+		opts = &fixed
+	}
+	return s.Signer.Sign(r, digest, opts)
 }

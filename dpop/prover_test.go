@@ -8,6 +8,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,5 +90,118 @@ func TestProverRoundTrip(t *testing.T) {
 				t.Fatalf("unexpected proof %+v", got)
 			}
 		})
+	}
+}
+
+// opaqueSigner hides the concrete key type, like an HSM or KMS signer.
+type opaqueSigner struct{ crypto.Signer }
+
+func TestProverOpaqueSigner(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"ES256", "EdDSA", "RSA"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p, err := NewProver(opaqueSigner{keys(t)[name]}, &ProverOptions{Now: fixedClock(testNow)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			proof, err := p.Proof("POST", testURL, ProofOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := testVerifier(t, nil).Verify(context.Background(), proof, Expect{Method: "POST", URL: testURL, JKT: p.Thumbprint()}); err != nil {
+				t.Fatal(err)
+			}
+			jwk := p.PublicJWK()
+			if !jwk.IsPublic() {
+				t.Fatal("PublicJWK is not public")
+			}
+		})
+	}
+}
+
+func TestProverErrors(t *testing.T) {
+	t.Parallel()
+	k := keys(t)
+	ctor := []struct {
+		name string
+		key  crypto.Signer
+		alg  string
+	}{
+		{"nil key", nil, ""},
+		{"RSA 1024", k["RSA1024"], ""},
+		{"ES384 on P-256", k["ES256"], "ES384"},
+		{"EdDSA on RSA", k["RSA"], "EdDSA"},
+		{"HS256", k["ES256"], "HS256"},
+		{"none", k["ES256"], "none"},
+	}
+	for _, tc := range ctor {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := NewProver(tc.key, &ProverOptions{Algorithm: tc.alg}); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	p, err := NewProver(k["ES256"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := []struct {
+		name, method, url string
+		opts              ProofOptions
+	}{
+		{"empty method", "", testURL, ProofOptions{}},
+		{"method with space", "G ET", testURL, ProofOptions{}},
+		{"relative URL", "GET", "/resource", ProofOptions{}},
+		{"userinfo", "GET", "https://u@rs.example.test/", ProofOptions{}},
+		{"non-http", "GET", "ftp://rs.example.test/", ProofOptions{}},
+		{"nonce outside NQCHAR", "GET", testURL, ProofOptions{Nonce: "a b"}},
+	}
+	for _, tc := range calls {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := p.Proof(tc.method, tc.url, tc.opts); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	bad, err := NewProver(k["ES256"], &ProverOptions{Rand: strings.NewReader("short")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Proof("GET", testURL, ProofOptions{}); err == nil {
+		t.Fatal("jti entropy failure ignored")
+	}
+}
+
+func TestProverJTIAndClaims(t *testing.T) {
+	t.Parallel()
+	p, err := NewProver(keys(t)["ES256"], &ProverOptions{Now: fixedClock(testNow)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	v := testVerifier(t, nil)
+	for i := 0; i < 50; i++ {
+		proof, err := p.Proof("GET", testURL+"?q=#f", ProofOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Verify(context.Background(), proof, Expect{Method: "GET", URL: testURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(got.JTI)
+		if err != nil || len(raw)*8 < 128 {
+			t.Fatalf("jti %q carries fewer than 128 random bits", got.JTI)
+		}
+		if seen[got.JTI] {
+			t.Fatal("repeated jti")
+		}
+		seen[got.JTI] = true
+		if got.URL != testURL {
+			t.Fatalf("htu %q keeps query or fragment", got.URL)
+		}
 	}
 }

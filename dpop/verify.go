@@ -17,8 +17,12 @@ import (
 
 // Defaults applied by [NewVerifier] for zero Config fields.
 const (
-	DefaultMaxAge        = 60 * time.Second
-	DefaultFutureSkew    = 15 * time.Second
+	// DefaultMaxAge is how far iat may lie in the past by default.
+	DefaultMaxAge = 60 * time.Second
+	// DefaultFutureSkew is how far iat may lie in the future by default;
+	// it accepts FAPI 2.0's 10 seconds.
+	DefaultFutureSkew = 15 * time.Second
+	// DefaultMaxProofBytes is the default cap on the proof length.
 	DefaultMaxProofBytes = 8 << 10
 )
 
@@ -137,16 +141,16 @@ type Expect struct {
 	JKT string
 }
 
-// Proof is a verified DPoP proof.
+// Proof is a verified DPoP proof. It is a plain value owned by the caller.
 type Proof struct {
-	JKT       string // RFC 7638 thumbprint of the proof key
-	JTI       string
-	Method    string // htm
-	URL       string // htu as sent
-	Nonce     string // "" when absent
-	Algorithm string
-	IssuedAt  time.Time
-	PublicKey crypto.PublicKey
+	JKT       string           // RFC 7638 thumbprint of the proof key (base64url SHA-256)
+	JTI       string           // the proof's unique identifier
+	Method    string           // htm
+	URL       string           // htu as sent
+	Nonce     string           // the server nonce, "" when absent
+	Algorithm string           // the JWS alg, e.g. ES256
+	IssuedAt  time.Time        // iat
+	PublicKey crypto.PublicKey // *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
 }
 
 // replayDomain separates replay keys from any other SHA-256 use.
