@@ -51,6 +51,31 @@
 // cnf.x5t#S256 token without the matching certificate, and a token bound
 // both ways that satisfies only one are refused with invalid_token.
 //
+// # DPoP, nonces and proxies
+//
+// Set [Config.DPoP] to accept the DPoP scheme: proofs are checked by a
+// dpop.Verifier (alg allow-list, htm, htu, iat window, ath, single use
+// through the replay store, cnf.jkt). The expected htu is
+// [Config.PublicURL] plus the request path; without PublicURL it comes from
+// the connection, or from X-Forwarded-Proto/-Host or Forwarded when the
+// immediate peer is one of [Config.TrustedProxies]. DPoP over plain HTTP is
+// refused unless the request came from a trusted TLS-terminating proxy or
+// [Config.InsecureAllowDPoPOverHTTP] is set. With [DPoPConfig.Nonces]
+// every proof must carry a nonce of this server (RFC 9449 §9); a fresh one
+// is sent with use_dpop_nonce and ahead of expiry on accepted requests.
+// Use replaycache/redisstore as the replay store when several instances
+// serve the same resource; a store failure refuses requests with 503.
+//
+// Certificate-bound tokens are matched against the TLS client certificate
+// or, from a trusted proxy only, the RFC 9440 Client-Cert header
+// (mtlsbound.Source); responses decided by a forwarded certificate carry
+// Cache-Control: no-store. The certificate chain is not validated (RFC 8705
+// §6.2): the TLS server should request, not require, client certificates
+// (mtlsbound.ServerTLSConfig).
+//
+// [Verifier.MetadataHandler] serves RFC 9728 protected resource metadata
+// at [MetadataPath].
+//
 // # Errors
 //
 // Every rejection is an [*Error] carrying the RFC error code and status
