@@ -27,7 +27,9 @@ const maxErrorBody = 64 << 10
 // Prover is required. Base nil means http.DefaultTransport. A Transport is
 // safe for concurrent use; do not copy it after first use.
 type Transport struct {
-	Base   http.RoundTripper
+	// Base sends the requests. nil means http.DefaultTransport.
+	Base http.RoundTripper
+	// Prover signs the proofs. Required.
 	Prover *Prover
 
 	mu     sync.Mutex
