@@ -243,7 +243,13 @@ func init() {
 		Case{ID: "MTLS-CB-03", Title: "the AS binds only a certificate proven in the handshake", Section: "RFC 8705 §6.1", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupE, Needs: CapMTLS,
 			Expect: "token request without TLS certificate but with Client-Cert: C1 → never a token bound to C1",
 			run: func(ctx context.Context, r *run) verdict {
-				x, v := r.tok(tokReq{clientID: r.s.t.mtlsClientID(), headers: clientCertOf1(r)})
+				q := tokReq{clientID: r.s.t.mtlsClientID(), headers: clientCertOf1(r)}
+				if r.s.t.ClientSecret != "" {
+					// A client that can authenticate without a certificate
+					// shows whether the header alone creates a binding.
+					q = tokReq{secret: true, headers: clientCertOf1(r)}
+				}
+				x, v := r.tok(q)
 				if v != nil {
 					return *v
 				}

@@ -76,6 +76,21 @@ func TestMutantsAreCaught(t *testing.T) {
 		{refserver.HtmCaseInsensitive, false, []string{"ADV-48"}},
 		{refserver.HtuNotNormalized, false, []string{"DPOP-RS-12", "ADV-53"}},
 		{refserver.HeaderCertOverridesTLS, false, []string{"CCERT-16", "ADV-87"}},
+		{refserver.JKTNotCanonical, false, []string{"THUMB-06", "THUMB-07"}},
+		{refserver.X5tOverSPKI, false, []string{"MTLS-CB-01", "MTLS-CB-02"}},
+		{refserver.IntrospectionNoCnf, false, []string{"DPOP-AS-12"}},
+		{refserver.IntrospectionRequiresProof, false, []string{"DPOP-AS-13"}},
+		{refserver.MetadataNoMTLSMethods, false, []string{"MTLS-CA-13"}},
+		{refserver.MetadataNoJWKSURI, false, []string{"ATV-09", "ATV-36"}},
+		{refserver.MetadataNotJSON, false, []string{"ATV-34"}},
+		{refserver.LongLivedTokens, false, []string{"DPOP-AS-28"}},
+		{refserver.NoChallenge, false, []string{"ERR-01"}},
+		{refserver.MTLSClientWithoutCert, false, []string{"MTLS-CA-01"}},
+		{refserver.BindHeaderCertAtAS, false, []string{"MTLS-CB-03"}},
+		{refserver.AdoptClientNonce, false, []string{"ADV-82"}},
+		{refserver.CertAuthIgnoresClientID, false, []string{"ADV-94"}},
+		{refserver.UnknownCnfMemberRejected, false, []string{"ATV-24"}},
+		{refserver.ExtraProofClaimsRejected, false, []string{"DPOP-RS-26"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mutation), func(t *testing.T) {
@@ -93,4 +108,42 @@ func TestMutantsAreCaught(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEveryMutantIsCaught runs the whole catalogue against each mutant:
+// every mutant must make at least one case fail or warn. The cases that no
+// mutant fails are logged (they are checked only against correct servers).
+func TestEveryMutantIsCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the catalogue once per mutant")
+	}
+	t.Parallel()
+	caught := map[string]bool{}
+	for _, m := range refserver.AllMutations {
+		nonce := nonceOnly[m]
+		rep := runRef(t, refserver.Config{Mutations: []refserver.Mutation{m}, RequireNonce: nonce}, nil)
+		n := 0
+		for _, r := range rep.Results {
+			if r.Status == conformance.StatusFail || r.Status == conformance.StatusWarn {
+				caught[r.ID] = true
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("mutant %s (nonce=%v) passes the whole catalogue", m, nonce)
+		}
+	}
+	var never []string
+	for _, c := range conformance.Cases() {
+		if !caught[c.ID] {
+			never = append(never, c.ID)
+		}
+	}
+	t.Logf("%d of %d cases are failed by at least one mutant; never failed: %v", len(conformance.Cases())-len(never), len(conformance.Cases()), never)
+}
+
+// nonceOnly mutants break nonce handling, which only a nonce-requiring
+// server exercises.
+var nonceOnly = map[refserver.Mutation]bool{
+	refserver.NonceNotBound: true, refserver.NoNonceCheck: true, refserver.PredictableNonce: true, refserver.DuplicateNonceHeader: true,
 }

@@ -3,6 +3,7 @@ package refserver
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -51,10 +52,32 @@ func (s *Servers) serveAS(w http.ResponseWriter, r *http.Request) {
 		if s.has(EmptyMetadataArray) {
 			md["scopes_supported"] = []string{}
 		}
+		if s.has(MetadataNoMTLSMethods) {
+			md["token_endpoint_auth_methods_supported"] = []string{"client_secret_basic"}
+		}
+		if s.has(MetadataNoJWKSURI) {
+			delete(md, "jwks_uri")
+		}
+		if s.has(MetadataNotJSON) {
+			b, _ := json.Marshal(md)
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write(b)
+			return
+		}
 		writeJSON(w, http.StatusOK, md)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// rawJWKDigest hashes the proof's jwk member as received, without RFC 7638
+// canonicalization (used by the JKTNotCanonical mutant only).
+func rawJWKDigest(proof string) string {
+	parts := strings.Split(proof, ".")
+	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	var hdr map[string]json.RawMessage
+	_ = json.Unmarshal(hb, &hdr)
+	return clientCertThumbprint(hdr["jwk"])
 }
 
 func clientCertThumbprint(der []byte) string {
@@ -94,6 +117,13 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		if id == "" && s.has(MTLSAuthWithoutClientID) {
 			id = MTLSClientID
 		}
+		if id == ClientID && s.has(CertAuthIgnoresClientID) && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			id = MTLSClientID
+		}
+		if id == MTLSClientID && s.has(MTLSClientWithoutCert) && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+			clientID = id
+			goto authenticated
+		}
 		if id != MTLSClientID || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 			return
@@ -105,6 +135,14 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		clientID = id
 		boundCert = leaf.Raw
+	}
+authenticated:
+	if boundCert == nil && s.has(BindHeaderCertAtAS) {
+		if v := r.Header.Get("Client-Cert"); len(v) > 2 {
+			if der, err := base64.StdEncoding.DecodeString(strings.Trim(v, ":")); err == nil {
+				boundCert = der
+			}
+		}
 	}
 	if r.PostForm.Get("grant_type") != "client_credentials" {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials")
@@ -141,6 +179,9 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, http.StatusBadRequest, perr.code, "invalid DPoP proof")
 			return
 		}
+		if s.has(JKTNotCanonical) {
+			jkt = rawJWKDigest(proofs[0])
+		}
 		cnf["jkt"] = jkt
 		tokenType = "DPoP"
 		if s.has(TokenTypeMislabel) {
@@ -148,6 +189,15 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if boundCert != nil {
 		cnf["x5t#S256"] = clientCertThumbprint(boundCert)
+		if s.has(X5tOverSPKI) {
+			if c, err := x509.ParseCertificate(boundCert); err == nil {
+				cnf["x5t#S256"] = clientCertThumbprint(c.RawSubjectPublicKeyInfo)
+			}
+		}
+	}
+	ttl := 5 * time.Minute
+	if s.has(LongLivedTokens) {
+		ttl = 2 * time.Hour
 	}
 	claims := map[string]any{
 		"iss":       s.issuer,
@@ -156,7 +206,7 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		"client_id": clientID,
 		"iat":       now.Unix(),
 		"nbf":       now.Unix(),
-		"exp":       now.Add(5 * time.Minute).Unix(),
+		"exp":       now.Add(ttl).Unix(),
 		"jti":       randomID(),
 		"scope":     scope,
 	}
@@ -168,7 +218,7 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusInternalServerError, "server_error", "signing failed")
 		return
 	}
-	resp := map[string]any{"access_token": tok, "token_type": tokenType, "expires_in": 300, "scope": scope}
+	resp := map[string]any{"access_token": tok, "token_type": tokenType, "expires_in": int(ttl / time.Second), "scope": scope}
 	if s.has(TokenResponseCacheable) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
@@ -206,6 +256,10 @@ func (s *Servers) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form")
 		return
 	}
+	if s.has(IntrospectionRequiresProof) && r.Header.Get("DPoP") == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_dpop_proof", "proof required")
+		return
+	}
 	claims, err := s.verifyToken(r.PostForm.Get("token"), "")
 	if err != nil {
 		inactive := map[string]any{"active": false}
@@ -217,7 +271,7 @@ func (s *Servers) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string]any{"active": true}
 	for _, k := range []string{"iss", "sub", "aud", "client_id", "scope", "exp", "iat", "nbf", "jti", "cnf"} {
-		if v, ok := claims[k]; ok {
+		if v, ok := claims[k]; ok && !(k == "cnf" && s.has(IntrospectionNoCnf)) {
 			out[k] = v
 		}
 	}

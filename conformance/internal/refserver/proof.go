@@ -404,6 +404,15 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if json.Unmarshal(payload, &cl) != nil {
 		return "", bad("payload JSON")
 	}
+	if s.has(ExtraProofClaimsRejected) {
+		for k := range cl {
+			switch k {
+			case "jti", "htm", "htu", "iat", "ath", "nonce":
+			default:
+				return "", bad("unknown claim")
+			}
+		}
+	}
 	var jti, htm, htu string
 	var iat json.Number
 	if json.Unmarshal(cl["jti"], &jti) != nil {

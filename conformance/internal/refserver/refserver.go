@@ -33,67 +33,161 @@ type Mutation string
 // Mutations. Each one disables or weakens a single check of the reference
 // server.
 const (
-	NoAthCheck                Mutation = "no-ath-check"
-	NoReplayStore             Mutation = "no-replay-store"
-	HtuIncludesQuery          Mutation = "htu-includes-query"
-	AlgNotPinned              Mutation = "alg-not-pinned"
-	NonceNotBound             Mutation = "nonce-not-bound"
-	BearerDowngrade           Mutation = "bearer-downgrade"
-	ForwardedCertFromAnyone   Mutation = "forwarded-cert-from-anyone"
-	NoProofTypCheck           Mutation = "no-proof-typ-check"
-	PrivateJWKAccepted        Mutation = "private-jwk-accepted"
-	NoIatWindow               Mutation = "no-iat-window"
-	NoHtmCheck                Mutation = "no-htm-check"
-	NoJktCompare              Mutation = "no-jkt-compare"
-	NoAudCheck                Mutation = "no-aud-check"
-	NoExpCheck                Mutation = "no-exp-check"
-	NoX5tCompare              Mutation = "no-x5t-compare"
-	TokenEndpointIgnoresSig   Mutation = "token-endpoint-ignores-proof-signature"
-	NoTokenTypCheck           Mutation = "no-token-typ-check"
-	NoIssCheck                Mutation = "no-iss-check"
-	DPoPSchemeWithoutProof    Mutation = "dpop-scheme-without-proof"
-	FirstOfManyProofs         Mutation = "first-of-many-proofs"
-	EchoCredential            Mutation = "echo-credential"
-	NoTokenSignatureCheck     Mutation = "no-token-signature-check"
-	ClientCertNotMatched      Mutation = "client-cert-not-matched"
-	NoProofSignatureCheck     Mutation = "no-proof-signature-check"
-	NoHtuCheck                Mutation = "no-htu-check"
-	NoNonceCheck              Mutation = "no-nonce-check"
-	IntrospectionUnprotected  Mutation = "introspection-unprotected"
-	TokenResponseCacheable    Mutation = "token-response-cacheable"
-	NoNbfCheck                Mutation = "no-nbf-check"
-	NoCritCheck               Mutation = "no-crit-check"
-	SchemeCaseSensitive       Mutation = "scheme-case-sensitive"
-	NoMultipleCredentialCheck Mutation = "no-multiple-credential-check"
-	LenientProofEncoding      Mutation = "lenient-proof-encoding"
-	NoJWKPolicy               Mutation = "no-jwk-policy"
-	NoDuplicateCheck          Mutation = "no-duplicate-check"
-	NoUTF8Check               Mutation = "no-utf8-check"
-	NoRequiredClaims          Mutation = "no-required-claims"
-	NoRSAMinSize              Mutation = "no-rsa-min-size"
-	BareBearerChallenge       Mutation = "bare-bearer-challenge"
-	ErrorOnUnauthenticated    Mutation = "error-on-unauthenticated"
-	NoAlgsParam               Mutation = "no-algs-param"
-	PredictableNonce          Mutation = "predictable-nonce"
-	DuplicateNonceHeader      Mutation = "duplicate-nonce-header"
-	ChainUsedAsCert           Mutation = "client-cert-chain-used-as-cert"
-	CacheableForwarded        Mutation = "cacheable-forwarded-response"
-	ClientCertListFirst       Mutation = "client-cert-list-first"
-	MTLSAuthWithoutClientID   Mutation = "mtls-auth-without-client-id"
-	TokenTypeMislabel         Mutation = "token-type-mislabel"
-	InactiveLeaks             Mutation = "inactive-introspection-leaks"
-	MetadataIssuerMismatch    Mutation = "metadata-issuer-mismatch"
-	EmptyMetadataArray        Mutation = "empty-metadata-array"
-	UnboundUnderDPoP          Mutation = "unbound-under-dpop"
-	JKTCaseInsensitive        Mutation = "jkt-case-insensitive"
-	X5tPaddingTolerated       Mutation = "x5t-padding-tolerated"
-	ProxyAuthorizationUsed    Mutation = "proxy-authorization-used"
-	QueryTokenAccepted        Mutation = "query-token-accepted"
-	NoJtiCheck                Mutation = "no-jti-check"
-	HtmCaseInsensitive        Mutation = "htm-case-insensitive"
-	HtuNotNormalized          Mutation = "htu-not-normalized"
-	HeaderCertOverridesTLS    Mutation = "header-cert-overrides-tls"
+	NoAthCheck                 Mutation = "no-ath-check"
+	NoReplayStore              Mutation = "no-replay-store"
+	HtuIncludesQuery           Mutation = "htu-includes-query"
+	AlgNotPinned               Mutation = "alg-not-pinned"
+	NonceNotBound              Mutation = "nonce-not-bound"
+	BearerDowngrade            Mutation = "bearer-downgrade"
+	ForwardedCertFromAnyone    Mutation = "forwarded-cert-from-anyone"
+	NoProofTypCheck            Mutation = "no-proof-typ-check"
+	PrivateJWKAccepted         Mutation = "private-jwk-accepted"
+	NoIatWindow                Mutation = "no-iat-window"
+	NoHtmCheck                 Mutation = "no-htm-check"
+	NoJktCompare               Mutation = "no-jkt-compare"
+	NoAudCheck                 Mutation = "no-aud-check"
+	NoExpCheck                 Mutation = "no-exp-check"
+	NoX5tCompare               Mutation = "no-x5t-compare"
+	TokenEndpointIgnoresSig    Mutation = "token-endpoint-ignores-proof-signature"
+	NoTokenTypCheck            Mutation = "no-token-typ-check"
+	NoIssCheck                 Mutation = "no-iss-check"
+	DPoPSchemeWithoutProof     Mutation = "dpop-scheme-without-proof"
+	FirstOfManyProofs          Mutation = "first-of-many-proofs"
+	EchoCredential             Mutation = "echo-credential"
+	NoTokenSignatureCheck      Mutation = "no-token-signature-check"
+	ClientCertNotMatched       Mutation = "client-cert-not-matched"
+	NoProofSignatureCheck      Mutation = "no-proof-signature-check"
+	NoHtuCheck                 Mutation = "no-htu-check"
+	NoNonceCheck               Mutation = "no-nonce-check"
+	IntrospectionUnprotected   Mutation = "introspection-unprotected"
+	TokenResponseCacheable     Mutation = "token-response-cacheable"
+	NoNbfCheck                 Mutation = "no-nbf-check"
+	NoCritCheck                Mutation = "no-crit-check"
+	SchemeCaseSensitive        Mutation = "scheme-case-sensitive"
+	NoMultipleCredentialCheck  Mutation = "no-multiple-credential-check"
+	LenientProofEncoding       Mutation = "lenient-proof-encoding"
+	NoJWKPolicy                Mutation = "no-jwk-policy"
+	NoDuplicateCheck           Mutation = "no-duplicate-check"
+	NoUTF8Check                Mutation = "no-utf8-check"
+	NoRequiredClaims           Mutation = "no-required-claims"
+	NoRSAMinSize               Mutation = "no-rsa-min-size"
+	BareBearerChallenge        Mutation = "bare-bearer-challenge"
+	ErrorOnUnauthenticated     Mutation = "error-on-unauthenticated"
+	NoAlgsParam                Mutation = "no-algs-param"
+	PredictableNonce           Mutation = "predictable-nonce"
+	DuplicateNonceHeader       Mutation = "duplicate-nonce-header"
+	ChainUsedAsCert            Mutation = "client-cert-chain-used-as-cert"
+	CacheableForwarded         Mutation = "cacheable-forwarded-response"
+	ClientCertListFirst        Mutation = "client-cert-list-first"
+	MTLSAuthWithoutClientID    Mutation = "mtls-auth-without-client-id"
+	TokenTypeMislabel          Mutation = "token-type-mislabel"
+	InactiveLeaks              Mutation = "inactive-introspection-leaks"
+	MetadataIssuerMismatch     Mutation = "metadata-issuer-mismatch"
+	EmptyMetadataArray         Mutation = "empty-metadata-array"
+	UnboundUnderDPoP           Mutation = "unbound-under-dpop"
+	JKTCaseInsensitive         Mutation = "jkt-case-insensitive"
+	X5tPaddingTolerated        Mutation = "x5t-padding-tolerated"
+	ProxyAuthorizationUsed     Mutation = "proxy-authorization-used"
+	QueryTokenAccepted         Mutation = "query-token-accepted"
+	NoJtiCheck                 Mutation = "no-jti-check"
+	HtmCaseInsensitive         Mutation = "htm-case-insensitive"
+	HtuNotNormalized           Mutation = "htu-not-normalized"
+	HeaderCertOverridesTLS     Mutation = "header-cert-overrides-tls"
+	JKTNotCanonical            Mutation = "jkt-not-canonical"
+	X5tOverSPKI                Mutation = "x5t-over-spki"
+	IntrospectionNoCnf         Mutation = "introspection-no-cnf"
+	IntrospectionRequiresProof Mutation = "introspection-requires-proof"
+	MetadataNoMTLSMethods      Mutation = "metadata-no-mtls-methods"
+	MetadataNoJWKSURI          Mutation = "metadata-no-jwks-uri"
+	MetadataNotJSON            Mutation = "metadata-not-json"
+	LongLivedTokens            Mutation = "long-lived-tokens"
+	NoChallenge                Mutation = "no-challenge"
+	MTLSClientWithoutCert      Mutation = "mtls-client-without-cert"
+	BindHeaderCertAtAS         Mutation = "bind-header-cert-at-as"
+	AdoptClientNonce           Mutation = "adopt-client-nonce"
+	CertAuthIgnoresClientID    Mutation = "cert-auth-ignores-client-id"
+	UnknownCnfMemberRejected   Mutation = "unknown-cnf-member-rejected"
+	ExtraProofClaimsRejected   Mutation = "extra-proof-claims-rejected"
 )
+
+// AllMutations lists every mutation, in declaration order.
+var AllMutations = []Mutation{
+	NoAthCheck,
+	NoReplayStore,
+	HtuIncludesQuery,
+	AlgNotPinned,
+	NonceNotBound,
+	BearerDowngrade,
+	ForwardedCertFromAnyone,
+	NoProofTypCheck,
+	PrivateJWKAccepted,
+	NoIatWindow,
+	NoHtmCheck,
+	NoJktCompare,
+	NoAudCheck,
+	NoExpCheck,
+	NoX5tCompare,
+	TokenEndpointIgnoresSig,
+	NoTokenTypCheck,
+	NoIssCheck,
+	DPoPSchemeWithoutProof,
+	FirstOfManyProofs,
+	EchoCredential,
+	NoTokenSignatureCheck,
+	ClientCertNotMatched,
+	NoProofSignatureCheck,
+	NoHtuCheck,
+	NoNonceCheck,
+	IntrospectionUnprotected,
+	TokenResponseCacheable,
+	NoNbfCheck,
+	NoCritCheck,
+	SchemeCaseSensitive,
+	NoMultipleCredentialCheck,
+	LenientProofEncoding,
+	NoJWKPolicy,
+	NoDuplicateCheck,
+	NoUTF8Check,
+	NoRequiredClaims,
+	NoRSAMinSize,
+	BareBearerChallenge,
+	ErrorOnUnauthenticated,
+	NoAlgsParam,
+	PredictableNonce,
+	DuplicateNonceHeader,
+	ChainUsedAsCert,
+	CacheableForwarded,
+	ClientCertListFirst,
+	MTLSAuthWithoutClientID,
+	TokenTypeMislabel,
+	InactiveLeaks,
+	MetadataIssuerMismatch,
+	EmptyMetadataArray,
+	UnboundUnderDPoP,
+	JKTCaseInsensitive,
+	X5tPaddingTolerated,
+	ProxyAuthorizationUsed,
+	QueryTokenAccepted,
+	NoJtiCheck,
+	HtmCaseInsensitive,
+	HtuNotNormalized,
+	HeaderCertOverridesTLS,
+	JKTNotCanonical,
+	X5tOverSPKI,
+	IntrospectionNoCnf,
+	IntrospectionRequiresProof,
+	MetadataNoMTLSMethods,
+	MetadataNoJWKSURI,
+	MetadataNotJSON,
+	LongLivedTokens,
+	NoChallenge,
+	MTLSClientWithoutCert,
+	BindHeaderCertAtAS,
+	AdoptClientNonce,
+	CertAuthIgnoresClientID,
+	UnknownCnfMemberRejected,
+	ExtraProofClaimsRejected,
+}
 
 // Config configures the reference servers. The zero value is a correct
 // server without nonces.

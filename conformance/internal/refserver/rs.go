@@ -103,8 +103,16 @@ func (s *Servers) verifyToken(tok, audience string) (map[string]any, error) {
 		}
 	}
 	if c, ok := cl["cnf"]; ok {
-		if _, isObj := c.(map[string]any); !isObj {
+		m, isObj := c.(map[string]any)
+		if !isObj {
 			return nil, errors.New("cnf")
+		}
+		if s.has(UnknownCnfMemberRejected) {
+			for k := range m {
+				if k != "jkt" && k != "x5t#S256" {
+					return nil, errors.New("cnf member")
+				}
+			}
 		}
 	}
 	return cl, nil
@@ -171,8 +179,10 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 			bearer += ", " + p
 		}
 	}
-	w.Header().Add("WWW-Authenticate", bearer)
-	w.Header().Add("WWW-Authenticate", dpop)
+	if !(rs.s.has(NoChallenge) && f.code == "") {
+		w.Header().Add("WWW-Authenticate", bearer)
+		w.Header().Add("WWW-Authenticate", dpop)
+	}
 	if f.nonce {
 		w.Header().Set("DPoP-Nonce", rs.s.issueNonce(rs.s.rsNonce, time.Now()))
 		if rs.s.has(DuplicateNonceHeader) {
@@ -245,6 +255,9 @@ func (rs *resourceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/resource" {
 		http.NotFound(w, r)
 		return
+	}
+	if v := r.Header.Get("DPoP-Nonce"); v != "" && rs.s.has(AdoptClientNonce) {
+		w.Header().Set("DPoP-Nonce", v)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
