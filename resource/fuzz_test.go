@@ -1,6 +1,7 @@
 package resource_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -74,6 +75,34 @@ func FuzzCheck(f *testing.F) {
 		}
 		if p.Subject != "user-1" || p.Issuer != e.AS.ID {
 			t.Fatalf("accepted a token the issuer did not sign: %+v", p)
+		}
+	})
+}
+
+// FuzzTokenClaims signs attacker-chosen claims with the trusted issuer's
+// key, so the fuzzer reaches the code after the signature check (claims
+// decoding, aud, time, required claims, cnf and binding): no panic, a nil
+// principal exactly on error, and a principal only for claims that name
+// the issuer and this audience.
+func FuzzTokenClaims(f *testing.F) {
+	e := restest.NewEnv(f, restest.Options{})
+	valid, _ := json.Marshal(e.Claims())
+	f.Add(valid)
+	f.Add([]byte(`{"iss":"https://as.example.test","aud":"https://rs.example.test","exp":1900000300,"cnf":null}`))
+	f.Add([]byte(`{"iss":"https://as.example.test","aud":["https://rs.example.test"],"exp":1.9000003e9,"iat":1900000000,"sub":"s","client_id":"c","jti":"j","cnf":{"jkt":7}}`))
+	f.Add([]byte(`{"iss":"https://as.example.test","iss":"https://as.example.test"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		if len(payload) > 4096 {
+			return
+		}
+		tok := e.AS.MintRaw(t, restest.Header(), payload)
+		p, err := e.Verifier.Check(bearerRequest(tok), resource.Policy{Accept: resource.AcceptAny})
+		if (p == nil) == (err == nil) {
+			t.Fatalf("principal %v with error %v", p, err)
+		}
+		if p != nil && (p.Issuer != e.AS.ID || p.Binding != resource.BindingBearer) {
+			t.Fatalf("unexpected principal %+v", p)
 		}
 	})
 }
