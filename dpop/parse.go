@@ -270,7 +270,14 @@ func parseAndVerify(proof string, allowed func(string) bool, p *parsed) reason {
 	return r
 }
 
+// maxPooledBuf keeps buffers for unusually large MaxProofBytes settings
+// out of the pool.
+const maxPooledBuf = 64 << 10
+
 func release(p *parsed) {
+	if p.buf != nil && cap(*p.buf) > maxPooledBuf {
+		p.buf = nil
+	}
 	if p.buf != nil {
 		b := (*p.buf)[:0]
 		*p.buf = b

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -446,5 +448,31 @@ func TestNewVerifierConfig(t *testing.T) {
 	got[0] = "none"
 	if v.Algorithms()[0] != "PS256" {
 		t.Fatal("Algorithms() exposes internal state")
+	}
+}
+
+func TestVerifyConcurrentReplay(t *testing.T) {
+	t.Parallel()
+	v := testVerifier(t, nil)
+	proof := newPB(t).build(t)
+	const n = 32
+	var wg sync.WaitGroup
+	var ok, replay atomic.Int32
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := v.Verify(context.Background(), proof, defaultExpect())
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, ErrReplay):
+				replay.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 || replay.Load() != n-1 {
+		t.Fatalf("ADV-107: %d accepted, %d replays", ok.Load(), replay.Load())
 	}
 }
