@@ -17,6 +17,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
@@ -385,5 +386,53 @@ func TestFormBodyPreserved(t *testing.T) {
 		if err != nil || string(got) != body {
 			t.Fatalf("body after Check: %d bytes (err %v), want %d", len(got), err, len(body))
 		}
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("entropy source failed") }
+
+// TestCheckRarePaths covers rejections that the shared table cannot reach
+// over a real connection.
+func TestCheckRarePaths(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true, InsecureHTTP: true, Mod: func(e *restest.Env, c *resource.Config) {
+		n, err := dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{bytes.Repeat([]byte{7}, 32)}, Label: "rs", Now: c.Now, Rand: failingReader{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.DPoP.Nonces = n
+	}})
+	dpopReq := func(t *testing.T, host string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "http://rs.example.test/any", nil)
+		restest.DPoPRequest("DPoP", restest.K1Token, nil)(t, e, r)
+		r.Host = host
+		return r
+	}
+	tests := []struct {
+		name   string
+		req    *http.Request
+		policy resource.Policy
+		reason string
+		status int
+	}{
+		{"policy that cannot be enforced", bearerRequest(e.Token(t, nil)), resource.Policy{Accept: 42}, "policy_invalid", 503},
+		{"target URI undeterminable (no Host)", dpopReq(t, ""), anyPolicy, "target_uri", 400},
+		{"nonce source failing: fail closed", dpopReq(t, "rs.example.test"), anyPolicy, "nonce_unavailable", 503},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Verifier.Check(tc.req, tc.policy)
+			var re *resource.Error
+			if !errors.As(err, &re) || re.Reason != tc.reason || re.Status != tc.status {
+				t.Fatalf("err = %v, want reason %q status %d", err, tc.reason, tc.status)
+			}
+			w := httptest.NewRecorder()
+			resource.WriteError(w, err)
+			if w.Code != tc.status || (tc.status == 503 && w.Header().Get("WWW-Authenticate") != "") {
+				t.Fatalf("rendered %d with challenges %q", w.Code, w.Header().Values("WWW-Authenticate"))
+			}
+		})
 	}
 }
