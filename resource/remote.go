@@ -29,8 +29,9 @@ type RemoteKeySetConfig struct {
 	// refused with [ErrIssuerMismatch] (RFC 8414 §3.3).
 	Issuer string
 	// HTTPClient fetches metadata and keys. If nil, a dedicated client with
-	// a 10 s timeout and http.DefaultTransport is used. Set it to add a
-	// custom CA or a proxy.
+	// a 10 s timeout and its own copy of http.DefaultTransport's settings
+	// (system roots, proxy from the environment) is used. Set it to add a
+	// custom CA or change timeouts. Redirects follow the client's policy.
 	HTTPClient *http.Client
 	// MinRefreshInterval is the least time between two fetches. A token
 	// naming an unknown kid triggers at most one refresh per interval, and
@@ -93,7 +94,8 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 		}
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
 	if cfg.MinRefreshInterval <= 0 {
 		cfg.MinRefreshInterval = 30 * time.Second
