@@ -187,3 +187,24 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 }
 
 func secs(f float64) string { return fmt.Sprintf("%.3f", f) }
+
+// Formats accepted by [Report.Write].
+const (
+	FormatText  = "text"
+	FormatJSON  = "json"
+	FormatJUnit = "junit"
+)
+
+// Write writes the report in the named format: "text" (or ""), "json" or
+// "junit". It returns an error for an unknown format.
+func (r *Report) Write(w io.Writer, format string) error {
+	switch strings.ToLower(format) {
+	case "", FormatText:
+		return r.WriteText(w)
+	case FormatJSON:
+		return r.WriteJSON(w)
+	case FormatJUnit, "xml":
+		return r.WriteJUnit(w)
+	}
+	return fmt.Errorf("conformance: unknown report format %q (want text, json or junit)", format)
+}

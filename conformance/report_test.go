@@ -182,3 +182,17 @@ func TestRunRejectsInvalidTarget(t *testing.T) {
 		t.Fatal("Run accepted a target without token endpoint and client id")
 	}
 }
+
+func TestReportWriteFormats(t *testing.T) {
+	t.Parallel()
+	rep := sampleReport()
+	for _, f := range []string{"", "text", "json", "junit", "JSON"} {
+		var b bytes.Buffer
+		if err := rep.Write(&b, f); err != nil || b.Len() == 0 {
+			t.Errorf("Write(%q): %v, %d bytes", f, err, b.Len())
+		}
+	}
+	if err := rep.Write(&bytes.Buffer{}, "yaml"); err == nil {
+		t.Error("unknown format accepted")
+	}
+}

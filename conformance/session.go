@@ -152,6 +152,7 @@ type issued struct {
 	refresh   string
 	expiresIn float64
 	scope     string
+	obtained  time.Time
 	header    map[string]any
 	claims    map[string]any
 	key       *clientKey
@@ -519,7 +520,7 @@ func parseIssued(x *exchange, key *clientKey) (*issued, error) {
 	if x.json == nil {
 		return nil, errors.New("token response is not a JSON object")
 	}
-	it := &issued{key: key, x: x}
+	it := &issued{key: key, x: x, obtained: time.Now()}
 	it.access, _ = x.json["access_token"].(string)
 	it.tokenType, _ = x.json["token_type"].(string)
 	it.refresh, _ = x.json["refresh_token"].(string)
@@ -561,8 +562,22 @@ func (s *session) newDPoPToken(ctx context.Context, key *clientKey) (*issued, er
 	return it, nil
 }
 
-// dpopToken returns the session's AT1 (bound to K1), obtained once.
+// stale reports whether a cached token has used up half its lifetime (long
+// runs against slow targets would otherwise outlive it).
+func (it *issued) stale() bool {
+	life := time.Duration(it.expiresIn) * time.Second
+	if life <= 0 {
+		life = 5 * time.Minute
+	}
+	return time.Since(it.obtained) > life/2
+}
+
+// dpopToken returns the session's AT1 (bound to K1), obtained once and
+// renewed when half its lifetime has passed.
 func (s *session) dpopToken(ctx context.Context) (*issued, error) {
+	if s.at1 != nil && s.at1.stale() {
+		s.at1 = nil
+	}
 	if s.at1 == nil && s.at1Err == nil {
 		s.at1, s.at1Err = s.newDPoPToken(ctx, s.k1)
 	}
@@ -571,6 +586,9 @@ func (s *session) dpopToken(ctx context.Context) (*issued, error) {
 
 // mtlsToken returns the session's ATC (bound to the client certificate).
 func (s *session) mtlsToken(ctx context.Context) (*issued, error) {
+	if s.atc != nil && s.atc.stale() {
+		s.atc = nil
+	}
 	if s.atc == nil && s.atcErr == nil {
 		s.atc, s.atcErr = s.newMTLSToken(ctx, s.cert1)
 	}
