@@ -364,6 +364,7 @@ func init() {
 		Case{ID: "DPOP-AS-18", Title: "DPoP-Nonce values match 1*NQCHAR", Section: "RFC 9449 §8.1", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
 			Expect: "every DPoP-Nonce seen in the run matches ^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$",
 			run: func(ctx context.Context, r *run) verdict {
+				r.warmUp()
 				n := 0
 				for _, x := range r.s.log {
 					for _, v := range x.header.Values("DPoP-Nonce") {
@@ -382,6 +383,7 @@ func init() {
 		Case{ID: "DPOP-AS-19", Title: "a 200 carrying DPoP-Nonce is not cacheable", Section: "RFC 9449 §8.2", Level: LevelShould, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
 			Expect: "every 2xx with DPoP-Nonce in the run has Cache-Control: no-store",
 			run: func(ctx context.Context, r *run) verdict {
+				r.warmUp()
 				n := 0
 				for _, x := range r.s.log {
 					if x.status/100 == 2 && x.header.Get("DPoP-Nonce") != "" {
@@ -601,6 +603,17 @@ func (r *run) nonceSample(get func() (*exchange, *verdict)) verdict {
 		return failf("a nonce is shorter than 22 characters (under 128 bits)")
 	}
 	return passf("30 distinct nonces")
+}
+
+// warmUp makes sure the run has material for the audit cases: one DPoP
+// token request and one DPoP resource request (each with the nonce retry).
+func (r *run) warmUp() {
+	if r.s.caps&CapDPoP == 0 {
+		return
+	}
+	if it, err := r.s.dpopToken(r.ctx); err == nil {
+		_, _ = r.rs(r.dpopReq(it, r.s.k1, nil))
+	}
 }
 
 func mustTok(r *run, q tokReq) *exchange {

@@ -322,6 +322,7 @@ func init() {
 		Case{ID: "ERR-16", Title: "at most one DPoP-Nonce per RS response; a 2xx with one is not cacheable", Section: "RFC 9449 §8, §8.2, §9", Level: LevelMust, Role: RoleResource, Group: GroupC, Needs: CapDPoP,
 			Expect: "every resource response of the run: ≤ 1 DPoP-Nonce; 2xx with DPoP-Nonce has no-store",
 			run: func(ctx context.Context, r *run) verdict {
+				r.warmUp()
 				n := 0
 				for _, x := range r.s.log {
 					if x.err != nil || origin(x.url) == origin(r.s.t.TokenEndpoint) {

@@ -130,6 +130,7 @@ func init() {
 		Case{ID: "CCERT-07", Title: "Client-Cert headers never appear in responses", Section: "RFC 9440 §2.2, §2.3", Level: LevelMust, Role: RoleResource, Group: GroupF,
 			Expect: "scan every response of the run",
 			run: func(ctx context.Context, r *run) verdict {
+				r.warmUp()
 				for _, x := range r.s.log {
 					if x.header.Get("Client-Cert") != "" || x.header.Get("Client-Cert-Chain") != "" {
 						r.fail = x

@@ -91,6 +91,10 @@ func TestMutantsAreCaught(t *testing.T) {
 		{refserver.CertAuthIgnoresClientID, false, []string{"ADV-94"}},
 		{refserver.UnknownCnfMemberRejected, false, []string{"ATV-24"}},
 		{refserver.ExtraProofClaimsRejected, false, []string{"DPOP-RS-26"}},
+		{refserver.ForwardedCertExpiryChecked, false, []string{"CCERT-03"}},
+		{refserver.NonceOutsideNQCHAR, true, []string{"DPOP-AS-18"}},
+		{refserver.MetadataBoolAsString, false, []string{"MTLS-CB-04"}},
+		{refserver.NonceOnCacheableSuccess, true, []string{"DPOP-AS-19", "ERR-16"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mutation), func(t *testing.T) {
@@ -146,4 +150,5 @@ func TestEveryMutantIsCaught(t *testing.T) {
 // server exercises.
 var nonceOnly = map[refserver.Mutation]bool{
 	refserver.NonceNotBound: true, refserver.NoNonceCheck: true, refserver.PredictableNonce: true, refserver.DuplicateNonceHeader: true,
+	refserver.NonceOutsideNQCHAR: true, refserver.NonceOnCacheableSuccess: true,
 }

@@ -52,6 +52,9 @@ func (s *Servers) serveAS(w http.ResponseWriter, r *http.Request) {
 		if s.has(EmptyMetadataArray) {
 			md["scopes_supported"] = []string{}
 		}
+		if s.has(MetadataBoolAsString) {
+			md["tls_client_certificate_bound_access_tokens"] = "true"
+		}
 		if s.has(MetadataNoMTLSMethods) {
 			md["token_endpoint_auth_methods_supported"] = []string{"client_secret_basic"}
 		}

@@ -84,6 +84,9 @@ func (s *Servers) issueNonce(n *nonces, now time.Time) string {
 	if s.has(PredictableNonce) {
 		return strconv.FormatInt(s.counter.Add(1), 10)
 	}
+	if s.has(NonceOutsideNQCHAR) {
+		return "n " + n.issue(now)
+	}
 	return n.issue(now)
 }
 
@@ -92,6 +95,9 @@ func (s *Servers) checkNonce(n *nonces, v string, now time.Time) bool {
 	if s.has(PredictableNonce) {
 		c, err := strconv.ParseInt(v, 10, 64)
 		return err == nil && c > 0 && c <= s.counter.Load()
+	}
+	if s.has(NonceOutsideNQCHAR) {
+		v = strings.TrimPrefix(v, "n ")
 	}
 	return n.valid(v, now)
 }

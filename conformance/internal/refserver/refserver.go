@@ -108,6 +108,10 @@ const (
 	CertAuthIgnoresClientID    Mutation = "cert-auth-ignores-client-id"
 	UnknownCnfMemberRejected   Mutation = "unknown-cnf-member-rejected"
 	ExtraProofClaimsRejected   Mutation = "extra-proof-claims-rejected"
+	ForwardedCertExpiryChecked Mutation = "forwarded-cert-expiry-checked"
+	NonceOutsideNQCHAR         Mutation = "nonce-outside-nqchar"
+	MetadataBoolAsString       Mutation = "metadata-bool-as-string"
+	NonceOnCacheableSuccess    Mutation = "nonce-on-cacheable-success"
 )
 
 // AllMutations lists every mutation, in declaration order.
@@ -187,6 +191,10 @@ var AllMutations = []Mutation{
 	CertAuthIgnoresClientID,
 	UnknownCnfMemberRejected,
 	ExtraProofClaimsRejected,
+	ForwardedCertExpiryChecked,
+	NonceOutsideNQCHAR,
+	MetadataBoolAsString,
+	NonceOnCacheableSuccess,
 }
 
 // Config configures the reference servers. The zero value is a correct

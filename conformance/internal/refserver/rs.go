@@ -248,6 +248,9 @@ func (rs *resourceServer) peerCert(r *http.Request) ([]byte, error) {
 	if err != nil || c.IsCA {
 		return nil, errors.New("malformed Client-Cert")
 	}
+	if rs.s.has(ForwardedCertExpiryChecked) && time.Now().After(c.NotAfter) {
+		return nil, nil
+	}
 	return der, nil
 }
 
@@ -425,7 +428,9 @@ func (rs *resourceServer) ok(w http.ResponseWriter, r *http.Request, claims map[
 		rs.fail(w, rsFailure{status: http.StatusForbidden, scheme: scheme, code: "insufficient_scope", desc: "scope " + need + " required"}, "")
 		return
 	}
-	if !(rs.trustedProxy && rs.s.has(CacheableForwarded)) {
+	if rs.s.has(NonceOnCacheableSuccess) && rs.s.cfg.RequireNonce {
+		w.Header().Set("DPoP-Nonce", rs.s.issueNonce(rs.s.rsNonce, time.Now()))
+	} else if !(rs.trustedProxy && rs.s.has(CacheableForwarded)) {
 		w.Header().Set("Cache-Control", "no-store")
 		if rs.trustedProxy {
 			w.Header().Set("Vary", "Client-Cert")
