@@ -141,3 +141,40 @@ func TestTargetFlags(t *testing.T) {
 		t.Error("empty flags produced a valid target")
 	}
 }
+
+// TestMinimalTarget describes the reference servers with only the required
+// fields: cases needing more are skipped with a reason, never passed, and
+// nothing fails.
+func TestMinimalTarget(t *testing.T) {
+	t.Parallel()
+	_, full := startRef(t, refserver.Config{})
+	target := conformance.Target{
+		TokenEndpoint: full.TokenEndpoint,
+		ClientID:      full.ClientID,
+		ClientSecret:  full.ClientSecret,
+		Resource:      full.Resource,
+		RootCAs:       full.RootCAs,
+	}
+	rep, err := conformance.Run(t.Context(), target, conformance.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := 0
+	for _, r := range rep.Results {
+		switch r.Status {
+		case conformance.StatusFail, conformance.StatusWarn:
+			t.Errorf("%s %s: %s", r.ID, r.Status, r.Reason)
+		case conformance.StatusSkip:
+			skipped++
+			if r.Reason == "" {
+				t.Errorf("%s skipped without a reason", r.ID)
+			}
+		}
+		if r.Needs&conformance.CapIssuerKey != 0 && r.Status != conformance.StatusSkip {
+			t.Errorf("%s needs the issuer key but was not skipped", r.ID)
+		}
+	}
+	if skipped == 0 {
+		t.Error("no case skipped although most capabilities are missing")
+	}
+}
