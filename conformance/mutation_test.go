@@ -152,3 +152,20 @@ var nonceOnly = map[refserver.Mutation]bool{
 	refserver.NonceNotBound: true, refserver.NoNonceCheck: true, refserver.PredictableNonce: true, refserver.DuplicateNonceHeader: true,
 	refserver.NonceOutsideNQCHAR: true, refserver.NonceOnCacheableSuccess: true,
 }
+
+// TestEchoIsAlwaysAFailure checks that an echoed credential fails even a
+// SHOULD-level case (no mere warning) and fails the run.
+func TestEchoIsAlwaysAFailure(t *testing.T) {
+	t.Parallel()
+	rep := runRef(t, refserver.Config{Mutations: []refserver.Mutation{refserver.EchoCredential}}, []string{"ERR-11"})
+	r, ok := rep.Result("ERR-11")
+	if !ok {
+		t.Fatal("ERR-11 missing")
+	}
+	if r.Level != conformance.LevelShould || r.Status != conformance.StatusFail || !r.Hygiene {
+		t.Errorf("ERR-11 = %s/%s hygiene=%v (%s), want a hygiene failure", r.Level, r.Status, r.Hygiene, r.Reason)
+	}
+	if !rep.Failed() {
+		t.Error("Failed() = false with an echoed credential")
+	}
+}

@@ -53,6 +53,10 @@ type Result struct {
 	Observed Observation `json:"observed"`
 	// Duration is how long the case took.
 	Duration time.Duration `json:"duration_ns"`
+	// Hygiene is set when the failure is an echoed credential or a
+	// Client-Cert response header; such failures count as MUST failures
+	// whatever the case's level.
+	Hygiene bool `json:"hygiene,omitempty"`
 }
 
 // Report is the outcome of a run. It is a plain value: safe to read
@@ -68,11 +72,12 @@ type Report struct {
 	Results []Result `json:"results"`
 }
 
-// Failed reports whether any MUST-level case failed. Policy failures and
-// SHOULD warnings do not count.
+// Failed reports whether any MUST-level case failed, or any case failed on
+// hygiene (an echoed credential). Policy failures and SHOULD warnings do not
+// count.
 func (r *Report) Failed() bool {
 	for _, res := range r.Results {
-		if res.Status == StatusFail && res.Level == LevelMust {
+		if res.Status == StatusFail && (res.Level == LevelMust || res.Hygiene) {
 			return true
 		}
 	}
@@ -179,12 +184,9 @@ func runCase(ctx context.Context, s *session, c Case) Result {
 	} else {
 		v = r.guard()
 	}
-	res.Status, res.Reason = v.status, v.reason
-	if res.Status == StatusFail {
-		switch c.Level {
-		case LevelShould:
-			res.Status = StatusWarn
-		}
+	res.Status, res.Reason, res.Hygiene = v.status, v.reason, v.hygiene
+	if res.Status == StatusFail && c.Level == LevelShould && !v.hygiene {
+		res.Status = StatusWarn
 	}
 	if x := r.decisive(); x != nil {
 		res.Observed = Observation{Status: x.status, Challenge: safeHeader(x.wwwAuth()), Error: safeToken(x.anyErrorCode())}
@@ -228,18 +230,21 @@ type run struct {
 type verdict struct {
 	status Status
 	reason string
+	// hygiene marks a failure caused by an echoed credential or a
+	// Client-Cert response header: it counts whatever the level.
+	hygiene bool
 }
 
 func passf(format string, a ...any) verdict {
-	return verdict{StatusPass, fmt.Sprintf(format, a...)}
+	return verdict{status: StatusPass, reason: fmt.Sprintf(format, a...)}
 }
 
 func failf(format string, a ...any) verdict {
-	return verdict{StatusFail, fmt.Sprintf(format, a...)}
+	return verdict{status: StatusFail, reason: fmt.Sprintf(format, a...)}
 }
 
 func skipf(format string, a ...any) verdict {
-	return verdict{StatusSkip, fmt.Sprintf(format, a...)}
+	return verdict{status: StatusSkip, reason: fmt.Sprintf(format, a...)}
 }
 
 // guard runs the case, converting a panic in the suite into a failure that
@@ -247,15 +252,15 @@ func skipf(format string, a ...any) verdict {
 func (r *run) guard() (v verdict) {
 	defer func() {
 		if p := recover(); p != nil {
-			v = verdict{StatusFail, fmt.Sprintf("suite error: %v", p)}
+			v = verdict{status: StatusFail, reason: fmt.Sprintf("suite error: %v", p)}
 		}
 	}()
 	v = r.c.run(r.ctx, r)
 	if v.status != StatusSkip {
 		for _, x := range r.xs {
-			if x.hygiene != "" && !(v.status == StatusFail) {
+			if x.hygiene != "" {
 				r.fail = x
-				return failf("%s", x.hygiene)
+				return verdict{status: StatusFail, reason: x.hygiene, hygiene: true}
 			}
 		}
 	}
@@ -422,7 +427,7 @@ func (r *run) steps(ss ...step) verdict {
 		}
 		if x != nil && x.hygiene != "" {
 			r.fail = x
-			return failf("%s: %s", st.name, x.hygiene)
+			return verdict{status: StatusFail, reason: st.name + ": " + x.hygiene, hygiene: true}
 		}
 	}
 	if len(ss) == 1 {

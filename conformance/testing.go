@@ -43,7 +43,7 @@ func RunTest(t *testing.T, target Target, opts ...Options) {
 			switch {
 			case res.Status == StatusSkip:
 				t.Skip(msg)
-			case res.Status == StatusFail && res.Level == LevelMust:
+			case res.Status == StatusFail && (res.Level == LevelMust || res.Hygiene):
 				t.Errorf("%s (%s, %s): %s", c.ID, c.Section, c.Level, msg)
 			case res.Status == StatusFail || res.Status == StatusWarn:
 				t.Logf("%s %s (%s): %s", res.Status, c.ID, c.Level, msg)
