@@ -412,3 +412,93 @@ func (r *run) x5tNegatives() verdict {
 	}, withCert1, true, nil))
 	return r.steps(ss...)
 }
+
+// foreignCert issues a client certificate with C1's subject from a fresh
+// CA that the target does not trust.
+func foreignCert(r *run) (*tls.Certificate, error) {
+	l, err := r.s.leaf1()
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: l.Issuer, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: l.Subject,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}, nil
+}
+
+// untrustedCertStep requests a token for the mTLS client with a
+// certificate the target must not accept. A refused TLS handshake counts
+// as a refusal.
+func untrustedCertStep(name string, mk func(r *run) (*tls.Certificate, error)) func(r *run) verdict {
+	return func(r *run) verdict {
+		c, err := mk(r)
+		if err != nil {
+			return failf("suite error: %s", sanitizeErr(err))
+		}
+		x, v := r.tok(tokReq{clientID: r.s.t.mtlsClientID(), client: r.s.clientWith(c)})
+		if v != nil {
+			return *v
+		}
+		if x.err != nil {
+			return passf("%s: refused in the TLS handshake", name)
+		}
+		if why := rejected(x, []want{{400, "json", []string{"invalid_client"}}, {401, "json", []string{"invalid_client"}}}); why != "" {
+			r.fail = x
+			return failf("%s: %s", name, why)
+		}
+		return passf("%s: invalid_client", name)
+	}
+}
+
+func init() {
+	selfSignedDN := func(r *run) (*tls.Certificate, error) {
+		l, err := r.s.leaf1()
+		if err != nil {
+			return nil, err
+		}
+		return selfSigned(l, nil)
+	}
+	register(
+		Case{ID: "MTLS-CA-04", Title: "PKI client authentication validates the chain", Section: "RFC 8705 §2.1", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupD, Needs: CapMTLS,
+			Expect: "self-signed certificate bearing C1's subject → invalid_client (or a refused handshake)",
+			run: func(ctx context.Context, r *run) verdict {
+				return untrustedCertStep("self-signed with C1's DN", selfSignedDN)(r)
+			}},
+		Case{ID: "MTLS-CA-17", Title: "only the configured trust anchors issue client certificates", Section: "RFC 8705 §7.4", Level: LevelShould, Role: RoleTokenEndpoint, Group: GroupD, Needs: CapMTLS,
+			Expect: "certificate with C1's subject from another CA → invalid_client (or a refused handshake)",
+			run: func(ctx context.Context, r *run) verdict {
+				return untrustedCertStep("C1's DN from another CA", foreignCert)(r)
+			}},
+		Case{ID: "ADV-91", Title: "a certificate from another CA with the registered DN is refused", Section: "RFC 8705 §2.1, §7.4", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupADV, Needs: CapMTLS,
+			Expect: "PKI client authentication with C1's DN issued by an untrusted CA → invalid_client",
+			run: func(ctx context.Context, r *run) verdict {
+				return untrustedCertStep("C1's DN from another CA", foreignCert)(r)
+			}},
+	)
+}

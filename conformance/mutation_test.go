@@ -95,6 +95,7 @@ func TestMutantsAreCaught(t *testing.T) {
 		{refserver.NonceOutsideNQCHAR, true, []string{"DPOP-AS-18"}},
 		{refserver.MetadataBoolAsString, false, []string{"MTLS-CB-04"}},
 		{refserver.NonceOnCacheableSuccess, true, []string{"DPOP-AS-19", "ERR-16"}},
+		{refserver.NoChainValidation, false, []string{"MTLS-CA-04", "MTLS-CA-17", "ADV-91"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mutation), func(t *testing.T) {

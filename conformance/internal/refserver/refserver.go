@@ -112,6 +112,7 @@ const (
 	NonceOutsideNQCHAR         Mutation = "nonce-outside-nqchar"
 	MetadataBoolAsString       Mutation = "metadata-bool-as-string"
 	NonceOnCacheableSuccess    Mutation = "nonce-on-cacheable-success"
+	NoChainValidation          Mutation = "no-chain-validation"
 )
 
 // AllMutations lists every mutation, in declaration order.
@@ -195,6 +196,7 @@ var AllMutations = []Mutation{
 	NonceOutsideNQCHAR,
 	MetadataBoolAsString,
 	NonceOnCacheableSuccess,
+	NoChainValidation,
 }
 
 // Config configures the reference servers. The zero value is a correct
@@ -295,6 +297,9 @@ func Start(cfg Config) (*Servers, error) {
 	s.AS = httptest.NewUnstartedServer(http.HandlerFunc(s.serveAS))
 	s.AS.Config.ErrorLog = quiet
 	s.AS.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: p.pool}
+	if s.has(NoChainValidation) {
+		s.AS.TLS.ClientAuth = tls.RequestClientCert
+	}
 	s.AS.StartTLS()
 	s.issuer = s.AS.URL
 
