@@ -96,6 +96,12 @@ func TestMutantsAreCaught(t *testing.T) {
 		{refserver.MetadataBoolAsString, false, []string{"MTLS-CB-04"}},
 		{refserver.NonceOnCacheableSuccess, true, []string{"DPOP-AS-19", "ERR-16"}},
 		{refserver.NoChainValidation, false, []string{"MTLS-CA-04", "MTLS-CA-17", "ADV-91"}},
+		{refserver.TokenTypJWT, false, []string{"ATV-03"}},
+		{refserver.TokenWithoutClientID, false, []string{"ATV-04"}},
+		{refserver.TokenWithoutScope, false, []string{"ATV-05"}},
+		{refserver.TokenCnfNotObject, false, []string{"ATV-08"}},
+		{refserver.EchoClientCertHeader, false, []string{"CCERT-07", "CCERT-02"}},
+		{refserver.CORSWithoutExpose, false, []string{"ERR-18"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mutation), func(t *testing.T) {

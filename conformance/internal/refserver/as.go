@@ -215,6 +215,15 @@ authenticated:
 	}
 	if len(cnf) > 0 {
 		claims["cnf"] = cnf
+		if s.has(TokenCnfNotObject) {
+			claims["cnf"] = []any{cnf}
+		}
+	}
+	if s.has(TokenWithoutClientID) {
+		delete(claims, "client_id")
+	}
+	if s.has(TokenWithoutScope) {
+		delete(claims, "scope")
 	}
 	tok, err := s.sign(claims)
 	if err != nil {

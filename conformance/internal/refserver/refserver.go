@@ -113,6 +113,12 @@ const (
 	MetadataBoolAsString       Mutation = "metadata-bool-as-string"
 	NonceOnCacheableSuccess    Mutation = "nonce-on-cacheable-success"
 	NoChainValidation          Mutation = "no-chain-validation"
+	TokenTypJWT                Mutation = "token-typ-jwt"
+	TokenWithoutClientID       Mutation = "token-without-client-id"
+	TokenWithoutScope          Mutation = "token-without-scope"
+	TokenCnfNotObject          Mutation = "token-cnf-not-object"
+	EchoClientCertHeader       Mutation = "echo-client-cert-header"
+	CORSWithoutExpose          Mutation = "cors-without-expose"
 )
 
 // AllMutations lists every mutation, in declaration order.
@@ -197,6 +203,12 @@ var AllMutations = []Mutation{
 	MetadataBoolAsString,
 	NonceOnCacheableSuccess,
 	NoChainValidation,
+	TokenTypJWT,
+	TokenWithoutClientID,
+	TokenWithoutScope,
+	TokenCnfNotObject,
+	EchoClientCertHeader,
+	CORSWithoutExpose,
 }
 
 // Config configures the reference servers. The zero value is a correct
@@ -282,8 +294,12 @@ func Start(cfg Config) (*Servers, error) {
 		return nil, err
 	}
 	s.IssuerKey = jose.JSONWebKey{Key: ik, KeyID: "refserver-1", Algorithm: string(jose.ES256), Use: "sig"}
+	typ := jose.ContentType("at+jwt")
+	if s.has(TokenTypJWT) {
+		typ = "JWT"
+	}
 	s.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.IssuerKey},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
+		(&jose.SignerOptions{}).WithType(typ))
 	if err != nil {
 		return nil, err
 	}

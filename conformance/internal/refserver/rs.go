@@ -262,6 +262,12 @@ func (rs *resourceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header.Get("DPoP-Nonce"); v != "" && rs.s.has(AdoptClientNonce) {
 		w.Header().Set("DPoP-Nonce", v)
 	}
+	if v := r.Header.Get("Client-Cert"); v != "" && rs.s.has(EchoClientCertHeader) {
+		w.Header().Set("Client-Cert", v)
+	}
+	if o := r.Header.Get("Origin"); o != "" && rs.s.has(CORSWithoutExpose) {
+		w.Header().Set("Access-Control-Allow-Origin", o)
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
