@@ -1,0 +1,708 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/senderbound/senderbound/conformance"
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/replaycache"
+	"github.com/senderbound/senderbound/resource"
+)
+
+// The demo's registered clients. The secrets are generated per run.
+const (
+	demoDPoPClient  = "dpop-app"
+	demoMTLSClient  = "mtls-app"
+	demoIntrospect  = "rs"
+	demoScope       = "read"
+	demoAudience    = "https://rs.demo.test"
+	demoAudience2   = "https://rs2.demo.test"
+	demoResourceAPI = "/resource"
+)
+
+func runDemo(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "demo", "demo [--json] [--report] [--timeout DUR]\n\n"+
+		"Starts an issuer and resource servers on loopback HTTPS (a CA and client\n"+
+		"certificates are generated for the run), walks through the DPoP and mTLS\n"+
+		"flows and the attacks they stop, then runs the conformance suite against\n"+
+		"the servers. Exit status 0 only if every step and every MUST case passed.")
+	asJSON := fs.Bool("json", false, "print a machine-readable JSON report instead of text")
+	full := fs.Bool("report", false, "print the full conformance report, not only its summary")
+	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	out := e.stdout
+	if *asJSON {
+		out = io.Discard
+	}
+	start := time.Now()
+	d, err := startDemo(ctx)
+	if err != nil {
+		return fmt.Errorf("starting the servers: %w", err)
+	}
+	defer d.close()
+	fmt.Fprintf(out, "senderbound demo: sender-constrained access tokens, end to end over loopback HTTPS\n\n")
+	fmt.Fprintf(out, "  issuer            %s\n", d.asURL)
+	fmt.Fprintf(out, "  resource          %s%s  (DPoP or mTLS, scope %q)\n", d.rsURL, demoResourceAPI, demoScope)
+	fmt.Fprintf(out, "  second resource   %s%s  (another audience, its own replay cache)\n", d.rs2URL, demoResourceAPI)
+	fmt.Fprintf(out, "  behind a proxy    %s%s  (trusts Client-Cert from loopback)\n", d.proxyURL, demoResourceAPI)
+	fmt.Fprintf(out, "  nonces            required at the token endpoint and at the resources\n\n")
+
+	rep := demoReport{Issuer: d.asURL, Resource: d.rsURL + demoResourceAPI}
+	for _, s := range d.steps() {
+		detail, err := s.run(ctx)
+		st := demoStep{Name: s.name, OK: err == nil, Detail: detail}
+		if err != nil {
+			st.Detail = err.Error()
+		}
+		rep.Steps = append(rep.Steps, st)
+		mark := "ok  "
+		if !st.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(out, "  %s  %s\n", mark, st.Name)
+		fmt.Fprintf(out, "        %s\n", st.Detail)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+
+	fmt.Fprintf(out, "\nconformance suite against these servers ...\n\n")
+	crep, err := conformance.Run(ctx, d.target(), conformance.Options{})
+	if err != nil {
+		return fmt.Errorf("conformance: %w", err)
+	}
+	if *full {
+		if err := crep.WriteText(out); err != nil {
+			return err
+		}
+	} else {
+		writeConformanceSummary(out, crep)
+	}
+	rep.Elapsed = time.Since(start).Round(time.Millisecond).String()
+	rep.OK = !crep.Failed()
+	for _, s := range rep.Steps {
+		rep.OK = rep.OK && s.OK
+	}
+	if *asJSON {
+		var b bytes.Buffer
+		if err := crep.WriteJSON(&b); err != nil {
+			return err
+		}
+		rep.Conformance = json.RawMessage(b.Bytes())
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		verdict := "PASS: every step and every MUST case passed"
+		if !rep.OK {
+			verdict = "FAIL: see the steps and cases marked FAIL above"
+		}
+		fmt.Fprintf(out, "\n%s (%s)\n", verdict, rep.Elapsed)
+	}
+	if !rep.OK {
+		return errDemoFailed
+	}
+	return nil
+}
+
+// errDemoFailed is returned when a step or a MUST case failed; the report
+// already says which.
+var errDemoFailed = errors.New("a step or a MUST-level conformance case failed")
+
+// demoReport is the --json output.
+type demoReport struct {
+	OK          bool            `json:"ok"`
+	Issuer      string          `json:"issuer"`
+	Resource    string          `json:"resource"`
+	Steps       []demoStep      `json:"steps"`
+	Conformance json.RawMessage `json:"conformance,omitempty"`
+	Elapsed     string          `json:"elapsed"`
+}
+
+// demoStep is the outcome of one walk-through step.
+type demoStep struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// writeConformanceSummary prints the totals by group and every failure or
+// warning with its reason.
+func writeConformanceSummary(w io.Writer, r *conformance.Report) {
+	t := r.Totals()
+	fmt.Fprintf(w, "  %d cases: %d pass, %d fail, %d warn, %d skip\n", len(r.Results),
+		t[conformance.StatusPass], t[conformance.StatusFail], t[conformance.StatusWarn], t[conformance.StatusSkip])
+	for _, res := range r.Results {
+		if res.Status == conformance.StatusFail || res.Status == conformance.StatusWarn {
+			fmt.Fprintf(w, "  %-4s  %-12s %-6s  %s\n", strings.ToUpper(string(res.Status)), res.ID, res.Level, res.Reason)
+		}
+	}
+	if r.Failed() {
+		fmt.Fprintln(w, "  a MUST-level case failed")
+	} else {
+		fmt.Fprintln(w, "  every MUST-level case passed (run with --report for all cases)")
+	}
+}
+
+// demo is the running set of servers and the material the clients use.
+type demo struct {
+	asURL, rsURL, rs2URL, proxyURL string
+
+	roots            *x509.CertPool
+	mtlsCert, intCrt tls.Certificate // registered client certificate, and a stranger's from the same CA
+	dpopSecret       string
+	introspectSecret string
+	issuerKey        *jose.JSONWebKey
+	servers          []*http.Server
+}
+
+// startDemo generates a CA and certificates, and starts on 127.0.0.1 the
+// issuer, two resource servers, and the first resource again behind a
+// "proxy" listener that trusts Client-Cert from loopback.
+func startDemo(ctx context.Context) (*demo, error) {
+	ca, err := certs.NewCA(certs.Options{CommonName: "senderbound demo CA", TTL: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	srvLeaf, err := ca.Issue(certs.Options{CommonName: "localhost", IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}, Server: true, TTL: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	mtlsLeaf, err := ca.Issue(certs.Options{CommonName: demoMTLSClient, Client: true, TTL: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	other, err := ca.Issue(certs.Options{CommonName: "intruder", Client: true, TTL: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	d := &demo{roots: ca.Pool(), mtlsCert: mtlsLeaf.TLSCertificate(), intCrt: other.TLSCertificate()}
+	if d.dpopSecret, err = randomSecret(); err != nil {
+		return nil, err
+	}
+	if d.introspectSecret, err = randomSecret(); err != nil {
+		return nil, err
+	}
+
+	// Listeners first: every server's URL is known before any handler is built.
+	serverCert := srvLeaf.TLSCertificate()
+	listen := func(auth tls.ClientAuthType) (net.Listener, string, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", err
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: auth, MinVersion: tls.VersionTLS12}
+		return tls.NewListener(ln, cfg), "https://" + ln.Addr().String(), nil
+	}
+	var lns []net.Listener
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+		}
+	}()
+	urls := make([]string, 4)
+	for i, auth := range []tls.ClientAuthType{tls.RequestClientCert, tls.RequestClientCert, tls.RequestClientCert, tls.NoClientCert} {
+		var ln net.Listener
+		if ln, urls[i], err = listen(auth); err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	d.asURL, d.rsURL, d.rs2URL, d.proxyURL = urls[0], urls[1], urls[2], urls[3]
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := issuer.NewKeySet(issuer.SigningKey{Signer: key})
+	if err != nil {
+		return nil, err
+	}
+	d.issuerKey = &jose.JSONWebKey{Key: key, KeyID: ks.ActiveKeyID(), Algorithm: "ES256"}
+	is, err := issuer.New(issuer.Config{Issuer: d.asURL, Keys: ks, Audience: []string{demoAudience, demoAudience2}})
+	if err != nil {
+		return nil, err
+	}
+	reg, err := issuer.NewMemoryRegistry(
+		issuer.Client{ID: demoDPoPClient, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.dpopSecret), Scopes: []string{demoScope}},
+		issuer.Client{ID: demoMTLSClient, AuthMethod: issuer.AuthTLSClient, Scopes: []string{demoScope},
+			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=" + demoMTLSClient}},
+		issuer.Client{ID: demoIntrospect, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.introspectSecret), Introspect: true},
+	)
+	if err != nil {
+		return nil, err
+	}
+	asNonces, err := newDemoNonces(d.asURL)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}})
+	if err != nil {
+		return nil, err
+	}
+
+	keys, err := resource.NewStaticKeySet(ks.JWKS(time.Now()))
+	if err != nil {
+		return nil, err
+	}
+	shared, err := replaycache.NewLRU(replaycache.Config{})
+	if err != nil {
+		return nil, err
+	}
+	own, err := replaycache.NewLRU(replaycache.Config{})
+	if err != nil {
+		return nil, err
+	}
+	newRS := func(aud, label string, store *replaycache.LRU, trusted []string) (http.Handler, error) {
+		n, err := newDemoNonces(label)
+		if err != nil {
+			return nil, err
+		}
+		v, err := resource.New(resource.Config{
+			Issuers:        []resource.Issuer{{Identifier: d.asURL, Keys: keys}},
+			Audience:       aud,
+			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store, Nonces: n},
+			TrustedProxies: trusted,
+		})
+		if err != nil {
+			return nil, err
+		}
+		policy := resource.Policy{Scopes: []string{demoScope}}
+		mux := http.NewServeMux()
+		mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, []string{demoScope}))
+		mux.Handle(demoResourceAPI, v.Middleware(policy)(http.HandlerFunc(demoResourceHandler)))
+		return mux, nil
+	}
+	handlers := make([]http.Handler, 4)
+	handlers[0] = srv.Handler()
+	if handlers[1], err = newRS(demoAudience, d.rsURL, shared, nil); err != nil {
+		return nil, err
+	}
+	if handlers[2], err = newRS(demoAudience2, d.rs2URL, own, nil); err != nil {
+		return nil, err
+	}
+	// The same resource (audience and replay cache) as seen through a
+	// TLS-terminating proxy on loopback.
+	if handlers[3], err = newRS(demoAudience, d.proxyURL, shared, []string{"127.0.0.1/32", "::1/128"}); err != nil {
+		return nil, err
+	}
+	for i, ln := range lns {
+		hs := newHTTPServer(handlers[i])
+		// The conformance suite sends malformed traffic on purpose; the
+		// server's complaints about it are noise here.
+		hs.ErrorLog = log.New(io.Discard, "", 0)
+		d.servers = append(d.servers, hs)
+		go func() { _ = hs.Serve(ln) }()
+	}
+	return d, nil
+}
+
+func (d *demo) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range d.servers {
+		_ = s.Shutdown(ctx)
+	}
+}
+
+// target describes the demo's servers to the conformance suite with every
+// capability the demo can offer.
+func (d *demo) target() conformance.Target {
+	return conformance.Target{
+		TokenEndpoint:              d.asURL + issuer.TokenPath,
+		ClientID:                   demoDPoPClient,
+		ClientSecret:               d.dpopSecret,
+		Scope:                      demoScope,
+		Resource:                   d.rsURL + demoResourceAPI,
+		Issuer:                     d.asURL,
+		Audience:                   demoAudience,
+		ClientCert:                 &d.mtlsCert,
+		MTLSClientID:               demoMTLSClient,
+		SecondClientCert:           &d.intCrt,
+		RootCAs:                    d.roots,
+		IssuerKey:                  d.issuerKey,
+		SecondResource:             d.rs2URL + demoResourceAPI,
+		TrustedProxyResource:       d.proxyURL + demoResourceAPI,
+		NonceRequired:              true,
+		TokenEndpointNonceRequired: true,
+		MetadataURL:                d.asURL + issuer.MetadataPath,
+		IntrospectionEndpoint:      d.asURL + issuer.IntrospectionPath,
+		IntrospectionClientID:      demoIntrospect,
+		IntrospectionClientSecret:  d.introspectSecret,
+	}
+}
+
+// demoResourceHandler answers with who called and how possession was proven.
+func demoResourceHandler(w http.ResponseWriter, r *http.Request) {
+	p := resource.PrincipalFromContext(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{
+		"sub": p.Subject, "client_id": p.ClientID, "scope": strings.Join(p.Scopes, " "),
+		"binding": string(p.Binding), "binding_value": p.BindingValue,
+	})
+}
+
+func newDemoNonces(label string) (*dpop.Nonces, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	return dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{secret}, Label: label})
+}
+
+func randomSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// demoStepFunc is one walk-through step: it returns a one-line account of
+// what happened, or an error saying what went wrong.
+type demoStepFunc struct {
+	name string
+	run  func(ctx context.Context) (string, error)
+}
+
+// steps returns the walk-through. The steps share state (tokens, the
+// proof to replay) and run in order.
+func (d *demo) steps() []demoStepFunc {
+	var (
+		alice      *dpop.Prover
+		rec        = &recorder{base: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: d.roots, MinVersion: tls.VersionTLS12}}}
+		dpopClient *http.Client
+		dpopToken  string
+		lastProof  string
+		mtlsToken  string
+	)
+	resourceURL := d.rsURL + demoResourceAPI
+	return []demoStepFunc{
+		{"a DPoP client gets a DPoP-bound token (answering the token endpoint's nonce challenge)", func(ctx context.Context) (string, error) {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				return "", err
+			}
+			if alice, err = dpop.NewProver(key, nil); err != nil {
+				return "", err
+			}
+			dpopClient = &http.Client{Transport: &dpop.Transport{Base: rec, Prover: alice}, Timeout: 10 * time.Second}
+			rec.reset()
+			tok, err := requestToken(ctx, dpopClient, d.asURL+issuer.TokenPath, demoDPoPClient, d.dpopSecret)
+			if err != nil {
+				return "", err
+			}
+			first := rec.first()
+			if first.status != http.StatusBadRequest || !strings.Contains(first.body, "use_dpop_nonce") {
+				return "", fmt.Errorf("expected a 400 use_dpop_nonce challenge first, got %d", first.status)
+			}
+			if tok.TokenType != "DPoP" {
+				return "", fmt.Errorf("token_type %q, want DPoP", tok.TokenType)
+			}
+			cnf, err := tokenCnf(tok.AccessToken)
+			if err != nil {
+				return "", err
+			}
+			if cnf["jkt"] != alice.Thumbprint() {
+				return "", fmt.Errorf("cnf.jkt %q is not the client key's thumbprint %q", cnf["jkt"], alice.Thumbprint())
+			}
+			dpopToken = tok.AccessToken
+			return fmt.Sprintf("400 use_dpop_nonce, retried with the nonce: 200 token_type=DPoP, cnf.jkt=%s", cnf["jkt"]), nil
+		}},
+		{"it calls the resource with a fresh proof", func(ctx context.Context) (string, error) {
+			if dpopToken == "" {
+				return "", errors.New("no token from the previous step")
+			}
+			rec.reset()
+			status, body, err := call(ctx, dpopClient, resourceURL, "DPoP "+dpopToken, nil)
+			if err != nil {
+				return "", err
+			}
+			if status != http.StatusOK {
+				return "", fmt.Errorf("status %d, want 200", status)
+			}
+			last := rec.last()
+			lastProof = last.proof
+			detail := fmt.Sprintf("200 %s", strings.TrimSpace(body))
+			if n := len(rec.exchanges()); n > 1 {
+				detail = "401 use_dpop_nonce, retried with the nonce: " + detail
+			}
+			return detail, nil
+		}},
+		{"a replayed proof is refused", func(ctx context.Context) (string, error) {
+			if lastProof == "" {
+				return "", errors.New("no proof from the previous step")
+			}
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "DPoP "+dpopToken, http.Header{"Dpop": {lastProof}}, dpop.CodeInvalidDPoPProof)
+		}},
+		{"the stolen DPoP token with the thief's own key is refused", func(ctx context.Context) (string, error) {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				return "", err
+			}
+			mallory, err := dpop.NewProver(key, nil)
+			if err != nil {
+				return "", err
+			}
+			thief := &http.Client{Transport: &dpop.Transport{Base: d.plainClient(nil).Transport, Prover: mallory}, Timeout: 10 * time.Second}
+			return expectRefused(ctx, thief, resourceURL, "DPoP "+dpopToken, nil, "invalid_token")
+		}},
+		{"the DPoP-bound token downgraded to Bearer is refused", func(ctx context.Context) (string, error) {
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+dpopToken, nil, "invalid_token")
+		}},
+		{"an mTLS client gets a certificate-bound token (tls_client_auth)", func(ctx context.Context) (string, error) {
+			tok, err := requestToken(ctx, d.plainClient(&d.mtlsCert), d.asURL+issuer.TokenPath, demoMTLSClient, "")
+			if err != nil {
+				return "", err
+			}
+			if tok.TokenType != "Bearer" {
+				return "", fmt.Errorf("token_type %q, want Bearer", tok.TokenType)
+			}
+			cnf, err := tokenCnf(tok.AccessToken)
+			if err != nil {
+				return "", err
+			}
+			want := mtlsbound.ThumbprintDER(d.mtlsCert.Certificate[0])
+			if cnf["x5t#S256"] != want {
+				return "", fmt.Errorf("cnf.x5t#S256 %q is not the client certificate's thumbprint %q", cnf["x5t#S256"], want)
+			}
+			mtlsToken = tok.AccessToken
+			return fmt.Sprintf("200 token_type=Bearer, cnf.x5t#S256=%s", want), nil
+		}},
+		{"it calls the resource over the same certificate", func(ctx context.Context) (string, error) {
+			status, body, err := call(ctx, d.plainClient(&d.mtlsCert), resourceURL, "Bearer "+mtlsToken, nil)
+			if err != nil {
+				return "", err
+			}
+			if status != http.StatusOK {
+				return "", fmt.Errorf("status %d, want 200", status)
+			}
+			return "200 " + strings.TrimSpace(body), nil
+		}},
+		{"the stolen certificate-bound token over another certificate is refused", func(ctx context.Context) (string, error) {
+			return expectRefused(ctx, d.plainClient(&d.intCrt), resourceURL, "Bearer "+mtlsToken, nil, "invalid_token")
+		}},
+		{"the certificate-bound token without any certificate is refused", func(ctx context.Context) (string, error) {
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+mtlsToken, nil, "invalid_token")
+		}},
+	}
+}
+
+// plainClient returns an HTTPS client trusting the demo CA and presenting
+// cert (nil presents none). It never adds DPoP proofs.
+func (d *demo) plainClient(cert *tls.Certificate) *http.Client {
+	return mtlsbound.NewClient(cert, d.roots)
+}
+
+// tokenResponse is the part of an RFC 6749 §5.1 response the demo reads.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+// requestToken performs a client_credentials request, authenticating with
+// client_secret_basic when secret is set and otherwise sending client_id in
+// the form (tls_client_auth).
+func requestToken(ctx context.Context, c *http.Client, endpoint, clientID, secret string) (*tokenResponse, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {demoScope}}
+	if secret == "" {
+		form.Set("client_id", clientID)
+	}
+	body := form.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if secret != "" {
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("token endpoint: %d %s", resp.StatusCode, oauthError(data))
+	}
+	var tok tokenResponse
+	if err := json.Unmarshal(data, &tok); err != nil {
+		return nil, fmt.Errorf("token endpoint: invalid JSON: %w", err)
+	}
+	return &tok, nil
+}
+
+// oauthError extracts "error: error_description" from an RFC 6749 §5.2 body.
+func oauthError(body []byte) string {
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		return "(no OAuth error)"
+	}
+	if e.Description == "" {
+		return e.Error
+	}
+	return e.Error + ": " + e.Description
+}
+
+// tokenCnf decodes, without verifying (the issuer just produced it), the
+// cnf claim of a JWT access token.
+func tokenCnf(token string) (map[string]string, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("access token is not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var claims struct {
+		Cnf map[string]string `json:"cnf"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, err
+	}
+	return claims.Cnf, nil
+}
+
+// call sends GET target with the Authorization value and extra headers.
+func call(ctx context.Context, c *http.Client, target, authz string, h http.Header) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", authz)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		// One field per scheme (RFC 9110 §11.6.1); shown as one list.
+		return resp.StatusCode, strings.Join(resp.Header.Values("WWW-Authenticate"), ", "), nil
+	}
+	return resp.StatusCode, string(body), nil
+}
+
+// expectRefused sends the request and succeeds only when it is refused
+// with 401 and a challenge carrying the error code code; the detail is the
+// status and the challenges.
+func expectRefused(ctx context.Context, c *http.Client, target, authz string, h http.Header, code string) (string, error) {
+	status, challenge, err := call(ctx, c, target, authz, h)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusUnauthorized {
+		return "", fmt.Errorf("status %d, want 401", status)
+	}
+	if !strings.Contains(challenge, `error="`+code+`"`) {
+		return "", fmt.Errorf("401 without error=%q: %s", code, challenge)
+	}
+	return fmt.Sprintf("%d %s", status, challenge), nil
+}
+
+// recorder is an http.RoundTripper that remembers the status, DPoP proof
+// and (small) error body of each exchange, so the demo can show the nonce
+// challenge the dpop.Transport answered and replay a proof it sent.
+type recorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	log  []exchange
+}
+
+type exchange struct {
+	status int
+	proof  string
+	body   string
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	x := exchange{status: resp.StatusCode, proof: req.Header.Get("DPoP")}
+	if resp.StatusCode >= 400 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		x.body = string(data)
+	}
+	r.mu.Lock()
+	r.log = append(r.log, x)
+	r.mu.Unlock()
+	return resp, nil
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.log = nil
+	r.mu.Unlock()
+}
+
+func (r *recorder) exchanges() []exchange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]exchange(nil), r.log...)
+}
+
+func (r *recorder) first() exchange {
+	if x := r.exchanges(); len(x) > 0 {
+		return x[0]
+	}
+	return exchange{}
+}
+
+func (r *recorder) last() exchange {
+	if x := r.exchanges(); len(x) > 0 {
+		return x[len(x)-1]
+	}
+	return exchange{}
+}
