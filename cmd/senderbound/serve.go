@@ -2,13 +2,54 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/keyfile"
+	"github.com/senderbound/senderbound/internal/trustedproxy"
+	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/replaycache"
+	"github.com/senderbound/senderbound/replaycache/redisstore"
+	"github.com/senderbound/senderbound/resource"
 )
+
+// serveDefaultAudience is the audience serve-issuer puts in its tokens and
+// serve-resource expects when --audience is not given, so that the two
+// commands work together without configuration.
+const serveDefaultAudience = "https://resource.senderbound.test"
+
+// serveDefaultScopes are the scopes serve-issuer lets every client request
+// when no --scope is given.
+var serveDefaultScopes = []string{"read", "write"}
+
+// serveAlgorithms are the JWS algorithms accepted for DPoP proofs and, at the
+// resource server, for access tokens: every algorithm keygen can make a key for.
+var serveAlgorithms = keyfile.Algorithms
+
+// serveMinSecretLen is the shortest client secret serve-issuer accepts: the
+// issuer stores a single SHA-256 of each secret, which is only safe for
+// high-entropy generated secrets.
+const serveMinSecretLen = 16
 
 // serveUntilDone serves h on addr (TLS when tlsConfig is non-nil), prints
 // one line "listening on <URL>" once the listener is ready, and shuts down
@@ -18,6 +59,13 @@ func serveUntilDone(ctx context.Context, e *env, addr string, tlsConfig *tls.Con
 	if err != nil {
 		return err
 	}
+	return serveListener(ctx, e, ln, tlsConfig, h)
+}
+
+// serveListener is serveUntilDone on a listener that is already open, for
+// servers that must know their port before they can build their handler.
+// It takes ownership of ln and closes it in every case.
+func serveListener(ctx context.Context, e *env, ln net.Listener, tlsConfig *tls.Config, h http.Handler) error {
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
@@ -56,4 +104,668 @@ func newHTTPServer(h http.Handler) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// serveUsagef reports an invalid flag value or combination on one line and
+// returns errUsage (exit status 2).
+func serveUsagef(e *env, cmd, format string, args ...any) error {
+	fmt.Fprintf(e.stderr, "senderbound %s: %s (run 'senderbound %s -h')\n", cmd, fmt.Sprintf(format, args...), cmd)
+	return errUsage
+}
+
+// serveSplitPair splits "A:B" at the first colon; both parts must be
+// non-empty.
+func serveSplitPair(v string) (a, b string, ok bool) {
+	a, b, ok = strings.Cut(v, ":")
+	return a, b, ok && a != "" && b != ""
+}
+
+// serveIsLoopbackHost reports whether host (a name or an IP address, without
+// port or brackets) is "localhost" or a loopback address.
+func serveIsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// serveAddrHost returns the host part of a listen address, or an error for
+// an address that is not HOST:PORT.
+func serveAddrHost(addr string) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	return host, err
+}
+
+// serveLoadTLS loads the server certificate and key given by --tls-cert and
+// --tls-key.
+func serveLoadTLS(certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--tls-cert %s / --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return cert, nil
+}
+
+// serveLoadPool reads the PEM certificates of file into a new pool.
+func serveLoadPool(flagName, file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	list, err := certs.ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flagName, file, err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range list {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// serveNonces returns a DPoP nonce source with a fresh random secret, so
+// nonces are valid only at this process and only until it exits.
+func serveNonces(label string) (*dpop.Nonces, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	return dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{secret}, Label: label})
+}
+
+// serveTLSFlags are the --tls-cert, --tls-key and --client-ca flags shared by
+// both servers.
+type serveTLSFlags struct {
+	cert, key, clientCA string
+}
+
+// register defines the flags on fs; clientCAUsage says what --client-ca
+// means for this server.
+func (f *serveTLSFlags) register(fs *flag.FlagSet, clientCAUsage string) {
+	fs.StringVar(&f.cert, "tls-cert", "", "serve HTTPS with this certificate (PEM, leaf first); needs --tls-key")
+	fs.StringVar(&f.key, "tls-key", "", "private key (PEM) of --tls-cert")
+	fs.StringVar(&f.clientCA, "client-ca", "", clientCAUsage)
+}
+
+// check rejects --tls-key without --tls-cert and the like.
+func (f *serveTLSFlags) check(e *env, cmd string) error {
+	switch {
+	case f.cert != "" && f.key == "":
+		return serveUsagef(e, cmd, "--tls-cert requires --tls-key")
+	case f.key != "" && f.cert == "":
+		return serveUsagef(e, cmd, "--tls-key requires --tls-cert")
+	case f.clientCA != "" && f.cert == "":
+		return serveUsagef(e, cmd, "--client-ca requires --tls-cert and --tls-key")
+	}
+	return nil
+}
+
+// enabled reports whether the server listens with TLS.
+func (f *serveTLSFlags) enabled() bool { return f.cert != "" }
+
+const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--audience AUD]... [--scope S]...
+       [--signing-key FILE] [--token-ttl DUR] [--require-nonce]
+       [--client ID:SECRET]... [--public-client ID]...
+       [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
+       [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+
+Serves an OAuth authorization server issuing sender-constrained access tokens
+(client_credentials and refresh_token grants) at
+  /token, /jwks, /introspect and /.well-known/oauth-authorization-server
+below the issuer identifier. A token request with a valid DPoP proof gets a
+DPoP-bound token (cnf.jkt, token_type DPoP); otherwise a client certificate
+proven in the TLS handshake binds it (cnf.x5t#S256, token_type Bearer).
+
+Every client may request the --scope values; a request without scope gets all
+of them. Tokens carry every --audience in aud. Confidential (--client) clients
+authenticate with client_secret_basic and may also call /introspect. Without
+--signing-key a fresh ES256 key is generated for this run and its public JWK is
+printed to standard error; standard output carries only the listening line.
+Plain HTTP is allowed only on loopback (for local tests).`
+
+// runServeIssuer implements "serve-issuer".
+func runServeIssuer(ctx context.Context, e *env, args []string) error {
+	const cmd = "serve-issuer"
+	fs := newFlags(e, cmd, serveIssuerSynopsis)
+	addr := fs.String("addr", "", "listen address HOST:PORT (required; port 0 picks a free port)")
+	issuerURL := fs.String("issuer", "", "issuer identifier (iss); default http://ADDR, or https://ADDR with --tls-cert, with the port actually bound")
+	var audiences, scopes, secretClients, publicClients, mtlsClients, selfSignedClients listFlag
+	fs.Var(&audiences, "audience", "audience (aud) of every token, repeatable (default "+serveDefaultAudience+")")
+	fs.Var(&scopes, "scope", "scope every client may request, repeatable; a request without scope gets all (default "+strings.Join(serveDefaultScopes, ", ")+")")
+	signingKey := fs.String("signing-key", "", "private signing key: a private JWK (as written by keygen) or a PKCS#8/SEC 1/PKCS#1 PEM file; default a fresh ES256 key")
+	ttl := fs.Duration("token-ttl", 5*time.Minute, "access-token lifetime, 1s to 24h")
+	fs.Var(&secretClients, "client", "register a confidential client ID:SECRET (client_secret_basic, may introspect; secret at least 16 characters), repeatable")
+	fs.Var(&publicClients, "public-client", "register a public client ID (token_endpoint_auth_method none; refresh_token only, client_credentials is for confidential clients), repeatable")
+	fs.Var(&mtlsClients, "mtls-client", "register a tls_client_auth client ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example); the certificate must chain to --client-ca; repeatable")
+	fs.Var(&selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
+	var tf serveTLSFlags
+	tf.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
+	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+
+	// Flag syntax and combinations, before anything is read or opened.
+	if *addr == "" {
+		return serveUsagef(e, cmd, "--addr is required")
+	}
+	listenHost, err := serveAddrHost(*addr)
+	if err != nil {
+		return serveUsagef(e, cmd, "--addr must be HOST:PORT")
+	}
+	if err := tf.check(e, cmd); err != nil {
+		return err
+	}
+	if *ttl < time.Second || *ttl > 24*time.Hour {
+		return serveUsagef(e, cmd, "--token-ttl must be between 1s and 24h")
+	}
+	if len(mtlsClients) > 0 && tf.clientCA == "" {
+		return serveUsagef(e, cmd, "--mtls-client requires --client-ca (and --tls-cert, --tls-key)")
+	}
+	if len(selfSignedClients) > 0 && !tf.enabled() {
+		return serveUsagef(e, cmd, "--self-signed-client requires --tls-cert and --tls-key")
+	}
+	if *issuerURL == "" {
+		if ip, err := netip.ParseAddr(listenHost); listenHost == "" || (err == nil && ip.IsUnspecified()) {
+			return serveUsagef(e, cmd, "--issuer is required when --addr names no host")
+		}
+	} else if err := serveCheckIssuerURL(*issuerURL, listenHost, tf.enabled()); err != nil {
+		return serveUsagef(e, cmd, "%v", err)
+	}
+	if len(audiences) == 0 {
+		audiences = listFlag{serveDefaultAudience}
+	}
+	if len(scopes) == 0 {
+		scopes = serveDefaultScopes
+	}
+	for _, s := range scopes {
+		if s == "" || strings.ContainsAny(s, " \t\"\\") {
+			return serveUsagef(e, cmd, "--scope %q is not a scope token", s)
+		}
+	}
+	seen := map[string]bool{}
+	register := func(id string) error {
+		if seen[id] {
+			return serveUsagef(e, cmd, "client %q is registered twice", id)
+		}
+		seen[id] = true
+		return nil
+	}
+	var clients []issuer.Client
+	for _, v := range secretClients {
+		id, secret, ok := serveSplitPair(v)
+		if !ok {
+			return serveUsagef(e, cmd, "--client needs ID:SECRET")
+		}
+		if len(secret) < serveMinSecretLen {
+			return serveUsagef(e, cmd, "--client %q: the secret must have at least %d characters", id, serveMinSecretLen)
+		}
+		if err := register(id); err != nil {
+			return err
+		}
+		clients = append(clients, issuer.Client{ID: id, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(secret), Scopes: scopes, Introspect: true})
+	}
+	for _, id := range publicClients {
+		if id == "" || strings.Contains(id, ":") {
+			return serveUsagef(e, cmd, "--public-client needs a client ID without ':'")
+		}
+		if err := register(id); err != nil {
+			return err
+		}
+		clients = append(clients, issuer.Client{ID: id, AuthMethod: issuer.AuthNone, Scopes: scopes})
+	}
+	type pair struct{ id, value string }
+	var mtlsPairs, selfSignedPairs []pair
+	for _, v := range mtlsClients {
+		id, dn, ok := serveSplitPair(v)
+		if !ok {
+			return serveUsagef(e, cmd, "--mtls-client needs ID:SUBJECT_DN")
+		}
+		if _, err := mtlsbound.ParseDistinguishedName(dn); err != nil {
+			return serveUsagef(e, cmd, "--mtls-client %q: invalid subject DN", id)
+		}
+		if err := register(id); err != nil {
+			return err
+		}
+		mtlsPairs = append(mtlsPairs, pair{id, dn})
+	}
+	for _, v := range selfSignedClients {
+		id, file, ok := serveSplitPair(v)
+		if !ok {
+			return serveUsagef(e, cmd, "--self-signed-client needs ID:CERT_PEM")
+		}
+		if err := register(id); err != nil {
+			return err
+		}
+		selfSignedPairs = append(selfSignedPairs, pair{id, file})
+	}
+
+	// Files.
+	var tlsConfig *tls.Config
+	if tf.enabled() {
+		cert, err := serveLoadTLS(tf.cert, tf.key)
+		if err != nil {
+			return err
+		}
+		tlsConfig = mtlsbound.ServerTLSConfig(cert)
+	}
+	if len(mtlsPairs) > 0 {
+		roots, err := serveLoadPool("--client-ca", tf.clientCA)
+		if err != nil {
+			return err
+		}
+		for _, p := range mtlsPairs {
+			clients = append(clients, issuer.Client{ID: p.id, AuthMethod: issuer.AuthTLSClient, Scopes: scopes,
+				Certificate: mtlsbound.PKIAuth{Roots: roots, SubjectDN: p.value}})
+		}
+	}
+	for _, p := range selfSignedPairs {
+		data, err := os.ReadFile(p.value)
+		if err != nil {
+			return fmt.Errorf("--self-signed-client %s: %w", p.id, err)
+		}
+		auth, err := mtlsbound.SelfSignedFromPEM(data)
+		if err != nil {
+			return fmt.Errorf("--self-signed-client %s: %w", p.id, err)
+		}
+		clients = append(clients, issuer.Client{ID: p.id, AuthMethod: issuer.AuthSelfSignedTLSClient, Scopes: scopes,
+			Certificate: issuer.SelfSigned(auth.Authenticate)})
+	}
+	registry, err := issuer.NewMemoryRegistry(clients...)
+	if err != nil {
+		return err
+	}
+	var sk issuer.SigningKey
+	generated := *signingKey == ""
+	if generated {
+		k, err := keyfile.Generate("ES256", nil)
+		if err != nil {
+			return err
+		}
+		sk = issuer.SigningKey{Signer: k, Algorithm: "ES256"}
+	} else {
+		data, err := os.ReadFile(*signingKey)
+		if err != nil {
+			return fmt.Errorf("--signing-key: %w", err)
+		}
+		if sk, err = issuer.ParseSigningKey(data); err != nil {
+			return fmt.Errorf("--signing-key %s: %w", *signingKey, err)
+		}
+	}
+	keys, err := issuer.NewKeySet(sk)
+	if err != nil {
+		return err
+	}
+
+	// The default issuer identifier names the port actually bound.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	id := *issuerURL
+	if id == "" {
+		scheme := "http"
+		if tf.enabled() {
+			scheme = "https"
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		id = scheme + "://" + net.JoinHostPort(listenHost, port)
+	}
+	h, err := serveIssuerHandler(serveIssuerParams{
+		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
+		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if generated {
+		pub := jose.JSONWebKey{Key: sk.Signer.Public(), KeyID: keys.ActiveKeyID(), Algorithm: sk.Algorithm, Use: "sig"}
+		data, err := json.Marshal(pub)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		fmt.Fprintf(e.stderr, "generated an ES256 signing key for this run (not saved; use --signing-key to keep one): %s\n", data)
+	}
+	fmt.Fprintf(e.stderr, "issuer %s, %d client(s) registered\n", id, len(clients))
+	return serveListener(ctx, e, ln, tlsConfig, h)
+}
+
+// serveCheckIssuerURL checks an explicit --issuer: an absolute http(s) URL
+// without query, fragment or user info; http only for a loopback issuer
+// served on a loopback address without TLS.
+func serveCheckIssuerURL(raw, listenHost string, withTLS bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || strings.ContainsAny(raw, "?#") {
+		return errors.New("--issuer must be an absolute https URL without query or fragment")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if withTLS {
+			return errors.New("--issuer must be https when serving TLS")
+		}
+		if !serveIsLoopbackHost(u.Hostname()) || !serveIsLoopbackHost(listenHost) {
+			return errors.New("an http --issuer is allowed only on loopback (serve TLS with --tls-cert and --tls-key, or use https behind a proxy)")
+		}
+		return nil
+	default:
+		return errors.New("--issuer must be an https URL")
+	}
+}
+
+// serveIssuerParams is what serveIssuerHandler needs from the flags.
+type serveIssuerParams struct {
+	id           string
+	keys         *issuer.KeySet
+	audiences    []string
+	scopes       []string
+	ttl          time.Duration
+	registry     issuer.ClientRegistry
+	tls          bool // mTLS client authentication is possible
+	public       bool // public clients are registered
+	requireNonce bool
+}
+
+// serveIssuerHandler builds the issuer and its HTTP endpoints.
+func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
+	u, err := url.Parse(p.id)
+	if err != nil {
+		return nil, err
+	}
+	is, err := issuer.New(issuer.Config{
+		Issuer:            p.id,
+		Keys:              p.keys,
+		Audience:          p.audiences,
+		DefaultTTL:        p.ttl,
+		MaxTTL:            max(p.ttl, time.Hour),
+		InsecureAllowHTTP: u.Scheme == "http" && serveIsLoopbackHost(u.Hostname()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	methods := []issuer.AuthMethod{issuer.AuthSecretBasic}
+	if p.tls {
+		methods = append(methods, issuer.AuthTLSClient, issuer.AuthSelfSignedTLSClient)
+	}
+	if p.public {
+		methods = append(methods, issuer.AuthNone)
+	}
+	cfg := issuer.ServerConfig{
+		Issuer:          is,
+		Clients:         p.registry,
+		DPoPAlgorithms:  slices.Clone(serveAlgorithms),
+		ScopesSupported: slices.Clone(p.scopes),
+		AuthMethods:     methods,
+	}
+	if p.requireNonce {
+		n, err := serveNonces(p.id)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Nonces = n
+	}
+	srv, err := issuer.NewServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return srv.Handler(), nil
+}
+
+const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
+       [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
+       [--public-url URL] [--trusted-proxy CIDR]... [--ca-file FILE] [--redis URL]
+       [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+
+Serves GET and POST /resource, protected by sender-constrained access tokens,
+and RFC 9728 metadata at /.well-known/oauth-protected-resource. An accepted
+request gets 200 JSON with iss, sub, client_id, scope, binding ("dpop", "mtls"
+or "bearer") and the matched binding value ("jkt" and/or "x5t#S256").
+
+--issuer is the issuer identifier that every token's iss must equal. Its keys
+are discovered from its metadata (RFC 8414, then OpenID discovery), unless
+--jwks names the key set URL, which is then fetched directly; --jwks without
+--issuer is refused. Plain HTTP is served only on loopback (DPoP over plain HTTP
+is then accepted, for local tests) or behind a --trusted-proxy.`
+
+// runServeResource implements "serve-resource".
+func runServeResource(ctx context.Context, e *env, args []string) error {
+	const cmd = "serve-resource"
+	fs := newFlags(e, cmd, serveResourceSynopsis)
+	addr := fs.String("addr", "", "listen address HOST:PORT (required; port 0 picks a free port)")
+	issuerID := fs.String("issuer", "", "trusted issuer identifier, compared exactly with iss (required); keys are discovered from its metadata unless --jwks is set")
+	jwksURL := fs.String("jwks", "", "fetch the issuer's keys from this JWK Set URL instead of discovering it")
+	audience := fs.String("audience", serveDefaultAudience, "this resource's identifier; a token's aud must contain it")
+	caFile := fs.String("ca-file", "", "trust only the CA certificates in this PEM file (instead of the system roots) when fetching metadata and keys, and for rediss:// URLs")
+	require := fs.String("require", "any", "token binding to accept: dpop (DPoP-bound only), mtls (certificate-bound only) or any (either)")
+	allowBearer := fs.Bool("allow-bearer", false, "also accept unbound bearer tokens (only with --require any)")
+	requireNonce := fs.Bool("require-nonce", false, "require a resource-server nonce in every DPoP proof (RFC 9449 §9)")
+	publicURL := fs.String("public-url", "", "externally visible base URL, for the DPoP htu (default: from the connection, or from X-Forwarded-* of a trusted proxy)")
+	var proxies, scopes listFlag
+	fs.Var(&proxies, "trusted-proxy", "CIDR or address of a TLS-terminating proxy whose RFC 9440 Client-Cert and X-Forwarded-Proto/-Host headers are believed, repeatable")
+	var tf serveTLSFlags
+	tf.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
+	redisURL := fs.String("redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
+	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+
+	if *addr == "" {
+		return serveUsagef(e, cmd, "--addr is required")
+	}
+	listenHost, err := serveAddrHost(*addr)
+	if err != nil {
+		return serveUsagef(e, cmd, "--addr must be HOST:PORT")
+	}
+	if err := tf.check(e, cmd); err != nil {
+		return err
+	}
+	switch {
+	case *issuerID == "" && *jwksURL != "":
+		return serveUsagef(e, cmd, "--jwks needs --issuer, the identifier that tokens' iss must equal")
+	case *issuerID == "":
+		return serveUsagef(e, cmd, "--issuer is required")
+	}
+	for _, f := range []struct{ name, value string }{{"--issuer", *issuerID}, {"--jwks", *jwksURL}, {"--public-url", *publicURL}} {
+		if f.value == "" {
+			continue
+		}
+		if u, err := url.Parse(f.value); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(f.value, "?#") {
+			return serveUsagef(e, cmd, "%s must be an absolute http(s) URL without query or fragment", f.name)
+		}
+	}
+	if *audience == "" {
+		return serveUsagef(e, cmd, "--audience must not be empty")
+	}
+	var policy resource.Policy
+	switch *require {
+	case "any":
+		policy.Accept = resource.AcceptBound
+		if *allowBearer {
+			policy.Accept = resource.AcceptAny
+		}
+	case "dpop":
+		policy.Accept = resource.AcceptDPoP
+	case "mtls":
+		policy.Accept = resource.AcceptMTLS
+	default:
+		return serveUsagef(e, cmd, "--require must be dpop, mtls or any")
+	}
+	if *allowBearer && *require != "any" {
+		return serveUsagef(e, cmd, "--allow-bearer needs --require any")
+	}
+	if *requireNonce && policy.Accept == resource.AcceptMTLS {
+		return serveUsagef(e, cmd, "--require-nonce needs DPoP, which --require mtls turns off")
+	}
+	for _, s := range scopes {
+		if s == "" || strings.ContainsAny(s, " \t\"\\") {
+			return serveUsagef(e, cmd, "--scope %q is not a scope token", s)
+		}
+	}
+	if _, err := trustedproxy.Parse(proxies); err != nil {
+		return serveUsagef(e, cmd, "--trusted-proxy: %v", err)
+	}
+	if !tf.enabled() && len(proxies) == 0 {
+		if !serveIsLoopbackHost(listenHost) {
+			return serveUsagef(e, cmd, "without --tls-cert, serve-resource listens only on loopback, or behind a --trusted-proxy")
+		}
+		if policy.Accept == resource.AcceptMTLS {
+			return serveUsagef(e, cmd, "--require mtls needs --tls-cert or a --trusted-proxy that forwards Client-Cert")
+		}
+	}
+
+	var tlsConfig *tls.Config
+	if tf.enabled() {
+		cert, err := serveLoadTLS(tf.cert, tf.key)
+		if err != nil {
+			return err
+		}
+		tlsConfig = mtlsbound.ServerTLSConfig(cert)
+		if tf.clientCA != "" {
+			pool, err := serveLoadPool("--client-ca", tf.clientCA)
+			if err != nil {
+				return err
+			}
+			tlsConfig.ClientCAs = pool
+			tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
+	var roots *x509.CertPool
+	var httpClient *http.Client
+	if *caFile != "" {
+		if roots, err = serveLoadPool("--ca-file", *caFile); err != nil {
+			return err
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		httpClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient}
+	if *jwksURL != "" {
+		ksCfg.JWKSURL = *jwksURL
+	} else {
+		ksCfg.Issuer = *issuerID
+	}
+	keys, err := resource.NewRemoteKeySet(ksCfg)
+	if err != nil {
+		return err
+	}
+
+	cfg := resource.Config{
+		Issuers:        []resource.Issuer{{Identifier: *issuerID, Keys: keys}},
+		Audience:       *audience,
+		Algorithms:     slices.Clone(serveAlgorithms),
+		PublicURL:      *publicURL,
+		TrustedProxies: proxies,
+		// Plain HTTP is served only on loopback (checked above) unless a
+		// trusted proxy terminates TLS, whose requests count as TLS anyway.
+		InsecureAllowDPoPOverHTTP: !tf.enabled() && serveIsLoopbackHost(listenHost),
+		Logger:                    slog.New(slog.NewTextHandler(e.stderr, nil)),
+	}
+	var closeStore func()
+	if policy.Accept != resource.AcceptMTLS {
+		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms)}
+		if *redisURL != "" {
+			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots)
+			if err != nil {
+				return err
+			}
+			dc.ReplayStore, closeStore = store, closeFn
+		} else {
+			lru, err := replaycache.NewLRU(replaycache.Config{})
+			if err != nil {
+				return err
+			}
+			dc.ReplayStore = lru
+		}
+		if *requireNonce {
+			label := *publicURL
+			if label == "" {
+				label = *audience
+			}
+			n, err := serveNonces(label)
+			if err != nil {
+				return err
+			}
+			dc.Nonces = n
+		}
+		cfg.DPoP = dc
+	} else if *redisURL != "" {
+		fmt.Fprintln(e.stderr, "note: --redis is unused with --require mtls (no DPoP proofs to remember)")
+	}
+	if closeStore != nil {
+		defer closeStore()
+	}
+	v, err := resource.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := v.ValidatePolicy(policy); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, slices.Clone(scopes)))
+	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes)})(http.HandlerFunc(serveResourceAnswer))
+	mux.Handle("GET /resource", protected)
+	mux.Handle("POST /resource", protected)
+	return serveUntilDone(ctx, e, *addr, tlsConfig, mux)
+}
+
+// serveResourceAnswer answers an admitted request with what the token and
+// its binding said.
+func serveResourceAnswer(w http.ResponseWriter, r *http.Request) {
+	p := resource.PrincipalFromContext(r.Context())
+	body := map[string]string{
+		"iss":       p.Issuer,
+		"sub":       p.Subject,
+		"client_id": p.ClientID,
+		"scope":     strings.Join(p.Scopes, " "),
+		"binding":   string(p.Binding),
+	}
+	switch p.Binding {
+	case resource.BindingDPoP:
+		body["jkt"] = p.BindingValue
+	case resource.BindingMTLS:
+		body["x5t#S256"] = p.BindingValue
+	}
+	if p.CertThumbprint != "" {
+		body["x5t#S256"] = p.CertThumbprint
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// serveRedisStore connects to the Redis at rawURL (checked with PING) and
+// returns a shared replay store and the function that closes the client.
+// roots, when set, are the CAs trusted for a rediss:// URL.
+func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (*redisstore.Store, func(), error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			// url.Error repeats the URL, which may hold a password.
+			return nil, nil, errors.New("--redis: invalid URL")
+		}
+		return nil, nil, fmt.Errorf("--redis: %w", err)
+	}
+	if opt.TLSConfig != nil && roots != nil {
+		opt.TLSConfig.RootCAs = roots
+	}
+	rdb := redis.NewClient(opt)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("--redis: %w", err)
+	}
+	store, err := redisstore.New(rdb, redisstore.Config{})
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return store, func() { rdb.Close() }, nil
 }
