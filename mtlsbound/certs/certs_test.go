@@ -224,6 +224,32 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestWriteDirNarrowsExistingKeyMode(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, CAKeyFile)
+	if err := os.WriteFile(keyPath, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyPath, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	ca := mustCA(t, Options{CommonName: "replacement"})
+	if err := ca.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("replaced key file mode %v, want 0600", st.Mode().Perm())
+	}
+	if _, err := LoadCA(dir); err != nil {
+		t.Fatalf("replaced CA does not load: %v", err)
+	}
+}
+
 func TestParseCertificatesRejects(t *testing.T) {
 	t.Parallel()
 	l, _ := SelfSigned(Options{})

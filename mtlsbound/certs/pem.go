@@ -100,10 +100,30 @@ func writePair(dir, certName, keyName string, certPEM []byte, key crypto.Signer)
 	if err := os.WriteFile(filepath.Join(dir, certName), certPEM, 0o644); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, keyName), keyPEM, 0o600); err != nil {
+	if err := writePrivate(filepath.Join(dir, keyName), keyPEM); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	return nil
+}
+
+// writePrivate writes data to path with mode 0600. Unlike os.WriteFile it
+// also narrows the mode of an existing file, before any key byte is written,
+// so that replacing a key in a file that was once world-readable does not
+// expose the new key.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func readPair(dir, certName, keyName string) ([]*x509.Certificate, crypto.Signer, error) {
