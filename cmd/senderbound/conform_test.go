@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/xml"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/senderbound/senderbound/conformance"
+	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/replaycache"
+	"github.com/senderbound/senderbound/resource"
+)
+
+// conformLateHandler lets a server start (and learn its URL) before its
+// handler exists.
+type conformLateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *conformLateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
+}
+
+func (l *conformLateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+// conformTarget is a running target and the conform flags describing it.
+type conformTarget struct {
+	// flags describe every capability: certificates, CA bundle and issuer
+	// key are files in a temporary directory.
+	flags []string
+	// tokenEndpoint and the client credentials, for partial descriptions.
+	tokenEndpoint, resource, caFile string
+}
+
+const (
+	conformClientSecret = "app-secret-0123456789abcdef"
+	conformRSSecret     = "rs-secret-0123456789abcdef"
+)
+
+// conformStart starts the module's real issuer and resource servers on
+// loopback TLS, as conformance's self-run test does, and writes the CA,
+// the client certificates and the issuer key to files. With broken, the
+// resource is a deliberately non-conformant handler that accepts any
+// request carrying an Authorization header.
+func conformStart(t *testing.T, broken bool) conformTarget {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := certs.NewCA(certs.Options{CommonName: "conform test CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, err := ca.Issue(certs.Options{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err := ca.Issue(certs.Options{CommonName: "mtls-app", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := ca.Issue(certs.Options{CommonName: "someone-else", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, certs.EncodeCertificates(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, leaf := range map[string]*certs.Leaf{"c1": c1, "c2": c2} {
+		if err := leaf.WriteDir(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	start := func(h http.Handler, auth tls.ClientAuthType) *httptest.Server {
+		s := httptest.NewUnstartedServer(h)
+		s.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLSCertificate()}, ClientAuth: auth}
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		return s
+	}
+	asH, rsH, rs2H, proxyH := &conformLateHandler{}, &conformLateHandler{}, &conformLateHandler{}, &conformLateHandler{}
+	as := start(asH, tls.RequestClientCert)
+	rs := start(rsH, tls.RequestClientCert)
+	rs2 := start(rs2H, tls.RequestClientCert)
+	proxy := start(proxyH, tls.NoClientCert)
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := issuer.NewKeySet(issuer.SigningKey{Signer: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: key, KeyID: ks.ActiveKeyID(), Algorithm: "ES256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerKeyFile := filepath.Join(dir, "issuer.jwk")
+	if err := os.WriteFile(issuerKeyFile, jwk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	aud1, aud2 := "https://rs.conform.test", "https://rs2.conform.test"
+	is, err := issuer.New(issuer.Config{Issuer: as.URL, Keys: ks, Audience: []string{aud1, aud2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := issuer.NewMemoryRegistry(
+		issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformClientSecret), Scopes: []string{"read"}},
+		issuer.Client{ID: "mtls-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
+			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=mtls-app"}},
+		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformRSSecret), Introspect: true},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asH.set(srv.Handler())
+
+	keys, err := resource.NewStaticKeySet(ks.JWKS(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newRS := func(aud string, store *replaycache.LRU, trusted []string) http.Handler {
+		v, err := resource.New(resource.Config{
+			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
+			Audience:       aud,
+			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},
+			TrustedProxies: trusted,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/resource", v.Middleware(resource.Policy{Scopes: []string{"read"}})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(`{"ok":true}`))
+		})))
+		return mux
+	}
+	newStore := func() *replaycache.LRU {
+		s, err := replaycache.NewLRU(replaycache.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	shared := newStore()
+	if broken {
+		// Non-conformant on purpose: any credential is accepted, so a
+		// DPoP-bound token passes as a Bearer token.
+		rsH.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="broken"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			_, _ = w.Write([]byte(`{"ok":true}`))
+		}))
+	} else {
+		rsH.set(newRS(aud1, shared, nil))
+	}
+	proxyH.set(newRS(aud1, shared, []string{"127.0.0.1/32", "::1"}))
+	rs2H.set(newRS(aud2, newStore(), nil))
+
+	ct := conformTarget{tokenEndpoint: as.URL + issuer.TokenPath, resource: rs.URL + "/resource", caFile: caFile}
+	ct.flags = []string{
+		"--token-endpoint", ct.tokenEndpoint,
+		"--client-id", "app", "--client-secret", conformClientSecret, "--scope", "read",
+		"--resource", ct.resource, "--method", "GET",
+		"--issuer", as.URL, "--audience", aud1,
+		"--cert", filepath.Join(dir, "c1", certs.LeafCertFile), "--key", filepath.Join(dir, "c1", certs.LeafKeyFile),
+		"--mtls-client-id", "mtls-app",
+		"--second-cert", filepath.Join(dir, "c2", certs.LeafCertFile), "--second-key", filepath.Join(dir, "c2", certs.LeafKeyFile),
+		"--ca-file", caFile,
+		"--issuer-key", issuerKeyFile,
+		"--second-resource", rs2.URL + "/resource",
+		"--trusted-proxy-resource", proxy.URL + "/resource",
+		"--metadata", as.URL + issuer.MetadataPath,
+		"--introspection", as.URL + issuer.IntrospectionPath,
+		"--introspection-client", "rs:" + conformRSSecret,
+	}
+	return ct
+}
+
+// conformRunCLI runs "senderbound conform args..." in-process.
+func conformRunCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(t.Context(), &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}, append([]string{"conform"}, args...))
+	return code, out.String(), errOut.String()
+}
+
+// TestConformModule runs the whole suite against the module's own servers
+// once per report format and checks exit status 0 and each report.
+func TestConformModule(t *testing.T) {
+	t.Parallel()
+	target := conformStart(t, false)
+	dir := t.TempDir()
+
+	t.Run("text", func(t *testing.T) {
+		code, out, errOut := conformRunCLI(t, target.flags...)
+		if code != 0 {
+			t.Fatalf("exit %d; stderr: %s\n%s", code, errOut, out)
+		}
+		for _, want := range []string{"senderbound conformance report", "TOTAL ", " pass, 0 fail", "RESULT: PASS"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("text report lacks %q:\n%s", want, out)
+			}
+		}
+		if errOut != "" {
+			t.Errorf("stderr: %s", errOut)
+		}
+	})
+
+	t.Run("json", func(t *testing.T) {
+		code, out, errOut := conformRunCLI(t, append(target.flags, "--format", "json")...)
+		if code != 0 {
+			t.Fatalf("exit %d; stderr: %s", code, errOut)
+		}
+		var rep conformance.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("invalid JSON report: %v\n%s", err, out)
+		}
+		if len(rep.Results) != len(conformance.Cases()) {
+			t.Errorf("%d results, want one per case (%d)", len(rep.Results), len(conformance.Cases()))
+		}
+		totals := rep.Totals()
+		if totals[conformance.StatusPass] == 0 || rep.Failed() {
+			t.Errorf("totals %v, failed %v", totals, rep.Failed())
+		}
+		// Every capability flag was given, so the mTLS, forged-token,
+		// introspection and proxy cases ran.
+		for _, id := range []string{"ERR-13", "MTLS-CB-12"} {
+			if r, ok := rep.Result(id); !ok || r.Status != conformance.StatusPass {
+				t.Errorf("%s: %+v", id, r)
+			}
+		}
+	})
+
+	t.Run("junit to a file", func(t *testing.T) {
+		file := filepath.Join(dir, "report.xml")
+		code, out, errOut := conformRunCLI(t, append(target.flags, "--format", "junit", "--out", file)...)
+		if code != 0 {
+			t.Fatalf("exit %d; stderr: %s", code, errOut)
+		}
+		if !strings.HasPrefix(out, "wrote junit report to "+file) || !strings.Contains(out, "RESULT: PASS") || strings.Count(out, "\n") != 1 {
+			t.Errorf("stdout = %q, want a one-line summary", out)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var suites struct {
+			XMLName  xml.Name `xml:"testsuites"`
+			Tests    int      `xml:"tests,attr"`
+			Failures int      `xml:"failures,attr"`
+			Suites   []struct {
+				Name  string `xml:"name,attr"`
+				Cases []struct {
+					Name string `xml:"name,attr"`
+				} `xml:"testcase"`
+			} `xml:"testsuite"`
+		}
+		if err := xml.Unmarshal(data, &suites); err != nil {
+			t.Fatalf("invalid JUnit XML: %v", err)
+		}
+		n := 0
+		for _, s := range suites.Suites {
+			n += len(s.Cases)
+		}
+		if suites.Tests != len(conformance.Cases()) || n != suites.Tests {
+			t.Errorf("tests=%d, testcases=%d, want %d", suites.Tests, n, len(conformance.Cases()))
+		}
+	})
+}
+
+// TestConformBrokenResource points conform at a resource that accepts a
+// DPoP-bound token as a Bearer token: the MUST case fails and so does the
+// command, after writing the report.
+func TestConformBrokenResource(t *testing.T) {
+	t.Parallel()
+	target := conformStart(t, true)
+	// A minimal description, with --insecure instead of the CA bundle.
+	code, out, errOut := conformRunCLI(t,
+		"--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", conformClientSecret,
+		"--scope", "read", "--resource", target.resource, "--insecure", "--cases", "ERR-13,ADV-64")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr: %s\n%s", code, errOut, out)
+	}
+	if !strings.Contains(out, "FAIL  ERR-13") || !strings.Contains(out, "RESULT: FAIL") {
+		t.Errorf("report does not show the failure:\n%s", out)
+	}
+	if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "MUST level") || !strings.Contains(errOut, "ERR-13") {
+		t.Errorf("stderr = %q, want one line naming ERR-13", errOut)
+	}
+}
+
+// TestConformFlagErrors checks that a bad description fails before any
+// request, with exit status 2 and one line on standard error.
+func TestConformFlagErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing listens here; a valid description would fail every case
+	// instead of failing fast.
+	base := []string{"--token-endpoint", "https://127.0.0.1:1/token", "--client-id", "app", "--resource", "https://127.0.0.1:1/resource"}
+	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	tests := []struct {
+		name    string
+		args    []string
+		wantMsg string // "" for errors reported by the flag package
+	}{
+		{"no flags", nil, "missing --token-endpoint, --client-id, --resource"},
+		{"missing token endpoint", []string{"--client-id", "app", "--resource", "https://rs.example.test/"}, "missing --token-endpoint"},
+		{"bad format", with("--format", "yaml"), "--format"},
+		{"relative URL", []string{"--token-endpoint", "/token", "--client-id", "app", "--resource", "https://rs.example.test/"}, "token endpoint URL is not an absolute http(s) URL"},
+		{"certificate without key", with("--cert", notPEM), "needs both a certificate and a key"},
+		{"CA file without certificates", with("--ca-file", notPEM), "CA file holds no PEM certificate"},
+		{"missing CA file", with("--ca-file", filepath.Join(dir, "absent.pem")), "reading CA file"},
+		{"introspection client without secret", with("--introspection-client", "rs"), "id:secret"},
+		{"no case selected", with("--cases", "NO-SUCH-CASE"), "selects no case"},
+		{"unknown flag", with("--frobnicate"), ""},
+		{"stray argument", with("extra"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := conformRunCLI(t, tt.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stdout: %s stderr: %s", code, out, errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout: %q", out)
+			}
+			if tt.wantMsg == "" {
+				return
+			}
+			if strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "senderbound conform: ") || !strings.Contains(errOut, tt.wantMsg) {
+				t.Errorf("stderr = %q, want one line containing %q", errOut, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// TestConformListAndHelp checks --list (no target needed) and -h.
+func TestConformListAndHelp(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := conformRunCLI(t, "--list", "--cases", "ERR-13,group:E")
+	if code != 0 {
+		t.Fatalf("--list: exit %d; stderr: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.HasPrefix(lines[0], "ID") || !strings.Contains(out, "ERR-13") || !strings.Contains(out, "MTLS-CB-12") || strings.Contains(out, "DPOP-RS-") {
+		t.Errorf("--list output:\n%s", out)
+	}
+	code, _, errOut = conformRunCLI(t, "-h")
+	if code != 0 || !strings.Contains(errOut, "Usage: senderbound conform") || !strings.Contains(errOut, "-token-endpoint") || !strings.Contains(errOut, "Exit status") {
+		t.Errorf("-h: exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// TestConformAllSkipped checks that a run in which every selected case is
+// skipped (here: no token endpoint answers) exits 0 but says that nothing
+// was tested.
+func TestConformAllSkipped(t *testing.T) {
+	t.Parallel()
+	gone := httptest.NewTLSServer(http.NotFoundHandler())
+	gone.Close()
+	code, out, errOut := conformRunCLI(t, "--token-endpoint", gone.URL+"/token", "--client-id", "app",
+		"--resource", gone.URL+"/resource", "--insecure", "--timeout", "2s", "--cases", "ERR-13")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr: %s", code, errOut)
+	}
+	if !strings.Contains(out, "SKIP  ERR-13") || !strings.Contains(errOut, "nothing was tested") {
+		t.Errorf("stdout:\n%s\nstderr: %s", out, errOut)
+	}
+}
