@@ -69,8 +69,9 @@ func runProof(ctx context.Context, e *env, args []string) error {
 // It prints the JSON response; an OAuth error response is a failure whose
 // one-line message carries the error code.
 func runToken(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "token", "token --token-endpoint URL --client-id ID [--client-secret S|-] [--dpop-key FILE] [--cert FILE --key FILE] [--scope S] [--ca-file FILE]\n\n"+
-		"Requests an access token with the client_credentials grant and prints the JSON response.\n"+
+	fs := newFlags(e, "token", "token --token-endpoint URL --client-id ID [--client-secret S|-] [--dpop-key FILE] [--cert FILE --key FILE] [--scope S] [--ca-file FILE] [--access-token]\n\n"+
+		"Requests an access token with the client_credentials grant and prints the JSON response\n"+
+		"(with --access-token, only the access token, e.g. TOKEN=$(senderbound token ... --access-token)).\n"+
 		"A secret authenticates with client_secret_basic; otherwise client_id is sent in the form (for\n"+
 		"tls_client_auth, self_signed_tls_client_auth or a public client). --cert/--key present a client\n"+
 		"certificate (certificate-bound token); --dpop-key attaches DPoP proofs (DPoP-bound token) and\n"+
@@ -83,6 +84,7 @@ func runToken(ctx context.Context, e *env, args []string) error {
 	keyPath := fs.String("key", "", "private key PEM or JWK of --cert")
 	scope := fs.String("scope", "", "space-separated scope to request")
 	caFile := fs.String("ca-file", "", "PEM bundle of CA certificates to trust for HTTPS instead of the system roots")
+	onlyToken := fs.Bool("access-token", false, "print only the access_token value instead of the JSON response")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -177,11 +179,17 @@ func runToken(ctx context.Context, e *env, args []string) error {
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
 		return fmt.Errorf("token endpoint answered %d without a JSON access_token", resp.StatusCode)
 	}
-	if _, err := e.stdout.Write(body); err != nil {
-		return err
-	}
-	if len(body) > 0 && body[len(body)-1] != '\n' {
-		fmt.Fprintln(e.stdout)
+	if *onlyToken {
+		if _, err := fmt.Fprintln(e.stdout, tr.AccessToken); err != nil {
+			return err
+		}
+	} else {
+		if _, err := e.stdout.Write(body); err != nil {
+			return err
+		}
+		if len(body) > 0 && body[len(body)-1] != '\n' {
+			fmt.Fprintln(e.stdout)
+		}
 	}
 	if *dpopKey != "" && !strings.EqualFold(tr.TokenType, "DPoP") {
 		// RFC 9449 §5: the server ignored the proof; the token is not DPoP-bound.

@@ -398,6 +398,27 @@ func TestToken(t *testing.T) {
 	}
 }
 
+// TestTokenAccessTokenOnly checks that --access-token prints the bare
+// token, one line, usable as $(senderbound token ... --access-token).
+func TestTokenAccessTokenOnly(t *testing.T) {
+	t.Parallel()
+	is := cliStartIssuer(t, true)
+	keyPath, jkt := cliKeyFile(t, t.TempDir())
+	code, out, errs := cliRun(t, "", "token", "--token-endpoint", is.tokenURL, "--ca-file", is.caFile,
+		"--client-id", "dpop-app", "--client-secret", cliSecret, "--dpop-key", keyPath, "--access-token")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	tok := strings.TrimSuffix(out, "\n")
+	if strings.ContainsAny(tok, "\n {}") || strings.Count(tok, ".") != 2 {
+		t.Fatalf("stdout is not a bare JWT: %q", out)
+	}
+	cnf, _ := cliJWTClaims(t, tok)["cnf"].(map[string]any)
+	if cnf["jkt"] != jkt {
+		t.Errorf("cnf.jkt %v, want %q", cnf["jkt"], jkt)
+	}
+}
+
 func TestTokenErrorResponses(t *testing.T) {
 	t.Parallel()
 	is := cliStartIssuer(t, true)
