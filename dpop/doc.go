@@ -14,6 +14,11 @@
 //	ctx := context.WithValue(ctx, oauth2.HTTPClient, client)
 //	httpClient := clientcredentialsConfig.Client(ctx)
 //
+// x/oauth2 uses the token_type of the token response as the Authorization
+// scheme. A server that ignores the proof answers token_type Bearer, and the
+// token is then an ordinary bearer token: check that Token.Type() is "DPoP"
+// (examples/oauth2-client wraps the TokenSource to refuse anything else).
+//
 // # Server side
 //
 // A [Verifier] checks a proof against the request (RFC 9449 §4.3) and
