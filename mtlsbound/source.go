@@ -52,8 +52,11 @@ type SourceConfig struct {
 	// TrustedProxies lists the CIDRs or addresses of TLS-terminating proxies
 	// whose forwarded certificate header is believed (see
 	// internal/trustedproxy for the syntax). Empty (the default) means
-	// forwarded headers are never used (CCERT-01). The check uses the
-	// connection's RemoteAddr only, never X-Forwarded-For.
+	// forwarded headers are never used (CCERT-01); Format, Header and
+	// MaxHeaderBytes must then be left at their zero values (CCERT-15). A
+	// range that covers every address (0.0.0.0/0, ::/0) is refused: it would
+	// let any client forge a certificate. The check uses the connection's
+	// RemoteAddr only, never X-Forwarded-For.
 	TrustedProxies []string
 
 	// Format is the header encoding; the default is FormatRFC9440.
@@ -81,13 +84,25 @@ type Source struct {
 }
 
 // NewSource validates cfg and returns a Source. It refuses unparsable or
-// non-canonical proxy ranges, an unknown Format, an invalid header name, the
-// Client-Cert-Chain header as the certificate header, and an out-of-range
-// MaxHeaderBytes. cfg is copied; later changes to it have no effect.
+// non-canonical proxy ranges, a range that trusts every peer, forwarded-header
+// settings (Format, Header, MaxHeaderBytes) without any trusted proxy, an
+// unknown Format, an invalid header name, the Client-Cert-Chain header as the
+// certificate header, and an out-of-range MaxHeaderBytes. cfg is copied;
+// later changes to it have no effect.
 func NewSource(cfg SourceConfig) (*Source, error) {
 	set, err := trustedproxy.Parse(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	for _, p := range set.Prefixes() {
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%w: trusted proxy range %s trusts every peer", ErrInvalidConfig, p)
+		}
+	}
+	if set.Empty() && (cfg.Format != FormatRFC9440 || cfg.Header != "" || cfg.MaxHeaderBytes != 0) {
+		// Forwarded-header mode with nobody to believe: the settings would
+		// silently have no effect (CCERT-15).
+		return nil, fmt.Errorf("%w: forwarded-header settings need TrustedProxies", ErrInvalidConfig)
 	}
 	s := &Source{trusted: set, format: cfg.Format, max: cfg.MaxHeaderBytes}
 	switch cfg.Format {

@@ -210,6 +210,16 @@ func TestNewSourceRefusesNonsense(t *testing.T) {
 		{"negative cap", SourceConfig{MaxHeaderBytes: -1}, false},
 		{"huge cap", SourceConfig{MaxHeaderBytes: 8 << 20}, false},
 		{"unknown format", SourceConfig{Format: HeaderFormat(42)}, false},
+		{"unknown format with proxies", SourceConfig{TrustedProxies: []string{"10.0.0.0/8"}, Format: HeaderFormat(42)}, false},
+		{"CCERT-15/xfcc without trusted proxies", SourceConfig{Format: FormatEnvoyXFCC}, false},
+		{"CCERT-15/nginx without trusted proxies", SourceConfig{Format: FormatNginxEscapedPEM}, false},
+		{"CCERT-15/header name without trusted proxies", SourceConfig{Header: "X-Client-Cert"}, false},
+		{"CCERT-15/size cap without trusted proxies", SourceConfig{MaxHeaderBytes: 32 << 10}, false},
+		{"CCERT-15/empty proxy list is the zero value", SourceConfig{TrustedProxies: []string{}}, true},
+		{"CCERT-15/IPv4 range trusting everyone", SourceConfig{TrustedProxies: []string{"0.0.0.0/0"}}, false},
+		{"CCERT-15/IPv6 range trusting everyone", SourceConfig{TrustedProxies: []string{"::/0"}}, false},
+		{"CCERT-15/mapped range trusting every IPv4 peer", SourceConfig{TrustedProxies: []string{"::ffff:0.0.0.0/96"}}, false},
+		{"half the IPv4 space is explicit, not a typo", SourceConfig{TrustedProxies: []string{"0.0.0.0/1"}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,7 +233,7 @@ func TestNewSourceRefusesNonsense(t *testing.T) {
 			}
 		})
 	}
-	s := mustSource(t, SourceConfig{Format: FormatEnvoyXFCC})
+	s := mustSource(t, SourceConfig{TrustedProxies: []string{"10.0.0.0/8"}, Format: FormatEnvoyXFCC})
 	if s.Header() != "X-Forwarded-Client-Cert" {
 		t.Fatalf("header = %s", s.Header())
 	}
