@@ -33,8 +33,11 @@
 // $ssl_client_escaped_cert formats. With no trusted proxies (the default)
 // headers are never read. The proxy must strip client-supplied copies of the
 // header; a Go proxy built on httputil.ReverseProxy does both steps with
-// [ForwardClientCert]. Responses chosen with a forwarded certificate must be marked
-// Cache-Control: no-store or Vary on the header ([Source.Forwarded]).
+// [ForwardClientCert], and cleans the backend's responses with
+// [ForwardClientCertResponse]. Responses chosen with a forwarded certificate
+// must be marked Cache-Control: no-store or Vary on the header
+// ([Source.Forwarded]). Forwarded-header settings without trusted proxies,
+// and a trusted range covering every address, are refused by [NewSource].
 //
 // # Client authentication (RFC 8705 §2)
 //

@@ -3,6 +3,7 @@ package mtlsbound
 import (
 	"crypto/tls"
 	"net/http"
+	"strings"
 )
 
 // ForwardClientCert prepares the headers of a request that a TLS-terminating
@@ -20,7 +21,7 @@ import (
 //	}
 //
 // Responses must not carry the headers (CCERT-07); ForwardClientCert only
-// touches the request.
+// touches the request, [ForwardClientCertResponse] the response.
 func ForwardClientCert(h http.Header, cs *tls.ConnectionState) {
 	h.Del(DefaultHeader)
 	h.Del(DefaultChainHeader)
@@ -30,5 +31,31 @@ func ForwardClientCert(h http.Header, cs *tls.ConnectionState) {
 	h.Set(DefaultHeader, FormatClientCertHeader(cs.PeerCertificates[0]))
 	if rest := cs.PeerCertificates[1:]; len(rest) > 0 {
 		h.Set(DefaultChainHeader, FormatClientCertChainHeader(rest))
+	}
+}
+
+// ForwardClientCertResponse prepares the headers of a backend response that
+// a TLS-terminating proxy returns to its client (RFC 9440 §2.4): it removes
+// any Client-Cert and Client-Cert-Chain fields (CCERT-07), and when Vary
+// names either of them it replaces Vary with "*" (CCERT-11), because the
+// client never sends those fields and a downstream cache could not honour
+// the variation. Use it from an httputil.ReverseProxy ModifyResponse
+// function:
+//
+//	ModifyResponse: func(resp *http.Response) error {
+//		mtlsbound.ForwardClientCertResponse(resp.Header)
+//		return nil
+//	}
+func ForwardClientCertResponse(h http.Header) {
+	h.Del(DefaultHeader)
+	h.Del(DefaultChainHeader)
+	for _, v := range h.Values("Vary") {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if strings.EqualFold(name, DefaultHeader) || strings.EqualFold(name, DefaultChainHeader) {
+				h.Set("Vary", "*")
+				return
+			}
+		}
 	}
 }

@@ -93,3 +93,110 @@ func TestForwardClientCertThroughProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardClientCertResponse runs a real TLS-terminating proxy whose
+// backend leaks the forwarded headers and varies on Client-Cert: the client
+// sees neither header (CCERT-07) and Vary: * instead (CCERT-11).
+func TestForwardClientCertResponse(t *testing.T) {
+	t.Parallel()
+	f := fixtures(t)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(DefaultHeader, r.Header.Get(DefaultHeader))
+		w.Header().Set(DefaultChainHeader, ":AAAA:")
+		if vary := r.URL.Query().Get("vary"); vary != "" {
+			w.Header().Add("Vary", "Accept-Encoding")
+			w.Header().Add("Vary", vary)
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(backend.Close)
+	bu, _ := url.Parse(backend.URL)
+	proxy := httptest.NewUnstartedServer(&httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(bu)
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			ForwardClientCert(pr.Out.Header, pr.In.TLS)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			ForwardClientCertResponse(resp.Header)
+			return nil
+		},
+	})
+	proxy.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	proxy.StartTLS()
+	t.Cleanup(proxy.Close)
+	c1 := f.c1.TLSCertificate()
+	client := NewClient(&c1, f.ca1.Pool())
+	t.Cleanup(client.CloseIdleConnections)
+	for _, tt := range []struct {
+		vary, want string
+	}{
+		{"", ""},
+		{"Origin", "Accept-Encoding,Origin"},
+		{"client-cert", "*"},
+		{"Origin, Client-Cert-Chain", "*"},
+	} {
+		t.Run("vary="+tt.vary, func(t *testing.T) {
+			resp, err := client.Get(proxy.URL + "/?vary=" + url.QueryEscape(tt.vary))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Header.Get(DefaultHeader) != "" || resp.Header.Get(DefaultChainHeader) != "" {
+				t.Fatal("CCERT-07: forwarded certificate header in the response")
+			}
+			if got := strings.Join(resp.Header.Values("Vary"), ","); got != tt.want {
+				t.Fatalf("CCERT-11: Vary = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestForwardClientCertAfterResumption checks CCERT-14 for a Go proxy: on a
+// resumed TLS session the proxy still knows the client certificate proven
+// in the original handshake, so it forwards that certificate, never none
+// and never another.
+func TestForwardClientCertAfterResumption(t *testing.T) {
+	t.Parallel()
+	f := fixtures(t)
+	src := mustSource(t, SourceConfig{TrustedProxies: []string{"127.0.0.1", "::1"}})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := src.ClientCertificate(r)
+		if err != nil || c == nil {
+			io.WriteString(w, "none")
+			return
+		}
+		io.WriteString(w, Thumbprint(c))
+	}))
+	t.Cleanup(backend.Close)
+	bu, _ := url.Parse(backend.URL)
+	resumed := make(chan bool, 4)
+	proxy := httptest.NewUnstartedServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(bu)
+		resumed <- pr.In.TLS != nil && pr.In.TLS.DidResume
+		ForwardClientCert(pr.Out.Header, pr.In.TLS)
+	}})
+	proxy.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	proxy.StartTLS()
+	t.Cleanup(proxy.Close)
+
+	c1 := f.c1.TLSCertificate()
+	client := NewClient(&c1, f.ca1.Pool())
+	tr := client.Transport.(*http.Transport)
+	tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	tr.DisableKeepAlives = true // a new TLS connection per request
+	for i, wantResumed := range []bool{false, true} {
+		resp, err := client.Get(proxy.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := <-resumed; got != wantResumed {
+			t.Fatalf("request %d: DidResume = %v, want %v", i, got, wantResumed)
+		}
+		if got := strings.TrimSpace(string(body)); got != Thumbprint(f.c1.Cert) {
+			t.Fatalf("request %d (resumed=%v): backend saw %q", i, wantResumed, got)
+		}
+	}
+}
