@@ -43,8 +43,18 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
+// origin is the RFC 6454 origin of r's URL: scheme and host in lower case,
+// the scheme's default port dropped, so that https://h and https://H:443
+// share their nonce.
 func origin(r *http.Request) string {
-	return strings.ToLower(r.URL.Scheme) + "://" + strings.ToLower(r.URL.Host)
+	scheme, host := strings.ToLower(r.URL.Scheme), strings.ToLower(r.URL.Host)
+	switch {
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = strings.TrimSuffix(host, ":443")
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return scheme + "://" + host
 }
 
 func (t *Transport) nonce(o string) string {

@@ -282,3 +282,32 @@ func TestTransportProofContents(t *testing.T) {
 		t.Fatal("nil Prover accepted")
 	}
 }
+
+// TestOrigin checks the nonce cache key: one entry per RFC 6454 origin,
+// whatever the spelling of scheme, host case and default port.
+func TestOrigin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ a, b string }{
+		{"https://rs.example/x", "HTTPS://RS.example:443/y"},
+		{"http://rs.example/", "http://rs.example:80/z"},
+		{"https://[::1]:443/", "https://[::1]/"},
+	} {
+		ra, _ := http.NewRequest(http.MethodGet, tc.a, nil)
+		rb, _ := http.NewRequest(http.MethodGet, tc.b, nil)
+		if origin(ra) != origin(rb) {
+			t.Errorf("origin(%s) = %q, origin(%s) = %q; want equal", tc.a, origin(ra), tc.b, origin(rb))
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{"https://rs.example/", "http://rs.example/"},
+		{"https://rs.example/", "https://rs.example:8443/"},
+		{"http://rs.example:443/", "http://rs.example/"},
+		{"https://rs.example/", "https://rs2.example/"},
+	} {
+		ra, _ := http.NewRequest(http.MethodGet, tc.a, nil)
+		rb, _ := http.NewRequest(http.MethodGet, tc.b, nil)
+		if origin(ra) == origin(rb) {
+			t.Errorf("origin(%s) = origin(%s) = %q; want different", tc.a, tc.b, origin(ra))
+		}
+	}
+}
