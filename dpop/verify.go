@@ -53,7 +53,9 @@ type Config struct {
 	ReplayStore ReplayStore
 	// Nonces, when set, makes a valid server nonce mandatory in every proof
 	// (ErrUseNonce otherwise). nil means nonces are not required; a nonce
-	// claim is then ignored.
+	// claim is then not checked against any source, but one that is not a
+	// non-empty string of NQCHAR (RFC 9449 §8.1) is still refused with
+	// ErrUseNonce.
 	Nonces NonceSource
 	// MaxProofBytes caps the proof length; longer proofs are refused before
 	// any parsing. 0 means DefaultMaxProofBytes (8 KiB).
