@@ -467,27 +467,43 @@ func init() {
 				)
 			}},
 		Case{ID: "DPOP-RS-25", Title: "DPoP runs only over HTTPS", Section: "RFC 9449 §2", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP,
-			Expect: "AT1 + proof over plain HTTP (the http:// form of the resource URL) → never 2xx",
+			Expect: "AT1 + proof over plain HTTP (Target.PlainResource, else the http:// form of the resource URL) → never 2xx",
 			run: func(ctx context.Context, r *run) verdict {
 				it, v := r.needDPoP()
 				if v != nil {
 					return *v
 				}
-				u := r.s.t.Resource
-				if strings.HasPrefix(u, "https://") {
-					u = "http://" + strings.TrimPrefix(u, "https://")
+				u := r.s.t.PlainResource
+				probe := u == ""
+				if probe {
+					u = r.s.t.Resource
+					if strings.HasPrefix(u, "https://") {
+						u = "http://" + strings.TrimPrefix(u, "https://")
+					}
 				}
 				m := r.s.t.method()
 				x, fv := r.rs(rsReq{method: m, url: u, scheme: "DPoP", token: it.access, proof: r.s.proof(r.s.k1, m, u, it.access, nil)})
 				if fv != nil {
 					return *fv
 				}
-				if x.err != nil {
-					return passf("plain HTTP refused at the transport (%s)", x.describe())
-				}
-				if x.status >= 200 && x.status < 300 {
+				if x.err == nil && x.status >= 200 && x.status < 300 {
 					r.fail = x
 					return failf("plain HTTP request accepted (status %d)", x.status)
+				}
+				if !probe {
+					if x.err != nil {
+						return skipf("precondition: the plain-HTTP resource does not answer (%s)", x.describe())
+					}
+					return passf("plain HTTP refused: %s", x.describe())
+				}
+				// Only the resource's own address was probed: an HTTPS-only
+				// listener cannot serve the request at all, so this shows
+				// little. Target.PlainResource makes the case meaningful.
+				if x.err != nil {
+					return passf("plain HTTP not served at the resource's address (%s); set a plain-HTTP resource URL to test a listener without TLS", x.describe())
+				}
+				if len(x.challenges) == 0 && x.json == nil {
+					return passf("plain HTTP not served as a resource at its address (status %d, no challenge); set a plain-HTTP resource URL to test a listener without TLS", x.status)
 				}
 				return passf("plain HTTP refused: %s", x.describe())
 			}},

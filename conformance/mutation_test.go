@@ -102,6 +102,9 @@ func TestMutantsAreCaught(t *testing.T) {
 		{refserver.TokenCnfNotObject, false, []string{"ATV-08"}},
 		{refserver.EchoClientCertHeader, false, []string{"CCERT-07", "CCERT-02"}},
 		{refserver.CORSWithoutExpose, false, []string{"ERR-18"}},
+		{refserver.DPoPOverHTTP, false, []string{"DPOP-RS-25"}},
+		{refserver.BindRegisteredCert, false, []string{"MTLS-CB-05", "MTLS-CA-01"}},
+		{refserver.FractionalIatServerError, false, []string{"ADV-43"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mutation), func(t *testing.T) {
@@ -123,18 +126,24 @@ func TestMutantsAreCaught(t *testing.T) {
 
 // TestEveryMutantIsCaught runs the whole catalogue against each mutant:
 // every mutant must make at least one case fail or warn. The cases that no
-// mutant fails are logged (they are checked only against correct servers).
+// mutant fails are logged (they are checked only against correct servers):
+// record cases, which fail only on a 5xx or an echoed credential, and cases
+// whose preconditions the reference servers never meet (refresh tokens of
+// public clients: the suite obtains tokens with client_credentials).
 func TestEveryMutantIsCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the catalogue once per mutant")
 	}
 	t.Parallel()
-	caught := map[string]bool{}
+	caught, ran := map[string]bool{}, map[string]bool{}
 	for _, m := range refserver.AllMutations {
 		nonce := nonceOnly[m]
 		rep := runRef(t, refserver.Config{Mutations: []refserver.Mutation{m}, RequireNonce: nonce}, nil)
 		n := 0
 		for _, r := range rep.Results {
+			if r.Status != conformance.StatusSkip {
+				ran[r.ID] = true
+			}
 			if r.Status == conformance.StatusFail || r.Status == conformance.StatusWarn {
 				caught[r.ID] = true
 				n++
@@ -144,13 +153,17 @@ func TestEveryMutantIsCaught(t *testing.T) {
 			t.Errorf("mutant %s (nonce=%v) passes the whole catalogue", m, nonce)
 		}
 	}
-	var never []string
+	var never, skipped []string
 	for _, c := range conformance.Cases() {
 		if !caught[c.ID] {
 			never = append(never, c.ID)
+			if !ran[c.ID] {
+				skipped = append(skipped, c.ID)
+			}
 		}
 	}
-	t.Logf("%d of %d cases are failed by at least one mutant; never failed: %v", len(conformance.Cases())-len(never), len(conformance.Cases()), never)
+	t.Logf("%d of %d cases are failed by at least one mutant; never failed: %v; of these, skipped in every run: %v",
+		len(conformance.Cases())-len(never), len(conformance.Cases()), never, skipped)
 }
 
 // nonceOnly mutants break nonce handling, which only a nonce-requiring

@@ -73,6 +73,10 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 	// proxy is the same resource as seen through a TLS-terminating proxy:
 	// its listener trusts loopback peers to forward Client-Cert.
 	proxy := start(proxyH, tls.NoClientCert)
+	// plain is the same resource on a listener without TLS (DPOP-RS-25).
+	plainH := &lateHandler{}
+	plain := httptest.NewServer(plainH)
+	t.Cleanup(plain.Close)
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -149,6 +153,7 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 	rsH.set(newRS(aud1, rs.URL, shared, nil))
 	proxyH.set(newRS(aud1, proxy.URL, shared, []string{"127.0.0.1/32", "::1"}))
 	rs2H.set(newRS(aud2, rs2.URL, newStore(), nil))
+	plainH.set(newRS(aud1, plain.URL, shared, nil))
 
 	tc1, tc2 := c1.TLSCertificate(), c2.TLSCertificate()
 	return conformance.Target{
@@ -166,6 +171,7 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 		IssuerKey:                  &jose.JSONWebKey{Key: key, KeyID: ks.ActiveKeyID(), Algorithm: "ES256"},
 		SecondResource:             rs2.URL + "/resource",
 		TrustedProxyResource:       proxy.URL + "/resource",
+		PlainResource:              plain.URL + "/resource",
 		NonceRequired:              nonces,
 		TokenEndpointNonceRequired: nonces,
 		MetadataURL:                as.URL + issuer.MetadataPath,

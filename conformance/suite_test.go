@@ -42,6 +42,7 @@ func startRef(tb testing.TB, cfg refserver.Config) (*refserver.Servers, conforma
 		NonceRequired:              cfg.RequireNonce,
 		TokenEndpointNonceRequired: cfg.RequireNonce,
 		TrustedProxyResource:       s.Proxy.URL + "/resource",
+		PlainResource:              s.Plain.URL + "/resource",
 		MetadataURL:                s.AS.URL + "/.well-known/oauth-authorization-server",
 		IntrospectionEndpoint:      s.AS.URL + "/introspect",
 		IntrospectionClientID:      refserver.IntrospectID,

@@ -73,6 +73,12 @@ type Target struct {
 	// trusted TLS-terminating proxy, i.e. where a Client-Cert header is
 	// believed.
 	TrustedProxyResource string
+	// PlainResource is an http:// URL of the same resource on a listener
+	// without TLS that is not behind a trusted TLS-terminating proxy. With
+	// it DPOP-RS-25 checks that this listener refuses DPoP; without it the
+	// case can only probe the http:// form of Resource, which an
+	// HTTPS-only listener never serves.
+	PlainResource string
 	// MetadataURL is the RFC 8414 metadata document URL.
 	MetadataURL string
 	// IntrospectionEndpoint is the RFC 7662 endpoint URL; with
@@ -164,6 +170,7 @@ func (t *Target) Validate() error {
 		{"token endpoint", t.TokenEndpoint}, {"resource", t.Resource},
 		{"second resource", t.SecondResource}, {"trusted-proxy resource", t.TrustedProxyResource},
 		{"metadata", t.MetadataURL}, {"introspection", t.IntrospectionEndpoint},
+		{"plain resource", t.PlainResource},
 	} {
 		if u.v == "" {
 			continue
@@ -172,6 +179,9 @@ func (t *Target) Validate() error {
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			errs = append(errs, fmt.Errorf("conformance: %s URL is not an absolute http(s) URL", u.name))
 		}
+	}
+	if t.PlainResource != "" && !strings.HasPrefix(strings.ToLower(t.PlainResource), "http://") {
+		errs = append(errs, errors.New("conformance: plain resource URL must use http://"))
 	}
 	if t.IssuerKey != nil && t.IssuerKey.IsPublic() {
 		errs = append(errs, errors.New("conformance: issuer key must be a private key"))
@@ -198,7 +208,7 @@ type TargetFlags struct {
 // --audience, --cert, --key, --mtls-client-id, --second-cert, --second-key,
 // --ca-file, --insecure, --issuer-key, --second-resource, --nonce-required,
 // --token-nonce-required,
-// --trusted-proxy-resource, --metadata, --introspection,
+// --trusted-proxy-resource, --plain-resource, --metadata, --introspection,
 // --introspection-client (id:secret), --no-dpop, --timeout, --format
 // (text|json|junit), --out and --cases (comma-separated ids or prefixes).
 func RegisterFlags(fs *flag.FlagSet) *TargetFlags {
@@ -224,6 +234,7 @@ func RegisterFlags(fs *flag.FlagSet) *TargetFlags {
 	fs.BoolVar(&t.NonceRequired, "nonce-required", false, "the resource server requires DPoP nonces")
 	fs.BoolVar(&t.TokenEndpointNonceRequired, "token-nonce-required", false, "the token endpoint requires DPoP nonces")
 	fs.StringVar(&t.TrustedProxyResource, "trusted-proxy-resource", "", "resource URL reachable as a trusted proxy (Client-Cert believed)")
+	fs.StringVar(&t.PlainResource, "plain-resource", "", "http:// URL of the same resource on a listener without TLS (DPoP must be refused there)")
 	fs.StringVar(&t.MetadataURL, "metadata", "", "authorization server metadata URL")
 	fs.StringVar(&t.IntrospectionEndpoint, "introspection", "", "introspection endpoint URL")
 	fs.StringVar(&f.introspectionClient, "introspection-client", "", "introspection credentials as id:secret")

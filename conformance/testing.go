@@ -7,8 +7,6 @@ import (
 	"time"
 )
 
-var timeNow = time.Now
-
 // RunTest runs the catalogue against target as subtests of t, one per case,
 // named by case id. A failed MUST case fails its subtest; a policy failure
 // or a SHOULD warning is logged; a skipped case calls t.Skip with the
@@ -25,7 +23,7 @@ func RunTest(t *testing.T, target Target, opts ...Options) {
 	}
 	now := o.Now
 	if now == nil {
-		now = timeNow
+		now = time.Now
 	}
 	s, err := newSession(target, now)
 	if err != nil {

@@ -123,8 +123,13 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		if id == ClientID && s.has(CertAuthIgnoresClientID) && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			id = MTLSClientID
 		}
-		if id == MTLSClientID && s.has(MTLSClientWithoutCert) && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+		if id == MTLSClientID && (s.has(MTLSClientWithoutCert) || s.has(BindRegisteredCert)) && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
 			clientID = id
+			if s.has(BindRegisteredCert) {
+				// Binds to the certificate on file, not to one the
+				// client proved possession of.
+				boundCert = s.ClientCert.Certificate[0]
+			}
 			goto authenticated
 		}
 		if id != MTLSClientID || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
@@ -177,6 +182,10 @@ authenticated:
 					w.Header().Add("DPoP-Nonce", s.issueNonce(s.asNonce, now))
 				}
 				oauthError(w, http.StatusBadRequest, "use_dpop_nonce", "authorization server requires nonce in DPoP proof")
+				return
+			}
+			if perr.code == "server_error" {
+				oauthError(w, http.StatusInternalServerError, "server_error", "internal error")
 				return
 			}
 			oauthError(w, http.StatusBadRequest, perr.code, "invalid DPoP proof")

@@ -470,6 +470,10 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	if err != nil {
 		return "", bad("iat")
 	}
+	if s.has(FractionalIatServerError) && iatF != float64(int64(iatF)) {
+		// Like decoding iat into an integer and answering the error as 500.
+		return "", &proofError{code: "server_error", desc: "iat"}
+	}
 	iatT := time.Unix(int64(iatF), 0)
 	if !s.has(NoIatWindow) && (iatT.Before(now.Add(-s.cfg.Window)) || iatT.After(now.Add(5*time.Second))) {
 		return "", bad("iat outside window")

@@ -119,6 +119,9 @@ const (
 	TokenCnfNotObject          Mutation = "token-cnf-not-object"
 	EchoClientCertHeader       Mutation = "echo-client-cert-header"
 	CORSWithoutExpose          Mutation = "cors-without-expose"
+	DPoPOverHTTP               Mutation = "dpop-over-http"
+	BindRegisteredCert         Mutation = "bind-registered-cert"
+	FractionalIatServerError   Mutation = "fractional-iat-server-error"
 )
 
 // AllMutations lists every mutation, in declaration order.
@@ -209,6 +212,9 @@ var AllMutations = []Mutation{
 	TokenCnfNotObject,
 	EchoClientCertHeader,
 	CORSWithoutExpose,
+	DPoPOverHTTP,
+	BindRegisteredCert,
+	FractionalIatServerError,
 }
 
 // Config configures the reference servers. The zero value is a correct
@@ -246,8 +252,9 @@ type Servers struct {
 	AS *httptest.Server
 	// RS serves /resource; RS2 is a second resource server accepting the
 	// same tokens; Proxy serves the RS as seen through a trusted
-	// TLS-terminating proxy (Client-Cert believed).
-	RS, RS2, Proxy *httptest.Server
+	// TLS-terminating proxy (Client-Cert believed); Plain serves the RS
+	// over plain HTTP (no TLS, no trusted proxy), where DPoP is refused.
+	RS, RS2, Proxy, Plain *httptest.Server
 	// RootCAs verifies every server certificate.
 	RootCAs *x509.CertPool
 	// ClientCert (CN mtls-app) is registered for MTLSClientID; SecondCert is
@@ -330,6 +337,9 @@ func Start(cfg Config) (*Servers, error) {
 	s.RS = mk(&resourceServer{s: s, audience: Audience, replay: shared})
 	s.Proxy = mk(&resourceServer{s: s, audience: Audience, replay: shared, trustedProxy: true})
 	s.RS2 = mk(&resourceServer{s: s, audience: Audience2, replay: newReplay()})
+	s.Plain = httptest.NewUnstartedServer(&resourceServer{s: s, audience: Audience, replay: shared})
+	s.Plain.Config.ErrorLog = quiet
+	s.Plain.Start()
 	return s, nil
 }
 
@@ -339,7 +349,7 @@ var quiet = log.New(io.Discard, "", 0)
 
 // Close stops every server.
 func (s *Servers) Close() {
-	for _, srv := range []*httptest.Server{s.AS, s.RS, s.RS2, s.Proxy} {
+	for _, srv := range []*httptest.Server{s.AS, s.RS, s.RS2, s.Proxy, s.Plain} {
 		if srv != nil {
 			srv.Close()
 		}

@@ -273,7 +273,7 @@ func (rs *resourceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if r.TLS == nil {
+	if r.TLS == nil && !rs.s.has(DPoPOverHTTP) {
 		http.Error(w, "TLS required", http.StatusBadRequest)
 		return
 	}
@@ -351,7 +351,15 @@ func (rs *resourceServer) serveDPoP(w http.ResponseWriter, r *http.Request, tok 
 			return s.checkNonce(s.rsNonce, n, now) || (s.has(NonceNotBound) && s.checkNonce(s.asNonce, n, now))
 		}
 	}
-	got, perr := s.verifyProof(proofs[0], proofCheck{method: r.Method, url: "https://" + r.Host + r.URL.RequestURI(), token: tok, nonce: nonce, replay: rs.replay})
+	scheme := "https://"
+	if r.TLS == nil {
+		scheme = "http://"
+	}
+	got, perr := s.verifyProof(proofs[0], proofCheck{method: r.Method, url: scheme + r.Host + r.URL.RequestURI(), token: tok, nonce: nonce, replay: rs.replay})
+	if perr != nil && perr.code == "server_error" {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
 	if perr != nil {
 		rs.fail(w, rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: perr.code, desc: "invalid DPoP proof", nonce: perr.code == "use_dpop_nonce"}, tok)
 		return
