@@ -8,15 +8,14 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/senderbound/senderbound/internal/jwssign"
 	"github.com/senderbound/senderbound/internal/keyfile"
 )
 
@@ -52,10 +51,8 @@ type key struct {
 	signer crypto.Signer
 	alg    string
 	kid    string
-	hash   crypto.Hash
-	opts   crypto.SignerOpts
-	ecSize int // coordinate size in bytes for ECDSA, 0 otherwise
-	header string
+	js     *jwssign.Key
+	header string // base64url of the protected header
 	jwk    jose.JSONWebKey
 
 	// lastExp is the latest exp (unix seconds) of any token signed by
@@ -89,14 +86,10 @@ func prepareKey(sk SigningKey) (*key, error) {
 		if !ok || p.Curve != want {
 			return nil, fmt.Errorf("%w: %s needs an ECDSA %s key", ErrInvalidConfig, alg, want.Params().Name)
 		}
-		k.ecSize = (want.Params().BitSize + 7) / 8
-		k.hash = map[string]crypto.Hash{"ES256": crypto.SHA256, "ES384": crypto.SHA384, "ES512": crypto.SHA512}[alg]
-		k.opts = k.hash
 	case "EdDSA":
 		if _, ok := pub.(ed25519.PublicKey); !ok {
 			return nil, fmt.Errorf("%w: EdDSA needs an Ed25519 key", ErrInvalidConfig)
 		}
-		k.opts = crypto.Hash(0)
 	case "PS256", "RS256":
 		p, ok := pub.(*rsa.PublicKey)
 		if !ok {
@@ -105,14 +98,14 @@ func prepareKey(sk SigningKey) (*key, error) {
 		if p.N.BitLen() < 2048 {
 			return nil, fmt.Errorf("%w: RSA keys must have at least 2048 bits", ErrInvalidConfig)
 		}
-		k.hash = crypto.SHA256
-		k.opts = crypto.SHA256
-		if alg == "PS256" {
-			k.opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
-		}
 	default:
 		return nil, fmt.Errorf("%w: unsupported signing algorithm", ErrInvalidConfig)
 	}
+	js, err := jwssign.NewKey(sk.Signer, alg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	k.js = js
 	k.jwk = jose.JSONWebKey{Key: pub, Algorithm: alg, Use: "sig"}
 	kid := sk.KeyID
 	if kid == "" {
@@ -144,67 +137,6 @@ func inferAlgorithm(pub crypto.PublicKey) (string, error) {
 		return "", fmt.Errorf("%w: unsupported signing key type %T", ErrInvalidConfig, pub)
 	}
 	return alg, nil
-}
-
-// sign returns the JWS signature over signingInput in its JOSE form
-// (r||s fixed width for ECDSA, RFC 7518 §3.4).
-func (k *key) sign(rnd io.Reader, signingInput []byte) ([]byte, error) {
-	digest := signingInput
-	if k.hash != 0 {
-		h := k.hash.New()
-		h.Write(signingInput)
-		digest = h.Sum(nil)
-	}
-	sig, err := k.signer.Sign(rnd, digest, k.opts)
-	if err != nil {
-		return nil, err
-	}
-	if k.ecSize == 0 {
-		return sig, nil
-	}
-	return derToRawECDSA(sig, k.ecSize)
-}
-
-var errECDSASig = errors.New("issuer: signer returned a malformed ECDSA signature")
-
-// derToRawECDSA converts a DER ECDSA-Sig-Value (SEQUENCE of two positive
-// INTEGERs, as crypto.Signer returns) to the JOSE form r||s, each
-// left-padded to size bytes (RFC 7518 §3.4). It accepts only minimal DER.
-func derToRawECDSA(der []byte, size int) ([]byte, error) {
-	if len(der) < 2 || der[0] != 0x30 {
-		return nil, errECDSASig
-	}
-	n, body := int(der[1]), der[2:]
-	if der[1] == 0x81 && len(der) > 2 && der[2] >= 0x80 {
-		n, body = int(der[2]), der[3:]
-	} else if der[1] >= 0x80 {
-		return nil, errECDSASig
-	}
-	if n != len(body) {
-		return nil, errECDSASig
-	}
-	out := make([]byte, 2*size)
-	for i := range 2 {
-		if len(body) < 2 || body[0] != 0x02 || body[1] >= 0x80 || int(body[1]) > len(body)-2 || body[1] == 0 {
-			return nil, errECDSASig
-		}
-		v := body[2 : 2+int(body[1])]
-		body = body[2+int(body[1]):]
-		if v[0]&0x80 != 0 || len(v) > 1 && v[0] == 0 && v[1]&0x80 == 0 {
-			return nil, errECDSASig // negative or not minimal
-		}
-		for len(v) > 0 && v[0] == 0 {
-			v = v[1:]
-		}
-		if len(v) == 0 || len(v) > size {
-			return nil, errECDSASig // zero or too large
-		}
-		copy(out[(i+1)*size-len(v):(i+1)*size], v)
-	}
-	if len(body) != 0 {
-		return nil, errECDSASig
-	}
-	return out, nil
 }
 
 func (k *key) noteExp(exp int64) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/senderbound/senderbound/internal/jwssign"
 )
 
 // Config configures an [Issuer]. The zero value of each optional field
@@ -214,30 +216,9 @@ var reservedClaims = map[string]bool{
 	"jti": true, "client_id": true, "scope": true, "cnf": true,
 }
 
-type audience []string
-
-func (a audience) MarshalJSON() ([]byte, error) {
-	if len(a) == 1 {
-		return json.Marshal(a[0])
-	}
-	return json.Marshal([]string(a))
-}
-
 type cnfClaim struct {
 	JKT     string `json:"jkt,omitempty"`
 	X5TS256 string `json:"x5t#S256,omitempty"`
-}
-
-type accessClaims struct {
-	Iss      string    `json:"iss"`
-	Sub      string    `json:"sub"`
-	Aud      audience  `json:"aud"`
-	Exp      int64     `json:"exp"`
-	Iat      int64     `json:"iat"`
-	Jti      string    `json:"jti"`
-	ClientID string    `json:"client_id"`
-	Scope    string    `json:"scope,omitempty"`
-	Cnf      *cnfClaim `json:"cnf,omitempty"`
 }
 
 // Mint signs an access token with the active key: header typ "at+jwt" and
@@ -278,20 +259,11 @@ func (is *Issuer) Mint(ctx context.Context, req MintRequest) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: jti: %w", err)
 	}
+	jti := id.String()
 	now := is.now().Truncate(time.Second)
 	exp := now.Add(ttl.Truncate(time.Second))
-	c := accessClaims{
-		Iss: is.cfg.Issuer, Sub: req.Subject, Aud: audience(aud),
-		Exp: exp.Unix(), Iat: now.Unix(), Jti: id.String(),
-		ClientID: req.ClientID, Scope: req.Scope,
-	}
-	if req.Binding.Bound() {
-		c.Cnf = &cnfClaim{JKT: req.Binding.JKT, X5TS256: req.Binding.X5TS256}
-	}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("issuer: claims: %w", err)
-	}
+	var buf [512]byte // the claims of a typical token fit on the stack
+	payload := appendClaims(buf[:0], is.cfg.Issuer, &req, aud, exp.Unix(), now.Unix(), jti)
 	if len(req.Claims) > 0 {
 		extra, err := json.Marshal(req.Claims)
 		if err != nil {
@@ -302,30 +274,55 @@ func (is *Issuer) Mint(ctx context.Context, req MintRequest) (*Token, error) {
 		payload = append(payload, extra[1:]...)
 	}
 	k := is.cfg.Keys.active.Load()
-	raw, err := k.signCompact(is.rand(), payload)
+	raw, err := k.js.SignCompact(is.rand(), k.header, payload)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: sign: %w", err)
 	}
 	k.noteExp(exp.Unix())
 	return &Token{
-		Raw: raw, Type: req.Binding.TokenType(), ID: c.Jti, KeyID: k.kid,
+		Raw: raw, Type: req.Binding.TokenType(), ID: jti, KeyID: k.kid,
 		Subject: req.Subject, ClientID: req.ClientID, Audience: append([]string(nil), aud...),
 		Scope: req.Scope, Binding: req.Binding, IssuedAt: now, ExpiresAt: exp,
 	}, nil
 }
 
-// signCompact returns header.payload.signature in JWS compact form.
-func (k *key) signCompact(rnd io.Reader, payload []byte) (string, error) {
-	enc := base64.RawURLEncoding
-	out := make([]byte, 0, len(k.header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(2*k.ecSize+64))
-	out = append(out, k.header...)
-	out = append(out, '.')
-	out = enc.AppendEncode(out, payload)
-	sig, err := k.sign(rnd, out)
-	if err != nil {
-		return "", err
+// appendClaims appends the JSON object of the claims Mint sets itself: iss,
+// sub, aud (a string for one audience, else an array), exp, iat, jti,
+// client_id, scope (omitted when empty) and cnf (omitted when unbound).
+func appendClaims(b []byte, iss string, req *MintRequest, aud []string, exp, iat int64, jti string) []byte {
+	b = append(b, '{')
+	b = jwssign.AppendStringMember(b, "iss", iss)
+	b = jwssign.AppendStringMember(b, "sub", req.Subject)
+	b = jwssign.AppendMember(b, "aud")
+	if len(aud) == 1 {
+		b = jwssign.AppendString(b, aud[0])
+	} else {
+		b = append(b, '[')
+		for i, a := range aud {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jwssign.AppendString(b, a)
+		}
+		b = append(b, ']')
 	}
-	out = append(out, '.')
-	out = enc.AppendEncode(out, sig)
-	return string(out), nil
+	b = jwssign.AppendIntMember(b, "exp", exp)
+	b = jwssign.AppendIntMember(b, "iat", iat)
+	b = jwssign.AppendStringMember(b, "jti", jti)
+	b = jwssign.AppendStringMember(b, "client_id", req.ClientID)
+	if req.Scope != "" {
+		b = jwssign.AppendStringMember(b, "scope", req.Scope)
+	}
+	if bd := req.Binding; bd.Bound() {
+		b = jwssign.AppendMember(b, "cnf")
+		b = append(b, '{')
+		if bd.JKT != "" {
+			b = jwssign.AppendStringMember(b, "jkt", bd.JKT)
+		}
+		if bd.X5TS256 != "" {
+			b = jwssign.AppendStringMember(b, "x5t#S256", bd.X5TS256)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }
