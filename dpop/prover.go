@@ -15,9 +15,11 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/cryptosigner"
+
+	"github.com/senderbound/senderbound/internal/jwssign"
 )
 
 // ProofType is the JOSE typ of a DPoP proof (RFC 9449 §4.2).
@@ -43,7 +45,8 @@ type ProverOptions struct {
 // crypto.Signer is.
 type Prover struct {
 	alg    string
-	signer jose.Signer
+	key    *jwssign.Key
+	header string // base64url of the protected header, the same for every proof
 	jwk    jose.JSONWebKey
 	jkt    string
 	now    func() time.Time
@@ -72,15 +75,9 @@ func NewProver(key crypto.Signer, opts *ProverOptions) (*Prover, error) {
 	} else if !algorithmFits(alg, pub) {
 		return nil, fmt.Errorf("dpop: algorithm %s does not fit the key", alg)
 	}
-	var signingKey any
-	switch k := key.(type) {
-	case *ecdsa.PrivateKey, ed25519.PrivateKey, *rsa.PrivateKey:
-		signingKey = k
-	default:
-		signingKey = cryptosigner.Opaque(pssSaltSigner{key})
-	}
-	so := (&jose.SignerOptions{EmbedJWK: true}).WithType(ProofType)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: signingKey}, so)
+	// Proofs are signed through the crypto.Signer interface alone, so
+	// that HSM and KMS keys work like in-memory ones.
+	sk, err := jwssign.NewKey(key, alg)
 	if err != nil {
 		return nil, fmt.Errorf("dpop: signer: %w", err)
 	}
@@ -89,7 +86,18 @@ func NewProver(key crypto.Signer, opts *ProverOptions) (*Prover, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Prover{alg: alg, signer: signer, jwk: jwk, jkt: jkt, now: o.Now, rand: o.Rand}
+	jwkJSON, err := jwk.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("dpop: jwk: %w", err)
+	}
+	header, err := json.Marshal(proofHeader{Alg: alg, JWK: jwkJSON, Typ: ProofType})
+	if err != nil {
+		return nil, fmt.Errorf("dpop: header: %w", err)
+	}
+	p := &Prover{
+		alg: alg, key: sk, header: base64.RawURLEncoding.EncodeToString(header),
+		jwk: jwk, jkt: jkt, now: o.Now, rand: o.Rand,
+	}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -138,13 +146,11 @@ func algorithmFits(alg string, pub crypto.PublicKey) bool {
 	return alg == inferred
 }
 
-type proofClaims struct {
-	JTI   string `json:"jti"`
-	HTM   string `json:"htm"`
-	HTU   string `json:"htu"`
-	IAT   int64  `json:"iat"`
-	ATH   string `json:"ath,omitempty"`
-	Nonce string `json:"nonce,omitempty"`
+// proofHeader is the protected header of every proof of one Prover.
+type proofHeader struct {
+	Alg string          `json:"alg"`
+	JWK json.RawMessage `json:"jwk"`
+	Typ string          `json:"typ"`
 }
 
 // ProofOptions are the per-request inputs of [Prover.Proof].
@@ -175,25 +181,37 @@ func (p *Prover) Proof(method, targetURL string, opts ProofOptions) (string, err
 	if _, err := io.ReadFull(p.rand, rnd[:]); err != nil {
 		return "", fmt.Errorf("dpop: jti: %w", err)
 	}
-	c := proofClaims{
-		JTI:   base64.RawURLEncoding.EncodeToString(rnd[:]),
-		HTM:   method,
-		HTU:   htu,
-		IAT:   p.now().Unix(),
-		Nonce: opts.Nonce,
-	}
-	if opts.AccessToken != "" {
-		c.ATH = AccessTokenHash(opts.AccessToken)
-	}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("dpop: claims: %w", err)
-	}
-	jws, err := p.signer.Sign(payload)
+	var buf [512]byte // the claims of a typical proof fit on the stack
+	payload := p.appendClaims(buf[:0], &rnd, method, htu, opts)
+	jws, err := p.key.SignCompact(rand.Reader, p.header, payload)
 	if err != nil {
 		return "", fmt.Errorf("dpop: sign: %w", err)
 	}
-	return jws.CompactSerialize()
+	return jws, nil
+}
+
+// appendClaims appends the proof's claims object: jti, htm, htu, iat, and
+// ath and nonce when present (RFC 9449 §4.2).
+func (p *Prover) appendClaims(b []byte, rnd *[jtiBytes]byte, method, htu string, opts ProofOptions) []byte {
+	b64 := base64.RawURLEncoding
+	b = append(b, '{')
+	b = jwssign.AppendMember(b, "jti")
+	b = append(b, '"') // base64url needs no escaping
+	b = b64.AppendEncode(b, rnd[:])
+	b = append(b, '"')
+	b = jwssign.AppendStringMember(b, "htm", method)
+	b = jwssign.AppendStringMember(b, "htu", htu)
+	b = jwssign.AppendIntMember(b, "iat", p.now().Unix())
+	if opts.AccessToken != "" {
+		b = jwssign.AppendMember(b, "ath")
+		b = append(b, '"')
+		b = appendATH(b, opts.AccessToken)
+		b = append(b, '"')
+	}
+	if opts.Nonce != "" {
+		b = jwssign.AppendStringMember(b, "nonce", opts.Nonce)
+	}
+	return append(b, '}')
 }
 
 // proofHTU strips query and fragment from an absolute http(s) URL and checks
@@ -240,20 +258,14 @@ func Thumbprint(jwk *jose.JSONWebKey) (string, error) {
 // AccessTokenHash returns the ath value for token: base64url (unpadded) of
 // SHA-256 over the token's ASCII bytes (RFC 9449 §4.2).
 func AccessTokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	var buf [43]byte
+	return string(appendATH(buf[:0], token))
 }
 
-// pssSaltSigner makes RSA-PSS signatures of an opaque signer use a salt as
-// long as the hash, as RFC 7518 §3.5 requires (cryptosigner asks for the
-// maximal salt, which strict verifiers, including this package's, refuse).
-type pssSaltSigner struct{ crypto.Signer }
-
-func (s pssSaltSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if o, ok := opts.(*rsa.PSSOptions); ok {
-		fixed := *o
-		fixed.SaltLength = rsa.PSSSaltLengthEqualsHash
-		opts = &fixed
-	}
-	return s.Signer.Sign(r, digest, opts)
+// appendATH appends the ath value for token to b.
+func appendATH(b []byte, token string) []byte {
+	// Hash the token's bytes in place: a token is often kilobytes, and
+	// SHA-256 only reads them.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+	return base64.RawURLEncoding.AppendEncode(b, sum[:])
 }
