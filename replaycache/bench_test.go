@@ -65,13 +65,25 @@ func reportRatio(b *testing.B) {
 	b.ReportMetric(perOp/rawVerifyNsPerOp(b), "x-raw")
 }
 
-// benchKey fills a key from two counters without hashing, so the benchmark
-// measures the cache and not SHA-256.
+// benchKey returns a distinct digest-like key for each (hi < 2^24, lo < 2^40)
+// without SHA-256, so the benchmark measures the cache and not the hash. Like
+// a real digest, every 8-byte word differs between keys, the first one too
+// (an LRU keeps only the first 8 bytes): each word is a bijective mix of
+// hi<<40|lo.
 func benchKey(hi, lo uint64) [32]byte {
+	x := hi<<40 | lo
 	var k [32]byte
-	binary.LittleEndian.PutUint64(k[0:], lo)
-	binary.LittleEndian.PutUint64(k[8:], hi)
+	for i := 0; i < 32; i += 8 {
+		binary.LittleEndian.PutUint64(k[i:], mix64(x+uint64(i)))
+	}
 	return k
+}
+
+// mix64 is the SplitMix64 finalizer, a bijection on uint64.
+func mix64(x uint64) uint64 {
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // BenchmarkLRUClaimParallel measures fresh claims from all cores. Entries

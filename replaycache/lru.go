@@ -2,6 +2,7 @@ package replaycache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -44,9 +45,15 @@ type Config struct {
 	// new claims fail with ErrFull, and because keys spread unevenly over
 	// shards the first shard fills before the whole cache does (with 64
 	// shards of 15,625 entries, at about 98% of Capacity). Memory is
-	// allocated per entry as claims arrive, about 200 bytes each on 64-bit
-	// platforms (the golang-lru list element plus the Go map slot), not
-	// reserved up front.
+	// allocated per entry as claims arrive, not reserved up front: on 64-bit
+	// platforms (Go 1.24+ maps) about 100 to 120 bytes per entry, 118 at
+	// 1,000,000 entries. Of that, 80 bytes are the golang-lru list element
+	// (72 bytes: three pointers, the 8-byte key, the 8-byte deadline and
+	// the element's unused expiry fields, in the 80-byte size class); the
+	// rest is the Go map slot (8-byte key, 8-byte pointer and a control
+	// byte, 17 bytes per slot) divided by the map's load, which moves
+	// between 7/16 and 7/8 as its tables fill and split, plus the
+	// allocator's rounding of the map's slot arrays.
 	Capacity int
 
 	// Shards is the number of independently locked shards. It must be a
@@ -118,12 +125,54 @@ type Stats struct {
 // claim uses the same acceptance window, deadlines follow insertion order up
 // to the spread of the clients' clocks, and the delay is at most that spread.
 //
+// # Internal key
+//
+// An LRU keeps only the first 8 bytes of each 32-byte key, read as a
+// little-endian uint64, and treats two keys with equal first 8 bytes as the
+// same key. At 1,000,000 entries this takes about 118 bytes per entry instead
+// of 197 with the full key (see Config.Capacity), and it is safe because a
+// collision can only refuse, never accept:
+//
+//   - A claim whose 64 bits match a live entry is reported as a replay
+//     (fresh == false): a false rejection, which the caller turns into a
+//     refused request and the client retries with a new jti. A claim whose
+//     bits match an expired entry replaces it, and an expired entry may be
+//     forgotten anyway. No claim ever removes or shortens a live entry, so
+//     a true replay is refused exactly as with the full key.
+//   - For keys that are digests (SHA-256 over the thumbprint and jti), a
+//     fresh claim collides with one of n live entries with probability at
+//     most n/2^64: 5.7e-14 at n = 2^20, the default Capacity. A cache of
+//     that size filled at its sustainable rate (2^20 entries over a 105 s
+//     DPoP window with the default Grace, about 10,000 claims/s) sees one
+//     false rejection in about 56 years; even 3,000,000 claims/s against
+//     2^20 live entries gives one in about 68 days. Collisions among live
+//     entries themselves have no effect.
+//   - An attacker who controls their own proof key and jti can compute
+//     their keys' 64 bits, but a victim's key covers the victim's
+//     thumbprint and a jti the attacker has not seen (RFC 9449 §4.2 asks
+//     for at least 96 bits of pseudorandom data; the Prover of package
+//     github.com/senderbound/senderbound/dpop uses 192). Filling the whole
+//     cache with chosen keys raises a victim's chance of a false rejection
+//     to at most Capacity/2^64 per claim, the same as honest load, and a
+//     full cache already refuses with ErrFull. Aiming at one victim claim
+//     requires knowing its jti before it is sent and about 2^64 SHA-256
+//     evaluations to find a matching jti, and buys one refused request.
+//
+// A 128-bit internal key would bring the collision probability down to
+// 2^-108 per claim but costs about 136 bytes per entry at 1,000,000 entries
+// (the list element stays at 80 bytes, the map slot grows from 17 to 25);
+// at 64 bits a false rejection is already far rarer than a refused request
+// from any other cause. Keys that are not uniformly distributed in their
+// first 8 bytes (for example counters) must be hashed by the caller first;
+// the [Store] contract already requires a digest.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. The check and the insert of one
 // claim happen under one shard lock, so among concurrent claims of the same
-// key exactly one is fresh. Shards are chosen with a keyed hash (seeded per
-// LRU), so clients cannot aim their keys at one shard.
+// key exactly one is fresh. Shards are chosen with a keyed hash of the
+// internal key (seeded per LRU), so clients cannot aim their keys at one
+// shard, and keys that collide in their 64 bits always share a shard.
 type LRU struct {
 	shards []shard
 	mask   uint64
@@ -142,7 +191,7 @@ type shard struct {
 
 type shardState struct {
 	mu       sync.Mutex
-	lru      *simplelru.LRU[[32]byte, int64]
+	lru      *simplelru.LRU[uint64, int64]
 	capacity int
 	claims   uint64
 	replays  uint64
@@ -190,7 +239,7 @@ func NewLRU(cfg Config) (*LRU, error) {
 		c.now = time.Now
 	}
 	for i := range c.shards {
-		l, err := simplelru.NewLRU[[32]byte, int64](per, nil)
+		l, err := simplelru.NewLRU[uint64, int64](per, nil)
 		if err != nil {
 			return nil, fmt.Errorf("replaycache: %w", err)
 		}
@@ -230,15 +279,16 @@ func (c *LRU) CheckAndStore(ctx context.Context, key [32]byte, exp time.Time) (b
 	}
 	deadline = addSat(deadline, c.grace)
 
-	s := &c.shards[hashKey(c, key)&c.mask]
+	k := internalKey(key)
+	s := &c.shards[hashKey(c, k)&c.mask]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d, ok := s.lru.Peek(key); ok {
+	if d, ok := s.lru.Peek(k); ok {
 		if nowN <= d {
 			s.replays++
 			return false, nil
 		}
-		s.lru.Remove(key)
+		s.lru.Remove(k)
 		s.expired++
 	}
 	s.reclaim(nowN, reclaimPerClaim)
@@ -249,14 +299,21 @@ func (c *LRU) CheckAndStore(ctx context.Context, key [32]byte, exp time.Time) (b
 			return false, ErrFull
 		}
 	}
-	s.lru.Add(key, deadline)
+	s.lru.Add(k, deadline)
 	s.claims++
 	return true, nil
 }
 
-// hashKey returns the keyed hash that selects key's shard.
-func hashKey(c *LRU, key [32]byte) uint64 {
-	return maphash.Comparable(c.seed, key)
+// internalKey returns the key an LRU stores for key: its first 8 bytes,
+// read little-endian. See "Internal key" in the LRU documentation for why 64
+// bits are enough and why a collision can only refuse a fresh claim.
+func internalKey(key [32]byte) uint64 {
+	return binary.LittleEndian.Uint64(key[:8])
+}
+
+// hashKey returns the keyed hash of an internal key that selects its shard.
+func hashKey(c *LRU, k uint64) uint64 {
+	return maphash.Comparable(c.seed, k)
 }
 
 // reclaim removes up to limit expired entries from the old end of the shard,
@@ -309,8 +366,15 @@ var (
 	minNanoTime = time.Unix(0, math.MinInt64)
 )
 
+// safeUnixSec bounds the seconds for which t.UnixNano cannot overflow, with a
+// second of margin; unixNano checks the exact limits only outside it.
+const safeUnixSec = math.MaxInt64/int64(time.Second) - 1
+
 // unixNano is t.UnixNano saturated to the int64 range instead of wrapping.
 func unixNano(t time.Time) int64 {
+	if s := t.Unix(); -safeUnixSec <= s && s <= safeUnixSec {
+		return t.UnixNano()
+	}
 	switch {
 	case t.After(maxNanoTime):
 		return math.MaxInt64

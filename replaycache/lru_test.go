@@ -570,3 +570,84 @@ func TestLRUZeroExpiry(t *testing.T) {
 		t.Fatal("claim after Grace was a replay")
 	}
 }
+
+// TestLRUInternalKey pins the documented internal key (the first 8 bytes of
+// the key, read little-endian) and its two consequences: keys that differ
+// anywhere in those 8 bytes are distinct, and keys that agree on them count
+// as one, which can only refuse a fresh claim (a false rejection), never
+// make a replay fresh or shorten a live entry.
+func TestLRUInternalKey(t *testing.T) {
+	t.Parallel()
+	var seq [32]byte
+	for i := range seq {
+		seq[i] = byte(i + 1)
+	}
+	if got, want := replaycache.InternalKey(seq), uint64(0x0807060504030201); got != want {
+		t.Fatalf("InternalKey(01 02 … 20) = %#x, want %#x (first 8 bytes, little-endian)", got, want)
+	}
+	for i := 0; i < 1000; i++ {
+		k := key("ikey", i)
+		if got, want := replaycache.InternalKey(k), binary.LittleEndian.Uint64(k[:8]); got != want {
+			t.Fatalf("InternalKey(key %d) = %#x, want %#x", i, got, want)
+		}
+	}
+
+	const grace = time.Second
+	clk := newFakeClock()
+	c := newLRU(t, replaycache.Config{Capacity: 1 << 13, Grace: grace, Now: clk.Now})
+	exp := clk.Now().Add(time.Minute)
+	base := key("ikey-base", 0)
+	if !claim(t, c, base, exp) {
+		t.Fatal("first claim of base not fresh")
+	}
+	// Every key that differs from base in the retained bytes is fresh:
+	// each single bit, and each other value of each byte.
+	fresh := 0
+	for pos := 0; pos < 8; pos++ {
+		for v := 0; v < 256; v++ {
+			k := base
+			k[pos] = byte(v)
+			if k == base {
+				continue
+			}
+			if !claim(t, c, k, exp) {
+				t.Fatalf("key differing from base in byte %d (%#02x) collided", pos, v)
+			}
+			fresh++
+		}
+	}
+	if fresh != 8*255 {
+		t.Fatalf("claimed %d keys, want %d", fresh, 8*255)
+	}
+	// Single bit flips are among them: all still held, each distinct.
+	for bit := 0; bit < 64; bit++ {
+		k := base
+		k[bit/8] ^= 1 << (bit % 8)
+		if claim(t, c, k, exp) {
+			t.Fatalf("key with bit %d flipped was forgotten", bit)
+		}
+	}
+	// Keys that differ from base only outside the retained bytes are the
+	// same internal key: refused while base is live, and base stays held.
+	for pos := 8; pos < 32; pos++ {
+		k := base
+		k[pos] ^= 0xff
+		if claim(t, c, k, exp) {
+			t.Fatalf("key differing from base only in byte %d was fresh: the internal key is not the first 8 bytes", pos)
+		}
+	}
+	if claim(t, c, base, exp) {
+		t.Fatal("base fresh again after colliding claims")
+	}
+	// Once base's deadline has passed, a colliding key takes its place, and
+	// base itself is then a replay until that key's deadline.
+	clk.Set(exp.Add(grace + 1))
+	other := base
+	other[31] ^= 1
+	if !claim(t, c, other, clk.Now().Add(time.Minute)) {
+		t.Fatal("colliding key not fresh after base expired")
+	}
+	if claim(t, c, base, clk.Now().Add(time.Minute)) {
+		t.Fatal("base fresh while a colliding key is live")
+	}
+}

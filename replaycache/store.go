@@ -14,7 +14,10 @@ import (
 //   - fresh == true, err == nil: first claim; the caller may accept the
 //     request.
 //   - fresh == false, err == nil: the key was already claimed and has not
-//     expired: a replay, the caller MUST reject the request.
+//     expired: a replay, the caller MUST reject the request. A store that
+//     keeps only part of each key (the LRU keeps 64 bits) also answers so,
+//     with negligible probability, for a fresh key that agrees with a live
+//     one on the kept bits: a false rejection, never a false acceptance.
 //   - err != nil: the outcome is unknown (store full, unreachable, timed out,
 //     context canceled). The caller MUST treat this as a rejection (fail
 //     closed) and never accept the request unchecked. fresh is false.
