@@ -62,6 +62,9 @@ const (
 	CapIntrospection
 	// CapTokenNonce: Target.TokenEndpointNonceRequired is true.
 	CapTokenNonce
+	// CapRefreshGrant: Target.RefreshGrant is set (a public client can
+	// obtain refresh tokens).
+	CapRefreshGrant
 )
 
 var capNames = []struct {
@@ -79,6 +82,7 @@ var capNames = []struct {
 	{CapMetadata, "metadata", "needs the metadata URL (--metadata)"},
 	{CapIntrospection, "introspection", "needs introspection endpoint and credentials (--introspection)"},
 	{CapTokenNonce, "token-nonce", "needs a token endpoint that requires DPoP nonces (--token-nonce-required)"},
+	{CapRefreshGrant, "refresh-grant", "needs a test grant by which a public client obtains refresh tokens (--refresh-client-id, --refresh-grant-type, --refresh-param)"},
 }
 
 // String lists the capability names joined by "+".

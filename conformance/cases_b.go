@@ -137,63 +137,90 @@ func init() {
 			run: func(ctx context.Context, r *run) verdict {
 				return r.katBinding("cn-I_WNMClehiVp51i_0VpOENW1upEerA8sEam5hn-s", nil)
 			}},
-		Case{ID: "DPOP-AS-06", Title: "a public client's refresh token is bound to the DPoP key", Section: "RFC 9449 §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
-			Expect: "refresh with a K2 proof → 400 [open: invalid_grant|invalid_dpop_proof]; with K1 → 200",
+		Case{ID: "DPOP-AS-06", Title: "a public client's refresh token is bound to the DPoP key", Section: "RFC 9449 §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP | CapRefreshGrant,
+			Expect: "two refresh tokens of the public client from the refresh grant with K1 proofs: refresh one with a K2 proof → 400 [open: invalid_grant|invalid_dpop_proof]; the other with a K1 proof → 200, token_type DPoP, new access token bound to K1",
 			run: func(ctx context.Context, r *run) verdict {
-				if r.s.t.ClientSecret != "" {
-					return skipf("precondition: needs a public client (no client secret); see DPOP-AS-08")
-				}
-				it, v := r.needDPoP()
+				a, v := r.dpopRefreshable(r.s.k1)
 				if v != nil {
 					return *v
 				}
-				if it.refresh == "" {
-					return skipf("precondition: no refresh token was issued")
+				b, v := r.dpopRefreshable(r.s.k1)
+				if v != nil {
+					return *v
 				}
-				ref := func(key *clientKey) func(r *run) (*exchange, *verdict) {
-					return func(r *run) (*exchange, *verdict) {
-						q := r.s.dpopTokenRequest(key, nil)
-						q.form = map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {it.refresh}}
-						return r.tok(q)
-					}
+				var refreshed *exchange
+				if v := r.steps(
+					step{name: "refresh with K2", want: []want{{400, "json", []string{"invalid_grant", "invalid_dpop_proof"}}}, do: func(r *run) (*exchange, *verdict) {
+						return r.tok(r.s.refreshRequest(a.refresh, r.s.k2, nil))
+					}},
+					step{name: "refresh with K1", accept: true, do: func(r *run) (*exchange, *verdict) {
+						x, v := r.tok(r.s.refreshRequest(b.refresh, r.s.k1, nil))
+						refreshed = x
+						return x, v
+					}},
+				); v.status != StatusPass {
+					return v
 				}
-				return r.steps(
-					step{name: "refresh with K2", do: ref(r.s.k2), want: []want{{400, "json", []string{"invalid_grant", "invalid_dpop_proof"}}}},
-					step{name: "refresh with K1", do: ref(r.s.k1), accept: true},
-				)
-			}},
-		Case{ID: "DPOP-AS-07", Title: "refreshing a key-bound refresh token without DPoP fails", Section: "RFC 9449 §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
-			Expect: "refresh without DPoP header → 400 [open: invalid_grant|invalid_dpop_proof|invalid_request]",
-			run: func(ctx context.Context, r *run) verdict {
-				if r.s.t.ClientSecret != "" {
-					return skipf("precondition: needs a public client (no client secret)")
-				}
-				it, err := r.s.newDPoPToken(ctx, r.s.k1)
+				it, err := parseIssued(refreshed, r.s.k1)
 				if err != nil {
-					return skipf("precondition: no DPoP token: %s", sanitizeErr(err))
+					r.fail = refreshed
+					return failf("refresh with K1: %s", sanitizeErr(err))
 				}
-				if it.refresh == "" {
-					return skipf("precondition: no refresh token was issued")
+				if !strings.EqualFold(it.tokenType, "DPoP") {
+					r.fail = refreshed
+					return failf("refresh with K1: token_type %q, not DPoP", safeToken(it.tokenType))
+				}
+				why, observed := r.boundTo(it, "jkt", r.s.k1.jkt)
+				if why != "" {
+					r.fail = refreshed
+					return failf("refresh with K1: the new access token's cnf.jkt %s", why)
+				}
+				if !observed {
+					return passf("K2 refused, K1 accepted with token_type DPoP (opaque token, binding not observable)")
+				}
+				return passf("K2 refused; K1 accepted and the new access token is bound to K1")
+			}},
+		Case{ID: "DPOP-AS-07", Title: "refreshing a key-bound refresh token without DPoP fails", Section: "RFC 9449 §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP | CapRefreshGrant,
+			Expect: "refresh token of the public client from the refresh grant with a K1 proof; refresh without DPoP header → 400 [open: invalid_grant|invalid_dpop_proof|invalid_request]",
+			run: func(ctx context.Context, r *run) verdict {
+				a, v := r.dpopRefreshable(r.s.k1)
+				if v != nil {
+					return *v
 				}
 				return r.steps(step{name: "refresh without proof", want: []want{{400, "json", []string{"invalid_grant", "invalid_dpop_proof", "invalid_request"}}}, do: func(r *run) (*exchange, *verdict) {
-					return r.tok(tokReq{form: map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {it.refresh}}})
+					return r.tok(r.s.refreshRequest(a.refresh, nil, nil))
 				}})
 			}},
 		Case{ID: "DPOP-AS-08", Title: "a confidential client's refresh with another key", Section: "RFC 9449 §5", Level: LevelRecord, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
-			Expect: "confidential client refreshes with a K2 proof → recorded",
+			Expect: "refresh token of the confidential client (client_credentials, else the refresh grant sent as the confidential client) obtained with a K1 proof; refresh with a K2 proof → recorded: status, and for a 200 whether cnf.jkt = jkt(K2)",
 			run: func(ctx context.Context, r *run) verdict {
 				if r.s.t.ClientSecret == "" {
 					return skipf("precondition: needs a confidential client")
 				}
-				it, v := r.needDPoP()
-				if v != nil {
-					return *v
+				rt, why := "", "client_credentials issued none"
+				if it, err := r.s.dpopToken(ctx); err == nil && it.refresh != "" {
+					rt = it.refresh
+				} else if r.s.t.RefreshGrant == nil {
+					why += "; no refresh grant is configured"
+				} else {
+					x, fv := r.tok(r.s.refreshGrantRequest(r.s.k1, nil, true))
+					if fv != nil {
+						return *fv
+					}
+					switch it, err := parseIssued(x, r.s.k1); {
+					case err != nil:
+						why += "; the refresh grant: " + sanitizeErr(err)
+					case it.refresh == "":
+						why += "; the refresh grant issued none either"
+					default:
+						rt = it.refresh
+					}
 				}
-				if it.refresh == "" {
-					return skipf("precondition: no refresh token was issued")
+				if rt == "" {
+					return skipf("precondition: no refresh token for the confidential client (%s)", why)
 				}
 				q := r.s.dpopTokenRequest(r.s.k2, nil)
-				q.form = map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {it.refresh}}
+				q.form = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
 				x, fv := r.tok(q)
 				if fv != nil {
 					return *fv
@@ -201,7 +228,22 @@ func init() {
 				if x.status >= 500 {
 					return failf("server error %d", x.status)
 				}
-				return passf("recorded: %s", x.describe())
+				it, err := parseIssued(x, r.s.k2)
+				if err != nil {
+					return passf("recorded: refresh with K2 refused: %s", x.describe())
+				}
+				switch jkt, observed := r.bindingOf(it, "jkt"); {
+				case !observed:
+					return passf("recorded: refresh with K2 accepted, token_type %s (binding not observable)", safeToken(it.tokenType))
+				case jkt == r.s.k2.jkt:
+					return passf("recorded: refresh with K2 accepted, token_type %s, cnf.jkt = jkt(K2)", safeToken(it.tokenType))
+				case jkt == r.s.k1.jkt:
+					return passf("recorded: refresh with K2 accepted, token_type %s, cnf.jkt = jkt(K1)", safeToken(it.tokenType))
+				case jkt == "":
+					return passf("recorded: refresh with K2 accepted, token_type %s, no cnf.jkt", safeToken(it.tokenType))
+				default:
+					return passf("recorded: refresh with K2 accepted, token_type %s, cnf.jkt of neither key", safeToken(it.tokenType))
+				}
 			}},
 		Case{ID: "DPOP-AS-09", Title: "token_type DPoP if and only if the token has cnf.jkt", Section: "RFC 9449 §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
 			Expect: "over every token response of the run: token_type DPoP ⇔ access token has cnf.jkt",
@@ -535,6 +577,80 @@ func init() {
 				return passf("2 variants as expected")
 			}},
 	)
+}
+
+// refreshable sends q, a request of the refresh grant, and returns what it
+// issued; a refusal or a response without a refresh token is a skip.
+func (r *run) refreshable(q tokReq) (*issued, *verdict) {
+	x, fv := r.tok(q)
+	if fv != nil {
+		return nil, fv
+	}
+	it, err := parseIssued(x, nil)
+	if err != nil {
+		v := skipf("precondition: the refresh grant: %s", sanitizeErr(err))
+		return nil, &v
+	}
+	if it.refresh == "" {
+		v := skipf("precondition: the refresh grant issued no refresh token")
+		return nil, &v
+	}
+	return it, nil
+}
+
+// dpopRefreshable obtains through the refresh grant a DPoP-bound access
+// token and a refresh token of the public client with a proof by key. A
+// token_type other than DPoP is a skip; an access token bound to another
+// key is a failure.
+func (r *run) dpopRefreshable(key *clientKey) (*issued, *verdict) {
+	it, v := r.refreshable(r.s.refreshGrantRequest(key, nil, false))
+	if v != nil {
+		return nil, v
+	}
+	it.key = key
+	if !strings.EqualFold(it.tokenType, "DPoP") {
+		v := skipf("precondition: the refresh grant with a proof issued token_type %q, not DPoP", safeToken(it.tokenType))
+		return nil, &v
+	}
+	if why, _ := r.boundTo(it, "jkt", key.jkt); why != "" {
+		r.fail = it.x
+		v := failf("the refresh grant's access token: cnf.jkt %s", why)
+		return nil, &v
+	}
+	return it, nil
+}
+
+// bindingOf returns the access token's cnf member, read from its claims or,
+// for an opaque token, by introspection; observed is false when neither
+// shows it (an opaque token without introspection, or one introspection
+// calls inactive).
+func (r *run) bindingOf(it *issued, member string) (val string, observed bool) {
+	if it.claims != nil {
+		val, _ = cnfMember(it.claims, member)
+		return val, true
+	}
+	if r.s.caps&CapIntrospection == 0 {
+		return "", false
+	}
+	x, fv := r.introspect(it.access, true, http.MethodPost)
+	if fv != nil || x.status != http.StatusOK || x.json["active"] != true {
+		return "", false
+	}
+	val, _ = cnfMember(x.json, member)
+	return val, true
+}
+
+// boundTo says why the access token's cnf member is not want ("" when it
+// is, or when the binding is not observable, then observed is false).
+func (r *run) boundTo(it *issued, member, want string) (why string, observed bool) {
+	got, observed := r.bindingOf(it, member)
+	switch {
+	case !observed || got == want:
+		return "", observed
+	case got == "":
+		return "is absent", true
+	}
+	return fmt.Sprintf("is %q, want %s", safeToken(got), want), true
 }
 
 // katBinding requests a token with a proof by a fixed key and checks cnf.jkt.

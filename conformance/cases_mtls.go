@@ -308,6 +308,69 @@ func init() {
 				}
 				return passf("recorded: %s", x.describe())
 			}},
+		Case{ID: "MTLS-CB-06", Title: "a public client over mTLS gets a certificate-bound token", Section: "RFC 8705 §4", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupE, Needs: CapMTLS | CapRefreshGrant,
+			Expect: "refresh grant by the public client (no client authentication) over mTLS with C1, no DPoP → 200 with cnf.x5t#S256 = thumbprint(C1); a refusal skips (the feature is optional)",
+			run: func(ctx context.Context, r *run) verdict {
+				x, fv := r.tok(r.s.refreshGrantRequest(nil, r.s.cert1, false))
+				if fv != nil {
+					return *fv
+				}
+				it, err := parseIssued(x, nil)
+				if err != nil {
+					return skipf("precondition: the refresh grant over mTLS: %s", sanitizeErr(err))
+				}
+				why, observed := r.boundTo(it, "x5t#S256", CertificateThumbprint(r.s.t.ClientCert.Certificate[0]))
+				if why != "" {
+					r.fail = x
+					return failf("cnf.x5t#S256 %s (thumbprint of C1)", why)
+				}
+				if !observed {
+					return skipf("precondition: the binding is not observable (opaque token, no introspection)")
+				}
+				return passf("bound to C1 without client authentication")
+			}},
+		Case{ID: "MTLS-CB-07", Title: "a public client's refresh token is bound to its certificate", Section: "RFC 8705 §4", Level: LevelShould, Role: RoleTokenEndpoint, Group: GroupE, Needs: CapMTLS | CapSecondCert | CapRefreshGrant,
+			Expect: "three refresh tokens of the public client from the refresh grant over mTLS with C1: refresh one over C2 → 400 invalid_grant; one without a certificate → 400 [open: invalid_grant|invalid_request]; one over C1 → 200 with the new access token bound to C1",
+			run: func(ctx context.Context, r *run) verdict {
+				c1 := CertificateThumbprint(r.s.t.ClientCert.Certificate[0])
+				var rts [3]string
+				for i := range rts {
+					it, v := r.refreshable(r.s.refreshGrantRequest(nil, r.s.cert1, false))
+					if v != nil {
+						return *v
+					}
+					if got, observed := r.bindingOf(it, "x5t#S256"); observed && got != c1 {
+						return skipf("precondition: the refresh grant over mTLS issued no token bound to C1 (see MTLS-CB-06)")
+					}
+					rts[i] = it.refresh
+				}
+				var refreshed *exchange
+				if v := r.steps(
+					step{name: "refresh over C2", want: []want{{400, "json", []string{"invalid_grant"}}}, do: func(r *run) (*exchange, *verdict) {
+						return r.tok(r.s.refreshRequest(rts[0], nil, r.s.cert2))
+					}},
+					step{name: "refresh without a certificate", want: []want{{400, "json", []string{"invalid_grant", "invalid_request"}}}, do: func(r *run) (*exchange, *verdict) {
+						return r.tok(r.s.refreshRequest(rts[1], nil, nil))
+					}},
+					step{name: "refresh over C1", accept: true, do: func(r *run) (*exchange, *verdict) {
+						x, v := r.tok(r.s.refreshRequest(rts[2], nil, r.s.cert1))
+						refreshed = x
+						return x, v
+					}},
+				); v.status != StatusPass {
+					return v
+				}
+				it, err := parseIssued(refreshed, nil)
+				if err != nil {
+					r.fail = refreshed
+					return failf("refresh over C1: %s", sanitizeErr(err))
+				}
+				if why, _ := r.boundTo(it, "x5t#S256", c1); why != "" {
+					r.fail = refreshed
+					return failf("refresh over C1: the new access token's cnf.x5t#S256 %s", why)
+				}
+				return passf("C2 and no certificate refused; C1 accepted")
+			}},
 		Case{ID: "MTLS-CB-09", Title: "the RS compares the TLS client certificate with the binding", Section: "RFC 8705 §3", Level: LevelMust, Role: RoleResource, Group: GroupE, Needs: CapMTLS,
 			Expect: "ATC over mTLS with C1 → 2xx; with another certificate → 401 Bearer:invalid_token",
 			run: func(ctx context.Context, r *run) verdict {

@@ -48,7 +48,10 @@
 // # Capabilities and safety
 //
 // [Target.IssuerKey] lets the suite forge tokens (expired, wrong audience,
-// alg none, ...). Use it only with test deployments. The suite never logs
+// alg none, ...). [Target.RefreshGrant] names a grant by which a public
+// client obtains refresh tokens without a user (for the refresh-token
+// binding cases); such a grant is a test hook that only a test deployment
+// may offer. Use both only with test deployments. The suite never logs
 // tokens or proofs; reports carry status codes, error codes and one-line
 // reasons only.
 package conformance

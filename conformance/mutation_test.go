@@ -105,6 +105,7 @@ func TestMutantsAreCaught(t *testing.T) {
 		{refserver.DPoPOverHTTP, false, []string{"DPOP-RS-25"}},
 		{refserver.BindRegisteredCert, false, []string{"MTLS-CB-05", "MTLS-CA-01"}},
 		{refserver.FractionalIatServerError, false, []string{"ADV-43"}},
+		{refserver.RefreshNotKeyBound, false, []string{"DPOP-AS-06", "DPOP-AS-07", "MTLS-CB-07"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mutation), func(t *testing.T) {
@@ -128,8 +129,7 @@ func TestMutantsAreCaught(t *testing.T) {
 // every mutant must make at least one case fail or warn. The cases that no
 // mutant fails are logged (they are checked only against correct servers):
 // record cases, which fail only on a 5xx or an echoed credential, and cases
-// whose preconditions the reference servers never meet (refresh tokens of
-// public clients: the suite obtains tokens with client_credentials).
+// whose preconditions the reference servers never meet.
 func TestEveryMutantIsCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the catalogue once per mutant")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -92,7 +93,13 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 		t.Fatal(err)
 	}
 	reg, err := issuer.NewMemoryRegistry(
-		issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret("app-secret-0123456789abcdef"), Scopes: []string{"read"}},
+		// app may also use the test grant, so that DPOP-AS-08 can record
+		// how a confidential client's refresh token treats another key.
+		issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret("app-secret-0123456789abcdef"), Scopes: []string{"read"},
+			GrantTypes: []string{issuer.GrantClientCredentials, issuer.GrantRefreshToken, testRefreshGrant}},
+		// public-app is a public client; by default it may use the
+		// refresh_token grant and every extension grant.
+		issuer.Client{ID: "public-app", AuthMethod: issuer.AuthNone, Scopes: []string{"read"}},
 		issuer.Client{ID: "mtls-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
 			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=mtls-app"}},
 		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret("rs-secret-0123456789abcdef"), Introspect: true},
@@ -100,7 +107,8 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg := issuer.ServerConfig{Issuer: is, Clients: reg}
+	scfg := issuer.ServerConfig{Issuer: is, Clients: reg,
+		Grants: map[string]issuer.GrantHandler{testRefreshGrant: issuer.GrantHandlerFunc(testRefreshGrantHandler)}}
 	if nonces {
 		n, err := dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{randomBytes(t, 32)}, Label: as.URL})
 		if err != nil {
@@ -178,7 +186,35 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 		IntrospectionEndpoint:      as.URL + issuer.IntrospectionPath,
 		IntrospectionClientID:      "rs",
 		IntrospectionClientSecret:  "rs-secret-0123456789abcdef",
+		RefreshGrant: &conformance.RefreshGrant{
+			ClientID:  "public-app",
+			GrantType: testRefreshGrant,
+			Params:    url.Values{"subject": {testRefreshSubject}},
+		},
 	}
+}
+
+// testRefreshGrant is the self-run's test hook for the refresh-token cases
+// (DPOP-AS-06/07/08, MTLS-CB-06/07): an extension grant standing in for an
+// authorization code grant, which issues tokens and a refresh token for the
+// fixed subject sent as "subject". It authenticates no user: never register
+// such a grant on a production issuer.
+const (
+	testRefreshGrant   = "urn:senderbound:test:refresh-grant"
+	testRefreshSubject = "alice"
+)
+
+func testRefreshGrantHandler(_ context.Context, req *issuer.GrantRequest) (*issuer.Grant, error) {
+	if req.Params["subject"] != testRefreshSubject {
+		return nil, issuer.GrantError(issuer.ErrInvalidGrant, "unknown test subject")
+	}
+	if sc := req.Params["scope"]; sc != "" && sc != "read" {
+		return nil, issuer.GrantError(issuer.ErrInvalidScope, "requested scope is not allowed")
+	}
+	// The issuer binds the refresh token of a public client to the
+	// request's DPoP key or certificate, and issues none when the request
+	// has neither.
+	return &issuer.Grant{Subject: testRefreshSubject, Scope: "read", RefreshToken: true}, nil
 }
 
 func randomBytes(t *testing.T, n int) []byte {

@@ -610,6 +610,37 @@ func (s *session) newMTLSToken(ctx context.Context, client *http.Client) (*issue
 	return it, nil
 }
 
+// refreshGrantRequest returns a request of Target.RefreshGrant by its
+// public client, with a proof by key (nil sends none) over client (nil
+// presents no certificate). With confidential, Target.ClientID sends it
+// instead, authenticated with Target.ClientSecret (DPOP-AS-08).
+func (s *session) refreshGrantRequest(key *clientKey, client *http.Client, confidential bool) tokReq {
+	g := s.t.RefreshGrant
+	q := tokReq{form: url.Values{}, client: client, clientID: g.ClientID}
+	for k, vs := range g.Params {
+		q.form[k] = append([]string(nil), vs...)
+	}
+	q.form.Set("grant_type", g.GrantType)
+	if confidential {
+		q.clientID, q.secret = "", true
+	}
+	if key != nil {
+		q.proof = s.proof(key, http.MethodPost, s.t.TokenEndpoint, "", nil)
+	}
+	return q
+}
+
+// refreshRequest returns a refresh_token request for rt by the refresh
+// grant's public client, with a proof by key (nil sends none) over client
+// (nil presents no certificate).
+func (s *session) refreshRequest(rt string, key *clientKey, client *http.Client) tokReq {
+	q := tokReq{form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, client: client, clientID: s.t.RefreshGrant.ClientID}
+	if key != nil {
+		q.proof = s.proof(key, http.MethodPost, s.t.TokenEndpoint, "", nil)
+	}
+	return q
+}
+
 // forge signs a token with the issuer key, starting from a real token's
 // header and claims (fresh jti, iat and exp) so that the forgery differs
 // from an issued token only where mutate says so.

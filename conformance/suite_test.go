@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"context"
 	"flag"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,11 @@ func startRef(tb testing.TB, cfg refserver.Config) (*refserver.Servers, conforma
 		IntrospectionEndpoint:      s.AS.URL + "/introspect",
 		IntrospectionClientID:      refserver.IntrospectID,
 		IntrospectionClientSecret:  refserver.IntrospectSecret,
+		RefreshGrant: &conformance.RefreshGrant{
+			ClientID:  refserver.PublicClientID,
+			GrantType: refserver.RefreshGrantType,
+			Params:    url.Values{"subject": {refserver.RefreshGrantSubject}},
+		},
 	}
 }
 

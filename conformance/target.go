@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,11 +91,77 @@ type Target struct {
 	// IntrospectionClientSecret is IntrospectionClientID's secret.
 	IntrospectionClientSecret string
 
+	// RefreshGrant is how a public client obtains a refresh token. It
+	// unlocks the refresh-token cases (DPOP-AS-06, DPOP-AS-07, MTLS-CB-06,
+	// MTLS-CB-07; DPOP-AS-08 also tries it as ClientID). It is a test hook
+	// of the deployment, never a production grant: see [RefreshGrant].
+	RefreshGrant *RefreshGrant
+
 	// DisableDPoP skips every case that needs a DPoP-bound token (for
 	// mTLS-only targets).
 	DisableDPoP bool
 	// Timeout bounds each HTTP exchange. Default 10 s.
 	Timeout time.Duration
+}
+
+// RefreshGrant describes a token request by which a public client obtains
+// a refresh token. The suite needs one because client_credentials cannot
+// serve: it issues no refresh token (RFC 6749 §4.4.3), and public clients
+// may not use it.
+//
+// The grant is a test hook that the deployment under test provides, for
+// example an extension grant (RFC 6749 §4.5) that issues tokens for a fixed
+// test subject, or an authorization_code grant whose test code the
+// deployment accepts again and again. It is NOT a production grant: anyone
+// who can reach the token endpoint can use it to obtain tokens without a
+// user, so it must exist only on test deployments.
+//
+// Each request of the grant is a POST to Target.TokenEndpoint with
+// grant_type=GrantType, client_id=ClientID, the Params, and Target.Scope
+// unless Params carries a scope. The suite sends it several times per run
+// (every case obtains fresh refresh tokens, so that one case's refresh,
+// rotation or revocation cannot decide another), so the parameters must
+// stay valid for repeated use: a single-use authorization code will not
+// do. The grant must issue a refresh token to ClientID when the request
+// carries a DPoP proof (the DPoP cases) or arrives over mTLS with a client
+// certificate (the mTLS cases).
+type RefreshGrant struct {
+	// ClientID is a public client (RFC 6749 §2.1: no client
+	// authentication) that may use GrantType. Required.
+	ClientID string
+	// GrantType is the grant_type value, such as an extension grant URI.
+	// Required; client_credentials and refresh_token are refused.
+	GrantType string
+	// Params are the grant's other form parameters (a test subject, a test
+	// code and its redirect_uri and code_verifier, ...). They must not set
+	// grant_type, client_id, client_secret, client_assertion,
+	// client_assertion_type or refresh_token.
+	Params url.Values
+}
+
+// refreshGrantReserved are form parameters the suite sets itself.
+var refreshGrantReserved = []string{"grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type", "refresh_token"}
+
+func (g *RefreshGrant) validate() error {
+	var errs []error
+	if g.ClientID == "" {
+		errs = append(errs, errors.New("conformance: refresh grant needs a client id"))
+	}
+	switch g.GrantType {
+	case "":
+		errs = append(errs, errors.New("conformance: refresh grant needs a grant type"))
+	case "client_credentials", "refresh_token":
+		errs = append(errs, fmt.Errorf("conformance: refresh grant type cannot be %s", g.GrantType))
+	}
+	for k := range g.Params {
+		switch {
+		case k == "":
+			errs = append(errs, errors.New("conformance: refresh grant parameter without a name"))
+		case slices.Contains(refreshGrantReserved, k):
+			errs = append(errs, fmt.Errorf("conformance: refresh grant parameter %s is set by the suite", k))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (t *Target) method() string {
@@ -151,6 +218,9 @@ func (t *Target) Capabilities() Capability {
 	if t.IntrospectionEndpoint != "" && t.IntrospectionClientID != "" {
 		c |= CapIntrospection
 	}
+	if t.RefreshGrant != nil {
+		c |= CapRefreshGrant
+	}
 	return c
 }
 
@@ -186,6 +256,9 @@ func (t *Target) Validate() error {
 	if t.IssuerKey != nil && t.IssuerKey.IsPublic() {
 		errs = append(errs, errors.New("conformance: issuer key must be a private key"))
 	}
+	if t.RefreshGrant != nil {
+		errs = append(errs, t.RefreshGrant.validate())
+	}
 	return errors.Join(errs...)
 }
 
@@ -199,6 +272,9 @@ type TargetFlags struct {
 	caFile                      string
 	issuerKeyFile               string
 	introspectionClient         string
+	refreshClientID             string
+	refreshGrantType            string
+	refreshParams               paramsFlag
 	format, out, cases          string
 	formatDefault, casesDefault string
 }
@@ -209,7 +285,9 @@ type TargetFlags struct {
 // --ca-file, --insecure, --issuer-key, --second-resource, --nonce-required,
 // --token-nonce-required,
 // --trusted-proxy-resource, --plain-resource, --metadata, --introspection,
-// --introspection-client (id:secret), --no-dpop, --timeout, --format
+// --introspection-client (id:secret), --refresh-client-id,
+// --refresh-grant-type, --refresh-param (name=value, repeatable; together
+// they build [Target.RefreshGrant]), --no-dpop, --timeout, --format
 // (text|json|junit), --out and --cases (comma-separated ids or prefixes).
 func RegisterFlags(fs *flag.FlagSet) *TargetFlags {
 	f := &TargetFlags{}
@@ -238,6 +316,9 @@ func RegisterFlags(fs *flag.FlagSet) *TargetFlags {
 	fs.StringVar(&t.MetadataURL, "metadata", "", "authorization server metadata URL")
 	fs.StringVar(&t.IntrospectionEndpoint, "introspection", "", "introspection endpoint URL")
 	fs.StringVar(&f.introspectionClient, "introspection-client", "", "introspection credentials as id:secret")
+	fs.StringVar(&f.refreshClientID, "refresh-client-id", "", "public client that obtains refresh tokens with --refresh-grant-type (test deployments only)")
+	fs.StringVar(&f.refreshGrantType, "refresh-grant-type", "", "grant_type of the deployment's test grant that issues refresh tokens to --refresh-client-id")
+	fs.Var(&f.refreshParams, "refresh-param", "form parameter name=value of the refresh grant (repeatable)")
 	fs.BoolVar(&t.DisableDPoP, "no-dpop", false, "the target does not issue DPoP tokens")
 	fs.DurationVar(&t.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&f.format, "format", "text", "report format: text, json or junit")
@@ -305,10 +386,38 @@ func (f *TargetFlags) Target() (Target, error) {
 		}
 		t.IntrospectionClientID, t.IntrospectionClientSecret = id, secret
 	}
+	if f.refreshClientID != "" || f.refreshGrantType != "" || len(f.refreshParams) > 0 {
+		t.RefreshGrant = &RefreshGrant{ClientID: f.refreshClientID, GrantType: f.refreshGrantType, Params: url.Values{}}
+		for k, vs := range f.refreshParams {
+			t.RefreshGrant.Params[k] = slices.Clone(vs)
+		}
+	}
 	if err := t.Validate(); err != nil {
 		return Target{}, err
 	}
 	return t, nil
+}
+
+// paramsFlag collects repeated name=value flags.
+type paramsFlag url.Values
+
+func (p *paramsFlag) String() string {
+	if p == nil {
+		return ""
+	}
+	return url.Values(*p).Encode()
+}
+
+func (p *paramsFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return errors.New("want name=value")
+	}
+	if *p == nil {
+		*p = paramsFlag{}
+	}
+	url.Values(*p).Add(k, val)
+	return nil
 }
 
 func loadPair(certFile, keyFile string) (*tls.Certificate, error) {

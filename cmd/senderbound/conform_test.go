@@ -129,11 +129,15 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 		issuer.Client{ID: "mtls-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
 			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=mtls-app"}},
 		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformRSSecret), Introspect: true},
+		issuer.Client{ID: "public-app", AuthMethod: issuer.AuthNone, Scopes: []string{"read"}},
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg})
+	// The demo's test grant gives the public client refresh tokens
+	// (--refresh-client-id, --refresh-grant-type, --refresh-param).
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg,
+		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +204,7 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 		"--metadata", as.URL + issuer.MetadataPath,
 		"--introspection", as.URL + issuer.IntrospectionPath,
 		"--introspection-client", "rs:" + conformRSSecret,
+		"--refresh-client-id", "public-app", "--refresh-grant-type", demoTestGrant, "--refresh-param", "subject=" + demoTestSubject,
 	}
 	return ct
 }
@@ -251,8 +256,8 @@ func TestConformModule(t *testing.T) {
 			t.Errorf("totals %v, failed %v", totals, rep.Failed())
 		}
 		// Every capability flag was given, so the mTLS, forged-token,
-		// introspection and proxy cases ran.
-		for _, id := range []string{"ERR-13", "MTLS-CB-12"} {
+		// introspection, proxy and refresh-token cases ran.
+		for _, id := range []string{"ERR-13", "MTLS-CB-12", "DPOP-AS-06", "DPOP-AS-07", "MTLS-CB-06", "MTLS-CB-07"} {
 			if r, ok := rep.Result(id); !ok || r.Status != conformance.StatusPass {
 				t.Errorf("%s: %+v", id, r)
 			}

@@ -36,6 +36,7 @@ import (
 const (
 	demoDPoPClient  = "dpop-app"
 	demoMTLSClient  = "mtls-app"
+	demoPublic      = "public-app"
 	demoIntrospect  = "rs"
 	demoScope       = "read"
 	demoAudience    = "https://rs.demo.test"
@@ -256,7 +257,13 @@ func startDemo(ctx context.Context) (*demo, error) {
 		return nil, err
 	}
 	reg, err := issuer.NewMemoryRegistry(
-		issuer.Client{ID: demoDPoPClient, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.dpopSecret), Scopes: []string{demoScope}},
+		// dpop-app may use the test grant too, so that the suite can record
+		// how a confidential client's refresh token treats another key.
+		issuer.Client{ID: demoDPoPClient, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.dpopSecret), Scopes: []string{demoScope},
+			GrantTypes: []string{issuer.GrantClientCredentials, issuer.GrantRefreshToken, demoTestGrant}},
+		// public-app is a public client: refresh_token and every extension
+		// grant, here the test grant.
+		issuer.Client{ID: demoPublic, AuthMethod: issuer.AuthNone, Scopes: []string{demoScope}},
 		issuer.Client{ID: demoMTLSClient, AuthMethod: issuer.AuthTLSClient, Scopes: []string{demoScope},
 			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=" + demoMTLSClient}},
 		issuer.Client{ID: demoIntrospect, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.introspectSecret), Introspect: true},
@@ -268,7 +275,8 @@ func startDemo(ctx context.Context) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}})
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope},
+		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +369,35 @@ func (d *demo) target() conformance.Target {
 		IntrospectionEndpoint:      d.asURL + issuer.IntrospectionPath,
 		IntrospectionClientID:      demoIntrospect,
 		IntrospectionClientSecret:  d.introspectSecret,
+		RefreshGrant: &conformance.RefreshGrant{
+			ClientID:  demoPublic,
+			GrantType: demoTestGrant,
+			Params:    url.Values{"subject": {demoTestSubject}},
+		},
 	}
+}
+
+// demoTestGrant is the demo issuer's test hook for the suite's refresh-token
+// cases: an extension grant standing in for an authorization code grant,
+// which issues tokens and a refresh token for the fixed subject sent as
+// "subject". It authenticates no user, so it exists only because the demo
+// is a test deployment: never register such a grant on a production issuer.
+const (
+	demoTestGrant   = "urn:senderbound:demo:test-refresh-grant"
+	demoTestSubject = "alice"
+)
+
+// demoTestGrantHandler implements demoTestGrant. The issuer binds a public
+// client's refresh token to the request's DPoP key or certificate, and
+// issues none when the request carries neither.
+func demoTestGrantHandler(_ context.Context, req *issuer.GrantRequest) (*issuer.Grant, error) {
+	if req.Params["subject"] != demoTestSubject {
+		return nil, issuer.GrantError(issuer.ErrInvalidGrant, "unknown test subject")
+	}
+	if sc := req.Params["scope"]; sc != "" && sc != demoScope {
+		return nil, issuer.GrantError(issuer.ErrInvalidScope, "requested scope is not allowed")
+	}
+	return &issuer.Grant{Subject: demoTestSubject, Scope: demoScope, RefreshToken: true}, nil
 }
 
 // demoResourceHandler answers with who called and how possession was proven.

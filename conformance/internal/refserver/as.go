@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -107,6 +109,7 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 	// Client authentication: client_secret_basic, or tls_client_auth by the
 	// registered certificate subject.
 	clientID := ""
+	public := false
 	var boundCert []byte
 	if id, secret, ok := r.BasicAuth(); ok {
 		if id != ClientID || subtle.ConstantTimeCompare([]byte(secret), []byte(ClientSecret)) != 1 {
@@ -117,6 +120,15 @@ func (s *Servers) serveToken(w http.ResponseWriter, r *http.Request) {
 		clientID = id
 	} else {
 		id := r.PostForm.Get("client_id")
+		if id == PublicClientID {
+			// A public client: no authentication; a certificate it
+			// presents binds its tokens (RFC 8705 §4).
+			clientID, public = id, true
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				boundCert = r.TLS.PeerCertificates[0].Raw
+			}
+			goto authenticated
+		}
 		if id == "" && s.has(MTLSAuthWithoutClientID) {
 			id = MTLSClientID
 		}
@@ -152,16 +164,41 @@ authenticated:
 			}
 		}
 	}
-	if r.PostForm.Get("grant_type") != "client_credentials" {
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials")
+	subject := clientID
+	issueRefresh := false
+	var refreshed *refreshRecord
+	switch r.PostForm.Get("grant_type") {
+	case "client_credentials":
+		if public {
+			oauthError(w, http.StatusBadRequest, "unauthorized_client", "public clients cannot use client_credentials")
+			return
+		}
+	case RefreshGrantType:
+		// The test hook standing in for an authorization code grant.
+		if r.PostForm.Get("subject") != RefreshGrantSubject {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown test subject")
+			return
+		}
+		subject, issueRefresh = RefreshGrantSubject, true
+	case "refresh_token":
+		if refreshed = s.refresh.get(r.PostForm.Get("refresh_token"), time.Now()); refreshed == nil || refreshed.clientID != clientID {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid or expired")
+			return
+		}
+		subject = refreshed.subject
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type not supported")
 		return
 	}
 	scope := r.PostForm.Get("scope")
 	if scope == "" {
 		scope = Scope
+		if refreshed != nil {
+			scope = refreshed.scope
+		}
 	}
 	for _, sc := range strings.Fields(scope) {
-		if sc != "read" && sc != "write" {
+		if sc != "read" && sc != "write" || refreshed != nil && !slices.Contains(strings.Fields(refreshed.scope), sc) {
 			oauthError(w, http.StatusBadRequest, "invalid_scope", "unknown scope")
 			return
 		}
@@ -207,13 +244,25 @@ authenticated:
 			}
 		}
 	}
+	if refreshed != nil {
+		// A public client's refresh token needs the key or certificate it
+		// was issued to (RFC 9449 §5, RFC 8705 §4).
+		if refreshed.jkt != "" && cnf["jkt"] != refreshed.jkt {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is bound to another DPoP key")
+			return
+		}
+		if refreshed.x5t != "" && (boundCert == nil || clientCertThumbprint(boundCert) != refreshed.x5t) {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token is bound to another certificate")
+			return
+		}
+	}
 	ttl := 5 * time.Minute
 	if s.has(LongLivedTokens) {
 		ttl = 2 * time.Hour
 	}
 	claims := map[string]any{
 		"iss":       s.issuer,
-		"sub":       clientID,
+		"sub":       subject,
 		"aud":       []string{Audience, Audience2},
 		"client_id": clientID,
 		"iat":       now.Unix(),
@@ -240,6 +289,16 @@ authenticated:
 		return
 	}
 	resp := map[string]any{"access_token": tok, "token_type": tokenType, "expires_in": int(ttl / time.Second), "scope": scope}
+	// A public client gets a refresh token only when its tokens are bound.
+	if issueRefresh && (!public || len(cnf) > 0) {
+		rec := refreshRecord{clientID: clientID, subject: subject, scope: scope, exp: now.Add(time.Hour)}
+		if public && !s.has(RefreshNotKeyBound) {
+			if rec.jkt = cnf["jkt"]; rec.jkt == "" {
+				rec.x5t = clientCertThumbprint(boundCert)
+			}
+		}
+		resp["refresh_token"] = s.refresh.put(rec)
+	}
 	if s.has(TokenResponseCacheable) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
@@ -303,4 +362,41 @@ func (s *Servers) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// refreshRecord is what the AS keeps for one refresh token. A public
+// client's record carries the binding of the tokens it was issued with:
+// the DPoP key's thumbprint, else the certificate's.
+type refreshRecord struct {
+	clientID, subject, scope string
+	jkt, x5t                 string
+	exp                      time.Time
+}
+
+// refreshStore keeps refresh tokens in memory.
+type refreshStore struct {
+	mu   sync.Mutex
+	recs map[string]refreshRecord
+}
+
+func newRefreshStore() *refreshStore { return &refreshStore{recs: map[string]refreshRecord{}} }
+
+// put stores rec under a new random token and returns the token.
+func (rs *refreshStore) put(rec refreshRecord) string {
+	tok := randomID()
+	rs.mu.Lock()
+	rs.recs[tok] = rec
+	rs.mu.Unlock()
+	return tok
+}
+
+// get returns the record of an unexpired token, or nil.
+func (rs *refreshStore) get(tok string, now time.Time) *refreshRecord {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rec, ok := rs.recs[tok]
+	if !ok || !now.Before(rec.exp) {
+		return nil
+	}
+	return &rec
 }

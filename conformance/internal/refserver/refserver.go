@@ -122,6 +122,7 @@ const (
 	DPoPOverHTTP               Mutation = "dpop-over-http"
 	BindRegisteredCert         Mutation = "bind-registered-cert"
 	FractionalIatServerError   Mutation = "fractional-iat-server-error"
+	RefreshNotKeyBound         Mutation = "refresh-not-key-bound"
 )
 
 // AllMutations lists every mutation, in declaration order.
@@ -215,6 +216,7 @@ var AllMutations = []Mutation{
 	DPoPOverHTTP,
 	BindRegisteredCert,
 	FractionalIatServerError,
+	RefreshNotKeyBound,
 }
 
 // Config configures the reference servers. The zero value is a correct
@@ -239,6 +241,16 @@ const (
 	Audience         = "https://rs.refserver.test"
 	Audience2        = "https://rs2.refserver.test"
 	Scope            = "read"
+	// PublicClientID is a public client (no client authentication) that
+	// may use RefreshGrantType.
+	PublicClientID = "public-app"
+	// RefreshGrantType is the test grant that issues a refresh token for
+	// the subject RefreshGrantSubject, given as the form parameter
+	// "subject". It stands in for an authorization code grant and exists
+	// for the conformance suite only. A public client gets a refresh token
+	// only when its tokens are bound (DPoP proof or client certificate).
+	RefreshGrantType    = "urn:refserver:test:refresh-grant"
+	RefreshGrantSubject = "alice"
 )
 
 // Algs are the proof algorithms the servers accept.
@@ -271,6 +283,8 @@ type Servers struct {
 	rsNonce *nonces
 	// asReplay is the token endpoint's proof replay store.
 	asReplay *replay
+	// refresh holds the issued refresh tokens.
+	refresh *refreshStore
 	// counter feeds the PredictableNonce mutation.
 	counter atomic.Int64
 }
@@ -286,7 +300,7 @@ func Start(cfg Config) (*Servers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("refserver: pki: %w", err)
 	}
-	s := &Servers{cfg: cfg, muts: map[Mutation]bool{}, RootCAs: p.pool, asReplay: newReplay()}
+	s := &Servers{cfg: cfg, muts: map[Mutation]bool{}, RootCAs: p.pool, asReplay: newReplay(), refresh: newRefreshStore()}
 	for _, m := range cfg.Mutations {
 		s.muts[m] = true
 	}
