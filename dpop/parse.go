@@ -7,12 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"math/big"
 	"sync"
-	"unicode/utf8"
-	"unsafe"
+
+	"github.com/senderbound/senderbound/internal/jwsverify"
 )
 
 // This file holds the purpose-built strict parser for the compact form of
@@ -127,35 +126,19 @@ func (r reason) stricterThanJOSE() bool {
 	return false
 }
 
-// bytesOf returns the bytes of s without copying. The result is only ever
-// read.
-func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+// The base64url, JSON and signature primitives live in internal/jwsverify,
+// shared with the resource server's access-token verifier; these names
+// keep the package's own call sites short.
 
-var b64 = base64.RawURLEncoding.Strict()
+func bytesOf(s string) []byte { return jwsverify.BytesOf(s) }
 
-// isB64URL reports whether every byte of s is in the base64url alphabet
-// (no padding, no CR/LF, which the standard decoder would skip).
-func isB64URL(s []byte) bool {
-	for _, c := range s {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+func isB64URL(s []byte) bool { return jwsverify.IsB64URL(s) }
 
-// decodeB64 strictly decodes src (base64url, no padding, canonical trailing
-// bits) into dst[:n] and returns the filled slice.
-func decodeB64(dst []byte, src []byte) ([]byte, bool) {
-	if len(src) == 0 || !isB64URL(src) || len(src)%4 == 1 {
-		return nil, false
-	}
-	n, err := b64.Decode(dst, src)
-	if err != nil {
-		return nil, false
-	}
-	return dst[:n], true
-}
+func decodeB64(dst []byte, src []byte) ([]byte, bool) { return jwsverify.DecodeB64(dst, src) }
+
+func encodeECDSASig(dst, r, s []byte) []byte { return jwsverify.AppendECDSASig(dst, r, s) }
+
+func hexVal(c byte) rune { return jwsverify.HexVal(c) }
 
 // jwkFields holds the members of the embedded jwk, as raw (still escaped
 // only when hasEsc) JSON string contents.
@@ -349,26 +332,7 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 		if err != nil {
 			return rECPoint
 		}
-		if len(sig) != 2*size {
-			return rSignature
-		}
-		var digest []byte
-		var d256 [32]byte
-		var d384 [48]byte
-		var d512 [64]byte
-		switch alg {
-		case "ES256":
-			d256 = sha256.Sum256(signingInput)
-			digest = d256[:]
-		case "ES384":
-			d384 = sha512.Sum384(signingInput)
-			digest = d384[:]
-		default:
-			d512 = sha512.Sum512(signingInput)
-			digest = d512[:]
-		}
-		var der [2*(3+67) + 3]byte
-		if !ecdsa.VerifyASN1(pub, digest, encodeECDSASig(der[:0], sig[:size], sig[size:])) {
+		if !jwsverify.Verify(alg, pub, signingInput, sig, nil) {
 			return rSignature
 		}
 		b := append(tp[:0], `{"crv":"`...)
@@ -396,7 +360,7 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 			return rSignature
 		}
 		pub := ed25519.PublicKey(append([]byte(nil), xb...))
-		if !ed25519.Verify(pub, signingInput, sig) {
+		if !jwsverify.Verify(alg, pub, signingInput, sig, nil) {
 			return rSignature
 		}
 		b := append(tp[:0], `{"crv":"Ed25519","kty":"OKP","x":"`...)
@@ -442,32 +406,8 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 			return rJWKInvalid
 		}
 		pub := &rsa.PublicKey{N: n, E: e}
-		if len(sig) != pub.Size() {
-			return rSignature
-		}
-		var h crypto.Hash
-		var digest []byte
-		var d256 [32]byte
-		var d384 [48]byte
-		var d512 [64]byte
-		switch alg[2:] {
-		case "256":
-			h, d256 = crypto.SHA256, sha256.Sum256(signingInput)
-			digest = d256[:]
-		case "384":
-			h, d384 = crypto.SHA384, sha512.Sum384(signingInput)
-			digest = d384[:]
-		default:
-			h, d512 = crypto.SHA512, sha512.Sum512(signingInput)
-			digest = d512[:]
-		}
-		var err error
-		if alg[0] == 'P' {
-			err = rsa.VerifyPSS(pub, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		} else {
-			err = rsa.VerifyPKCS1v15(pub, h, digest, sig)
-		}
-		if err != nil {
+		// PS*: the salt must be as long as the hash (stricter than go-jose).
+		if !jwsverify.Verify(alg, pub, signingInput, sig, jwsverify.PSSSaltEqualsHash) {
 			return rSignature
 		}
 		b := make([]byte, 0, 40+len(j.n))
@@ -490,378 +430,25 @@ func thumb(b []byte) string {
 	return string(out[:])
 }
 
-// encodeECDSASig appends the DER encoding of SEQUENCE{INTEGER r, INTEGER s}
-// built from the fixed-size big-endian r and s of a JWS signature.
-func encodeECDSASig(dst, r, s []byte) []byte {
-	r = trimZeros(r)
-	s = trimZeros(s)
-	ilen := func(v []byte) int {
-		n := len(v)
-		if n == 0 || v[0]&0x80 != 0 {
-			n++
-		}
-		return n
-	}
-	lr, ls := ilen(r), ilen(s)
-	body := 2 + lr + 2 + ls
-	if lr >= 0x80 {
-		body++
-	}
-	if ls >= 0x80 {
-		body++
-	}
-	dst = append(dst, 0x30)
-	dst = appendDERLen(dst, body)
-	for _, v := range [2][]byte{r, s} {
-		dst = append(dst, 0x02)
-		dst = appendDERLen(dst, ilen(v))
-		if len(v) == 0 || v[0]&0x80 != 0 {
-			dst = append(dst, 0)
-		}
-		dst = append(dst, v...)
-	}
-	return dst
-}
-
-func appendDERLen(dst []byte, n int) []byte {
-	if n < 0x80 {
-		return append(dst, byte(n))
-	}
-	return append(dst, 0x81, byte(n))
-}
-
-func trimZeros(b []byte) []byte {
-	for len(b) > 0 && b[0] == 0 {
-		b = b[1:]
-	}
-	return b
-}
-
-// ---- strict JSON scanning ----
-
-type scanner struct {
-	b   []byte
-	i   int
-	dup bool
-}
-
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) && isWS(s.b[s.i]) {
-		s.i++
-	}
-}
-
-// str scans a JSON string at s.i and returns its decoded content. Without
-// escapes it is a sub-slice of the input. It rejects control characters,
-// invalid UTF-8 and unpaired surrogate escapes.
-func (s *scanner) str() ([]byte, bool) {
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return nil, false
-	}
-	s.i++
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			v := s.b[start:s.i]
-			s.i++
-			return v, true
-		case c == '\\':
-			return s.strSlow(start)
-		case c < 0x20:
-			return nil, false
-		case c < 0x80:
-			s.i++
-		default:
-			r, n := utf8.DecodeRune(s.b[s.i:])
-			if r == utf8.RuneError && n <= 1 {
-				return nil, false
-			}
-			s.i += n
-		}
-	}
-	return nil, false
-}
-
-func hexVal(c byte) rune {
-	switch {
-	case c >= '0' && c <= '9':
-		return rune(c - '0')
-	case c >= 'a' && c <= 'f':
-		return rune(c - 'a' + 10)
-	case c >= 'A' && c <= 'F':
-		return rune(c - 'A' + 10)
-	}
-	return -1
-}
-
-func (s *scanner) hex4() (rune, bool) {
-	if s.i+4 > len(s.b) {
-		return 0, false
-	}
-	var r rune
-	for k := 0; k < 4; k++ {
-		v := hexVal(s.b[s.i+k])
-		if v < 0 {
-			return 0, false
-		}
-		r = r<<4 | v
-	}
-	s.i += 4
-	return r, true
-}
-
-func (s *scanner) strSlow(start int) ([]byte, bool) {
-	out := append([]byte(nil), s.b[start:s.i]...)
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return out, true
-		case c == '\\':
-			s.i++
-			if s.i >= len(s.b) {
-				return nil, false
-			}
-			e := s.b[s.i]
-			s.i++
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := s.hex4()
-				if !ok {
-					return nil, false
-				}
-				if r >= 0xD800 && r < 0xDC00 {
-					if s.i+2 > len(s.b) || s.b[s.i] != '\\' || s.b[s.i+1] != 'u' {
-						return nil, false
-					}
-					s.i += 2
-					r2, ok := s.hex4()
-					if !ok || r2 < 0xDC00 || r2 >= 0xE000 {
-						return nil, false
-					}
-					r = 0x10000 + (r-0xD800)<<10 + (r2 - 0xDC00)
-				} else if r >= 0xDC00 && r < 0xE000 {
-					return nil, false
-				}
-				out = utf8.AppendRune(out, r)
-			default:
-				return nil, false
-			}
-		case c < 0x20:
-			return nil, false
-		case c < 0x80:
-			out = append(out, c)
-			s.i++
-		default:
-			r, n := utf8.DecodeRune(s.b[s.i:])
-			if r == utf8.RuneError && n <= 1 {
-				return nil, false
-			}
-			out = append(out, s.b[s.i:s.i+n]...)
-			s.i += n
-		}
-	}
-	return nil, false
-}
-
-// number scans a JSON number (RFC 8259 §6 grammar) and returns its text.
-func (s *scanner) number() ([]byte, bool) {
-	start := s.i
-	b := s.b
-	if s.i < len(b) && b[s.i] == '-' {
-		s.i++
-	}
-	if s.i >= len(b) {
-		return nil, false
-	}
-	if b[s.i] == '0' {
-		s.i++
-	} else if b[s.i] >= '1' && b[s.i] <= '9' {
-		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
-			s.i++
-		}
-	} else {
-		return nil, false
-	}
-	if s.i < len(b) && b[s.i] == '.' {
-		s.i++
-		d := s.i
-		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == d {
-			return nil, false
-		}
-	}
-	if s.i < len(b) && (b[s.i] == 'e' || b[s.i] == 'E') {
-		s.i++
-		if s.i < len(b) && (b[s.i] == '+' || b[s.i] == '-') {
-			s.i++
-		}
-		d := s.i
-		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == d {
-			return nil, false
-		}
-	}
-	return b[start:s.i], true
-}
-
-func (s *scanner) lit(w string) bool {
-	if len(s.b)-s.i < len(w) || string(s.b[s.i:s.i+len(w)]) != w {
-		return false
-	}
-	s.i += len(w)
-	return true
-}
-
-// skip scans any JSON value, bounded in depth. Duplicate names inside
-// nested objects are rejected too.
-func (s *scanner) skip(depth int) bool {
-	if depth > maxJSONDepth || s.i >= len(s.b) {
-		return false
-	}
-	switch c := s.b[s.i]; {
-	case c == '"':
-		_, ok := s.str()
-		return ok
-	case c == '{':
-		return s.object(func(_ []byte) bool { return s.skip(depth + 1) })
-	case c == '[':
-		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == ']' {
-			s.i++
-			return true
-		}
-		for {
-			s.ws()
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			if s.b[s.i] == ']' {
-				s.i++
-				return true
-			}
-			if s.b[s.i] != ',' {
-				return false
-			}
-			s.i++
-		}
-	case c == 't':
-		return s.lit("true")
-	case c == 'f':
-		return s.lit("false")
-	case c == 'n':
-		return s.lit("null")
-	default:
-		_, ok := s.number()
-		return ok
-	}
-}
-
-// object scans an object at s.i, calling member for each name with s.i at
-// the start of the value; member must consume the value. Duplicate names
-// and more than maxMembers members are rejected.
-func (s *scanner) object(member func(name []byte) bool) bool {
-	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return false
-	}
-	s.i++
-	var seenArr [16][]byte
-	seen := seenArr[:0]
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return true
-	}
-	for {
-		s.ws()
-		name, ok := s.str()
-		if !ok {
-			return false
-		}
-		for _, n := range seen {
-			if string(n) == string(name) {
-				s.dup = true
-				return false
-			}
-		}
-		if len(seen) >= maxMembers {
-			return false
-		}
-		seen = append(seen, name)
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return false
-		}
-		s.i++
-		s.ws()
-		if !member(name) {
-			return false
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		if s.b[s.i] == '}' {
-			s.i++
-			return true
-		}
-		if s.b[s.i] != ',' {
-			return false
-		}
-		s.i++
-	}
-}
-
-// top scans a whole document that must be exactly one object.
-func (s *scanner) top(member func(name []byte) bool) bool {
-	s.ws()
-	if !s.object(member) {
-		return false
-	}
-	s.ws()
-	return s.i == len(s.b)
+// newScanner returns a strict JSON scanner over b with the proof's limits.
+func newScanner(b []byte) jwsverify.Scanner {
+	return jwsverify.Scanner{B: b, MaxDepth: maxJSONDepth, MaxMembers: maxMembers}
 }
 
 func parseHeader(b []byte, h *header) reason {
-	s := scanner{b: b}
+	s := newScanner(b)
 	bad := rHeaderJSON
-	ok := s.top(func(name []byte) bool {
+	ok := s.Top(func(name []byte) bool {
 		switch string(name) {
 		case "typ":
-			v, ok := s.str()
+			v, ok := s.Str()
 			h.typ = v
 			if !ok {
 				bad = rTyp
 			}
 			return ok
 		case "alg":
-			v, ok := s.str()
+			v, ok := s.Str()
 			h.alg = v
 			if !ok {
 				bad = rAlgNotAllowed
@@ -869,7 +456,7 @@ func parseHeader(b []byte, h *header) reason {
 			return ok
 		case "jwk":
 			h.hasJWK = true
-			if s.i >= len(s.b) || s.b[s.i] != '{' {
+			if s.Peek() != '{' {
 				bad = rJWKInvalid
 				return false
 			}
@@ -892,10 +479,10 @@ func parseHeader(b []byte, h *header) reason {
 				h.forbidden = rHeaderJSON
 			}
 		}
-		return s.skip(1)
+		return s.Skip(1)
 	})
 	if !ok {
-		if s.dup {
+		if s.Dup {
 			return rDuplicate
 		}
 		return bad
@@ -903,14 +490,14 @@ func parseHeader(b []byte, h *header) reason {
 	return rOK
 }
 
-func parseJWK(s *scanner, j *jwkFields) reason {
+func parseJWK(s *jwsverify.Scanner, j *jwkFields) reason {
 	bad := rJWKInvalid
 	strField := func(dst *[]byte) bool {
-		v, ok := s.str()
+		v, ok := s.Str()
 		*dst = v
 		return ok
 	}
-	ok := s.object(func(name []byte) bool {
+	ok := s.Object(1, func(name []byte) bool {
 		switch string(name) {
 		case "kty":
 			return strField(&j.kty)
@@ -930,37 +517,13 @@ func parseJWK(s *scanner, j *jwkFields) reason {
 			return strField(&j.use)
 		case "key_ops":
 			j.hasKeyOps = true
-			if s.i >= len(s.b) || s.b[s.i] != '[' {
-				return false
-			}
-			s.i++
-			s.ws()
-			if s.i < len(s.b) && s.b[s.i] == ']' {
-				s.i++
-				return true
-			}
-			for {
-				s.ws()
-				v, ok := s.str()
-				if !ok {
-					return false
-				}
-				if string(v) == "verify" {
+			return s.Array(func() bool {
+				v, ok := s.Str()
+				if ok && string(v) == "verify" {
 					j.keyOpsVerify = true
 				}
-				s.ws()
-				if s.i >= len(s.b) {
-					return false
-				}
-				if s.b[s.i] == ']' {
-					s.i++
-					return true
-				}
-				if s.b[s.i] != ',' {
-					return false
-				}
-				s.i++
-			}
+				return ok
+			})
 		case "d", "p", "q", "dp", "dq", "qi", "oth", "k":
 			bad = rJWKPrivate
 			return false
@@ -968,10 +531,10 @@ func parseJWK(s *scanner, j *jwkFields) reason {
 			bad = rKeyRef
 			return false
 		}
-		return s.skip(2)
+		return s.Skip(2)
 	})
 	if !ok {
-		if s.dup {
+		if s.Dup {
 			return rDuplicate
 		}
 		return bad
@@ -990,18 +553,18 @@ func parseJWK(s *scanner, j *jwkFields) reason {
 }
 
 func parsePayload(b []byte, c *claims) reason {
-	s := scanner{b: b}
+	s := newScanner(b)
 	bad := rPayloadJSON
 	str := func(dst *[]byte, has *bool) bool {
 		*has = true
-		v, ok := s.str()
+		v, ok := s.Str()
 		if !ok {
 			bad = rClaimType
 		}
 		*dst = v
 		return ok
 	}
-	ok := s.top(func(name []byte) bool {
+	ok := s.Top(func(name []byte) bool {
 		switch string(name) {
 		case "jti":
 			return str(&c.jti, &c.hasJTI)
@@ -1015,21 +578,21 @@ func parsePayload(b []byte, c *claims) reason {
 			return str(&c.nonce, &c.hasNonce)
 		case "iat":
 			c.hasIAT = true
-			if s.i >= len(s.b) || !(s.b[s.i] == '-' || s.b[s.i] >= '0' && s.b[s.i] <= '9') {
+			if ch := s.Peek(); !(ch == '-' || ch >= '0' && ch <= '9') {
 				bad = rClaimType
 				return false
 			}
-			v, ok := s.number()
+			v, ok := s.Number()
 			c.iat = v
 			if !ok {
 				bad = rClaimType
 			}
 			return ok
 		}
-		return s.skip(1)
+		return s.Skip(1)
 	})
 	if !ok {
-		if s.dup {
+		if s.Dup {
 			return rDuplicate
 		}
 		return bad
