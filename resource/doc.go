@@ -32,6 +32,39 @@
 // duplicate JSON members are refused; cnf must be an object and its
 // unknown members are ignored.
 //
+// Tokens are read by a strict parser, not a general JOSE library, and the
+// signature is checked with crypto/ecdsa, crypto/ed25519 or crypto/rsa
+// over the header and payload segments exactly as received, with the
+// issuer's public key as parsed once from its JWK Set. The rules:
+//
+//   - compact serialization only: exactly three segments, each canonical
+//     unpadded base64url (no padding, no CR/LF or other bytes a lenient
+//     decoder skips, zero trailing bits), so one token has one encoding;
+//   - header and claims are RFC 8259 JSON objects in valid UTF-8, with no
+//     unpaired surrogate escapes, nested at most 64 deep, and with unique
+//     member names at every level, compared after unescaping and
+//     case-sensitively (an attacker cannot slip in a second iss or aud,
+//     nor an "ISS" that some other reader would take for iss);
+//   - alg is a string naming an allowed algorithm (names are
+//     case-sensitive) that fits the key: ES256, ES384 and ES512 only on
+//     P-256, P-384 and P-521 keys, EdDSA on Ed25519, RS* and PS* on RSA
+//     (PSS with any salt length); ECDSA signatures are the 2n-byte r||s
+//     with r and s in [1, n-1] (high s is accepted, as in JWS);
+//   - kid and nonce, when present, are strings; jwk and x5c, when present,
+//     must be a public JWK and parsable certificates (checked, not used);
+//     other header members may hold any JSON value within the float64
+//     range; members whose value is null count as absent;
+//   - iss, sub, client_id, jti and scope are strings, aud a string or an
+//     array of strings, exp, nbf and iat numbers below 2^62 in magnitude
+//     (fractions truncated); null counts as absent, except for aud; a
+//     claims set that is JSON null is empty.
+//
+// Compared with go-jose, which read tokens before, the strict parser also
+// refuses non-canonical base64url, invalid UTF-8 and unpaired surrogates
+// (go-jose replaced them with U+FFFD, so distinct subjects could compare
+// equal), duplicate member names inside nested claim values, and nesting
+// beyond 64 levels. FuzzTokenDifferential holds the two side by side.
+//
 // Keys come from a [StaticKeySet] or a [RemoteKeySet] (a JWKS URL, or
 // discovery through RFC 8414 metadata with an OpenID Connect fallback).
 // Remote keys are cached as Cache-Control allows, refreshed on an unknown

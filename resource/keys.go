@@ -38,7 +38,7 @@ type Keys struct {
 }
 
 type verificationKey struct {
-	jwk  jose.JSONWebKey
+	pub  crypto.PublicKey          // jwk.Key, extracted once: *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
 	algs []jose.SignatureAlgorithm // algorithms this key may verify
 	id   string                    // kid + "." + RFC 7638 thumbprint: identity for the token cache
 }
@@ -133,7 +133,7 @@ func newVerificationKey(jwk jose.JSONWebKey) (*verificationKey, error) {
 		return nil, err
 	}
 	return &verificationKey{
-		jwk:  jwk,
+		pub:  jwk.Key,
 		algs: algs,
 		id:   jwk.KeyID + "." + base64.RawURLEncoding.EncodeToString(tp),
 	}, nil

@@ -1,16 +1,17 @@
 package resource
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
+	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
-	josejson "github.com/go-jose/go-jose/v4/json"
-	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/senderbound/senderbound/internal/jwsverify"
 )
 
 // token is a verified access token: the result of the signature and static
@@ -18,9 +19,10 @@ import (
 // through the token cache. Time checks are not part of it: they run on
 // every request.
 type token struct {
-	issuer   int // index into Verifier.issuers
-	keyID    string
-	claims   accessClaims
+	issuer   int    // index into Verifier.issuers
+	keyID    string // verificationKey.id of the key that verified it
+	subject  string
+	clientID string
 	scopes   []string
 	exp      time.Time
 	nbf      time.Time // zero when absent
@@ -31,68 +33,85 @@ type token struct {
 	raw      []byte // verified payload
 }
 
-type accessClaims struct {
-	Issuer    string              `json:"iss"`
-	Subject   string              `json:"sub"`
-	Audience  jwt.Audience        `json:"aud"`
-	Expiry    *jwt.NumericDate    `json:"exp"`
-	NotBefore *jwt.NumericDate    `json:"nbf"`
-	IssuedAt  *jwt.NumericDate    `json:"iat"`
-	ID        string              `json:"jti"`
-	ClientID  string              `json:"client_id"`
-	Scope     *string             `json:"scope"`
-	Cnf       josejson.RawMessage `json:"cnf"`
-}
+func tokenDigest(s string) [32]byte { return sha256.Sum256(jwsverify.BytesOf(s)) }
 
-type cnfClaim struct {
-	JKT *string `json:"jkt"`
-	X5T *string `json:"x5t#S256"`
-}
-
-func tokenDigest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+// sigBufSize is the stack buffer for the decoded signature (RSA 4096 and
+// smaller); larger signatures are decoded into a heap buffer.
+const sigBufSize = 512
 
 // verifyToken runs every check that does not depend on time or on the
 // request: size, JOSE shape, alg allow-list and key fit, typ, crit,
 // signature with the named issuer's keys, iss, aud, required claims, cnf.
+//
+// The token is read by a strict parser (see jwt.go and the package
+// documentation) and its signature is checked with the standard library
+// over the header and payload segments exactly as received.
 func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) {
 	if len(raw) > v.maxTokenBytes {
 		return nil, fail(ErrInvalidToken, "token_too_large", "access token too large")
 	}
-	if strings.Count(raw, ".") != 2 {
-		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
-	}
-	jws, err := jose.ParseSignedCompact(raw, v.algs)
-	if err != nil {
-		var ua *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &ua) {
-			return nil, fail(ErrInvalidToken, "token_alg_not_allowed", "access token algorithm not accepted")
+	d1 := strings.IndexByte(raw, '.')
+	d2 := -1
+	if d1 >= 0 {
+		if d2 = strings.IndexByte(raw[d1+1:], '.'); d2 >= 0 {
+			d2 += d1 + 1
 		}
+	}
+	if d2 < 0 || strings.IndexByte(raw[d2+1:], '.') >= 0 {
 		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
 	}
-	if len(jws.Signatures) != 1 {
+	in := jwsverify.BytesOf(raw)
+	hSeg, pSeg, sSeg := in[:d1], in[d1+1:d2], in[d2+1:]
+
+	// Canonical base64url in every segment; an empty segment decodes to
+	// nothing and fails a later check (as it did with go-jose). Header
+	// and payload share one buffer, which the verified token keeps (the
+	// payload is Principal.Claims).
+	hn := base64.RawURLEncoding.DecodedLen(len(hSeg))
+	buf := make([]byte, hn+base64.RawURLEncoding.DecodedLen(len(pSeg)))
+	var sb [sigBufSize]byte
+	hdr, ok1 := decodeSegment(buf[:hn], hSeg)
+	payload, ok2 := decodeSegment(buf[hn:], pSeg)
+	sig, ok3 := decodeSegment(sb[:], sSeg)
+	if !ok1 || !ok2 || !ok3 {
 		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
 	}
-	h := jws.Signatures[0].Protected
-	if _, ok := h.ExtraHeaders["crit"]; ok {
+	payload = payload[:len(payload):len(payload)]
+
+	var h tokenHeader
+	if len(hdr) > 0 && !parseTokenHeader(hdr, &h) {
+		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+	}
+	alg := v.allowedAlg(h.alg)
+	if alg == "" {
+		return nil, fail(ErrInvalidToken, "token_alg_not_allowed", "access token algorithm not accepted")
+	}
+	if h.bad {
+		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+	}
+	if h.keyRefs {
+		// jwk and x5c are never used, but a token carrying them must be
+		// what go-jose accepts there (a public JWK, parsable
+		// certificates); this rare case keeps go-jose as the judge.
+		if _, err := jose.ParseSignedCompact(raw, v.algs); err != nil {
+			return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+		}
+	}
+	if h.crit {
 		return nil, fail(ErrInvalidToken, "token_crit", "access token uses an unsupported critical header")
 	}
-	if _, ok := h.ExtraHeaders["b64"]; ok {
-		return nil, fail(ErrInvalidToken, "token_crit", "access token uses an unsupported critical header")
-	}
-	if err := v.checkType(h.ExtraHeaders[jose.HeaderType]); err != nil {
+	if err := v.checkType(&h); err != nil {
 		return nil, err
 	}
-	alg := jose.SignatureAlgorithm(h.Algorithm)
 
-	// Decode the claims once, before the signature check, to pick the
+	// Read the claims once, before the signature check, to pick the
 	// issuer named by iss; nothing else is trusted until the signature over
 	// these same bytes has been verified with that issuer's keys.
-	t := &token{}
-	payload := jws.UnsafePayloadWithoutVerification()
-	if err := josejson.Unmarshal(payload, &t.claims); err != nil {
+	var c tokenClaims
+	if !parseTokenClaims(payload, v.audience, &c) {
 		return nil, fail(ErrInvalidToken, "token_claims_malformed", "access token claims are malformed")
 	}
-	idx, ok := v.issuerIndex[t.claims.Issuer]
+	idx, ok := v.issuerIndex[string(c.iss)]
 	if !ok {
 		return nil, fail(ErrInvalidToken, "token_issuer_unknown", "access token issuer not trusted")
 	}
@@ -101,21 +120,23 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 	if err != nil {
 		return nil, keySetFailure(err)
 	}
-	candidates := keys.lookup(h.KeyID)
+	candidates := keys.lookup(string(h.kid))
 	if len(candidates) == 0 {
 		// Unknown kid: the issuer may have rotated. Refresh (rate-limited,
 		// collapsed) and look again.
 		if keys, err = ks.Refresh(ctx); err != nil {
 			return nil, keySetFailure(err)
 		}
-		candidates = keys.lookup(h.KeyID)
+		candidates = keys.lookup(string(h.kid))
 	}
+	signingInput := in[:d2]
 	var used *verificationKey
 	for _, k := range candidates {
-		if !containsAlg(k.algs, alg) {
+		if !containsAlg(k.algs, jose.SignatureAlgorithm(alg)) {
 			continue
 		}
-		if _, err := jws.Verify(k.jwk.Key); err == nil {
+		// PS*: any salt length, as go-jose accepted.
+		if jwsverify.Verify(alg, k.pub, signingInput, sig, nil) {
 			used = k
 			break
 		}
@@ -123,107 +144,108 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 	if used == nil {
 		return nil, fail(ErrInvalidToken, "token_signature", "access token signature invalid")
 	}
-	t.issuer, t.keyID, t.raw = idx, used.id, payload
-	c := &t.claims
-	// From here on the claims are verified: they were decoded from the
-	// payload the signature covers. c.Issuer equals the issuer's Identifier
-	// (selected by exact lookup; go-jose's decoder refuses duplicate
-	// members, so there is only one iss).
-	if !contains(c.Audience, v.audience) {
+	// From here on the claims are verified: they were read from the
+	// payload the signature covers. iss equals the issuer's Identifier
+	// (selected by exact lookup; duplicate member names are refused, so
+	// there is only one iss).
+	if !c.audOK {
 		return nil, fail(ErrInvalidToken, "token_audience", "access token audience does not include this resource")
 	}
-	if c.Expiry == nil {
+	if !c.hasExp {
 		return nil, fail(ErrInvalidToken, "token_no_exp", "access token has no expiry")
-	}
-	t.exp = c.Expiry.Time()
-	if c.NotBefore != nil {
-		t.nbf = c.NotBefore.Time()
-	}
-	if c.IssuedAt != nil {
-		t.iat = c.IssuedAt.Time()
 	}
 	for _, name := range v.requiredClaims {
 		missing := false
 		switch name {
 		case "sub":
-			missing = c.Subject == ""
+			missing = len(c.sub) == 0
 		case "client_id":
-			missing = c.ClientID == ""
+			missing = len(c.clientID) == 0
 		case "iat":
-			missing = c.IssuedAt == nil
+			missing = !c.hasIat
 		case "jti":
-			missing = c.ID == ""
+			missing = len(c.jti) == 0
 		}
 		if missing {
 			return nil, fail(ErrInvalidToken, "token_missing_"+name, "access token lacks a required claim")
 		}
 	}
-	if c.Scope != nil {
-		t.scopes = strings.Fields(*c.Scope)
-		t.scopes = t.scopes[:len(t.scopes):len(t.scopes)]
-	}
-	if len(c.Cnf) > 0 { // present, including "cnf":null
-		if err := t.parseCnf(c.Cnf); err != nil {
-			return nil, err
+	var jkt, x5t []byte
+	var hasJKT, hasX5T bool
+	if c.cnf != nil { // present, including "cnf":null
+		if !parseCnf(c.cnf, &jkt, &x5t, &hasJKT, &hasX5T) {
+			return nil, fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
 		}
+	}
+
+	t := &token{issuer: idx, keyID: used.id, raw: payload, hasJKT: hasJKT, hasX5T: hasX5T}
+	t.exp = time.Unix(c.exp, 0)
+	if c.hasNbf {
+		t.nbf = time.Unix(c.nbf, 0)
+	}
+	if c.hasIat {
+		t.iat = time.Unix(c.iat, 0)
+	}
+	// One allocation holds every string the token hands out.
+	strs := make([]byte, 0, len(c.sub)+len(c.clientID)+len(c.scope)+len(jkt)+len(x5t))
+	strs = append(strs, c.sub...)
+	strs = append(strs, c.clientID...)
+	strs = append(strs, c.scope...)
+	strs = append(strs, jkt...)
+	strs = append(strs, x5t...)
+	all := unsafe.String(unsafe.SliceData(strs), len(strs))
+	next := func(n int) string {
+		s := all[:n]
+		all = all[n:]
+		return s
+	}
+	t.subject = next(len(c.sub))
+	t.clientID = next(len(c.clientID))
+	scope := next(len(c.scope))
+	t.jkt = next(len(jkt))
+	t.x5t = next(len(x5t))
+	if c.hasScope {
+		t.scopes = strings.Fields(scope)
+		t.scopes = t.scopes[:len(t.scopes):len(t.scopes)]
 	}
 	return t, nil
 }
 
-func (t *token) parseCnf(raw []byte) error {
-	trimmed := bytes.TrimLeft(raw, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
+// decodeSegment strictly decodes one base64url segment into buf, or into
+// a new slice when buf is too small. An empty segment is empty.
+func decodeSegment(buf, seg []byte) ([]byte, bool) {
+	if len(seg) == 0 {
+		return buf[:0], true
 	}
-	var cnf cnfClaim
-	if err := josejson.Unmarshal(raw, &cnf); err != nil {
-		return fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
+	if n := base64.RawURLEncoding.DecodedLen(len(seg)); n > len(buf) {
+		buf = make([]byte, n)
 	}
-	if cnf.JKT != nil {
-		if !isB64URLSHA256(*cnf.JKT) {
-			return fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
-		}
-		t.jkt, t.hasJKT = *cnf.JKT, true
-	}
-	if cnf.X5T != nil {
-		if !isB64URLSHA256(*cnf.X5T) {
-			return fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
-		}
-		t.x5t, t.hasX5T = *cnf.X5T, true
-	}
-	return nil
+	return jwsverify.DecodeB64(buf, seg)
 }
 
-// isB64URLSHA256 reports whether s is 43 unpadded base64url characters,
-// the only form a SHA-256 thumbprint takes (RFC 7638, RFC 8705 §3.1).
-func isB64URLSHA256(s string) bool {
-	if len(s) != 43 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
+// allowedAlg returns the configured algorithm named by alg, or "".
+func (v *Verifier) allowedAlg(alg []byte) string {
+	for _, a := range v.algs {
+		if string(a) == string(alg) {
+			return string(a)
 		}
 	}
-	return true
+	return ""
 }
 
 // checkType enforces typ at+jwt / application/at+jwt, case-insensitive
 // (RFC 9068 §4, RFC 7515 §4.1.9).
-func (v *Verifier) checkType(typ any) error {
-	if typ == nil {
+func (v *Verifier) checkType(h *tokenHeader) error {
+	if !h.hasTyp {
 		if v.insecureAllowUntyped {
 			return nil
 		}
 		return fail(ErrInvalidToken, "token_type", "access token type not accepted")
 	}
-	s, ok := typ.(string)
-	if !ok {
+	if !h.typStr {
 		return fail(ErrInvalidToken, "token_type", "access token type not accepted")
 	}
-	s = strings.ToLower(s)
-	if s != "at+jwt" && s != "application/at+jwt" {
+	if s := strings.ToLower(string(h.typ)); s != "at+jwt" && s != "application/at+jwt" {
 		return fail(ErrInvalidToken, "token_type", "access token type not accepted")
 	}
 	return nil

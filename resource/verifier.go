@@ -261,9 +261,9 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 		return nil, err
 	}
 	pr := &Principal{
-		Subject:   tok.claims.Subject,
-		ClientID:  tok.claims.ClientID,
-		Issuer:    tok.claims.Issuer,
+		Subject:   tok.subject,
+		ClientID:  tok.clientID,
+		Issuer:    v.issuers[tok.issuer].Identifier,
 		Scopes:    tok.scopes,
 		ExpiresAt: tok.exp,
 		Claims:    tok.raw,
