@@ -107,7 +107,7 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg := issuer.ServerConfig{Issuer: is, Clients: reg,
+	scfg := issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true,
 		Grants: map[string]issuer.GrantHandler{testRefreshGrant: issuer.GrantHandlerFunc(testRefreshGrantHandler)}}
 	if nonces {
 		n, err := dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{randomBytes(t, 32)}, Label: as.URL})

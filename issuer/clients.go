@@ -71,7 +71,9 @@ type Client struct {
 	// an unbound or certificate-bound token.
 	DPoPBoundAccessTokens bool
 	// TLSClientCertificateBoundAccessTokens requires a client certificate
-	// on every token request: the client never gets an unbound token.
+	// on every token request and binds every token to it: the client never
+	// gets an unbound or a DPoP-bound token (a request carrying a DPoP
+	// proof is refused with invalid_request).
 	TLSClientCertificateBoundAccessTokens bool
 	// Introspect allows the client to call the introspection endpoint.
 	Introspect bool

@@ -43,7 +43,7 @@ func (s *Server) Metadata() Metadata {
 		ResponseTypesSupported:                s.cfg.ResponseTypesSupported,
 		GrantTypesSupported:                   []string{GrantClientCredentials, GrantRefreshToken},
 		DPoPSigningAlgValuesSupported:         s.cfg.DPoPAlgorithms,
-		TLSClientCertificateBoundAccessTokens: true,
+		TLSClientCertificateBoundAccessTokens: s.cfg.MTLS,
 	}
 	for gt := range s.cfg.Grants {
 		m.GrantTypesSupported = append(m.GrantTypesSupported, gt)

@@ -126,6 +126,17 @@ type ServerConfig struct {
 	// Certificates extracts the client certificate. Default: the TLS layer
 	// only (no forwarded headers).
 	Certificates *mtlsbound.Source
+	// MTLS says that the token endpoint can see client certificates: it is
+	// served by a TLS listener that requests them (see
+	// mtlsbound.ServerTLSConfig), or by a trusted proxy that forwards them
+	// (Certificates). Only then does the metadata advertise
+	// tls_client_certificate_bound_access_tokens (RFC 8705 §3.3) and do the
+	// default AuthMethods include tls_client_auth and
+	// self_signed_tls_client_auth. MTLSBaseURL and a non-nil Certificates
+	// imply it. A server that
+	// cannot obtain certificates must not claim it: clients would be told
+	// to expect certificate-bound tokens they can never get.
+	MTLS bool
 	// RefreshTokens stores refresh tokens. Default: NewMemoryRefreshStore.
 	RefreshTokens RefreshStore
 	// RefreshTokenTTL is the refresh-token lifetime. Default 24 hours.
@@ -145,7 +156,8 @@ type ServerConfig struct {
 	AuthorizationEndpoint  string
 	ResponseTypesSupported []string
 	// AuthMethods are the client authentication methods advertised in the
-	// metadata. Default: all six methods.
+	// metadata. Default: all six methods when MTLS is set, else all but
+	// tls_client_auth and self_signed_tls_client_auth.
 	AuthMethods []AuthMethod
 	// ClientAssertionAlgorithms are the JWS algorithms accepted for
 	// private_key_jwt assertions (asymmetric only). Default
@@ -204,6 +216,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.verifier = v
 	s.nonces = cfg.Nonces
+	if cfg.Certificates != nil {
+		cfg.MTLS = true
+	}
 	if cfg.Certificates == nil {
 		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{})
 		if err != nil {
@@ -227,8 +242,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("%w: grant %q cannot be registered", ErrInvalidConfig, gt)
 		}
 	}
+	if cfg.MTLSBaseURL != "" {
+		cfg.MTLS = true
+	}
 	if len(cfg.AuthMethods) == 0 {
-		cfg.AuthMethods = []AuthMethod{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient, AuthSelfSignedTLSClient, AuthNone}
+		cfg.AuthMethods = []AuthMethod{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT}
+		if cfg.MTLS {
+			cfg.AuthMethods = append(cfg.AuthMethods, AuthTLSClient, AuthSelfSignedTLSClient)
+		}
+		cfg.AuthMethods = append(cfg.AuthMethods, AuthNone)
 	}
 	if len(cfg.ClientAssertionAlgorithms) == 0 {
 		cfg.ClientAssertionAlgorithms = DefaultDPoPAlgorithms
@@ -466,11 +488,25 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	return resp, nonce, nil
 }
 
-// bindingFor chooses the access token's binding: the DPoP key when a proof
-// was verified (RFC 9449 §5, also with mTLS client authentication), else
-// the client certificate proven on the connection (RFC 8705 §3), else none.
-// A client registered for bound tokens never gets an unbound one.
+// bindingFor chooses the access token's binding: for a client registered
+// for certificate-bound tokens, the certificate proven on the connection
+// (RFC 8705 §3) and nothing else; otherwise the DPoP key when a proof was
+// verified (RFC 9449 §5, also with mTLS client authentication), else the
+// client certificate, else none. A client registered for bound tokens
+// never gets an unbound one.
 func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) {
+	if c.TLSClientCertificateBoundAccessTokens {
+		// Certificate-bound, and only that: a DPoP-bound token would be
+		// refused by resource servers that expect this client's tokens to
+		// carry cnf.x5t#S256.
+		switch {
+		case cert == nil:
+			return Binding{}, newError(ErrInvalidRequest, "client requires certificate-bound access tokens")
+		case jkt != "":
+			return Binding{}, newError(ErrInvalidRequest, "client requires certificate-bound access tokens, not DPoP-bound ones")
+		}
+		return CertificateBinding(cert), nil
+	}
 	if jkt != "" {
 		return Binding{JKT: jkt}, nil
 	}
@@ -479,9 +515,6 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 	}
 	if cert != nil {
 		return CertificateBinding(cert), nil
-	}
-	if c.TLSClientCertificateBoundAccessTokens {
-		return Binding{}, newError(ErrInvalidRequest, "client requires certificate-bound access tokens")
 	}
 	return Binding{}, nil
 }

@@ -118,7 +118,7 @@ func cliStartIssuer(t testing.TB, nonces bool) *cliIssuer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := issuer.ServerConfig{Issuer: is, Clients: reg}
+		cfg := issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true}
 		if nonces {
 			secret := make([]byte, 32)
 			if _, err := rand.Read(secret); err != nil {
@@ -334,10 +334,12 @@ func TestToken(t *testing.T) {
 			wantType: "Bearer", wantX5T: func(is *cliIssuer) string { return mtlsbound.Thumbprint(is.selfCert) }, wantScope: "read",
 		},
 		{
+			// self-app is not registered for certificate-bound tokens, so a
+			// proof makes its token DPoP-bound (mtls-app is, and would be refused).
 			name: "DPoP over mTLS with nonces",
 			is:   withNonces,
 			args: func(is *cliIssuer) []string {
-				return []string{"--client-id", "mtls-app", "--cert", filepath.Join(is.mtlsDir, certs.LeafCertFile), "--key", filepath.Join(is.mtlsDir, certs.LeafKeyFile), "--dpop-key", keyPath}
+				return []string{"--client-id", "self-app", "--cert", filepath.Join(is.selfDir, certs.LeafCertFile), "--key", filepath.Join(is.selfDir, certs.LeafKeyFile), "--dpop-key", keyPath}
 			},
 			wantType: "DPoP", wantJKT: jkt, wantScope: "read",
 		},
@@ -443,6 +445,7 @@ func TestTokenErrorResponses(t *testing.T) {
 		{"DPoP-bound client without a proof", []string{"--client-id", "dpop-app", "--client-secret", cliSecret}, "invalid_dpop_proof"},
 		{"scope not allowed", []string{"--client-id", "bearer-app", "--client-secret", cliSecret, "--scope", "admin"}, "invalid_scope"},
 		{"mTLS client without a certificate", []string{"--client-id", "mtls-app"}, "invalid_client"},
+		{"certificate-bound client with a DPoP proof", []string{"--client-id", "mtls-app", "--cert", filepath.Join(is.mtlsDir, certs.LeafCertFile), "--key", filepath.Join(is.mtlsDir, certs.LeafKeyFile), "--dpop-key", keyPath}, "invalid_request"},
 		{"certificate from another CA", []string{"--client-id", "mtls-app", "--cert", filepath.Join(strangerDir, certs.LeafCertFile), "--key", filepath.Join(strangerDir, certs.LeafKeyFile)}, "invalid_client"},
 	}
 	for _, tt := range tests {

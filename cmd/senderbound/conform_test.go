@@ -136,7 +136,7 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 	}
 	// The demo's test grant gives the public client refresh tokens
 	// (--refresh-client-id, --refresh-grant-type, --refresh-param).
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg,
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true,
 		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
 	if err != nil {
 		t.Fatal(err)

@@ -275,7 +275,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope},
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}, MTLS: true,
 		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
 	if err != nil {
 		return nil, err

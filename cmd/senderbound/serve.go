@@ -500,6 +500,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		DPoPAlgorithms:  slices.Clone(serveAlgorithms),
 		ScopesSupported: slices.Clone(p.scopes),
 		AuthMethods:     methods,
+		MTLS:            p.tls,
 	}
 	if p.requireNonce {
 		n, err := serveNonces(p.id)

@@ -90,7 +90,7 @@ func startServers(t *testing.T) *servers {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg})
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
