@@ -188,7 +188,10 @@ func TestVerifyWithNonces(t *testing.T) {
 		{name: "ERR-14/no nonce", cfg: cfg, want: ErrUseNonce, why: rNonce},
 		{name: "ERR-15/wrong nonce", edit: setCl("nonce", "eyJ7S_zG.eyJH0-Z.HX4w-7v"), cfg: cfg, want: ErrUseNonce, why: rNonce},
 		{name: "DPOP-AS-21/nonce of another server", edit: setCl("nonce", foreign), cfg: cfg, want: ErrUseNonce, why: rNonce},
-		{name: "ADV-80/nonce as number", edit: setCl("nonce", 12), cfg: cfg, want: ErrInvalidProof, why: rClaimType},
+		{name: "ADV-80/nonce as number", edit: setCl("nonce", 12), cfg: cfg, want: ErrUseNonce, why: rNonce},
+		{name: "ADV-80/nonce as object", edit: setCl("nonce", map[string]any{"n": good}), cfg: cfg, want: ErrUseNonce, why: rNonce},
+		{name: "ADV-80/nonce as null", edit: setCl("nonce", nil), cfg: cfg, want: ErrUseNonce, why: rNonce},
+		{name: "ADV-80/nonce as number without a nonce source", edit: setCl("nonce", 12), want: ErrUseNonce, why: rNonce},
 		{name: "valid nonce", edit: setCl("nonce", good), cfg: cfg},
 	})
 	// Signature failures win over nonce failures.

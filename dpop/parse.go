@@ -575,6 +575,14 @@ func parsePayload(b []byte, c *claims) reason {
 		case "ath":
 			return str(&c.ath, &c.hasATH)
 		case "nonce":
+			if s.Peek() != '"' {
+				// A nonce of another JSON type is a wrong nonce, not a
+				// malformed proof: it is left empty, which the nonce
+				// check refuses with use_dpop_nonce (ADV-80), so that the
+				// client retries with the DPoP-Nonce it is sent.
+				c.hasNonce = true
+				return s.Skip(1)
+			}
 			return str(&c.nonce, &c.hasNonce)
 		case "iat":
 			c.hasIAT = true
