@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"math/big"
+	"strings"
 	"sync"
 
 	"github.com/senderbound/senderbound/internal/jwsverify"
@@ -180,18 +181,15 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b
 // alg against allowed and verifies the signature. It does not look at the
 // claims' values. On success p.buf must be returned with release.
 func parseAndVerify(proof string, allowed func(string) bool, p *parsed) reason {
-	d1 := -1
+	d1 := strings.IndexByte(proof, '.')
 	d2 := -1
-	for i := 0; i < len(proof); i++ {
-		if proof[i] == '.' {
-			if d1 < 0 {
-				d1 = i
-			} else if d2 < 0 {
-				d2 = i
-			} else {
-				return rSegments
-			}
+	if d1 >= 0 {
+		if j := strings.IndexByte(proof[d1+1:], '.'); j >= 0 {
+			d2 = d1 + 1 + j
 		}
+	}
+	if d2 >= 0 && strings.IndexByte(proof[d2+1:], '.') >= 0 {
+		return rSegments
 	}
 	if d2 < 0 || d1 == 0 || d2 == d1+1 || d2 == len(proof)-1 {
 		return rSegments
