@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,6 +209,32 @@ func (ks *KeySet) Rotate() error {
 	ks.next = nil
 	ks.retired = append(ks.retired, old)
 	return nil
+}
+
+// pin returns the key to sign a token expiring at exp (Unix seconds), with
+// exp already recorded on it, so that the key stays published until exp
+// even when a rotation retires it while the signature is still being made
+// (a KMS signer can take a while). If a rotation retired the loaded key and
+// a JWKS call dropped it before exp was recorded, pin takes the new active
+// key instead.
+func (ks *KeySet) pin(exp int64) *key {
+	for {
+		k := ks.active.Load()
+		k.noteExp(exp)
+		if ks.active.Load() == k {
+			// Still active after the note: a later Rotate retires it with
+			// exp on it, and JWKS keeps it until then.
+			return k
+		}
+		ks.mu.Lock()
+		kept := slices.Contains(ks.retired, k)
+		ks.mu.Unlock()
+		if kept {
+			// Retired but still published; JWKS reads lastExp under mu,
+			// after the note, so it keeps k until exp.
+			return k
+		}
+	}
 }
 
 // ActiveKeyID returns the kid of the key that signs new tokens.

@@ -273,12 +273,11 @@ func (is *Issuer) Mint(ctx context.Context, req MintRequest) (*Token, error) {
 		payload = append(payload[:len(payload)-1], ',')
 		payload = append(payload, extra[1:]...)
 	}
-	k := is.cfg.Keys.active.Load()
+	k := is.cfg.Keys.pin(exp.Unix())
 	raw, err := k.js.SignCompact(is.rand(), k.header, payload)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: sign: %w", err)
 	}
-	k.noteExp(exp.Unix())
 	return &Token{
 		Raw: raw, Type: req.Binding.TokenType(), ID: jti, KeyID: k.kid,
 		Subject: req.Subject, ClientID: req.ClientID, Audience: append([]string(nil), aud...),
