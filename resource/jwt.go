@@ -229,7 +229,8 @@ func smallInt(v []byte) (int64, bool) {
 // parseCnf rules on the raw cnf value (RFC 7800 §3.1): an object with
 // unique member names at every level whose jkt and x5t#S256, when present
 // and not null, are strings holding a base64url SHA-256 value. Unknown
-// members are ignored.
+// members are ignored here; a cnf with neither jkt nor x5t#S256 is refused
+// by the caller (token_cnf_unsupported).
 func parseCnf(raw []byte, jkt, x5t *[]byte, hasJKT, hasX5T *bool) bool {
 	if len(raw) == 0 || raw[0] != '{' {
 		return false

@@ -176,6 +176,12 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 		if !parseCnf(c.cnf, &jkt, &x5t, &hasJKT, &hasX5T) {
 			return nil, fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
 		}
+		if !hasJKT && !hasX5T {
+			// A token confirmed by a method this server cannot check (cnf
+			// with only jwk, x5t, kid, ...) is not an unbound token: taking
+			// it as a bearer token would be a downgrade.
+			return nil, fail(ErrInvalidToken, "token_cnf_unsupported", "access token is bound by an unsupported confirmation method")
+		}
 	}
 
 	t := &token{issuer: idx, keyID: used.id, raw: payload, hasJKT: hasJKT, hasX5T: hasX5T}

@@ -103,6 +103,11 @@ func BoundCases() []Case {
 			r.Header.Del("DPoP")
 			r.Header["dpop"] = []string{v}
 		}, WantStatus: 200},
+		{Name: "ATV-24/unknown cnf member beside jkt ignored", Via: "tls", Build: DPoPRequest(D, func(t testing.TB, e *Env) string {
+			c := e.Claims()
+			c["cnf"] = map[string]any{"jkt": e.K1.Thumbprint(), "x-ext": 1}
+			return e.AS.Mint(t, Header(), c)
+		}, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
 		{Name: "DPOP-RS-11/request query ignored", Path: "/any?a=1", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200},
 		{Name: "AcceptBound/DPoP token on default route", Path: "/bound", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
 		{Name: "DPOP-RS-15/ADV-107/replayed proof", Via: "tls", Build: DPoPRequest(D, K1Token, nil), Replay: true, WantStatus: 401, WantScheme: D, WantError: "invalid_dpop_proof"},

@@ -180,7 +180,13 @@ func BearerCases() []Case {
 			c := map[string]any{"jti": "x", "htm": "GET", "htu": "https://rs.example.test/any", "iat": e.T0.Unix()}
 			return e.AS.Mint(t, map[string]any{"typ": "dpop+jwt", "jwk": e.AS.JWK()}, c)
 		}),
-		ok("ATV-24/unknown cnf member ignored", claims(set("cnf", map[string]any{"x-ext": 1}))),
+		bad("ATV-24/cnf with only an unknown member", claims(set("cnf", map[string]any{"x-ext": 1}))),
+		bad("ATV-24/cnf with only jwk (unsupported method, no downgrade to bearer)", claims(func(e *Env, c map[string]any) {
+			c["cnf"] = map[string]any{"jwk": e.K1.PublicJWK()}
+		})),
+		bad("ATV-24/cnf with only a SHA-1 x5t", claims(set("cnf", map[string]any{"x5t": "ygg_Jp-0_HGSDpQHDqrLcxkp5vk"}))),
+		bad("ATV-24/empty cnf", claims(set("cnf", map[string]any{}))),
+		bad("ATV-24/cnf with a null jkt", claims(set("cnf", map[string]any{"jkt": nil}))),
 		ok("ATV-24/unknown claims ignored", claims(set("x-custom", map[string]any{"a": []int{1}}))),
 		bad("ATV-27/ADV-38/duplicate aud", rawPayload(func(_ *Env, b []byte) []byte {
 			return append(b[:len(b)-1], []byte(`,"aud":"`+Audience+`"}`)...)
