@@ -43,7 +43,9 @@ type refCnf struct {
 	X5T *string `json:"x5t#S256"`
 }
 
-// refVerifyToken is verifyToken as it was with go-jose.
+// refVerifyToken is verifyToken as it was with go-jose, with the policy
+// rules added since (token_cnf_unsupported), so that the two differ only
+// in how they read tokens.
 func refVerifyToken(v *Verifier, ctx context.Context, raw string) (*token, error) {
 	if len(raw) > v.maxTokenBytes {
 		return nil, fail(ErrInvalidToken, "token_too_large", "access token too large")
@@ -160,6 +162,11 @@ func refVerifyToken(v *Verifier, ctx context.Context, raw string) (*token, error
 				return nil, fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
 			}
 			t.x5t, t.hasX5T = *cnf.X5T, true
+		}
+		// Added with the strict parser's rule of the same name: a cnf the
+		// server cannot check is not taken for an unbound token.
+		if !t.hasJKT && !t.hasX5T {
+			return nil, fail(ErrInvalidToken, "token_cnf_unsupported", "access token is bound by an unsupported confirmation method")
 		}
 	}
 	return t, nil
