@@ -147,6 +147,7 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 			Audience:       aud,
 			DPoP:           dc,
 			TrustedProxies: trusted,
+			PublicURL:      label, // the URL the suite uses, for the DPoP htu check
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -45,7 +45,9 @@
 // public base URL (recommended) or, only when the immediate peer is a
 // configured trusted proxy, from X-Forwarded-Proto/X-Forwarded-Host or
 // RFC 7239 Forwarded. Forwarded headers from any other peer are ignored,
-// never used silently.
+// never used silently, and so is the Host header, which the client
+// chooses: without a public URL, a request from any other peer has no
+// target URI unless [TargetURIConfig.InsecureHostHeader] is set.
 //
 // # Strict parsing
 //

@@ -90,7 +90,11 @@ func TestTargetURI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := NewTargetURI(TargetURIConfig{})
+	plain, err := NewTargetURI(TargetURIConfig{InsecureHostHeader: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrustedOnly, err := NewTargetURI(TargetURIConfig{TrustedProxies: []string{"10.0.0.0/8"}, InsecureHostHeader: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +110,10 @@ func TestTargetURI(t *testing.T) {
 		{"trusted proxy takes last list value", proxied, http.Header{"X-Forwarded-Proto": {"http, https"}, "X-Forwarded-Host": {"evil.example, rs.example.test"}}, false, "https://rs.example.test/resource"},
 		{"trusted proxy RFC 7239", proxied, http.Header{"Forwarded": {`for=192.0.2.1;proto=https;host="rs.example.test"`}}, false, "https://rs.example.test/resource"},
 		{"Forwarded preferred over X-Forwarded", proxied, http.Header{"Forwarded": {`proto=https;host=rs.example.test`}, "X-Forwarded-Host": {"evil.example"}}, false, "https://rs.example.test/resource"},
-		{"untrusted peer headers ignored", untrusted, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}, "Forwarded": {"host=evil.example"}}, false, "http://HOST/resource"},
-		{"no proxies: headers ignored", plain, http.Header{"X-Forwarded-Host": {"evil.example"}}, false, "http://HOST/resource"},
-		{"TLS connection", plain, nil, true, "https://HOST/resource"},
+		{"untrusted peer: no target without InsecureHostHeader", untrusted, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}, "Forwarded": {"host=evil.example"}}, false, ""},
+		{"untrusted peer: Host header not used", untrustedOnly, nil, true, ""},
+		{"InsecureHostHeader: forwarded headers still ignored", plain, http.Header{"X-Forwarded-Host": {"evil.example"}}, false, "http://HOST/resource"},
+		{"InsecureHostHeader: TLS connection", plain, nil, true, "https://HOST/resource"},
 		{"bad forwarded proto", proxied, http.Header{"X-Forwarded-Proto": {"gopher"}}, false, ""},
 		{"bad forwarded host", proxied, http.Header{"X-Forwarded-Host": {"a b"}}, false, ""},
 	}
@@ -152,6 +157,7 @@ func TestTargetURI(t *testing.T) {
 		{PublicURL: "rs.example.test"},
 		{PublicURL: "https://rs.example.test/?q"},
 		{TrustedProxies: []string{"10.0.0.1/8"}},
+		{}, // nothing says what the target URI is
 	} {
 		if _, err := NewTargetURI(bad); err == nil {
 			t.Errorf("%+v accepted", bad)

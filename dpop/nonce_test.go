@@ -191,7 +191,8 @@ func TestVerifyWithNonces(t *testing.T) {
 		{name: "ADV-80/nonce as number", edit: setCl("nonce", 12), cfg: cfg, want: ErrUseNonce, why: rNonce},
 		{name: "ADV-80/nonce as object", edit: setCl("nonce", map[string]any{"n": good}), cfg: cfg, want: ErrUseNonce, why: rNonce},
 		{name: "ADV-80/nonce as null", edit: setCl("nonce", nil), cfg: cfg, want: ErrUseNonce, why: rNonce},
-		{name: "ADV-80/nonce as number without a nonce source", edit: setCl("nonce", 12), want: ErrUseNonce, why: rNonce},
+		{name: "ADV-80/nonce as number without a nonce source", edit: setCl("nonce", 12), want: ErrInvalidProof, why: rClaimType},
+		{name: "ADV-80/nonce outside NQCHAR without a nonce source", edit: setCl("nonce", "a\"b"), want: ErrInvalidProof, why: rClaimType},
 		{name: "valid nonce", edit: setCl("nonce", good), cfg: cfg},
 	})
 	// Signature failures win over nonce failures.

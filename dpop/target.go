@@ -21,14 +21,23 @@ type TargetURIConfig struct {
 	// headers are believed. Used only when PublicURL is empty. Headers from
 	// any other peer are ignored.
 	TrustedProxies []string
+	// InsecureHostHeader derives the target URI of a request that came
+	// from no trusted proxy from the request itself: https when it arrived
+	// over TLS, and its Host header. The client chooses the Host header, so
+	// a proof made for another name this server answers to (another
+	// resource server sharing the certificate, an alias) is then accepted.
+	// Use it only for servers reachable under a single name, and tests;
+	// set PublicURL instead.
+	InsecureHostHeader bool
 }
 
 // TargetURI derives the expected htu of an incoming request. It never
 // trusts forwarded headers unless the immediate peer is a configured
 // trusted proxy. A TargetURI is immutable and safe for concurrent use.
 type TargetURI struct {
-	public  string
-	proxies trustedproxy.Set
+	public    string
+	proxies   trustedproxy.Set
+	trustHost bool
 }
 
 // NewTargetURI validates cfg and returns a TargetURI.
@@ -49,16 +58,22 @@ func NewTargetURI(cfg TargetURIConfig) (*TargetURI, error) {
 		return nil, err
 	}
 	t.proxies = set
+	t.trustHost = cfg.InsecureHostHeader
+	if t.public == "" && len(cfg.TrustedProxies) == 0 && !t.trustHost {
+		return nil, errors.New("dpop: the target URI needs PublicURL (or TrustedProxies, or InsecureHostHeader)")
+	}
 	return t, nil
 }
 
 var errTarget = errors.New("dpop: cannot determine the request's target URI")
 
 // URL returns the target URI of r without query: scheme, host and path. The
-// scheme and host come from PublicURL when configured; else from the last
-// Forwarded element (or the last X-Forwarded-Proto / X-Forwarded-Host
-// values) when r's immediate peer is a trusted proxy; else from r.TLS and
-// r.Host.
+// scheme and host come from PublicURL when configured; else, when r's
+// immediate peer is a trusted proxy, from the last Forwarded element (or
+// the last X-Forwarded-Proto / X-Forwarded-Host values), falling back to
+// r.Host as the proxy sent it; else, only with InsecureHostHeader, from
+// r.TLS and r.Host. Otherwise it is an error: the target URI is never
+// taken silently from a header the client chose.
 func (t *TargetURI) URL(r *http.Request) (string, error) {
 	if r == nil || r.URL == nil {
 		return "", errTarget
@@ -70,11 +85,15 @@ func (t *TargetURI) URL(r *http.Request) (string, error) {
 	if t.public != "" {
 		return t.public + path, nil
 	}
+	trusted := t.proxies.TrustedPeer(r)
+	if !trusted && !t.trustHost {
+		return "", errTarget
+	}
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if t.proxies.TrustedPeer(r) {
+	if trusted {
 		if p, h, ok := lastForwarded(r.Header.Values("Forwarded")); ok {
 			if p != "" {
 				scheme = p

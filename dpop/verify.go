@@ -52,10 +52,10 @@ type Config struct {
 	// ReplayStore enforces single use of each (key, jti). Required.
 	ReplayStore ReplayStore
 	// Nonces, when set, makes a valid server nonce mandatory in every proof
-	// (ErrUseNonce otherwise). nil means nonces are not required; a nonce
-	// claim is then not checked against any source, but one that is not a
-	// non-empty string of NQCHAR (RFC 9449 §8.1) is still refused with
-	// ErrUseNonce.
+	// (ErrUseNonce otherwise, also for a nonce claim that is not a
+	// non-empty string of NQCHAR, RFC 9449 §8.1). nil means nonces are not
+	// required; a nonce claim is then not checked against any source, but
+	// a malformed one makes the proof invalid (ErrInvalidProof).
 	Nonces NonceSource
 	// MaxProofBytes caps the proof length; longer proofs are refused before
 	// any parsing. 0 means DefaultMaxProofBytes (8 KiB).
@@ -236,6 +236,11 @@ func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proo
 		}
 	}
 	if c.hasNonce && !validNonceSyntax(string(c.nonce)) {
+		if v.nonces == nil {
+			// No nonce is on offer here: use_dpop_nonce would send the
+			// client after one it cannot get. The proof is malformed.
+			return nil, fail(ErrInvalidProof, rClaimType)
+		}
 		return nil, fail(ErrUseNonce, rNonce)
 	}
 	if v.nonces != nil {

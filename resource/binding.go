@@ -56,7 +56,7 @@ func (v *Verifier) initExt(cfg Config) error {
 	v.dpopAlgs = v.dpop.Algorithms()
 	v.nonces = d.Nonces
 	v.nonceDue, _ = d.Nonces.(interface{ Due(string) bool })
-	v.target, err = dpop.NewTargetURI(dpop.TargetURIConfig{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies})
+	v.target, err = dpop.NewTargetURI(dpop.TargetURIConfig{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, InsecureHostHeader: cfg.InsecureHostHeader})
 	return err
 }
 
@@ -148,7 +148,7 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 	case err == nil:
 	case errors.Is(err, dpop.ErrStoreUnavailable):
 		return fail(ErrUnavailable, "replay_store_unavailable", "service temporarily unavailable")
-	case errors.Is(err, dpop.ErrUseNonce):
+	case errors.Is(err, dpop.ErrUseNonce) && v.nonces != nil:
 		nonce, nerr := v.nonces.NewNonce()
 		if nerr != nil {
 			return fail(ErrUnavailable, "nonce_unavailable", "service temporarily unavailable")

@@ -268,6 +268,9 @@ func TestNewErrors(t *testing.T) {
 		{"DPoP with HS256", func(c *resource.Config) {
 			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"HS256"}, ReplayStore: e.Replay}
 		}},
+		{"DPoP without a public URL, trusted proxies or InsecureHostHeader", func(c *resource.Config) {
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+		}},
 		{"public URL with query", func(c *resource.Config) {
 			c.PublicURL = "https://rs?x=1"
 			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
@@ -285,6 +288,18 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := resource.New(base()); err != nil {
 		t.Fatalf("valid base config refused: %v", err)
+	}
+	for _, mod := range []func(*resource.Config){
+		func(c *resource.Config) { c.PublicURL = "https://rs" },
+		func(c *resource.Config) { c.TrustedProxies = []string{"10.0.0.0/8"} },
+		func(c *resource.Config) { c.InsecureHostHeader = true },
+	} {
+		c := base()
+		c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+		mod(&c)
+		if _, err := resource.New(c); err != nil {
+			t.Errorf("DPoP with a target URI source refused: %v", err)
+		}
 	}
 }
 

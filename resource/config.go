@@ -69,11 +69,19 @@ type Config struct {
 	DPoP *DPoPConfig
 	// PublicURL is the externally visible base URL of this server (for
 	// example "https://api.example.com"); the expected DPoP htu is PublicURL
-	// followed by the request path. Recommended behind proxies. If empty,
-	// the htu is derived from the connection (TLS or not, Host), or from
-	// X-Forwarded-Proto/-Host or Forwarded when the immediate peer is in
-	// TrustedProxies.
+	// followed by the request path. Required with DPoP unless TrustedProxies
+	// or InsecureHostHeader is set. If empty, the htu of a request from a
+	// trusted proxy comes from its X-Forwarded-Proto/-Host or Forwarded
+	// headers (or the Host it sent); a DPoP request from any other peer is
+	// refused (400 invalid_request), unless InsecureHostHeader.
 	PublicURL string
+	// InsecureHostHeader, without PublicURL, derives the expected DPoP htu
+	// of a request from no trusted proxy from its Host header and whether
+	// it arrived over TLS. The client chooses the Host header: a proof
+	// made for another name this server answers to (another resource
+	// server behind the same certificate, an alias) is then accepted. Only
+	// for servers reachable under a single name, and tests.
+	InsecureHostHeader bool
 	// TrustedProxies lists CIDRs or addresses of TLS-terminating proxies
 	// in front of this server. Only from these peers are forwarded
 	// headers believed: the RFC 9440 Client-Cert header (mTLS-bound tokens)

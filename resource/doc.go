@@ -90,8 +90,10 @@
 // dpop.Verifier (alg allow-list, htm, htu, iat window, ath, single use
 // through the replay store, cnf.jkt). The expected htu is
 // [Config.PublicURL] plus the request path; without PublicURL it comes from
-// the connection, or from X-Forwarded-Proto/-Host or Forwarded when the
-// immediate peer is one of [Config.TrustedProxies]. DPoP over plain HTTP is
+// X-Forwarded-Proto/-Host or Forwarded when the immediate peer is one of
+// [Config.TrustedProxies], and a DPoP request from any other peer is
+// refused: the Host header, which the client chooses, is used only with
+// [Config.InsecureHostHeader]. DPoP over plain HTTP is
 // refused unless the request came from a trusted TLS-terminating proxy or
 // [Config.InsecureAllowDPoPOverHTTP] is set. With [DPoPConfig.Nonces]
 // every proof must carry a nonce of this server (RFC 9449 §9); a fresh one

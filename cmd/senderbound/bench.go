@@ -778,6 +778,7 @@ func (fx *benchFixtures) resourceVerifier(cacheSize int, store dpop.ReplayStore)
 	cfg := resource.Config{
 		Issuers:        []resource.Issuer{{Identifier: is.ID(), Keys: keys}},
 		Audience:       "https://rs.example.test",
+		PublicURL:      "https://rs.example.test", // benchTarget's origin
 		TokenCacheSize: cacheSize,
 		Now:            func() time.Time { return benchNow },
 	}

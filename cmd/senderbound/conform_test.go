@@ -153,6 +153,8 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 			Audience:       aud,
 			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},
 			TrustedProxies: trusted,
+			// Test servers on loopback, each under one name.
+			InsecureHostHeader: true,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -302,6 +302,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 			Issuers:        []resource.Issuer{{Identifier: d.asURL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store, Nonces: n},
+			PublicURL:      label, // the URL clients use: the DPoP htu
 			TrustedProxies: trusted,
 		})
 		if err != nil {

@@ -544,7 +544,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	require := fs.String("require", "any", "token binding to accept: dpop (DPoP-bound only), mtls (certificate-bound only) or any (either)")
 	allowBearer := fs.Bool("allow-bearer", false, "also accept unbound bearer tokens (only with --require any)")
 	requireNonce := fs.Bool("require-nonce", false, "require a resource-server nonce in every DPoP proof (RFC 9449 §9)")
-	publicURL := fs.String("public-url", "", "externally visible base URL, for the DPoP htu (default: from the connection, or from X-Forwarded-* of a trusted proxy)")
+	publicURL := fs.String("public-url", "", "externally visible base URL, for the DPoP htu (default: the listen address as http(s)://HOST:PORT, or with --trusted-proxy the proxy's X-Forwarded-* headers; required when HOST is empty or unspecified)")
 	var proxies, scopes listFlag
 	fs.Var(&proxies, "trusted-proxy", "CIDR or address of a TLS-terminating proxy whose RFC 9440 Client-Cert and X-Forwarded-Proto/-Host headers are believed, repeatable")
 	var tf serveTLSFlags
@@ -656,6 +656,30 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
+	// The DPoP htu is checked against the URL clients use: --public-url,
+	// else the address actually bound, never the Host header a client sends.
+	derivePublic := *publicURL == "" && len(proxies) == 0 && policy.Accept != resource.AcceptMTLS
+	if ip := net.ParseIP(listenHost); derivePublic && (listenHost == "" || ip != nil && ip.IsUnspecified()) {
+		return serveUsagef(e, cmd, "--public-url is needed when listening on all interfaces: it is the URL clients use, checked against each DPoP proof")
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	if derivePublic {
+		scheme := "http"
+		if tf.enabled() {
+			scheme = "https"
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		*publicURL = scheme + "://" + net.JoinHostPort(listenHost, port)
+	}
+	closeLn := true
+	defer func() {
+		if closeLn {
+			ln.Close()
+		}
+	}()
 	cfg := resource.Config{
 		Issuers:        []resource.Issuer{{Identifier: *issuerID, Keys: keys}},
 		Audience:       *audience,
@@ -713,7 +737,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes)})(http.HandlerFunc(serveResourceAnswer))
 	mux.Handle("GET /resource", protected)
 	mux.Handle("POST /resource", protected)
-	return serveUntilDone(ctx, e, *addr, tlsConfig, mux)
+	closeLn = false // serveListener owns it
+	return serveListener(ctx, e, ln, tlsConfig, mux)
 }
 
 // serveResourceAnswer answers an admitted request with what the token and

@@ -288,6 +288,16 @@ func TestServeDPoP(t *testing.T) {
 		{"unbound token refused by default", plain, http.MethodGet, "Bearer", bearerTok.AccessToken, http.StatusUnauthorized},
 		{"missing scope", dc, http.MethodGet, "DPoP", writeTok.AccessToken, http.StatusForbidden},
 	}
+	// The public URL defaults to the bound address: a proof made for
+	// another name of the same server (here localhost) does not match it,
+	// whatever Host header the request carries.
+	t.Run("proof for another name of the server", func(t *testing.T) {
+		alias := strings.Replace(res, "127.0.0.1", "localhost", 1)
+		status, h, _ := serveCallResource(t, dc, http.MethodGet, alias, "DPoP", tok.AccessToken)
+		if status != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), "invalid_dpop_proof") {
+			t.Fatalf("status = %d (%s), want 401 invalid_dpop_proof", status, h.Get("WWW-Authenticate"))
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, h, rr := serveCallResource(t, tt.client, tt.method, res, tt.scheme, tt.token)
@@ -590,6 +600,14 @@ func TestServeFlagErrors(t *testing.T) {
 	notPEM := serveWriteFile(t, dir, "not.pem", []byte("not a certificate"))
 	missing := filepath.Join(dir, "missing")
 	const secret = "very-secret-but-short"
+	leaf, err := certs.SelfSigned(certs.Options{CommonName: "rs.test", Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.WriteDir(filepath.Join(dir, "tls")); err != nil {
+		t.Fatal(err)
+	}
+	tlsCert, tlsKey := filepath.Join(dir, "tls", certs.LeafCertFile), filepath.Join(dir, "tls", certs.LeafKeyFile)
 
 	tests := []struct {
 		name     string
@@ -625,6 +643,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"tls-cert not PEM", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--tls-cert", notPEM, "--tls-key", notPEM}, 1, "--tls-cert", true},
 		{"resource without addr", []string{"serve-resource", "--issuer", "https://as.test"}, 2, "--addr is required", true},
 		{"resource without issuer", []string{"serve-resource", "--addr", "127.0.0.1:0"}, 2, "--issuer is required", true},
+		{"resource on all interfaces without public URL", []string{"serve-resource", "--addr", "0.0.0.0:0", "--issuer", "https://as.test", "--tls-cert", tlsCert, "--tls-key", tlsKey}, 2, "--public-url is needed", true},
 		{"jwks without issuer", []string{"serve-resource", "--addr", "127.0.0.1:0", "--jwks", "https://as.test/jwks"}, 2, "--jwks needs --issuer", true},
 		{"relative jwks", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--jwks", "/jwks"}, 2, "--jwks must be an absolute", true},
 		{"unknown require", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--require", "bearer"}, 2, "--require must be dpop, mtls or any", true},

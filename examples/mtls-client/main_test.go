@@ -112,6 +112,8 @@ func startServers(t *testing.T) *servers {
 		Issuers:  []resource.Issuer{{Identifier: asURL, Keys: keys}},
 		Audience: "https://api.example.com",
 		DPoP:     &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay},
+		// A test server on one loopback address.
+		InsecureHostHeader: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -144,6 +144,8 @@ func startServers(t *testing.T) *servers {
 		Issuers:  []resource.Issuer{{Identifier: asURL, Keys: keys}},
 		Audience: "https://api.example.com",
 		DPoP:     &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay, Nonces: nonces(rsURL)},
+		// The URL clients use, for the DPoP htu check.
+		PublicURL: rsURL,
 		OnReject: func(reason string) {
 			s.mu.Lock()
 			defer s.mu.Unlock()

@@ -133,6 +133,9 @@ func NewEnv(t testing.TB, o Options) *Env {
 			store = e.Replay
 		}
 		e.Config.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256"}, ReplayStore: store}
+		// One verifier serves the plain, TLS and proxy listeners, each
+		// under its own loopback URL.
+		e.Config.InsecureHostHeader = true
 		if o.Nonces {
 			e.nonceSecret = randBytes(32)
 			e.Nonces, err = dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{e.nonceSecret}, Label: Audience, Now: now})
