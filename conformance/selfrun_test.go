@@ -187,6 +187,9 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 		IntrospectionEndpoint:      as.URL + issuer.IntrospectionPath,
 		IntrospectionClientID:      "rs",
 		IntrospectionClientSecret:  "rs-secret-0123456789abcdef",
+		// Generous: the race detector and parallel packages slow the
+		// servers down, and a case must not fail on a slow machine.
+		Timeout: 30 * time.Second,
 		RefreshGrant: &conformance.RefreshGrant{
 			ClientID:  "public-app",
 			GrantType: testRefreshGrant,
