@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -193,4 +194,14 @@ func validNonceSyntax(s string) bool {
 		}
 	}
 	return true
+}
+
+// SetNonce puts nonce in h as the DPoP-Nonce response header (RFC 9449
+// §8.1, §9) and marks the response Cache-Control: no-store, so that no
+// cache hands one client's nonce to another. It replaces any earlier
+// DPoP-Nonce: a response carries exactly one. The resource and issuer
+// packages set their nonces through it.
+func SetNonce(h http.Header, nonce string) {
+	h.Set("DPoP-Nonce", nonce)
+	h.Set("Cache-Control", "no-store")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -204,5 +205,19 @@ func TestVerifyWithNonces(t *testing.T) {
 	}
 	if Code(errNonceBad) != CodeUseDPoPNonce {
 		t.Fatal("nonce errors must map to use_dpop_nonce")
+	}
+}
+
+// TestSetNonce checks the response headers a fresh nonce travels in: one
+// DPoP-Nonce field, never cacheable.
+func TestSetNonce(t *testing.T) {
+	t.Parallel()
+	h := http.Header{"Dpop-Nonce": {"old", "older"}, "Cache-Control": {"max-age=60"}}
+	SetNonce(h, "eyJ7S_zG.eyJH0-Z.HX4w-7v")
+	if v := h.Values("DPoP-Nonce"); len(v) != 1 || v[0] != "eyJ7S_zG.eyJH0-Z.HX4w-7v" {
+		t.Errorf("DPoP-Nonce = %q, want the one new nonce", v)
+	}
+	if v := h.Values("Cache-Control"); len(v) != 1 || v[0] != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", v)
 	}
 }

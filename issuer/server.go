@@ -366,7 +366,7 @@ func (s *Server) TokenHandler() http.Handler {
 		w.Header().Set("Pragma", "no-cache")
 		resp, nonce, err := s.token(r.Context(), w, r)
 		if nonce != "" {
-			w.Header().Set("DPoP-Nonce", nonce)
+			dpop.SetNonce(w.Header(), nonce)
 		}
 		if err != nil {
 			s.writeError(w, r, err)
@@ -761,7 +761,7 @@ func (s *Server) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 		}
 	}
 	if e.nonce != "" {
-		w.Header().Set("DPoP-Nonce", e.nonce)
+		dpop.SetNonce(w.Header(), e.nonce)
 	}
 	writeJSON(w, status, errorBody{Error: e.Code, ErrorDescription: e.Description})
 }

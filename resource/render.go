@@ -29,7 +29,7 @@ func WriteError(w http.ResponseWriter, err error) {
 		}
 	}
 	if e.nonce != "" {
-		h.Set("DPoP-Nonce", e.nonce)
+		dpop.SetNonce(h, e.nonce)
 	}
 	h.Set("Cache-Control", "no-store")
 	exposeHeaders(h)
@@ -77,9 +77,9 @@ func (e *Error) challenge(scheme string) string {
 // response; the middleware does.
 func (p *Principal) SetResponseHeaders(h http.Header) {
 	if p.nonce != "" {
-		h.Set("DPoP-Nonce", p.nonce)
+		dpop.SetNonce(h, p.nonce)
 	}
-	if p.nonce != "" || p.forwarded {
+	if p.forwarded {
 		h.Set("Cache-Control", "no-store")
 	}
 	exposeHeaders(h)
