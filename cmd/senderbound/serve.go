@@ -51,20 +51,11 @@ var serveAlgorithms = keyfile.Algorithms
 // high-entropy generated secrets.
 const serveMinSecretLen = 16
 
-// serveUntilDone serves h on addr (TLS when tlsConfig is non-nil), prints
-// one line "listening on <URL>" once the listener is ready, and shuts down
-// gracefully when ctx ends (SIGINT/SIGTERM in main).
-func serveUntilDone(ctx context.Context, e *env, addr string, tlsConfig *tls.Config, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return serveListener(ctx, e, ln, tlsConfig, h)
-}
-
-// serveListener is serveUntilDone on a listener that is already open, for
-// servers that must know their port before they can build their handler.
-// It takes ownership of ln and closes it in every case.
+// serveListener serves h on ln (TLS when tlsConfig is non-nil), prints one
+// line "listening on <URL>" once ready, and shuts down gracefully when ctx
+// ends (SIGINT/SIGTERM in main). Servers open ln themselves because they
+// must know their port before they can build their handler. It takes
+// ownership of ln and closes it in every case.
 func serveListener(ctx context.Context, e *env, ln net.Listener, tlsConfig *tls.Config, h http.Handler) error {
 	scheme := "http"
 	if tlsConfig != nil {
