@@ -311,7 +311,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 		policy := resource.Policy{Scopes: []string{demoScope}}
 		mux := http.NewServeMux()
 		mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, []string{demoScope}))
-		mux.Handle(demoResourceAPI, v.Middleware(policy)(http.HandlerFunc(demoResourceHandler)))
+		mux.Handle(demoResourceAPI, v.Middleware(policy)(http.HandlerFunc(serveResourceAnswer)))
 		return mux, nil
 	}
 	handlers := make([]http.Handler, 4)
@@ -399,16 +399,6 @@ func demoTestGrantHandler(_ context.Context, req *issuer.GrantRequest) (*issuer.
 		return nil, issuer.GrantError(issuer.ErrInvalidScope, "requested scope is not allowed")
 	}
 	return &issuer.Grant{Subject: demoTestSubject, Scope: demoScope, RefreshToken: true}, nil
-}
-
-// demoResourceHandler answers with who called and how possession was proven.
-func demoResourceHandler(w http.ResponseWriter, r *http.Request) {
-	p := resource.PrincipalFromContext(r.Context())
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]string{
-		"sub": p.Subject, "client_id": p.ClientID, "scope": strings.Join(p.Scopes, " "),
-		"binding": string(p.Binding), "binding_value": p.BindingValue,
-	})
 }
 
 func newDemoNonces(label string) (*dpop.Nonces, error) {
@@ -598,28 +588,13 @@ func requestToken(ctx context.Context, c *http.Client, endpoint, clientID, secre
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("token endpoint: %d %s", resp.StatusCode, oauthError(data))
+		return nil, tokenErrorResponse(resp, data)
 	}
 	var tok tokenResponse
 	if err := json.Unmarshal(data, &tok); err != nil {
 		return nil, fmt.Errorf("token endpoint: invalid JSON: %w", err)
 	}
 	return &tok, nil
-}
-
-// oauthError extracts "error: error_description" from an RFC 6749 §5.2 body.
-func oauthError(body []byte) string {
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if json.Unmarshal(body, &e) != nil || e.Error == "" {
-		return "(no OAuth error)"
-	}
-	if e.Description == "" {
-		return e.Error
-	}
-	return e.Error + ": " + e.Description
 }
 
 // tokenCnf decodes, without verifying (the issuer just produced it), the
