@@ -53,6 +53,7 @@ func commands() []command {
 		{"token", "request an access token (DPoP or mTLS) and print the JSON response", runToken},
 		{"conform", "run the conformance suite against any issuer and resource server", runConform},
 		{"bench", "measure the hot paths beside the raw signature verification on this machine", runBench},
+		{"version", "print the module version, VCS revision and Go toolchain of this binary", runVersion},
 	}
 }
 
@@ -72,6 +73,9 @@ func run(ctx context.Context, e *env, args []string) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
