@@ -66,7 +66,11 @@
 // [CRLChecker] fetches, verifies and caches CRLs. Prefer short-lived client
 // certificates (hours to days) to revocation: a CRL is only as fresh as its
 // NextUpdate, and a checker that cannot reach the CRL distribution point
-// must fail closed.
+// must fail closed. A dead distribution point does not stall the server:
+// concurrent checks share one fetch bounded by [CRLChecker.FetchTimeout],
+// each check stops waiting when its own context ends, and a failure is
+// remembered for [CRLChecker.RetryInterval] (30 seconds by default), during
+// which checks fail at once without a new fetch.
 //
 // # TLS
 //
