@@ -311,12 +311,12 @@ func TestPKIAuthLookalikeSubjectOverTLS(t *testing.T) {
 		cn        string
 		wantClass string
 	}{
-		{"ASCII case and spacing", " SERVICE ", ""},
-		{"long s", "\u017fervice", "mismatch"},
-		{"trailing no-break space", "service\u00a0", "mismatch"},
-		{"leading em space", "\u2003service", "mismatch"},
-		{"fullwidth s", "\uff53ervice", "mismatch"},
-		{"zero width space", "ser\u200bvice", "mismatch"},
+		{"MTLS-CA-06/ASCII case and spacing", " SERVICE ", ""},
+		{"MTLS-CA-06/long s", "\u017fervice", "mismatch"},
+		{"MTLS-CA-06/trailing no-break space", "service\u00a0", "mismatch"},
+		{"MTLS-CA-06/leading em space", "\u2003service", "mismatch"},
+		{"MTLS-CA-06/fullwidth s", "\uff53ervice", "mismatch"},
+		{"MTLS-CA-06/zero width space", "ser\u200bvice", "mismatch"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -301,7 +301,9 @@ func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d)
 // point hangs or fails share one fetch and all finish in about one fetch
 // timeout (not one timeout each, one after another), and the failure is
 // remembered: a check within the retry interval fails at once without
-// contacting the server again; after it, the CRL is fetched again.
+// contacting the server again; after it, the CRL is fetched again
+// (MTLS-CA-09: revocation checking must not let one dead endpoint stall the
+// token endpoint).
 func TestCRLCheckerDeadEndpoint(t *testing.T) {
 	t.Parallel()
 	const (
@@ -384,7 +386,8 @@ func TestCRLCheckerDeadEndpoint(t *testing.T) {
 // TestCRLCheckerHonoursContext: a check waiting for a CRL returns when its
 // own context ends, with an error wrapping both ErrRevocationUnavailable and
 // the context's error, while the shared fetch goes on for the others; the
-// first caller's cancellation does not abort the fetch that others wait on.
+// first caller's cancellation does not abort the fetch that others wait on
+// (MTLS-CA-09).
 func TestCRLCheckerHonoursContext(t *testing.T) {
 	t.Parallel()
 	// gate releases the server's answer; seen reports each request.
