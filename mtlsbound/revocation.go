@@ -27,10 +27,10 @@ const (
 	// DefaultMaxCRLBytes caps a fetched CRL at 10 MiB.
 	DefaultMaxCRLBytes = 10 << 20
 	// DefaultCRLTimeout bounds one CRL fetch when CRLChecker.FetchTimeout
-	// is zero.
+	// is not set.
 	DefaultCRLTimeout = 10 * time.Second
 	// DefaultCRLRetryInterval is how long a failed CRL fetch is remembered
-	// when CRLChecker.RetryInterval is zero.
+	// when CRLChecker.RetryInterval is not set.
 	DefaultCRLRetryInterval = 30 * time.Second
 )
 
