@@ -5,7 +5,6 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -67,13 +66,16 @@ var shortNames = map[string]string{
 	"1.2.840.113549.1.9.1": "EMAILADDRESS",
 }
 
-// ava is one attribute type and value. A string value holds its normalized
+// ava is one attribute type and value. A string value holds its prepared
 // form (norm); a value given in "#hex" form that is not a string holds its
-// DER encoding (der).
+// DER encoding (der). A certificate's string value that cannot be prepared
+// (it holds a prohibited character) is kept as uncomparable and equals
+// nothing.
 type ava struct {
-	oid  string
-	norm string
-	der  []byte
+	oid          string
+	norm         string
+	der          []byte
+	uncomparable bool
 }
 
 // DistinguishedName is a parsed RFC 4514 distinguished name, as registered
@@ -89,11 +91,33 @@ type DistinguishedName struct {
 // see the list in the package source) or dotted OIDs (optionally prefixed
 // "OID."); values may use backslash escapes and "#hex" BER form. For
 // predictability with hand-written registrations, unescaped whitespace
-// around "=", "," and "+" is ignored. Values are normalized for comparison:
-// whitespace trimmed and runs of it collapsed to one space, compared without
-// regard to case (RFC 4518-style caseIgnoreMatch). Unicode normalization
-// beyond case folding is not performed. The empty string, unescaped '"',
-// ';', '<', '>' and inputs longer than MaxDNLength are refused.
+// around "=", "," and "+" is ignored. The empty string, unescaped '"', ';',
+// '<', '>' and inputs longer than MaxDNLength are refused.
+//
+// String values, registered and in certificates, are compared after the
+// RFC 4518 caseIgnoreMatch preparation, restricted so that a character
+// outside ASCII never matches an ASCII one:
+//
+//   - ASCII letters match without regard to case. ASCII TAB, LF, VT, FF and
+//     CR count as SPACE (U+0020); SPACE at either end of a value is ignored
+//     and a run of it inside counts as one.
+//   - A character outside ASCII folds to its simple lower case only when
+//     that is outside ASCII too ("É" matches "é"), so U+017F LATIN SMALL
+//     LETTER LONG S, U+212A KELVIN SIGN, U+0130 and U+0131 match only
+//     themselves, never "s", "k" or "i".
+//   - Other spaces (U+00A0 NO-BREAK SPACE, U+2003 EM SPACE, U+3000, line
+//     and paragraph separators) are ordinary characters: never trimmed,
+//     collapsed or taken for SPACE.
+//   - No Unicode normalization: fullwidth and other compatibility forms,
+//     ligatures and precomposed characters differ from their decompositions
+//     ("ｓ" is not "s", "é" is not "e" followed by U+0301), and full case
+//     folding is not applied ("ß" is not "ss").
+//   - A value holding a character that RFC 4518 §2.2 maps to nothing or
+//     §2.4 prohibits (a control other than the ASCII spaces above, a format
+//     character such as U+200B ZERO WIDTH SPACE, U+00AD SOFT HYPHEN or
+//     U+FEFF, U+034F, a variation selector, U+FFFC, U+FFFD, a private-use,
+//     noncharacter or unassigned code point) is refused here, and a
+//     certificate value holding one matches nothing.
 func ParseDistinguishedName(s string) (DistinguishedName, error) {
 	if len(s) > MaxDNLength {
 		return DistinguishedName{}, errors.New("mtlsbound: distinguished name too long")
@@ -176,7 +200,7 @@ func (p *dnParser) ava() (ava, error) {
 		c := p.s[p.i]
 		switch c {
 		case ',', '+':
-			return ava{oid: oid, norm: normalizeValue(string(b))}, p.checkValue(b)
+			return p.stringValue(oid, b)
 		case '\\':
 			if p.i+1 >= len(p.s) {
 				return ava{}, errors.New("mtlsbound: distinguished name ends in '\\'")
@@ -201,18 +225,24 @@ func (p *dnParser) ava() (ava, error) {
 			p.i++
 		}
 	}
-	return ava{oid: oid, norm: normalizeValue(string(b))}, p.checkValue(b)
+	return p.stringValue(oid, b)
 }
 
-func (p *dnParser) checkValue(b []byte) error {
+func (p *dnParser) stringValue(oid string, b []byte) (ava, error) {
 	if !utf8.Valid(b) {
-		return errors.New("mtlsbound: distinguished name value is not UTF-8")
+		return ava{}, errors.New("mtlsbound: distinguished name value is not UTF-8")
 	}
-	if normalizeValue(string(b)) == "" {
-		return errors.New("mtlsbound: distinguished name has an empty value")
+	norm, ok := prepareValue(string(b))
+	if !ok {
+		return ava{}, errUncomparable
 	}
-	return nil
+	if norm == "" {
+		return ava{}, errors.New("mtlsbound: distinguished name has an empty value")
+	}
+	return ava{oid: oid, norm: norm}, nil
 }
+
+var errUncomparable = errors.New("mtlsbound: distinguished name value holds a control, format, private-use or unassigned character")
 
 func (p *dnParser) hexValue(oid string) (ava, error) {
 	p.i++ // '#'
@@ -233,7 +263,11 @@ func (p *dnParser) hexValue(oid string) (ava, error) {
 	if rest, err := asn1.Unmarshal(der, &rv); err != nil || len(rest) != 0 {
 		return ava{}, errors.New("mtlsbound: distinguished name hex value is not one BER element")
 	}
-	return valueAVA(oid, rv), nil
+	a := valueAVA(oid, rv)
+	if a.uncomparable {
+		return ava{}, errUncomparable
+	}
+	return a, nil
 }
 
 func isHex(c byte) bool {
@@ -266,27 +300,67 @@ func attributeOID(t string) (string, error) {
 	return lt, nil
 }
 
-// normalizeValue trims whitespace, collapses internal runs of whitespace to
-// one space and folds case.
-func normalizeValue(v string) string {
+// prepareValue prepares a string value for comparison by the rule stated at
+// ParseDistinguishedName. ok is false when v holds a prohibited character.
+func prepareValue(v string) (norm string, ok bool) {
 	var sb strings.Builder
-	space := false
-	for _, r := range strings.TrimFunc(v, unicode.IsSpace) {
-		if unicode.IsSpace(r) {
-			space = true
+	sb.Grow(len(v))
+	space := false // a run of SPACE is pending after a written character
+	for _, r := range v {
+		switch {
+		case r == ' ' || r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r':
+			space = sb.Len() > 0
 			continue
+		case r < utf8.RuneSelf:
+			if r < 0x20 || r == 0x7f {
+				return "", false
+			}
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+		default:
+			if !comparableRune(r) {
+				return "", false
+			}
+			// Simple case folding within non-ASCII only: U+017F, U+212A,
+			// U+0130 and U+0131 would otherwise fold onto ASCII letters.
+			if f := unicode.ToLower(unicode.ToUpper(r)); f >= utf8.RuneSelf {
+				r = f
+			}
 		}
 		if space {
 			sb.WriteByte(' ')
 			space = false
 		}
-		sb.WriteRune(unicode.ToLower(unicode.ToUpper(r)))
+		sb.WriteRune(r)
 	}
-	return sb.String()
+	return sb.String(), true
+}
+
+// comparableRune reports whether r, outside ASCII, may appear in a compared
+// value: it is assigned, not a control, format, private-use or surrogate
+// code point, and not one that RFC 4518 maps to nothing or prohibits.
+func comparableRune(r rune) bool {
+	switch {
+	case r == 0x034f, // COMBINING GRAPHEME JOINER
+		r == 0x1806,                  // MONGOLIAN TODO SOFT HYPHEN
+		r >= 0x180b && r <= 0x180f,   // Mongolian free variation selectors
+		r >= 0xfe00 && r <= 0xfe0f,   // variation selectors
+		r >= 0xe0100 && r <= 0xe01ef, // variation selectors supplement
+		r == 0xfffc,                  // OBJECT REPLACEMENT CHARACTER
+		r == utf8.RuneError,          // REPLACEMENT CHARACTER
+		r >= 0xfdd0 && r <= 0xfdef,   // noncharacters
+		r&0xfffe == 0xfffe:           // noncharacters at each plane's end
+		return false
+	}
+	// Letters, marks, numbers, punctuation, symbols and separators: every
+	// assigned code point except the categories C (Cc, Cf, Co, Cs).
+	return unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
 }
 
 // valueAVA builds an ava from a DER attribute value: string types are
-// decoded and normalized, anything else is kept as DER.
+// decoded and prepared (uncomparable when preparation refuses them),
+// anything else is kept as DER.
 func valueAVA(oid string, rv asn1.RawValue) ava {
 	if rv.Class == asn1.ClassUniversal {
 		switch rv.Tag {
@@ -294,7 +368,8 @@ func valueAVA(oid string, rv asn1.RawValue) ava {
 			asn1.TagT61String, asn1.TagBMPString, asn1.TagNumericString:
 			var s string
 			if rest, err := asn1.Unmarshal(rv.FullBytes, &s); err == nil && len(rest) == 0 && utf8.ValidString(s) {
-				return ava{oid: oid, norm: normalizeValue(s)}
+				norm, ok := prepareValue(s)
+				return ava{oid: oid, norm: norm, uncomparable: !ok}
 			}
 		}
 	}
@@ -302,7 +377,7 @@ func valueAVA(oid string, rv asn1.RawValue) ava {
 }
 
 func (a ava) equal(b ava) bool {
-	if a.oid != b.oid {
+	if a.oid != b.oid || a.uncomparable || b.uncomparable {
 		return false
 	}
 	if a.der != nil || b.der != nil {
@@ -343,7 +418,8 @@ func parseRawName(der []byte) ([][]ava, error) {
 
 // Match reports whether cert's subject equals d: the same number of RDNs in
 // the same order, each RDN holding the same set of attribute types and
-// values (values compared after normalization, see ParseDistinguishedName).
+// values (string values compared by the rule stated at
+// ParseDistinguishedName).
 // The zero DistinguishedName matches nothing.
 func (d DistinguishedName) Match(cert *x509.Certificate) bool {
 	if cert == nil || len(d.rdns) == 0 {
@@ -388,9 +464,10 @@ outer:
 }
 
 // String returns the canonical form of d: RFC 4514 order, upper-case short
-// attribute names (dotted OIDs for others), normalized (lower-case) values
-// with special characters escaped, non-string values in "#hex" form. It
-// round-trips through ParseDistinguishedName.
+// attribute names (dotted OIDs for others), prepared values (see
+// ParseDistinguishedName; ASCII letters in lower case) with special
+// characters escaped, non-string values in "#hex" form. It round-trips
+// through ParseDistinguishedName.
 func (d DistinguishedName) String() string {
 	var sb strings.Builder
 	for i := len(d.rdns) - 1; i >= 0; i-- {
@@ -418,8 +495,6 @@ func (d DistinguishedName) String() string {
 				case strings.IndexByte("\"+,;<>\\=", c) >= 0 || (k == 0 && c == '#'):
 					sb.WriteByte('\\')
 					sb.WriteByte(c)
-				case c < 0x20 || c == 0x7f:
-					fmt.Fprintf(&sb, "\\%02x", c)
 				default:
 					sb.WriteByte(c)
 				}

@@ -49,12 +49,28 @@
 // wrapping the sentinels in errors.go; a token endpoint maps all of them to
 // invalid_client.
 //
+// A registered subject DN ([ParseDistinguishedName]) matches a certificate
+// subject with the same RDNs in the same order. String values are compared
+// after RFC 4518 preparation restricted so that look-alikes never pass: ASCII
+// letters match without regard to case and ASCII spaces at the ends or in
+// runs do not count, but a character outside ASCII never matches an ASCII
+// one (U+017F "ſ" is not "s", U+212A KELVIN SIGN is not "k", fullwidth
+// letters are not ASCII letters), other Unicode spaces such as U+00A0 are
+// never trimmed, no Unicode normalization is applied, and a value holding an
+// invisible or prohibited character (U+200B ZERO WIDTH SPACE, U+00AD SOFT
+// HYPHEN, controls, private-use or unassigned code points) is refused at
+// registration and matches nothing in a certificate.
+//
 // # Revocation
 //
 // [CRLChecker] fetches, verifies and caches CRLs. Prefer short-lived client
 // certificates (hours to days) to revocation: a CRL is only as fresh as its
 // NextUpdate, and a checker that cannot reach the CRL distribution point
-// must fail closed.
+// must fail closed. A dead distribution point does not stall the server:
+// concurrent checks share one fetch bounded by [CRLChecker.FetchTimeout],
+// each check stops waiting when its own context ends, and a failure is
+// remembered for [CRLChecker.RetryInterval] (30 seconds by default), during
+// which checks fail at once without a new fetch.
 //
 // # TLS
 //

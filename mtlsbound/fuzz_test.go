@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
@@ -112,6 +113,7 @@ func FuzzDistinguishedName(f *testing.F) {
 	f.Add(`CN=#0c07636c69656e7431`, c.RawSubject)
 	f.Add(`CN=a\00b\ `, []byte(nil))
 	f.Add("CN=fuzz", c.RawSubject)
+	f.Add("CN=service", []byte("0\x141\x120\x10\x06\x03U\x04\x03\f\tservice\u00a0"))
 	f.Fuzz(func(t *testing.T, s string, der []byte) {
 		dn, err := ParseDistinguishedName(s)
 		if err != nil {
@@ -132,4 +134,45 @@ func FuzzDistinguishedName(f *testing.F) {
 			t.Fatal("match differs after round trip")
 		}
 	})
+}
+
+// FuzzPrepareValue: preparing an attribute value never panics; a prepared
+// value keeps every non-ASCII character of the input as a non-ASCII
+// character (nothing folds onto ASCII, nothing is dropped or trimmed), and
+// preparing it again changes nothing.
+func FuzzPrepareValue(f *testing.F) {
+	f.Add("\u017fERVICE")
+	f.Add(" \t a \u00a0 b\u2003 ")
+	f.Add("\u212aey\u0130\u0131")
+	f.Add("ser\u200bvice")
+	f.Add("e\u0301\uff53")
+	f.Fuzz(func(t *testing.T, v string) {
+		norm, ok := prepareValue(v)
+		if !ok {
+			if norm != "" {
+				t.Fatalf("refused value prepared to %q", norm)
+			}
+			return
+		}
+		if !utf8.ValidString(v) {
+			// Invalid bytes decode to U+FFFD, which is refused.
+			t.Fatal("invalid UTF-8 accepted")
+		}
+		if got, want := nonASCII(norm), nonASCII(v); got != want {
+			t.Fatalf("%d non-ASCII characters prepared to %d", want, got)
+		}
+		if again, ok := prepareValue(norm); !ok || again != norm {
+			t.Fatalf("not idempotent: %q then %q (%v)", norm, again, ok)
+		}
+	})
+}
+
+func nonASCII(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			n++
+		}
+	}
+	return n
 }
