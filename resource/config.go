@@ -142,10 +142,16 @@ const (
 	// connection with the matching client certificate. Unbound tokens are
 	// refused.
 	AcceptBound Accept = iota
-	// AcceptDPoP accepts only DPoP-bound tokens with a valid proof.
+	// AcceptDPoP accepts only DPoP-bound tokens with a valid proof. Its
+	// challenge is DPoP; a request under Bearer is still checked, so a
+	// DPoP-bound token there is refused with Bearer error="invalid_token"
+	// as on every route, and a valid certificate-bound token is refused
+	// with invalid_token (binding_not_accepted).
 	AcceptDPoP
 	// AcceptMTLS accepts only certificate-bound tokens with the matching
-	// client certificate.
+	// client certificate. Its challenge is Bearer; with [Config.DPoP] set,
+	// a request under DPoP is still checked and, when token and proof are
+	// valid, refused with DPoP error="invalid_token" (binding_not_accepted).
 	AcceptMTLS
 	// AcceptAny accepts what AcceptBound accepts plus unbound bearer
 	// tokens under the Bearer scheme. Bound tokens still need their

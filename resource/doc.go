@@ -84,6 +84,19 @@
 // cnf.x5t#S256 token without the matching certificate, and a token bound
 // both ways that satisfies only one are refused with invalid_token.
 //
+// The error code follows the fault, never the route's policy. A request
+// under a scheme this server supports but the route does not offer (Bearer
+// on a DPoP-only route, DPoP on an mTLS-only route) is checked in full like
+// on any other route, so a malformed token is invalid_token, a bad proof
+// invalid_dpop_proof, and a DPoP-bound token under Bearer invalid_token on
+// a DPoP-only route too; a bound token that passes every check but is of
+// a kind the route does not take is invalid_token (reason
+// binding_not_accepted). The error goes on a challenge of the scheme the
+// client used, added after the route's own challenges. Only a scheme the
+// server does not support at all (DPoP without [Config.DPoP], or an
+// unknown scheme) gets the route's challenges without error (RFC 6750
+// §3.1).
+//
 // # DPoP, nonces and proxies
 //
 // Set [Config.DPoP] to accept the DPoP scheme: proofs are checked by a

@@ -88,3 +88,12 @@ func TestConcurrentReplay(t *testing.T) {
 		t.Fatalf("%d of %d identical requests admitted, want 1", ok, n)
 	}
 }
+
+// TestMiddlewarePolicyCases sends every fault to every route policy
+// through net/http: the error code follows the fault, not the policy.
+func TestMiddlewarePolicyCases(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true})
+	targets := restest.StartServers(t, e, e.NetHTTPHandler())
+	restest.Run(t, e, targets, restest.PolicyCases())
+}

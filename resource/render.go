@@ -10,7 +10,9 @@ import (
 // WriteError renders err as the HTTP response: status, WWW-Authenticate
 // challenges for the schemes in force on 400, 401 and 403 (only the
 // attempted scheme's challenge carries error, and none does when the
-// request had no credentials; none at all on 503), DPoP-Nonce when one was minted, Cache-Control: no-store,
+// request had no credentials; none at all on 503; when the attempted
+// scheme is not one the route offers, its challenge with the error follows
+// the route's), DPoP-Nonce when one was minted, Cache-Control: no-store,
 // and Access-Control-Expose-Headers for WWW-Authenticate and DPoP-Nonce.
 // The body is a short JSON object with the error code. Nothing from the
 // request is echoed. An error that is not an [*Error] is rendered as 503.
@@ -24,8 +26,17 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	h := w.Header()
 	if e.Status != http.StatusServiceUnavailable {
+		offered := false
 		for _, s := range e.schemes {
 			h.Add("WWW-Authenticate", e.challenge(s))
+			offered = offered || s == e.scheme
+		}
+		if !offered && e.scheme != "" && e.Code != "" {
+			// The client used a scheme this server supports but this
+			// route does not offer: the error goes on a challenge of
+			// that scheme, after the route's own, so every route reports
+			// the same fault the same way (ERR-11, ERR-13).
+			h.Add("WWW-Authenticate", e.challenge(e.scheme))
 		}
 	}
 	if e.nonce != "" {

@@ -206,13 +206,20 @@ func (v *Verifier) schemes(p Policy) []string {
 	}
 }
 
-func (v *Verifier) accepts(p Policy, scheme string) bool {
-	for _, s := range v.schemes(p) {
-		if s == scheme {
-			return true
-		}
+// bindingAccepted refuses a request whose token and proof are in order
+// but whose binding p does not take: a DPoP-bound token on a route that
+// accepts certificate-bound tokens only, or the reverse. The refusal is
+// invalid_token on the scheme the client used, as for any other token
+// this route cannot use. (Unbound tokens outside AcceptAny are refused by
+// checkBinding.)
+func bindingAccepted(p Policy, b Binding) error {
+	switch {
+	case p.Accept == AcceptDPoP && b != BindingDPoP:
+		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a DPoP-bound token")
+	case p.Accept == AcceptMTLS && b != BindingMTLS:
+		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a certificate-bound token")
 	}
-	return false
+	return nil
 }
 
 // Check authenticates r under policy p. It returns the principal, or an
@@ -244,7 +251,11 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 	if cred.scheme == "" {
 		return nil, fail(ErrNoCredentials, "no_credentials", "")
 	}
-	if !v.accepts(p, cred.scheme) {
+	if cred.scheme == schemeDPoP && !v.dpopEnabled() {
+		// A scheme this server does not support at all: no error
+		// information (RFC 6750 §3.1). A scheme it supports but this
+		// route does not offer is checked like on any other route, so the
+		// error code follows the fault, and refused at the end.
 		return nil, &schemeRefused{fail(ErrNoCredentials, "scheme_not_accepted", "")}
 	}
 	if cred.scheme == schemeDPoP {
@@ -269,6 +280,9 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 		Claims:    tok.raw,
 	}
 	if err := v.checkBinding(r, p, cred, tok, pr); err != nil {
+		return nil, err
+	}
+	if err := bindingAccepted(p, pr.Binding); err != nil {
 		return nil, err
 	}
 	for _, s := range p.Scopes {
