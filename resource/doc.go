@@ -67,9 +67,15 @@
 //
 // Keys come from a [StaticKeySet] or a [RemoteKeySet] (a JWKS URL, or
 // discovery through RFC 8414 metadata with an OpenID Connect fallback).
-// Remote keys are cached as Cache-Control allows, refreshed on an unknown
-// kid at most once per interval with concurrent refreshes collapsed, and
-// the last good keys survive a failed refresh.
+// Remote keys are cached as Cache-Control allows; once expired they are
+// still used while one background fetch revalidates them, so a request
+// whose token names a known kid never waits for the JWKS server, and the
+// last good keys survive a failed refresh. An unknown kid (a rotated key)
+// triggers a refresh that the request waits for, at most once per
+// [RemoteKeySetConfig.MinRefreshInterval] (default
+// [DefaultMinRefreshInterval], 5 s) with concurrent refreshes collapsed,
+// so tokens naming made-up kids cost the issuer at most one fetch per
+// interval.
 //
 // Verified tokens are kept in a bounded LRU keyed by SHA-256 of the token
 // until their exp, so a reused token costs no signature check; entries are

@@ -81,6 +81,7 @@ func TestRemoteKeySetCacheLifetime(t *testing.T) {
 			if _, err := ks.Keys(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			ks.WaitIdle()
 			if n := srv.hits.Load(); n != step.hits {
 				t.Fatalf("after +%v: fetches = %d, want %d", step.advance, n, step.hits)
 			}
