@@ -141,4 +141,16 @@
 // sent), DPoP-Nonce when needed, Cache-Control: no-store and
 // Access-Control-Expose-Headers. Nothing from the request is echoed or
 // logged.
+//
+// # Request bodies
+//
+// Tokens are accepted in the Authorization header only. Check reads no
+// request body before the request is authenticated: a token in the
+// access_token query parameter is refused at once, and a form-encoded body
+// is inspected for an access_token parameter (400 invalid_request, RFC 6750
+// §2) only after token, binding and scope checks passed. A client without
+// valid credentials therefore cannot make the server wait for a slow body;
+// [WriteRejection], which the middleware and the Echo adapter use, also
+// closes an HTTP/1.x connection whose request body was not read instead of
+// draining it.
 package resource

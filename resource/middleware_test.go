@@ -97,3 +97,15 @@ func TestMiddlewarePolicyCases(t *testing.T) {
 	targets := restest.StartServers(t, e, e.NetHTTPHandler())
 	restest.Run(t, e, targets, restest.PolicyCases())
 }
+
+// TestMiddlewareSlowBody: a request refused by Check is answered without
+// reading its body, and its connection is closed rather than drained, so
+// an unauthenticated client cannot hold a handler or a connection by
+// trickling a body.
+func TestMiddlewareSlowBody(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true})
+	srv := httptest.NewServer(e.NetHTTPHandler())
+	t.Cleanup(srv.Close)
+	restest.RunSlowBody(t, e, srv.URL)
+}

@@ -3,6 +3,7 @@ package resource
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/senderbound/senderbound/dpop"
 )
@@ -55,6 +56,29 @@ func WriteError(w http.ResponseWriter, err error) {
 		}
 	}
 	_, _ = w.Write([]byte(body + "\n"))
+}
+
+// WriteRejection writes the response for a request [Verifier.Check]
+// refused, as [WriteError] does, and keeps the client from holding the
+// connection with a body nobody will read: Check reads the body only of a
+// request it authenticated, and net/http would otherwise read the rest of
+// an unread body (up to 256 KiB) before sending the response. So when r is
+// HTTP/1.x and has a body, the response says Connection: close and the
+// connection's read deadline is set to now, so the server neither waits
+// for the body before answering nor drains it afterwards. The middleware
+// and the Echo adapter use it; call it from a custom error handler that
+// does not read the body either.
+func WriteRejection(w http.ResponseWriter, r *http.Request, err error) {
+	unread := r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody
+	if unread {
+		w.Header().Set("Connection", "close")
+	}
+	WriteError(w, err)
+	if unread {
+		// Not every ResponseWriter supports deadlines; Connection: close
+		// alone already avoids the wait before the response.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 }
 
 func exposeHeaders(h http.Header) {

@@ -290,6 +290,10 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 			return nil, &scopeFailure{fail(ErrInsufficientScope, "insufficient_scope", "the access token lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
 		}
 	}
+	// Only now, authenticated, may the request make us read its body.
+	if hasAccessTokenForm(r) {
+		return nil, errTokenInParameter()
+	}
 	return pr, nil
 }
 

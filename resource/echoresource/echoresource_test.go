@@ -54,6 +54,16 @@ func TestEchoPolicyCases(t *testing.T) {
 	restest.Run(t, env, targets, restest.PolicyCases())
 }
 
+// TestEchoSlowBody: through the Echo adapter too, a refused request is
+// answered without reading its body and its connection is closed.
+func TestEchoSlowBody(t *testing.T) {
+	t.Parallel()
+	env := restest.NewEnv(t, restest.Options{DPoP: true})
+	srv := httptest.NewServer(echoHandler(t, env))
+	t.Cleanup(srv.Close)
+	restest.RunSlowBody(t, env, srv.URL)
+}
+
 func TestEchoNonceCases(t *testing.T) {
 	t.Parallel()
 	env := restest.NewEnv(t, restest.Options{DPoP: true, Nonces: true})
