@@ -140,7 +140,10 @@
 // scheme's challenge carries error; none does when no credentials were
 // sent), DPoP-Nonce when needed, Cache-Control: no-store and
 // Access-Control-Expose-Headers. Nothing from the request is echoed or
-// logged.
+// logged. Each rejection has a stable reason (for example token_expired,
+// bearer_downgrade, binding_not_accepted), passed to [Config.OnReject] for
+// counting and logged at Debug only, so that refused requests sent in a
+// flood do not flood the log.
 //
 // # Request bodies
 //

@@ -290,7 +290,7 @@ func TestHooksDPoPRejection(t *testing.T) {
 	var mu sync.Mutex
 	var reasons []string
 	e := restest.NewEnv(t, restest.Options{DPoP: true, InsecureHTTP: true, Mod: func(_ *restest.Env, c *resource.Config) {
-		c.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &buf, mu: &mu}, nil))
+		c.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c.OnReject = func(r string) { mu.Lock(); reasons = append(reasons, r); mu.Unlock() }
 	}})
 	r := httptest.NewRequest(http.MethodGet, "http://rs.example.test/any", nil)

@@ -225,7 +225,8 @@ func bindingAccepted(p Policy, b Binding) error {
 // Check authenticates r under policy p. It returns the principal, or an
 // [*Error] whose class sentinel says why (render it with [WriteError]).
 // Check never writes to a response and never logs request data; it calls
-// Config.Logger and Config.OnReject once per rejection.
+// Config.OnReject once per rejection and logs it to Config.Logger at
+// Debug.
 //
 // On success, hand the principal's response headers to the client with
 // [Principal.SetResponseHeaders] (a fresh DPoP-Nonce when due, and
@@ -234,7 +235,7 @@ func (v *Verifier) Check(r *http.Request, p Policy) (*Principal, error) {
 	pr, err := v.check(r, p)
 	if err != nil {
 		e := v.toError(r, p, err)
-		v.report(e)
+		v.report(r.Context(), e)
 		return nil, e
 	}
 	return pr, nil
@@ -382,12 +383,15 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 	return e
 }
 
-func (v *Verifier) report(e *Error) {
+// report counts a rejection through OnReject and logs it at Debug: any
+// client can cause rejections at its request rate, so they are never
+// logged at a level operators keep on.
+func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.onReject != nil {
 		v.onReject(e.Reason)
 	}
 	if v.logger != nil {
-		v.logger.Info("resource: request rejected",
+		v.logger.LogAttrs(ctx, slog.LevelDebug, "resource: request rejected",
 			slog.String("reason", e.Reason),
 			slog.Int("status", e.Status),
 			slog.String("scheme", e.scheme))
