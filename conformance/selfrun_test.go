@@ -41,8 +41,9 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
 
 // startModule starts the module's real issuer and resource servers on
-// loopback TLS and describes them as a Target.
-func startModule(t *testing.T, nonces bool) conformance.Target {
+// loopback TLS and describes them as a Target. The resources accept
+// tokens under accept.
+func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.Target {
 	t.Helper()
 	ca, err := certs.NewCA(certs.Options{CommonName: "self-run CA"})
 	if err != nil {
@@ -153,7 +154,7 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 			t.Fatal(err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/resource", v.Middleware(resource.Policy{Scopes: []string{"read"}})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mux.Handle("/resource", v.Middleware(resource.Policy{Accept: accept, Scopes: []string{"read"}})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write([]byte(`{"ok":true}`))
 		})))
 		return mux
@@ -241,7 +242,7 @@ func TestSelfRunModule(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			target := startModule(t, nonces)
+			target := startModule(t, nonces, resource.AcceptBound)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			rep, err := conformance.Run(ctx, target, conformance.Options{})
@@ -262,5 +263,32 @@ func TestSelfRunModule(t *testing.T) {
 				t.Log("\n" + b.String())
 			}
 		})
+	}
+}
+
+// TestSelfRunDPoPOnly runs the Bearer downgrade cases against resources
+// that accept DPoP-bound tokens only: a DPoP-bound token under Bearer is
+// 401 invalid_token there too, not a challenge without an error.
+func TestSelfRunDPoPOnly(t *testing.T) {
+	t.Parallel()
+	target := startModule(t, false, resource.AcceptDPoP)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ids := []string{"ERR-13", "ADV-64", "ADV-65"}
+	rep, err := conformance.Run(ctx, target, conformance.Options{Cases: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := map[string]bool{}
+	for _, r := range rep.Results {
+		ran[r.ID] = true
+		if r.Status != conformance.StatusPass {
+			t.Errorf("%s (%s): %s: %s [observed %d %s]", r.ID, r.Section, r.Status, r.Reason, r.Observed.Status, r.Observed.Error)
+		}
+	}
+	for _, id := range ids {
+		if !ran[id] {
+			t.Errorf("%s did not run", id)
+		}
 	}
 }

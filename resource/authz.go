@@ -85,13 +85,21 @@ func isToken68(s string) bool {
 	return true
 }
 
+// errTokenInParameter refuses a token in the access_token query or form
+// parameter.
+func errTokenInParameter() error {
+	return fail(ErrInvalidRequest, "token_in_parameter", "access token must be sent in the Authorization header only")
+}
+
 // readCredentials extracts the access token from r. Proxy-Authorization is
 // never consulted (RFC 9449 §7.1). A token in more than one place, or in
-// the access_token query or form parameter at all, is a malformed request
-// (RFC 6750 §2, §3.1): this resource accepts the header method only.
+// the access_token query parameter at all, is a malformed request (RFC
+// 6750 §2, §3.1): this resource accepts the header method only. The body
+// is not read here: a form-encoded body is inspected for access_token only
+// once the request is authenticated (see [hasAccessTokenForm]).
 func (v *Verifier) readCredentials(r *http.Request) (credentials, error) {
-	if hasAccessTokenParam(r) {
-		return credentials{}, fail(ErrInvalidRequest, "token_in_parameter", "access token must be sent in the Authorization header only")
+	if hasAccessTokenQuery(r) {
+		return credentials{}, errTokenInParameter()
 	}
 	vals := r.Header.Values("Authorization")
 	switch len(vals) {
@@ -122,17 +130,22 @@ func (v *Verifier) readCredentials(r *http.Request) (credentials, error) {
 	return credentials{}, nil
 }
 
-// hasAccessTokenParam reports whether r carries access_token in its query
-// or, for a form-encoded body, in the first maxFormPeek bytes of the body.
-// The body is restored for the handler.
-func hasAccessTokenParam(r *http.Request) bool {
-	if r.URL.RawQuery != "" {
-		// ParseQuery keeps the pairs it could parse even when it reports an
-		// error, so a malformed neighbour cannot hide the parameter.
-		if q, _ := url.ParseQuery(r.URL.RawQuery); q.Has("access_token") {
-			return true
-		}
+// hasAccessTokenQuery reports whether r carries access_token in its query.
+func hasAccessTokenQuery(r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return false
 	}
+	// ParseQuery keeps the pairs it could parse even when it reports an
+	// error, so a malformed neighbour cannot hide the parameter.
+	q, _ := url.ParseQuery(r.URL.RawQuery)
+	return q.Has("access_token")
+}
+
+// hasAccessTokenForm reports whether a form-encoded body carries
+// access_token in its first maxFormPeek bytes. The body is restored for
+// the handler. Check calls it only for an authenticated request, so that a
+// client without valid credentials cannot make the server wait for a body.
+func hasAccessTokenForm(r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody {
 		return false
 	}

@@ -205,15 +205,15 @@ func TestKAT13(t *testing.T) {
 	}
 }
 
-// TestHooks checks the slog and metrics hooks: one record per rejection,
-// with the reason and nothing from the request.
+// TestHooks checks the slog and metrics hooks: one (Debug) record per
+// rejection, with the reason and nothing from the request.
 func TestHooks(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	var mu sync.Mutex
 	reasons := map[string]int{}
 	e := restest.NewEnv(t, restest.Options{Mod: func(_ *restest.Env, c *resource.Config) {
-		c.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+		c.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c.OnReject = func(r string) { mu.Lock(); reasons[r]++; mu.Unlock() }
 	}})
 	expired := e.Token(t, func(c map[string]any) { c["exp"] = e.T0.Add(-time.Hour).Unix() })

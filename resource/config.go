@@ -99,13 +99,18 @@ type Config struct {
 	// requires TLS; this MUST NOT be set outside local demos and tests.
 	InsecureAllowDPoPOverHTTP bool
 
-	// Logger, when set, receives one Info record per rejected request with
-	// the reason, status and scheme. Tokens, proofs and request data are
-	// never logged.
+	// Logger, when set, receives one Debug record per rejected request
+	// ("resource: request rejected") with the reason, status and scheme.
+	// Rejections are logged at Debug, not Info, because any client can
+	// cause them at the rate it sends requests: at Info a flood of refused
+	// requests would be a flood of log lines. Count them with OnReject
+	// instead, and enable Debug to see each one. Tokens, proofs and request
+	// data are never logged.
 	Logger *slog.Logger
 	// OnReject, when set, is called once per rejected request with the
-	// stable reason (for example "token_expired"), e.g. to count rejections
-	// by reason. It must be safe for concurrent use and must not block.
+	// stable reason (for example "token_expired"), whatever the log level,
+	// e.g. to count rejections by reason. It must be safe for concurrent
+	// use and must not block.
 	OnReject func(reason string)
 }
 
@@ -142,10 +147,16 @@ const (
 	// connection with the matching client certificate. Unbound tokens are
 	// refused.
 	AcceptBound Accept = iota
-	// AcceptDPoP accepts only DPoP-bound tokens with a valid proof.
+	// AcceptDPoP accepts only DPoP-bound tokens with a valid proof. Its
+	// challenge is DPoP; a request under Bearer is still checked, so a
+	// DPoP-bound token there is refused with Bearer error="invalid_token"
+	// as on every route, and a valid certificate-bound token is refused
+	// with invalid_token (binding_not_accepted).
 	AcceptDPoP
 	// AcceptMTLS accepts only certificate-bound tokens with the matching
-	// client certificate.
+	// client certificate. Its challenge is Bearer; with [Config.DPoP] set,
+	// a request under DPoP is still checked and, when token and proof are
+	// valid, refused with DPoP error="invalid_token" (binding_not_accepted).
 	AcceptMTLS
 	// AcceptAny accepts what AcceptBound accepts plus unbound bearer
 	// tokens under the Bearer scheme. Bound tokens still need their

@@ -67,9 +67,15 @@
 //
 // Keys come from a [StaticKeySet] or a [RemoteKeySet] (a JWKS URL, or
 // discovery through RFC 8414 metadata with an OpenID Connect fallback).
-// Remote keys are cached as Cache-Control allows, refreshed on an unknown
-// kid at most once per interval with concurrent refreshes collapsed, and
-// the last good keys survive a failed refresh.
+// Remote keys are cached as Cache-Control allows; once expired they are
+// still used while one background fetch revalidates them, so a request
+// whose token names a known kid never waits for the JWKS server, and the
+// last good keys survive a failed refresh. An unknown kid (a rotated key)
+// triggers a refresh that the request waits for, at most once per
+// [RemoteKeySetConfig.MinRefreshInterval] (default
+// [DefaultMinRefreshInterval], 5 s) with concurrent refreshes collapsed,
+// so tokens naming made-up kids cost the issuer at most one fetch per
+// interval.
 //
 // Verified tokens are kept in a bounded LRU keyed by SHA-256 of the token
 // until their exp, so a reused token costs no signature check; entries are
@@ -83,6 +89,19 @@
 // under the Bearer scheme, an unbound token under the DPoP scheme, a
 // cnf.x5t#S256 token without the matching certificate, and a token bound
 // both ways that satisfies only one are refused with invalid_token.
+//
+// The error code follows the fault, never the route's policy. A request
+// under a scheme this server supports but the route does not offer (Bearer
+// on a DPoP-only route, DPoP on an mTLS-only route) is checked in full like
+// on any other route, so a malformed token is invalid_token, a bad proof
+// invalid_dpop_proof, and a DPoP-bound token under Bearer invalid_token on
+// a DPoP-only route too; a bound token that passes every check but is of
+// a kind the route does not take is invalid_token (reason
+// binding_not_accepted). The error goes on a challenge of the scheme the
+// client used, added after the route's own challenges. Only a scheme the
+// server does not support at all (DPoP without [Config.DPoP], or an
+// unknown scheme) gets the route's challenges without error (RFC 6750
+// §3.1).
 //
 // # DPoP, nonces and proxies
 //
@@ -121,5 +140,20 @@
 // scheme's challenge carries error; none does when no credentials were
 // sent), DPoP-Nonce when needed, Cache-Control: no-store and
 // Access-Control-Expose-Headers. Nothing from the request is echoed or
-// logged.
+// logged. Each rejection has a stable reason (for example token_expired,
+// bearer_downgrade, binding_not_accepted), passed to [Config.OnReject] for
+// counting and logged at Debug only, so that refused requests sent in a
+// flood do not flood the log.
+//
+// # Request bodies
+//
+// Tokens are accepted in the Authorization header only. Check reads no
+// request body before the request is authenticated: a token in the
+// access_token query parameter is refused at once, and a form-encoded body
+// is inspected for an access_token parameter (400 invalid_request, RFC 6750
+// §2) only after token, binding and scope checks passed. A client without
+// valid credentials therefore cannot make the server wait for a slow body;
+// [WriteRejection], which the middleware and the Echo adapter use, also
+// closes an HTTP/1.x connection whose request body was not read instead of
+// draining it.
 package resource

@@ -17,11 +17,14 @@ import (
 // KeySet supplies an issuer's token-signing keys. Implementations must be
 // safe for concurrent use.
 //
-// Keys returns the current snapshot, fetching it first when needed; it
-// returns an error only when no usable snapshot exists (a remote set that
-// was fetched once keeps serving its last good keys when a refresh fails).
-// Refresh is called when a token names a key id the snapshot lacks; an
-// implementation may rate-limit it and return the current snapshot. Errors
+// Keys returns the current snapshot, fetching it first when none exists;
+// it returns an error only when no usable snapshot exists. It is called on
+// every request, so once a snapshot exists it should not wait on the
+// network: a remote set serves its last good keys while it revalidates
+// them in the background, and keeps them when a refresh fails.
+// Refresh is called when a token names a key id the snapshot lacks, and
+// may wait for a fetch; an implementation may rate-limit it and return the
+// current snapshot. Errors
 // that should refuse tokens outright (rather than answer 503) wrap
 // [ErrIssuerMismatch].
 type KeySet interface {

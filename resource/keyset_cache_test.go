@@ -81,6 +81,7 @@ func TestRemoteKeySetCacheLifetime(t *testing.T) {
 			if _, err := ks.Keys(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			ks.WaitIdle()
 			if n := srv.hits.Load(); n != step.hits {
 				t.Fatalf("after +%v: fetches = %d, want %d", step.advance, n, step.hits)
 			}
@@ -289,7 +290,7 @@ func TestHooksDPoPRejection(t *testing.T) {
 	var mu sync.Mutex
 	var reasons []string
 	e := restest.NewEnv(t, restest.Options{DPoP: true, InsecureHTTP: true, Mod: func(_ *restest.Env, c *resource.Config) {
-		c.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &buf, mu: &mu}, nil))
+		c.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c.OnReject = func(r string) { mu.Lock(); reasons = append(reasons, r); mu.Unlock() }
 	}})
 	r := httptest.NewRequest(http.MethodGet, "http://rs.example.test/any", nil)

@@ -10,7 +10,8 @@ type principalKey struct{}
 // Middleware returns net/http middleware that admits a request only when
 // [Verifier.Check] succeeds under p, stores the [*Principal] in the request
 // context (read it with [PrincipalFromContext]) and sets the success
-// headers; otherwise it answers with [WriteError] and does not call next.
+// headers; otherwise it answers with [WriteRejection] and does not call
+// next.
 // It panics when p cannot be enforced with this Verifier (see
 // [Verifier.ValidatePolicy]), so misconfiguration fails at startup.
 func (v *Verifier) Middleware(p Policy) func(http.Handler) http.Handler {
@@ -22,7 +23,7 @@ func (v *Verifier) Middleware(p Policy) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			pr, err := v.Check(r, p)
 			if err != nil {
-				WriteError(w, err)
+				WriteRejection(w, r, err)
 				return
 			}
 			pr.SetResponseHeaders(w.Header())

@@ -88,3 +88,24 @@ func TestConcurrentReplay(t *testing.T) {
 		t.Fatalf("%d of %d identical requests admitted, want 1", ok, n)
 	}
 }
+
+// TestMiddlewarePolicyCases sends every fault to every route policy
+// through net/http: the error code follows the fault, not the policy.
+func TestMiddlewarePolicyCases(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true})
+	targets := restest.StartServers(t, e, e.NetHTTPHandler())
+	restest.Run(t, e, targets, restest.PolicyCases())
+}
+
+// TestMiddlewareSlowBody: a request refused by Check is answered without
+// reading its body, and its connection is closed rather than drained, so
+// an unauthenticated client cannot hold a handler or a connection by
+// trickling a body.
+func TestMiddlewareSlowBody(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true})
+	srv := httptest.NewServer(e.NetHTTPHandler())
+	t.Cleanup(srv.Close)
+	restest.RunSlowBody(t, e, srv.URL)
+}

@@ -33,9 +33,14 @@ type RemoteKeySetConfig struct {
 	// (system roots, proxy from the environment) is used. Set it to add a
 	// custom CA or change timeouts. Redirects follow the client's policy.
 	HTTPClient *http.Client
-	// MinRefreshInterval is the least time between two fetches. A token
-	// naming an unknown kid triggers at most one refresh per interval, and
-	// a failed fetch is retried no sooner. Zero means 30 s.
+	// MinRefreshInterval is the least time between the starts of two
+	// fetches. It bounds how soon a token naming an unknown kid (an issuer
+	// that rotated its key, or an attacker making kids up) can trigger a
+	// refresh: at most one fetch per interval, however many such tokens
+	// arrive, while tokens naming known kids never wait. A failed fetch,
+	// and the revalidation of keys served with no-store, no-cache or
+	// max-age=0, are retried no sooner either. Zero means
+	// [DefaultMinRefreshInterval].
 	MinRefreshInterval time.Duration
 	// DefaultTTL is how long keys are used when the response has no
 	// Cache-Control max-age. Zero means 5 min.
@@ -50,12 +55,23 @@ type RemoteKeySetConfig struct {
 	Now func() time.Time
 }
 
+// DefaultMinRefreshInterval is the MinRefreshInterval of a
+// [RemoteKeySetConfig] that leaves it zero: a token signed with a freshly
+// rotated-in key is accepted at most this long after the key set was last
+// fetched, and a flood of tokens naming made-up kids costs the issuer at
+// most one JWKS request per interval per key set.
+const DefaultMinRefreshInterval = 5 * time.Second
+
 // RemoteKeySet is a [KeySet] fetched over HTTP from a jwks_uri (given or
 // discovered). Keys are cached for the lifetime the server's Cache-Control
 // allows (bounded by MaxTTL), refreshed when a token names an unknown kid
 // (at most once per MinRefreshInterval), and concurrent refreshes are
-// collapsed into one request. When a refresh fails the last good keys stay
-// in use. The set is fetched lazily on first use.
+// collapsed into one request. The set is fetched lazily on first use;
+// after that no request waits for keys it already has: keys past their
+// lifetime stay in use while one background fetch revalidates them
+// (stale-while-revalidate), and the last good keys stay in use when a
+// fetch fails. Only a request whose token names an unknown kid waits for a
+// fetch.
 //
 // A RemoteKeySet is long-lived and safe for concurrent use; build one per
 // issuer and reuse it. Header parameters of tokens (jku, x5u) are never
@@ -66,7 +82,7 @@ type RemoteKeySet struct {
 	mu        sync.Mutex
 	keys      *Keys
 	expires   time.Time // when keys should be refetched
-	lastFetch time.Time // last fetch attempt (success or failure)
+	lastFetch time.Time // start of the last fetch (success or failure)
 	lastErr   error
 	inflight  chan struct{} // non-nil while a fetch runs
 	jwksURL   string        // discovered or configured
@@ -98,7 +114,7 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 		cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
 	if cfg.MinRefreshInterval <= 0 {
-		cfg.MinRefreshInterval = 30 * time.Second
+		cfg.MinRefreshInterval = DefaultMinRefreshInterval
 	}
 	if cfg.DefaultTTL <= 0 {
 		cfg.DefaultTTL = 5 * time.Minute
@@ -115,40 +131,39 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 	return &RemoteKeySet{cfg: cfg, jwksURL: cfg.JWKSURL}, nil
 }
 
-// Keys returns the cached keys, fetching them when none are cached or they
-// have expired. When a refetch of expired keys fails, the last good keys
-// are returned.
+// Keys returns the cached keys. Before the first fetch it waits for one.
+// Once keys were fetched it never waits: keys past their lifetime are
+// still returned while one fetch revalidates them in the background
+// (started at most once per MinRefreshInterval), and when that fetch fails
+// the last good keys stay in use.
 func (s *RemoteKeySet) Keys(ctx context.Context) (*Keys, error) {
 	s.mu.Lock()
-	now := s.cfg.Now()
-	if s.keys != nil && now.Before(s.expires) {
-		k := s.keys
+	if k := s.keys; k != nil {
+		if now := s.cfg.Now(); !now.Before(s.expires) && s.inflight == nil && now.Sub(s.lastFetch) >= s.cfg.MinRefreshInterval {
+			s.startLocked(ctx, now)
+		}
 		s.mu.Unlock()
 		return k, nil
 	}
-	if s.keys != nil && now.Sub(s.lastFetch) < s.cfg.MinRefreshInterval && s.inflight == nil {
-		// Expired, but the last attempt was recent (and failed, or the
-		// server asked for no caching): keep serving the last good keys.
-		k := s.keys
-		s.mu.Unlock()
-		return k, nil
-	}
-	return s.fetchLocked(ctx, false)
+	return s.fetchLocked(ctx)
 }
 
 // Refresh refetches the keys because a token named an unknown kid, unless
-// a fetch happened less than MinRefreshInterval ago; concurrent callers
-// share one fetch. It returns the newest keys available.
+// a fetch started less than MinRefreshInterval ago; a caller joins a fetch
+// already under way (also one revalidating stale keys) and waits for it,
+// or for ctx. It returns the newest keys available.
 func (s *RemoteKeySet) Refresh(ctx context.Context) (*Keys, error) {
 	s.mu.Lock()
-	return s.fetchLocked(ctx, true)
+	return s.fetchLocked(ctx)
 }
 
-// fetchLocked runs or joins a fetch. Called with s.mu held; releases it.
-func (s *RemoteKeySet) fetchLocked(ctx context.Context, rateLimited bool) (*Keys, error) {
+// fetchLocked joins the fetch under way, or starts one unless the last
+// started less than MinRefreshInterval ago, and waits for it. Called with
+// s.mu held; releases it.
+func (s *RemoteKeySet) fetchLocked(ctx context.Context) (*Keys, error) {
 	if s.inflight == nil {
 		now := s.cfg.Now()
-		if !s.lastFetch.IsZero() && now.Sub(s.lastFetch) < s.cfg.MinRefreshInterval && (rateLimited || s.keys == nil) {
+		if !s.lastFetch.IsZero() && now.Sub(s.lastFetch) < s.cfg.MinRefreshInterval {
 			k, err := s.keys, s.lastErr
 			s.mu.Unlock()
 			if k != nil {
@@ -156,10 +171,7 @@ func (s *RemoteKeySet) fetchLocked(ctx context.Context, rateLimited bool) (*Keys
 			}
 			return nil, err
 		}
-		s.lastFetch = now
-		done := make(chan struct{})
-		s.inflight = done
-		go s.fetch(ctx, done)
+		s.startLocked(ctx, now)
 	}
 	done := s.inflight
 	s.mu.Unlock()
@@ -174,6 +186,14 @@ func (s *RemoteKeySet) fetchLocked(ctx context.Context, rateLimited bool) (*Keys
 		return s.keys, nil
 	}
 	return nil, s.lastErr
+}
+
+// startLocked starts a fetch. Called with s.mu held and no fetch under way.
+func (s *RemoteKeySet) startLocked(ctx context.Context, now time.Time) {
+	s.lastFetch = now
+	done := make(chan struct{})
+	s.inflight = done
+	go s.fetch(ctx, done)
 }
 
 // fetch performs one fetch detached from the caller's cancellation (other

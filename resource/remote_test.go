@@ -35,6 +35,7 @@ type jwksServer struct {
 	cacheControl string
 	contentType  string
 	delay        time.Duration
+	hang         chan struct{} // when set, requests wait until it is closed
 	hits         atomic.Int64
 }
 
@@ -43,9 +44,16 @@ func newJWKSServer(t *testing.T, set jose.JSONWebKeySet) *jwksServer {
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
-		set, status, cc, ct, delay := s.set, s.status, s.cacheControl, s.contentType, s.delay
+		set, status, cc, ct, delay, hang := s.set, s.status, s.cacheControl, s.contentType, s.delay, s.hang
 		s.mu.Unlock()
 		time.Sleep(delay)
+		if hang != nil {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if cc != "" {
 			w.Header().Set("Cache-Control", cc)
 		}
@@ -109,10 +117,14 @@ func (e *remoteEnv) token(t *testing.T, i *restest.Issuer) string {
 	return i.Mint(t, restest.Header(), c)
 }
 
+// check sends tok under Bearer and then waits for a background fetch the
+// check may have started, so that fetch counts and key changes are seen
+// by the next step.
 func (e *remoteEnv) check(tok string) error {
 	r := httptest.NewRequest(http.MethodGet, "https://rs.example.test/x", nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
 	_, err := e.v.Check(r, resource.Policy{Accept: resource.AcceptAny})
+	e.ks.WaitIdle()
 	return err
 }
 
@@ -249,7 +261,10 @@ func TestRemoteKeySet(t *testing.T) {
 		if err := e.check(tok); err != nil {
 			t.Fatalf("cached token before the key set changed: %v", err)
 		}
-		e.clk.Add(11 * time.Minute) // keys expire, refetch drops k1
+		e.clk.Add(11 * time.Minute) // keys expire; the revalidation drops k1
+		if err := e.check(tok); err != nil {
+			t.Fatalf("stale keys are served while they are revalidated: %v", err)
+		}
 		if err := e.check(tok); !errors.Is(err, resource.ErrInvalidToken) {
 			t.Fatalf("err = %v, want ErrInvalidToken after k1 left the set", err)
 		}

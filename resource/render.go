@@ -3,6 +3,7 @@ package resource
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/senderbound/senderbound/dpop"
 )
@@ -10,7 +11,9 @@ import (
 // WriteError renders err as the HTTP response: status, WWW-Authenticate
 // challenges for the schemes in force on 400, 401 and 403 (only the
 // attempted scheme's challenge carries error, and none does when the
-// request had no credentials; none at all on 503), DPoP-Nonce when one was minted, Cache-Control: no-store,
+// request had no credentials; none at all on 503; when the attempted
+// scheme is not one the route offers, its challenge with the error follows
+// the route's), DPoP-Nonce when one was minted, Cache-Control: no-store,
 // and Access-Control-Expose-Headers for WWW-Authenticate and DPoP-Nonce.
 // The body is a short JSON object with the error code. Nothing from the
 // request is echoed. An error that is not an [*Error] is rendered as 503.
@@ -24,8 +27,17 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	h := w.Header()
 	if e.Status != http.StatusServiceUnavailable {
+		offered := false
 		for _, s := range e.schemes {
 			h.Add("WWW-Authenticate", e.challenge(s))
+			offered = offered || s == e.scheme
+		}
+		if !offered && e.scheme != "" && e.Code != "" {
+			// The client used a scheme this server supports but this
+			// route does not offer: the error goes on a challenge of
+			// that scheme, after the route's own, so every route reports
+			// the same fault the same way (ERR-11, ERR-13).
+			h.Add("WWW-Authenticate", e.challenge(e.scheme))
 		}
 	}
 	if e.nonce != "" {
@@ -44,6 +56,29 @@ func WriteError(w http.ResponseWriter, err error) {
 		}
 	}
 	_, _ = w.Write([]byte(body + "\n"))
+}
+
+// WriteRejection writes the response for a request [Verifier.Check]
+// refused, as [WriteError] does, and keeps the client from holding the
+// connection with a body nobody will read: Check reads the body only of a
+// request it authenticated, and net/http would otherwise read the rest of
+// an unread body (up to 256 KiB) before sending the response. So when r is
+// HTTP/1.x and has a body, the response says Connection: close and the
+// connection's read deadline is set to now, so the server neither waits
+// for the body before answering nor drains it afterwards. The middleware
+// and the Echo adapter use it; call it from a custom error handler that
+// does not read the body either.
+func WriteRejection(w http.ResponseWriter, r *http.Request, err error) {
+	unread := r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody
+	if unread {
+		w.Header().Set("Connection", "close")
+	}
+	WriteError(w, err)
+	if unread {
+		// Not every ResponseWriter supports deadlines; Connection: close
+		// alone already avoids the wait before the response.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 }
 
 func exposeHeaders(h http.Header) {

@@ -206,19 +206,27 @@ func (v *Verifier) schemes(p Policy) []string {
 	}
 }
 
-func (v *Verifier) accepts(p Policy, scheme string) bool {
-	for _, s := range v.schemes(p) {
-		if s == scheme {
-			return true
-		}
+// bindingAccepted refuses a request whose token and proof are in order
+// but whose binding p does not take: a DPoP-bound token on a route that
+// accepts certificate-bound tokens only, or the reverse. The refusal is
+// invalid_token on the scheme the client used, as for any other token
+// this route cannot use. (Unbound tokens outside AcceptAny are refused by
+// checkBinding.)
+func bindingAccepted(p Policy, b Binding) error {
+	switch {
+	case p.Accept == AcceptDPoP && b != BindingDPoP:
+		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a DPoP-bound token")
+	case p.Accept == AcceptMTLS && b != BindingMTLS:
+		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a certificate-bound token")
 	}
-	return false
+	return nil
 }
 
 // Check authenticates r under policy p. It returns the principal, or an
 // [*Error] whose class sentinel says why (render it with [WriteError]).
 // Check never writes to a response and never logs request data; it calls
-// Config.Logger and Config.OnReject once per rejection.
+// Config.OnReject once per rejection and logs it to Config.Logger at
+// Debug.
 //
 // On success, hand the principal's response headers to the client with
 // [Principal.SetResponseHeaders] (a fresh DPoP-Nonce when due, and
@@ -227,7 +235,7 @@ func (v *Verifier) Check(r *http.Request, p Policy) (*Principal, error) {
 	pr, err := v.check(r, p)
 	if err != nil {
 		e := v.toError(r, p, err)
-		v.report(e)
+		v.report(r.Context(), e)
 		return nil, e
 	}
 	return pr, nil
@@ -244,7 +252,11 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 	if cred.scheme == "" {
 		return nil, fail(ErrNoCredentials, "no_credentials", "")
 	}
-	if !v.accepts(p, cred.scheme) {
+	if cred.scheme == schemeDPoP && !v.dpopEnabled() {
+		// A scheme this server does not support at all: no error
+		// information (RFC 6750 §3.1). A scheme it supports but this
+		// route does not offer is checked like on any other route, so the
+		// error code follows the fault, and refused at the end.
 		return nil, &schemeRefused{fail(ErrNoCredentials, "scheme_not_accepted", "")}
 	}
 	if cred.scheme == schemeDPoP {
@@ -271,10 +283,17 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 	if err := v.checkBinding(r, p, cred, tok, pr); err != nil {
 		return nil, err
 	}
+	if err := bindingAccepted(p, pr.Binding); err != nil {
+		return nil, err
+	}
 	for _, s := range p.Scopes {
 		if !contains(tok.scopes, s) {
 			return nil, &scopeFailure{fail(ErrInsufficientScope, "insufficient_scope", "the access token lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
 		}
+	}
+	// Only now, authenticated, may the request make us read its body.
+	if hasAccessTokenForm(r) {
+		return nil, errTokenInParameter()
 	}
 	return pr, nil
 }
@@ -364,12 +383,15 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 	return e
 }
 
-func (v *Verifier) report(e *Error) {
+// report counts a rejection through OnReject and logs it at Debug: any
+// client can cause rejections at its request rate, so they are never
+// logged at a level operators keep on.
+func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.onReject != nil {
 		v.onReject(e.Reason)
 	}
 	if v.logger != nil {
-		v.logger.Info("resource: request rejected",
+		v.logger.LogAttrs(ctx, slog.LevelDebug, "resource: request rejected",
 			slog.String("reason", e.Reason),
 			slog.Int("status", e.Status),
 			slog.String("scheme", e.scheme))

@@ -504,6 +504,15 @@ func TestServeNonce(t *testing.T) {
 		t.Fatalf("token request = %d %+v, want 200 DPoP", status, tok)
 	}
 
+	// --require dpop refuses the token under Bearer with invalid_token,
+	// like every other policy (ERR-13), not with a bare challenge.
+	for _, scheme := range []string{"Bearer", "bearer"} {
+		status, h, _ := serveCallResource(t, plain, http.MethodGet, rs.URL+"/resource", scheme, tok.AccessToken)
+		if status != http.StatusUnauthorized || !strings.Contains(strings.Join(h.Values("WWW-Authenticate"), "\n"), `Bearer realm=`) || !strings.Contains(strings.Join(h.Values("WWW-Authenticate"), "\n"), `error="invalid_token"`) {
+			t.Fatalf("DPoP-bound token under %s = %d %q, want 401 Bearer error=invalid_token", scheme, status, h.Values("WWW-Authenticate"))
+		}
+	}
+
 	// The resource server challenges with its own nonce.
 	proof, err = prover.Proof(http.MethodGet, rs.URL+"/resource", dpop.ProofOptions{AccessToken: tok.AccessToken})
 	if err != nil {

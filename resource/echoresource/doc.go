@@ -9,8 +9,9 @@
 // Echo and net/http services behave identically. Unlike echo-jwt, the
 // default error handling writes the response itself (status,
 // WWW-Authenticate challenges, DPoP-Nonce, Cache-Control) with
-// [resource.WriteError] and returns nil, because Echo's default error
-// handler would drop the challenges.
+// [resource.WriteRejection] and returns nil, because Echo's default error
+// handler would drop the challenges (WriteRejection also closes an HTTP/1.x
+// connection whose request body was not read, instead of draining it).
 //
 //	v, _ := resource.New(cfg)
 //	e := echo.New()

@@ -45,9 +45,10 @@ type Config struct {
 	SuccessHandler func(c echo.Context)
 	// ErrorHandler handles a rejected request. err is a *resource.Error
 	// (use errors.Is with the resource sentinels, and resource.WriteError to
-	// render the standard response). Its return value is returned by the
-	// middleware. Default: write the response with resource.WriteError and
-	// return nil.
+	// render the standard response, or resource.WriteRejection, which
+	// also closes a connection whose request body was not read). Its
+	// return value is returned by the middleware. Default: write the
+	// response with resource.WriteRejection and return nil.
 	ErrorHandler func(c echo.Context, err error) error
 	// ContinueOnIgnoredError calls the next handler, without a principal,
 	// when ErrorHandler returns nil. It MUST NOT be set unless the handlers
@@ -93,7 +94,7 @@ func (config Config) ToMiddleware() (echo.MiddlewareFunc, error) {
 					}
 					return herr
 				}
-				resource.WriteError(c.Response(), err)
+				resource.WriteRejection(c.Response(), r, err)
 				return nil
 			}
 			p.SetResponseHeaders(c.Response().Header())

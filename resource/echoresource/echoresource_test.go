@@ -20,6 +20,9 @@ func echoHandler(t testing.TB, env *restest.Env) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	for _, rt := range restest.Routes() {
+		if !restest.Servable(env.Verifier, rt) {
+			continue
+		}
 		mw, err := echoresource.Config{Verifier: env.Verifier, Policy: rt.Policy}.ToMiddleware()
 		if err != nil {
 			t.Fatal(err)
@@ -40,6 +43,25 @@ func TestEchoCases(t *testing.T) {
 	env := restest.NewEnv(t, restest.Options{DPoP: true})
 	targets := restest.StartServers(t, env, echoHandler(t, env))
 	restest.Run(t, env, targets, append(restest.BearerCases(), restest.BoundCases()...))
+}
+
+// TestEchoPolicyCases sends every fault to every route policy through
+// the Echo adapter: the error code follows the fault, not the policy.
+func TestEchoPolicyCases(t *testing.T) {
+	t.Parallel()
+	env := restest.NewEnv(t, restest.Options{DPoP: true})
+	targets := restest.StartServers(t, env, echoHandler(t, env))
+	restest.Run(t, env, targets, restest.PolicyCases())
+}
+
+// TestEchoSlowBody: through the Echo adapter too, a refused request is
+// answered without reading its body and its connection is closed.
+func TestEchoSlowBody(t *testing.T) {
+	t.Parallel()
+	env := restest.NewEnv(t, restest.Options{DPoP: true})
+	srv := httptest.NewServer(echoHandler(t, env))
+	t.Cleanup(srv.Close)
+	restest.RunSlowBody(t, env, srv.URL)
 }
 
 func TestEchoNonceCases(t *testing.T) {

@@ -171,8 +171,8 @@ func BoundCases() []Case {
 				t.Fatalf("algs = %q", chs[0].Params["algs"])
 			}
 		}},
-		{Name: "AcceptMTLS/DPoP scheme not offered", Path: "/mtls", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 401, After: func(t testing.TB, c *Call) {
-			if chs := Challenges(t, c.Resp.Header); len(chs) != 1 || chs[0].Scheme != B {
+		{Name: "AcceptMTLS/DPoP-bound token refused on the DPoP challenge after the route's", Path: "/mtls", Via: "tls", Build: DPoPRequest(D, K1Token, nil), WantStatus: 401, WantScheme: D, WantError: "invalid_token", After: func(t testing.TB, c *Call) {
+			if chs := Challenges(t, c.Resp.Header); len(chs) != 2 || chs[0].Scheme != B || chs[1].Scheme != D || chs[1].Params["algs"] == "" {
 				t.Fatalf("challenges = %v", c.Resp.Header.Values("WWW-Authenticate"))
 			}
 		}},

@@ -257,6 +257,7 @@ func BearerCases() []Case {
 			r.URL.RawQuery = "a=%zz&access_token=x"
 		}, WantStatus: 400, WantError: "invalid_request"},
 		{Name: "ADV-66/access_token form parameter", Method: http.MethodPost, Body: "x=1&access_token=abc", Build: auth(B, valid), WantStatus: 400, WantError: "invalid_request"},
+		{Name: "ADV-66/ERR-02/access_token form parameter without Authorization: no credentials, body unread", Method: http.MethodPost, Body: "access_token=abc", WantStatus: 401},
 		{Name: "ADV-66/form body without access_token passes", Method: http.MethodPost, Body: "x=1&y=access", Build: auth(B, valid), WantStatus: 200},
 		{Name: "ADV-104/Authorization of 100 KiB", Build: func(t testing.TB, e *Env, r *http.Request) {
 			r.Header.Set("Authorization", "Bearer "+strings.Repeat("a", 100<<10))

@@ -186,16 +186,23 @@ type Route struct {
 	Policy resource.Policy
 }
 
-// Routes lists the protected paths every adapter must serve.
+// Routes lists the protected paths every adapter must serve. A route whose
+// policy the Verifier cannot enforce (/dpop without DPoP) is left out; see
+// [Servable].
 func Routes() []Route {
 	return []Route{
 		{"/any", resource.Policy{Accept: resource.AcceptAny}},
 		{"/bound", resource.Policy{}},
+		{"/dpop", resource.Policy{Accept: resource.AcceptDPoP}},
 		{"/mtls", resource.Policy{Accept: resource.AcceptMTLS}},
 		{"/write", resource.Policy{Accept: resource.AcceptAny, Scopes: []string{"write"}}},
 		{"/admin", resource.Policy{Accept: resource.AcceptAny, Scopes: []string{"admin"}}},
 	}
 }
+
+// Servable reports whether v can enforce rt's policy, so that an adapter
+// serves the route.
+func Servable(v *resource.Verifier, rt Route) bool { return v.ValidatePolicy(rt.Policy) == nil }
 
 // OKBody is what the protected handler answers, so the runner can tell the
 // handler ran and with which principal.
@@ -213,6 +220,9 @@ func (e *Env) NetHTTPHandler() http.Handler { return NetHTTPHandler(e.Verifier) 
 func NetHTTPHandler(v *resource.Verifier) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range Routes() {
+		if !Servable(v, rt) {
+			continue
+		}
 		mw := v.Middleware(rt.Policy)
 		mux.Handle(rt.Path, mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, OKBody(resource.PrincipalFromContext(r.Context())))
