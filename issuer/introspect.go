@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -17,10 +16,13 @@ var inactive = []byte(`{"active":false}`)
 // caller must authenticate as a registered client with Introspect set
 // (ATV-29); introspection needs no DPoP proof (RFC 9449 §6.2). An active
 // access token is answered with its claims, "token_type" ("DPoP" for a
-// jkt-bound token, else "Bearer") and its "cnf"; a refresh token is active
-// only for the client it was issued to. Anything else (unknown, expired,
-// not yet valid, signed by an unpublished key, or not meant for the
-// caller's registered audiences) is exactly {"active":false}.
+// jkt-bound token, else "Bearer") and its "cnf", but only to the client it
+// was issued to, to a client registered for one of its audiences, and to a
+// client with IntrospectAll; a refresh token is active only for the client
+// it was issued to. Anything else (unknown, expired, not yet valid, signed
+// by an unpublished key, or not visible to the caller) is exactly
+// {"active":false}, so a caller cannot tell another client's token from
+// an invalid one.
 func (s *Server) IntrospectionHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -109,7 +111,8 @@ func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
 	if !now.Before(std.Expiry.Time()) {
 		return nil
 	}
-	if len(caller.Audiences) > 0 && !slices.ContainsFunc(caller.Audiences, func(a string) bool { return std.Audience.Contains(a) }) {
+	clientID, _ := all["client_id"].(string)
+	if !caller.mayIntrospect(clientID, std.Audience) {
 		return nil
 	}
 	all["active"] = true

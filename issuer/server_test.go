@@ -123,8 +123,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, Introspect: true, Scopes: []string{"read"},
 			JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: h.jwtKey.Public(), KeyID: "c1", Algorithm: "ES256", Use: "sig"}}}},
 		Client{ID: "s6BhdRkqt", AuthMethod: AuthNone},
-		Client{ID: "rs", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true},
+		Client{ID: "rs", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true, IntrospectAll: true},
 		Client{ID: "rs2", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true, Audiences: []string{rs2Audience}},
+		Client{ID: "peer", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true, Scopes: []string{"read"}},
 	)
 	if err != nil {
 		t.Fatal(err)
