@@ -57,10 +57,14 @@ type Client struct {
 	JWKS *jose.JSONWebKeySet
 	// Scopes lists the scopes the client may request. A request without
 	// scope is given all of them; a scope outside the list is invalid_scope.
+	// A refresh token yields only the scopes of its grant still listed
+	// here when it is used.
 	Scopes []string
 	// Audiences lists the resource indicators (RFC 8707 "resource") the
 	// client may request; the first is its default audience. If empty, the
 	// issuer's default audience is used and any "resource" is invalid_target.
+	// A refresh token yields only the audiences of its grant still listed
+	// here (or the issuer's default audience when the list is empty).
 	Audiences []string
 	// GrantTypes lists the grant types the client may use. If empty:
 	// client_credentials and refresh_token for confidential clients,

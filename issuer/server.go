@@ -588,7 +588,9 @@ func (s *Server) audience(c *Client, resource string) ([]string, error) {
 
 // refreshGrant is RFC 6749 §6. A public client's refresh token is bound to
 // the DPoP key or certificate it was issued with (RFC 9449 §5, RFC 8705
-// §4); refreshing with another key or certificate is invalid_grant.
+// §4); refreshing with another key or certificate is invalid_grant. The
+// grant's scopes and audiences are narrowed to the client's registration
+// at the time of the refresh.
 func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, error) {
 	rt := req.Params["refresh_token"]
 	if rt == "" {
@@ -610,11 +612,24 @@ func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, e
 	if rec.Binding.X5TS256 != "" && (req.Certificate == nil || !mtlsbound.ThumbprintEqual(mtlsbound.Thumbprint(req.Certificate), rec.Binding.X5TS256)) {
 		return nil, newError(ErrInvalidGrant, "refresh token is bound to another certificate")
 	}
-	scope, err := grantScope(req.Params["scope"], strings.Fields(rec.Scope))
+	// A refresh never yields more than the client is registered for now:
+	// the grant is narrowed to the current registration, and a request may
+	// narrow it further but never exceed it (RFC 6749 §6).
+	granted := strings.Fields(rec.Scope)
+	scopes := slices.DeleteFunc(slices.Clone(granted), func(sc string) bool { return !slices.Contains(req.Client.Scopes, sc) })
+	registered := req.Client.Audiences
+	if len(registered) == 0 {
+		registered = s.is.cfg.Audience
+	}
+	aud := slices.DeleteFunc(slices.Clone(rec.Audience), func(a string) bool { return !slices.Contains(registered, a) })
+	if len(scopes) == 0 && len(granted) > 0 || len(aud) == 0 && len(rec.Audience) > 0 {
+		return nil, newError(ErrInvalidGrant, "refresh token grants nothing the client is still registered for")
+	}
+	scope, err := grantScope(req.Params["scope"], scopes)
 	if err != nil {
 		return nil, err
 	}
-	return &Grant{Subject: rec.Subject, Scope: scope, Audience: rec.Audience, Claims: rec.Claims}, nil
+	return &Grant{Subject: rec.Subject, Scope: scope, Audience: aud, Claims: rec.Claims}, nil
 }
 
 // authenticate identifies and authenticates the client of a token or

@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +121,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Client{ID: "pki", AuthMethod: AuthTLSClient, Introspect: true, Certificate: mtlsbound.PKIAuth{Roots: h.ca.Pool(), SANDNS: "client1.example.test"},
 			Scopes: []string{"read"}, GrantTypes: []string{GrantClientCredentials, GrantRefreshToken, testGrant}},
 		Client{ID: "selfsigned", AuthMethod: AuthSelfSignedTLSClient, Certificate: SelfSigned(mtlsbound.SelfSignedAuth{Certificates: []*x509.Certificate{h.s1.Cert}}.Authenticate), Scopes: []string{"read"}},
-		Client{ID: "public", AuthMethod: AuthNone},
+		Client{ID: "public", AuthMethod: AuthNone, Scopes: []string{"read", "write"}},
 		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, Introspect: true, Scopes: []string{"read"},
 			JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: h.jwtKey.Public(), KeyID: "c1", Algorithm: "ES256", Use: "sig"}}}},
 		Client{ID: "s6BhdRkqt", AuthMethod: AuthNone},
@@ -788,5 +790,87 @@ func testKAT13(t *testing.T) {
 	}
 	if len(claims) != len(want)+1 { // plus jti
 		t.Errorf("unexpected claims %v", claims)
+	}
+}
+
+// TestRefreshFollowsRegistration checks that a refresh never yields more
+// than the client is registered for when it refreshes (RFC 6749 §6): the
+// grant's scopes and audiences are narrowed to the current registration.
+func TestRefreshFollowsRegistration(t *testing.T) {
+	t.Parallel()
+	const wideGrant = "urn:example:params:oauth:grant-type:wide"
+	var reg *MemoryRegistry
+	h := newHarness(t, harnessOpts{edit: func(cfg *ServerConfig) {
+		reg = cfg.Clients.(*MemoryRegistry)
+		cfg.Grants[wideGrant] = GrantHandlerFunc(func(_ context.Context, req *GrantRequest) (*Grant, error) {
+			return &Grant{Subject: "alice", Scope: "read write", Audience: []string{rsAudience, rs2Audience}, RefreshToken: true}, nil
+		})
+	}})
+	c := h.client(nil)
+	register := func(t *testing.T, id string, scopes, audiences []string) {
+		t.Helper()
+		err := reg.Register(Client{ID: id, AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret),
+			Scopes: scopes, Audiences: audiences, GrantTypes: []string{wideGrant, GrantRefreshToken}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := []string{rsAudience, rs2Audience}
+	tests := []struct {
+		name         string
+		scopes, auds []string // the registration at refresh time
+		scope        string   // requested at refresh
+		wantErr      string
+		wantScope    string
+		wantAud      []string
+	}{
+		{name: "unchanged registration", scopes: []string{"read", "write"}, auds: both, wantScope: "read write", wantAud: both},
+		{name: "scope removed", scopes: []string{"read"}, auds: both, wantScope: "read", wantAud: both},
+		{name: "removed scope requested", scopes: []string{"read"}, auds: both, scope: "write", wantErr: "invalid_scope"},
+		{name: "scope added after the grant is not granted", scopes: []string{"read", "write", "admin"}, auds: both, scope: "admin", wantErr: "invalid_scope"},
+		{name: "audience removed", scopes: []string{"read", "write"}, auds: []string{rs2Audience}, wantScope: "read write", wantAud: []string{rs2Audience}},
+		{name: "no registered audience left: the issuer default", scopes: []string{"read", "write"}, wantScope: "read write", wantAud: []string{rsAudience}},
+		{name: "no scope left", scopes: []string{"admin"}, auds: both, wantErr: "invalid_grant"},
+		{name: "no audience left", scopes: []string{"read", "write"}, auds: []string{"https://other.example.test"}, wantErr: "invalid_grant"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id := fmt.Sprintf("narrow-%d", i)
+			register(t, id, []string{"read", "write"}, both)
+			r := h.post(c, h.tokenURL(), url.Values{"grant_type": {wideGrant}}, basic(id, confSecret))
+			if r.status != 200 || r.str("refresh_token") == "" {
+				t.Fatalf("grant: %d %s", r.status, r.raw)
+			}
+			register(t, id, tt.scopes, tt.auds)
+			form := url.Values{"grant_type": {GrantRefreshToken}, "refresh_token": {r.str("refresh_token")}}
+			if tt.scope != "" {
+				form.Set("scope", tt.scope)
+			}
+			r = h.post(c, h.tokenURL(), form, basic(id, confSecret))
+			if tt.wantErr != "" {
+				if r.status != 400 || r.str("error") != tt.wantErr || r.body["access_token"] != nil {
+					t.Fatalf("got %d %s, want %s", r.status, r.raw, tt.wantErr)
+				}
+				return
+			}
+			if r.status != 200 || r.str("scope") != tt.wantScope {
+				t.Fatalf("got %d %s, want scope %q", r.status, r.raw, tt.wantScope)
+			}
+			claims := h.verify(r.str("access_token"))
+			var aud []string
+			switch a := claims["aud"].(type) {
+			case string:
+				aud = []string{a}
+			case []any:
+				for _, v := range a {
+					s, _ := v.(string)
+					aud = append(aud, s)
+				}
+			}
+			if !slices.Equal(aud, tt.wantAud) || claims["scope"] != tt.wantScope {
+				t.Fatalf("claims aud %v scope %v, want %v %q", aud, claims["scope"], tt.wantAud, tt.wantScope)
+			}
+		})
 	}
 }
