@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -29,12 +30,12 @@ func (s *Server) IntrospectionHandler() http.Handler {
 		w.Header().Set("Pragma", "no-cache")
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			s.writeError(w, r, &Error{Code: "invalid_request", Description: "introspection accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest})
+			s.writeError(w, "introspection", &Error{Code: "invalid_request", Description: "introspection accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest})
 			return
 		}
 		f, err := readForm(w, r)
 		if err != nil {
-			s.writeError(w, r, err)
+			s.writeError(w, "introspection", err)
 			return
 		}
 		client, err := s.authenticate(r.Context(), r, f, IntrospectionPath)
@@ -47,12 +48,12 @@ func (s *Server) IntrospectionHandler() http.Handler {
 				// RFC 7662 §2.3: an unauthenticated caller gets 401.
 				err = basicError(e)
 			}
-			s.writeError(w, r, err)
+			s.writeError(w, "introspection", err)
 			return
 		}
 		tok := f.get("token")
 		if tok == "" {
-			s.writeError(w, r, newError(ErrInvalidRequest, "token is required"))
+			s.writeError(w, "introspection", newError(ErrInvalidRequest, "token is required"))
 			return
 		}
 		resp := s.introspect(r.Context(), client, tok, f.get("token_type_hint"))
@@ -113,6 +114,10 @@ func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
 	}
 	clientID, _ := all["client_id"].(string)
 	if !caller.mayIntrospect(clientID, std.Audience) {
+		if s.cfg.Logger != nil {
+			s.cfg.Logger.Info("issuer: introspection answered inactive",
+				slog.String("reason", "token not visible to the caller"))
+		}
 		return nil
 	}
 	all["active"] = true

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -163,6 +164,13 @@ type ServerConfig struct {
 	// private_key_jwt assertions (asymmetric only). Default
 	// [DefaultDPoPAlgorithms].
 	ClientAssertionAlgorithms []string
+	// Logger, when set, receives one Info record per refused token or
+	// introspection request, with the endpoint, the RFC 6749 error code,
+	// the status and the fixed error description as the reason, and one
+	// per introspection answered {"active":false} because the token is not
+	// visible to the caller. Tokens, secrets, proofs and other request data
+	// are never logged.
+	Logger *slog.Logger
 }
 
 // Server serves the issuer's HTTP endpoints: token, JWKS, metadata and
@@ -369,7 +377,7 @@ func (s *Server) TokenHandler() http.Handler {
 			dpop.SetNonce(w.Header(), nonce)
 		}
 		if err != nil {
-			s.writeError(w, r, err)
+			s.writeError(w, "token", err)
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
@@ -746,9 +754,10 @@ type errorBody struct {
 	ErrorDescription string `json:"error_description,omitempty"`
 }
 
-// writeError renders err as an RFC 6749 §5.2 error. Only the fixed code and
-// description reach the client.
-func (s *Server) writeError(w http.ResponseWriter, _ *http.Request, err error) {
+// writeError renders err as an RFC 6749 §5.2 error and logs the refusal at
+// endpoint ("token" or "introspection"). Only the fixed code and
+// description reach the client and the log.
+func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		code, status := codeFor(err)
@@ -777,6 +786,13 @@ func (s *Server) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 	}
 	if e.nonce != "" {
 		dpop.SetNonce(w.Header(), e.nonce)
+	}
+	if s.cfg.Logger != nil {
+		s.cfg.Logger.Info("issuer: request refused",
+			slog.String("endpoint", endpoint),
+			slog.String("error", e.Code),
+			slog.Int("status", status),
+			slog.String("reason", e.Description))
 	}
 	writeJSON(w, status, errorBody{Error: e.Code, ErrorDescription: e.Description})
 }

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -8,12 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -872,5 +875,79 @@ func TestRefreshFollowsRegistration(t *testing.T) {
 				t.Fatalf("claims aud %v scope %v, want %v %q", aud, claims["scope"], tt.wantAud, tt.wantScope)
 			}
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRefusalLogs checks that each refusal is logged with its code and
+// fixed reason, and never with the request's token, secret or proof.
+func TestRefusalLogs(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	var reg *MemoryRegistry
+	h := newHarness(t, harnessOpts{edit: func(cfg *ServerConfig) {
+		reg = cfg.Clients.(*MemoryRegistry)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}})
+	c := h.client(nil)
+	confTok := h.post(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("conf", confSecret)).str("access_token")
+	rt := h.post(c, h.tokenURL(), url.Values{"grant_type": {testGrant}, "subject": {"alice"}, "scope": {"read"}}, basic("conf", confSecret)).str("refresh_token")
+	if confTok == "" || rt == "" {
+		t.Fatal("no token to work with")
+	}
+	if err := reg.Register(Client{ID: "narrowed", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret)}); err != nil {
+		t.Fatal(err)
+	}
+	proof := h.proof(h.prover(nil), h.tokenURL(), "")
+	tests := []struct {
+		name     string
+		target   string
+		form     url.Values
+		hdr      map[string]string
+		wantLine string
+	}{
+		{"DPOP-AS-11 dpop_bound_access_tokens client without a proof", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("dpop-only", dpopSecret),
+			`msg="issuer: request refused" endpoint=token error=invalid_dpop_proof status=400 reason="client requires DPoP-bound access tokens"`},
+		{"wrong secret", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("conf", attackMarker+confSecret),
+			`msg="issuer: request refused" endpoint=token error=invalid_client status=401 reason="client authentication failed"`},
+		{"refresh token of another client", h.tokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, map[string]string{"Authorization": formatBasic("narrowed", confSecret), "DPoP": proof},
+			`msg="issuer: request refused" endpoint=token error=invalid_grant status=400 reason="refresh token is invalid or expired"`},
+		{"ATV-30 token not visible to the caller", h.srv.URL + IntrospectionPath, url.Values{"token": {confTok}}, basic("peer", rsSecret),
+			`msg="issuer: introspection answered inactive" reason="token not visible to the caller"`},
+		{"introspection without a token", h.srv.URL + IntrospectionPath, url.Values{"token_type_hint": {attackMarker}}, basic("peer", rsSecret),
+			`msg="issuer: request refused" endpoint=introspection error=invalid_request status=400 reason="token is required"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(logs.String())
+			h.post(c, tt.target, tt.form, tt.hdr)
+			got := logs.String()[before:]
+			if strings.Count(got, "\n") != 1 || !strings.Contains(got, tt.wantLine) {
+				t.Fatalf("log %q, want one line with %q", got, tt.wantLine)
+			}
+		})
+	}
+	all := logs.String()
+	for _, secret := range []string{confTok, rt, confSecret, proof, "ATTACKER"} {
+		if strings.Contains(all, secret) {
+			t.Fatalf("the log holds request data: %s", all)
+		}
 	}
 }

@@ -572,6 +572,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	h, err := serveIssuerHandler(serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
+		logger: slog.New(slog.NewTextHandler(e.stderr, nil)),
 	})
 	if err != nil {
 		ln.Close()
@@ -678,6 +679,7 @@ type serveIssuerParams struct {
 	tls          bool // mTLS client authentication is possible
 	public       bool // public clients are registered
 	requireNonce bool
+	logger       *slog.Logger // refusals, with their stable reasons
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -711,6 +713,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		ScopesSupported: slices.Clone(p.scopes),
 		AuthMethods:     methods,
 		MTLS:            p.tls,
+		Logger:          p.logger,
 	}
 	if p.requireNonce {
 		n, err := serveNonces(p.id)
