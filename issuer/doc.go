@@ -84,7 +84,8 @@
 // certificate-bound tokens that presented no certificate; invalid_client
 // (401 with a Basic challenge when Basic was attempted, else 400) for every
 // client authentication failure, including a method other than the
-// registered one.
+// registered one. ServerConfig.Logger receives each refusal's endpoint,
+// code, status and fixed description, never request data.
 //
 // See RFC 9068 (https://www.rfc-editor.org/rfc/rfc9068), RFC 9449 §5–§10,
 // RFC 8705 §2–§5, RFC 8414 and RFC 7662.

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +116,7 @@ func TestServeIssuerKeyPersists(t *testing.T) {
 				t.Errorf("first start does not report the created key file: %s", first.stderr)
 			}
 			st, err := os.Stat(tt.keyFile(e, dir))
-			if err != nil || st.Mode().Perm() != 0o600 {
+			if err != nil || runtime.GOOS != "windows" && st.Mode().Perm() != 0o600 {
 				t.Fatalf("key file: %v, mode %v; want 0600", err, st.Mode().Perm())
 			}
 			if code := first.stop(t); code != 0 {
@@ -142,6 +143,9 @@ func TestServeIssuerKeyPersists(t *testing.T) {
 
 func TestServeIssuerKeyFileChecks(t *testing.T) {
 	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
 	dir := t.TempDir()
 	k, err := keyfile.Generate("ES256", nil)
 	if err != nil {
@@ -361,6 +365,9 @@ func TestServeClientSecrets(t *testing.T) {
 
 func TestServeClientSecretErrors(t *testing.T) {
 	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
 	dir := t.TempDir()
 	const secret = "leaky-secret-0123456789abcdef"
 	exposed := serveWriteFile(t, dir, "exposed", []byte(secret))
