@@ -85,10 +85,11 @@ type Client struct {
 	// answered {"active":false}, as RFC 7662 §2.2 allows, so that one
 	// client cannot read another client's subject, scope and cnf.
 	Introspect bool
-	// IntrospectAll widens Introspect to every token this issuer minted,
-	// whatever client it was issued to and whatever its audience. Give it
-	// only to a resource server that must check tokens of every audience;
-	// it requires Introspect.
+	// IntrospectAll widens Introspect to every access token this issuer
+	// minted, whatever client it was issued to and whatever its audience;
+	// refresh tokens stay visible only to their own client. Give it only to
+	// a resource server that must check tokens of every audience; it
+	// requires Introspect.
 	IntrospectAll bool
 }
 

@@ -53,7 +53,7 @@
 // endpoint, and each sees only the tokens issued to it and the access
 // tokens meant for one of its registered Audiences; every other token is
 // answered {"active":false}, exactly like an unknown one. A resource server
-// that must check tokens of every audience is registered with
+// that must check access tokens of every audience is registered with
 // IntrospectAll.
 //
 // # Binding rules

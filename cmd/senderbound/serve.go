@@ -260,7 +260,7 @@ Every client may request the --scope values; a request without scope gets all
 of them. Tokens carry every --audience in aud. Confidential (--client) clients
 authenticate with client_secret_basic and may call /introspect, which shows
 them only the tokens issued to them; --introspect-all lets one (a resource
-server) introspect every token.
+server) introspect every access token.
 
 Client secrets: --client ID:SECRET puts the secret on the command line, where
 other local users can read it in the process table; prefer --client ID:@FILE
@@ -370,7 +370,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	fs.Var(&selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
 	var dpopBound, introspectAll listFlag
 	fs.Var(&dpopBound, "dpop-bound", "client ID must send a DPoP proof with every token request and gets only DPoP-bound tokens (dpop_bound_access_tokens), repeatable")
-	fs.Var(&introspectAll, "introspect-all", "--client ID may introspect every token, not only its own (for a resource server), repeatable")
+	fs.Var(&introspectAll, "introspect-all", "--client ID may introspect every access token, not only its own (for a resource server), repeatable")
 	var tf serveTLSFlags
 	tf.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
 	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
