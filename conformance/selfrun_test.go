@@ -103,7 +103,7 @@ func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.
 		issuer.Client{ID: "public-app", AuthMethod: issuer.AuthNone, Scopes: []string{"read"}},
 		issuer.Client{ID: "mtls-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
 			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=mtls-app"}},
-		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret("rs-secret-0123456789abcdef"), Introspect: true},
+		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret("rs-secret-0123456789abcdef"), Introspect: true, IntrospectAll: true},
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -57,10 +57,14 @@ type Client struct {
 	JWKS *jose.JSONWebKeySet
 	// Scopes lists the scopes the client may request. A request without
 	// scope is given all of them; a scope outside the list is invalid_scope.
+	// A refresh token yields only the scopes of its grant still listed
+	// here when it is used.
 	Scopes []string
 	// Audiences lists the resource indicators (RFC 8707 "resource") the
 	// client may request; the first is its default audience. If empty, the
 	// issuer's default audience is used and any "resource" is invalid_target.
+	// A refresh token yields only the audiences of its grant still listed
+	// here (or the issuer's default audience when the list is empty).
 	Audiences []string
 	// GrantTypes lists the grant types the client may use. If empty:
 	// client_credentials and refresh_token for confidential clients,
@@ -75,12 +79,31 @@ type Client struct {
 	// gets an unbound or a DPoP-bound token (a request carrying a DPoP
 	// proof is refused with invalid_request).
 	TLSClientCertificateBoundAccessTokens bool
-	// Introspect allows the client to call the introspection endpoint.
+	// Introspect allows the client to call the introspection endpoint. It
+	// sees only the tokens issued to it (client_id) and the access tokens
+	// whose audience includes one of its Audiences; any other token is
+	// answered {"active":false}, as RFC 7662 §2.2 allows, so that one
+	// client cannot read another client's subject, scope and cnf.
 	Introspect bool
+	// IntrospectAll widens Introspect to every access token this issuer
+	// minted, whatever client it was issued to and whatever its audience;
+	// refresh tokens stay visible only to their own client. Give it only to
+	// a resource server that must check tokens of every audience; it
+	// requires Introspect.
+	IntrospectAll bool
 }
 
 // Public reports whether c is a public client (AuthNone).
 func (c *Client) Public() bool { return c.AuthMethod == AuthNone }
+
+// mayIntrospect reports whether c may learn the claims of an access token
+// issued to clientID for aud (see Client.Introspect).
+func (c *Client) mayIntrospect(clientID string, aud []string) bool {
+	if c.IntrospectAll || clientID == c.ID {
+		return true
+	}
+	return slices.ContainsFunc(c.Audiences, func(a string) bool { return slices.Contains(aud, a) })
+}
 
 func (c *Client) validate() error {
 	if c.ID == "" {
@@ -119,6 +142,9 @@ func (c *Client) validate() error {
 	}
 	if c.SecretHash != nil && c.AuthMethod != AuthSecretBasic && c.AuthMethod != AuthSecretPost {
 		return fmt.Errorf("%w: client %q has a secret but does not use it", ErrInvalidConfig, c.ID)
+	}
+	if c.IntrospectAll && !c.Introspect {
+		return fmt.Errorf("%w: client %q has IntrospectAll without Introspect", ErrInvalidConfig, c.ID)
 	}
 	if c.DPoPBoundAccessTokens && c.TLSClientCertificateBoundAccessTokens {
 		return fmt.Errorf("%w: client %q cannot require both DPoP and certificate-bound tokens", ErrInvalidConfig, c.ID)

@@ -47,6 +47,15 @@
 // [CertificateAuthenticator], e.g. mtlsbound.PKIAuth), or none for public
 // clients. [ClientRegistry] is the seam for a client database.
 //
+// # Introspection
+//
+// Only clients registered with Introspect may call the introspection
+// endpoint, and each sees only the tokens issued to it and the access
+// tokens meant for one of its registered Audiences; every other token is
+// answered {"active":false}, exactly like an unknown one. A resource server
+// that must check access tokens of every audience is registered with
+// IntrospectAll.
+//
 // # Binding rules
 //
 // A token request with a valid DPoP proof (htu = the token endpoint URL that
@@ -58,7 +67,12 @@
 // DPoPBoundAccessTokens or TLSClientCertificateBoundAccessTokens never gets
 // a token without that binding. Refresh tokens are opaque, stored hashed,
 // and for public clients bound to the DPoP key or certificate they were
-// issued with.
+// issued with. A refresh never yields more than the client is registered
+// for at the time of the refresh: the grant's scopes and audiences are
+// narrowed to the client's current Scopes and Audiences (the issuer's
+// default audience when it has none), a requested scope outside what
+// remains is invalid_scope (RFC 6749 §6), and a refresh token of which
+// nothing remains is invalid_grant.
 //
 // # Error codes
 //
@@ -70,7 +84,8 @@
 // certificate-bound tokens that presented no certificate; invalid_client
 // (401 with a Basic challenge when Basic was attempted, else 400) for every
 // client authentication failure, including a method other than the
-// registered one.
+// registered one. ServerConfig.Logger receives each refusal's endpoint,
+// code, status and fixed description, never request data.
 //
 // See RFC 9068 (https://www.rfc-editor.org/rfc/rfc9068), RFC 9449 §5–§10,
 // RFC 8705 §2–§5, RFC 8414 and RFC 7662.

@@ -289,6 +289,7 @@ func TestIntrospection(t *testing.T) {
 	bearerTok := token(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("conf", confSecret))
 	rs2Tok := token(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}, "resource": {rs2Audience}}, basic("conf", confSecret))
 	refresh := token(c, h.tokenURL(), url.Values{"grant_type": {testGrant}, "subject": {"alice"}}, basic("conf", confSecret)).str("refresh_token")
+	peerTok := token(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("peer", rsSecret))
 
 	// A token with a published kid but signed by another key.
 	forgedIs := newTestIssuer(t, SigningKey{Signer: newES256(t), KeyID: h.is.Keys().ActiveKeyID()}, h.clock.Now)
@@ -319,6 +320,8 @@ func TestIntrospection(t *testing.T) {
 		{"bearer", basic("rs", rsSecret), c, bearerTok.str("access_token"), "Bearer", nil},
 		{"audience-restricted caller sees its own tokens", basic("rs2", rsSecret), c, rs2Tok.str("access_token"), "Bearer", nil},
 		{"refresh token by its client", map[string]string{"Authorization": formatBasic("conf", confSecret)}, c, refresh, "refresh_token", nil},
+		{"ATV-30 a client without registered audiences sees its own tokens", basic("peer", rsSecret), c, peerTok.str("access_token"), "Bearer", nil},
+		{"ATV-30 a client sees tokens for an audience it is registered for", basic("conf", confSecret), c, mtlsTok.str("access_token"), "Bearer", map[string]any{"x5t#S256": mtlsbound.Thumbprint(h.c1.Cert)}},
 	}
 	for _, tt := range active {
 		t.Run(tt.name, func(t *testing.T) {
@@ -335,7 +338,7 @@ func TestIntrospection(t *testing.T) {
 					t.Fatalf("cnf = %v, want %v", got, tt.cnf)
 				}
 			}
-			if r.str("iss") != h.is.ID() || r.str("client_id") != "conf" && r.str("client_id") != "pki" {
+			if r.str("iss") != h.is.ID() || r.str("client_id") != "conf" && r.str("client_id") != "pki" && r.str("client_id") != "peer" {
 				t.Fatalf("claims %s", r.raw)
 			}
 		})
@@ -361,6 +364,9 @@ func TestIntrospection(t *testing.T) {
 		{"ATV-31 forged signature under a published kid", basic("rs", rsSecret), forged.Raw},
 		{"ATV-31 other audience", basic("rs2", rsSecret), bearerTok.str("access_token")},
 		{"refresh token of another client", basic("rs", rsSecret), refresh},
+		{"another client's token, for an audience the caller is not registered for", basic("peer", rsSecret), bearerTok.str("access_token")},
+		{"another client's DPoP-bound token", basic("peer", rsSecret), dpopTok.str("access_token")},
+		{"another client's token, caller registered for other audiences", basic("rs2", rsSecret), mtlsTok.str("access_token")},
 		{"long", basic("rs", rsSecret), strings.Repeat("a", maxParamBytes)},
 	}
 	for _, tt := range inactive {
@@ -552,6 +558,8 @@ func testClientRegistryValidation(t *testing.T) {
 		{ID: "x", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("s"), Certificate: SelfSigned(mtlsbound.SelfSignedAuth{}.Authenticate)},
 		{ID: "x", AuthMethod: AuthNone, SecretHash: HashSecret("s")},
 		{ID: "x", AuthMethod: AuthNone, Introspect: true},
+		{ID: "x", AuthMethod: AuthNone, Introspect: true, IntrospectAll: true},
+		{ID: "x", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("s"), IntrospectAll: true},
 		{ID: "x", AuthMethod: AuthNone, DPoPBoundAccessTokens: true, TLSClientCertificateBoundAccessTokens: true},
 	}
 	for i, c := range bad {

@@ -3,8 +3,8 @@ package issuer
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -17,22 +17,25 @@ var inactive = []byte(`{"active":false}`)
 // caller must authenticate as a registered client with Introspect set
 // (ATV-29); introspection needs no DPoP proof (RFC 9449 §6.2). An active
 // access token is answered with its claims, "token_type" ("DPoP" for a
-// jkt-bound token, else "Bearer") and its "cnf"; a refresh token is active
-// only for the client it was issued to. Anything else (unknown, expired,
-// not yet valid, signed by an unpublished key, or not meant for the
-// caller's registered audiences) is exactly {"active":false}.
+// jkt-bound token, else "Bearer") and its "cnf", but only to the client it
+// was issued to, to a client registered for one of its audiences, and to a
+// client with IntrospectAll; a refresh token is active only for the client
+// it was issued to. Anything else (unknown, expired, not yet valid, signed
+// by an unpublished key, or not visible to the caller) is exactly
+// {"active":false}, so a caller cannot tell another client's token from
+// an invalid one.
 func (s *Server) IntrospectionHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			s.writeError(w, r, &Error{Code: "invalid_request", Description: "introspection accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest})
+			s.writeError(w, "introspection", &Error{Code: "invalid_request", Description: "introspection accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest})
 			return
 		}
 		f, err := readForm(w, r)
 		if err != nil {
-			s.writeError(w, r, err)
+			s.writeError(w, "introspection", err)
 			return
 		}
 		client, err := s.authenticate(r.Context(), r, f, IntrospectionPath)
@@ -45,12 +48,12 @@ func (s *Server) IntrospectionHandler() http.Handler {
 				// RFC 7662 §2.3: an unauthenticated caller gets 401.
 				err = basicError(e)
 			}
-			s.writeError(w, r, err)
+			s.writeError(w, "introspection", err)
 			return
 		}
 		tok := f.get("token")
 		if tok == "" {
-			s.writeError(w, r, newError(ErrInvalidRequest, "token is required"))
+			s.writeError(w, "introspection", newError(ErrInvalidRequest, "token is required"))
 			return
 		}
 		resp := s.introspect(r.Context(), client, tok, f.get("token_type_hint"))
@@ -109,7 +112,12 @@ func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
 	if !now.Before(std.Expiry.Time()) {
 		return nil
 	}
-	if len(caller.Audiences) > 0 && !slices.ContainsFunc(caller.Audiences, func(a string) bool { return std.Audience.Contains(a) }) {
+	clientID, _ := all["client_id"].(string)
+	if !caller.mayIntrospect(clientID, std.Audience) {
+		if s.cfg.Logger != nil {
+			s.cfg.Logger.Info("issuer: introspection answered inactive",
+				slog.String("reason", "token not visible to the caller"))
+		}
 		return nil
 	}
 	all["active"] = true

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -163,6 +164,13 @@ type ServerConfig struct {
 	// private_key_jwt assertions (asymmetric only). Default
 	// [DefaultDPoPAlgorithms].
 	ClientAssertionAlgorithms []string
+	// Logger, when set, receives one Info record per refused token or
+	// introspection request, with the endpoint, the RFC 6749 error code,
+	// the status and the fixed error description as the reason, and one
+	// per introspection answered {"active":false} because the token is not
+	// visible to the caller. Tokens, secrets, proofs and other request data
+	// are never logged.
+	Logger *slog.Logger
 }
 
 // Server serves the issuer's HTTP endpoints: token, JWKS, metadata and
@@ -369,7 +377,7 @@ func (s *Server) TokenHandler() http.Handler {
 			dpop.SetNonce(w.Header(), nonce)
 		}
 		if err != nil {
-			s.writeError(w, r, err)
+			s.writeError(w, "token", err)
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
@@ -588,7 +596,9 @@ func (s *Server) audience(c *Client, resource string) ([]string, error) {
 
 // refreshGrant is RFC 6749 §6. A public client's refresh token is bound to
 // the DPoP key or certificate it was issued with (RFC 9449 §5, RFC 8705
-// §4); refreshing with another key or certificate is invalid_grant.
+// §4); refreshing with another key or certificate is invalid_grant. The
+// grant's scopes and audiences are narrowed to the client's registration
+// at the time of the refresh.
 func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, error) {
 	rt := req.Params["refresh_token"]
 	if rt == "" {
@@ -610,11 +620,24 @@ func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, e
 	if rec.Binding.X5TS256 != "" && (req.Certificate == nil || !mtlsbound.ThumbprintEqual(mtlsbound.Thumbprint(req.Certificate), rec.Binding.X5TS256)) {
 		return nil, newError(ErrInvalidGrant, "refresh token is bound to another certificate")
 	}
-	scope, err := grantScope(req.Params["scope"], strings.Fields(rec.Scope))
+	// A refresh never yields more than the client is registered for now:
+	// the grant is narrowed to the current registration, and a request may
+	// narrow it further but never exceed it (RFC 6749 §6).
+	granted := strings.Fields(rec.Scope)
+	scopes := slices.DeleteFunc(slices.Clone(granted), func(sc string) bool { return !slices.Contains(req.Client.Scopes, sc) })
+	registered := req.Client.Audiences
+	if len(registered) == 0 {
+		registered = s.is.cfg.Audience
+	}
+	aud := slices.DeleteFunc(slices.Clone(rec.Audience), func(a string) bool { return !slices.Contains(registered, a) })
+	if len(scopes) == 0 && len(granted) > 0 || len(aud) == 0 && len(rec.Audience) > 0 {
+		return nil, newError(ErrInvalidGrant, "refresh token grants nothing the client is still registered for")
+	}
+	scope, err := grantScope(req.Params["scope"], scopes)
 	if err != nil {
 		return nil, err
 	}
-	return &Grant{Subject: rec.Subject, Scope: scope, Audience: rec.Audience, Claims: rec.Claims}, nil
+	return &Grant{Subject: rec.Subject, Scope: scope, Audience: aud, Claims: rec.Claims}, nil
 }
 
 // authenticate identifies and authenticates the client of a token or
@@ -731,9 +754,10 @@ type errorBody struct {
 	ErrorDescription string `json:"error_description,omitempty"`
 }
 
-// writeError renders err as an RFC 6749 §5.2 error. Only the fixed code and
-// description reach the client.
-func (s *Server) writeError(w http.ResponseWriter, _ *http.Request, err error) {
+// writeError renders err as an RFC 6749 §5.2 error and logs the refusal at
+// endpoint ("token" or "introspection"). Only the fixed code and
+// description reach the client and the log.
+func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		code, status := codeFor(err)
@@ -762,6 +786,13 @@ func (s *Server) writeError(w http.ResponseWriter, _ *http.Request, err error) {
 	}
 	if e.nonce != "" {
 		dpop.SetNonce(w.Header(), e.nonce)
+	}
+	if s.cfg.Logger != nil {
+		s.cfg.Logger.Info("issuer: request refused",
+			slog.String("endpoint", endpoint),
+			slog.String("error", e.Code),
+			slog.Int("status", status),
+			slog.String("reason", e.Description))
 	}
 	writeJSON(w, status, errorBody{Error: e.Code, ErrorDescription: e.Description})
 }

@@ -1,17 +1,22 @@
 package issuer
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,12 +124,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		Client{ID: "pki", AuthMethod: AuthTLSClient, Introspect: true, Certificate: mtlsbound.PKIAuth{Roots: h.ca.Pool(), SANDNS: "client1.example.test"},
 			Scopes: []string{"read"}, GrantTypes: []string{GrantClientCredentials, GrantRefreshToken, testGrant}},
 		Client{ID: "selfsigned", AuthMethod: AuthSelfSignedTLSClient, Certificate: SelfSigned(mtlsbound.SelfSignedAuth{Certificates: []*x509.Certificate{h.s1.Cert}}.Authenticate), Scopes: []string{"read"}},
-		Client{ID: "public", AuthMethod: AuthNone},
+		Client{ID: "public", AuthMethod: AuthNone, Scopes: []string{"read", "write"}},
 		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, Introspect: true, Scopes: []string{"read"},
 			JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: h.jwtKey.Public(), KeyID: "c1", Algorithm: "ES256", Use: "sig"}}}},
 		Client{ID: "s6BhdRkqt", AuthMethod: AuthNone},
-		Client{ID: "rs", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true},
+		Client{ID: "rs", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true, IntrospectAll: true},
 		Client{ID: "rs2", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true, Audiences: []string{rs2Audience}},
+		Client{ID: "peer", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(rsSecret), Introspect: true, Scopes: []string{"read"}},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -787,5 +793,161 @@ func testKAT13(t *testing.T) {
 	}
 	if len(claims) != len(want)+1 { // plus jti
 		t.Errorf("unexpected claims %v", claims)
+	}
+}
+
+// TestRefreshFollowsRegistration checks that a refresh never yields more
+// than the client is registered for when it refreshes (RFC 6749 §6): the
+// grant's scopes and audiences are narrowed to the current registration.
+func TestRefreshFollowsRegistration(t *testing.T) {
+	t.Parallel()
+	const wideGrant = "urn:example:params:oauth:grant-type:wide"
+	var reg *MemoryRegistry
+	h := newHarness(t, harnessOpts{edit: func(cfg *ServerConfig) {
+		reg = cfg.Clients.(*MemoryRegistry)
+		cfg.Grants[wideGrant] = GrantHandlerFunc(func(_ context.Context, req *GrantRequest) (*Grant, error) {
+			return &Grant{Subject: "alice", Scope: "read write", Audience: []string{rsAudience, rs2Audience}, RefreshToken: true}, nil
+		})
+	}})
+	c := h.client(nil)
+	register := func(t *testing.T, id string, scopes, audiences []string) {
+		t.Helper()
+		err := reg.Register(Client{ID: id, AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret),
+			Scopes: scopes, Audiences: audiences, GrantTypes: []string{wideGrant, GrantRefreshToken}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := []string{rsAudience, rs2Audience}
+	tests := []struct {
+		name         string
+		scopes, auds []string // the registration at refresh time
+		scope        string   // requested at refresh
+		wantErr      string
+		wantScope    string
+		wantAud      []string
+	}{
+		{name: "unchanged registration", scopes: []string{"read", "write"}, auds: both, wantScope: "read write", wantAud: both},
+		{name: "scope removed", scopes: []string{"read"}, auds: both, wantScope: "read", wantAud: both},
+		{name: "removed scope requested", scopes: []string{"read"}, auds: both, scope: "write", wantErr: "invalid_scope"},
+		{name: "scope added after the grant is not granted", scopes: []string{"read", "write", "admin"}, auds: both, scope: "admin", wantErr: "invalid_scope"},
+		{name: "audience removed", scopes: []string{"read", "write"}, auds: []string{rs2Audience}, wantScope: "read write", wantAud: []string{rs2Audience}},
+		{name: "no registered audience left: the issuer default", scopes: []string{"read", "write"}, wantScope: "read write", wantAud: []string{rsAudience}},
+		{name: "no scope left", scopes: []string{"admin"}, auds: both, wantErr: "invalid_grant"},
+		{name: "no audience left", scopes: []string{"read", "write"}, auds: []string{"https://other.example.test"}, wantErr: "invalid_grant"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id := fmt.Sprintf("narrow-%d", i)
+			register(t, id, []string{"read", "write"}, both)
+			r := h.post(c, h.tokenURL(), url.Values{"grant_type": {wideGrant}}, basic(id, confSecret))
+			if r.status != 200 || r.str("refresh_token") == "" {
+				t.Fatalf("grant: %d %s", r.status, r.raw)
+			}
+			register(t, id, tt.scopes, tt.auds)
+			form := url.Values{"grant_type": {GrantRefreshToken}, "refresh_token": {r.str("refresh_token")}}
+			if tt.scope != "" {
+				form.Set("scope", tt.scope)
+			}
+			r = h.post(c, h.tokenURL(), form, basic(id, confSecret))
+			if tt.wantErr != "" {
+				if r.status != 400 || r.str("error") != tt.wantErr || r.body["access_token"] != nil {
+					t.Fatalf("got %d %s, want %s", r.status, r.raw, tt.wantErr)
+				}
+				return
+			}
+			if r.status != 200 || r.str("scope") != tt.wantScope {
+				t.Fatalf("got %d %s, want scope %q", r.status, r.raw, tt.wantScope)
+			}
+			claims := h.verify(r.str("access_token"))
+			var aud []string
+			switch a := claims["aud"].(type) {
+			case string:
+				aud = []string{a}
+			case []any:
+				for _, v := range a {
+					s, _ := v.(string)
+					aud = append(aud, s)
+				}
+			}
+			if !slices.Equal(aud, tt.wantAud) || claims["scope"] != tt.wantScope {
+				t.Fatalf("claims aud %v scope %v, want %v %q", aud, claims["scope"], tt.wantAud, tt.wantScope)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRefusalLogs checks that each refusal is logged with its code and
+// fixed reason, and never with the request's token, secret or proof.
+func TestRefusalLogs(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	var reg *MemoryRegistry
+	h := newHarness(t, harnessOpts{edit: func(cfg *ServerConfig) {
+		reg = cfg.Clients.(*MemoryRegistry)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}})
+	c := h.client(nil)
+	confTok := h.post(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("conf", confSecret)).str("access_token")
+	rt := h.post(c, h.tokenURL(), url.Values{"grant_type": {testGrant}, "subject": {"alice"}, "scope": {"read"}}, basic("conf", confSecret)).str("refresh_token")
+	if confTok == "" || rt == "" {
+		t.Fatal("no token to work with")
+	}
+	if err := reg.Register(Client{ID: "narrowed", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret)}); err != nil {
+		t.Fatal(err)
+	}
+	proof := h.proof(h.prover(nil), h.tokenURL(), "")
+	tests := []struct {
+		name     string
+		target   string
+		form     url.Values
+		hdr      map[string]string
+		wantLine string
+	}{
+		{"DPOP-AS-11 dpop_bound_access_tokens client without a proof", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("dpop-only", dpopSecret),
+			`msg="issuer: request refused" endpoint=token error=invalid_dpop_proof status=400 reason="client requires DPoP-bound access tokens"`},
+		{"wrong secret", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("conf", attackMarker+confSecret),
+			`msg="issuer: request refused" endpoint=token error=invalid_client status=401 reason="client authentication failed"`},
+		{"refresh token of another client", h.tokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, map[string]string{"Authorization": formatBasic("narrowed", confSecret), "DPoP": proof},
+			`msg="issuer: request refused" endpoint=token error=invalid_grant status=400 reason="refresh token is invalid or expired"`},
+		{"ATV-30 token not visible to the caller", h.srv.URL + IntrospectionPath, url.Values{"token": {confTok}}, basic("peer", rsSecret),
+			`msg="issuer: introspection answered inactive" reason="token not visible to the caller"`},
+		{"introspection without a token", h.srv.URL + IntrospectionPath, url.Values{"token_type_hint": {attackMarker}}, basic("peer", rsSecret),
+			`msg="issuer: request refused" endpoint=introspection error=invalid_request status=400 reason="token is required"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(logs.String())
+			h.post(c, tt.target, tt.form, tt.hdr)
+			got := logs.String()[before:]
+			if strings.Count(got, "\n") != 1 || !strings.Contains(got, tt.wantLine) {
+				t.Fatalf("log %q, want one line with %q", got, tt.wantLine)
+			}
+		})
+	}
+	all := logs.String()
+	for _, secret := range []string{confTok, rt, confSecret, proof, "ATTACKER"} {
+		if strings.Contains(all, secret) {
+			t.Fatalf("the log holds request data: %s", all)
+		}
 	}
 }

@@ -128,7 +128,7 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 		issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformClientSecret), Scopes: []string{"read"}},
 		issuer.Client{ID: "mtls-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
 			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=mtls-app"}},
-		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformRSSecret), Introspect: true},
+		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformRSSecret), Introspect: true, IntrospectAll: true},
 		issuer.Client{ID: "public-app", AuthMethod: issuer.AuthNone, Scopes: []string{"read"}},
 	)
 	if err != nil {

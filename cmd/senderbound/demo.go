@@ -266,7 +266,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 		issuer.Client{ID: demoPublic, AuthMethod: issuer.AuthNone, Scopes: []string{demoScope}},
 		issuer.Client{ID: demoMTLSClient, AuthMethod: issuer.AuthTLSClient, Scopes: []string{demoScope},
 			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=" + demoMTLSClient}},
-		issuer.Client{ID: demoIntrospect, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.introspectSecret), Introspect: true},
+		issuer.Client{ID: demoIntrospect, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.introspectSecret), Introspect: true, IntrospectAll: true},
 	)
 	if err != nil {
 		return nil, err

@@ -30,11 +30,33 @@ type command struct {
 	run     func(ctx context.Context, env *env, args []string) error
 }
 
-// env carries the process's streams so that tests can run commands in-process.
+// env carries the process's streams, environment variables and
+// configuration directory so that tests can run commands in-process.
 type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// lookupEnv reads an environment variable; nil means os.LookupEnv.
+	lookupEnv func(string) (string, bool)
+	// configDir returns the user's configuration directory; nil means
+	// os.UserConfigDir.
+	configDir func() (string, error)
+}
+
+// getenv returns the environment variable name and whether it is set.
+func (e *env) getenv(name string) (string, bool) {
+	if e.lookupEnv != nil {
+		return e.lookupEnv(name)
+	}
+	return os.LookupEnv(name)
+}
+
+// userConfigDir returns the user's configuration directory.
+func (e *env) userConfigDir() (string, error) {
+	if e.configDir != nil {
+		return e.configDir()
+	}
+	return os.UserConfigDir()
 }
 
 // errUsage marks an error already reported by a flag set (exit status 2).

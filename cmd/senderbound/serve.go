@@ -15,12 +15,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/netutil"
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/internal/keyfile"
@@ -56,7 +58,13 @@ const serveMinSecretLen = 16
 // ends (SIGINT/SIGTERM in main). Servers open ln themselves because they
 // must know their port before they can build their handler. It takes
 // ownership of ln and closes it in every case.
-func serveListener(ctx context.Context, e *env, ln net.Listener, tlsConfig *tls.Config, h http.Handler) error {
+//
+// At most cf.maxConns connections are open at once (TLS handshakes
+// included): a client beyond the limit waits in the listen queue until one
+// closes. cf's timeouts bound how long a connection may hold its slot while
+// sending its request headers or idling between requests.
+func serveListener(ctx context.Context, e *env, ln net.Listener, tlsConfig *tls.Config, h http.Handler, cf serveConnFlags) error {
+	ln = netutil.LimitListener(ln, cf.maxConns)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
@@ -64,6 +72,8 @@ func serveListener(ctx context.Context, e *env, ln net.Listener, tlsConfig *tls.
 	}
 	srv := newHTTPServer(h)
 	srv.TLSConfig = tlsConfig
+	srv.ReadHeaderTimeout = cf.readHeaderTimeout
+	srv.IdleTimeout = cf.idleTimeout
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(e.stdout, "listening on %s://%s\n", scheme, ln.Addr())
@@ -195,25 +205,151 @@ func (f *serveTLSFlags) check(e *env, cmd string) error {
 // enabled reports whether the server listens with TLS.
 func (f *serveTLSFlags) enabled() bool { return f.cert != "" }
 
+// Connection limits of both servers.
+const (
+	serveDefaultMaxConns          = 1024
+	serveDefaultIdleTimeout       = 60 * time.Second
+	serveDefaultReadHeaderTimeout = 10 * time.Second
+)
+
+// serveConnFlags are the --max-connections, --idle-timeout and
+// --read-header-timeout flags shared by both servers.
+type serveConnFlags struct {
+	maxConns                       int
+	idleTimeout, readHeaderTimeout time.Duration
+}
+
+// register defines the flags on fs.
+func (f *serveConnFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.maxConns, "max-connections", serveDefaultMaxConns, "most connections open at once, idle keep-alive ones included; more wait to be accepted")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", serveDefaultIdleTimeout, "close a keep-alive connection idle this long, 1s to 1h")
+	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", serveDefaultReadHeaderTimeout, "close a connection whose TLS handshake and request headers take longer, 1s to 5m")
+}
+
+// check rejects values outside the documented ranges.
+func (f *serveConnFlags) check(e *env, cmd string) error {
+	switch {
+	case f.maxConns < 1:
+		return serveUsagef(e, cmd, "--max-connections must be at least 1")
+	case f.idleTimeout < time.Second || f.idleTimeout > time.Hour:
+		return serveUsagef(e, cmd, "--idle-timeout must be between 1s and 1h")
+	case f.readHeaderTimeout < time.Second || f.readHeaderTimeout > 5*time.Minute:
+		return serveUsagef(e, cmd, "--read-header-timeout must be between 1s and 5m")
+	}
+	return nil
+}
+
 const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--audience AUD]... [--scope S]...
-       [--signing-key FILE] [--token-ttl DUR] [--require-nonce]
-       [--client ID:SECRET]... [--public-client ID]...
+       [--signing-key FILE | --state-dir DIR | --ephemeral-key] [--token-ttl DUR] [--require-nonce]
+       [--client ID[:SECRET|:@FILE]]... [--public-client ID]...
        [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
+       [--dpop-bound ID]... [--introspect-all ID]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+       [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
 
 Serves an OAuth authorization server issuing sender-constrained access tokens
 (client_credentials and refresh_token grants) at
   /token, /jwks, /introspect and /.well-known/oauth-authorization-server
 below the issuer identifier. A token request with a valid DPoP proof gets a
 DPoP-bound token (cnf.jkt, token_type DPoP); otherwise a client certificate
-proven in the TLS handshake binds it (cnf.x5t#S256, token_type Bearer).
+proven in the TLS handshake binds it (cnf.x5t#S256, token_type Bearer). A
+--dpop-bound client (RFC 9449 dpop_bound_access_tokens) must send a DPoP proof
+with every token request; without one it gets 400 invalid_dpop_proof.
 
 Every client may request the --scope values; a request without scope gets all
 of them. Tokens carry every --audience in aud. Confidential (--client) clients
-authenticate with client_secret_basic and may also call /introspect. Without
---signing-key a fresh ES256 key is generated for this run and its public JWK is
-printed to standard error; standard output carries only the listening line.
-Plain HTTP is allowed only on loopback (for local tests).`
+authenticate with client_secret_basic and may call /introspect, which shows
+them only the tokens issued to them; --introspect-all lets one (a resource
+server) introspect every access token.
+
+Client secrets: --client ID:SECRET puts the secret on the command line, where
+other local users can read it in the process table; prefer --client ID:@FILE
+(the secret is the file's content without its trailing newline; the file must
+be readable by its owner only) or --client ID with the secret in the
+environment variable SENDERBOUND_CLIENT_SECRET_<ID> (ID in upper case, every
+character other than A-Z and 0-9 replaced by "_"). Secrets have at least 16
+characters.
+
+Signing key: tokens stay verifiable across restarts only if the key does.
+Without --signing-key the key is DIR/signing-key.jwk, where DIR is --state-dir
+(default: senderbound in the user's configuration directory, e.g.
+~/.config/senderbound); it is created with a fresh ES256 key on the first start
+(mode 0600) and reused afterwards. Key files readable or writable by group or
+others are refused. --ephemeral-key signs with a key kept in memory only, so
+every token dies when the process exits (tests only). Standard output carries
+only the listening line. Plain HTTP is allowed only on loopback (for local
+tests).`
+
+// serveStateKeyFile is the default signing key's name in --state-dir.
+const serveStateKeyFile = "signing-key.jwk"
+
+// serveSecretEnvPrefix begins the environment variable that holds a
+// client's secret when --client names no secret.
+const serveSecretEnvPrefix = "SENDERBOUND_CLIENT_SECRET_"
+
+// serveSecretEnv returns the environment variable for client id's secret:
+// serveSecretEnvPrefix, then id in upper case with every character other
+// than A-Z and 0-9 replaced by "_".
+func serveSecretEnv(id string) string {
+	b := []byte(strings.ToUpper(id))
+	for i, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	return serveSecretEnvPrefix + string(b)
+}
+
+// serveSecretSource says where a --client secret came from.
+type serveSecretSource int
+
+const (
+	secretFromArgs serveSecretSource = iota
+	secretFromFile
+	secretFromEnv
+)
+
+// serveClientSecret reads the client ID and secret of one --client value:
+// ID:SECRET, ID:@FILE or ID (secret in serveSecretEnv(ID)). A usage
+// problem returns errUsage after a one-line message; a file that cannot be
+// read returns its error. No message includes a secret.
+func serveClientSecret(e *env, cmd, v string) (id, secret string, src serveSecretSource, err error) {
+	id, rest, hasColon := strings.Cut(v, ":")
+	if id == "" {
+		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
+	}
+	switch {
+	case !hasColon:
+		name := serveSecretEnv(id)
+		val, ok := e.getenv(name)
+		if !ok || val == "" {
+			return "", "", 0, serveUsagef(e, cmd, "--client %q names no secret and %s is not set (--client needs ID:SECRET, ID:@FILE or ID with the secret in %s)", id, name, name)
+		}
+		secret, src = val, secretFromEnv
+	case strings.HasPrefix(rest, "@") && len(rest) > 1:
+		data, err := keyfile.ReadPrivate(rest[1:])
+		if err != nil {
+			return "", "", 0, fmt.Errorf("--client %s: secret file: %w", id, err)
+		}
+		secret, src = string(data), secretFromFile
+		if t, ok := strings.CutSuffix(secret, "\n"); ok {
+			secret = strings.TrimSuffix(t, "\r")
+		}
+	case rest == "" || rest == "@":
+		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
+	default:
+		secret, src = rest, secretFromArgs
+	}
+	if len(secret) < serveMinSecretLen {
+		return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret must have at least %d characters", id, serveMinSecretLen)
+	}
+	for _, c := range []byte(secret) {
+		if c < 0x20 || c == 0x7f {
+			return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret must be one line of printable characters", id)
+		}
+	}
+	return id, secret, src, nil
+}
 
 // runServeIssuer implements "serve-issuer".
 func runServeIssuer(ctx context.Context, e *env, args []string) error {
@@ -224,15 +360,22 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	var audiences, scopes, secretClients, publicClients, mtlsClients, selfSignedClients listFlag
 	fs.Var(&audiences, "audience", "audience (aud) of every token, repeatable (default "+serveDefaultAudience+")")
 	fs.Var(&scopes, "scope", "scope every client may request, repeatable; a request without scope gets all (default "+strings.Join(serveDefaultScopes, ", ")+")")
-	signingKey := fs.String("signing-key", "", "private signing key: a private JWK (as written by keygen) or a PKCS#8/SEC 1/PKCS#1 PEM file; default a fresh ES256 key")
+	signingKey := fs.String("signing-key", "", "private signing key file, readable by its owner only: a private JWK (as written by keygen) or a PKCS#8/SEC 1/PKCS#1 PEM file (default: DIR/"+serveStateKeyFile+" of --state-dir, created on the first start)")
+	stateDir := fs.String("state-dir", "", "directory holding the default signing key "+serveStateKeyFile+", created with mode 0700 if needed (default: senderbound in the user's configuration directory)")
+	ephemeral := fs.Bool("ephemeral-key", false, "sign with a fresh ES256 key kept in memory only: every token dies when the process exits (tests only)")
 	ttl := fs.Duration("token-ttl", 5*time.Minute, "access-token lifetime, 1s to 24h")
-	fs.Var(&secretClients, "client", "register a confidential client ID:SECRET (client_secret_basic, may introspect; secret at least 16 characters), repeatable")
+	fs.Var(&secretClients, "client", "register a confidential client (client_secret_basic, may introspect its own tokens) as ID:@FILE (secret in FILE), ID (secret in $"+serveSecretEnvPrefix+"<ID>) or ID:SECRET (visible in the process table); secret at least 16 characters; repeatable")
 	fs.Var(&publicClients, "public-client", "register a public client ID (token_endpoint_auth_method none; refresh_token only, client_credentials is for confidential clients), repeatable")
 	fs.Var(&mtlsClients, "mtls-client", "register a tls_client_auth client ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example); the certificate must chain to --client-ca; repeatable")
 	fs.Var(&selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
+	var dpopBound, introspectAll listFlag
+	fs.Var(&dpopBound, "dpop-bound", "client ID must send a DPoP proof with every token request and gets only DPoP-bound tokens (dpop_bound_access_tokens), repeatable")
+	fs.Var(&introspectAll, "introspect-all", "--client ID may introspect every access token, not only its own (for a resource server), repeatable")
 	var tf serveTLSFlags
 	tf.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
 	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
+	var cf serveConnFlags
+	cf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -248,8 +391,17 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	if err := tf.check(e, cmd); err != nil {
 		return err
 	}
+	if err := cf.check(e, cmd); err != nil {
+		return err
+	}
 	if *ttl < time.Second || *ttl > 24*time.Hour {
 		return serveUsagef(e, cmd, "--token-ttl must be between 1s and 24h")
+	}
+	switch {
+	case *ephemeral && (*signingKey != "" || *stateDir != ""):
+		return serveUsagef(e, cmd, "--ephemeral-key excludes --signing-key and --state-dir")
+	case *signingKey != "" && *stateDir != "":
+		return serveUsagef(e, cmd, "--state-dir only locates the default signing key; it excludes --signing-key")
 	}
 	if len(mtlsClients) > 0 && tf.clientCA == "" {
 		return serveUsagef(e, cmd, "--mtls-client requires --client-ca (and --tls-cert, --tls-key)")
@@ -284,16 +436,24 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	var clients []issuer.Client
+	var onCommandLine []string // clients whose secret is in the process table
+	secretEnvs := map[string]string{}
 	for _, v := range secretClients {
-		id, secret, ok := serveSplitPair(v)
-		if !ok {
-			return serveUsagef(e, cmd, "--client needs ID:SECRET")
-		}
-		if len(secret) < serveMinSecretLen {
-			return serveUsagef(e, cmd, "--client %q: the secret must have at least %d characters", id, serveMinSecretLen)
+		id, secret, src, err := serveClientSecret(e, cmd, v)
+		if err != nil {
+			return err
 		}
 		if err := register(id); err != nil {
 			return err
+		}
+		switch src {
+		case secretFromArgs:
+			onCommandLine = append(onCommandLine, id)
+		case secretFromEnv:
+			if other, ok := secretEnvs[serveSecretEnv(id)]; ok {
+				return serveUsagef(e, cmd, "clients %q and %q would both read their secret from %s", other, id, serveSecretEnv(id))
+			}
+			secretEnvs[serveSecretEnv(id)] = id
 		}
 		clients = append(clients, issuer.Client{ID: id, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(secret), Scopes: scopes, Introspect: true})
 	}
@@ -331,6 +491,16 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		}
 		selfSignedPairs = append(selfSignedPairs, pair{id, file})
 	}
+	for _, id := range dpopBound {
+		if !seen[id] {
+			return serveUsagef(e, cmd, "--dpop-bound %q names no registered client", id)
+		}
+	}
+	for _, id := range introspectAll {
+		if !slices.ContainsFunc(clients, func(c issuer.Client) bool { return c.ID == id && c.Introspect }) {
+			return serveUsagef(e, cmd, "--introspect-all %q names no --client", id)
+		}
+	}
 
 	// Files.
 	var tlsConfig *tls.Config
@@ -363,26 +533,22 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		clients = append(clients, issuer.Client{ID: p.id, AuthMethod: issuer.AuthSelfSignedTLSClient, Scopes: scopes,
 			Certificate: issuer.SelfSigned(auth.Authenticate)})
 	}
+	for i := range clients {
+		c := &clients[i]
+		if slices.Contains(dpopBound, c.ID) {
+			c.DPoPBoundAccessTokens = true
+		}
+		if slices.Contains(introspectAll, c.ID) {
+			c.IntrospectAll = true
+		}
+	}
 	registry, err := issuer.NewMemoryRegistry(clients...)
 	if err != nil {
 		return err
 	}
-	var sk issuer.SigningKey
-	generated := *signingKey == ""
-	if generated {
-		k, err := keyfile.Generate("ES256", nil)
-		if err != nil {
-			return err
-		}
-		sk = issuer.SigningKey{Signer: k, Algorithm: "ES256"}
-	} else {
-		data, err := os.ReadFile(*signingKey)
-		if err != nil {
-			return fmt.Errorf("--signing-key: %w", err)
-		}
-		if sk, err = issuer.ParseSigningKey(data); err != nil {
-			return fmt.Errorf("--signing-key %s: %w", *signingKey, err)
-		}
+	sk, keyNote, err := serveSigningKey(e, *signingKey, *stateDir, *ephemeral)
+	if err != nil {
+		return err
 	}
 	keys, err := issuer.NewKeySet(sk)
 	if err != nil {
@@ -406,22 +572,76 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	h, err := serveIssuerHandler(serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
+		logger: slog.New(slog.NewTextHandler(e.stderr, nil)),
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	if generated {
+	if keyNote == "" {
 		pub := jose.JSONWebKey{Key: sk.Signer.Public(), KeyID: keys.ActiveKeyID(), Algorithm: sk.Algorithm, Use: "sig"}
 		data, err := json.Marshal(pub)
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		fmt.Fprintf(e.stderr, "generated an ES256 signing key for this run (not saved; use --signing-key to keep one): %s\n", data)
+		fmt.Fprintf(e.stderr, "WARNING (--ephemeral-key) this run signs with a key that is not saved, so every token it issues stops verifying when the process exits; public key: %s\n", data)
+	} else {
+		fmt.Fprintf(e.stderr, "%s (kid %s)\n", keyNote, keys.ActiveKeyID())
+	}
+	for _, cid := range onCommandLine {
+		fmt.Fprintf(e.stderr, "note: the secret of client %q is on the command line, where other local users can read it; use --client %s:@FILE or %s\n", cid, cid, serveSecretEnv(cid))
 	}
 	fmt.Fprintf(e.stderr, "issuer %s, %d client(s) registered\n", id, len(clients))
-	return serveListener(ctx, e, ln, tlsConfig, h)
+	return serveListener(ctx, e, ln, tlsConfig, h, cf)
+}
+
+// serveSigningKey returns serve-issuer's signing key: a fresh in-memory
+// key with --ephemeral-key (note ""), the --signing-key file, or the key
+// file in the state directory, created on the first start. note says
+// which, for the log.
+func serveSigningKey(e *env, file, stateDir string, ephemeral bool) (_ issuer.SigningKey, note string, _ error) {
+	if ephemeral {
+		k, err := keyfile.Generate("ES256", nil)
+		if err != nil {
+			return issuer.SigningKey{}, "", err
+		}
+		return issuer.SigningKey{Signer: k, Algorithm: "ES256"}, "", nil
+	}
+	if file != "" {
+		data, err := keyfile.ReadPrivate(file)
+		if err != nil {
+			return issuer.SigningKey{}, "", fmt.Errorf("--signing-key: %w", err)
+		}
+		sk, err := issuer.ParseSigningKey(data)
+		if err != nil {
+			return issuer.SigningKey{}, "", fmt.Errorf("--signing-key %s: %w", file, err)
+		}
+		return sk, "signing key " + file, nil
+	}
+	if stateDir == "" {
+		dir, err := e.userConfigDir()
+		if err != nil {
+			return issuer.SigningKey{}, "", fmt.Errorf("no --state-dir and no user configuration directory (%w); give --state-dir or --signing-key", err)
+		}
+		stateDir = filepath.Join(dir, "senderbound")
+	}
+	path := filepath.Join(stateDir, serveStateKeyFile)
+	k, created, err := keyfile.LoadOrCreate(path, "ES256", nil)
+	if err != nil {
+		return issuer.SigningKey{}, "", fmt.Errorf("signing key: %w", err)
+	}
+	alg := k.Algorithm
+	if alg == "" {
+		if alg, err = keyfile.DefaultAlgorithm(k.Signer.Public()); err != nil {
+			return issuer.SigningKey{}, "", fmt.Errorf("signing key %s: %w", path, err)
+		}
+	}
+	note = "signing key " + path
+	if created {
+		note = "created signing key " + path + "; it is reused at every start"
+	}
+	return issuer.SigningKey{Signer: k.Signer, Algorithm: alg}, note, nil
 }
 
 // serveCheckIssuerURL checks an explicit --issuer: an absolute http(s) URL
@@ -459,6 +679,7 @@ type serveIssuerParams struct {
 	tls          bool // mTLS client authentication is possible
 	public       bool // public clients are registered
 	requireNonce bool
+	logger       *slog.Logger // refusals, with their stable reasons
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -492,6 +713,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		ScopesSupported: slices.Clone(p.scopes),
 		AuthMethods:     methods,
 		MTLS:            p.tls,
+		Logger:          p.logger,
 	}
 	if p.requireNonce {
 		n, err := serveNonces(p.id)
@@ -511,6 +733,7 @@ const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--j
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--ca-file FILE] [--redis URL]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+       [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
 
 Serves GET and POST /resource, protected by sender-constrained access tokens,
 and RFC 9728 metadata at /.well-known/oauth-protected-resource. An accepted
@@ -542,6 +765,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	tf.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
 	redisURL := fs.String("redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
 	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
+	var cf serveConnFlags
+	cf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -554,6 +779,9 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		return serveUsagef(e, cmd, "--addr must be HOST:PORT")
 	}
 	if err := tf.check(e, cmd); err != nil {
+		return err
+	}
+	if err := cf.check(e, cmd); err != nil {
 		return err
 	}
 	switch {
@@ -729,7 +957,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	mux.Handle("GET /resource", protected)
 	mux.Handle("POST /resource", protected)
 	closeLn = false // serveListener owns it
-	return serveListener(ctx, e, ln, tlsConfig, mux)
+	return serveListener(ctx, e, ln, tlsConfig, mux, cf)
 }
 
 // serveResourceAnswer answers an admitted request with what the token and

@@ -91,14 +91,34 @@ func (p *serveProc) stop(t testing.TB) int {
 	}
 }
 
+// serveTestEnv returns an env whose environment holds only vars and whose
+// user configuration directory is a fresh temporary directory, so that no
+// test reads the real environment or writes to the real directory.
+func serveTestEnv(t testing.TB, vars map[string]string) *env {
+	dir := t.TempDir()
+	return &env{
+		stdin:     strings.NewReader(""),
+		lookupEnv: func(name string) (string, bool) { v, ok := vars[name]; return v, ok },
+		configDir: func() (string, error) { return dir, nil },
+	}
+}
+
 // serveStart runs one server command until the test ends and returns once
 // it printed its listening line.
 func serveStart(t testing.TB, args ...string) *serveProc {
 	t.Helper()
+	return serveStartEnv(t, serveTestEnv(t, nil), args...)
+}
+
+// serveStartEnv is serveStart with the environment and configuration
+// directory of e; it sets e's streams.
+func serveStartEnv(t testing.TB, e *env, args ...string) *serveProc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &serveProc{stdout: newServeOutput(), stderr: newServeOutput(), cancel: cancel, done: make(chan int, 1)}
+	e.stdout, e.stderr = p.stdout, p.stderr
 	go func() {
-		p.done <- run(ctx, &env{stdin: strings.NewReader(""), stdout: p.stdout, stderr: p.stderr}, args)
+		p.done <- run(ctx, e, args)
 	}()
 	select {
 	case p.URL = <-p.stdout.url:
@@ -350,7 +370,7 @@ func TestServeDPoP(t *testing.T) {
 
 func TestServeGeneratedKeyAndBearer(t *testing.T) {
 	t.Parallel()
-	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret, "--audience", "https://api.test")
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--ephemeral-key", "--client", "app:"+serveTestSecret, "--audience", "https://api.test")
 	line, _, _ := strings.Cut(as.stderr.String(), "\n")
 	_, printed, ok := strings.Cut(line, ": ")
 	var pub jose.JSONWebKey
@@ -634,7 +654,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"tls-key without tls-cert", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--tls-key", "k.pem"}, 2, "--tls-key requires --tls-cert", true},
 		{"tls-cert without tls-key", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--tls-cert", "c.pem"}, 2, "--tls-cert requires --tls-key", true},
 		{"client-ca without TLS", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--client-ca", "ca.pem"}, 2, "--client-ca requires --tls-cert", true},
-		{"client without colon", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--client", "app"}, 2, "--client needs ID:SECRET", true},
+		{"client without colon or variable", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--client", "app"}, 2, "SENDERBOUND_CLIENT_SECRET_APP is not set", true},
 		{"client with empty secret", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"}, 2, "--client needs ID:SECRET", true},
 		{"client with short secret", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:tiny-secret"}, 2, "at least 16 characters", true},
 		{"client twice", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:" + serveTestSecret, "--public-client", "app"}, 2, `client "app" is registered twice`, true},
@@ -675,7 +695,9 @@ func TestServeFlagErrors(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			var stdout, stderr bytes.Buffer
-			code := run(ctx, &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}, tt.args)
+			e := serveTestEnv(t, nil)
+			e.stdout, e.stderr = &stdout, &stderr
+			code := run(ctx, e, tt.args)
 			if code != tt.wantCode {
 				t.Errorf("exit status %d, want %d; stderr: %s", code, tt.wantCode, stderr.String())
 			}

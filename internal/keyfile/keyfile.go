@@ -17,7 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -147,4 +150,116 @@ func Load(path string) (*Key, error) {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
 	return Parse(data)
+}
+
+// ErrExposed reports a key or secret file whose permissions let users other
+// than its owner read or write it.
+var ErrExposed = errors.New("keyfile: file is accessible to group or others (restrict it to its owner: chmod 600)")
+
+// maxPrivateFile caps what ReadPrivate reads: far more than any key or
+// secret needs.
+const maxPrivateFile = 1 << 20
+
+// ReadPrivate reads the file at path, which holds a private key or a
+// secret. It refuses anything but a regular file (symbolic links to one are
+// followed) and a file larger than 1 MiB, and on systems with Unix
+// permissions a file that group or others may read or write (wrapping
+// [ErrExposed]): whoever can read a signing key can mint tokens. Error
+// messages never include the file's content.
+func ReadPrivate(path string) ([]byte, error) {
+	// Stat first, so that a FIFO or a device is refused before an open that
+	// could block.
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyfile: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("keyfile: %s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyfile: %w", err)
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("keyfile: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("keyfile: %s is not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %#o", ErrExposed, path, perm)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPrivateFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyfile: %w", err)
+	}
+	if len(data) > maxPrivateFile {
+		return nil, fmt.Errorf("keyfile: %s is larger than %d bytes", path, maxPrivateFile)
+	}
+	return data, nil
+}
+
+// LoadPrivate reads the key file at path with [ReadPrivate]'s checks and
+// parses it.
+func LoadPrivate(path string) (*Key, error) {
+	data, err := ReadPrivate(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// LoadOrCreate loads the key file at path with [LoadPrivate] or, when there
+// is none, generates a key for alg (using rnd, crypto/rand when nil) and
+// writes it there as a private JWK readable by its owner only (mode 0600),
+// creating missing directories with mode 0700. created reports whether the
+// key is new. The file appears complete or not at all: it is written under
+// a temporary name and linked into place, so two processes starting at
+// once end up with the same key. An existing file is never replaced.
+func LoadOrCreate(path, alg string, rnd io.Reader) (k *Key, created bool, err error) {
+	k, err = LoadPrivate(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, false, err
+	}
+	signer, err := Generate(alg, rnd)
+	if err != nil {
+		return nil, false, err
+	}
+	data, err := MarshalJWK(signer, alg)
+	if err != nil {
+		return nil, false, err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("keyfile: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".keyfile-*") // mode 0600
+	if err != nil {
+		return nil, false, fmt.Errorf("keyfile: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("keyfile: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+		// Another process created it first: use its key.
+		k, err = LoadPrivate(path)
+		return k, false, err
+	} else if err != nil {
+		return nil, false, fmt.Errorf("keyfile: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the new name durable where the system allows it
+		d.Close()
+	}
+	k, err = Parse(data)
+	return k, err == nil, err
 }
