@@ -50,10 +50,7 @@ type Store interface {
 // claims with since before D with an error wrapping [ErrStateLost]: their
 // key may have been claimed before the loss, and the store can no longer
 // tell. Claims with since at or after D are answered as by CheckAndStore.
-// A store that cannot tell its first start from a loss (an empty shared
-// store met at its first claim) may take that first claim as the detection,
-// refusing only requests issued before it. Otherwise a store that never
-// detected a loss behaves exactly like CheckAndStore.
+// A store that never detected a loss behaves exactly like CheckAndStore.
 type SinceStore interface {
 	Store
 	CheckAndStoreSince(ctx context.Context, key [32]byte, since, exp time.Time) (fresh bool, err error)

@@ -126,20 +126,25 @@ type Config struct {
 // value and the time it was created. The script of every claim reads it
 // first. When it is missing, the script creates a new one; when it differs
 // from the epoch this Store last saw, another instance created it. Either
-// way this Store records the moment of detection D (for an epoch found at
-// this Store's first claim, its creation time) and from then on refuses,
-// with an error wrapping replaycache.ErrStateLost:
+// way this Store records the moment of detection D and from then on
+// refuses, with an error wrapping replaycache.ErrStateLost:
 //
 //   - claims through CheckAndStoreSince whose since is before D (the proof
 //     was issued before the loss and may have been accepted already);
 //     fresh proofs, issued after D, are claimed normally;
 //   - claims through CheckAndStore (no since) until D + Config.LossHold.
 //
-// The detection is atomic with the claim, so no claim reaches an emptied
-// server unnoticed. A proof that a client issued with an iat ahead of the
-// server's clock and that was accepted shortly before the loss is the one
-// case not covered: its iat may be after D. Keep clients' clocks in sync,
-// or keep FutureSkew small.
+// The detection is atomic with the claim, so no claim of a running Store
+// reaches an emptied server unnoticed. Proof iat values are whole seconds,
+// so proofs issued in the second of D are refused too; clients retry with
+// a new proof. Not covered: a proof that a client issued with an iat ahead
+// of the server's clock and that was accepted shortly before the loss (its
+// iat may be after D; keep clients' clocks in sync, or FutureSkew small);
+// and a Store whose first claim meets an empty Redis, which cannot tell a
+// fresh start from a loss and takes it as a fresh start, so a loss while
+// every instance restarts at once goes undetected. Another instance that
+// was running detects the change, and a Store that starts later adopts an
+// epoch created after a detected loss together with that loss.
 //
 // With a Redis Cluster or a Ring (any client but *redis.Client), every
 // claim key carries a hash tag, <prefix>{c}<rest> where c is the first
@@ -425,30 +430,33 @@ func parseEpochReply(v any) (fresh bool, lost int64, epoch string, ok bool) {
 // script found no epoch key and created epoch, 2 when it found epoch
 // instead of known.
 //
-// A change seen after this Store knew an epoch is a detected loss at now:
+// A change seen after this Store knew an epoch is a loss detected now:
 // claims issued before now are refused, and claims without since for
-// LossHold. At this Store's first claim (known == "") a missing epoch may
-// be a fresh start as well as a loss, so only claims issued before now are
-// refused; an existing epoch is taken with its creation time, and with its
-// hold when its creator had detected a loss.
+// LossHold. At this Store's first claim (known == "") a missing epoch is
+// as likely a fresh start as a loss, and is taken as a fresh start; an
+// existing epoch whose creator had detected a loss (mark L) is adopted
+// with that loss, dated at its creation.
 func (s *Store) observe(tag int, known string, lost int64, epoch string) {
 	now := unixNano(s.now())
-	at, hold := now, known != ""
-	if lost == 2 && known == "" {
+	at := now
+	if known == "" {
 		ms, loss, ok := parseEpoch(epoch)
-		if ok && ms < now/int64(time.Millisecond) {
-			at = ms * int64(time.Millisecond)
+		if lost == 1 || !ok || !loss {
+			s.mu.Lock()
+			s.epochs[tag].value = epoch
+			s.mu.Unlock()
+			return
 		}
-		hold = loss
+		if created := ms * int64(time.Millisecond); created < now {
+			at = created
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := &s.epochs[tag]
 	st.value = epoch
 	st.lostAt = max(st.lostAt, at)
-	if hold {
-		st.holdUntil = max(st.holdUntil, at+int64(s.hold))
-	}
+	st.holdUntil = max(st.holdUntil, at+int64(s.hold))
 }
 
 // parseEpoch returns the creation time, in unix milliseconds, and the loss
