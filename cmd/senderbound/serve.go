@@ -197,6 +197,7 @@ func (f *serveTLSFlags) enabled() bool { return f.cert != "" }
 
 const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--audience AUD]... [--scope S]...
        [--signing-key FILE] [--token-ttl DUR] [--require-nonce]
+       [--replay-capacity N] [--replay-quota N]
        [--client ID:SECRET]... [--public-client ID]...
        [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
@@ -233,6 +234,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	var tf serveTLSFlags
 	tf.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
 	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
+	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
+	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -240,6 +243,9 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	// Flag syntax and combinations, before anything is read or opened.
 	if *addr == "" {
 		return serveUsagef(e, cmd, "--addr is required")
+	}
+	if *replayCapacity < 1 || *replayQuota < 1 {
+		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
 	}
 	listenHost, err := serveAddrHost(*addr)
 	if err != nil {
@@ -406,6 +412,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	h, err := serveIssuerHandler(serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
+		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
 	})
 	if err != nil {
 		ln.Close()
@@ -459,6 +466,10 @@ type serveIssuerParams struct {
 	tls          bool // mTLS client authentication is possible
 	public       bool // public clients are registered
 	requireNonce bool
+	// replayCapacity and replayQuota size the replay store and the
+	// per-owner quota; zero means the library defaults.
+	replayCapacity int
+	replayQuota    int
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -492,6 +503,8 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		ScopesSupported: slices.Clone(p.scopes),
 		AuthMethods:     methods,
 		MTLS:            p.tls,
+		ReplayCapacity:  p.replayCapacity,
+		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
 	}
 	if p.requireNonce {
 		n, err := serveNonces(p.id)
@@ -510,6 +523,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--ca-file FILE] [--redis URL]
+       [--replay-capacity N] [--replay-quota N]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
 
 Serves GET and POST /resource, protected by sender-constrained access tokens,
@@ -541,9 +555,14 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	var tf serveTLSFlags
 	tf.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
 	redisURL := fs.String("redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
+	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory DPoP replay cache (without --redis); when full of live entries, DPoP requests are refused with 503")
+	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-cache entries one DPoP key (one token's cnf.jkt) may create per 105 s; beyond it its proofs are refused")
 	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	if *replayCapacity < 1 || *replayQuota < 1 {
+		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
 	}
 
 	if *addr == "" {
@@ -684,7 +703,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	}
 	var closeStore func()
 	if policy.Accept != resource.AcceptMTLS {
-		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms)}
+		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
 			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots)
 			if err != nil {
@@ -692,7 +711,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 			}
 			dc.ReplayStore, closeStore = store, closeFn
 		} else {
-			lru, err := replaycache.NewLRU(replaycache.Config{})
+			lru, err := replaycache.NewLRU(replaycache.Config{Capacity: *replayCapacity})
 			if err != nil {
 				return err
 			}
