@@ -48,9 +48,10 @@ type QuotaConfig struct {
 	// of the Quota (about 100 bytes per owner). Zero means
 	// DefaultQuotaOwners; negative is an error. When it is full, the least
 	// recently active owner is forgotten and its count starts again from
-	// zero; an owner flooding claims stays the most recently active and is
-	// never forgotten, unless Owners other owners claim after it within its
-	// window.
+	// zero. The table is split in 16 parts by a keyed hash of the owner;
+	// an owner flooding claims stays among the most recently active of its
+	// part and is forgotten only if Owners/16 other owners of that part
+	// claim between two of its claims.
 	Owners int
 
 	// Now returns the current time. If nil, time.Now is used.
