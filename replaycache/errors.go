@@ -35,8 +35,3 @@ func (stateLostError) Error() string {
 
 // ReplayStateLost reports true; see [ErrStateLost].
 func (stateLostError) ReplayStateLost() bool { return true }
-
-// ErrOverQuota reports a claim refused by a [Quota] because its owner (a
-// client, a proof key) already made its share of claims in the current
-// window. Callers reject the request; the store was not touched.
-var ErrOverQuota = errors.New("replaycache: owner over its claim quota")
