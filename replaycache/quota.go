@@ -61,8 +61,9 @@ type QuotaConfig struct {
 // Quota bounds the replay entries one owner can create, so that a single
 // client or proof key cannot fill a shared [Store] and have every other
 // client's claims refused. Callers ask [Quota.Allow] before claiming a key
-// and refuse the request, without claiming, when it reports false. Owners are compared by a keyed 64-bit hash; two owners
-// whose hashes collide share one count, which can refuse but never accept.
+// and refuse the request, without claiming, when it reports false. Owners
+// are compared by a keyed 64-bit hash; two owners whose hashes collide
+// share one count, which can refuse but never accept.
 //
 // Quota is safe for concurrent use; its memory is bounded by
 // QuotaConfig.Owners whatever the number of distinct owners presented.
