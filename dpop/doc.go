@@ -37,6 +37,22 @@
 // renders and [ParseChallenges] parses WWW-Authenticate fields. [Nonces] is
 // a stateless HMAC nonce source.
 //
+// # Replay store
+//
+// Verify is [Verifier.Check] (every check, nothing recorded) followed by
+// [Verifier.Claim] (the atomic single-use claim). A server that must do
+// other work before it accepts a request, such as a token endpoint that
+// authenticates the client and checks the grant, calls Check first and
+// Claim last, so that refused requests occupy no replay entry, and accepts
+// the request only once Claim returned nil. [Config.KeyLimiter] (for
+// example a replaycache.Quota) bounds the entries one proof key can create,
+// refusing the excess with [ErrKeyQuota], so one client cannot fill the
+// store and lock every other client out. A store that detects the loss of
+// its entries ([SinceReplayStore], such as replaycache/redisstore after a
+// Redis restart without persistence) refuses proofs issued before the loss
+// with [ErrReplayStateLost]: use_dpop_nonce when nonces are required, so
+// the client retries at once with a new proof, else invalid_dpop_proof.
+//
 // # Target URI
 //
 // The htu claim is compared with the URL the client used. Behind a

@@ -51,6 +51,21 @@ var (
 	// ErrMissingProof reports a request without any DPoP header field.
 	ErrMissingProof error = &sentinel{msg: "dpop: no proof"}
 
+	// ErrReplayStateLost reports a proof refused because the replay store
+	// lost the proofs it had recorded (for example a Redis server restarted
+	// without persistence) and this proof was issued before the loss was
+	// detected, so it may have been accepted already. The error that
+	// [Verifier.Verify] returns also wraps ErrUseNonce when the Verifier
+	// requires nonces (code use_dpop_nonce: the client retries at once with
+	// a new proof), else ErrInvalidProof (code invalid_dpop_proof).
+	ErrReplayStateLost error = &sentinel{msg: "dpop: proof issued before the replay store lost its state"}
+
+	// ErrKeyQuota reports a proof refused because its key already made its
+	// share of replay-store entries in the current window (see
+	// [Config.KeyLimiter]); the replay store was not touched.
+	// errors.Is(err, ErrInvalidProof) also holds.
+	ErrKeyQuota error = &sentinel{msg: "dpop: proof key over its replay quota", parent: ErrInvalidProof}
+
 	// ErrStoreUnavailable reports that the replay store could not decide
 	// whether a proof is fresh. Callers must reject the request (fail closed);
 	// a resource server answers 503.

@@ -67,6 +67,8 @@ const (
 	rKeyMismatch
 	rReplay
 	rStore
+	rStateLost
+	rKeyQuota
 )
 
 var reasonText = [...]string{
@@ -101,6 +103,8 @@ var reasonText = [...]string{
 	rKeyMismatch:    "proof key does not match the bound key",
 	rReplay:         "proof replayed",
 	rStore:          "replay store unavailable",
+	rStateLost:      "proof issued before the replay store lost its state",
+	rKeyQuota:       "too many proofs from this key",
 }
 
 func (r reason) String() string { return reasonText[r] }

@@ -35,6 +35,26 @@ type ReplayStore interface {
 	CheckAndStore(ctx context.Context, key [32]byte, exp time.Time) (fresh bool, err error)
 }
 
+// SinceReplayStore is a [ReplayStore] that can detect the loss of the keys
+// it recorded (a shared store whose server restarted empty). A Verifier
+// whose ReplayStore has this method claims keys through it, with the
+// proof's iat as since. After a loss detected at time D, the store refuses
+// proofs issued before D with an error that matches, through errors.As,
+// interface{ ReplayStateLost() bool } reporting true; Verify then returns
+// [ErrReplayStateLost]. replaycache/redisstore.Store implements it.
+type SinceReplayStore interface {
+	ReplayStore
+	CheckAndStoreSince(ctx context.Context, key [32]byte, since, exp time.Time) (fresh bool, err error)
+}
+
+// KeyLimiter bounds how many replay-store entries one proof key can create.
+// Allow counts one claim for owner (the proof key's RFC 7638 thumbprint)
+// and reports whether it is within the key's quota; it must be safe for
+// concurrent use. replaycache.Quota implements it.
+type KeyLimiter interface {
+	Allow(owner string) bool
+}
+
 // Config configures a [Verifier]. NewVerifier copies it; later changes to
 // the caller's value have no effect.
 type Config struct {
@@ -49,8 +69,16 @@ type Config struct {
 	FutureSkew time.Duration
 	// Now is the clock. nil means time.Now.
 	Now func() time.Time
-	// ReplayStore enforces single use of each (key, jti). Required.
+	// ReplayStore enforces single use of each (key, jti). Required. When it
+	// also implements [SinceReplayStore], claims go through
+	// CheckAndStoreSince with the proof's iat.
 	ReplayStore ReplayStore
+	// KeyLimiter, when set, is asked before each claim whether the proof's
+	// key may create another replay-store entry; when it refuses, the proof
+	// is refused with ErrKeyQuota and the store is not touched, so that one
+	// key cannot fill the store and lock every other key out. nil means no
+	// per-key bound (the store's own capacity is the only one).
+	KeyLimiter KeyLimiter
 	// Nonces, when set, makes a valid server nonce mandatory in every proof
 	// (ErrUseNonce otherwise, also for a nonce claim that is not a
 	// non-empty string of NQCHAR, RFC 9449 §8.1). nil means nonces are not
@@ -71,6 +99,8 @@ type Verifier struct {
 	futureSkew time.Duration
 	now        func() time.Time
 	store      ReplayStore
+	since      SinceReplayStore
+	limiter    KeyLimiter
 	nonces     NonceSource
 	maxBytes   int
 }
@@ -91,9 +121,11 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		futureSkew: cfg.FutureSkew,
 		now:        cfg.Now,
 		store:      cfg.ReplayStore,
+		limiter:    cfg.KeyLimiter,
 		nonces:     cfg.Nonces,
 		maxBytes:   cfg.MaxProofBytes,
 	}
+	v.since, _ = cfg.ReplayStore.(SinceReplayStore)
 	for _, a := range cfg.Algorithms {
 		i := slices.Index(algNames[:], a)
 		if i < 0 {
@@ -180,13 +212,33 @@ func ReplayKey(jkt, jti string) [32]byte {
 func fail(class error, r reason) error { return newError(class, r.String()) }
 
 // Verify checks proof against want and, when every check passes, claims
-// its (jkt, jti) in the replay store. The checks are those of RFC 9449
-// §4.3 plus the strict parsing rules in the package documentation.
-// Errors are *Error values whose Err is ErrInvalidProof, ErrReplay,
-// ErrUseNonce, ErrKeyMismatch or ErrStoreUnavailable; their text never
-// contains any part of the proof. Verify does NOT validate the access token
-// itself; it only checks ath against want.AccessToken.
+// its (jkt, jti) in the replay store: it is [Verifier.Check] followed by
+// [Verifier.Claim]. The checks are those of RFC 9449 §4.3 plus the strict
+// parsing rules in the package documentation. Errors are *Error values
+// whose Err is ErrInvalidProof, ErrReplay, ErrUseNonce, ErrKeyMismatch,
+// ErrKeyQuota, ErrReplayStateLost (with ErrUseNonce or ErrInvalidProof) or
+// ErrStoreUnavailable; their text never contains any part of the proof.
+// Verify does NOT validate the access token itself; it only checks ath
+// against want.AccessToken.
 func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proof, error) {
+	p, err := v.Check(proof, want)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.Claim(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Check runs every check of [Verifier.Verify] except the replay claim: a
+// proof that passes Check has not been recorded and can be presented again.
+// A server that must do other work before it accepts the request (client
+// authentication, a grant) calls Check first, that work next, and
+// [Verifier.Claim] last, so that requests refused for other reasons do not
+// occupy the replay store. The request MUST NOT be accepted until Claim
+// returned nil.
+func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 	if proof == "" {
 		return nil, newError(ErrMissingProof, "no proof")
 	}
@@ -266,17 +318,49 @@ func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proo
 	if c.hasNonce {
 		out.Nonce = string(c.nonce)
 	}
+	return out, nil
+}
+
+// Claim records the proof p, returned by [Verifier.Check], in the replay
+// store: it asks the KeyLimiter, if any, then claims ReplayKey(p.JKT, p.JTI)
+// until p.IssuedAt + MaxAge + FutureSkew. The claim is atomic, so among
+// concurrent requests carrying the same proof exactly one gets nil; every
+// other gets ErrReplay. Errors are those of [Verifier.Verify] for the
+// claim: ErrReplay, ErrKeyQuota, ErrReplayStateLost or ErrStoreUnavailable.
+func (v *Verifier) Claim(ctx context.Context, p *Proof) error {
+	if v.limiter != nil && !v.limiter.Allow(p.JKT) {
+		return fail(ErrKeyQuota, rKeyQuota)
+	}
 	// The proof is acceptable until iat+MaxAge by our clock; keep the
 	// claim for the forward skew longer to cover clock drift between
 	// instances sharing the store.
-	fresh, err := v.store.CheckAndStore(ctx, ReplayKey(out.JKT, out.JTI), iat.Add(v.maxAge+v.futureSkew))
+	key, exp := ReplayKey(p.JKT, p.JTI), p.IssuedAt.Add(v.maxAge+v.futureSkew)
+	var (
+		fresh bool
+		err   error
+	)
+	if v.since != nil {
+		fresh, err = v.since.CheckAndStoreSince(ctx, key, p.IssuedAt, exp)
+	} else {
+		fresh, err = v.store.CheckAndStore(ctx, key, exp)
+	}
 	if err != nil {
-		return nil, &Error{Code: CodeServerError, Description: rStore.String(), Err: fmt.Errorf("%w: %w", ErrStoreUnavailable, err)}
+		var lost interface{ ReplayStateLost() bool }
+		if errors.As(err, &lost) && lost.ReplayStateLost() {
+			class, code := ErrInvalidProof, CodeInvalidDPoPProof
+			if v.nonces != nil {
+				// A new proof carries a new iat and is accepted: send the
+				// client after a nonce so that it retries at once.
+				class, code = ErrUseNonce, CodeUseDPoPNonce
+			}
+			return &Error{Code: code, Description: rStateLost.String(), Err: fmt.Errorf("%w: %w", class, ErrReplayStateLost)}
+		}
+		return &Error{Code: CodeServerError, Description: rStore.String(), Err: fmt.Errorf("%w: %w", ErrStoreUnavailable, err)}
 	}
 	if !fresh {
-		return nil, fail(ErrReplay, rReplay)
+		return fail(ErrReplay, rReplay)
 	}
-	return out, nil
+	return nil
 }
 
 // validJTI: non-empty, at most maxJTI bytes, no control characters, not

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/senderbound/senderbound/dpop"
 )
 
 // AuthPrivateKeyJWT is client authentication with a JWT signed by the
@@ -107,7 +108,27 @@ func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion
 	h256.Write([]byte(claims.ID))
 	var key [32]byte
 	h256.Sum(key[:0])
-	fresh, err := s.cfg.ReplayStore.CheckAndStore(ctx, key, exp)
+	if !s.quota.Allow(clientQuotaOwner(c.ID)) {
+		return ErrInvalidClient
+	}
+	var fresh bool
+	if ss, ok := s.cfg.ReplayStore.(dpop.SinceReplayStore); ok {
+		// The earliest time this assertion can have been accepted: not
+		// before exp − MaxClientAssertionLifetime, nor before iat − skew.
+		since := exp.Add(-MaxClientAssertionLifetime)
+		if claims.IssuedAt != nil {
+			if t := claims.IssuedAt.Time().Add(-assertionSkew); t.After(since) {
+				since = t
+			}
+		}
+		fresh, err = ss.CheckAndStoreSince(ctx, key, since, exp)
+	} else {
+		fresh, err = s.cfg.ReplayStore.CheckAndStore(ctx, key, exp)
+	}
+	var lost interface{ ReplayStateLost() bool }
+	if errors.As(err, &lost) && lost.ReplayStateLost() {
+		return ErrInvalidClient
+	}
 	if err != nil {
 		return fmt.Errorf("%w: replay store", ErrUnavailable)
 	}

@@ -56,6 +56,24 @@
 // that must check access tokens of every audience is registered with
 // IntrospectAll.
 //
+// # Replay store
+//
+// DPoP proof and private_key_jwt assertion jti values are single use,
+// through ServerConfig.ReplayStore (an in-memory replaycache.LRU of
+// ServerConfig.ReplayCapacity entries by default). A DPoP proof is checked
+// early but claimed only after client authentication, the grant and the
+// binding passed, just before the token is minted: refused requests occupy
+// no entry, and since the claim is one atomic check-and-insert, among
+// concurrent requests carrying the same proof exactly one gets a token.
+// ServerConfig.ReplayQuota bounds the entries one proof key, and one
+// confidential client, can create per window (public clients share a
+// client_id, so only their keys are bounded); the excess is refused with
+// invalid_dpop_proof (invalid_client for an assertion). With a shared store
+// that detects a loss of its data (replaycache/redisstore), proofs and
+// assertions issued before the loss are refused: use_dpop_nonce when
+// nonces are required, else invalid_dpop_proof; invalid_client for an
+// assertion.
+//
 // # Binding rules
 //
 // A token request with a valid DPoP proof (htu = the token endpoint URL that

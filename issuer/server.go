@@ -112,11 +112,30 @@ type ServerConfig struct {
 	// DPoPAlgorithms are the accepted proof algorithms, advertised in
 	// dpop_signing_alg_values_supported. Default [DefaultDPoPAlgorithms].
 	DPoPAlgorithms []string
-	// ReplayStore tracks proof jti values. Default: an in-memory
-	// replaycache.LRU of 1<<20 entries (one instance only; use a shared
-	// store such as replaycache/redisstore when several instances serve the
-	// same issuer).
+	// ReplayStore tracks proof and client-assertion jti values. Default: an
+	// in-memory replaycache.LRU of ReplayCapacity entries (one instance
+	// only; use a shared store such as replaycache/redisstore when several
+	// instances serve the same issuer). A DPoP proof is recorded only once
+	// the rest of the token request (client authentication, grant, binding)
+	// has passed, just before the token is minted, so refused requests
+	// occupy no entry.
 	ReplayStore dpop.ReplayStore
+	// ReplayCapacity is the number of entries of the default in-memory
+	// ReplayStore; it is ignored when ReplayStore is set. Zero means
+	// replaycache.DefaultCapacity (1<<20); negative is an error. Size it as
+	// peak DPoP token requests and private_key_jwt authentications per
+	// second × (ProofMaxAge + 15 s + 30 s), with headroom.
+	ReplayCapacity int
+	// ReplayQuota bounds the replay entries one owner may create per
+	// window: each DPoP proof key (by thumbprint), and each confidential
+	// client (DPoP proofs of its token requests and its private_key_jwt
+	// assertions together). Public clients are bounded per proof key only,
+	// since one public client_id is shared by all of its users. The zero
+	// value selects the replaycache.Quota defaults (65536 entries per 105 s
+	// per owner, 65536 owners tracked). A request over quota is refused
+	// (invalid_dpop_proof, or invalid_client for an assertion) without
+	// touching the store.
+	ReplayQuota replaycache.QuotaConfig
 	// Nonces, when set, makes every DPoP proof carry a server nonce
 	// (RFC 9449 §8). Give it a Label unique to this issuer so that nonces
 	// of other servers are refused.
@@ -181,6 +200,7 @@ type Server struct {
 	cfg        ServerConfig
 	is         *Issuer
 	verifier   *dpop.Verifier
+	quota      *replaycache.Quota
 	nonces     dpop.NonceSource
 	certs      *mtlsbound.Source
 	refresh    RefreshStore
@@ -206,17 +226,26 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	cfg.DPoPAlgorithms = slices.Clone(cfg.DPoPAlgorithms)
 	if cfg.ReplayStore == nil {
-		lru, err := replaycache.NewLRU(replaycache.Config{Capacity: 1 << 20, Now: cfg.Issuer.cfg.Now})
+		lru, err := replaycache.NewLRU(replaycache.Config{Capacity: cfg.ReplayCapacity, Now: cfg.Issuer.cfg.Now})
 		if err != nil {
 			return nil, fmt.Errorf("%w: replay store: %w", ErrInvalidConfig, err)
 		}
 		cfg.ReplayStore = lru
 	}
+	if cfg.ReplayQuota.Now == nil {
+		cfg.ReplayQuota.Now = cfg.Issuer.cfg.Now
+	}
+	quota, err := replaycache.NewQuota(cfg.ReplayQuota)
+	if err != nil {
+		return nil, fmt.Errorf("%w: replay quota: %w", ErrInvalidConfig, err)
+	}
+	s.quota = quota
 	v, err := dpop.NewVerifier(dpop.Config{
 		Algorithms:  cfg.DPoPAlgorithms,
 		MaxAge:      cfg.ProofMaxAge,
 		Now:         cfg.Issuer.cfg.Now,
 		ReplayStore: cfg.ReplayStore,
+		KeyLimiter:  quota,
 		Nonces:      cfg.Nonces,
 	})
 	if err != nil {
@@ -418,18 +447,24 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return nil, "", newError(ErrUnauthorizedClient, "client may not use this grant type")
 	}
 
-	var jkt string
+	// The proof is checked here but recorded only after the grant, just
+	// before minting (see claimProof), so that refused requests occupy no
+	// replay entry.
+	var (
+		jkt    string
+		dproof *dpop.Proof
+	)
 	proof, err := dpop.ProofFromHeader(r.Header)
 	switch {
 	case errors.Is(err, dpop.ErrMissingProof):
 	case err != nil:
 		return nil, "", newError(ErrInvalidDPoPProof, "malformed DPoP header")
 	default:
-		p, err := s.verifier.Verify(ctx, proof, dpop.Expect{Method: http.MethodPost, URL: s.expectedHTU(r)})
+		p, err := s.verifier.Check(proof, dpop.Expect{Method: http.MethodPost, URL: s.expectedHTU(r)})
 		if err != nil {
 			return nil, "", s.proofError(err)
 		}
-		jkt = p.JKT
+		jkt, dproof = p.JKT, p
 		if due, ok := s.nonces.(interface{ Due(string) bool }); ok && due.Due(p.Nonce) {
 			if n, err := s.nonces.NewNonce(); err == nil {
 				nonce = n
@@ -460,6 +495,11 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	binding, err := bindingFor(client, jkt, cert)
 	if err != nil {
 		return nil, nonce, err
+	}
+	if dproof != nil {
+		if err := s.claimProof(ctx, client, dproof); err != nil {
+			return nil, nonce, err
+		}
 	}
 	aud := g.Audience
 	if len(aud) == 0 && len(client.Audiences) > 0 {
@@ -526,6 +566,26 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 	}
 	return Binding{}, nil
 }
+
+// claimProof records a checked proof in the replay store, within the
+// client's quota (confidential clients) and the proof key's quota. It runs
+// after every other check of the token request and before the token is
+// minted: the claim is one atomic check-and-insert, so among concurrent
+// requests that carry the same proof and all pass the grant, exactly one
+// gets a token.
+func (s *Server) claimProof(ctx context.Context, c *Client, p *dpop.Proof) error {
+	if !c.Public() && !s.quota.Allow(clientQuotaOwner(c.ID)) {
+		return newError(ErrInvalidDPoPProof, "too many DPoP proofs from this client")
+	}
+	if err := s.verifier.Claim(ctx, p); err != nil {
+		return s.proofError(err)
+	}
+	return nil
+}
+
+// clientQuotaOwner is the replay-quota owner of a client. Proof keys are
+// owners under their thumbprint, which never contains ':'.
+func clientQuotaOwner(id string) string { return "client:" + id }
 
 // proofError maps a dpop verification error to the token endpoint error.
 func (s *Server) proofError(err error) error {

@@ -40,6 +40,29 @@
 // acceptance window, at about 100 to 120 bytes per entry on 64-bit
 // platforms (118 at 1,000,000 entries; see Config.Capacity).
 //
+// # Quotas
+//
+// A store bounded by capacity can be filled by one client. [Quota] counts
+// the claims of each owner (a proof key's thumbprint, a client) over a
+// fixed window in bounded memory; callers ask [Quota.Allow] before a claim
+// and refuse the request when it reports false. The dpop Verifier takes a
+// Quota as its KeyLimiter; the issuer and the resource server configure
+// one by default.
+//
+// # Lost state
+//
+// A shared store can lose what it recorded (a Redis restart without
+// persistence), which would let proofs accepted before the loss be
+// accepted again. A [SinceStore] takes, with each claim, the earliest time
+// its key can have been claimed (a proof's iat) and, after detecting a
+// loss, refuses claims from before it with [ErrStateLost].
+//
+// # Testing a store
+//
+// Package github.com/senderbound/senderbound/replaycache/storetest checks
+// any Store against this contract (single use, expiry, atomicity under
+// concurrency, fail-closed errors); the LRU and the Redis store run it.
+//
 // # Example
 //
 //	cache, err := replaycache.NewLRU(replaycache.Config{Capacity: 1 << 20})

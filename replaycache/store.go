@@ -39,4 +39,21 @@ type Store interface {
 	CheckAndStore(ctx context.Context, key [32]byte, exp time.Time) (fresh bool, err error)
 }
 
+// SinceStore is a [Store] that may lose the keys it recorded (a shared
+// store whose server restarts empty) and that detects such a loss. Callers
+// that know when the request carrying a key was created pass it as since;
+// callers find the capability by type assertion.
+//
+// CheckAndStoreSince is CheckAndStore for a key that cannot have been
+// claimed before since (for DPoP, the proof's iat). When the store has
+// detected, at time D, that keys recorded before D are lost, it refuses
+// claims with since before D with an error wrapping [ErrStateLost]: their
+// key may have been claimed before the loss, and the store can no longer
+// tell. Claims with since at or after D are answered as by CheckAndStore.
+// A store that never detected a loss behaves exactly like CheckAndStore.
+type SinceStore interface {
+	Store
+	CheckAndStoreSince(ctx context.Context, key [32]byte, since, exp time.Time) (fresh bool, err error)
+}
+
 var _ Store = (*LRU)(nil)

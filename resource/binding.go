@@ -8,6 +8,7 @@ import (
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/internal/trustedproxy"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/replaycache"
 )
 
 // ext holds the sender-constraint wiring: DPoP proof verification, the
@@ -41,12 +42,21 @@ func (v *Verifier) initExt(cfg Config) error {
 		return nil
 	}
 	d := cfg.DPoP
+	qc := d.KeyQuota
+	if qc.Now == nil {
+		qc.Now = v.now
+	}
+	quota, err := replaycache.NewQuota(qc)
+	if err != nil {
+		return err
+	}
 	v.dpop, err = dpop.NewVerifier(dpop.Config{
 		Algorithms:    d.Algorithms,
 		MaxAge:        d.MaxAge,
 		FutureSkew:    d.FutureSkew,
 		Now:           v.now,
 		ReplayStore:   d.ReplayStore,
+		KeyLimiter:    quota,
 		Nonces:        d.Nonces,
 		MaxProofBytes: d.MaxProofBytes,
 	})
@@ -148,6 +158,16 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 	case err == nil:
 	case errors.Is(err, dpop.ErrStoreUnavailable):
 		return fail(ErrUnavailable, "replay_store_unavailable", "service temporarily unavailable")
+	case errors.Is(err, dpop.ErrReplayStateLost) && v.nonces != nil:
+		// A proof issued before the shared replay store lost its state:
+		// the client retries at once with a new proof and nonce.
+		nonce, nerr := v.nonces.NewNonce()
+		if nerr != nil {
+			return fail(ErrUnavailable, "nonce_unavailable", "service temporarily unavailable")
+		}
+		return &nonceFailure{fail(ErrUseNonce, "replay_state_lost", "a fresh DPoP nonce is required"), nonce}
+	case errors.Is(err, dpop.ErrReplayStateLost):
+		return fail(ErrInvalidProof, "replay_state_lost", "DPoP proof invalid")
 	case errors.Is(err, dpop.ErrUseNonce) && v.nonces != nil:
 		nonce, nerr := v.nonces.NewNonce()
 		if nerr != nil {
@@ -156,6 +176,8 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 		return &nonceFailure{fail(ErrUseNonce, "nonce_required", "a fresh DPoP nonce is required"), nonce}
 	case errors.Is(err, dpop.ErrKeyMismatch):
 		return fail(ErrInvalidToken, "proof_key_mismatch", "DPoP proof key does not match the access token")
+	case errors.Is(err, dpop.ErrKeyQuota):
+		return fail(ErrInvalidProof, "proof_key_quota", "DPoP proof invalid")
 	case errors.Is(err, dpop.ErrReplay):
 		return fail(ErrInvalidProof, "proof_replayed", "DPoP proof invalid")
 	default:

@@ -6,6 +6,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/replaycache"
 )
 
 // Issuer is one trusted authorization server: its exact issuer identifier
@@ -124,6 +125,16 @@ type DPoPConfig struct {
 	// instance, replaycache/redisstore for many). Required. When it fails,
 	// requests are refused with 503.
 	ReplayStore dpop.ReplayStore
+	// KeyQuota bounds the replay entries one proof key (one access token's
+	// cnf.jkt) may create per window, so that a token holder sending a
+	// flood of fresh proofs cannot fill ReplayStore and have every other
+	// client's requests refused. The zero value selects the
+	// replaycache.Quota defaults: 65536 proofs per key per 105 s (about 620
+	// requests per second sustained per key), 65536 keys tracked. A proof
+	// over quota is refused with 401 invalid_dpop_proof (reason
+	// "proof_key_quota") before the store is touched. Set Limit to at most
+	// a small fraction of the store's capacity.
+	KeyQuota replaycache.QuotaConfig
 	// Nonces, when set, makes a resource-server nonce mandatory in every
 	// proof (RFC 9449 §9): a proof without a valid nonce gets 401
 	// use_dpop_nonce with a fresh DPoP-Nonce. Build it with a Label naming

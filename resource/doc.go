@@ -119,6 +119,14 @@
 // is sent with use_dpop_nonce and ahead of expiry on accepted requests.
 // Use replaycache/redisstore as the replay store when several instances
 // serve the same resource; a store failure refuses requests with 503.
+// [DPoPConfig.KeyQuota] bounds the replay entries one proof key (one
+// token's cnf.jkt) can create per window, so a token holder flooding fresh
+// proofs is refused (invalid_dpop_proof, reason proof_key_quota) instead of
+// filling the store for everyone. After a shared store detected the loss
+// of its data (a Redis restart without persistence), proofs issued before
+// the loss are refused with reason replay_state_lost: use_dpop_nonce with a
+// fresh nonce when nonces are required, so clients recover at once, else
+// invalid_dpop_proof.
 //
 // Certificate-bound tokens are matched against the TLS client certificate
 // or, from a trusted proxy only, the RFC 9440 Client-Cert header

@@ -241,6 +241,7 @@ func (f *serveConnFlags) check(e *env, cmd string) error {
 
 const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--audience AUD]... [--scope S]...
        [--signing-key FILE | --state-dir DIR | --ephemeral-key] [--token-ttl DUR] [--require-nonce]
+       [--replay-capacity N] [--replay-quota N]
        [--client ID[:SECRET|:@FILE]]... [--public-client ID]...
        [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
        [--dpop-bound ID]... [--introspect-all ID]...
@@ -376,6 +377,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
 	var cf serveConnFlags
 	cf.register(fs)
+	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
+	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -383,6 +386,9 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	// Flag syntax and combinations, before anything is read or opened.
 	if *addr == "" {
 		return serveUsagef(e, cmd, "--addr is required")
+	}
+	if *replayCapacity < 1 || *replayQuota < 1 {
+		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
 	}
 	listenHost, err := serveAddrHost(*addr)
 	if err != nil {
@@ -573,6 +579,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
 		logger: slog.New(slog.NewTextHandler(e.stderr, nil)),
+		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
 	})
 	if err != nil {
 		ln.Close()
@@ -680,6 +687,10 @@ type serveIssuerParams struct {
 	public       bool // public clients are registered
 	requireNonce bool
 	logger       *slog.Logger // refusals, with their stable reasons
+	// replayCapacity and replayQuota size the replay store and the
+	// per-owner quota; zero means the library defaults.
+	replayCapacity int
+	replayQuota    int
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -714,6 +725,8 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		AuthMethods:     methods,
 		MTLS:            p.tls,
 		Logger:          p.logger,
+		ReplayCapacity:  p.replayCapacity,
+		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
 	}
 	if p.requireNonce {
 		n, err := serveNonces(p.id)
@@ -732,6 +745,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--ca-file FILE] [--redis URL]
+       [--replay-capacity N] [--replay-quota N]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
 
@@ -764,11 +778,16 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	var tf serveTLSFlags
 	tf.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
 	redisURL := fs.String("redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
+	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory DPoP replay cache (without --redis); when full of live entries, DPoP requests are refused with 503")
+	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-cache entries one DPoP key (one token's cnf.jkt) may create per 105 s; beyond it its proofs are refused")
 	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
 	var cf serveConnFlags
 	cf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	if *replayCapacity < 1 || *replayQuota < 1 {
+		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
 	}
 
 	if *addr == "" {
@@ -912,7 +931,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	}
 	var closeStore func()
 	if policy.Accept != resource.AcceptMTLS {
-		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms)}
+		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
 			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots)
 			if err != nil {
@@ -920,7 +939,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 			}
 			dc.ReplayStore, closeStore = store, closeFn
 		} else {
-			lru, err := replaycache.NewLRU(replaycache.Config{})
+			lru, err := replaycache.NewLRU(replaycache.Config{Capacity: *replayCapacity})
 			if err != nil {
 				return err
 			}

@@ -614,6 +614,39 @@ func TestServeShutdown(t *testing.T) {
 	}
 }
 
+// TestServeReplayFlags checks that serve-issuer's --replay-capacity sizes
+// its replay store (two DPoP token requests fill a store of 2, the third is
+// refused with 503) and --replay-quota bounds one key (one request allowed,
+// the next refused with invalid_dpop_proof).
+func TestServeReplayFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		flags      []string
+		wantStatus []int
+		wantError  string
+	}{
+		{name: "capacity", flags: []string{"--replay-capacity", "2"}, wantStatus: []int{200, 200, 503}, wantError: "temporarily_unavailable"},
+		{name: "quota", flags: []string{"--replay-quota", "1"}, wantStatus: []int{200, 400}, wantError: "invalid_dpop_proof"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			as := serveStart(t, append([]string{"serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:" + serveTestSecret}, tt.flags...)...)
+			dc := &http.Client{Transport: &dpop.Transport{Prover: serveProver(t)}, Timeout: 10 * time.Second}
+			for i, want := range tt.wantStatus {
+				status, _, tok := serveRequestToken(t, dc, as.URL+issuer.TokenPath, url.Values{}, true)
+				if status != want {
+					t.Fatalf("token request %d = %d %+v, want %d", i, status, tok, want)
+				}
+				if want != 200 && tok.Error != tt.wantError {
+					t.Fatalf("token request %d: error %q, want %q", i, tok.Error, tt.wantError)
+				}
+			}
+		})
+	}
+}
+
 func TestServeFlagErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -684,6 +717,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{"public-url with fragment", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--public-url", "https://rs.test/#x"}, 2, "--public-url", true},
 		{"resource tls files missing", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--tls-cert", missing, "--tls-key", missing}, 1, "--tls-cert", true},
 		{"resource ca-file not PEM", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--ca-file", notPEM}, 1, "--ca-file", true},
+		{"issuer replay capacity zero", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--replay-capacity", "0"}, 2, "--replay-capacity", true},
+		{"issuer replay quota negative", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--replay-quota", "-1"}, 2, "--replay-quota", true},
+		{"resource replay capacity zero", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--replay-capacity", "0"}, 2, "--replay-capacity", true},
 		{"redis bad scheme", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--redis", "postgres://u:" + secret + "@db/0"}, 1, "--redis", true},
 		{"redis unparsable", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--redis", "redis://u:" + secret + "@host:port:x/0"}, 1, "--redis: invalid URL", true},
 	}

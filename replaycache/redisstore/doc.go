@@ -11,6 +11,12 @@
 // full, or answers unexpectedly, CheckAndStore returns an error wrapping
 // [ErrUnavailable], and callers refuse the request.
 //
+// After a Redis restart without persistence (or a flush), the Store
+// detects the loss in the same round trip as the next claim and refuses
+// proofs issued before it (replaycache.ErrStateLost); see "Loss detection"
+// and "Persistence" in the Store documentation for the Redis settings to
+// use (appendonly yes, appendfsync always).
+//
 // Users of the in-memory [replaycache.LRU] only never import this package, so
 // they do not depend on go-redis.
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/senderbound/senderbound/internal/redistest"
+	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/replaycache/redisstore"
 )
 
@@ -236,8 +237,16 @@ func TestFailClosedServerStopped(t *testing.T) {
 		}
 	}
 	srv.Restart()
-	if !claim(t, s, key("down", 3), exp) {
-		t.Fatal("claim after restart not fresh")
+	// The server came back empty: the store detects it and, for LossHold,
+	// refuses claims that carry no since time, failing closed.
+	fresh, err := s.CheckAndStore(context.Background(), key("down", 3), exp)
+	if fresh || !errors.Is(err, replaycache.ErrStateLost) {
+		t.Fatalf("claim without since after an empty restart = %v, %v; want ErrStateLost", fresh, err)
+	}
+	// A request issued after the detection is claimed normally.
+	fresh, err = s.CheckAndStoreSince(context.Background(), key("down", 4), time.Now(), exp)
+	if err != nil || !fresh {
+		t.Fatalf("claim issued after the restart = %v, %v; want fresh", fresh, err)
 	}
 }
 

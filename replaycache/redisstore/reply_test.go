@@ -17,10 +17,10 @@ import (
 )
 
 // serveRESP runs a TCP server on 127.0.0.1 that speaks just enough RESP2 for
-// a go-redis client, and answers SET with whatever onSet returns (onSet may
-// block). It stands in for Redis only where a real server cannot be made to
+// a go-redis client, and answers the claim (EVALSHA or EVAL of the claim
+// script) with whatever onSet returns (onSet may block). It stands in for Redis only where a real server cannot be made to
 // behave as needed: replies no Redis sends to SET NX (a proxy in front of one
-// might), and a SET that hangs while the server keeps serving.
+// might), and a claim that hangs while the server keeps serving.
 func serveRESP(t *testing.T, onSet func() string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,7 +46,7 @@ func serveRESP(t *testing.T, onSet func() string) string {
 					switch strings.ToLower(args[0]) {
 					case "hello":
 						reply = "-ERR unknown command 'HELLO'\r\n"
-					case "set":
+					case "evalsha", "eval":
 						reply = onSet()
 					case "ping":
 						reply = "+PONG\r\n"
@@ -137,7 +137,7 @@ func TestMaxInFlight(t *testing.T) {
 	var sets atomic.Int32
 	addr := serveRESP(t, func() string {
 		if sets.Add(1) == 1 {
-			<-release // the first SET hangs until released
+			<-release // the first claim hangs until released
 		}
 		return "+OK\r\n"
 	})
@@ -153,7 +153,7 @@ func TestMaxInFlight(t *testing.T) {
 	fresh, err = s.CheckAndStore(context.Background(), key("inflight", 2), exp)
 	wantUnavailable(t, fresh, err)
 	if n := sets.Load(); n != 1 {
-		t.Fatalf("server saw %d SET commands, want 1 (MaxInFlight 1)", n)
+		t.Fatalf("server saw %d claims, want 1 (MaxInFlight 1)", n)
 	}
 	// Once the hung command completes, its slot is free again.
 	close(release)

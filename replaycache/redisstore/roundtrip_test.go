@@ -57,15 +57,16 @@ func (h *countingHook) take() ([][]any, int) {
 	return cmds, p
 }
 
-// setCalls returns the number of SET commands the server has executed.
-func setCalls(tb testing.TB, rdb *redis.Client) int {
+// callCount returns the number of times the server has executed cmd
+// (counting calls made from scripts).
+func callCount(tb testing.TB, rdb *redis.Client, cmd string) int {
 	tb.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		tb.Fatalf("INFO commandstats: %v", err)
 	}
 	for _, line := range strings.Split(info, "\r\n") {
-		rest, ok := strings.CutPrefix(line, "cmdstat_set:calls=")
+		rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls=")
 		if !ok {
 			continue
 		}
@@ -79,8 +80,9 @@ func setCalls(tb testing.TB, rdb *redis.Client) int {
 }
 
 // TestOneRoundTrip checks that every claim, fresh or replayed, is exactly
-// one command, SET <prefix><key> 1 NX PX <ttl>, executed once by the
-// server: no pipeline, no read before the write, no second command.
+// one command, EVALSHA of the claim script with the claim key and the epoch
+// key, which the server runs once: one GET of the epoch key and one
+// SET <prefix><key> 1 NX PX <ttl>; no pipeline, no second command.
 func TestOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -95,6 +97,10 @@ func TestOneRoundTrip(t *testing.T) {
 	const prefix = "rt:"
 	s := newStore(t, rdb, redisstore.Config{Prefix: prefix, Grace: time.Second})
 	now := time.Now()
+	// The first claim creates the epoch key and loads the script.
+	if !claim(t, s, key("rt", 0), now.Add(time.Minute)) {
+		t.Fatal("warm-up claim not fresh")
+	}
 	tests := []struct {
 		name      string
 		key       [32]byte
@@ -109,7 +115,7 @@ func TestOneRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := setCalls(t, stats)
+			sets, gets := callCount(t, stats, "set"), callCount(t, stats, "get")
 			hook.take()
 			fresh, err := s.CheckAndStore(context.Background(), tc.key, tc.exp)
 			if err != nil || fresh != tc.wantFresh {
@@ -121,15 +127,18 @@ func TestOneRoundTrip(t *testing.T) {
 			}
 			args := cmds[0]
 			wantKey := prefix + base64.RawURLEncoding.EncodeToString(tc.key[:])
-			if len(args) != 6 || fmt.Sprint(args[:5]) != fmt.Sprint([]any{"set", wantKey, "1", "nx", "px"}) {
-				t.Fatalf("command %v, want [set %s 1 nx px <ttl>]", args, wantKey)
+			if len(args) != 8 || fmt.Sprint(args[0], args[2:5]) != fmt.Sprint("evalsha", []any{int64(2), wantKey, prefix + "epoch"}) {
+				t.Fatalf("command %v, want [evalsha <sha> 2 %s %sepoch <ttl> <epoch> <new epoch>]", args, wantKey, prefix)
 			}
 			ttl, ok := args[5].(int64)
 			if !ok || ttl < tc.minTTL || ttl > tc.maxTTL {
 				t.Fatalf("PX %v, want %d..%d ms", args[5], tc.minTTL, tc.maxTTL)
 			}
-			if got := setCalls(t, stats) - before; got != 1 {
+			if got := callCount(t, stats, "set") - sets; got != 1 {
 				t.Fatalf("server executed %d SET commands, want 1", got)
+			}
+			if got := callCount(t, stats, "get") - gets; got != 1 {
+				t.Fatalf("server executed %d GET commands, want 1", got)
 			}
 		})
 	}
