@@ -578,7 +578,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	h, err := serveIssuerHandler(serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
-		logger: slog.New(slog.NewTextHandler(e.stderr, nil)),
+		logger:         slog.New(slog.NewTextHandler(e.stderr, nil)),
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
 	})
 	if err != nil {
