@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/senderbound/senderbound/dpop"
-	"github.com/senderbound/senderbound/internal/trustedproxy"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // ext holds the sender-constraint wiring: DPoP proof verification, the
@@ -18,17 +18,14 @@ type ext struct {
 	nonces       dpop.NonceSource
 	nonceDue     interface{ Due(string) bool }
 	target       *dpop.TargetURI
-	proxies      trustedproxy.Set
+	proxies      *trustedproxy.Set
 	insecureHTTP bool
 	certs        *mtlsbound.Source
 }
 
 func (v *Verifier) initExt(cfg Config) error {
-	set, err := trustedproxy.Parse(cfg.TrustedProxies)
-	if err != nil {
-		return err
-	}
-	v.proxies = set
+	var err error
+	v.proxies = cfg.TrustedProxies
 	v.insecureHTTP = cfg.InsecureAllowDPoPOverHTTP
 	v.certs = cfg.ClientCerts
 	if v.certs == nil {
@@ -36,6 +33,10 @@ func (v *Verifier) initExt(cfg Config) error {
 		if err != nil {
 			return err
 		}
+	} else if v.certs.TrustedProxies() != cfg.TrustedProxies {
+		// Otherwise a proxy's requests would count as TLS here while its
+		// own certificate counted as the client's there, or the reverse.
+		return errors.New("resource: ClientCerts must be built with the Config's TrustedProxies")
 	}
 	if cfg.DPoP == nil {
 		return nil
@@ -135,6 +136,9 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 		return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
 	}
 	htu, err := v.target.URL(r)
+	if errors.Is(err, trustedproxy.ErrUnexpectedHeaders) {
+		return fail(ErrInvalidRequest, "forwarded_headers_unexpected", "forwarded headers the proxy does not set")
+	}
 	if err != nil {
 		return fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
 	}
@@ -170,8 +174,9 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 }
 
 // checkCertificate matches cnf.x5t#S256 against the client certificate.
-// The certificate comes from the TLS connection, or from the Client-Cert
-// header of a trusted proxy; the chain is not validated (RFC 8705 §6.2).
+// The certificate comes from the Client-Cert header of a trusted proxy, or
+// from the TLS connection of any other peer; the chain is not validated
+// (RFC 8705 §6.2).
 func (v *Verifier) checkCertificate(r *http.Request, tok *token, pr *Principal) error {
 	cert, forwarded, err := v.certs.Extract(r)
 	if err != nil {

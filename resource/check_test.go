@@ -21,7 +21,18 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
+
+// proxySet returns the trusted proxies at peers whose header family is h.
+func proxySet(t testing.TB, h trustedproxy.Headers, peers ...string) *trustedproxy.Set {
+	t.Helper()
+	s, err := trustedproxy.New(trustedproxy.Config{Peers: peers, Headers: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 func bearerRequest(tok string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "https://rs.example.test/any", nil)
@@ -246,6 +257,14 @@ func TestNewErrors(t *testing.T) {
 	t.Parallel()
 	e := restest.NewEnv(t, restest.Options{})
 	ks := e.Config.Issuers[0].Keys
+	tenNet := proxySet(t, trustedproxy.HeadersXForwarded, "10.0.0.0/8")
+	sourceFor := func(set *trustedproxy.Set) *mtlsbound.Source {
+		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
 	base := func() resource.Config {
 		return resource.Config{Issuers: []resource.Issuer{{Identifier: "https://as", Keys: ks}}, Audience: "https://rs"}
 	}
@@ -263,7 +282,19 @@ func TestNewErrors(t *testing.T) {
 		{"empty algorithms", func(c *resource.Config) { c.Algorithms = []string{} }},
 		{"negative leeway", func(c *resource.Config) { c.Leeway = -time.Second }},
 		{"unknown required claim", func(c *resource.Config) { c.RequiredClaims = []string{"email"} }},
-		{"bad trusted proxy", func(c *resource.Config) { c.TrustedProxies = []string{"10.0.0.1/8"} }},
+		{"ClientCerts trusting other proxies", func(c *resource.Config) {
+			c.TrustedProxies = tenNet
+			c.ClientCerts = sourceFor(proxySet(t, trustedproxy.HeadersXForwarded, "10.0.0.0/8"))
+		}},
+		{"ClientCerts trusting no proxy", func(c *resource.Config) {
+			c.TrustedProxies = tenNet
+			c.ClientCerts = sourceFor(nil)
+		}},
+		{"ClientCerts trusting proxies the Config does not", func(c *resource.Config) { c.ClientCerts = sourceFor(tenNet) }},
+		{"DPoP behind proxies that forward no host, no public URL", func(c *resource.Config) {
+			c.TrustedProxies = proxySet(t, trustedproxy.HeadersNone, "10.0.0.0/8")
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+		}},
 		{"DPoP without replay store", func(c *resource.Config) { c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}} }},
 		{"DPoP with HS256", func(c *resource.Config) {
 			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"HS256"}, ReplayStore: e.Replay}
@@ -291,7 +322,15 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, mod := range []func(*resource.Config){
 		func(c *resource.Config) { c.PublicURL = "https://rs" },
-		func(c *resource.Config) { c.TrustedProxies = []string{"10.0.0.0/8"} },
+		func(c *resource.Config) { c.TrustedProxies = tenNet },
+		func(c *resource.Config) {
+			c.TrustedProxies = proxySet(t, trustedproxy.HeadersForwarded, "10.0.0.0/8")
+			c.ClientCerts = sourceFor(c.TrustedProxies)
+		},
+		func(c *resource.Config) {
+			c.TrustedProxies = proxySet(t, trustedproxy.HeadersNone, "10.0.0.0/8")
+			c.PublicURL = "https://rs"
+		},
 		func(c *resource.Config) { c.InsecureHostHeader = true },
 	} {
 		c := base()
@@ -435,6 +474,13 @@ func TestCheckRarePaths(t *testing.T) {
 		{"policy that cannot be enforced", bearerRequest(e.Token(t, nil)), resource.Policy{Accept: 42}, "policy_invalid", 503},
 		{"target URI undeterminable (no Host)", dpopReq(t, ""), anyPolicy, "target_uri", 400},
 		{"nonce source failing: fail closed", dpopReq(t, "rs.example.test"), anyPolicy, "nonce_unavailable", 503},
+		{"ADV-51/both forwarded header families from the trusted proxy", func() *http.Request {
+			r := dpopReq(t, "rs.example.test")
+			r.RemoteAddr = "127.0.0.1:4711"
+			r.Header.Set("X-Forwarded-Host", "rs.example.test")
+			r.Header.Set("Forwarded", "host=other-rs.example.test")
+			return r
+		}(), anyPolicy, "forwarded_headers_unexpected", 400},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
