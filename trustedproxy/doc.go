@@ -36,7 +36,10 @@
 // other, and refuses a request from a trusted peer that carries the other
 // family's fields ([ErrUnexpectedHeaders]): common proxies set one family
 // and pass the other through from the client untouched, which would let
-// the client choose the host its proof is checked against. A configured
+// the client choose the host its proof is checked against. Within the named
+// family, the proxies must overwrite or remove every field a client sent
+// (X-Forwarded-Host as well as X-Forwarded-Proto; or append their own
+// Forwarded element, of which only the last is read). A configured
 // public URL (resource.Config.PublicURL, dpop.TargetURIConfig.PublicURL) is
 // the recommended setting: it makes forwarded scheme and host irrelevant.
 package trustedproxy

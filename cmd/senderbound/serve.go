@@ -530,7 +530,7 @@ one header family the proxy sets, named by --forwarded-headers (default
 x-forwarded: X-Forwarded-Proto and X-Forwarded-Host; forwarded: RFC 7239
 Forwarded; none: the proxy forwards neither, --public-url is then required).
 The other family is never read, and a request from the proxy that carries it is
-refused with 400: most proxies pass a client's copy of the family they do not
+refused with 400: common proxies pass a client's copy of the family they do not
 set through untouched. From a trusted proxy the client certificate is the one
 forwarded in Client-Cert (a certificate on the proxy's own connection is the
 proxy's, not the client's), so list only proxies.`

@@ -687,6 +687,7 @@ func TestServeFlagErrors(t *testing.T) {
 	}{
 		{"issuer help", []string{"serve-issuer", "-h"}, 0, "Usage: senderbound serve-issuer", false},
 		{"resource help", []string{"serve-resource", "--help"}, 0, "Usage: senderbound serve-resource", false},
+		{"resource help names the forwarded-header family", []string{"serve-resource", "--help"}, 0, "-forwarded-headers string", false},
 		{"issuer without addr", []string{"serve-issuer"}, 2, "--addr is required", true},
 		{"issuer bad addr", []string{"serve-issuer", "--addr", "127.0.0.1"}, 2, "HOST:PORT", true},
 		{"issuer unknown flag", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--nope"}, 2, "flag provided but not defined", false},
