@@ -194,7 +194,8 @@ func TestTargetURI(t *testing.T) {
 		{PublicURL: "rs.example.test"},
 		{PublicURL: "https://rs.example.test/?q"},
 		{TrustedProxies: proxies(trustedproxy.HeadersNone, "10.0.0.0/8")}, // the proxies forward no host
-		{}, // nothing says what the target URI is
+		{TrustedProxies: &trustedproxy.Set{}},                             // the zero Set trusts no one
+		{},                                                                // nothing says what the target URI is
 	} {
 		if _, err := NewTargetURI(bad); err == nil {
 			t.Errorf("%+v accepted", bad)

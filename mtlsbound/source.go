@@ -90,7 +90,7 @@ type Source struct {
 // have no effect.
 func NewSource(cfg SourceConfig) (*Source, error) {
 	set := cfg.TrustedProxies
-	if set == nil && (cfg.Format != FormatRFC9440 || cfg.Header != "" || cfg.MaxHeaderBytes != 0) {
+	if set.Empty() && (cfg.Format != FormatRFC9440 || cfg.Header != "" || cfg.MaxHeaderBytes != 0) {
 		// Forwarded-header mode with nobody to believe: the settings would
 		// silently have no effect (CCERT-15).
 		return nil, fmt.Errorf("%w: forwarded-header settings need TrustedProxies", ErrInvalidConfig)

@@ -233,6 +233,7 @@ func TestNewSourceRefusesNonsense(t *testing.T) {
 		{"CCERT-15/nginx without trusted proxies", SourceConfig{Format: FormatNginxEscapedPEM}, false},
 		{"CCERT-15/header name without trusted proxies", SourceConfig{Header: "X-Client-Cert"}, false},
 		{"CCERT-15/size cap without trusted proxies", SourceConfig{MaxHeaderBytes: 32 << 10}, false},
+		{"CCERT-15/xfcc with the zero Set", SourceConfig{TrustedProxies: &trustedproxy.Set{}, Format: FormatEnvoyXFCC}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

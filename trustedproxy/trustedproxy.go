@@ -21,8 +21,9 @@ type Config struct {
 }
 
 // Set is a parsed, validated set of trusted proxies: the peer address
-// ranges and the forwarded-header family they set. A nil *Set trusts no
-// one; every method accepts it. A Set is immutable and safe for concurrent
+// ranges and the forwarded-header family they set. A nil *Set, like the
+// zero Set, trusts no one and forwards no headers; every method accepts
+// it. Build a Set with [New]. A Set is immutable and safe for concurrent
 // use.
 type Set struct {
 	prefixes []netip.Prefix
@@ -121,10 +122,13 @@ func setBit(a netip.Addr, i int) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
-// Headers returns the forwarded-header family of the proxies; for a nil
-// Set, [HeadersNone].
+// Empty reports whether s trusts no one (s is nil or the zero Set).
+func (s *Set) Empty() bool { return s == nil || len(s.prefixes) == 0 }
+
+// Headers returns the forwarded-header family of the proxies; for an
+// empty Set, [HeadersNone].
 func (s *Set) Headers() Headers {
-	if s == nil {
+	if s.Empty() {
 		return HeadersNone
 	}
 	return s.headers

@@ -135,8 +135,15 @@ func TestTrustedPeer(t *testing.T) {
 	if none.Prefixes() != nil || len(s.Prefixes()) != 3 || s.Prefixes()[2] != netip.MustParsePrefix("192.0.2.0/24") {
 		t.Errorf("Prefixes() = %v / %v", none.Prefixes(), s.Prefixes())
 	}
-	if none.Headers() != HeadersNone || s.Headers() != HeadersXForwarded {
+	zero := &Set{}
+	if zero.TrustedPeer(&http.Request{RemoteAddr: "10.1.2.3:1"}) {
+		t.Error("zero Set trusted a peer")
+	}
+	if none.Headers() != HeadersNone || zero.Headers() != HeadersNone || s.Headers() != HeadersXForwarded {
 		t.Error("Headers() wrong")
+	}
+	if !none.Empty() || !zero.Empty() || s.Empty() {
+		t.Error("Empty() wrong")
 	}
 }
 
