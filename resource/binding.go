@@ -136,8 +136,11 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 		return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
 	}
 	htu, err := v.target.URL(r)
-	if errors.Is(err, trustedproxy.ErrUnexpectedHeaders) {
+	switch {
+	case errors.Is(err, trustedproxy.ErrUnexpectedHeaders):
 		return fail(ErrInvalidRequest, "forwarded_headers_unexpected", "forwarded headers the proxy does not set")
+	case errors.Is(err, trustedproxy.ErrMalformedHeader):
+		return fail(ErrInvalidRequest, "forwarded_header_malformed", "malformed Forwarded header")
 	}
 	if err != nil {
 		return fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")

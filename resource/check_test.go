@@ -497,3 +497,59 @@ func TestCheckRarePaths(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckForwardedFamily: behind trusted proxies that set RFC 7239
+// Forwarded, the htu comes from it alone; X-Forwarded-* fields from such a
+// proxy, or a malformed Forwarded field, refuse the request with 400 and a
+// stable reason.
+func TestCheckForwardedFamily(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true, Mod: func(_ *restest.Env, c *resource.Config) {
+		c.TrustedProxies = proxySet(t, trustedproxy.HeadersForwarded, "127.0.0.1")
+	}})
+	tests := []struct {
+		name    string
+		remote  string
+		headers map[string]string
+		reason  string // "" = accepted
+	}{
+		{"forwarded", "127.0.0.1:4711", map[string]string{"Forwarded": "for=192.0.2.7;proto=https;host=rs.example.test"}, ""},
+		{"ADV-51/X-Forwarded-Host from the proxy", "127.0.0.1:4711", map[string]string{"Forwarded": "proto=https;host=rs.example.test", "X-Forwarded-Host": "rs.example.test"}, "forwarded_headers_unexpected"},
+		{"ADV-51/X-Forwarded-Proto alone from the proxy", "127.0.0.1:4711", map[string]string{"X-Forwarded-Proto": "https"}, "forwarded_headers_unexpected"},
+		{"repeated host parameter", "127.0.0.1:4711", map[string]string{"Forwarded": "proto=https;host=rs.example.test;host=other-rs.example.test"}, "forwarded_header_malformed"},
+		{"unterminated quoted-string", "127.0.0.1:4711", map[string]string{"Forwarded": `proto=https;host="rs.example.test`}, "forwarded_header_malformed"},
+		// Over TLS from an untrusted peer, both families are ignored, not
+		// refused: the htu comes from the request (InsecureHostHeader).
+		{"untrusted peer: both families ignored", "192.0.2.1:4711", map[string]string{"Forwarded": "proto=http;host=other-rs.example.test", "X-Forwarded-Host": "other-rs.example.test"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodGet, "https://rs.example.test/any", nil)
+			restest.DPoPRequest("DPoP", restest.K1Token, nil)(t, e, r)
+			r.RemoteAddr = tc.remote
+			if strings.HasPrefix(tc.remote, "127.0.0.1:") {
+				r.TLS = nil // the proxy terminated TLS
+			}
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			_, err := e.Verifier.Check(r, anyPolicy)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var re *resource.Error
+			if !errors.As(err, &re) || re.Reason != tc.reason || re.Status != http.StatusBadRequest {
+				t.Fatalf("err = %v, want reason %q status 400", err, tc.reason)
+			}
+			w := httptest.NewRecorder()
+			resource.WriteError(w, err)
+			if h := w.Header().Get("WWW-Authenticate"); !strings.Contains(h, `error="invalid_request"`) || strings.Contains(h, "rs.example.test") {
+				t.Fatalf("WWW-Authenticate = %q", h)
+			}
+		})
+	}
+}
