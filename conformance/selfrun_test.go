@@ -24,6 +24,7 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // lateHandler lets a server start (and learn its URL) before its handler
@@ -134,7 +135,7 @@ func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.
 		}
 		return store
 	}
-	newRS := func(aud, label string, store *replaycache.LRU, trusted []string) http.Handler {
+	newRS := func(aud, label string, store *replaycache.LRU, trusted *trustedproxy.Set) http.Handler {
 		dc := &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store}
 		if nonces {
 			n, err := dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{randomBytes(t, 32)}, Label: label})
@@ -161,7 +162,11 @@ func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.
 	}
 	shared := newStore()
 	rsH.set(newRS(aud1, rs.URL, shared, nil))
-	proxyH.set(newRS(aud1, proxy.URL, shared, []string{"127.0.0.1/32", "::1"}))
+	loopback, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1/32", "::1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyH.set(newRS(aud1, proxy.URL, shared, loopback))
 	rs2H.set(newRS(aud2, rs2.URL, newStore(), nil))
 	plainH.set(newRS(aud1, plain.URL, shared, nil))
 

@@ -58,12 +58,19 @@
 // The htu claim is compared with the URL the client used. Behind a
 // TLS-terminating proxy the server sees another scheme and host, so
 // [TargetURI] derives the expected URL from an explicitly configured
-// public base URL (recommended) or, only when the immediate peer is a
-// configured trusted proxy, from X-Forwarded-Proto/X-Forwarded-Host or
-// RFC 7239 Forwarded. Forwarded headers from any other peer are ignored,
-// never used silently, and so is the Host header, which the client
-// chooses: without a public URL, a request from any other peer has no
-// target URI unless [TargetURIConfig.InsecureHostHeader] is set.
+// public base URL ([TargetURIConfig.PublicURL], the recommended setting:
+// no header is then read) or, only when the immediate peer is one of
+// [TargetURIConfig.TrustedProxies], from the one header family those
+// proxies set: X-Forwarded-Proto/X-Forwarded-Host (the default) or
+// RFC 7239 Forwarded (see package trustedproxy). It never falls back from
+// one family to the other, and a request from a trusted proxy that carries
+// the other family's fields has no target URI: common proxies set one
+// family and pass a client's fields of the other through untouched, which
+// would let the client choose the host its proof is checked against.
+// Forwarded headers from any other peer are ignored, never used silently,
+// and so is the Host header, which the client chooses: without a public
+// URL, a request from any other peer has no target URI unless
+// [TargetURIConfig.InsecureHostHeader] is set.
 //
 // # Strict parsing
 //

@@ -2,10 +2,13 @@ package dpop
 
 import (
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 func TestNormalizeURL(t *testing.T) {
@@ -82,11 +85,32 @@ func TestTargetURI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxied, err := NewTargetURI(TargetURIConfig{TrustedProxies: []string{"127.0.0.1/32"}})
+	proxies := func(h trustedproxy.Headers, peers ...string) *trustedproxy.Set {
+		s, err := trustedproxy.New(trustedproxy.Config{Peers: peers, Headers: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	loopback := proxies(trustedproxy.HeadersXForwarded, "127.0.0.1/32")
+	tenNet := proxies(trustedproxy.HeadersXForwarded, "10.0.0.0/8")
+	fixedBehindProxy, err := NewTargetURI(TargetURIConfig{PublicURL: "https://rs.example.test", TrustedProxies: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
-	untrusted, err := NewTargetURI(TargetURIConfig{TrustedProxies: []string{"10.0.0.0/8"}})
+	proxied, err := NewTargetURI(TargetURIConfig{TrustedProxies: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxiedRFC7239, err := NewTargetURI(TargetURIConfig{TrustedProxies: proxies(trustedproxy.HeadersForwarded, "127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxiedNone, err := NewTargetURI(TargetURIConfig{TrustedProxies: proxies(trustedproxy.HeadersNone, "127.0.0.1"), InsecureHostHeader: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusted, err := NewTargetURI(TargetURIConfig{TrustedProxies: tenNet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +118,7 @@ func TestTargetURI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	untrustedOnly, err := NewTargetURI(TargetURIConfig{TrustedProxies: []string{"10.0.0.0/8"}, InsecureHostHeader: false})
+	untrustedOnly, err := NewTargetURI(TargetURIConfig{TrustedProxies: tenNet, InsecureHostHeader: false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,13 +127,23 @@ func TestTargetURI(t *testing.T) {
 		t    *TargetURI
 		h    http.Header
 		tls  bool
-		want string // "" = error
+		want string // "" = error, "unexpected" = error wrapping trustedproxy.ErrUnexpectedHeaders
 	}{
 		{"public URL wins over forwarded headers", fixed, http.Header{"X-Forwarded-Host": {"evil.example"}}, false, "https://rs.example.test/resource"},
 		{"trusted proxy X-Forwarded", proxied, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"rs.example.test"}}, false, "https://rs.example.test/resource"},
 		{"trusted proxy takes last list value", proxied, http.Header{"X-Forwarded-Proto": {"http, https"}, "X-Forwarded-Host": {"evil.example, rs.example.test"}}, false, "https://rs.example.test/resource"},
-		{"trusted proxy RFC 7239", proxied, http.Header{"Forwarded": {`for=192.0.2.1;proto=https;host="rs.example.test"`}}, false, "https://rs.example.test/resource"},
-		{"Forwarded preferred over X-Forwarded", proxied, http.Header{"Forwarded": {`proto=https;host=rs.example.test`}, "X-Forwarded-Host": {"evil.example"}}, false, "https://rs.example.test/resource"},
+		{"trusted proxy RFC 7239", proxiedRFC7239, http.Header{"Forwarded": {`for=192.0.2.1;proto=https;host="rs.example.test"`}}, false, "https://rs.example.test/resource"},
+		{"public URL behind a proxy: neither family read nor checked", fixedBehindProxy, http.Header{"Forwarded": {"host=evil.example"}, "X-Forwarded-Host": {"evil.example"}}, false, "https://rs.example.test/resource"},
+		{"ADV-51/both families from a trusted proxy refused", proxied, http.Header{"Forwarded": {`proto=https;host=rs.example.test`}, "X-Forwarded-Host": {"evil.example"}}, false, "unexpected"},
+		{"ADV-51/client's Forwarded through an X-Forwarded proxy refused", proxied, http.Header{"Forwarded": {"host=evil.example"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"rs.example.test"}}, false, "unexpected"},
+		{"ADV-51/no fall back to Forwarded", proxied, http.Header{"Forwarded": {"proto=https;host=evil.example"}}, false, "unexpected"},
+		{"RFC 7239 family", proxiedRFC7239, http.Header{"Forwarded": {"for=192.0.2.1, proto=https;host=rs.example.test"}}, false, "https://rs.example.test/resource"},
+		{"RFC 7239 family, no Forwarded: the request as the proxy sent it", proxiedRFC7239, nil, false, "http://HOST/resource"},
+		{"ADV-51/client's X-Forwarded-Host through a Forwarded proxy refused", proxiedRFC7239, http.Header{"Forwarded": {"proto=https;host=rs.example.test"}, "X-Forwarded-Host": {"evil.example"}}, false, "unexpected"},
+		{"ADV-51/no fall back to X-Forwarded", proxiedRFC7239, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}}, false, "unexpected"},
+		{"malformed Forwarded", proxiedRFC7239, http.Header{"Forwarded": {"host=a;host=b"}}, false, ""},
+		{"family none: the request as the proxy sent it", proxiedNone, nil, false, "http://HOST/resource"},
+		{"ADV-51/family none refuses forwarded fields", proxiedNone, http.Header{"X-Forwarded-Host": {"evil.example"}}, false, "unexpected"},
 		{"untrusted peer: no target without InsecureHostHeader", untrusted, http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.example"}, "Forwarded": {"host=evil.example"}}, false, ""},
 		{"untrusted peer: Host header not used", untrustedOnly, nil, true, ""},
 		{"InsecureHostHeader: forwarded headers still ignored", plain, http.Header{"X-Forwarded-Host": {"evil.example"}}, false, "http://HOST/resource"},
@@ -123,7 +157,10 @@ func TestTargetURI(t *testing.T) {
 			got := make(chan string, 1)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				u, err := tc.t.URL(r)
-				if err != nil {
+				switch {
+				case errors.Is(err, trustedproxy.ErrUnexpectedHeaders):
+					u = "unexpected"
+				case err != nil:
 					u = ""
 				}
 				got <- strings.Replace(u, r.Host, "HOST", 1)
@@ -156,8 +193,9 @@ func TestTargetURI(t *testing.T) {
 	for _, bad := range []TargetURIConfig{
 		{PublicURL: "rs.example.test"},
 		{PublicURL: "https://rs.example.test/?q"},
-		{TrustedProxies: []string{"10.0.0.1/8"}},
-		{}, // nothing says what the target URI is
+		{TrustedProxies: proxies(trustedproxy.HeadersNone, "10.0.0.0/8")}, // the proxies forward no host
+		{TrustedProxies: &trustedproxy.Set{}},                             // the zero Set trusts no one
+		{},                                                                // nothing says what the target URI is
 	} {
 		if _, err := NewTargetURI(bad); err == nil {
 			t.Errorf("%+v accepted", bad)

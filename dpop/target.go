@@ -2,10 +2,11 @@ package dpop
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/senderbound/senderbound/internal/trustedproxy"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // TargetURIConfig configures [NewTargetURI].
@@ -14,20 +15,22 @@ type TargetURIConfig struct {
 	// "https://rs.example.test" or "https://example.test/api". When set it
 	// is authoritative: the target URI is PublicURL (without a trailing
 	// slash) followed by the request path, and forwarded headers are
-	// ignored. Recommended.
+	// neither read nor checked. This is the recommended setting.
 	PublicURL string
-	// TrustedProxies lists CIDRs or addresses of TLS-terminating proxies
-	// whose X-Forwarded-Proto / X-Forwarded-Host or RFC 7239 Forwarded
-	// headers are believed. Used only when PublicURL is empty. Headers from
-	// any other peer are ignored.
-	TrustedProxies []string
+	// TrustedProxies are the TLS-terminating proxies in front of the
+	// server. Used only when PublicURL is empty: the scheme and host of a
+	// request from one of them come from the header family they set
+	// (trustedproxy.Config.Headers), and a request from one of them that
+	// carries the other family's fields is refused. Headers from any other
+	// peer are ignored. nil trusts no proxy.
+	TrustedProxies *trustedproxy.Set
 	// InsecureHostHeader derives the target URI of a request that came
-	// from no trusted proxy from the request itself: https when it arrived
-	// over TLS, and its Host header. The client chooses the Host header, so
-	// a proof made for another name this server answers to (another
-	// resource server sharing the certificate, an alias) is then accepted.
-	// Use it only for servers reachable under a single name, and tests;
-	// set PublicURL instead.
+	// from no trusted proxy (or from one whose header family is "none")
+	// from the request itself: https when it arrived over TLS, and its
+	// Host header. The client chooses the Host header, so a proof made for
+	// another name this server answers to (another resource server sharing
+	// the certificate, an alias) is then accepted. Use it only for servers
+	// reachable under a single name, and tests; set PublicURL instead.
 	InsecureHostHeader bool
 }
 
@@ -36,13 +39,15 @@ type TargetURIConfig struct {
 // trusted proxy. A TargetURI is immutable and safe for concurrent use.
 type TargetURI struct {
 	public    string
-	proxies   trustedproxy.Set
+	proxies   *trustedproxy.Set
 	trustHost bool
 }
 
-// NewTargetURI validates cfg and returns a TargetURI.
+// NewTargetURI validates cfg and returns a TargetURI. Without PublicURL it
+// needs trusted proxies that forward the scheme and host (header family
+// other than none), or InsecureHostHeader.
 func NewTargetURI(cfg TargetURIConfig) (*TargetURI, error) {
-	t := &TargetURI{}
+	t := &TargetURI{proxies: cfg.TrustedProxies, trustHost: cfg.InsecureHostHeader}
 	if cfg.PublicURL != "" {
 		base := strings.TrimRight(cfg.PublicURL, "/")
 		if strings.ContainsAny(base, "?#") {
@@ -53,14 +58,8 @@ func NewTargetURI(cfg TargetURIConfig) (*TargetURI, error) {
 		}
 		t.public = base
 	}
-	set, err := trustedproxy.Parse(cfg.TrustedProxies)
-	if err != nil {
-		return nil, err
-	}
-	t.proxies = set
-	t.trustHost = cfg.InsecureHostHeader
-	if t.public == "" && len(cfg.TrustedProxies) == 0 && !t.trustHost {
-		return nil, errors.New("dpop: the target URI needs PublicURL (or TrustedProxies, or InsecureHostHeader)")
+	if t.public == "" && t.proxies.Headers() == trustedproxy.HeadersNone && !t.trustHost {
+		return nil, errors.New("dpop: the target URI needs PublicURL (or TrustedProxies that forward the scheme and host, or InsecureHostHeader)")
 	}
 	return t, nil
 }
@@ -69,11 +68,15 @@ var errTarget = errors.New("dpop: cannot determine the request's target URI")
 
 // URL returns the target URI of r without query: scheme, host and path. The
 // scheme and host come from PublicURL when configured; else, when r's
-// immediate peer is a trusted proxy, from the last Forwarded element (or
-// the last X-Forwarded-Proto / X-Forwarded-Host values), falling back to
-// r.Host as the proxy sent it; else, only with InsecureHostHeader, from
-// r.TLS and r.Host. Otherwise it is an error: the target URI is never
-// taken silently from a header the client chose.
+// immediate peer is a trusted proxy whose header family is not none, from
+// that family alone (trustedproxy.Set.Origin), each falling back to the
+// request as the proxy sent it (r.Host; http, or https over TLS); else,
+// only with InsecureHostHeader, from r.TLS and r.Host. Otherwise it is an
+// error: the target URI is never taken silently from a header the client
+// chose. A request from a trusted proxy that carries forwarded fields of a
+// family the proxies do not set, or a malformed Forwarded field, is an
+// error that also wraps trustedproxy.ErrUnexpectedHeaders or
+// trustedproxy.ErrMalformedHeader.
 func (t *TargetURI) URL(r *http.Request) (string, error) {
 	if r == nil || r.URL == nil {
 		return "", errTarget
@@ -85,30 +88,27 @@ func (t *TargetURI) URL(r *http.Request) (string, error) {
 	if t.public != "" {
 		return t.public + path, nil
 	}
-	trusted := t.proxies.TrustedPeer(r)
-	if !trusted && !t.trustHost {
-		return "", errTarget
-	}
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if trusted {
-		if p, h, ok := lastForwarded(r.Header.Values("Forwarded")); ok {
-			if p != "" {
-				scheme = p
-			}
-			if h != "" {
-				host = h
-			}
-		} else {
-			if v := lastListValue(r.Header.Values("X-Forwarded-Proto")); v != "" {
-				scheme = v
-			}
-			if v := lastListValue(r.Header.Values("X-Forwarded-Host")); v != "" {
-				host = v
-			}
+	p, h, err := t.proxies.Origin(r)
+	switch {
+	case err == nil:
+		// From a trusted proxy; with header family none, p and h are
+		// empty, and NewTargetURI required InsecureHostHeader.
+		if p != "" {
+			scheme = p
 		}
+		if h != "" {
+			host = h
+		}
+	case errors.Is(err, trustedproxy.ErrUntrustedPeer):
+		if !t.trustHost {
+			return "", errTarget
+		}
+	default:
+		return "", fmt.Errorf("%w: %w", errTarget, err)
 	}
 	scheme = strings.ToLower(scheme)
 	if (scheme != "http" && scheme != "https") || host == "" {
@@ -119,40 +119,4 @@ func (t *TargetURI) URL(r *http.Request) (string, error) {
 		return "", errTarget
 	}
 	return u, nil
-}
-
-func lastListValue(vs []string) string {
-	if len(vs) == 0 {
-		return ""
-	}
-	v := vs[len(vs)-1]
-	if i := strings.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return strings.TrimSpace(v)
-}
-
-// lastForwarded returns proto and host of the last RFC 7239 element.
-func lastForwarded(vs []string) (proto, host string, ok bool) {
-	if len(vs) == 0 {
-		return "", "", false
-	}
-	v := vs[len(vs)-1]
-	if i := strings.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	for _, pair := range strings.Split(v, ";") {
-		k, val, found := strings.Cut(strings.TrimSpace(pair), "=")
-		if !found {
-			continue
-		}
-		val = strings.Trim(val, `"`)
-		switch strings.ToLower(k) {
-		case "proto":
-			proto = val
-		case "host":
-			host = val
-		}
-	}
-	return proto, host, true
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // failingRegistry is a registry whose backend is down.
@@ -185,7 +186,11 @@ func TestForwardedCertificate(t *testing.T) {
 	t.Parallel()
 	var h *harness
 	h = newHarness(t, harnessOpts{edit: func(c *ServerConfig) {
-		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: []string{"127.0.0.1/32", "::1/128"}})
+		loopback, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1/32", "::1/128"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: loopback})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,8 +212,17 @@ func TestForwardedCertificate(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 	})
-	t.Run("CCERT-16 TLS certificate wins over the header", func(t *testing.T) {
+	// A certificate on a trusted proxy's connection is the proxy's own
+	// (upstream mTLS): the client's is the forwarded one, or none.
+	t.Run("MTLS-CB-01 trusted proxy with its own certificate forwards the client's", func(t *testing.T) {
 		r := h.post(h.client(h.c2), h.aliasTokenURL(), form, map[string]string{"Client-Cert": mtlsbound.FormatClientCertHeader(h.c1.Cert)})
+		h.checkTokenResponse(r)
+		if r.status != 200 || cnfOf(h.verify(r.str("access_token")))["x5t#S256"] != mtlsbound.Thumbprint(h.c1.Cert) {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	})
+	t.Run("a trusted proxy's own certificate is not the client's", func(t *testing.T) {
+		r := h.post(h.client(h.c1), h.aliasTokenURL(), form, nil)
 		h.checkTokenResponse(r)
 		if r.str("error") != "invalid_client" {
 			t.Fatalf("%d %s", r.status, r.raw)

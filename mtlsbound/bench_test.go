@@ -95,7 +95,7 @@ func BenchmarkThumbprint(b *testing.B) {
 // TLS: take the peer certificate, thumbprint it and compare with cnf.
 func BenchmarkBindingTLSPath(b *testing.B) {
 	f := fixtures(b)
-	src, err := NewSource(SourceConfig{TrustedProxies: []string{"10.0.0.0/8"}})
+	src, err := NewSource(SourceConfig{TrustedProxies: proxies(b, "10.0.0.0/8")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func BenchmarkBindingTLSPath(b *testing.B) {
 // RFC 9440 header (base64 + DER parse), thumbprint and compare.
 func BenchmarkBindingHeaderPath(b *testing.B) {
 	f := fixtures(b)
-	src, err := NewSource(SourceConfig{TrustedProxies: []string{"10.0.0.0/8"}})
+	src, err := NewSource(SourceConfig{TrustedProxies: proxies(b, "10.0.0.0/8")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,8 +52,8 @@ func TestCertificateBoundTokenOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	atc := Thumbprint(f.c1.Cert)
-	direct := mustSource(t, SourceConfig{TrustedProxies: []string{"10.0.0.0/8"}})
-	behindProxy := mustSource(t, SourceConfig{TrustedProxies: []string{"127.0.0.1", "::1"}})
+	direct := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "10.0.0.0/8")})
+	behindProxy := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "127.0.0.1", "::1")})
 	c1Header := http.Header{"Client-Cert": {FormatClientCertHeader(f.c1.Cert)}}
 	tests := []struct {
 		name       string
@@ -73,7 +73,9 @@ func TestCertificateBoundTokenOverTLS(t *testing.T) {
 		{"ADV-90 SPKI digest as binding", direct, kat12SPKI, f.c1, nil, 401},
 		{"CCERT-02/ADV-85 header from untrusted peer", direct, atc, nil, c1Header, 401},
 		{"CCERT-02 header from trusted peer", behindProxy, atc, nil, c1Header, 200},
-		{"CCERT-16/ADV-87 TLS C2 beats header C1", behindProxy, atc, f.c2, c1Header, 401},
+		{"CCERT-16/ADV-87 untrusted peer's TLS C2 beats header C1", direct, atc, f.c2, c1Header, 401},
+		{"CCERT-02 trusted proxy's own certificate C2, forwarded C1", behindProxy, atc, f.c2, c1Header, 200},
+		{"CCERT-02 trusted proxy's own certificate is not the client's", behindProxy, atc, f.c1, nil, 401},
 		{"CCERT-05 two headers from trusted peer", behindProxy, atc, nil, http.Header{"Client-Cert": {c1Header.Get("Client-Cert"), c1Header.Get("Client-Cert")}}, 400},
 		{"CCERT-06 chain without Client-Cert", behindProxy, atc, nil, http.Header{"Client-Cert-Chain": {FormatClientCertHeader(f.c1.Cert)}}, 400},
 	}
@@ -105,7 +107,7 @@ func TestCertificateBoundTokenOverTLS(t *testing.T) {
 			if resp.Header.Get("Client-Cert") != "" || resp.Header.Get("Client-Cert-Chain") != "" {
 				t.Fatal("CCERT-07: certificate header in response")
 			}
-			if tt.wantStatus == 200 && tt.leaf == nil && resp.Header.Get("Cache-Control") != "no-store" {
+			if tt.wantStatus == 200 && tt.src == behindProxy && resp.Header.Get("Cache-Control") != "no-store" {
 				t.Fatal("CCERT-10: response chosen by a forwarded certificate is cacheable")
 			}
 		})

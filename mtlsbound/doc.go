@@ -25,19 +25,26 @@
 //
 // # Where the certificate comes from
 //
-// A [Source] returns the TLS-layer certificate when there is one; it is
-// authoritative and no header overrides it. Only when the connection has no
-// client certificate and the immediate peer (r.RemoteAddr) is one of
-// [SourceConfig.TrustedProxies] does it read the forwarded header: RFC 9440
-// Client-Cert by default, or opt-in Envoy X-Forwarded-Client-Cert and nginx
-// $ssl_client_escaped_cert formats. With no trusted proxies (the default)
-// headers are never read. The proxy must strip client-supplied copies of the
-// header; a Go proxy built on httputil.ReverseProxy does both steps with
-// [ForwardClientCert], and cleans the backend's responses with
-// [ForwardClientCertResponse]. Responses chosen with a forwarded certificate
-// must be marked Cache-Control: no-store or Vary on the header
-// ([Source.Forwarded]). Forwarded-header settings without trusted proxies,
-// and a trusted range covering every address, are refused by [NewSource].
+// A [Source] finds the client certificate by the immediate peer
+// (r.RemoteAddr). From a peer that is not one of
+// [SourceConfig.TrustedProxies], it is the TLS-layer certificate, which is
+// authoritative: no header overrides it, and headers from such a peer are
+// never read (CCERT-16). From a trusted proxy, it is the certificate the
+// proxy forwarded in the header: RFC 9440 Client-Cert by default, or opt-in
+// Envoy X-Forwarded-Client-Cert and nginx $ssl_client_escaped_cert formats.
+// A certificate on the proxy's own connection (upstream mTLS, a
+// service-mesh sidecar) is the proxy's, never the client's, and a trusted
+// proxy that forwards none means there is no client certificate. The
+// trusted set must therefore contain only proxies. With no trusted proxies
+// (the default) headers are never read. The proxies are one
+// trustedproxy.Set, shared with the rest of the server's configuration.
+// The proxy must strip client-supplied copies of the header; a Go proxy
+// built on httputil.ReverseProxy does both steps with [ForwardClientCert],
+// and cleans the backend's responses with [ForwardClientCertResponse].
+// Responses chosen with a forwarded certificate must be marked
+// Cache-Control: no-store or Vary on the header ([Source.Forwarded]).
+// Forwarded-header settings without trusted proxies are refused by
+// [NewSource]; trustedproxy.New refuses ranges that trust every peer.
 //
 // # Client authentication (RFC 8705 §2)
 //

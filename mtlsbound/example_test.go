@@ -16,6 +16,7 @@ import (
 
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // The RFC 9440 Appendix A Client-Cert value, as a trusted proxy sends it.
@@ -31,9 +32,13 @@ func ExampleThumbprint() {
 }
 
 func ExampleSource() {
-	src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{
-		TrustedProxies: []string{"10.0.0.0/8"}, // the TLS-terminating proxies
+	proxies, err := trustedproxy.New(trustedproxy.Config{
+		Peers: []string{"10.0.0.0/8"}, // the TLS-terminating proxies
 	})
+	if err != nil {
+		panic(err)
+	}
+	src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: proxies})
 	if err != nil {
 		panic(err)
 	}

@@ -2,13 +2,16 @@ package mtlsbound
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
@@ -20,7 +23,7 @@ import (
 func TestForwardClientCertThroughProxy(t *testing.T) {
 	t.Parallel()
 	f := fixtures(t)
-	src := mustSource(t, SourceConfig{TrustedProxies: []string{"127.0.0.1", "::1"}})
+	src := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "127.0.0.1", "::1")})
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := src.ClientCertificate(r)
 		switch {
@@ -159,7 +162,7 @@ func TestForwardClientCertResponse(t *testing.T) {
 func TestForwardClientCertAfterResumption(t *testing.T) {
 	t.Parallel()
 	f := fixtures(t)
-	src := mustSource(t, SourceConfig{TrustedProxies: []string{"127.0.0.1", "::1"}})
+	src := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "127.0.0.1", "::1")})
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := src.ClientCertificate(r)
 		if err != nil || c == nil {
@@ -198,5 +201,91 @@ func TestForwardClientCertAfterResumption(t *testing.T) {
 		if got := strings.TrimSpace(string(body)); got != Thumbprint(f.c1.Cert) {
 			t.Fatalf("request %d (resumed=%v): backend saw %q", i, wantResumed, got)
 		}
+	}
+}
+
+// TestForwardClientCertThroughMTLSProxy runs a real TLS-terminating proxy
+// that authenticates itself to a TLS backend with its own client
+// certificate (upstream mTLS, as a service-mesh sidecar does). Behind it
+// the client's certificate is the forwarded one, or none; the proxy's own
+// certificate is never taken for the client's. A client connecting to the
+// backend directly, from an untrusted address, is judged by its own TLS
+// certificate, whatever header it sends (CCERT-16).
+func TestForwardClientCertThroughMTLSProxy(t *testing.T) {
+	t.Parallel()
+	f := fixtures(t)
+	src := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "127.0.0.1")})
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			http.Error(w, "no certificate on the connection", http.StatusInternalServerError)
+			return
+		}
+		c, fwd, err := src.Extract(r)
+		switch {
+		case err != nil:
+			http.Error(w, "bad header", http.StatusBadRequest)
+		case c == nil:
+			io.WriteString(w, "none")
+		default:
+			fmt.Fprintf(w, "%s %v", Thumbprint(c), fwd)
+		}
+	}))
+	backend.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	backend.StartTLS()
+	t.Cleanup(backend.Close)
+
+	// The proxy's own certificate, presented to the backend.
+	proxyCert := f.s2.TLSCertificate()
+	upstream := &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs:      f.ca1.Pool(),
+		Certificates: []tls.Certificate{proxyCert},
+		MinVersion:   tls.VersionTLS12,
+	}}
+	t.Cleanup(upstream.CloseIdleConnections)
+	bu, _ := url.Parse(backend.URL)
+	proxy := httptest.NewUnstartedServer(&httputil.ReverseProxy{
+		Transport: upstream,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(bu)
+			ForwardClientCert(pr.Out.Header, pr.In.TLS)
+		},
+	})
+	proxy.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	proxy.StartTLS()
+	t.Cleanup(proxy.Close)
+
+	untrusted := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	forged := http.Header{"Client-Cert": {FormatClientCertHeader(f.c1.Cert)}}
+	tests := []struct {
+		name   string
+		url    string
+		leaf   *certs.Leaf
+		hdr    http.Header
+		direct bool
+		want   string
+	}{
+		{"CCERT-02 client certificate C1 forwarded over the proxy's mTLS", proxy.URL, f.c1, nil, false, Thumbprint(f.c1.Cert) + " true"},
+		{"CCERT-02 proxy forwards none: no client certificate, not the proxy's", proxy.URL, nil, nil, false, "none"},
+		{"CCERT-09 forged header without client certificate removed by the proxy", proxy.URL, nil, forged, false, "none"},
+		{"CCERT-16/ADV-87 untrusted direct client: its TLS certificate wins", backend.URL, f.c2, forged, true, Thumbprint(f.c2.Cert) + " false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var cert *tls.Certificate
+			if tt.leaf != nil {
+				c := tt.leaf.TLSCertificate()
+				cert = &c
+			}
+			client := NewClient(cert, f.ca1.Pool())
+			defer client.CloseIdleConnections()
+			if tt.direct {
+				client.Transport.(*http.Transport).DialContext = untrusted.DialContext
+			}
+			status, body := get(t, client, tt.url, tt.hdr)
+			if status != http.StatusOK || body != tt.want {
+				t.Fatalf("backend answered %d %q, want %q", status, body, tt.want)
+			}
+		})
 	}
 }

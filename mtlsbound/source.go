@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/textproto"
 
-	"github.com/senderbound/senderbound/internal/trustedproxy"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // HeaderFormat selects how a trusted proxy encodes the forwarded client
@@ -49,15 +49,15 @@ const (
 // SourceConfig configures where a Source finds the client certificate. The
 // zero value uses only the TLS connection's certificate and never a header.
 type SourceConfig struct {
-	// TrustedProxies lists the CIDRs or addresses of TLS-terminating proxies
-	// whose forwarded certificate header is believed (see
-	// internal/trustedproxy for the syntax). Empty (the default) means
-	// forwarded headers are never used (CCERT-01); Format, Header and
-	// MaxHeaderBytes must then be left at their zero values (CCERT-15). A
-	// range that covers every address (0.0.0.0/0, ::/0) is refused: it would
-	// let any client forge a certificate. The check uses the connection's
-	// RemoteAddr only, never X-Forwarded-For.
-	TrustedProxies []string
+	// TrustedProxies are the TLS-terminating proxies whose forwarded
+	// certificate header is believed (see package trustedproxy; its header
+	// family does not matter here). nil (the default) means forwarded
+	// headers are never used (CCERT-01); Format, Header and MaxHeaderBytes
+	// must then be left at their zero values (CCERT-15). The check uses the
+	// connection's RemoteAddr only, never X-Forwarded-For. A certificate on
+	// a connection from a trusted proxy is the proxy's own, never the
+	// client's.
+	TrustedProxies *trustedproxy.Set
 
 	// Format is the header encoding; the default is FormatRFC9440.
 	Format HeaderFormat
@@ -72,33 +72,24 @@ type SourceConfig struct {
 	MaxHeaderBytes int
 }
 
-// Source finds the client certificate of an HTTP request: the TLS-layer
-// certificate when the connection has one, otherwise the certificate a
-// trusted proxy forwarded in a header. A Source is immutable and safe for
-// concurrent use.
+// Source finds the client certificate of an HTTP request: from a trusted
+// proxy, the certificate it forwarded in a header; from any other peer, the
+// TLS-layer certificate. A Source is immutable and safe for concurrent use.
 type Source struct {
-	trusted trustedproxy.Set
+	trusted *trustedproxy.Set
 	format  HeaderFormat
 	header  string
 	max     int
 }
 
-// NewSource validates cfg and returns a Source. It refuses unparsable or
-// non-canonical proxy ranges, a range that trusts every peer, forwarded-header
-// settings (Format, Header, MaxHeaderBytes) without any trusted proxy, an
+// NewSource validates cfg and returns a Source. It refuses forwarded-header
+// settings (Format, Header, MaxHeaderBytes) without trusted proxies, an
 // unknown Format, an invalid header name, the Client-Cert-Chain header as the
-// certificate header, and an out-of-range MaxHeaderBytes. cfg is copied;
-// later changes to it have no effect.
+// certificate header, and an out-of-range MaxHeaderBytes. (The proxy ranges
+// were validated by trustedproxy.New.) cfg is copied; later changes to it
+// have no effect.
 func NewSource(cfg SourceConfig) (*Source, error) {
-	set, err := trustedproxy.Parse(cfg.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	for _, p := range set.Prefixes() {
-		if p.Bits() == 0 {
-			return nil, fmt.Errorf("%w: trusted proxy range %s trusts every peer", ErrInvalidConfig, p)
-		}
-	}
+	set := cfg.TrustedProxies
 	if set.Empty() && (cfg.Format != FormatRFC9440 || cfg.Header != "" || cfg.MaxHeaderBytes != 0) {
 		// Forwarded-header mode with nobody to believe: the settings would
 		// silently have no effect (CCERT-15).
@@ -148,13 +139,21 @@ func validFieldName(n string) bool {
 // example to add it to Vary, CCERT-10).
 func (s *Source) Header() string { return s.header }
 
-// ClientCertificate returns the client certificate of r: from
-// r.TLS.PeerCertificates[0] when the connection carries one (authoritative:
-// a header never overrides it, CCERT-16), else from the forwarded header
-// when the immediate peer is a trusted proxy, else (nil, nil). A malformed
-// header from a trusted peer is an error wrapping ErrInvalidHeader (answer
-// 400). Headers from untrusted peers are ignored. ClientCertificate does not
-// validate the certificate's chain or validity period.
+// TrustedProxies returns the proxies whose forwarded header the Source
+// reads (nil for none), so that a server can check it was built with the
+// same Set as the rest of its configuration.
+func (s *Source) TrustedProxies() *trustedproxy.Set { return s.trusted }
+
+// ClientCertificate returns the client certificate of r. When the immediate
+// peer is a trusted proxy, it is the certificate the proxy forwarded in the
+// header, or none when the proxy forwarded none: a certificate on that
+// connection is the proxy's own (upstream mTLS, a service-mesh sidecar),
+// never the client's. From any other peer it is r.TLS.PeerCertificates[0],
+// or none; a header from such a peer is ignored, and never overrides the
+// connection's certificate (CCERT-16). A malformed header from a trusted
+// peer is an error wrapping ErrInvalidHeader (answer 400).
+// ClientCertificate does not validate the certificate's chain or validity
+// period.
 func (s *Source) ClientCertificate(r *http.Request) (*x509.Certificate, error) {
 	c, _, err := s.Extract(r)
 	return c, err
@@ -165,7 +164,7 @@ func (s *Source) ClientCertificate(r *http.Request) (*x509.Certificate, error) {
 // it can be marked Cache-Control: no-store or Vary on the header (CCERT-10).
 // It reports true only when ClientCertificate would read the header.
 func (s *Source) Forwarded(r *http.Request) bool {
-	if r == nil || tlsPeer(r) != nil || !s.trusted.TrustedPeer(r) {
+	if r == nil || !s.trusted.TrustedPeer(r) {
 		return false
 	}
 	if len(r.Header.Values(s.header)) > 0 {
@@ -180,11 +179,8 @@ func (s *Source) Extract(r *http.Request) (cert *x509.Certificate, forwarded boo
 	if r == nil {
 		return nil, false, nil
 	}
-	if c := tlsPeer(r); c != nil {
-		return c, false, nil
-	}
 	if !s.trusted.TrustedPeer(r) {
-		return nil, false, nil
+		return tlsPeer(r), false, nil
 	}
 	vals := r.Header.Values(s.header)
 	if s.format == FormatRFC9440 && len(vals) == 0 && len(r.Header.Values(DefaultChainHeader)) > 0 {

@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/senderbound/senderbound/dpop"
-	"github.com/senderbound/senderbound/internal/trustedproxy"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // ext holds the sender-constraint wiring: DPoP proof verification, the
@@ -19,17 +19,14 @@ type ext struct {
 	nonces       dpop.NonceSource
 	nonceDue     interface{ Due(string) bool }
 	target       *dpop.TargetURI
-	proxies      trustedproxy.Set
+	proxies      *trustedproxy.Set
 	insecureHTTP bool
 	certs        *mtlsbound.Source
 }
 
 func (v *Verifier) initExt(cfg Config) error {
-	set, err := trustedproxy.Parse(cfg.TrustedProxies)
-	if err != nil {
-		return err
-	}
-	v.proxies = set
+	var err error
+	v.proxies = cfg.TrustedProxies
 	v.insecureHTTP = cfg.InsecureAllowDPoPOverHTTP
 	v.certs = cfg.ClientCerts
 	if v.certs == nil {
@@ -37,6 +34,10 @@ func (v *Verifier) initExt(cfg Config) error {
 		if err != nil {
 			return err
 		}
+	} else if v.certs.TrustedProxies() != cfg.TrustedProxies {
+		// Otherwise a proxy's requests would count as TLS here while its
+		// own certificate counted as the client's there, or the reverse.
+		return errors.New("resource: ClientCerts must be built with the Config's TrustedProxies")
 	}
 	if cfg.DPoP == nil {
 		return nil
@@ -145,6 +146,12 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 		return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
 	}
 	htu, err := v.target.URL(r)
+	switch {
+	case errors.Is(err, trustedproxy.ErrUnexpectedHeaders):
+		return fail(ErrInvalidRequest, "forwarded_headers_unexpected", "forwarded headers the proxy does not set")
+	case errors.Is(err, trustedproxy.ErrMalformedHeader):
+		return fail(ErrInvalidRequest, "forwarded_header_malformed", "malformed Forwarded header")
+	}
 	if err != nil {
 		return fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
 	}
@@ -192,8 +199,9 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 }
 
 // checkCertificate matches cnf.x5t#S256 against the client certificate.
-// The certificate comes from the TLS connection, or from the Client-Cert
-// header of a trusted proxy; the chain is not validated (RFC 8705 §6.2).
+// The certificate comes from the Client-Cert header of a trusted proxy, or
+// from the TLS connection of any other peer; the chain is not validated
+// (RFC 8705 §6.2).
 func (v *Verifier) checkCertificate(r *http.Request, tok *token, pr *Principal) error {
 	cert, forwarded, err := v.certs.Extract(r)
 	if err != nil {

@@ -21,7 +21,18 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
+
+// proxySet returns the trusted proxies at peers whose header family is h.
+func proxySet(t testing.TB, h trustedproxy.Headers, peers ...string) *trustedproxy.Set {
+	t.Helper()
+	s, err := trustedproxy.New(trustedproxy.Config{Peers: peers, Headers: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 func bearerRequest(tok string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "https://rs.example.test/any", nil)
@@ -246,6 +257,14 @@ func TestNewErrors(t *testing.T) {
 	t.Parallel()
 	e := restest.NewEnv(t, restest.Options{})
 	ks := e.Config.Issuers[0].Keys
+	tenNet := proxySet(t, trustedproxy.HeadersXForwarded, "10.0.0.0/8")
+	sourceFor := func(set *trustedproxy.Set) *mtlsbound.Source {
+		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
 	base := func() resource.Config {
 		return resource.Config{Issuers: []resource.Issuer{{Identifier: "https://as", Keys: ks}}, Audience: "https://rs"}
 	}
@@ -263,7 +282,19 @@ func TestNewErrors(t *testing.T) {
 		{"empty algorithms", func(c *resource.Config) { c.Algorithms = []string{} }},
 		{"negative leeway", func(c *resource.Config) { c.Leeway = -time.Second }},
 		{"unknown required claim", func(c *resource.Config) { c.RequiredClaims = []string{"email"} }},
-		{"bad trusted proxy", func(c *resource.Config) { c.TrustedProxies = []string{"10.0.0.1/8"} }},
+		{"ClientCerts trusting other proxies", func(c *resource.Config) {
+			c.TrustedProxies = tenNet
+			c.ClientCerts = sourceFor(proxySet(t, trustedproxy.HeadersXForwarded, "10.0.0.0/8"))
+		}},
+		{"ClientCerts trusting no proxy", func(c *resource.Config) {
+			c.TrustedProxies = tenNet
+			c.ClientCerts = sourceFor(nil)
+		}},
+		{"ClientCerts trusting proxies the Config does not", func(c *resource.Config) { c.ClientCerts = sourceFor(tenNet) }},
+		{"DPoP behind proxies that forward no host, no public URL", func(c *resource.Config) {
+			c.TrustedProxies = proxySet(t, trustedproxy.HeadersNone, "10.0.0.0/8")
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+		}},
 		{"DPoP without replay store", func(c *resource.Config) { c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}} }},
 		{"DPoP with HS256", func(c *resource.Config) {
 			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"HS256"}, ReplayStore: e.Replay}
@@ -291,7 +322,15 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, mod := range []func(*resource.Config){
 		func(c *resource.Config) { c.PublicURL = "https://rs" },
-		func(c *resource.Config) { c.TrustedProxies = []string{"10.0.0.0/8"} },
+		func(c *resource.Config) { c.TrustedProxies = tenNet },
+		func(c *resource.Config) {
+			c.TrustedProxies = proxySet(t, trustedproxy.HeadersForwarded, "10.0.0.0/8")
+			c.ClientCerts = sourceFor(c.TrustedProxies)
+		},
+		func(c *resource.Config) {
+			c.TrustedProxies = proxySet(t, trustedproxy.HeadersNone, "10.0.0.0/8")
+			c.PublicURL = "https://rs"
+		},
 		func(c *resource.Config) { c.InsecureHostHeader = true },
 	} {
 		c := base()
@@ -435,6 +474,13 @@ func TestCheckRarePaths(t *testing.T) {
 		{"policy that cannot be enforced", bearerRequest(e.Token(t, nil)), resource.Policy{Accept: 42}, "policy_invalid", 503},
 		{"target URI undeterminable (no Host)", dpopReq(t, ""), anyPolicy, "target_uri", 400},
 		{"nonce source failing: fail closed", dpopReq(t, "rs.example.test"), anyPolicy, "nonce_unavailable", 503},
+		{"ADV-51/both forwarded header families from the trusted proxy", func() *http.Request {
+			r := dpopReq(t, "rs.example.test")
+			r.RemoteAddr = "127.0.0.1:4711"
+			r.Header.Set("X-Forwarded-Host", "rs.example.test")
+			r.Header.Set("Forwarded", "host=other-rs.example.test")
+			return r
+		}(), anyPolicy, "forwarded_headers_unexpected", 400},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -447,6 +493,62 @@ func TestCheckRarePaths(t *testing.T) {
 			resource.WriteError(w, err)
 			if w.Code != tc.status || (tc.status == 503 && w.Header().Get("WWW-Authenticate") != "") {
 				t.Fatalf("rendered %d with challenges %q", w.Code, w.Header().Values("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
+// TestCheckForwardedFamily: behind trusted proxies that set RFC 7239
+// Forwarded, the htu comes from it alone; X-Forwarded-* fields from such a
+// proxy, or a malformed Forwarded field, refuse the request with 400 and a
+// stable reason.
+func TestCheckForwardedFamily(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true, Mod: func(_ *restest.Env, c *resource.Config) {
+		c.TrustedProxies = proxySet(t, trustedproxy.HeadersForwarded, "127.0.0.1")
+	}})
+	tests := []struct {
+		name    string
+		remote  string
+		headers map[string]string
+		reason  string // "" = accepted
+	}{
+		{"forwarded", "127.0.0.1:4711", map[string]string{"Forwarded": "for=192.0.2.7;proto=https;host=rs.example.test"}, ""},
+		{"ADV-51/X-Forwarded-Host from the proxy", "127.0.0.1:4711", map[string]string{"Forwarded": "proto=https;host=rs.example.test", "X-Forwarded-Host": "rs.example.test"}, "forwarded_headers_unexpected"},
+		{"ADV-51/X-Forwarded-Proto alone from the proxy", "127.0.0.1:4711", map[string]string{"X-Forwarded-Proto": "https"}, "forwarded_headers_unexpected"},
+		{"repeated host parameter", "127.0.0.1:4711", map[string]string{"Forwarded": "proto=https;host=rs.example.test;host=other-rs.example.test"}, "forwarded_header_malformed"},
+		{"unterminated quoted-string", "127.0.0.1:4711", map[string]string{"Forwarded": `proto=https;host="rs.example.test`}, "forwarded_header_malformed"},
+		// Over TLS from an untrusted peer, both families are ignored, not
+		// refused: the htu comes from the request (InsecureHostHeader).
+		{"untrusted peer: both families ignored", "192.0.2.1:4711", map[string]string{"Forwarded": "proto=http;host=other-rs.example.test", "X-Forwarded-Host": "other-rs.example.test"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodGet, "https://rs.example.test/any", nil)
+			restest.DPoPRequest("DPoP", restest.K1Token, nil)(t, e, r)
+			r.RemoteAddr = tc.remote
+			if strings.HasPrefix(tc.remote, "127.0.0.1:") {
+				r.TLS = nil // the proxy terminated TLS
+			}
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			_, err := e.Verifier.Check(r, anyPolicy)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var re *resource.Error
+			if !errors.As(err, &re) || re.Reason != tc.reason || re.Status != http.StatusBadRequest {
+				t.Fatalf("err = %v, want reason %q status 400", err, tc.reason)
+			}
+			w := httptest.NewRecorder()
+			resource.WriteError(w, err)
+			if h := w.Header().Get("WWW-Authenticate"); !strings.Contains(h, `error="invalid_request"`) || strings.Contains(h, "rs.example.test") {
+				t.Fatalf("WWW-Authenticate = %q", h)
 			}
 		})
 	}

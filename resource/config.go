@@ -7,6 +7,7 @@ import (
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // Issuer is one trusted authorization server: its exact issuer identifier
@@ -70,30 +71,39 @@ type Config struct {
 	DPoP *DPoPConfig
 	// PublicURL is the externally visible base URL of this server (for
 	// example "https://api.example.com"); the expected DPoP htu is PublicURL
-	// followed by the request path. Required with DPoP unless TrustedProxies
-	// or InsecureHostHeader is set. If empty, the htu of a request from a
-	// trusted proxy comes from its X-Forwarded-Proto/-Host or Forwarded
-	// headers (or the Host it sent); a DPoP request from any other peer is
-	// refused (400 invalid_request), unless InsecureHostHeader.
+	// followed by the request path, and no forwarded header is read for it.
+	// This is the recommended setting. Required with DPoP unless
+	// TrustedProxies forward the scheme and host or InsecureHostHeader is
+	// set. If empty, the htu of a request from a trusted proxy comes from
+	// the one header family those proxies set (X-Forwarded-Proto/-Host by
+	// default, or RFC 7239 Forwarded; or the Host it sent), and a request
+	// from one of them that carries the other family's fields is refused
+	// (400 invalid_request, reason forwarded_headers_unexpected); a DPoP
+	// request from any other peer is refused (400 invalid_request), unless
+	// InsecureHostHeader.
 	PublicURL string
 	// InsecureHostHeader, without PublicURL, derives the expected DPoP htu
-	// of a request from no trusted proxy from its Host header and whether
-	// it arrived over TLS. The client chooses the Host header: a proof
-	// made for another name this server answers to (another resource
-	// server behind the same certificate, an alias) is then accepted. Only
-	// for servers reachable under a single name, and tests.
+	// of a request from no trusted proxy (or from trusted proxies whose
+	// header family is none) from its Host header and whether it arrived
+	// over TLS. The client chooses the Host header: a proof made for
+	// another name this server answers to (another resource server behind
+	// the same certificate, an alias) is then accepted. Only for servers
+	// reachable under a single name, and tests.
 	InsecureHostHeader bool
-	// TrustedProxies lists CIDRs or addresses of TLS-terminating proxies
-	// in front of this server. Only from these peers are forwarded
-	// headers believed: the RFC 9440 Client-Cert header (mTLS-bound tokens)
-	// and X-Forwarded-Proto/-Host or Forwarded (htu, when PublicURL is
-	// empty); and requests from them count as having arrived over TLS.
-	// Empty (the default) trusts no proxy.
-	TrustedProxies []string
+	// TrustedProxies are the TLS-terminating proxies in front of this
+	// server, built once by trustedproxy.New. Only from these peers are
+	// forwarded headers believed: the RFC 9440 Client-Cert header
+	// (mTLS-bound tokens; a certificate on a proxy's own connection is the
+	// proxy's, never the client's) and the scheme and host (htu, when
+	// PublicURL is empty); and requests from them count as having arrived
+	// over TLS. nil (the default) trusts no proxy.
+	TrustedProxies *trustedproxy.Set
 	// ClientCerts finds the client certificate for certificate-bound
-	// tokens. If nil, a source built from TrustedProxies is used: the TLS
-	// connection's certificate, else an RFC 9440 Client-Cert header from a
-	// trusted proxy. Set it for other header formats.
+	// tokens. If nil, a source built from TrustedProxies is used: an RFC
+	// 9440 Client-Cert header from a trusted proxy, else the TLS
+	// connection's certificate. Set it for other header formats; it must
+	// be built with the same TrustedProxies (the same *trustedproxy.Set, or
+	// both nil), else New refuses the Config.
 	ClientCerts *mtlsbound.Source
 	// InsecureAllowDPoPOverHTTP accepts DPoP on plain-HTTP requests that
 	// did not come through a trusted TLS-terminating proxy. RFC 9449 §2

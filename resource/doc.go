@@ -108,11 +108,18 @@
 // Set [Config.DPoP] to accept the DPoP scheme: proofs are checked by a
 // dpop.Verifier (alg allow-list, htm, htu, iat window, ath, single use
 // through the replay store, cnf.jkt). The expected htu is
-// [Config.PublicURL] plus the request path; without PublicURL it comes from
-// X-Forwarded-Proto/-Host or Forwarded when the immediate peer is one of
-// [Config.TrustedProxies], and a DPoP request from any other peer is
-// refused: the Host header, which the client chooses, is used only with
-// [Config.InsecureHostHeader]. DPoP over plain HTTP is
+// [Config.PublicURL] plus the request path; that is the recommended
+// setting, and no forwarded header is then read for it. Without PublicURL
+// it comes from the one header family the trusted proxies set (a
+// trustedproxy.Set in [Config.TrustedProxies], built once and shared with
+// the certificate source): X-Forwarded-Proto/-Host by default, or RFC 7239
+// Forwarded. The other family is never read as a fallback, and a request
+// from a trusted proxy that carries it is refused (400 invalid_request,
+// reason forwarded_headers_unexpected): proxies commonly set one family and
+// pass a client's copy of the other through, which would let the client
+// choose the host its proof is checked against. A DPoP request from any
+// other peer is refused: the Host header, which the client chooses, is
+// used only with [Config.InsecureHostHeader]. DPoP over plain HTTP is
 // refused unless the request came from a trusted TLS-terminating proxy or
 // [Config.InsecureAllowDPoPOverHTTP] is set. With [DPoPConfig.Nonces]
 // every proof must carry a nonce of this server (RFC 9449 §9); a fresh one
@@ -128,9 +135,13 @@
 // fresh nonce when nonces are required, so clients recover at once, else
 // invalid_dpop_proof.
 //
-// Certificate-bound tokens are matched against the TLS client certificate
-// or, from a trusted proxy only, the RFC 9440 Client-Cert header
-// (mtlsbound.Source); responses decided by a forwarded certificate carry
+// Certificate-bound tokens are matched against the client certificate
+// (mtlsbound.Source): from a trusted proxy, the one it forwarded in the RFC
+// 9440 Client-Cert header, or none (a certificate on the proxy's own
+// connection, as with upstream mTLS or a service-mesh sidecar, is the
+// proxy's, never the client's); from any other peer, the TLS client
+// certificate, which no header overrides. List only proxies in
+// TrustedProxies. Responses decided by a forwarded certificate carry
 // Cache-Control: no-store. The certificate chain is not validated (RFC 8705
 // §6.2): the TLS server should request, not require, client certificates
 // (mtlsbound.ServerTLSConfig).

@@ -26,6 +26,7 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // conformLateHandler lets a server start (and learn its URL) before its
@@ -147,7 +148,7 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newRS := func(aud string, store *replaycache.LRU, trusted []string) http.Handler {
+	newRS := func(aud string, store *replaycache.LRU, trusted *trustedproxy.Set) http.Handler {
 		v, err := resource.New(resource.Config{
 			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
 			Audience:       aud,
@@ -187,7 +188,11 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 	} else {
 		rsH.set(newRS(aud1, shared, nil))
 	}
-	proxyH.set(newRS(aud1, shared, []string{"127.0.0.1/32", "::1"}))
+	loopback, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1/32", "::1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyH.set(newRS(aud1, shared, loopback))
 	rs2H.set(newRS(aud2, newStore(), nil))
 
 	ct := conformTarget{tokenEndpoint: as.URL + issuer.TokenPath, resource: rs.URL + "/resource", caFile: caFile}

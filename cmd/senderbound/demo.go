@@ -30,6 +30,7 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // The demo's registered clients. The secrets are generated per run.
@@ -293,7 +294,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	newRS := func(aud, label string, store *replaycache.LRU, trusted []string) (http.Handler, error) {
+	newRS := func(aud, label string, store *replaycache.LRU, trusted *trustedproxy.Set) (http.Handler, error) {
 		n, err := newDemoNonces(label)
 		if err != nil {
 			return nil, err
@@ -324,7 +325,11 @@ func startDemo(ctx context.Context) (*demo, error) {
 	}
 	// The same resource (audience and replay cache) as seen through a
 	// TLS-terminating proxy on loopback.
-	if handlers[3], err = newRS(demoAudience, d.proxyURL, shared, []string{"127.0.0.1/32", "::1/128"}); err != nil {
+	loopback, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1/32", "::1/128"}})
+	if err != nil {
+		return nil, err
+	}
+	if handlers[3], err = newRS(demoAudience, d.proxyURL, shared, loopback); err != nil {
 		return nil, err
 	}
 	for i, ln := range lns {

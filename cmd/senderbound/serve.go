@@ -26,13 +26,13 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/internal/keyfile"
-	"github.com/senderbound/senderbound/internal/trustedproxy"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/replaycache/redisstore"
 	"github.com/senderbound/senderbound/resource"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // serveDefaultAudience is the audience serve-issuer puts in its tokens and
@@ -744,8 +744,8 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 
 const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
-       [--public-url URL] [--trusted-proxy CIDR]... [--ca-file FILE] [--redis URL]
-       [--replay-capacity N] [--replay-quota N]
+       [--public-url URL] [--trusted-proxy CIDR]... [--forwarded-headers x-forwarded|forwarded|none]
+       [--ca-file FILE] [--redis URL] [--replay-capacity N] [--replay-quota N]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
 
@@ -758,7 +758,18 @@ or "bearer") and the matched binding value ("jkt" and/or "x5t#S256").
 are discovered from its metadata (RFC 8414, then OpenID discovery), unless
 --jwks names the key set URL, which is then fetched directly; --jwks without
 --issuer is refused. Plain HTTP is served only on loopback (DPoP over plain HTTP
-is then accepted, for local tests) or behind a --trusted-proxy.`
+is then accepted, for local tests) or behind a --trusted-proxy.
+
+Behind a TLS-terminating proxy, set --public-url to the URL clients use: each
+DPoP proof is checked against it. Without it, the scheme and host come from the
+one header family the proxy sets, named by --forwarded-headers (default
+x-forwarded: X-Forwarded-Proto and X-Forwarded-Host; forwarded: RFC 7239
+Forwarded; none: the proxy forwards neither, --public-url is then required).
+The other family is never read, and a request from the proxy that carries it is
+refused with 400: common proxies pass a client's copy of the family they do not
+set through untouched. From a trusted proxy the client certificate is the one
+forwarded in Client-Cert (a certificate on the proxy's own connection is the
+proxy's, not the client's), so list only proxies.`
 
 // runServeResource implements "serve-resource".
 func runServeResource(ctx context.Context, e *env, args []string) error {
@@ -772,9 +783,10 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	require := fs.String("require", "any", "token binding to accept: dpop (DPoP-bound only), mtls (certificate-bound only) or any (either)")
 	allowBearer := fs.Bool("allow-bearer", false, "also accept unbound bearer tokens (only with --require any)")
 	requireNonce := fs.Bool("require-nonce", false, "require a resource-server nonce in every DPoP proof (RFC 9449 §9)")
-	publicURL := fs.String("public-url", "", "externally visible base URL, for the DPoP htu (default: the listen address as http(s)://HOST:PORT, or with --trusted-proxy the proxy's X-Forwarded-* headers; required when HOST is empty or unspecified)")
+	publicURL := fs.String("public-url", "", "externally visible base URL, for the DPoP htu; recommended behind a proxy (default: the listen address as http(s)://HOST:PORT, or with --trusted-proxy the scheme and host the proxy forwards; required when HOST is empty or unspecified)")
 	var proxies, scopes listFlag
-	fs.Var(&proxies, "trusted-proxy", "CIDR or address of a TLS-terminating proxy whose RFC 9440 Client-Cert and X-Forwarded-Proto/-Host headers are believed, repeatable")
+	fs.Var(&proxies, "trusted-proxy", "CIDR or address of a TLS-terminating proxy whose RFC 9440 Client-Cert and forwarded scheme and host are believed, repeatable")
+	forwardedHeaders := fs.String("forwarded-headers", trustedproxy.HeadersXForwarded.String(), "header family the --trusted-proxy sets for the scheme and host: x-forwarded (X-Forwarded-Proto/-Host), forwarded (RFC 7239) or none; requests carrying the other family are refused")
 	var tf serveTLSFlags
 	tf.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
 	redisURL := fs.String("redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
@@ -845,8 +857,20 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 			return serveUsagef(e, cmd, "--scope %q is not a scope token", s)
 		}
 	}
-	if _, err := trustedproxy.Parse(proxies); err != nil {
-		return serveUsagef(e, cmd, "--trusted-proxy: %v", err)
+	headers, err := trustedproxy.ParseHeaders(*forwardedHeaders)
+	if err != nil {
+		return serveUsagef(e, cmd, "--forwarded-headers must be x-forwarded, forwarded or none")
+	}
+	var trusted *trustedproxy.Set
+	if len(proxies) > 0 {
+		if trusted, err = trustedproxy.New(trustedproxy.Config{Peers: proxies, Headers: headers}); err != nil {
+			return serveUsagef(e, cmd, "--trusted-proxy: %v", err)
+		}
+	} else if serveFlagSet(fs, "forwarded-headers") {
+		return serveUsagef(e, cmd, "--forwarded-headers needs --trusted-proxy")
+	}
+	if trusted != nil && headers == trustedproxy.HeadersNone && *publicURL == "" && policy.Accept != resource.AcceptMTLS {
+		return serveUsagef(e, cmd, "--forwarded-headers none needs --public-url, the URL clients use, checked against each DPoP proof")
 	}
 	if !tf.enabled() && len(proxies) == 0 {
 		if !serveIsLoopbackHost(listenHost) {
@@ -923,7 +947,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		Audience:       *audience,
 		Algorithms:     slices.Clone(serveAlgorithms),
 		PublicURL:      *publicURL,
-		TrustedProxies: proxies,
+		TrustedProxies: trusted,
 		// Plain HTTP is served only on loopback (checked above) unless a
 		// trusted proxy terminates TLS, whose requests count as TLS anyway.
 		InsecureAllowDPoPOverHTTP: !tf.enabled() && serveIsLoopbackHost(listenHost),
@@ -977,6 +1001,13 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	mux.Handle("POST /resource", protected)
 	closeLn = false // serveListener owns it
 	return serveListener(ctx, e, ln, tlsConfig, mux, cf)
+}
+
+// serveFlagSet reports whether the flag name was given on the command line.
+func serveFlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // serveResourceAnswer answers an admitted request with what the token and

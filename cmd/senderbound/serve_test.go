@@ -368,6 +368,75 @@ func TestServeDPoP(t *testing.T) {
 	}
 }
 
+// TestServeResourceBehindProxy runs serve-resource behind a trusted proxy
+// without --public-url: the DPoP htu comes from the one header family named
+// by --forwarded-headers, and a request from the proxy that also carries
+// the other family (a client's copy, passed through) is refused with 400.
+func TestServeResourceBehindProxy(t *testing.T) {
+	t.Parallel()
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret, "--scope", "read")
+	prover := serveProver(t)
+	dc := &http.Client{Transport: &dpop.Transport{Prover: prover}, Timeout: 10 * time.Second}
+	status, _, tok := serveRequestToken(t, dc, as.URL+issuer.TokenPath, url.Values{"scope": {"read"}}, true)
+	if status != http.StatusOK || tok.TokenType != "DPoP" {
+		t.Fatalf("token request = %d %+v, want 200 DPoP", status, tok)
+	}
+	// The test client connects from 127.0.0.1, the trusted proxy.
+	xf := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--trusted-proxy", "127.0.0.1")
+	fw := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--trusted-proxy", "127.0.0.1", "--forwarded-headers", "forwarded")
+	const public, other = "https://rs.example.test/resource", "https://other-rs.example.test/resource"
+	tests := []struct {
+		name       string
+		rs         *serveProc
+		htu        string
+		headers    map[string]string
+		wantStatus int
+	}{
+		{"x-forwarded", xf, public, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "rs.example.test"}, http.StatusOK},
+		{"ADV-51/x-forwarded: a client's Forwarded passed through", xf, other, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "rs.example.test", "Forwarded": "proto=https;host=other-rs.example.test"}, http.StatusBadRequest},
+		{"ADV-51/x-forwarded: Forwarded alone", xf, other, map[string]string{"Forwarded": "proto=https;host=other-rs.example.test"}, http.StatusBadRequest},
+		{"forwarded", fw, public, map[string]string{"Forwarded": "for=192.0.2.7;proto=https;host=rs.example.test"}, http.StatusOK},
+		{"ADV-51/forwarded: a client's X-Forwarded-Host passed through", fw, other, map[string]string{"Forwarded": "proto=https;host=rs.example.test", "X-Forwarded-Host": "other-rs.example.test"}, http.StatusBadRequest},
+		{"forwarded: proof for another host", fw, other, map[string]string{"Forwarded": "proto=https;host=rs.example.test"}, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			proof, err := prover.Proof(http.MethodGet, tt.htu, dpop.ProofOptions{AccessToken: tok.AccessToken})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(http.MethodGet, tt.rs.URL+"/resource", nil)
+			req.Header.Set("Authorization", "DPoP "+tok.AccessToken)
+			req.Header.Set("DPoP", proof)
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tt.wantStatus)
+			}
+			if tt.wantStatus == http.StatusBadRequest && !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_request"`) {
+				t.Fatalf("WWW-Authenticate = %q, want invalid_request", resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	t.Cleanup(func() {
+		for _, rs := range []*serveProc{xf, fw} {
+			if !strings.Contains(rs.stderr.String(), "forwarded_headers_unexpected") {
+				t.Error("no log record with the stable reason forwarded_headers_unexpected")
+			}
+			if strings.Contains(rs.stderr.String(), tok.AccessToken) {
+				t.Error("a token was logged")
+			}
+		}
+	})
+}
+
 func TestServeGeneratedKeyAndBearer(t *testing.T) {
 	t.Parallel()
 	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--ephemeral-key", "--client", "app:"+serveTestSecret, "--audience", "https://api.test")
@@ -680,6 +749,7 @@ func TestServeFlagErrors(t *testing.T) {
 	}{
 		{"issuer help", []string{"serve-issuer", "-h"}, 0, "Usage: senderbound serve-issuer", false},
 		{"resource help", []string{"serve-resource", "--help"}, 0, "Usage: senderbound serve-resource", false},
+		{"resource help names the forwarded-header family", []string{"serve-resource", "--help"}, 0, "-forwarded-headers string", false},
 		{"issuer without addr", []string{"serve-issuer"}, 2, "--addr is required", true},
 		{"issuer bad addr", []string{"serve-issuer", "--addr", "127.0.0.1"}, 2, "HOST:PORT", true},
 		{"issuer unknown flag", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--nope"}, 2, "flag provided but not defined", false},
@@ -714,6 +784,10 @@ func TestServeFlagErrors(t *testing.T) {
 		{"mtls without TLS", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--require", "mtls"}, 2, "--require mtls needs --tls-cert", true},
 		{"plain HTTP off loopback", []string{"serve-resource", "--addr", "0.0.0.0:0", "--issuer", "https://as.test"}, 2, "only on loopback", true},
 		{"non-canonical proxy", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--trusted-proxy", "10.0.0.1/8"}, 2, "--trusted-proxy", true},
+		{"CCERT-15/proxy halves trusting every peer", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--trusted-proxy", "0.0.0.0/1", "--trusted-proxy", "128.0.0.0/1"}, 2, "--trusted-proxy", true},
+		{"unknown forwarded-headers", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--trusted-proxy", "127.0.0.1", "--forwarded-headers", "both"}, 2, "--forwarded-headers must be", true},
+		{"forwarded-headers without trusted proxy", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--forwarded-headers", "forwarded"}, 2, "--forwarded-headers needs --trusted-proxy", true},
+		{"forwarded-headers none without public URL", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--trusted-proxy", "127.0.0.1", "--forwarded-headers", "none"}, 2, "--forwarded-headers none needs --public-url", true},
 		{"public-url with fragment", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--public-url", "https://rs.test/#x"}, 2, "--public-url", true},
 		{"resource tls files missing", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--tls-cert", missing, "--tls-key", missing}, 1, "--tls-cert", true},
 		{"resource ca-file not PEM", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--ca-file", notPEM}, 1, "--ca-file", true},

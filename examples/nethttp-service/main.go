@@ -18,12 +18,13 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 type options struct {
 	Issuer, Audience, PublicURL string
-	TrustedProxies              []string
-	HTTPClient                  *http.Client // for discovery and JWKS; nil = 10 s timeout, system roots
+	TrustedProxies              *trustedproxy.Set // nil: no proxy in front; see package trustedproxy
+	HTTPClient                  *http.Client      // for discovery and JWKS; nil = 10 s timeout, system roots
 }
 
 func main() {

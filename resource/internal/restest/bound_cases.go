@@ -113,6 +113,13 @@ func BoundCases() []Case {
 		{Name: "DPOP-RS-15/ADV-107/replayed proof", Via: "tls", Build: DPoPRequest(D, K1Token, nil), Replay: true, WantStatus: 401, WantScheme: D, WantError: "invalid_dpop_proof"},
 		{Name: "DPOP-RS-25/DPoP over plain HTTP from an untrusted peer", Via: "http", Build: DPoPRequest(D, K1Token, nil), WantStatus: 400, WantError: "invalid_request"},
 		{Name: "DPOP-RS-25/DPoP through the trusted TLS-terminating proxy", Via: "proxy-none", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "DPOP-RS-25/DPoP through the trusted proxy with its own certificate", Via: "mproxy-none", Build: DPoPRequest(D, K1Token, nil), WantStatus: 200, WantBinding: resource.BindingDPoP},
+		{Name: "ADV-51/a client's Forwarded passed through the X-Forwarded proxy", Via: "proxy-none", Build: func(t testing.TB, e *Env, r *http.Request) {
+			// A proof made for another server, and the host it names
+			// in a Forwarded field the proxy does not set.
+			DPoPRequest(D, K1Token, func(e *Env, p *Proof) { p.URL = "https://other-rs.example.test" + r.URL.Path })(t, e, r)
+			r.Header.Set("Forwarded", "proto=https;host=other-rs.example.test")
+		}, WantStatus: 400, WantError: "invalid_request"},
 		{Name: "DPOP-RS-01/two DPoP fields", Via: "tls", Build: func(t testing.TB, e *Env, r *http.Request) {
 			DPoPRequest(D, K1Token, nil)(t, e, r)
 			p2, _ := e.K1.Proof(r.Method, r.URL.String(), dpop.ProofOptions{AccessToken: strings.TrimPrefix(r.Header.Get("Authorization"), "DPoP ")})
@@ -200,6 +207,15 @@ func BoundCases() []Case {
 				}
 			}},
 		{Name: "CCERT-02/trusted proxy, no client certificate", Via: "proxy-none", Build: auth(B, certToken(c1)), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
+		{Name: "CCERT-02/trusted proxy with its own certificate forwards C1", Via: "mproxy-c1", Build: auth(B, certToken(c1)), WantStatus: 200, WantBinding: resource.BindingMTLS,
+			After: func(t testing.TB, c *Call) {
+				if c.Resp.Header.Get("Cache-Control") != "no-store" {
+					t.Fatal("response authorised by a forwarded certificate is cacheable (CCERT-10)")
+				}
+			}},
+		{Name: "CCERT-02/trusted proxy with its own certificate forwards none", Via: "mproxy-none", Build: auth(B, certToken(c1)), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
+		{Name: "CCERT-02/a trusted proxy's own certificate is not the client's", Via: "mproxy-none", Build: auth(B, certToken(func(e *Env) string { return mtlsbound.Thumbprint(e.P.Cert) })), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
+		{Name: "CCERT-02/a trusted proxy's own certificate is not the client's, with C1 forwarded", Via: "mproxy-c1", Build: auth(B, certToken(func(e *Env) string { return mtlsbound.Thumbprint(e.P.Cert) })), WantStatus: 401, WantScheme: B, WantError: "invalid_token"},
 		{Name: "CCERT-01/ADV-85/Client-Cert from an untrusted peer ignored", Via: "http", Build: func(t testing.TB, e *Env, r *http.Request) {
 			auth(B, certToken(c1))(t, e, r)
 			r.Header.Set("Client-Cert", mtlsbound.FormatClientCertHeader(e.C1.Cert))

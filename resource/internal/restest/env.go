@@ -19,6 +19,7 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // Audience is the resource server identifier used by the case table.
@@ -41,10 +42,13 @@ type Env struct {
 	// K1 and K2 are DPoP client keys (ES256).
 	K1, K2 *dpop.Prover
 	// CA issues the server and client certificates. C1 and C2 are client
-	// certificates, C1b is re-issued over C1's key, S1 is self-signed.
+	// certificates, C1b is re-issued over C1's key, S1 is self-signed. P
+	// is the trusted proxy's own client certificate, which it presents to
+	// the TLS backend (upstream mTLS).
 	CA              *certs.CA
 	Server          *certs.Leaf
 	C1, C2, C1b, S1 *certs.Leaf
+	P               *certs.Leaf
 	Nonces          *dpop.Nonces
 	Replay          *replaycache.LRU
 	Config          resource.Config
@@ -104,6 +108,13 @@ func NewEnv(t testing.TB, o Options) *Env {
 	if e.S1, err = certs.SelfSigned(certs.Options{CommonName: "self-signed client", Client: true}); err != nil {
 		t.Fatal(err)
 	}
+	if e.P, err = e.CA.Issue(certs.Options{CommonName: "proxy", Client: true}); err != nil {
+		t.Fatal(err)
+	}
+	proxies, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ks1, err := resource.NewStaticKeySet(e.AS.JWKS())
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +130,7 @@ func NewEnv(t testing.TB, o Options) *Env {
 		},
 		Audience:       Audience,
 		Now:            now,
-		TrustedProxies: []string{"127.0.0.1"},
+		TrustedProxies: proxies,
 	}
 	e.InsecureHTTP = o.InsecureHTTP
 	e.Config.InsecureAllowDPoPOverHTTP = o.InsecureHTTP

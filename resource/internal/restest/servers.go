@@ -30,6 +30,11 @@ var untrustedAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
 //	proxy-c1   through a TLS-terminating proxy (the trusted peer) that
 //	           forwards C1 in Client-Cert to the plain-HTTP backend
 //	proxy-none through the same proxy without a client certificate
+//	mproxy-c1  through a TLS-terminating proxy (the trusted peer) that
+//	           connects to the TLS backend with its own client certificate
+//	           P and forwards C1 in Client-Cert
+//	mproxy-none through that proxy without a client certificate: it
+//	           forwards none, and presents P to the backend
 func StartServers(t testing.TB, e *Env, h http.Handler) map[string]Target {
 	t.Helper()
 	plain := httptest.NewServer(h)
@@ -46,6 +51,10 @@ func StartServers(t testing.TB, e *Env, h http.Handler) map[string]Target {
 			pr.SetURL(backend)
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
+			// Like nginx and many others, the proxy sets the
+			// X-Forwarded-* family and passes a client's RFC 7239
+			// Forwarded field through untouched.
+			pr.Out.Header["Forwarded"] = pr.In.Header["Forwarded"]
 			pr.Out.Header.Del("Client-Cert")
 			pr.Out.Header.Del("Client-Cert-Chain")
 			if pr.In.TLS != nil && len(pr.In.TLS.PeerCertificates) > 0 {
@@ -56,6 +65,26 @@ func StartServers(t testing.TB, e *Env, h http.Handler) map[string]Target {
 	proxy.TLS = mtlsbound.ServerTLSConfig(e.Server.TLSCertificate())
 	proxy.StartTLS()
 	t.Cleanup(proxy.Close)
+
+	tlsBackend, _ := url.Parse(tlsSrv.URL)
+	upstream := &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs:      e.CA.Pool(),
+		Certificates: []tls.Certificate{e.P.TLSCertificate()},
+		MinVersion:   tls.VersionTLS12,
+	}}
+	t.Cleanup(upstream.CloseIdleConnections)
+	mproxy := httptest.NewUnstartedServer(&httputil.ReverseProxy{
+		Transport: upstream,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(tlsBackend)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+			mtlsbound.ForwardClientCert(pr.Out.Header, pr.In.TLS)
+		},
+	})
+	mproxy.TLS = mtlsbound.ServerTLSConfig(e.Server.TLSCertificate())
+	mproxy.StartTLS()
+	t.Cleanup(mproxy.Close)
 
 	client := func(leaf *certs.Leaf) *http.Client {
 		var c *tls.Certificate
@@ -73,13 +102,15 @@ func StartServers(t testing.TB, e *Env, h http.Handler) map[string]Target {
 		return cl
 	}
 	return map[string]Target{
-		"http":       {URL: plain.URL, Client: client(nil)},
-		"tls":        {URL: tlsSrv.URL, Client: client(nil)},
-		"mtls-c1":    {URL: tlsSrv.URL, Client: client(e.C1)},
-		"mtls-c2":    {URL: tlsSrv.URL, Client: client(e.C2)},
-		"mtls-c1b":   {URL: tlsSrv.URL, Client: client(e.C1b)},
-		"mtls-s1":    {URL: tlsSrv.URL, Client: client(e.S1)},
-		"proxy-c1":   {URL: proxy.URL, Client: client(e.C1)},
-		"proxy-none": {URL: proxy.URL, Client: client(nil)},
+		"http":        {URL: plain.URL, Client: client(nil)},
+		"tls":         {URL: tlsSrv.URL, Client: client(nil)},
+		"mtls-c1":     {URL: tlsSrv.URL, Client: client(e.C1)},
+		"mtls-c2":     {URL: tlsSrv.URL, Client: client(e.C2)},
+		"mtls-c1b":    {URL: tlsSrv.URL, Client: client(e.C1b)},
+		"mtls-s1":     {URL: tlsSrv.URL, Client: client(e.S1)},
+		"proxy-c1":    {URL: proxy.URL, Client: client(e.C1)},
+		"proxy-none":  {URL: proxy.URL, Client: client(nil)},
+		"mproxy-c1":   {URL: mproxy.URL, Client: client(e.C1)},
+		"mproxy-none": {URL: mproxy.URL, Client: client(nil)},
 	}
 }
