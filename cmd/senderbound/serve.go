@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -239,6 +240,45 @@ func (f *serveConnFlags) check(e *env, cmd string) error {
 	return nil
 }
 
+// serveLogFlags are the --log-level and --log-format flags shared by both
+// servers.
+type serveLogFlags struct {
+	level  string
+	format string
+}
+
+// register defines the flags on fs.
+func (f *serveLogFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.level, "log-level", "info", "least level logged: debug (adds every refused request with its stable reason), info, warn or error")
+	fs.StringVar(&f.format, "log-format", "text", "log record format on stderr: text or json")
+}
+
+// logger returns the structured logger the flags describe, writing to w,
+// or a usage error for a value outside the documented sets.
+func (f *serveLogFlags) logger(e *env, cmd string, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	switch strings.ToLower(f.level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, serveUsagef(e, cmd, "--log-level must be debug, info, warn or error")
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(f.format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, serveUsagef(e, cmd, "--log-format must be text or json")
+}
+
 const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--audience AUD]... [--scope S]...
        [--signing-key FILE | --state-dir DIR | --ephemeral-key] [--token-ttl DUR] [--require-nonce]
        [--replay-capacity N] [--replay-quota N]
@@ -247,6 +287,7 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--dpop-bound ID]... [--introspect-all ID]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
+       [--log-level debug|info|warn|error] [--log-format text|json]
 
 Serves an OAuth authorization server issuing sender-constrained access tokens
 (client_credentials and refresh_token grants) at
@@ -377,6 +418,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
 	var cf serveConnFlags
 	cf.register(fs)
+	var lf serveLogFlags
+	lf.register(fs)
 	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -398,6 +441,10 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := cf.check(e, cmd); err != nil {
+		return err
+	}
+	logger, err := lf.logger(e, cmd, e.stderr)
+	if err != nil {
 		return err
 	}
 	if *ttl < time.Second || *ttl > 24*time.Hour {
@@ -578,7 +625,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	h, err := serveIssuerHandler(serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
-		logger:         slog.New(slog.NewTextHandler(e.stderr, nil)),
+		logger:         logger,
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
 	})
 	if err != nil {
@@ -748,6 +795,7 @@ const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--j
        [--ca-file FILE] [--redis URL] [--replay-capacity N] [--replay-quota N]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
+       [--log-level debug|info|warn|error] [--log-format text|json]
 
 Serves GET and POST /resource, protected by sender-constrained access tokens,
 and RFC 9728 metadata at /.well-known/oauth-protected-resource. An accepted
@@ -795,6 +843,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
 	var cf serveConnFlags
 	cf.register(fs)
+	var lf serveLogFlags
+	lf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -813,6 +863,10 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := cf.check(e, cmd); err != nil {
+		return err
+	}
+	logger, err := lf.logger(e, cmd, e.stderr)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -951,7 +1005,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		// Plain HTTP is served only on loopback (checked above) unless a
 		// trusted proxy terminates TLS, whose requests count as TLS anyway.
 		InsecureAllowDPoPOverHTTP: !tf.enabled() && serveIsLoopbackHost(listenHost),
-		Logger:                    slog.New(slog.NewTextHandler(e.stderr, nil)),
+		Logger:                    logger,
 	}
 	var closeStore func()
 	if policy.Accept != resource.AcceptMTLS {

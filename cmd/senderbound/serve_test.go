@@ -382,8 +382,10 @@ func TestServeResourceBehindProxy(t *testing.T) {
 		t.Fatalf("token request = %d %+v, want 200 DPoP", status, tok)
 	}
 	// The test client connects from 127.0.0.1, the trusted proxy.
-	xf := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--trusted-proxy", "127.0.0.1")
-	fw := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--trusted-proxy", "127.0.0.1", "--forwarded-headers", "forwarded")
+	// Refusals are logged at debug level, so both servers log at debug; one
+	// of them as JSON.
+	xf := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--trusted-proxy", "127.0.0.1", "--log-level", "debug")
+	fw := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--trusted-proxy", "127.0.0.1", "--forwarded-headers", "forwarded", "--log-level", "DEBUG", "--log-format", "json")
 	const public, other = "https://rs.example.test/resource", "https://other-rs.example.test/resource"
 	tests := []struct {
 		name       string
@@ -429,6 +431,9 @@ func TestServeResourceBehindProxy(t *testing.T) {
 		for _, rs := range []*serveProc{xf, fw} {
 			if !strings.Contains(rs.stderr.String(), "forwarded_headers_unexpected") {
 				t.Error("no log record with the stable reason forwarded_headers_unexpected")
+			}
+			if rs == fw && !strings.Contains(rs.stderr.String(), `"level":"DEBUG"`) {
+				t.Errorf("--log-format json: no JSON debug record in %q", rs.stderr.String())
 			}
 			if strings.Contains(rs.stderr.String(), tok.AccessToken) {
 				t.Error("a token was logged")
@@ -795,6 +800,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{"issuer replay quota negative", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--replay-quota", "-1"}, 2, "--replay-quota", true},
 		{"resource replay capacity zero", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--replay-capacity", "0"}, 2, "--replay-capacity", true},
 		{"redis bad scheme", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--redis", "postgres://u:" + secret + "@db/0"}, 1, "--redis", true},
+		{"unknown log level", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--log-level", "verbose"}, 2, "--log-level must be", true},
+		{"unknown log format", []string{"serve-issuer", "--addr", "127.0.0.1:0", "--log-format", "xml"}, 2, "--log-format must be", true},
 		{"redis unparsable", []string{"serve-resource", "--addr", "127.0.0.1:0", "--issuer", "https://as.test", "--redis", "redis://u:" + secret + "@host:port:x/0"}, 1, "--redis: invalid URL", true},
 	}
 	for _, tt := range tests {
