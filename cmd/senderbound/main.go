@@ -52,6 +52,7 @@ func commands() []command {
 		{"proof", "print a DPoP proof for one request", runProof},
 		{"token", "request an access token (DPoP or mTLS) and print the JSON response", runToken},
 		{"conform", "run the conformance suite against any issuer and resource server", runConform},
+		{"load", "send DPoP, mTLS-bound, bearer or unauthenticated load to a resource and report rate, latency and CPU per request", runLoad},
 		{"bench", "measure the hot paths beside the raw signature verification on this machine", runBench},
 		{"version", "print the module version, VCS revision and Go toolchain of this binary", runVersion},
 	}

@@ -124,7 +124,8 @@ func (w *workerStats) count(k outcomeKey) {
 // The error, when not nil, is one line naming why the run failed or
 // stopped early; the result then holds what was measured until then (nil
 // when nothing was). Cancelling ctx ends the run early without an error;
-// requests cut short by it are not counted.
+// requests cut short by it are not counted. The client's idle connections
+// are closed when the load ends.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -140,6 +141,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	client := *cfg.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Connections dialed for a request that another connection served
+	// would otherwise linger, open and unused, at the server.
+	defer client.CloseIdleConnections()
 	r := &runner{cfg: cfg, client: &client, method: cfg.Method, stopped: make(chan struct{})}
 	if r.method == "" {
 		r.method = http.MethodGet
@@ -160,6 +164,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if k.status == 0 {
 			return nil, fmt.Errorf("%s at %s", k.code, cfg.URL)
 		}
+	}
+
+	// The warm-up's proof is not part of the run's pool statistics.
+	pool, _ := cfg.Auth.(interface{ PoolStats() (int64, int64, int64) })
+	var warmSigned, warmMisses, warmStale int64
+	if pool != nil {
+		warmSigned, warmMisses, warmStale = pool.PoolStats()
 	}
 
 	// Background work of the authorizer (the DPoP proof pool) starts once
@@ -211,6 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	workers.Wait()
 	elapsed := time.Since(r.start)
+
 	close(progressStop)
 	<-progressDone
 	r.stop(nil)
@@ -224,9 +236,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Generator.measure(selfEnd-selfStart, elapsed, res.Exchanges)
 		}
 	}
-	if p, ok := cfg.Auth.(interface{ PoolStats() (int64, int64, int64) }); ok {
-		signed, misses, stale := p.PoolStats()
-		res.Generator.Proofs = &ProofStats{Signed: signed, Misses: misses, Stale: stale}
+	if pool != nil {
+		signed, misses, stale := pool.PoolStats()
+		res.Generator.Proofs = &ProofStats{Signed: signed - warmSigned, Misses: misses - warmMisses, Stale: stale - warmStale}
 	}
 	if cfg.ServerPID > 0 {
 		serverEnd, err := ProcessCPU(cfg.ServerPID)

@@ -81,6 +81,10 @@ func errorCode(code string) string {
 	return code
 }
 
+// CauseUntrusted is the cause of a failure to verify the server's TLS
+// certificate, as it appears in errors and outcomes.
+const CauseUntrusted = "TLS certificate not trusted"
+
 // transportCause names the cause of a failed exchange in a few words.
 func transportCause(err error) string {
 	var dnsErr *net.DNSError
@@ -97,13 +101,16 @@ func transportCause(err error) string {
 	case errors.As(err, &dnsErr):
 		return "host not found"
 	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &verifyErr):
-		return "TLS certificate not trusted"
+		return CauseUntrusted
 	case errors.As(err, &recErr):
 		return "TLS handshake failed (not a TLS server?)"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http replaces the tls.RecordHeaderError with a new error.
+		return "plain HTTP answer to HTTPS"
 	case strings.Contains(err.Error(), "remote error: tls"):
 		// crypto/tls reports the peer's alert with an unexported type.
 		return "TLS handshake refused (client certificate?)"
