@@ -2,15 +2,20 @@ package loadgen
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/senderbound/senderbound/dpop"
 )
 
 func TestRunDPoP(t *testing.T) {
@@ -313,4 +318,73 @@ func TestRunServerCPU(t *testing.T) {
 	if !strings.Contains(b.String(), fmt.Sprintf("server     pid %d:", s.PID)) {
 		t.Errorf("text report lacks the server line:\n%s", b.String())
 	}
+}
+
+// TestRunNonceRotation: a server that changes its nonce every few requests
+// and challenges proofs carrying an older one. Each challenge costs one
+// retry, every request still ends in 200, and the pool's proofs for an old
+// nonce are discarded rather than sent.
+func TestRunNonceRotation(t *testing.T) {
+	t.Parallel()
+	var served atomic.Int64
+	var mu sync.Mutex
+	nonce := "n-0"
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := proofNonce(t, r.Header.Get("DPoP"))
+		mu.Lock()
+		if served.Add(1)%25 == 0 {
+			nonce = fmt.Sprintf("n-%d", served.Load())
+		}
+		want := nonce
+		mu.Unlock()
+		w.Header().Set("DPoP-Nonce", want)
+		if got != want {
+			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", algs="ES256"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	p := testProver(t)
+	d, err := NewDPoP(DPoPConfig{Prover: p, Token: "opaque-token", Method: http.MethodGet, URL: ts.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Config{URL: ts.URL, Client: testClient(2), Auth: d, Workers: 2, Requests: 300})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := outcomeCounts(res); got["200"] != 300 {
+		t.Fatalf("outcomes %v, want 300 × 200", got)
+	}
+	// About one rotation per 25 exchanges; each costs each worker at most
+	// one retry.
+	if res.NonceRetries < 1 || res.NonceRetries > 2*(res.Exchanges/25+1) {
+		t.Errorf("%d nonce retries in %d exchanges, want about %d", res.NonceRetries, res.Exchanges, res.Exchanges/25)
+	}
+	if res.Exchanges != res.Requests+res.NonceRetries {
+		t.Errorf("exchanges %d != requests %d + retries %d", res.Exchanges, res.Requests, res.NonceRetries)
+	}
+}
+
+// proofNonce returns the nonce claim of a DPoP proof (unverified: the
+// test server only routes on it).
+func proofNonce(t *testing.T, proof string) string {
+	parts := strings.Split(proof, ".")
+	if len(parts) != 3 {
+		t.Errorf("proof has %d segments", len(parts))
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Errorf("proof payload: %v", err)
+		return ""
+	}
+	var c struct {
+		Nonce string `json:"nonce"`
+		ATH   string `json:"ath"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil || c.ATH != dpop.AccessTokenHash("opaque-token") {
+		t.Errorf("proof claims %s: %v, want ath of the token", payload, err)
+	}
+	return c.Nonce
 }
