@@ -14,10 +14,15 @@ import (
 	"github.com/senderbound/senderbound/dpop"
 )
 
-// Defaults of [DPoPConfig].
 const (
-	DefaultPoolDepth    = 256
-	DefaultProofMaxAge  = 2 * time.Second
+	// DefaultPoolDepth is the number of signed proofs [DPoP] keeps ready
+	// when DPoPConfig.Depth is 0.
+	DefaultPoolDepth = 256
+	// DefaultProofMaxAge is how long a ready proof stays usable when
+	// DPoPConfig.MaxAge is 0: far below the verifier's default iat window
+	// (dpop.DefaultMaxAge, 60 s), so that proofs reach the server fresh.
+	DefaultProofMaxAge = 2 * time.Second
+	// maxSignerGoroutines bounds DPoPConfig.Signers.
 	maxSignerGoroutines = 64
 )
 
@@ -232,7 +237,10 @@ func (s *dpopSession) Authorize(req *http.Request) error {
 }
 
 func (s *dpopSession) Retry(resp *http.Response) bool {
-	if vs := resp.Header.Values("DPoP-Nonce"); len(vs) == 1 {
+	// A nonce equal to the one this request carried is an echo; adopting
+	// it could undo a newer nonce that another worker learned meanwhile
+	// (responses arrive in any order).
+	if vs := resp.Header.Values("DPoP-Nonce"); len(vs) == 1 && vs[0] != s.used.nonce {
 		s.d.adopt(vs[0])
 	}
 	if resp.StatusCode != http.StatusUnauthorized || s.d.state.Load() == s.used {

@@ -26,11 +26,15 @@ const (
 // Result is the report of one run. Times are in seconds or microseconds,
 // as their JSON names say.
 type Result struct {
-	URL     string  `json:"url"`
-	Method  string  `json:"method"`
-	Mode    string  `json:"mode"`
-	Workers int     `json:"workers"`
-	Rate    float64 `json:"rate_per_s,omitempty"` // asked; 0 for a closed loop
+	// URL and Method are the target's.
+	URL    string `json:"url"`
+	Method string `json:"method"`
+	// Mode is the authorizer's Mode, e.g. "dpop".
+	Mode string `json:"mode"`
+	// Workers is Config.Workers.
+	Workers int `json:"workers"`
+	// Rate is the rate asked for, 0 for a closed loop.
+	Rate float64 `json:"rate_per_s,omitempty"`
 	// KeepAlive is not set by Run: the caller, who built the client,
 	// fills it in.
 	KeepAlive      bool    `json:"keepalive"`
@@ -38,18 +42,25 @@ type Result struct {
 	// Requests counts the completed requests, Succeeded the 2xx among
 	// them; NonceRetries the extra exchanges that nonce challenges caused,
 	// and Exchanges all HTTP exchanges (Requests + NonceRetries).
-	Requests     int64   `json:"requests"`
-	Succeeded    int64   `json:"succeeded"`
-	NonceRetries int64   `json:"nonce_retries"`
-	Exchanges    int64   `json:"exchanges"`
-	PerSecond    float64 `json:"requests_per_s"`
+	Requests     int64 `json:"requests"`
+	Succeeded    int64 `json:"succeeded"`
+	NonceRetries int64 `json:"nonce_retries"`
+	Exchanges    int64 `json:"exchanges"`
+	// PerSecond is Requests over the elapsed time.
+	PerSecond float64 `json:"requests_per_s"`
 	// Latency runs from a request's start (at a fixed rate: its scheduled
 	// start) to the end of its answer's body, retry included.
-	Latency   Latency       `json:"latency_us"`
-	Outcomes  []Outcome     `json:"outcomes"`
+	Latency Latency `json:"latency_us"`
+	// Outcomes counts the requests by outcome, most frequent first.
+	Outcomes []Outcome `json:"outcomes"`
+	// Generator is the CPU this process used.
 	Generator GeneratorCost `json:"generator"`
-	Server    *ServerCost   `json:"server,omitempty"`
-	Warnings  []string      `json:"warnings,omitempty"`
+	// Server is the target server's CPU time, nil without Config.ServerPID.
+	Server *ServerCost `json:"server,omitempty"`
+	// Warnings say when the numbers may mislead (a saturated generator,
+	// a proof pool falling behind, a rate not reached, too little server
+	// CPU time to divide).
+	Warnings []string `json:"warnings,omitempty"`
 	// Stopped says why the run ended early, "" when it did not.
 	Stopped string `json:"stopped,omitempty"`
 }
@@ -57,6 +68,8 @@ type Result struct {
 // Latency holds latency percentiles in microseconds, each within about 3 %
 // of the measured value.
 type Latency struct {
+	// P50, P90 and P99 are the percentiles, Max the largest latency
+	// (exact) and Mean the average (exact).
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
 	P99  float64 `json:"p99"`
@@ -73,37 +86,48 @@ type Outcome struct {
 	Error string `json:"error,omitempty"`
 	// Outcome is Status and Error as one label, e.g. "401 invalid_token".
 	Outcome string `json:"outcome"`
-	Count   int64  `json:"count"`
+	// Count is the number of requests with this outcome.
+	Count int64 `json:"count"`
 }
 
 // GeneratorCost is the CPU the generator itself used.
 type GeneratorCost struct {
 	// Cores is GOMAXPROCS; CoresUsed the CPU time over the elapsed time.
-	Cores      int     `json:"cores"`
-	CoresUsed  float64 `json:"cores_used"`
+	Cores     int     `json:"cores"`
+	CoresUsed float64 `json:"cores_used"`
+	// CPUSeconds is the CPU time of the whole run (user plus system).
 	CPUSeconds float64 `json:"cpu_s"`
 	// CPUPerRequest is the generator's CPU time per exchange.
-	CPUPerRequest float64     `json:"cpu_per_request_us"`
-	Proofs        *ProofStats `json:"proofs,omitempty"`
+	CPUPerRequest float64 `json:"cpu_per_request_us"`
+	// Proofs describes the DPoP proof pool, nil in other modes.
+	Proofs *ProofStats `json:"proofs,omitempty"`
 }
 
 // ProofStats describes the DPoP proof pool: proofs signed, requests that
 // found the pool empty and signed their own, and ready proofs discarded
 // for an older nonce or age.
 type ProofStats struct {
+	// Signed counts the proofs signed, by the pool or by requests.
 	Signed int64 `json:"signed"`
+	// Misses counts the requests that found the pool empty.
 	Misses int64 `json:"misses"`
-	Stale  int64 `json:"stale"`
+	// Stale counts the ready proofs discarded unused.
+	Stale int64 `json:"stale"`
 }
 
 // ServerCost is the CPU time of the target server per exchange, beside a
 // raw ECDSA P-256 verification (SHA-256 of a JWS signing input, then
 // ecdsa.VerifyASN1) timed in this process after the run.
 type ServerCost struct {
-	PID           int     `json:"pid"`
-	CPUSeconds    float64 `json:"cpu_s"`
+	// PID is Config.ServerPID.
+	PID int `json:"pid"`
+	// CPUSeconds is the server's CPU time during the run, all threads,
+	// in 10 ms ticks.
+	CPUSeconds float64 `json:"cpu_s"`
+	// CPUPerRequest is CPUSeconds per exchange, in microseconds.
 	CPUPerRequest float64 `json:"cpu_per_request_us"`
-	RawVerify     float64 `json:"raw_es256_verify_us"`
+	// RawVerify is [RawVerifyCost] in microseconds.
+	RawVerify float64 `json:"raw_es256_verify_us"`
 	// PerRawVerify is CPUPerRequest / RawVerify.
 	PerRawVerify float64 `json:"per_raw_verify"`
 }
