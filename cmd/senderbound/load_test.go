@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/senderbound/senderbound/internal/loadgen"
 	"github.com/senderbound/senderbound/issuer"
-	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
 
@@ -46,7 +43,6 @@ func loadOutcomes(res *loadgen.Result) map[string]int64 {
 type loadTLS struct {
 	caFile, certFile, keyFile string // server
 	clientCert, clientKey     string
-	ca                        *certs.CA
 }
 
 func newLoadTLS(t *testing.T) *loadTLS {
@@ -76,7 +72,7 @@ func newLoadTLS(t *testing.T) *loadTLS {
 	}
 	return &loadTLS{
 		caFile: filepath.Join(dir, certs.CACertFile), certFile: filepath.Join(dir, certs.LeafCertFile), keyFile: filepath.Join(dir, certs.LeafKeyFile),
-		clientCert: filepath.Join(clDir, certs.LeafCertFile), clientKey: filepath.Join(clDir, certs.LeafKeyFile), ca: ca,
+		clientCert: filepath.Join(clDir, certs.LeafCertFile), clientKey: filepath.Join(clDir, certs.LeafKeyFile),
 	}
 }
 
@@ -128,6 +124,9 @@ func TestLoadModes(t *testing.T) {
 			}
 			if res.Mode != tt.mode || res.Requests != n || res.Succeeded != n || loadOutcomes(res)["200"] != n {
 				t.Errorf("mode %s, %d requests, %d succeeded, outcomes %v; want %s and %d × 200", res.Mode, res.Requests, res.Succeeded, loadOutcomes(res), tt.mode, n)
+			}
+			if want := !strings.Contains(tt.name, "without keep-alive"); res.KeepAlive != want {
+				t.Errorf("keepalive %v in the report, want %v", res.KeepAlive, want)
 			}
 			if errs != "" {
 				t.Errorf("stderr %q, want nothing with --quiet", errs)
@@ -343,7 +342,3 @@ func TestLoadTokenLifetime(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
-
-var _ = url.Values{}
-var _ = http.MethodGet
-var _ = mtlsbound.Thumbprint

@@ -1,7 +1,8 @@
 // Command senderbound runs the senderbound demo, an issuer and a resource
 // server for sender-constrained (DPoP and mTLS-bound) OAuth access tokens,
-// the conformance suite against any implementation, and the small tools
-// around them: keys, certificates, thumbprints, proofs and token requests.
+// the conformance suite against any implementation, a load generator that
+// speaks DPoP and mTLS, and the small tools around them: keys,
+// certificates, thumbprints, proofs and token requests.
 //
 // Usage:
 //

@@ -229,3 +229,41 @@ func TestOutcomeCap(t *testing.T) {
 		t.Errorf("%d outcomes kept, other = %d; want %d and %d", len(w.outcomes), w.outcomes[outcomeKey{code: "other"}], maxOutcomes+1, 100-maxOutcomes)
 	}
 }
+
+func TestResultWarnings(t *testing.T) {
+	t.Parallel()
+	base := func() *Result {
+		return &Result{Requests: 1000, Exchanges: 1000, PerSecond: 1000,
+			Generator: GeneratorCost{Cores: 2, CoresUsed: 0.5, CPUSeconds: 5, Proofs: &ProofStats{Signed: 1000}}}
+	}
+	tests := []struct {
+		name   string
+		cfg    Config
+		change func(*Result)
+		want   string // "" means no warning
+	}{
+		{"quiet run", Config{}, func(*Result) {}, ""},
+		{"saturated generator", Config{}, func(r *Result) { r.Generator.CoresUsed = 1.7 }, "the generator used 1.70 of 2 cores"},
+		{"pool falls behind", Config{}, func(r *Result) { r.Generator.Proofs.Misses = 50 }, "5.0 % of requests found the proof pool empty"},
+		{"pool misses below 1 %", Config{}, func(r *Result) { r.Generator.Proofs.Misses = 9 }, ""},
+		{"rate not reached", Config{Rate: 2000}, func(*Result) {}, "1000 requests/s reached of the 2000 asked"},
+		{"rate reached", Config{Rate: 1050}, func(*Result) {}, ""},
+		{"rate of a stopped run", Config{Rate: 2000}, func(r *Result) { r.Stopped = "no request succeeded" }, ""},
+		{"little server CPU", Config{}, func(r *Result) { r.Server = &ServerCost{CPUSeconds: 0.2} }, "the server used only 0.20 s of CPU"},
+		{"enough server CPU", Config{}, func(r *Result) { r.Server = &ServerCost{CPUSeconds: 3} }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := base()
+			tt.change(r)
+			r.warn(tt.cfg)
+			switch {
+			case tt.want == "" && len(r.Warnings) != 0:
+				t.Errorf("warnings %q, want none", r.Warnings)
+			case tt.want != "" && (len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], tt.want)):
+				t.Errorf("warnings %q, want one starting %q", r.Warnings, tt.want)
+			}
+		})
+	}
+}
