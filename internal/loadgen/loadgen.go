@@ -174,13 +174,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	// Background work of the authorizer (the DPoP proof pool) starts once
-	// the warm-up has taught it the nonce.
+	// the warm-up has taught it the nonce, and ends with the workers.
+	bgCtx, bgCancel := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	if b, ok := cfg.Auth.(interface{ Run(context.Context) }); ok {
-		bg.Go(func() { b.Run(ctx) })
+		bg.Go(func() { b.Run(bgCtx) })
 	}
-	defer bg.Wait()
-	defer cancel()
+	stopBackground := func() {
+		bgCancel()
+		bg.Wait()
+	}
+	defer stopBackground()
 
 	var serverStart time.Duration
 	if cfg.ServerPID > 0 {
@@ -222,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	workers.Wait()
 	elapsed := time.Since(r.start)
-
+	stopBackground()
 	close(progressStop)
 	<-progressDone
 	r.stop(nil)

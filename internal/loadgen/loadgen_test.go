@@ -388,3 +388,29 @@ func proofNonce(t *testing.T, proof string) string {
 	}
 	return c.Nonce
 }
+
+// TestRunNotHTTP: a target that answers something other than HTTP fails
+// the warm-up with a cause, not a generic transport error.
+func TestRunNotHTTP(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n\x1b[2J\r\n"))
+			c.Close()
+		}
+	}()
+	target := "http://" + ln.Addr().String() + "/"
+	_, err = Run(context.Background(), Config{URL: target, Client: testClient(1), Workers: 1, Requests: 5})
+	if want := "malformed HTTP response (not an HTTP server?) at " + target; err == nil || err.Error() != want {
+		t.Errorf("Run error = %v, want %q", err, want)
+	}
+}

@@ -108,6 +108,8 @@ func transportCause(err error) string {
 		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed"
+	case strings.Contains(err.Error(), "malformed HTTP"):
+		return "malformed HTTP response (not an HTTP server?)"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		// net/http replaces the tls.RecordHeaderError with a new error.
 		return "plain HTTP answer to HTTPS"
