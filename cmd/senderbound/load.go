@@ -52,7 +52,9 @@ Workers (-c) run a closed loop, each sending its next request when the last
 is answered; with --rate, requests start at that many per second (latency
 counts from the scheduled start) and -c bounds those in flight. The run stops
 after --duration or -n requests, whichever comes first (10s when neither is
-given). One warm-up request, not counted, comes first. A run whose first 20
+given). One warm-up request, not counted, comes first. A token from
+--token-endpoint is requested again at three quarters of its expires_in
+(and 1.5s before its end at the latest). A run whose first 20
 requests all fail, or which meets 50 transport failures in a row, stops with
 a one-line cause and exit status 1. Credentials are sent over plain http only
 to a loopback address.`
@@ -203,7 +205,10 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	// The token, from the token endpoint when asked.
+	// The token, from the token endpoint when asked, and again before it
+	// expires.
+	var refresh loadgen.TokenSource
+	var lifetime time.Duration
 	if *endpoint != "" {
 		hc := mtlsbound.NewClient(clientCert, roots)
 		hc.Timeout = *timeout
@@ -211,17 +216,19 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		if prover != nil {
 			hc.Transport = &dpop.Transport{Base: hc.Transport, Prover: prover}
 		}
-		_, tr, err := fetchToken(ctx, hc, *endpoint, *clientID, sec, *scope)
-		if err != nil {
+		refresh = func(ctx context.Context) (string, time.Duration, error) {
+			_, tr, err := fetchToken(ctx, hc, *endpoint, *clientID, sec, *scope)
+			if err != nil {
+				return "", 0, err
+			}
+			if prover != nil && !strings.EqualFold(tr.TokenType, "DPoP") {
+				return "", 0, fmt.Errorf("the token endpoint answered token_type %q, not a DPoP-bound token", printable(tr.TokenType, 40))
+			}
+			return tr.AccessToken, loadTokenLifetime(tr.ExpiresIn), nil
+		}
+		if tok, lifetime, err = refresh(ctx); err != nil {
 			return err
 		}
-		if prover != nil && !strings.EqualFold(tr.TokenType, "DPoP") {
-			return fmt.Errorf("the token endpoint answered token_type %q, not a DPoP-bound token", printable(tr.TokenType, 40))
-		}
-		if life := time.Duration(tr.ExpiresIn) * time.Second; tr.ExpiresIn > 0 && *duration > life {
-			return fmt.Errorf("the access token expires in %s, before the run's --duration %s ends", life, *duration)
-		}
-		tok = tr.AccessToken
 	}
 
 	var auth loadgen.Authorizer
@@ -229,9 +236,10 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	case "none":
 		auth = loadgen.NoAuth{}
 	case "mtls", "bearer":
-		auth = &loadgen.Bearer{Name: *mode, Token: tok}
+		auth = &loadgen.Bearer{Name: *mode, Token: tok, Lifetime: lifetime, Refresh: refresh}
 	case "dpop":
-		d, err := loadgen.NewDPoP(loadgen.DPoPConfig{Prover: prover, Token: tok, Method: *method, URL: *target, Signers: *signers})
+		d, err := loadgen.NewDPoP(loadgen.DPoPConfig{Prover: prover, Token: tok, Method: *method, URL: *target, Signers: *signers,
+			Lifetime: lifetime, Refresh: refresh})
 		if err != nil {
 			return err
 		}
@@ -268,6 +276,18 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return runErr
+}
+
+// loadMaxLifetime bounds the expires_in taken from a token response.
+const loadMaxLifetime = 366 * 24 * time.Hour
+
+// loadTokenLifetime turns expires_in (seconds) into a duration; 0 (no
+// refresh) when absent, not positive or beyond a year.
+func loadTokenLifetime(expiresIn int64) time.Duration {
+	if expiresIn <= 0 || expiresIn > int64(loadMaxLifetime/time.Second) {
+		return 0
+	}
+	return time.Duration(expiresIn) * time.Second
 }
 
 // checkCredentialURL refuses a plain http target outside loopback: a

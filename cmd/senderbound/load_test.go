@@ -331,14 +331,33 @@ func TestLoadReport(t *testing.T) {
 	}
 }
 
-// TestLoadTokenLifetime: a run longer than the token's lifetime is refused
-// before it starts, not ended by a wall of invalid_token.
-func TestLoadTokenLifetime(t *testing.T) {
+// TestLoadTokenRefresh: a run longer than the token's lifetime requests a
+// new token before the first expires, so every request succeeds.
+func TestLoadTokenRefresh(t *testing.T) {
 	t.Parallel()
-	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret, "--token-ttl", "30s")
-	code, out, errs := cliRun(t, "", "load", "--quiet", "--url", "http://127.0.0.1:1/resource", "--token-endpoint", as.URL+issuer.TokenPath,
-		"--client-id", "app", "--client-secret", serveTestSecret, "--duration", "1m")
-	if code != 1 || out != "" || !strings.Contains(errs, "the access token expires in 30s, before the run's --duration 1m0s ends") {
-		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret, "--token-ttl", "3s", "--require-nonce")
+	rs := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--allow-bearer")
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"dpop", nil},
+		{"bearer", []string{"--mode", "bearer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, res, errs := loadReport(t, "", append([]string{"--url", rs.URL + "/resource", "--token-endpoint", as.URL + issuer.TokenPath,
+				"--client-id", "app", "--client-secret", serveTestSecret, "-c", "2", "--rate", "100", "--duration", "4500ms"}, tt.args...)...)
+			if code != 0 || res == nil {
+				t.Fatalf("exit %d, stderr %q", code, errs)
+			}
+			if got := loadOutcomes(res); got["200"] != res.Requests || res.Requests < 150 {
+				t.Errorf("outcomes %v of %d, want only 200 across the token's expiry", got, res.Requests)
+			}
+			if len(res.Warnings) > 0 && strings.Contains(strings.Join(res.Warnings, ";"), "token") {
+				t.Errorf("warnings %q", res.Warnings)
+			}
+		})
 	}
 }

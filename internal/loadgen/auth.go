@@ -1,7 +1,10 @@
 package loadgen
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
+	"time"
 )
 
 // Authorizer gives each worker the credentials of its requests. One
@@ -48,12 +51,22 @@ func (noSession) Retry(*http.Response) bool     { return false }
 
 // Bearer sends "Authorization: Bearer <token>" (RFC 6750 §2.1). With a
 // client certificate in the HTTP client's TLS configuration it is the
-// mTLS-bound token mode (RFC 8705 §3); set Name to "mtls" then.
+// mTLS-bound token mode (RFC 8705 §3); set Name to "mtls" then. Do not
+// change its fields after the run has started.
 type Bearer struct {
 	// Name is what Mode returns; "" means "bearer".
 	Name string
 	// Token is the access token. Required.
 	Token string
+	// Lifetime is how long Token stays valid; with Refresh set, a new
+	// token is requested at three quarters of it, and 1.5 s before its
+	// end at the latest. 0 means it is not refreshed.
+	Lifetime time.Duration
+	// Refresh, when set, supplies the next token.
+	Refresh TokenSource
+
+	value atomic.Pointer[string] // "Bearer <token>" once refreshed
+	keep  refresher
 }
 
 var _ Authorizer = (*Bearer)(nil)
@@ -66,13 +79,34 @@ func (b *Bearer) Mode() string {
 	return b.Name
 }
 
-// NewSession returns a session that sets the Authorization field.
-func (b *Bearer) NewSession() Session { return &bearerSession{value: "Bearer " + b.Token} }
+// Run refreshes the token, when Refresh and Lifetime are set, until ctx
+// ends.
+func (b *Bearer) Run(ctx context.Context) {
+	b.keep.source = b.Refresh
+	b.keep.set = func(tok string) {
+		v := "Bearer " + tok
+		b.value.Store(&v)
+	}
+	b.keep.run(ctx, b.Lifetime)
+}
 
-type bearerSession struct{ value string }
+// Warnings reports failed token refreshes.
+func (b *Bearer) Warnings() []string { return b.keep.warnings() }
+
+// NewSession returns a session that sets the Authorization field.
+func (b *Bearer) NewSession() Session { return &bearerSession{b: b, value: "Bearer " + b.Token} }
+
+type bearerSession struct {
+	b     *Bearer
+	value string // before any refresh
+}
 
 func (s *bearerSession) Authorize(req *http.Request) error {
-	req.Header.Set("Authorization", s.value)
+	v := s.value
+	if p := s.b.value.Load(); p != nil {
+		v = *p
+	}
+	req.Header.Set("Authorization", v)
 	return nil
 }
 

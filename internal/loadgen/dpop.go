@@ -46,6 +46,12 @@ type DPoPConfig struct {
 	// discarded, so that every proof sent is seconds old at most. 0 means
 	// DefaultProofMaxAge.
 	MaxAge time.Duration
+	// Lifetime is how long Token stays valid; with Refresh set, a new
+	// token is requested at three quarters of it, and 1.5 s before its
+	// end at the latest. 0 means it is not refreshed.
+	Lifetime time.Duration
+	// Refresh, when set, supplies the next token, bound to the same key.
+	Refresh TokenSource
 }
 
 // DPoP sends "Authorization: DPoP <token>" with a fresh proof (RFC 9449
@@ -55,13 +61,13 @@ type DPoPConfig struct {
 // miss is counted. It answers nonce challenges as a client does: the
 // latest DPoP-Nonce of any response goes into every later proof, and a 401
 // use_dpop_nonce with a new nonce is retried once. Proofs signed for an
-// older nonce, or older than MaxAge, are discarded unused.
+// older nonce or token, or older than MaxAge, are discarded unused.
 //
 // Build it with [NewDPoP]. It is safe for concurrent use.
 type DPoP struct {
 	cfg   DPoPConfig
-	auth  string // "DPoP <token>"
 	state atomic.Pointer[proofState]
+	keep  refresher
 	ready chan pooledProof
 
 	signed, misses, stale atomic.Int64
@@ -71,10 +77,18 @@ type DPoP struct {
 	signErr error
 }
 
-// proofState is what every proof of a generation shares: the nonce (""
-// before the server sent one). A new nonce makes a new generation, and
-// proofs of older generations are stale.
-type proofState struct{ nonce string }
+// proofState is what every proof of a generation shares: the token (and
+// its Authorization value) and the nonce ("" before the server sent one).
+// A new nonce or token makes a new generation, and proofs of older
+// generations are stale.
+type proofState struct {
+	token, auth, nonce string
+}
+
+// newProofState returns the generation of token and nonce.
+func newProofState(token, nonce string) *proofState {
+	return &proofState{token: token, auth: "DPoP " + token, nonce: nonce}
+}
 
 // pooledProof is one proof signed ahead of need.
 type pooledProof struct {
@@ -105,11 +119,12 @@ func NewDPoP(cfg DPoPConfig) (*DPoP, error) {
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = DefaultProofMaxAge
 	}
-	d := &DPoP{cfg: cfg, auth: "DPoP " + cfg.Token, ready: make(chan pooledProof, cfg.Depth)}
-	d.state.Store(&proofState{})
-	if _, err := d.sign(&proofState{}); err != nil {
+	d := &DPoP{cfg: cfg, ready: make(chan pooledProof, cfg.Depth)}
+	d.state.Store(newProofState(cfg.Token, ""))
+	if _, err := d.sign(d.state.Load()); err != nil {
 		return nil, err
 	}
+	d.keep = refresher{source: cfg.Refresh, set: d.setToken}
 	d.signed.Store(0)
 	return d, nil
 }
@@ -118,9 +133,11 @@ func NewDPoP(cfg DPoPConfig) (*DPoP, error) {
 func (d *DPoP) Mode() string { return "dpop" }
 
 // Run signs proofs into the pool until ctx ends, with cfg.Signers
-// goroutines, and returns when they have stopped.
+// goroutines, refreshes the token when Refresh and Lifetime are set, and
+// returns when all have stopped.
 func (d *DPoP) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Go(func() { d.keep.run(ctx, d.cfg.Lifetime) })
 	for range d.cfg.Signers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -149,7 +166,7 @@ func (d *DPoP) PoolStats() (signed, misses, stale int64) {
 }
 
 func (d *DPoP) sign(st *proofState) (string, error) {
-	p, err := d.cfg.Prover.Proof(d.cfg.Method, d.cfg.URL, dpop.ProofOptions{AccessToken: d.cfg.Token, Nonce: st.nonce})
+	p, err := d.cfg.Prover.Proof(d.cfg.Method, d.cfg.URL, dpop.ProofOptions{AccessToken: st.token, Nonce: st.nonce})
 	if err != nil {
 		return "", fmt.Errorf("signing a DPoP proof: %w", err)
 	}
@@ -195,22 +212,38 @@ func (d *DPoP) take(st *proofState) (string, error) {
 // adopt makes nonce the nonce of every later proof, unless it is the
 // current one or the prover refuses it (not 1*NQCHAR).
 func (d *DPoP) adopt(nonce string) {
-	cur := d.state.Load()
-	if cur.nonce == nonce {
-		return
-	}
-	next := &proofState{nonce: nonce}
-	p, err := d.sign(next)
-	if err != nil {
-		return
-	}
-	if d.state.CompareAndSwap(cur, next) {
-		select {
-		case d.ready <- pooledProof{proof: p, state: next, made: time.Now()}:
-		default:
+	for {
+		cur := d.state.Load()
+		if cur.nonce == nonce {
+			return
+		}
+		next := newProofState(cur.token, nonce)
+		p, err := d.sign(next)
+		if err != nil {
+			return
+		}
+		if d.state.CompareAndSwap(cur, next) {
+			select {
+			case d.ready <- pooledProof{proof: p, state: next, made: time.Now()}:
+			default:
+			}
+			return
 		}
 	}
 }
+
+// setToken makes token the token of every later proof.
+func (d *DPoP) setToken(token string) {
+	for {
+		cur := d.state.Load()
+		if d.state.CompareAndSwap(cur, newProofState(token, cur.nonce)) {
+			return
+		}
+	}
+}
+
+// Warnings reports failed token refreshes.
+func (d *DPoP) Warnings() []string { return d.keep.warnings() }
 
 // NewSession returns one worker's session.
 func (d *DPoP) NewSession() Session { return &dpopSession{d: d} }
@@ -231,7 +264,7 @@ func (s *dpopSession) Authorize(req *http.Request) error {
 		return err
 	}
 	s.used = st
-	req.Header.Set("Authorization", d.auth)
+	req.Header.Set("Authorization", st.auth)
 	req.Header.Set("DPoP", proof)
 	return nil
 }

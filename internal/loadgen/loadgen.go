@@ -253,6 +253,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Server.measure(serverEnd-serverStart, res.Exchanges, RawVerifyCost())
 	}
 	res.warn(cfg)
+	if w, ok := cfg.Auth.(interface{ Warnings() []string }); ok {
+		res.Warnings = append(res.Warnings, w.Warnings()...)
+	}
 	err := r.err()
 	if err == nil && ctx.Err() == nil && res.Requests > 0 && res.Succeeded == 0 && cfg.FailAfter > 0 {
 		err = r.noSuccess(res)

@@ -414,3 +414,120 @@ func TestRunNotHTTP(t *testing.T) {
 		t.Errorf("Run error = %v, want %q", err, want)
 	}
 }
+
+// tokenServer issues tokens valid for lifetime and accepts a request
+// whose token (under scheme) is still valid, with a DPoP proof whose ath
+// matches it in the DPoP scheme.
+type tokenServer struct {
+	lifetime time.Duration
+	mu       sync.Mutex
+	expiry   map[string]time.Time
+	issued   int
+}
+
+func (s *tokenServer) source(fail bool) TokenSource {
+	return func(context.Context) (string, time.Duration, error) {
+		if fail {
+			return "", 0, errors.New("token endpoint answered 503 without an OAuth error")
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.issued++
+		tok := fmt.Sprintf("token-%d", s.issued)
+		s.expiry[tok] = time.Now().Add(s.lifetime)
+		return tok, s.lifetime, nil
+	}
+}
+
+func (s *tokenServer) handler(t *testing.T, scheme string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), scheme+" ")
+		s.mu.Lock()
+		exp, known := s.expiry[tok]
+		s.mu.Unlock()
+		if !ok || !known || time.Now().After(exp.Add(300*time.Millisecond)) {
+			w.Header().Set("WWW-Authenticate", scheme+` error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if scheme == "DPoP" && proofATH(t, r.Header.Get("DPoP")) != dpop.AccessTokenHash(tok) {
+			w.Header().Set("WWW-Authenticate", `DPoP error="invalid_dpop_proof"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	})
+}
+
+// TestRunTokenRefresh: a run longer than the token's lifetime gets a new
+// token at three quarters of it, and DPoP proofs follow the new token's
+// ath; a failing refresh is reported and the expired token's refusals
+// show in the outcomes.
+func TestRunTokenRefresh(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		scheme string
+		fail   bool
+	}{
+		{"bearer", "Bearer", false},
+		{"dpop", "DPoP", false},
+		{"bearer, refresh fails", "Bearer", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := &tokenServer{lifetime: 2 * time.Second, expiry: map[string]time.Time{}}
+			srv := httptest.NewServer(ts.handler(t, tt.scheme))
+			t.Cleanup(srv.Close)
+			first, life, err := ts.source(false)(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var auth Authorizer = &Bearer{Token: first, Lifetime: life, Refresh: ts.source(tt.fail)}
+			if tt.scheme == "DPoP" {
+				if auth, err = NewDPoP(DPoPConfig{Prover: testProver(t), Token: first, Method: http.MethodGet, URL: srv.URL,
+					Lifetime: life, Refresh: ts.source(tt.fail)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := Run(context.Background(), Config{URL: srv.URL, Client: testClient(2), Auth: auth, Workers: 2, Rate: 200, Duration: 3500 * time.Millisecond})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			got := outcomeCounts(res)
+			if !tt.fail {
+				if got["200"] != res.Requests || ts.issued < 2 || strings.Contains(strings.Join(res.Warnings, ";"), "token refreshes failed") {
+					t.Errorf("outcomes %v, %d tokens issued, warnings %q; want only 200 after a refresh", got, ts.issued, res.Warnings)
+				}
+				return
+			}
+			if got["200"] == 0 || got["401 invalid_token"] == 0 || ts.issued != 1 {
+				t.Errorf("outcomes %v, %d tokens issued; want 200s, then 401 invalid_token once the token expired", got, ts.issued)
+			}
+			w := strings.Join(res.Warnings, "\n")
+			if !strings.Contains(w, "token refreshes failed (0 succeeded), the last with: token endpoint answered 503") || strings.Contains(w, first) {
+				t.Errorf("warnings %q, want the failed refreshes without the token", res.Warnings)
+			}
+		})
+	}
+}
+
+// proofATH returns the ath claim of a DPoP proof (unverified).
+func proofATH(t *testing.T, proof string) string {
+	parts := strings.Split(proof, ".")
+	if len(parts) != 3 {
+		t.Errorf("proof has %d segments", len(parts))
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Errorf("proof payload: %v", err)
+		return ""
+	}
+	var c struct {
+		ATH string `json:"ath"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Errorf("proof claims: %v", err)
+	}
+	return c.ATH
+}

@@ -267,3 +267,20 @@ func TestResultWarnings(t *testing.T) {
 		})
 	}
 }
+
+func TestRefreshWait(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ lifetime, want time.Duration }{
+		{time.Hour, 45 * time.Minute},
+		{5 * time.Minute, 225 * time.Second},
+		{4 * time.Second, 2500 * time.Millisecond}, // 1.5 s before the end
+		{3 * time.Second, 1500 * time.Millisecond},
+		{2 * time.Second, time.Second}, // never sooner than a second
+		{time.Millisecond, time.Second},
+	}
+	for _, tt := range tests {
+		if got := refreshWait(tt.lifetime); got != tt.want {
+			t.Errorf("refreshWait(%v) = %v, want %v", tt.lifetime, got, tt.want)
+		}
+	}
+}
