@@ -26,6 +26,13 @@
 // discarded, never sent. A worker that finds the pool empty signs its
 // own proof, and the miss is counted and reported.
 //
+// # Tokens
+//
+// [Bearer] and [DPoP] take a token and, optionally, a [TokenSource] and the
+// token's lifetime: a new token is then requested at three quarters of the
+// lifetime (and 1.5 s before its end at the latest), so that a run may
+// outlast its first token. Failed refreshes are reported as a warning.
+//
 // # CPU
 //
 // The generator's CPU time comes from getrusage(2); the target server's,
