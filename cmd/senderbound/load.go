@@ -218,6 +218,14 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		}
 		refresh = func(ctx context.Context) (string, time.Duration, error) {
 			_, tr, err := fetchToken(ctx, hc, *endpoint, *clientID, sec, *scope)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				cause := loadgen.TransportCause(err)
+				if cause == loadgen.CauseUntrusted {
+					cause += " (trust its CA with --ca-file)"
+				}
+				err = fmt.Errorf("token endpoint: %s at %s", cause, *endpoint)
+			}
 			if err != nil {
 				return "", 0, err
 			}

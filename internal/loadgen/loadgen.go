@@ -394,7 +394,7 @@ func (r *runner) exchange(ctx context.Context, sess Session, st *workerStats, at
 			if ctx.Err() != nil {
 				return nil
 			}
-			r.record(st, outcomeKey{code: transportCause(err)}, at)
+			r.record(st, outcomeKey{code: TransportCause(err)}, at)
 			return nil
 		}
 		retry := attempt == 0 && sess.Retry(resp)

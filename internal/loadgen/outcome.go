@@ -81,12 +81,14 @@ func errorCode(code string) string {
 	return code
 }
 
-// CauseUntrusted is the cause of a failure to verify the server's TLS
+// CauseUntrusted is the cause TransportCause gives to a failure to verify the server's TLS
 // certificate, as it appears in errors and outcomes.
 const CauseUntrusted = "TLS certificate not trusted"
 
-// transportCause names the cause of a failed exchange in a few words.
-func transportCause(err error) string {
+// TransportCause names the cause of a failed HTTP exchange in a few fixed
+// words, e.g. "connection refused" or "TLS certificate not trusted", never
+// quoting the error's text; "transport error" when it has no name.
+func TransportCause(err error) string {
 	var dnsErr *net.DNSError
 	var unknownCA x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
