@@ -11,7 +11,11 @@ import (
 // implementation per mode: [NoAuth], [Bearer] (which, over a client
 // certificate set in the HTTP client, is also the mTLS-bound mode) and
 // [DPoP]. A new mode (for example a certificate-signed request) is one
-// more Authorizer; the engine needs nothing else.
+// more Authorizer; the engine needs nothing else. An Authorizer serves one
+// run at a time. The engine also uses two optional methods, found by type
+// assertion: Run(ctx context.Context), background work for the length of
+// the run (the DPoP proof pool, token refresh), and Warnings() []string,
+// added to the result.
 type Authorizer interface {
 	// Mode names the mode in reports, e.g. "dpop".
 	Mode() string
