@@ -363,3 +363,37 @@ func TestLoadTokenRefresh(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadMTLSWrongCertificate: a certificate-bound token sent over
+// another client certificate is refused, and the report counts the
+// refusals by error code.
+func TestLoadMTLSWrongCertificate(t *testing.T) {
+	t.Parallel()
+	tl := newLoadTLS(t)
+	other, err := certs.SelfSigned(certs.Options{CommonName: "someone-else", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDir := filepath.Join(t.TempDir(), "other")
+	if err := other.WriteDir(otherDir); err != nil {
+		t.Fatal(err)
+	}
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--tls-cert", tl.certFile, "--tls-key", tl.keyFile,
+		"--client-ca", tl.caFile, "--mtls-client", "mtls-app:CN=mtls-app")
+	rs := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--ca-file", tl.caFile,
+		"--tls-cert", tl.certFile, "--tls-key", tl.keyFile, "--require", "mtls")
+	tok := strings.TrimSpace(cliMustRun(t, "", "token", "--token-endpoint", as.URL+issuer.TokenPath, "--client-id", "mtls-app",
+		"--cert", tl.clientCert, "--key", tl.clientKey, "--ca-file", tl.caFile, "--access-token"))
+
+	code, res, errs := loadReport(t, "", "--mode", "mtls", "--url", rs.URL+"/resource", "--token", tok, "--ca-file", tl.caFile,
+		"--cert", filepath.Join(otherDir, certs.LeafCertFile), "--key", filepath.Join(otherDir, certs.LeafKeyFile), "--duration", "1m")
+	if code != 1 || res == nil {
+		t.Fatalf("exit %d, stderr %q; want 1 with a report", code, errs)
+	}
+	if got := loadOutcomes(res); got["401 invalid_token"] != res.Requests || res.Requests < loadgen.DefaultFailAfter {
+		t.Errorf("outcomes %v of %d, want all 401 invalid_token", got, res.Requests)
+	}
+	if !strings.HasPrefix(errs, "senderbound load: no request succeeded: ") || strings.Count(errs, "\n") != 1 || strings.Contains(errs, tok) {
+		t.Errorf("stderr %q, want one line without the token", errs)
+	}
+}
