@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -88,12 +89,18 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireValues(fs, "url", "mode", "method", "token", "token-endpoint", "client-id", "client-secret", "scope", "dpop-key", "cert", "key", "ca-file"); err != nil {
-		return err
-	}
 
 	// Flag syntax and combinations, before anything is read or sent.
 	usage := func(format string, a ...any) error { return serveUsagef(e, cmd, format, a...) }
+	var empty string
+	fs.Visit(func(f *flag.Flag) {
+		if empty == "" && f.Value.String() == "" {
+			empty = f.Name
+		}
+	})
+	if empty != "" {
+		return usage("--%s needs a non-empty value", empty)
+	}
 	if *target == "" {
 		return usage("--url is required")
 	}
@@ -104,7 +111,7 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	switch {
 	case *workers < 1 || *workers > 100_000:
 		return usage("-c must be between 1 and 100000")
-	case *rate < 0 || *rate > 1e7:
+	case !(*rate >= 0 && *rate <= 1e7): // NaN too
 		return usage("--rate must be between 0 and 10000000")
 	case *duration < 0:
 		return usage("--duration must not be negative")

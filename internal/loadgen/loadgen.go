@@ -277,7 +277,7 @@ func (cfg *Config) check() error {
 		return errors.New("loadgen: Config.Client is nil")
 	case cfg.Workers < 1 || cfg.Workers > maxWorkers:
 		return fmt.Errorf("loadgen: workers must be between 1 and %d", maxWorkers)
-	case cfg.Rate < 0 || cfg.Rate > 1e7:
+	case !(cfg.Rate >= 0 && cfg.Rate <= 1e7): // NaN too
 		return errors.New("loadgen: the rate must be between 0 and 10000000 per second")
 	case cfg.Duration < 0 || cfg.Requests < 0:
 		return errors.New("loadgen: negative duration or request count")
