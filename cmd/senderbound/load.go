@@ -111,8 +111,8 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	switch {
 	case *workers < 1 || *workers > 100_000:
 		return usage("-c must be between 1 and 100000")
-	case !(*rate >= 0 && *rate <= 1e7): // NaN too
-		return usage("--rate must be between 0 and 10000000")
+	case !(*rate >= 0 && *rate <= 1e7) || (*rate > 0 && *rate < 0.01): // NaN too
+		return usage("--rate must be 0 (closed loop) or between 0.01 and 10000000")
 	case *duration < 0:
 		return usage("--duration must not be negative")
 	case *count < 0:

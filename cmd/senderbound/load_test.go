@@ -271,6 +271,7 @@ func TestLoadFlagErrors(t *testing.T) {
 		{"zero workers", []string{"--mode", "none", "--url", u, "-c", "0"}, "-c must be"},
 		{"negative rate", []string{"--mode", "none", "--url", u, "--rate", "-1"}, "--rate must be"},
 		{"NaN rate", []string{"--mode", "none", "--url", u, "--rate", "NaN"}, "--rate must be"},
+		{"vanishing rate", []string{"--mode", "none", "--url", u, "--rate", "1e-300"}, "--rate must be"},
 		{"negative count", []string{"--mode", "none", "--url", u, "-n", "-1"}, "-n must not be negative"},
 		{"zero timeout", []string{"--mode", "none", "--url", u, "--timeout", "0s"}, "--timeout must be positive"},
 		{"dpop without token", []string{"--url", u}, "mode dpop needs"},

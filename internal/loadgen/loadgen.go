@@ -46,9 +46,10 @@ type Config struct {
 	// sends its next request when the previous one is answered; at a
 	// fixed Rate it bounds the requests in flight. Required, 1 to 100000.
 	Workers int
-	// Rate, when positive, sends requests at this many per second (an open
-	// loop; latency counts from the scheduled time, so a slow server is
-	// not hidden by a generator that waits for it). 0 means a closed loop.
+	// Rate, when positive, sends requests at this many per second, 0.01
+	// to 10000000 (an open loop; latency counts from the scheduled time,
+	// so a slow server is not hidden by a generator that waits for it).
+	// 0 means a closed loop.
 	Rate float64
 	// Duration and Requests bound the run: it stops when either is
 	// reached. At least one must be positive.
@@ -277,8 +278,8 @@ func (cfg *Config) check() error {
 		return errors.New("loadgen: Config.Client is nil")
 	case cfg.Workers < 1 || cfg.Workers > maxWorkers:
 		return fmt.Errorf("loadgen: workers must be between 1 and %d", maxWorkers)
-	case !(cfg.Rate >= 0 && cfg.Rate <= 1e7): // NaN too
-		return errors.New("loadgen: the rate must be between 0 and 10000000 per second")
+	case !(cfg.Rate >= 0 && cfg.Rate <= 1e7) || (cfg.Rate > 0 && cfg.Rate < 0.01): // NaN too
+		return errors.New("loadgen: the rate must be 0 (closed loop) or between 0.01 and 10000000 per second")
 	case cfg.Duration < 0 || cfg.Requests < 0:
 		return errors.New("loadgen: negative duration or request count")
 	case cfg.Duration == 0 && cfg.Requests == 0:

@@ -285,6 +285,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"unbounded", Config{URL: "http://127.0.0.1:1/", Client: c, Workers: 1}},
 		{"negative rate", Config{URL: "http://127.0.0.1:1/", Client: c, Workers: 1, Requests: 1, Rate: -1}},
 		{"NaN rate", Config{URL: "http://127.0.0.1:1/", Client: c, Workers: 1, Requests: 1, Rate: math.NaN()}},
+		{"vanishing rate", Config{URL: "http://127.0.0.1:1/", Client: c, Workers: 1, Requests: 1, Rate: 1e-300}},
 		{"bad method", Config{URL: "http://127.0.0.1:1/", Method: "G T", Client: c, Workers: 1, Requests: 1}},
 	}
 	for _, tt := range tests {
