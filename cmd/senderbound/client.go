@@ -138,46 +138,9 @@ func runToken(ctx context.Context, e *env, args []string) error {
 		hc.Transport = &dpop.Transport{Base: hc.Transport, Prover: prover}
 	}
 
-	form := url.Values{"grant_type": {"client_credentials"}}
-	if *scope != "" {
-		form.Set("scope", *scope)
-	}
-	if sec == "" {
-		form.Set("client_id", *clientID)
-	}
-	// strings.Reader sets GetBody, so dpop.Transport can resend the body
-	// after a use_dpop_nonce challenge.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *endpoint, strings.NewReader(form.Encode()))
+	body, tr, err := fetchToken(ctx, hc, *endpoint, *clientID, sec, *scope)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if sec != "" {
-		// RFC 6749 §2.3.1: both parts are form-urlencoded before Basic.
-		req.SetBasicAuth(url.QueryEscape(*clientID), url.QueryEscape(sec))
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return tokenTransportError(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponseBytes+1))
-	if err != nil {
-		return fmt.Errorf("reading the token response: %w", err)
-	}
-	if len(body) > maxTokenResponseBytes {
-		return fmt.Errorf("token response larger than %d bytes", maxTokenResponseBytes)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return tokenErrorResponse(resp, body)
-	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
-		return fmt.Errorf("token endpoint answered %d without a JSON access_token", resp.StatusCode)
 	}
 	if *onlyToken {
 		if _, err := fmt.Fprintln(e.stdout, tr.AccessToken); err != nil {
@@ -196,6 +159,60 @@ func runToken(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "warning: a DPoP proof was sent but token_type is %q, so the token is not bound to the DPoP key\n", printable(tr.TokenType, 40))
 	}
 	return nil
+}
+
+// tokenFields holds the fields of a token endpoint's answer that the token
+// and load commands use.
+type tokenFields struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// fetchToken makes one client_credentials request through hc, with
+// client_secret_basic when secret is non-empty (else client_id in the
+// form), and returns the raw JSON response and its fields. A non-200
+// answer, or one without an access_token, is a one-line error.
+func fetchToken(ctx context.Context, hc *http.Client, endpoint, clientID, secret, scope string) ([]byte, tokenFields, error) {
+	var tr tokenFields
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	if secret == "" {
+		form.Set("client_id", clientID)
+	}
+	// strings.Reader sets GetBody, so dpop.Transport can resend the body
+	// after a use_dpop_nonce challenge.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, tr, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if secret != "" {
+		// RFC 6749 §2.3.1: both parts are form-urlencoded before Basic.
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, tr, tokenTransportError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponseBytes+1))
+	if err != nil {
+		return nil, tr, fmt.Errorf("reading the token response: %w", err)
+	}
+	if len(body) > maxTokenResponseBytes {
+		return nil, tr, fmt.Errorf("token response larger than %d bytes", maxTokenResponseBytes)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, tr, tokenErrorResponse(resp, body)
+	}
+	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		return nil, tr, fmt.Errorf("token endpoint answered %d without a JSON access_token", resp.StatusCode)
+	}
+	return body, tr, nil
 }
 
 // checkTokenEndpoint accepts an absolute https URL, or an http URL whose host

@@ -1,7 +1,8 @@
 // Command senderbound runs the senderbound demo, an issuer and a resource
 // server for sender-constrained (DPoP and mTLS-bound) OAuth access tokens,
-// the conformance suite against any implementation, and the small tools
-// around them: keys, certificates, thumbprints, proofs and token requests.
+// the conformance suite against any implementation, a load generator that
+// speaks DPoP and mTLS, and the small tools around them: keys,
+// certificates, thumbprints, proofs and token requests.
 //
 // Usage:
 //
@@ -74,6 +75,7 @@ func commands() []command {
 		{"proof", "print a DPoP proof for one request", runProof},
 		{"token", "request an access token (DPoP or mTLS) and print the JSON response", runToken},
 		{"conform", "run the conformance suite against any issuer and resource server", runConform},
+		{"load", "send DPoP, mTLS-bound, bearer or unauthenticated load to a resource and report rate, latency and CPU per request", runLoad},
 		{"bench", "measure the hot paths beside the raw signature verification on this machine", runBench},
 		{"version", "print the module version, VCS revision and Go toolchain of this binary", runVersion},
 	}
