@@ -157,7 +157,7 @@ func TestLoadRefused(t *testing.T) {
 	}{
 		{"wrong key, json", "--json", "401 invalid_token", []string{"--token", tok, "--dpop-key", otherKey}},
 		{"wrong key, text", "", "401 invalid_token", []string{"--token", tok, "--dpop-key", otherKey}},
-		{"DPoP token as bearer", "--json", "401", []string{"--mode", "bearer", "--token", tok}},
+		{"DPoP token as bearer", "--json", "401 invalid_token", []string{"--mode", "bearer", "--token", tok}},
 		{"no credentials", "--json", "401", []string{"--mode", "none"}},
 	}
 	for _, tt := range tests {
