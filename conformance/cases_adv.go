@@ -34,7 +34,7 @@ func keyedProofStep(name string, keyFn func(r *run) (*clientKey, error), mutate 
 		}
 		k, err := keyFn(r)
 		if err != nil {
-			fv := failf("suite error: %s", sanitizeErr(err))
+			fv := suitef("%s", sanitizeErr(err))
 			return nil, &fv
 		}
 		var m func(*jws)
@@ -170,7 +170,7 @@ func init() {
 					proofStep("x5u", func(_ *run, j *jws) { j.header["jwk"] = nil; j.header["x5u"] = c.srv.URL + "/cert" }, false, wantProof),
 				)
 				if v.status == StatusPass && c.hits.Load() > 0 {
-					return failf("the server fetched the attacker's URL (%d requests)", c.hits.Load())
+					return attackf("the server fetched the attacker's URL (%d requests)", c.hits.Load())
 				}
 				return v
 			}},
@@ -279,7 +279,7 @@ func init() {
 					m := r.s.t.method()
 					p, err := r.s.proof(r.s.k1, m, r.s.t.Resource, "", nil)("")
 					if err != nil {
-						fv := failf("suite error: %v", err)
+						fv := suitef("%v", err)
 						return nil, &fv
 					}
 					return r.rs(rsReq{method: m, scheme: "DPoP", token: p, proof: r.s.proof(r.s.k1, m, r.s.t.Resource, p, nil)})
@@ -379,7 +379,7 @@ func init() {
 					return *fv
 				}
 				if x.err == nil && x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				return passf("recorded: %s", x.describe())
 			}},
@@ -442,7 +442,7 @@ func init() {
 					return *fv
 				}
 				if y.err == nil && y.status >= 500 {
-					return failf("server error %d", y.status)
+					return serverErrorf(y.status, "the target")
 				}
 				return passf("recorded: K2 reusing K1's jti → %s", y.describe())
 			}},
@@ -753,7 +753,7 @@ func init() {
 				for _, x := range r.xs {
 					if x.header.Get("DPoP-Nonce") == evil {
 						r.fail = x
-						return failf("the server adopted the client's nonce")
+						return attackf("the server adopted the client's nonce")
 					}
 				}
 				return v
@@ -802,7 +802,7 @@ func init() {
 					}, false, wantDPoPToken),
 				)
 				if v.status == StatusPass && c.hits.Load() > 0 {
-					return failf("the server fetched the token's jku (%d requests)", c.hits.Load())
+					return attackf("the server fetched the token's jku (%d requests)", c.hits.Load())
 				}
 				return v
 			}},
@@ -824,7 +824,7 @@ func init() {
 					j.claims["aud"] = append(a, "https://unknown.example.invalid")
 				})
 				if err != nil {
-					return failf("suite error: %s", sanitizeErr(err))
+					return suitef("%s", sanitizeErr(err))
 				}
 				m := r.s.t.method()
 				x, fv := r.rs(rsReq{method: m, scheme: "DPoP", token: tok, proof: r.s.proof(r.s.k1, m, r.s.t.Resource, tok, nil)})
@@ -832,7 +832,7 @@ func init() {
 					return *fv
 				}
 				if x.err == nil && x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				return passf("recorded: %s", x.describe())
 			}},
@@ -857,7 +857,7 @@ func init() {
 				m := r.s.t.method()
 				p, err := r.s.proof(r.s.k1, m, r.s.t.Resource, it.access, nil)(r.s.nonces[origin(r.s.t.Resource)])
 				if err != nil {
-					return failf("suite error: %v", err)
+					return suitef("%v", err)
 				}
 				const n = 8
 				xs := make([]*exchange, n)
@@ -892,11 +892,11 @@ func init() {
 					}
 					if x.err == nil && x.status >= 500 {
 						r.fail = x
-						return failf("server error %d", x.status)
+						return serverErrorf(x.status, "the target")
 					}
 				}
 				if ok != 1 {
-					return failf("%d of %d concurrent replays succeeded, want exactly 1", ok, n)
+					return attackf("%d of %d concurrent replays succeeded, want exactly 1", ok, n)
 				}
 				return passf("exactly one of %d succeeded", n)
 			}},
@@ -930,7 +930,7 @@ func init() {
 			run: func(ctx context.Context, r *run) verdict {
 				key, err := rfc7517ECKey()
 				if err != nil {
-					return failf("suite error: %v", err)
+					return suitef("%v", err)
 				}
 				x, fv := r.tok(r.s.dpopTokenRequest(key, func(j *jws) {
 					j.header["jwk"] = json.RawMessage(`{"crv":"P\u002d256","kty":"EC","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}`)
@@ -939,7 +939,7 @@ func init() {
 					return *fv
 				}
 				if x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				if x.status != http.StatusOK {
 					return passf("refused: %s", x.describe())
@@ -963,7 +963,7 @@ func init() {
 				return r.steps(step{name: "e with a leading zero", want: wantASProof, do: func(r *run) (*exchange, *verdict) {
 					k, err := r.s.rsaKey()
 					if err != nil {
-						fv := failf("suite error: %v", err)
+						fv := suitef("%v", err)
 						return nil, &fv
 					}
 					return r.tok(r.s.dpopTokenRequest(k, func(j *jws) {

@@ -39,7 +39,7 @@ func needJWT(it *issued) *verdict {
 func (r *run) metadata() (map[string]any, *exchange, *verdict) {
 	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.s.t.MetadataURL, nil)
 	if err != nil {
-		v := failf("suite error: %s", sanitizeErr(err))
+		v := suitef("%s", sanitizeErr(err))
 		return nil, nil, &v
 	}
 	x := r.note(r.s.do(r.s.plain, req, nil))
@@ -64,7 +64,7 @@ func (r *run) introspect(token string, auth bool, method string) (*exchange, *ve
 	}
 	req, err := http.NewRequestWithContext(r.ctx, method, u, body)
 	if err != nil {
-		v := failf("suite error: %s", sanitizeErr(err))
+		v := suitef("%s", sanitizeErr(err))
 		return nil, &v
 	}
 	if method != http.MethodGet {
@@ -226,7 +226,7 @@ func init() {
 					return *fv
 				}
 				if x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				it, err := parseIssued(x, r.s.k2)
 				if err != nil {
@@ -298,7 +298,7 @@ func init() {
 				if !containsFold(algs, "ES512") {
 					ck, err := generateKeyFor(jose.ES512)
 					if err != nil {
-						return failf("suite error: %v", err)
+						return suitef("%v", err)
 					}
 					ss = append(ss, step{name: "unlisted alg ES512", want: wantASProof, do: func(r *run) (*exchange, *verdict) {
 						return r.tok(r.s.dpopTokenRequest(ck, nil))
@@ -361,8 +361,8 @@ func init() {
 					return *fv
 				}
 				r.fail = x
-				if why := rejected(x, []want{{400, "json", []string{"use_dpop_nonce"}}}); why != "" {
-					return failf("%s", why)
+				if g := gradeRefusal(x, []want{{400, "json", []string{"use_dpop_nonce"}}}); g.tier != TierPass {
+					return g.wrap("%s", g.reason)
 				}
 				if n := len(x.header.Values("DPoP-Nonce")); n != 1 {
 					return failf("%d DPoP-Nonce headers, want 1", n)
@@ -657,7 +657,7 @@ func (r *run) boundTo(it *issued, member, want string) (why string, observed boo
 func (r *run) katBinding(want string, mutate func(*jws)) verdict {
 	key, err := rfc7517ECKey()
 	if err != nil {
-		return failf("suite error: %v", err)
+		return suitef("%v", err)
 	}
 	x, fv := r.tok(r.s.dpopTokenRequest(key, mutate))
 	if fv != nil {
@@ -713,7 +713,7 @@ func (r *run) nonceSample(get func() (*exchange, *verdict)) verdict {
 		}
 	}
 	if digitsOnly {
-		return failf("nonces are bare numbers (counter or timestamp)")
+		return attackf("nonces are bare numbers (counter or timestamp)")
 	}
 	if short {
 		return failf("a nonce is shorter than 22 characters (under 128 bits)")

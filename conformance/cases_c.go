@@ -166,9 +166,9 @@ func init() {
 						if fv != nil {
 							return *fv
 						}
-						if why := rejected(x, wantAny4xx); why != "" {
+						if g := gradeRefusal(x, wantAny4xx); g.tier != TierPass {
 							r.fail = x
-							return failf("%s with hostile characters: %s", claim, why)
+							return g.wrap("%s with hostile characters: %s", claim, g.reason)
 						}
 						for _, c := range x.challenges {
 							for _, p := range c.Params {
@@ -181,12 +181,12 @@ func init() {
 						for _, v := range x.header.Values("WWW-Authenticate") {
 							if strings.Contains(v, marker) {
 								r.fail = x
-								return failf("challenge reflects the attacker's %s", claim)
+								return attackf("challenge reflects the attacker's %s", claim)
 							}
 						}
 						if x.header.Get("X-Injected") != "" {
 							r.fail = x
-							return failf("header injection")
+							return attackf("header injection")
 						}
 					}
 				}
@@ -220,9 +220,9 @@ func init() {
 				if v != nil {
 					return *v
 				}
-				if why := rejected(x, wantBearerTok); why != "" {
+				if g := gradeRefusal(x, wantBearerTok); g.tier != TierPass {
 					r.fail = x
-					return failf("%s", why)
+					return g.wrap("%s", g.reason)
 				}
 				if c, ok := findChallenge(x.challenges, "DPoP"); ok {
 					if _, has := c.Param("error"); has {
@@ -277,8 +277,8 @@ func init() {
 					return *fv
 				}
 				r.fail = x
-				if why := rejected(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); why != "" {
-					return failf("%s", why)
+				if g := gradeRefusal(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); g.tier != TierPass {
+					return g.wrap("%s", g.reason)
 				}
 				if n := len(x.header.Values("DPoP-Nonce")); n != 1 {
 					return failf("%d DPoP-Nonce headers", n)
@@ -299,9 +299,9 @@ func init() {
 				if fv != nil {
 					return *fv
 				}
-				if why := rejected(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); why != "" {
+				if g := gradeRefusal(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); g.tier != TierPass {
 					r.fail = x
-					return failf("wrong nonce: %s", why)
+					return g.wrap("wrong nonce: %s", g.reason)
 				}
 				if x.header.Get("DPoP-Nonce") == "" {
 					r.fail = x
@@ -395,8 +395,8 @@ func init() {
 					return *v
 				}
 				r.fail = x
-				if why := rejected(x, wantASProof); why != "" {
-					return failf("%s", why)
+				if g := gradeRefusal(x, wantASProof); g.tier != TierPass {
+					return g.wrap("%s", g.reason)
 				}
 				if !strings.Contains(strings.ToLower(x.header.Get("Content-Type")), "json") {
 					return failf("Content-Type is not JSON")
@@ -415,7 +415,7 @@ func init() {
 					return *v
 				}
 				if x.err == nil && x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				var schemes []string
 				for _, c := range x.challenges {
@@ -447,7 +447,7 @@ func forgedStep(name string, mutate func(r *run, j *jws), accept bool, ws []want
 		}
 		tok, err := r.s.forge(it, func(j *jws) { mutate(r, j) })
 		if err != nil {
-			fv := failf("suite error: %s", sanitizeErr(err))
+			fv := suitef("%s", sanitizeErr(err))
 			return nil, &fv
 		}
 		q := r.dpopReq(it, r.s.k1, nil)

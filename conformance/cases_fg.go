@@ -81,7 +81,7 @@ func init() {
 					}
 					tok, err := r.s.forge(it, func(j *jws) { setCnf(j, map[string]any{"x5t#S256": kat12X5t}) })
 					if err != nil {
-						fv := failf("suite error: %s", sanitizeErr(err))
+						fv := suitef("%s", sanitizeErr(err))
 						return nil, &fv
 					}
 					return r.rs(rsReq{url: r.s.t.TrustedProxyResource, scheme: "Bearer", token: tok, headers: []header{{"Client-Cert", kat12ClientCert}}})
@@ -113,7 +113,7 @@ func init() {
 			run: func(ctx context.Context, r *run) verdict {
 				ca, err := caCertDER()
 				if err != nil {
-					return failf("suite error: %v", err)
+					return suitef("%v", err)
 				}
 				return r.steps(
 					proxyStep("chain only", func(r *run) []header {
@@ -134,7 +134,7 @@ func init() {
 				for _, x := range r.s.log {
 					if x.header.Get("Client-Cert") != "" || x.header.Get("Client-Cert-Chain") != "" {
 						r.fail = x
-						return failf("a response carries Client-Cert")
+						return attackf("a response carries Client-Cert")
 					}
 				}
 				return passf("%d responses scanned", len(r.s.log))
@@ -407,7 +407,7 @@ func init() {
 					return *v
 				}
 				if x.err == nil && x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				return passf("recorded: %s", x.describe())
 			}},
@@ -452,11 +452,15 @@ func init() {
 				}
 				t, err := r.s.forge(it, func(j *jws) { j.claims["exp"] = r.s.now().Add(-time.Hour).Unix() })
 				if err != nil {
-					return failf("suite error: %s", sanitizeErr(err))
+					return suitef("%s", sanitizeErr(err))
 				}
 				x, fv := r.introspect(t, true, http.MethodPost)
 				if fv != nil {
 					return *fv
+				}
+				if x.status == 200 && x.json["active"] == true {
+					r.fail = x
+					return attackf("expired token: active")
 				}
 				if x.status != 200 || x.json["active"] != false {
 					r.fail = x
@@ -472,7 +476,7 @@ func init() {
 					return *v
 				}
 				if x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				return passf("recorded: %s", x.describe())
 			}},
@@ -585,11 +589,11 @@ func toString(v any) string {
 func (r *run) hsWithPublicKey() verdict {
 	ik, err := r.s.issuerKey()
 	if err != nil {
-		return failf("suite error: %s", sanitizeErr(err))
+		return suitef("%s", sanitizeErr(err))
 	}
 	der, err := x509.MarshalPKIXPublicKey(ik.signer.Public())
 	if err != nil {
-		return failf("suite error: %s", sanitizeErr(err))
+		return suitef("%s", sanitizeErr(err))
 	}
 	keys := map[string][]byte{
 		"JWK JSON": ik.pubJSON,
