@@ -441,9 +441,9 @@ func init() {
 				return r.steps(sch("DPoP"), sch("dpop"))
 			}},
 		Case{ID: "DPOP-RS-21", Title: "the DPoP scheme needs a DPoP header", Section: "RFC 9449 §7.1", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP,
-			Expect: "Authorization: DPoP AT1 without DPoP header → 401 DPoP challenge [open: invalid_dpop_proof|invalid_request|invalid_token]",
+			Expect: "Authorization: DPoP AT1 without DPoP header → 401 DPoP challenge [open: invalid_dpop_proof|invalid_request|invalid_token], or 400 DPoP:invalid_request (RFC 6750 §3.1)",
 			run: func(ctx context.Context, r *run) verdict {
-				return r.steps(step{name: "no DPoP header", want: []want{{401, "DPoP", []string{"invalid_dpop_proof", "invalid_request", "invalid_token"}}}, do: func(r *run) (*exchange, *verdict) {
+				return r.steps(step{name: "no DPoP header", want: []want{{401, "DPoP", []string{"invalid_dpop_proof", "invalid_request", "invalid_token"}}, {400, "DPoP", []string{"invalid_request"}}}, do: func(r *run) (*exchange, *verdict) {
 					it, v := r.needDPoP()
 					if v != nil {
 						return nil, v

@@ -214,11 +214,17 @@ func init() {
 				return passf("%d Bearer challenges checked", n)
 			}},
 		Case{ID: "ERR-11", Title: "only the attempted scheme's challenge carries the error", Section: "RFC 9449 §7.2", Level: LevelShould, Role: RoleResource, Group: GroupC, Needs: CapDPoP,
-			Expect: "Authorization: Bearer <invalid> → 401, Bearer error=\"invalid_token\", DPoP challenge without error",
+			Expect: "Authorization: Bearer <invalid> → 401, Bearer error=\"invalid_token\", DPoP challenge without error (a DPoP-only resource: a DPoP challenge without error)",
 			run: func(ctx context.Context, r *run) verdict {
 				x, v := r.rs(rsReq{scheme: "Bearer", token: "conformance-invalid-" + randomID()})
 				if v != nil {
 					return *v
+				}
+				_, bearer := findChallenge(x.challenges, "Bearer")
+				if c, ok := findChallenge(x.challenges, "DPoP"); ok && !bearer && x.status == 401 {
+					if _, has := c.Param("error"); !has {
+						return passf("Bearer is not offered; the DPoP challenge carries no error (RFC 6750 §3.1)")
+					}
 				}
 				if g := gradeRefusal(x, wantBearerTok); g.tier != TierPass {
 					r.fail = x
@@ -258,7 +264,7 @@ func init() {
 				)
 			}},
 		Case{ID: "ERR-13", Title: "a DPoP-bound token under Bearer is refused", Section: "RFC 9449 §7.2", Level: LevelMust, Role: RoleResource, Group: GroupC, Needs: CapDPoP,
-			Expect: "Authorization: Bearer AT1 → 401 Bearer:invalid_token",
+			Expect: "Authorization: Bearer AT1 → 401 Bearer:invalid_token (a DPoP-only resource: 401 DPoP challenge, with invalid_token or no error)",
 			run: func(ctx context.Context, r *run) verdict {
 				return r.steps(bearerDowngradeStep("Bearer"))
 			}},
@@ -428,7 +434,10 @@ func init() {
 
 // bearerDowngradeStep sends AT1 under the given Bearer spelling, no proof.
 func bearerDowngradeStep(scheme string) step {
-	return step{name: "scheme " + scheme, want: []want{{401, "Bearer", []string{"invalid_token"}}, {401, "DPoP", []string{"invalid_token"}}}, do: func(r *run) (*exchange, *verdict) {
+	// A resource that does not offer Bearer at all may answer as to a
+	// request without credentials: a DPoP challenge without an error
+	// (RFC 6750 §3.1: an unsupported authentication method).
+	return step{name: "scheme " + scheme, want: []want{{401, "Bearer", []string{"invalid_token"}}, {401, "DPoP", []string{"invalid_token", ""}}}, do: func(r *run) (*exchange, *verdict) {
 		it, v := r.needDPoP()
 		if v != nil {
 			return nil, v

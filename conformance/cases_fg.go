@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -481,22 +482,41 @@ func init() {
 				return passf("recorded: %s", x.describe())
 			}},
 		Case{ID: "ATV-34", Title: "metadata is served as JSON at the well-known path", Section: "RFC 8414 §3", Level: LevelMust, Role: RoleMetadata, Group: GroupG, Needs: CapMetadata,
-			Expect: "GET metadata → 200, application/json, path contains /.well-known/oauth-authorization-server",
+			Expect: "GET metadata → 200, application/json; the server serves it at the well-known URL derived from its issuer (/.well-known/oauth-authorization-server, or the registered OpenID suffix openid-configuration)",
 			run: func(ctx context.Context, r *run) verdict {
-				_, x, v := r.metadata()
+				m, x, v := r.metadata()
 				if v != nil {
 					return *v
 				}
 				if !strings.HasPrefix(strings.ToLower(x.header.Get("Content-Type")), "application/json") {
 					return failf("Content-Type %q", safeToken(x.header.Get("Content-Type")))
 				}
-				if !strings.Contains(r.s.t.MetadataURL, "/.well-known/oauth-authorization-server") {
-					return failf("metadata URL is not under /.well-known/oauth-authorization-server")
+				iss := r.s.t.Issuer
+				if iss == "" {
+					iss, _ = m["issuer"].(string)
 				}
-				return passf("JSON at the well-known path")
+				urls := wellKnownURLs(iss)
+				if len(urls) == 0 {
+					return failf("no issuer to derive the well-known URL from")
+				}
+				if slices.Contains(urls, r.s.t.MetadataURL) {
+					return passf("JSON at the well-known URL")
+				}
+				// The operator passed another URL: judge the server by
+				// what it serves at the RFC 8414 URL.
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, urls[0], nil)
+				if err != nil {
+					return suitef("%s", sanitizeErr(err))
+				}
+				y := r.note(r.s.do(r.s.plain, req, nil))
+				if y.err == nil && y.status == http.StatusOK && y.json != nil {
+					return passf("JSON at /.well-known/oauth-authorization-server")
+				}
+				r.fail = y
+				return failf("no metadata at the well-known URL derived from the issuer (%s)", y.describe())
 			}},
 		Case{ID: "ATV-35", Title: "metadata issuer is https, clean, and the one asked for", Section: "RFC 8414 §2, §3.3", Level: LevelMust, Role: RoleMetadata, Group: GroupG, Needs: CapMetadata,
-			Expect: "issuer: https, no query or fragment, well-known URL derived from it equals the metadata URL, equals the configured issuer",
+			Expect: "issuer: https, no query or fragment, equals the configured issuer; the metadata URL is one derived from it (RFC 8414 §3 with the oauth-authorization-server or openid-configuration suffix, or OpenID Connect Discovery §4)",
 			run: func(ctx context.Context, r *run) verdict {
 				m, _, v := r.metadata()
 				if v != nil {
@@ -507,9 +527,8 @@ func init() {
 				if err != nil || u.Scheme != "https" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(iss, "?#") {
 					return failf("issuer is not an https URL without query and fragment")
 				}
-				want := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
-				if r.s.t.MetadataURL != want {
-					return failf("metadata URL is not the one derived from issuer")
+				if !slices.Contains(wellKnownURLs(iss), r.s.t.MetadataURL) {
+					return failf("metadata URL is not one derived from issuer")
 				}
 				if r.s.t.Issuer != "" && iss != r.s.t.Issuer {
 					return failf("issuer differs from the configured issuer")
@@ -640,4 +659,23 @@ func newCanary() *canary {
 		_, _ = w.Write([]byte(`{"keys":[]}`))
 	}))
 	return c
+}
+
+// wellKnownURLs are the metadata URLs derived from an issuer: RFC 8414 §3
+// (the suffix inserted between host and path) with the
+// oauth-authorization-server suffix first, then with the registered
+// openid-configuration suffix, then OpenID Connect Discovery §4 (the
+// suffix appended to the issuer). Nil for an unparsable issuer.
+func wellKnownURLs(iss string) []string {
+	u, err := url.Parse(iss)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	base := u.Scheme + "://" + u.Host
+	return []string{
+		base + "/.well-known/oauth-authorization-server" + path,
+		base + "/.well-known/openid-configuration" + path,
+		strings.TrimSuffix(iss, "/") + "/.well-known/openid-configuration",
+	}
 }
