@@ -488,6 +488,9 @@ func init() {
 				}
 				if x.err == nil && x.status >= 200 && x.status < 300 {
 					r.fail = x
+					if r.s.t.localHTTP(u) {
+						return localSetting("DPoP over plain HTTP on loopback accepted")
+					}
 					return attackf("plain HTTP request accepted (status %d)", x.status)
 				}
 				if !probe {

@@ -111,10 +111,10 @@ func init() {
 				}})
 			}},
 		Case{ID: "ERR-07", Title: "insufficient scope → 403 insufficient_scope", Section: "RFC 6750 §3.1", Level: LevelShould, Role: RoleResource, Group: GroupC, Needs: CapDPoP | CapIssuerKey,
-			Expect: "AT1 re-issued without the configured scope → 403, error=\"insufficient_scope\"",
+			Expect: "AT1 re-issued without any scope, at a resource that requires Target.ResourceScope → 403, error=\"insufficient_scope\"",
 			run: func(ctx context.Context, r *run) verdict {
-				if r.s.t.Scope == "" {
-					return skipf("precondition: no scope configured for the resource")
+				if r.s.t.ResourceScope == "" {
+					return skipf("precondition: no scope the resource requires is configured (--resource-scope)")
 				}
 				return r.steps(forgedStep("token without scope", func(_ *run, j *jws) { delete(j.claims, "scope") }, false,
 					[]want{{403, "DPoP", []string{"insufficient_scope"}}}))
@@ -437,7 +437,7 @@ func bearerDowngradeStep(scheme string) step {
 	// A resource that does not offer Bearer at all may answer as to a
 	// request without credentials: a DPoP challenge without an error
 	// (RFC 6750 §3.1: an unsupported authentication method).
-	return step{name: "scheme " + scheme, want: []want{{401, "Bearer", []string{"invalid_token"}}, {401, "DPoP", []string{"invalid_token", ""}}}, do: func(r *run) (*exchange, *verdict) {
+	return step{name: "scheme " + scheme, want: []want{{401, "Bearer", []string{"invalid_token"}}, {401, "DPoP", []string{"invalid_token"}}, {401, dpopOnly, []string{""}}}, do: func(r *run) (*exchange, *verdict) {
 		it, v := r.needDPoP()
 		if v != nil {
 			return nil, v

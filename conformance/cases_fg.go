@@ -524,7 +524,8 @@ func init() {
 				}
 				iss, _ := m["issuer"].(string)
 				u, err := url.Parse(iss)
-				if err != nil || u.Scheme != "https" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(iss, "?#") {
+				local := r.s.t.localHTTP(iss)
+				if err != nil || (u.Scheme != "https" && !local) || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(iss, "?#") {
 					return failf("issuer is not an https URL without query and fragment")
 				}
 				if !slices.Contains(wellKnownURLs(iss), r.s.t.MetadataURL) {
@@ -532,6 +533,9 @@ func init() {
 				}
 				if r.s.t.Issuer != "" && iss != r.s.t.Issuer {
 					return failf("issuer differs from the configured issuer")
+				}
+				if local {
+					return localSetting("issuer consistent, on plain HTTP on loopback")
 				}
 				return passf("issuer consistent")
 			}},
@@ -543,6 +547,9 @@ func init() {
 					return *v
 				}
 				j, _ := m["jwks_uri"].(string)
+				if r.s.t.localHTTP(j) {
+					return localSetting("jwks_uri on plain HTTP on loopback")
+				}
 				if !strings.HasPrefix(j, "https://") {
 					return failf("jwks_uri is not https")
 				}

@@ -66,6 +66,18 @@ type Result struct {
 	Hygiene bool `json:"hygiene,omitempty"`
 }
 
+// Check returns the check named name (see [Check.Name]). Check names are
+// stable for a case, so a test can pin the verdict of one variant, e.g.
+// that a target's replay acceptance stays an accepted attack.
+func (r *Result) Check(name string) (Check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
 // AttacksAccepted reports whether a check of the result is an accepted
 // attack (at any level, hygiene included).
 func (r *Result) AttacksAccepted() bool {
@@ -169,8 +181,11 @@ func (r *Report) Result(id string) (Result, bool) {
 
 // Run executes the selected cases against the target, one after another
 // (cases share tokens and nonce state, and replay cases depend on order).
-// It returns an error only for an invalid target or a cancelled context;
-// case failures are in the report. Run is safe to call concurrently with
+// Before the cases it runs a preflight (see [PreflightError]): a target
+// that does not match its description stops the run with the cause
+// instead of a report full of failures. It returns an error only for an
+// invalid target, a failed preflight or a cancelled context; case
+// findings are in the report. Run is safe to call concurrently with
 // distinct targets.
 func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	if err := target.Validate(); err != nil {
@@ -185,6 +200,9 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("conformance: %w", err)
 	}
 	defer s.close()
+	if err := s.preflight(ctx); err != nil {
+		return nil, err
+	}
 	rep := &Report{
 		Target:  fmt.Sprintf("token endpoint %s, resource %s", target.TokenEndpoint, target.Resource),
 		Started: time.Now().UTC(),
@@ -243,7 +261,9 @@ func runCase(ctx context.Context, s *session, c Case) Result {
 	res := Result{Case: c}
 	r := &run{ctx: ctx, s: s, c: &c}
 	var v verdict
-	if missing := c.Needs &^ s.caps; missing != 0 {
+	if why := s.t.outOfProfile(c); why != "" {
+		v = skipf("%s", why)
+	} else if missing := c.Needs &^ s.caps; missing != 0 {
 		v = skipf("target lacks capability %s: %s", missing, capHint(missing))
 	} else {
 		v = r.guard()
@@ -397,6 +417,14 @@ func suitef(format string, a ...any) verdict {
 	return skipf("suite error: "+format, a...)
 }
 
+// localSetting records a deliberate local-test setting declared by
+// Target.AllowLoopbackHTTP: neither a pass nor a failure.
+func localSetting(what string) verdict {
+	v := recordf("%s: the deliberate local-test setting (--allow-loopback-http); a deployment must use HTTPS", what)
+	v.level = LevelRecord
+	return v
+}
+
 func skipf(format string, a ...any) verdict {
 	return verdict{status: StatusSkip, reason: fmt.Sprintf(format, a...)}
 }
@@ -462,7 +490,14 @@ type want struct {
 	codes  []string
 }
 
+// dpopOnly is a want scheme: a DPoP challenge, and no Bearer challenge (a
+// resource that does not offer Bearer at all).
+const dpopOnly = "DPoP-only"
+
 func (w want) String() string {
+	if w.scheme == dpopOnly {
+		return fmt.Sprintf("%d DPoP without error (Bearer not offered)", w.status)
+	}
 	s := fmt.Sprint(w.status)
 	if w.scheme != "" {
 		s += " " + w.scheme
@@ -576,6 +611,14 @@ func (w want) matches(x *exchange) bool {
 		}
 		return false
 	case "json":
+	case dpopOnly:
+		if _, ok := findChallenge(x.challenges, "Bearer"); ok {
+			return false
+		}
+		if _, ok := findChallenge(x.challenges, "DPoP"); !ok {
+			return false
+		}
+		return len(w.codes) == 0 || slices.Contains(w.codes, x.errorCode("DPoP"))
 	default:
 		if _, ok := findChallenge(x.challenges, w.scheme); !ok {
 			return false
@@ -603,7 +646,7 @@ func refusalPattern(x *exchange, ws []want) string {
 	}
 	var schemes []string
 	for _, w := range sameStatus {
-		if w.scheme == "" || w.scheme == "json" || w.scheme == "any" {
+		if w.scheme == "" || w.scheme == "json" || w.scheme == "any" || w.scheme == dpopOnly {
 			continue
 		}
 		if _, ok := findChallenge(x.challenges, w.scheme); ok {

@@ -170,6 +170,7 @@ func startModule(t *testing.T, nonces bool) conformance.Target {
 		ClientID:                   "app",
 		ClientSecret:               "app-secret-0123456789abcdef",
 		Scope:                      "read",
+		ResourceScope:              "read",
 		Resource:                   rs.URL + "/resource",
 		Issuer:                     as.URL,
 		Audience:                   aud1,

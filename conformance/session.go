@@ -736,7 +736,9 @@ func (s *session) forge(base *issued, mutate func(j *jws)) (string, error) {
 		c = cloneMap(base.claims)
 	} else {
 		c = map[string]any{"iss": s.t.Issuer, "aud": s.t.Audience, "sub": "conformance", "client_id": s.t.ClientID}
-		if s.t.Scope != "" {
+		if sc := s.t.ResourceScope; sc != "" {
+			c["scope"] = sc
+		} else if s.t.Scope != "" {
 			c["scope"] = s.t.Scope
 		}
 	}

@@ -12,7 +12,7 @@ import (
 // fails its subtest (see [Report.Failed]); wrong refusals, policy failures
 // and SHOULD warnings are logged; a skipped case calls t.Skip with the
 // reason. Cases run sequentially (they share tokens and nonce state). An
-// invalid target fails t immediately.
+// invalid target or a failed preflight fails t immediately.
 func RunTest(t *testing.T, target Target, opts ...Options) {
 	t.Helper()
 	var o Options
@@ -32,6 +32,9 @@ func RunTest(t *testing.T, target Target, opts ...Options) {
 	}
 	defer s.close()
 	ctx := t.Context()
+	if err := s.preflight(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range selectCases(o.Cases) {
 		t.Run(c.ID, func(t *testing.T) {
 			res := runCase(ctx, s, c)

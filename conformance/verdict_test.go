@@ -121,15 +121,13 @@ func allFailingAt(level conformance.Level, pattern string) func(*testing.T, conf
 func checkTier(name string, tier conformance.Tier) func(*testing.T, conformance.Result) {
 	return func(t *testing.T, r conformance.Result) {
 		t.Helper()
-		for _, c := range r.Checks {
-			if c.Name == name {
-				if c.Tier != tier {
-					t.Errorf("%s %q: tier %s (%s), want %s", r.ID, name, c.Tier, c.Reason, tier)
-				}
-				return
-			}
+		c, ok := r.Check(name)
+		switch {
+		case !ok:
+			t.Errorf("%s: no check %q in %+v", r.ID, name, r.Checks)
+		case c.Tier != tier:
+			t.Errorf("%s %q: tier %s (%s), want %s", r.ID, name, c.Tier, c.Reason, tier)
 		}
-		t.Errorf("%s: no check %q in %+v", r.ID, name, r.Checks)
 	}
 }
 
