@@ -36,7 +36,10 @@ func preflightf(format string, a ...any) error {
 //   - per binding in the profile, the token endpoint answers a token
 //     request with the configured credentials;
 //   - the resource accepts the positive control (a valid DPoP request;
-//     with ProfileMTLS or ProfileBoth, a valid certificate-bound request);
+//     with ProfileMTLS or ProfileBoth, a valid certificate-bound request).
+//     Without a profile, a resource that answers a valid
+//     certificate-bound request with a DPoP challenge only is taken as
+//     DPoP-only, and its resource-side mTLS cases are skipped;
 //   - a server that answered use_dpop_nonce was declared to require nonces.
 //
 // Anything else the target does wrong is left to the cases.
@@ -73,10 +76,20 @@ func (s *session) preflight(ctx context.Context) error {
 		if cause := tokenCause(s.log[mark:], fmt.Sprintf("the token endpoint (mTLS client %s)", safeToken(s.t.mtlsClientID()))); cause != "" {
 			return preflightf("%s", cause)
 		}
-		if err == nil && (s.t.Profile == ProfileMTLS || s.t.Profile == ProfileBoth) {
+		if err == nil {
 			x := s.do(s.cert1, mustRequest(ctx, s.t.method(), s.t.Resource, "Bearer "+it.access), []string{it.access})
-			if cause := controlCause(x, "the resource", "a valid certificate-bound request"); cause != "" {
+			cause := controlCause(x, "the resource", "a valid certificate-bound request")
+			_, bearer := findChallenge(x.challenges, "Bearer")
+			_, dpop := findChallenge(x.challenges, "DPoP")
+			switch {
+			case cause == "":
+			case s.t.Profile == ProfileMTLS || s.t.Profile == ProfileBoth:
 				return preflightf("%s", cause)
+			case x.err == nil && x.status == http.StatusUnauthorized && dpop && !bearer:
+				// No profile was given and the resource offers DPoP
+				// only: a client certificate does not make it an mTLS
+				// resource.
+				s.dpopOnlyResource = true
 			}
 		}
 	}

@@ -147,3 +147,29 @@ func TestTargetValidateProfileAndLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificateDoesNotForceMTLSOnDPoPOnlyResource: without a profile, a
+// client certificate no longer brings the resource-side mTLS cases to a
+// resource that offers DPoP only; the token-endpoint mTLS cases still run.
+func TestCertificateDoesNotForceMTLSOnDPoPOnlyResource(t *testing.T) {
+	t.Parallel()
+	_, target := startRef(t, refserver.Config{Mutations: []refserver.Mutation{refserver.DPoPOnlyResource}})
+	rep, err := conformance.Run(t.Context(), target, conformance.Options{Cases: []string{"MTLS-CB-09", "MTLS-CB-01"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := rep.Result("MTLS-CB-09")
+	if rs.Tier != conformance.TierSkip || !strings.HasPrefix(rs.Reason, "the resource offers DPoP only") {
+		t.Errorf("MTLS-CB-09: %s (%s), want skipped: DPoP-only resource", rs.Tier, rs.Reason)
+	}
+	as, _ := rep.Result("MTLS-CB-01")
+	if as.Tier != conformance.TierPass {
+		t.Errorf("MTLS-CB-01: %s (%s), want pass", as.Tier, as.Reason)
+	}
+	target.Profile = conformance.ProfileBoth
+	var pe *conformance.PreflightError
+	if _, err := conformance.Run(t.Context(), target, conformance.Options{Cases: []string{"MTLS-CB-09"}}); !errors.As(err, &pe) ||
+		!strings.HasPrefix(pe.Cause, "the resource refused a valid certificate-bound request") {
+		t.Errorf("profile both: %v, want the preflight to stop on the refused certificate-bound request", err)
+	}
+}

@@ -33,18 +33,28 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(ew, "\n%s\n", g.Title())
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 		for _, res := range rs {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", tierLabel(res.Tier), res.ID, res.Level, observed(res.Observed), oneLine(res.Reason, 100))
+			level := string(res.Level)
+			if res.Tier.Failing() {
+				level = failLevel(res)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", tierLabel(res.Tier), res.ID, level, observed(res.Observed), oneLine(res.Reason, 100))
 			if !res.Tier.Failing() {
 				continue
 			}
-			failing := 0
+			var failing []Check
+			alike := true
 			for _, c := range res.Checks {
 				if c.Tier.Failing() {
-					failing++
+					failing = append(failing, c)
+					alike = alike && c.Pattern != "" && c.Tier == failing[0].Tier && c.Level == failing[0].Level && c.Pattern == failing[0].Pattern
 				}
 			}
-			for _, c := range res.Checks {
-				if c.Tier.Failing() && failing > 1 {
+			switch {
+			case len(failing) < 2:
+			case alike:
+				fmt.Fprintf(tw, "  \t  - %d variants: %s\n", len(failing), failing[0].Pattern)
+			default:
+				for _, c := range failing {
 					fmt.Fprintf(tw, "  \t  - %s\t%s\t%s\t%s\n", tierLabel(c.Tier), c.Level, observed(c.Observed), oneLine(checkLine(c), 100))
 				}
 			}

@@ -263,6 +263,8 @@ func runCase(ctx context.Context, s *session, c Case) Result {
 	var v verdict
 	if why := s.t.outOfProfile(c); why != "" {
 		v = skipf("%s", why)
+	} else if s.dpopOnlyResource && c.Role == RoleResource && c.Needs&CapMTLS != 0 {
+		v = skipf("the resource offers DPoP only (it answered a valid certificate-bound request with a DPoP challenge alone); --profile both tests it anyway")
 	} else if missing := c.Needs &^ s.caps; missing != 0 {
 		v = skipf("target lacks capability %s: %s", missing, capHint(missing))
 	} else {

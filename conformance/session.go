@@ -146,6 +146,10 @@ type session struct {
 	nonces map[string]string
 	log    []*exchange
 
+	// dpopOnlyResource is set by the preflight when no profile was given
+	// and the resource offers DPoP only.
+	dpopOnlyResource bool
+
 	// bound holds DPoP tokens bound to keys other than K1.
 	bound map[*clientKey]*issued
 
