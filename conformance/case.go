@@ -10,11 +10,13 @@ import (
 type Level string
 
 // Levels. [LevelMust] covers the checklist's MUST, MUST NOT, REQUIRED,
-// implied, defined and BCP MUST requirements; a failure makes
-// [Report.Failed] true. [LevelShould] failures are reported as warnings.
-// [LevelPolicy] cases go beyond the RFC minimum: they fail in the report but
-// never make [Report.Failed] true. [LevelRecord] cases log what the target
-// does; they fail only on a hygiene violation (5xx, echoed credentials).
+// implied, defined and BCP MUST requirements; a missing MUST feature makes
+// [Report.Failed] true. [LevelShould] findings are reported as warnings.
+// [LevelPolicy] cases go beyond the RFC minimum: their findings fail in the
+// report, and an accepted attack among them fails the run too.
+// [LevelRecord] cases log what the target does; they fail only on a 5xx or
+// an echoed credential. An accepted attack makes [Report.Failed] true at
+// any level (see [Tier]).
 const (
 	LevelMust   Level = "MUST"
 	LevelShould Level = "SHOULD"
@@ -39,11 +41,11 @@ type Capability uint32
 
 // Capabilities.
 const (
-	// CapDPoP: the token endpoint issues DPoP-bound tokens (always assumed
-	// when TokenEndpoint and Resource are set and DisableDPoP is false).
+	// CapDPoP: the token endpoint issues DPoP-bound tokens (assumed unless
+	// DisableDPoP is set or the profile is ProfileMTLS).
 	CapDPoP Capability = 1 << iota
-	// CapMTLS: Target.ClientCert is set and the token endpoint issues
-	// certificate-bound tokens.
+	// CapMTLS: Target.ClientCert is set, the profile is not ProfileDPoP,
+	// and the token endpoint issues certificate-bound tokens.
 	CapMTLS
 	// CapIssuerKey: Target.IssuerKey holds the issuer's private signing key.
 	CapIssuerKey

@@ -184,7 +184,7 @@ func init() {
 					}
 					if x.err == nil && x.status >= 500 {
 						r.fail = x
-						return failf("typ %s: server error %d", typ, x.status)
+						return serverErrorf(x.status, "typ %s", typ)
 					}
 					rec = append(rec, fmt.Sprintf("%s → %s", typ, x.describe()))
 				}
@@ -213,11 +213,11 @@ func init() {
 					}
 					k, err := ecdsa.GenerateKey(curve, rand.Reader)
 					if err != nil {
-						return failf("suite error: %v", err)
+						return suitef("%v", err)
 					}
 					ck, err := newClientKey(k, alg)
 					if err != nil {
-						return failf("suite error: %v", err)
+						return suitef("%v", err)
 					}
 					ss = append(ss, step{name: "unadvertised alg " + unlisted, want: wantProof, do: func(r *run) (*exchange, *verdict) {
 						it, v := r.needDPoP()
@@ -328,7 +328,7 @@ func init() {
 					}
 					if x.err == nil && x.status >= 500 {
 						r.fail = x
-						return failf("iat +%s: server error %d", d, x.status)
+						return serverErrorf(x.status, "iat +%s", d)
 					}
 					rec = append(rec, fmt.Sprintf("iat +%s → %s", d, x.describe()))
 				}
@@ -362,9 +362,9 @@ func init() {
 				if r.s.t.NonceRequired {
 					ws = []want{{401, "DPoP", []string{"invalid_dpop_proof", "use_dpop_nonce"}}}
 				}
-				if why := rejected(x, ws); why != "" {
+				if g := gradeRefusal(x, ws); g.tier != TierPass {
 					r.fail = x
-					return failf("replay: %s", why)
+					return g.wrap("replay: %s", g.reason)
 				}
 				return passf("replay refused")
 			}},
@@ -381,7 +381,7 @@ func init() {
 				}
 				if x.err == nil && x.status >= 500 {
 					r.fail = x
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				return passf("recorded: 4 KiB jti → %s", x.describe())
 			}},
@@ -441,9 +441,9 @@ func init() {
 				return r.steps(sch("DPoP"), sch("dpop"))
 			}},
 		Case{ID: "DPOP-RS-21", Title: "the DPoP scheme needs a DPoP header", Section: "RFC 9449 §7.1", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP,
-			Expect: "Authorization: DPoP AT1 without DPoP header → 401 DPoP challenge [open: invalid_dpop_proof|invalid_request|invalid_token]",
+			Expect: "Authorization: DPoP AT1 without DPoP header → 401 DPoP challenge [open: invalid_dpop_proof|invalid_request|invalid_token], or 400 DPoP:invalid_request (RFC 6750 §3.1)",
 			run: func(ctx context.Context, r *run) verdict {
-				return r.steps(step{name: "no DPoP header", want: []want{{401, "DPoP", []string{"invalid_dpop_proof", "invalid_request", "invalid_token"}}}, do: func(r *run) (*exchange, *verdict) {
+				return r.steps(step{name: "no DPoP header", want: []want{{401, "DPoP", []string{"invalid_dpop_proof", "invalid_request", "invalid_token"}}, {400, "DPoP", []string{"invalid_request"}}}, do: func(r *run) (*exchange, *verdict) {
 					it, v := r.needDPoP()
 					if v != nil {
 						return nil, v
@@ -488,7 +488,10 @@ func init() {
 				}
 				if x.err == nil && x.status >= 200 && x.status < 300 {
 					r.fail = x
-					return failf("plain HTTP request accepted (status %d)", x.status)
+					if r.s.t.localHTTP(u) {
+						return localSetting("DPoP over plain HTTP on loopback accepted")
+					}
+					return attackf("plain HTTP request accepted (status %d)", x.status)
 				}
 				if !probe {
 					if x.err != nil {

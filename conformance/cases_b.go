@@ -39,7 +39,7 @@ func needJWT(it *issued) *verdict {
 func (r *run) metadata() (map[string]any, *exchange, *verdict) {
 	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.s.t.MetadataURL, nil)
 	if err != nil {
-		v := failf("suite error: %s", sanitizeErr(err))
+		v := suitef("%s", sanitizeErr(err))
 		return nil, nil, &v
 	}
 	x := r.note(r.s.do(r.s.plain, req, nil))
@@ -64,7 +64,7 @@ func (r *run) introspect(token string, auth bool, method string) (*exchange, *ve
 	}
 	req, err := http.NewRequestWithContext(r.ctx, method, u, body)
 	if err != nil {
-		v := failf("suite error: %s", sanitizeErr(err))
+		v := suitef("%s", sanitizeErr(err))
 		return nil, &v
 	}
 	if method != http.MethodGet {
@@ -113,13 +113,23 @@ func init() {
 				return passf("token_type DPoP, cnf.jkt matches the proof key")
 			}},
 		Case{ID: "DPOP-AS-02", Title: "an invalid proof at the token endpoint is invalid_dpop_proof", Section: "RFC 9449 §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
-			Expect: "bad signature, htu of the resource, typ JWT, stale iat → 400 json:invalid_dpop_proof",
+			Expect: "bad signature, htu of the resource, typ JWT → 400 json:invalid_dpop_proof; stale iat without a nonce, not retried → 400 json:invalid_dpop_proof or use_dpop_nonce",
 			run: func(ctx context.Context, r *run) verdict {
 				return r.steps(
 					asProofStep("bad signature", func(_ *run, j *jws) { j.flipSig = true }, false, wantASProof),
 					asProofStep("htu of the resource", func(r *run, j *jws) { j.claims["htu"] = htuOf(r.s.t.Resource) }, false, wantASProof),
 					asProofStep("typ JWT", func(_ *run, j *jws) { j.header["typ"] = "JWT" }, false, wantASProof),
-					asProofStep("stale iat", func(r *run, j *jws) { j.claims["iat"] = r.s.now().Add(-15 * time.Minute).Unix() }, false, wantASProof),
+					// Without a nonce and without the nonce retry: a server may
+					// take freshness from its nonce instead of iat (RFC 9449
+					// §4.3 (11), §11.1), so use_dpop_nonce is a refusal too.
+					step{name: "stale iat", want: or(wantASProof, []want{{400, "json", []string{"use_dpop_nonce"}}}), do: func(r *run) (*exchange, *verdict) {
+						q := r.s.dpopTokenRequest(r.s.k1, func(j *jws) {
+							j.claims["iat"] = r.s.now().Add(-15 * time.Minute).Unix()
+							delete(j.claims, "nonce")
+						})
+						q.noRetry = true
+						return r.tok(q)
+					}},
 				)
 			}},
 		Case{ID: "DPOP-AS-03", Title: "the token endpoint applies every §4.3 check with htu = the URL called", Section: "RFC 9449 §4.3, §5", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
@@ -226,7 +236,7 @@ func init() {
 					return *fv
 				}
 				if x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				it, err := parseIssued(x, r.s.k2)
 				if err != nil {
@@ -298,7 +308,7 @@ func init() {
 				if !containsFold(algs, "ES512") {
 					ck, err := generateKeyFor(jose.ES512)
 					if err != nil {
-						return failf("suite error: %v", err)
+						return suitef("%v", err)
 					}
 					ss = append(ss, step{name: "unlisted alg ES512", want: wantASProof, do: func(r *run) (*exchange, *verdict) {
 						return r.tok(r.s.dpopTokenRequest(ck, nil))
@@ -361,8 +371,8 @@ func init() {
 					return *fv
 				}
 				r.fail = x
-				if why := rejected(x, []want{{400, "json", []string{"use_dpop_nonce"}}}); why != "" {
-					return failf("%s", why)
+				if g := gradeRefusal(x, []want{{400, "json", []string{"use_dpop_nonce"}}}); g.tier != TierPass {
+					return g.wrap("%s", g.reason)
 				}
 				if n := len(x.header.Values("DPoP-Nonce")); n != 1 {
 					return failf("%d DPoP-Nonce headers, want 1", n)
@@ -371,7 +381,7 @@ func init() {
 				return passf("use_dpop_nonce with one DPoP-Nonce")
 			}},
 		Case{ID: "DPOP-AS-15", Title: "nonces cannot be predicted", Section: "RFC 9449 §8", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP | CapTokenNonce,
-			Expect: "30 nonces from the token endpoint: all distinct, not a bare counter or timestamp, at least 22 characters",
+			Expect: "30 nonces from the token endpoint: not a bare counter or timestamp, at least 22 characters (a nonce may repeat: RFC 9449 §11.1)",
 			run: func(ctx context.Context, r *run) verdict {
 				return r.nonceSample(func() (*exchange, *verdict) {
 					r.s.freshNonceState(r.s.t.TokenEndpoint)
@@ -540,8 +550,8 @@ func init() {
 				}
 				return passf("lifetime %.0f s", it.expiresIn)
 			}},
-		Case{ID: "DPOP-AS-29", Title: "DPoP does not authenticate the client; it combines with mTLS", Section: "RFC 9449 §3, §11.11", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
-			Expect: "confidential client id with a proof but no credentials → 400/401 invalid_client; mTLS client auth plus proof → token_type DPoP, cnf.jkt = jkt(K1)",
+		Case{ID: "DPOP-AS-29", Title: "DPoP does not authenticate the client; it combines with mTLS", Section: "RFC 9449 §3, §5, §11.11", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP,
+			Expect: "confidential client id with a proof but no credentials → 400/401 invalid_client; mTLS client auth plus proof → recorded (RFC 9449 §5 makes a DPoP-bound token a MAY), but a DPoP token must carry cnf.jkt = jkt(K1)",
 			run: func(ctx context.Context, r *run) verdict {
 				if r.s.t.ClientSecret == "" {
 					return skipf("precondition: needs a confidential client")
@@ -561,22 +571,35 @@ func init() {
 				if fv != nil {
 					return *fv
 				}
-				it, err := parseIssued(x, r.s.k1)
-				if err != nil {
-					r.fail = x
-					return failf("mTLS + proof: %s", sanitizeErr(err))
-				}
-				if !strings.EqualFold(it.tokenType, "DPoP") {
-					return failf("mTLS + proof: token_type %q", safeToken(it.tokenType))
-				}
-				if it.claims != nil {
-					if got, _ := cnfMember(it.claims, "jkt"); got != r.s.k1.jkt {
-						return failf("mTLS + proof: cnf.jkt does not match the proof key")
-					}
-				}
-				return passf("2 variants as expected")
+				r.checks = append(r.checks, r.checkOf("mTLS + proof", r.mtlsPlusProof(x), x))
+				return r.summarize(r.checks, len(r.checks))
 			}},
 	)
+}
+
+// mtlsPlusProof grades the answer to a proof from a client authenticated
+// by its certificate. Issuing a DPoP-bound token to such a client is a MAY
+// (RFC 9449 §5), so a refusal or an unbound answer is recorded; a DPoP
+// token bound to another key than the proof's is a failure.
+func (r *run) mtlsPlusProof(x *exchange) verdict {
+	it, err := parseIssued(x, r.s.k1)
+	if err != nil {
+		v := recordf("not issued (%s); RFC 9449 §5 makes a DPoP-bound token for this client a MAY", sanitizeErr(err))
+		v.level = LevelRecord
+		return v
+	}
+	if !strings.EqualFold(it.tokenType, "DPoP") {
+		v := recordf("token_type %q: the proof was not used; RFC 9449 §5 makes a DPoP-bound token for this client a MAY", safeToken(it.tokenType))
+		v.level = LevelRecord
+		return v
+	}
+	if it.claims != nil {
+		if got, _ := cnfMember(it.claims, "jkt"); got != r.s.k1.jkt {
+			r.fail = x
+			return failf("token_type DPoP, but cnf.jkt does not match the proof key")
+		}
+	}
+	return passf("token_type DPoP, bound to the proof key")
 }
 
 // refreshable sends q, a request of the refresh grant, and returns what it
@@ -657,7 +680,7 @@ func (r *run) boundTo(it *issued, member, want string) (why string, observed boo
 func (r *run) katBinding(want string, mutate func(*jws)) verdict {
 	key, err := rfc7517ECKey()
 	if err != nil {
-		return failf("suite error: %v", err)
+		return suitef("%v", err)
 	}
 	x, fv := r.tok(r.s.dpopTokenRequest(key, mutate))
 	if fv != nil {
@@ -685,7 +708,12 @@ func (r *run) katBinding(want string, mutate func(*jws)) verdict {
 	return passf("cnf.jkt = %s", want)
 }
 
-// nonceSample collects 30 nonces and checks them.
+// nonceSample collects 30 nonces and checks that they cannot be
+// predicted: not bare numbers (a counter or a timestamp) and at least 22
+// characters (128 bits in base64url). It does not require a new nonce per
+// response: RFC 9449 §11.1 lets a server accept one nonce several times.
+// That a nonce works only at the server that issued it is DPOP-AS-21's
+// check; that an unknown nonce is refused, DPOP-AS-16's and ERR-15's.
 func (r *run) nonceSample(get func() (*exchange, *verdict)) verdict {
 	seen := map[string]bool{}
 	digitsOnly := true
@@ -700,10 +728,6 @@ func (r *run) nonceSample(get func() (*exchange, *verdict)) verdict {
 			r.fail = x
 			return failf("response %d carried no DPoP-Nonce", i+1)
 		}
-		if seen[n] {
-			r.fail = x
-			return failf("nonce repeated after %d samples", i+1)
-		}
 		seen[n] = true
 		if strings.Trim(n, "0123456789") != "" {
 			digitsOnly = false
@@ -713,12 +737,12 @@ func (r *run) nonceSample(get func() (*exchange, *verdict)) verdict {
 		}
 	}
 	if digitsOnly {
-		return failf("nonces are bare numbers (counter or timestamp)")
+		return attackf("nonces are bare numbers (counter or timestamp)")
 	}
 	if short {
 		return failf("a nonce is shorter than 22 characters (under 128 bits)")
 	}
-	return passf("30 distinct nonces")
+	return passf("30 nonces, %d distinct, none a bare number or shorter than 22 characters", len(seen))
 }
 
 // warmUp makes sure the run has material for the audit cases: one DPoP

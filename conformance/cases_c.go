@@ -111,10 +111,10 @@ func init() {
 				}})
 			}},
 		Case{ID: "ERR-07", Title: "insufficient scope → 403 insufficient_scope", Section: "RFC 6750 §3.1", Level: LevelShould, Role: RoleResource, Group: GroupC, Needs: CapDPoP | CapIssuerKey,
-			Expect: "AT1 re-issued without the configured scope → 403, error=\"insufficient_scope\"",
+			Expect: "AT1 re-issued without any scope, at a resource that requires Target.ResourceScope → 403, error=\"insufficient_scope\"",
 			run: func(ctx context.Context, r *run) verdict {
-				if r.s.t.Scope == "" {
-					return skipf("precondition: no scope configured for the resource")
+				if r.s.t.ResourceScope == "" {
+					return skipf("precondition: no scope the resource requires is configured (--resource-scope)")
 				}
 				return r.steps(forgedStep("token without scope", func(_ *run, j *jws) { delete(j.claims, "scope") }, false,
 					[]want{{403, "DPoP", []string{"insufficient_scope"}}}))
@@ -166,9 +166,9 @@ func init() {
 						if fv != nil {
 							return *fv
 						}
-						if why := rejected(x, wantAny4xx); why != "" {
+						if g := gradeRefusal(x, wantAny4xx); g.tier != TierPass {
 							r.fail = x
-							return failf("%s with hostile characters: %s", claim, why)
+							return g.wrap("%s with hostile characters: %s", claim, g.reason)
 						}
 						for _, c := range x.challenges {
 							for _, p := range c.Params {
@@ -181,12 +181,12 @@ func init() {
 						for _, v := range x.header.Values("WWW-Authenticate") {
 							if strings.Contains(v, marker) {
 								r.fail = x
-								return failf("challenge reflects the attacker's %s", claim)
+								return attackf("challenge reflects the attacker's %s", claim)
 							}
 						}
 						if x.header.Get("X-Injected") != "" {
 							r.fail = x
-							return failf("header injection")
+							return attackf("header injection")
 						}
 					}
 				}
@@ -214,15 +214,21 @@ func init() {
 				return passf("%d Bearer challenges checked", n)
 			}},
 		Case{ID: "ERR-11", Title: "only the attempted scheme's challenge carries the error", Section: "RFC 9449 §7.2", Level: LevelShould, Role: RoleResource, Group: GroupC, Needs: CapDPoP,
-			Expect: "Authorization: Bearer <invalid> → 401, Bearer error=\"invalid_token\", DPoP challenge without error",
+			Expect: "Authorization: Bearer <invalid> → 401, Bearer error=\"invalid_token\", DPoP challenge without error (a DPoP-only resource: a DPoP challenge without error)",
 			run: func(ctx context.Context, r *run) verdict {
 				x, v := r.rs(rsReq{scheme: "Bearer", token: "conformance-invalid-" + randomID()})
 				if v != nil {
 					return *v
 				}
-				if why := rejected(x, wantBearerTok); why != "" {
+				_, bearer := findChallenge(x.challenges, "Bearer")
+				if c, ok := findChallenge(x.challenges, "DPoP"); ok && !bearer && x.status == 401 {
+					if _, has := c.Param("error"); !has {
+						return passf("Bearer is not offered; the DPoP challenge carries no error (RFC 6750 §3.1)")
+					}
+				}
+				if g := gradeRefusal(x, wantBearerTok); g.tier != TierPass {
 					r.fail = x
-					return failf("%s", why)
+					return g.wrap("%s", g.reason)
 				}
 				if c, ok := findChallenge(x.challenges, "DPoP"); ok {
 					if _, has := c.Param("error"); has {
@@ -258,7 +264,7 @@ func init() {
 				)
 			}},
 		Case{ID: "ERR-13", Title: "a DPoP-bound token under Bearer is refused", Section: "RFC 9449 §7.2", Level: LevelMust, Role: RoleResource, Group: GroupC, Needs: CapDPoP,
-			Expect: "Authorization: Bearer AT1 → 401 Bearer:invalid_token",
+			Expect: "Authorization: Bearer AT1 → 401 Bearer:invalid_token (a DPoP-only resource: 401 DPoP challenge, with invalid_token or no error)",
 			run: func(ctx context.Context, r *run) verdict {
 				return r.steps(bearerDowngradeStep("Bearer"))
 			}},
@@ -277,8 +283,8 @@ func init() {
 					return *fv
 				}
 				r.fail = x
-				if why := rejected(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); why != "" {
-					return failf("%s", why)
+				if g := gradeRefusal(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); g.tier != TierPass {
+					return g.wrap("%s", g.reason)
 				}
 				if n := len(x.header.Values("DPoP-Nonce")); n != 1 {
 					return failf("%d DPoP-Nonce headers", n)
@@ -299,9 +305,9 @@ func init() {
 				if fv != nil {
 					return *fv
 				}
-				if why := rejected(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); why != "" {
+				if g := gradeRefusal(x, []want{{401, "DPoP", []string{"use_dpop_nonce"}}}); g.tier != TierPass {
 					r.fail = x
-					return failf("wrong nonce: %s", why)
+					return g.wrap("wrong nonce: %s", g.reason)
 				}
 				if x.header.Get("DPoP-Nonce") == "" {
 					r.fail = x
@@ -395,8 +401,8 @@ func init() {
 					return *v
 				}
 				r.fail = x
-				if why := rejected(x, wantASProof); why != "" {
-					return failf("%s", why)
+				if g := gradeRefusal(x, wantASProof); g.tier != TierPass {
+					return g.wrap("%s", g.reason)
 				}
 				if !strings.Contains(strings.ToLower(x.header.Get("Content-Type")), "json") {
 					return failf("Content-Type is not JSON")
@@ -415,7 +421,7 @@ func init() {
 					return *v
 				}
 				if x.err == nil && x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				var schemes []string
 				for _, c := range x.challenges {
@@ -428,7 +434,10 @@ func init() {
 
 // bearerDowngradeStep sends AT1 under the given Bearer spelling, no proof.
 func bearerDowngradeStep(scheme string) step {
-	return step{name: "scheme " + scheme, want: []want{{401, "Bearer", []string{"invalid_token"}}, {401, "DPoP", []string{"invalid_token"}}}, do: func(r *run) (*exchange, *verdict) {
+	// A resource that does not offer Bearer at all may answer as to a
+	// request without credentials: a DPoP challenge without an error
+	// (RFC 6750 §3.1: an unsupported authentication method).
+	return step{name: "scheme " + scheme, want: []want{{401, "Bearer", []string{"invalid_token"}}, {401, "DPoP", []string{"invalid_token"}}, {401, dpopOnly, []string{""}}}, do: func(r *run) (*exchange, *verdict) {
 		it, v := r.needDPoP()
 		if v != nil {
 			return nil, v
@@ -447,7 +456,7 @@ func forgedStep(name string, mutate func(r *run, j *jws), accept bool, ws []want
 		}
 		tok, err := r.s.forge(it, func(j *jws) { mutate(r, j) })
 		if err != nil {
-			fv := failf("suite error: %s", sanitizeErr(err))
+			fv := suitef("%s", sanitizeErr(err))
 			return nil, &fv
 		}
 		q := r.dpopReq(it, r.s.k1, nil)

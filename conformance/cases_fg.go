@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,7 +82,7 @@ func init() {
 					}
 					tok, err := r.s.forge(it, func(j *jws) { setCnf(j, map[string]any{"x5t#S256": kat12X5t}) })
 					if err != nil {
-						fv := failf("suite error: %s", sanitizeErr(err))
+						fv := suitef("%s", sanitizeErr(err))
 						return nil, &fv
 					}
 					return r.rs(rsReq{url: r.s.t.TrustedProxyResource, scheme: "Bearer", token: tok, headers: []header{{"Client-Cert", kat12ClientCert}}})
@@ -113,7 +114,7 @@ func init() {
 			run: func(ctx context.Context, r *run) verdict {
 				ca, err := caCertDER()
 				if err != nil {
-					return failf("suite error: %v", err)
+					return suitef("%v", err)
 				}
 				return r.steps(
 					proxyStep("chain only", func(r *run) []header {
@@ -134,7 +135,7 @@ func init() {
 				for _, x := range r.s.log {
 					if x.header.Get("Client-Cert") != "" || x.header.Get("Client-Cert-Chain") != "" {
 						r.fail = x
-						return failf("a response carries Client-Cert")
+						return attackf("a response carries Client-Cert")
 					}
 				}
 				return passf("%d responses scanned", len(r.s.log))
@@ -407,7 +408,7 @@ func init() {
 					return *v
 				}
 				if x.err == nil && x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				return passf("recorded: %s", x.describe())
 			}},
@@ -452,11 +453,15 @@ func init() {
 				}
 				t, err := r.s.forge(it, func(j *jws) { j.claims["exp"] = r.s.now().Add(-time.Hour).Unix() })
 				if err != nil {
-					return failf("suite error: %s", sanitizeErr(err))
+					return suitef("%s", sanitizeErr(err))
 				}
 				x, fv := r.introspect(t, true, http.MethodPost)
 				if fv != nil {
 					return *fv
+				}
+				if x.status == 200 && x.json["active"] == true {
+					r.fail = x
+					return attackf("expired token: active")
 				}
 				if x.status != 200 || x.json["active"] != false {
 					r.fail = x
@@ -472,27 +477,46 @@ func init() {
 					return *v
 				}
 				if x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				return passf("recorded: %s", x.describe())
 			}},
 		Case{ID: "ATV-34", Title: "metadata is served as JSON at the well-known path", Section: "RFC 8414 §3", Level: LevelMust, Role: RoleMetadata, Group: GroupG, Needs: CapMetadata,
-			Expect: "GET metadata → 200, application/json, path contains /.well-known/oauth-authorization-server",
+			Expect: "GET metadata → 200, application/json; the server serves it at the well-known URL derived from its issuer (/.well-known/oauth-authorization-server, or the registered OpenID suffix openid-configuration)",
 			run: func(ctx context.Context, r *run) verdict {
-				_, x, v := r.metadata()
+				m, x, v := r.metadata()
 				if v != nil {
 					return *v
 				}
 				if !strings.HasPrefix(strings.ToLower(x.header.Get("Content-Type")), "application/json") {
 					return failf("Content-Type %q", safeToken(x.header.Get("Content-Type")))
 				}
-				if !strings.Contains(r.s.t.MetadataURL, "/.well-known/oauth-authorization-server") {
-					return failf("metadata URL is not under /.well-known/oauth-authorization-server")
+				iss := r.s.t.Issuer
+				if iss == "" {
+					iss, _ = m["issuer"].(string)
 				}
-				return passf("JSON at the well-known path")
+				urls := wellKnownURLs(iss)
+				if len(urls) == 0 {
+					return failf("no issuer to derive the well-known URL from")
+				}
+				if slices.Contains(urls, r.s.t.MetadataURL) {
+					return passf("JSON at the well-known URL")
+				}
+				// The operator passed another URL: judge the server by
+				// what it serves at the RFC 8414 URL.
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, urls[0], nil)
+				if err != nil {
+					return suitef("%s", sanitizeErr(err))
+				}
+				y := r.note(r.s.do(r.s.plain, req, nil))
+				if y.err == nil && y.status == http.StatusOK && y.json != nil {
+					return passf("JSON at /.well-known/oauth-authorization-server")
+				}
+				r.fail = y
+				return failf("no metadata at the well-known URL derived from the issuer (%s)", y.describe())
 			}},
 		Case{ID: "ATV-35", Title: "metadata issuer is https, clean, and the one asked for", Section: "RFC 8414 §2, §3.3", Level: LevelMust, Role: RoleMetadata, Group: GroupG, Needs: CapMetadata,
-			Expect: "issuer: https, no query or fragment, well-known URL derived from it equals the metadata URL, equals the configured issuer",
+			Expect: "issuer: https, no query or fragment, equals the configured issuer; the metadata URL is one derived from it (RFC 8414 §3 with the oauth-authorization-server or openid-configuration suffix, or OpenID Connect Discovery §4)",
 			run: func(ctx context.Context, r *run) verdict {
 				m, _, v := r.metadata()
 				if v != nil {
@@ -500,15 +524,18 @@ func init() {
 				}
 				iss, _ := m["issuer"].(string)
 				u, err := url.Parse(iss)
-				if err != nil || u.Scheme != "https" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(iss, "?#") {
+				local := r.s.t.localHTTP(iss)
+				if err != nil || (u.Scheme != "https" && !local) || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(iss, "?#") {
 					return failf("issuer is not an https URL without query and fragment")
 				}
-				want := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
-				if r.s.t.MetadataURL != want {
-					return failf("metadata URL is not the one derived from issuer")
+				if !slices.Contains(wellKnownURLs(iss), r.s.t.MetadataURL) {
+					return failf("metadata URL is not one derived from issuer")
 				}
 				if r.s.t.Issuer != "" && iss != r.s.t.Issuer {
 					return failf("issuer differs from the configured issuer")
+				}
+				if local {
+					return localSetting("issuer consistent, on plain HTTP on loopback")
 				}
 				return passf("issuer consistent")
 			}},
@@ -520,6 +547,9 @@ func init() {
 					return *v
 				}
 				j, _ := m["jwks_uri"].(string)
+				if r.s.t.localHTTP(j) {
+					return localSetting("jwks_uri on plain HTTP on loopback")
+				}
 				if !strings.HasPrefix(j, "https://") {
 					return failf("jwks_uri is not https")
 				}
@@ -585,11 +615,11 @@ func toString(v any) string {
 func (r *run) hsWithPublicKey() verdict {
 	ik, err := r.s.issuerKey()
 	if err != nil {
-		return failf("suite error: %s", sanitizeErr(err))
+		return suitef("%s", sanitizeErr(err))
 	}
 	der, err := x509.MarshalPKIXPublicKey(ik.signer.Public())
 	if err != nil {
-		return failf("suite error: %s", sanitizeErr(err))
+		return suitef("%s", sanitizeErr(err))
 	}
 	keys := map[string][]byte{
 		"JWK JSON": ik.pubJSON,
@@ -636,4 +666,23 @@ func newCanary() *canary {
 		_, _ = w.Write([]byte(`{"keys":[]}`))
 	}))
 	return c
+}
+
+// wellKnownURLs are the metadata URLs derived from an issuer: RFC 8414 §3
+// (the suffix inserted between host and path) with the
+// oauth-authorization-server suffix first, then with the registered
+// openid-configuration suffix, then OpenID Connect Discovery §4 (the
+// suffix appended to the issuer). Nil for an unparsable issuer.
+func wellKnownURLs(iss string) []string {
+	u, err := url.Parse(iss)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	base := u.Scheme + "://" + u.Host
+	return []string{
+		base + "/.well-known/oauth-authorization-server" + path,
+		base + "/.well-known/openid-configuration" + path,
+		strings.TrimSuffix(iss, "/") + "/.well-known/openid-configuration",
+	}
 }

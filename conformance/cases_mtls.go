@@ -76,7 +76,7 @@ func mtlsStep(name string, client func(r *run) (*http.Client, error), headers fu
 		if client != nil {
 			var err error
 			if c, err = client(r); err != nil {
-				fv := failf("suite error: %s", sanitizeErr(err))
+				fv := suitef("%s", sanitizeErr(err))
 				return nil, &fv
 			}
 		}
@@ -119,12 +119,12 @@ func forgedBearerStep(name string, mutate func(r *run, j *jws), client func(r *r
 		}
 		tok, err := r.s.forge(it, func(j *jws) { mutate(r, j) })
 		if err != nil {
-			fv := failf("suite error: %s", sanitizeErr(err))
+			fv := suitef("%s", sanitizeErr(err))
 			return nil, &fv
 		}
 		c, err := client(r)
 		if err != nil {
-			fv := failf("suite error: %s", sanitizeErr(err))
+			fv := suitef("%s", sanitizeErr(err))
 			return nil, &fv
 		}
 		return r.rs(rsReq{scheme: "Bearer", token: tok, client: c})
@@ -255,14 +255,14 @@ func init() {
 				}
 				if x.status >= 500 {
 					r.fail = x
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				if x.status == http.StatusOK {
 					it, err := parseIssued(x, nil)
 					if err == nil {
 						if got, ok := cnfMember(it.claims, "x5t#S256"); ok && got == CertificateThumbprint(r.s.t.ClientCert.Certificate[0]) {
 							r.fail = x
-							return failf("token bound to a certificate that was only named in a header")
+							return attackf("token bound to a certificate that was only named in a header")
 						}
 					}
 				}
@@ -298,7 +298,7 @@ func init() {
 					return *v
 				}
 				if x.status >= 500 {
-					return failf("server error %d", x.status)
+					return serverErrorf(x.status, "the target")
 				}
 				if it, err := parseIssued(x, nil); err == nil {
 					if _, ok := cnfMember(it.claims, "x5t#S256"); ok {
@@ -431,7 +431,7 @@ func init() {
 						setCnf(j, map[string]any{"jkt": r.s.k2.jkt, "x5t#S256": CertificateThumbprint(r.s.t.ClientCert.Certificate[0])})
 					})
 					if err != nil {
-						fv := failf("suite error: %s", sanitizeErr(err))
+						fv := suitef("%s", sanitizeErr(err))
 						return nil, &fv
 					}
 					m := r.s.t.method()
@@ -522,7 +522,7 @@ func untrustedCertStep(name string, mk func(r *run) (*tls.Certificate, error)) f
 	return func(r *run) verdict {
 		c, err := mk(r)
 		if err != nil {
-			return failf("suite error: %s", sanitizeErr(err))
+			return suitef("%s", sanitizeErr(err))
 		}
 		x, v := r.tok(tokReq{clientID: r.s.t.mtlsClientID(), client: r.s.clientWith(c)})
 		if v != nil {
@@ -531,9 +531,9 @@ func untrustedCertStep(name string, mk func(r *run) (*tls.Certificate, error)) f
 		if x.err != nil {
 			return passf("%s: refused in the TLS handshake", name)
 		}
-		if why := rejected(x, []want{{400, "json", []string{"invalid_client"}}, {401, "json", []string{"invalid_client"}}}); why != "" {
+		if g := gradeRefusal(x, []want{{400, "json", []string{"invalid_client"}}, {401, "json", []string{"invalid_client"}}}); g.tier != TierPass {
 			r.fail = x
-			return failf("%s: %s", name, why)
+			return g.wrap("%s: %s", name, g.reason)
 		}
 		return passf("%s: invalid_client", name)
 	}

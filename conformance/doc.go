@@ -22,20 +22,55 @@
 //		Resource:      "https://rs.example.test/resource",
 //	}
 //	rep, err := conformance.Run(ctx, target, conformance.Options{Cases: []string{"A", "ERR"}})
+//	var pe *conformance.PreflightError
+//	if errors.As(err, &pe) { ... } // the target does not match its description
 //	if err != nil { ... }
 //	rep.WriteText(os.Stdout)
 //	if rep.Failed() { os.Exit(1) }
 //
 // In a Go test, [RunTest] runs each case as a subtest.
 //
-// # Outcomes
+// # Preflight
 //
-// Each case ends pass, fail, warn or skip. MUST-level failures make
-// [Report.Failed] true. SHOULD-level failures are warnings. Policy cases
-// (stronger than the RFC minimum, e.g. refusing replayed proofs) fail in the
-// report without failing the run. Record cases log what the target does.
-// A case whose preconditions the [Target] cannot meet (no issuer key, no
-// client certificate, ...) is skipped with the reason, never passed.
+// Before the cases, [Run] checks what the [Target] promises: per binding
+// of its profile, the token endpoint answers and accepts the credentials;
+// the resource accepts a valid request (the positive control); TLS trust
+// is right; a server that demands nonces was declared to. A mismatch stops
+// the run with a [PreflightError] naming the cause on one line
+// ("invalid_client at the token endpoint", "connection refused at the
+// resource", "TLS: unknown authority at the token endpoint — pass
+// --ca-file") instead of a report of failed cases.
+//
+// # Verdicts
+//
+// A case runs all its variants and grades each as a [Check] with a [Tier]
+// beside its RFC level:
+//
+//   - accepted-attack: the target accepted what it must refuse (a replayed
+//     proof, a forged token, DPoP over plain HTTP), or echoed a credential;
+//   - missing-feature: a requirement the target does not implement;
+//   - wrong-refusal: the target refused, but with another status, scheme
+//     or error code than the RFC's, or with a 5xx. A refusal that differs
+//     only in a status RFC 6750 §3.1 maps at SHOULD level (400 for
+//     invalid_dpop_proof where 401 is expected) is graded SHOULD;
+//   - pass, record (what the target does where the RFCs allow several
+//     behaviours, or a deliberate local-test setting), skip (with the
+//     reason).
+//
+// A [Result] carries the most severe tier of its checks. [Report.Failed]
+// is true when an attack was accepted (at any level) or a MUST-level
+// feature is missing; [Report.FailedStrict] also on wrong refusals. The
+// text report opens with a summary: the accepted attacks, one line each,
+// the missing features, and the wrong refusals grouped by pattern ("43
+// cases: refused with 400 where 401 is expected"). JSON and JUnit carry
+// the tier per case and per check.
+//
+// Levels still weigh: [LevelMust] is the RFCs' MUST; [LevelShould] their
+// SHOULD; [LevelPolicy] cases go beyond the RFC minimum (refusing replayed
+// proofs), and an attack they catch still counts; [LevelRecord] cases log
+// what the target does. A case whose preconditions the [Target] cannot
+// meet (no issuer key, no client certificate, ...) or that lies outside
+// its [Profile] is skipped with the reason, never passed.
 //
 // Every response to a request the suite expects to be refused is also
 // checked for a 5xx status and for echoed credentials (the token, the proof
@@ -44,6 +79,17 @@
 // The suite follows the server's nonce the way a good client does: a
 // use_dpop_nonce answer with a DPoP-Nonce header is retried once with a new
 // proof carrying the nonce, so servers requiring nonces are tested fairly.
+//
+// # Profiles and local tests
+//
+// [Target.Profile] says which binding the deployment claims: [ProfileDPoP]
+// skips the mTLS cases even when a client certificate is given (it may
+// still authenticate the client at the token endpoint), [ProfileMTLS]
+// skips the DPoP cases, [ProfileBoth] runs both. [Target.Scope] is the
+// scope requested; [Target.ResourceScope] a scope the resource requires.
+// [Target.AllowLoopbackHTTP] declares plain HTTP on loopback a deliberate
+// local-test setting: the cases requiring HTTPS record it, neither pass
+// nor fail.
 //
 // # Capabilities and safety
 //

@@ -15,27 +15,47 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden report files in testdata")
 
-// sampleReport is a fixed report covering every status and level.
+// sampleReport is a fixed report covering every tier, status and level.
 func sampleReport() *conformance.Report {
 	byID := map[string]conformance.Case{}
 	for _, c := range conformance.Cases() {
 		byID[c.ID] = c
 	}
-	res := func(id string, st conformance.Status, reason string, obs conformance.Observation) conformance.Result {
-		return conformance.Result{Case: byID[id], Status: st, Reason: reason, Observed: obs, Duration: 1500 * time.Microsecond}
+	type C = conformance.Check
+	type O = conformance.Observation
+	res := func(id string, tier conformance.Tier, st conformance.Status, reason string, obs O, checks ...C) conformance.Result {
+		return conformance.Result{Case: byID[id], Tier: tier, Status: st, Reason: reason, Observed: obs, Checks: checks, Duration: 1500 * time.Microsecond}
 	}
+	const (
+		must   = conformance.LevelMust
+		should = conformance.LevelShould
+		policy = conformance.LevelPolicy
+	)
+	proof400 := O{Status: 400, Challenge: `DPoP error="invalid_dpop_proof"`, Error: "invalid_dpop_proof"}
 	return &conformance.Report{
 		Target:   "token endpoint https://as.example.test/token, resource https://rs.example.test/resource",
 		Started:  time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC),
 		Duration: 2 * time.Second,
 		Results: []conformance.Result{
-			res("DPOP-RS-05", conformance.StatusPass, "required variants as expected", conformance.Observation{Status: 401, Challenge: `DPoP error="invalid_dpop_proof", algs="ES256"`, Error: "invalid_dpop_proof"}),
-			res("DPOP-RS-12", conformance.StatusWarn, "path with other letter case: accepted (status 200)", conformance.Observation{Status: 200}),
-			res("DPOP-RS-15", conformance.StatusFail, "replay: accepted (status 200)", conformance.Observation{Status: 200}),
-			res("DPOP-AS-14", conformance.StatusSkip, "target lacks capability token-nonce", conformance.Observation{}),
-			res("ERR-13", conformance.StatusFail, "scheme Bearer: accepted (status 200)", conformance.Observation{Status: 200}),
-			res("MTLS-CB-09", conformance.StatusPass, "2 variants as expected", conformance.Observation{Status: 401, Challenge: `Bearer error="invalid_token"`, Error: "invalid_token"}),
-			res("ADV-43", conformance.StatusPass, "recorded: status 200", conformance.Observation{Status: 200}),
+			res("DPOP-RS-05", conformance.TierWrongRefusal, conformance.StatusWarn, "typ JWT: got status 400 error=invalid_dpop_proof, want 401 DPoP:invalid_dpop_proof", proof400,
+				C{Name: "typ JWT", Tier: conformance.TierWrongRefusal, Level: should, Reason: "got status 400 error=invalid_dpop_proof, want 401 DPoP:invalid_dpop_proof", Pattern: "refused with 400 where 401 is expected", Observed: proof400},
+				C{Name: "no typ", Tier: conformance.TierWrongRefusal, Level: should, Reason: "got status 400 error=invalid_dpop_proof, want 401 DPoP:invalid_dpop_proof", Pattern: "refused with 400 where 401 is expected", Observed: proof400}),
+			res("DPOP-RS-07", conformance.TierWrongRefusal, conformance.StatusWarn, "bad signature: got status 400 error=invalid_dpop_proof, want 401 DPoP:invalid_dpop_proof", proof400,
+				C{Name: "bad signature", Tier: conformance.TierWrongRefusal, Level: should, Reason: "got status 400 error=invalid_dpop_proof, want 401 DPoP:invalid_dpop_proof", Pattern: "refused with 400 where 401 is expected", Observed: proof400}),
+			res("DPOP-RS-12", conformance.TierWrongRefusal, conformance.StatusWarn, "path with other letter case: server error (status 500)", O{Status: 500},
+				C{Name: "path with other letter case", Tier: conformance.TierWrongRefusal, Level: should, Reason: "server error (status 500)", Pattern: "server error (5xx) instead of a refusal", Observed: O{Status: 500}}),
+			res("DPOP-RS-15", conformance.TierAcceptedAttack, conformance.StatusFail, "replay: accepted (status 200)", O{Status: 200},
+				C{Name: "first send", Tier: conformance.TierPass, Level: policy, Observed: O{Status: 200}},
+				C{Name: "replay", Tier: conformance.TierAcceptedAttack, Level: policy, Reason: "accepted (status 200)", Observed: O{Status: 200}}),
+			res("DPOP-AS-14", conformance.TierSkip, conformance.StatusSkip, "target lacks capability token-nonce", O{},
+				C{Tier: conformance.TierSkip, Level: must, Reason: "target lacks capability token-nonce"}),
+			res("DPOP-AS-01", conformance.TierMissingFeature, conformance.StatusFail, "token_type \"Bearer\", want DPoP", O{Status: 200},
+				C{Tier: conformance.TierMissingFeature, Level: must, Reason: "token_type \"Bearer\", want DPoP", Observed: O{Status: 200}}),
+			res("MTLS-CB-09", conformance.TierPass, conformance.StatusPass, "2 variants as expected", O{Status: 401, Challenge: `Bearer error="invalid_token"`, Error: "invalid_token"},
+				C{Name: "no certificate", Tier: conformance.TierPass, Level: must, Observed: O{Status: 401, Error: "invalid_token"}},
+				C{Name: "other certificate", Tier: conformance.TierPass, Level: must, Observed: O{Status: 401, Error: "invalid_token"}}),
+			res("ADV-43", conformance.TierRecord, conformance.StatusPass, "recorded: status 200", O{Status: 200},
+				C{Tier: conformance.TierRecord, Level: conformance.LevelRecord, Reason: "recorded: status 200", Observed: O{Status: 200}}),
 		},
 	}
 }
@@ -84,8 +104,8 @@ func TestReportFormatsParse(t *testing.T) {
 	if err := json.Unmarshal(j.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Results) != len(rep.Results) || back.Results[2].Status != conformance.StatusFail {
-		t.Errorf("JSON round trip lost results")
+	if len(back.Results) != len(rep.Results) || back.Results[3].Tier != conformance.TierAcceptedAttack || len(back.Results[3].Checks) != 2 {
+		t.Errorf("JSON round trip lost results, tiers or checks")
 	}
 	var x bytes.Buffer
 	if err := rep.WriteJUnit(&x); err != nil {
@@ -99,31 +119,44 @@ func TestReportFormatsParse(t *testing.T) {
 	if err := xml.Unmarshal(x.Bytes(), &suites); err != nil {
 		t.Fatal(err)
 	}
-	if suites.Tests != 7 || suites.Failures != 2 || suites.Skipped != 1 {
-		t.Errorf("JUnit totals = %+v, want 7 tests, 2 failures, 1 skipped", suites)
+	if suites.Tests != 8 || suites.Failures != 2 || suites.Skipped != 1 {
+		t.Errorf("JUnit totals = %+v, want 8 tests, 2 failures, 1 skipped", suites)
 	}
 }
 
 func TestReportFailed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		level  conformance.Level
-		status conformance.Status
-		want   bool
+		name             string
+		tier             conformance.Tier
+		level            conformance.Level
+		hygiene          bool
+		want, wantStrict bool
 	}{
-		{"must fail", conformance.LevelMust, conformance.StatusFail, true},
-		{"policy fail", conformance.LevelPolicy, conformance.StatusFail, false},
-		{"should warn", conformance.LevelShould, conformance.StatusWarn, false},
-		{"must skip", conformance.LevelMust, conformance.StatusSkip, false},
-		{"must pass", conformance.LevelMust, conformance.StatusPass, false},
+		{"accepted attack at MUST", conformance.TierAcceptedAttack, conformance.LevelMust, false, true, true},
+		{"accepted attack at policy level", conformance.TierAcceptedAttack, conformance.LevelPolicy, false, true, true},
+		{"missing MUST feature", conformance.TierMissingFeature, conformance.LevelMust, false, true, true},
+		{"missing SHOULD feature", conformance.TierMissingFeature, conformance.LevelShould, false, false, false},
+		{"missing policy feature", conformance.TierMissingFeature, conformance.LevelPolicy, false, false, false},
+		{"wrong refusal at MUST", conformance.TierWrongRefusal, conformance.LevelMust, false, false, true},
+		{"wrong refusal at SHOULD", conformance.TierWrongRefusal, conformance.LevelShould, false, false, true},
+		{"echoed credential", conformance.TierPass, conformance.LevelShould, true, true, true},
+		{"skip", conformance.TierSkip, conformance.LevelMust, false, false, false},
+		{"pass", conformance.TierPass, conformance.LevelMust, false, false, false},
+		{"record", conformance.TierRecord, conformance.LevelRecord, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			rep := &conformance.Report{Results: []conformance.Result{{Case: conformance.Case{ID: "X-1", Level: tt.level}, Status: tt.status}}}
+			rep := &conformance.Report{Results: []conformance.Result{{
+				Case: conformance.Case{ID: "X-1", Level: conformance.LevelMust}, Tier: tt.tier, Hygiene: tt.hygiene,
+				Checks: []conformance.Check{{Tier: tt.tier, Level: tt.level}},
+			}}}
 			if got := rep.Failed(); got != tt.want {
 				t.Errorf("Failed() = %v, want %v", got, tt.want)
+			}
+			if got := rep.FailedStrict(); got != tt.wantStrict {
+				t.Errorf("FailedStrict() = %v, want %v", got, tt.wantStrict)
 			}
 		})
 	}

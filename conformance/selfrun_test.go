@@ -176,6 +176,7 @@ func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.
 		ClientID:                   "app",
 		ClientSecret:               "app-secret-0123456789abcdef",
 		Scope:                      "read",
+		ResourceScope:              "read",
 		Resource:                   rs.URL + "/resource",
 		Issuer:                     as.URL,
 		Audience:                   aud1,

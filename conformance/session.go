@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -12,10 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -39,6 +42,9 @@ type exchange struct {
 	// hygiene is set when the response echoed a credential or carried a
 	// Client-Cert header.
 	hygiene string
+	// closed is set when the server closed the connection on an oversized
+	// request without a response (see doOversized).
+	closed bool
 }
 
 // wwwAuth returns the raw WWW-Authenticate values joined for display.
@@ -140,6 +146,13 @@ type session struct {
 	nonces map[string]string
 	log    []*exchange
 
+	// dpopOnlyResource is set by the preflight when no profile was given
+	// and the resource offers DPoP only.
+	dpopOnlyResource bool
+
+	// bound holds DPoP tokens bound to keys other than K1.
+	bound map[*clientKey]*issued
+
 	rsaOnce sync.Once
 	rsa     *clientKey
 	rsaErr  error
@@ -226,6 +239,12 @@ func doUnlogged(client *http.Client, req *http.Request, secrets []string) *excha
 		return x
 	}
 	defer resp.Body.Close()
+	readResponse(x, resp)
+	return x
+}
+
+// readResponse fills x from resp.
+func readResponse(x *exchange, resp *http.Response) {
 	x.status = resp.StatusCode
 	x.header = resp.Header
 	x.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -239,7 +258,63 @@ func doUnlogged(client *http.Client, req *http.Request, secrets []string) *excha
 		}
 	}
 	x.hygiene = hygiene(x)
+}
+
+// doOversized sends an oversized request on a connection of its own and
+// reads the response while the request is still being written: a server
+// that answers early (431, 413, 400) and closes the connection has
+// refused the request, even if the rest of it then cannot be written. A
+// connection closed (or reset) before any response is also a refusal,
+// marked by closed. The exchange is recorded in the session log.
+func (s *session) doOversized(ctx context.Context, req *http.Request, secrets []string) *exchange {
+	x := &exchange{method: req.Method, url: req.URL.String(), secrets: secrets}
+	s.log = append(s.log, x)
+	host := req.URL.Host
+	if req.URL.Port() == "" {
+		if req.URL.Scheme == "https" {
+			host += ":443"
+		} else {
+			host += ":80"
+		}
+	}
+	d := &net.Dialer{Timeout: s.t.timeout()}
+	var conn net.Conn
+	var err error
+	if req.URL.Scheme == "https" {
+		cfg := s.tlsc.Clone()
+		cfg.ServerName = req.URL.Hostname()
+		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", host)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", host)
+	}
+	if err != nil {
+		x.err = err
+		return x
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(s.t.timeout()))
+	req.Close = true
+	go func() {
+		// A write error means the server stopped reading; what it
+		// answered, if anything, is read below.
+		_ = req.Write(conn)
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		x.err = err
+		x.closed = closedByPeer(err)
+		return x
+	}
+	defer resp.Body.Close()
+	readResponse(x, resp)
 	return x
+}
+
+// closedByPeer reports whether err is the server closing or resetting the
+// connection (not a timeout, not a TLS or DNS failure).
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // hygiene reports a response that echoes a credential the request carried
@@ -343,6 +418,8 @@ type rsReq struct {
 	proofHeader string
 	// extra adds more proof header lines, built with the same nonce.
 	extra []namedProof
+	// oversized sends the request with doOversized.
+	oversized bool
 }
 
 // namedProof is an additional proof line sent under the given header name.
@@ -409,6 +486,9 @@ func (s *session) resource(ctx context.Context, q rsReq) (*exchange, error) {
 			if len(h.value) >= 16 {
 				secrets = append(secrets, h.value)
 			}
+		}
+		if q.oversized {
+			return s.doOversized(ctx, req, secrets), nil
 		}
 		x = s.do(q.client, req, secrets)
 		if x.err != nil {
@@ -660,7 +740,9 @@ func (s *session) forge(base *issued, mutate func(j *jws)) (string, error) {
 		c = cloneMap(base.claims)
 	} else {
 		c = map[string]any{"iss": s.t.Issuer, "aud": s.t.Audience, "sub": "conformance", "client_id": s.t.ClientID}
-		if s.t.Scope != "" {
+		if sc := s.t.ResourceScope; sc != "" {
+			c["scope"] = sc
+		} else if s.t.Scope != "" {
 			c["scope"] = s.t.Scope
 		}
 	}

@@ -30,6 +30,7 @@ func startRef(tb testing.TB, cfg refserver.Config) (*refserver.Servers, conforma
 		ClientID:                   refserver.ClientID,
 		ClientSecret:               refserver.ClientSecret,
 		Scope:                      refserver.Scope,
+		ResourceScope:              refserver.Scope,
 		Resource:                   s.RS.URL + "/resource",
 		Method:                     "GET",
 		Issuer:                     s.Issuer(),

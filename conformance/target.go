@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,6 +32,15 @@ type Target struct {
 	ClientSecret string
 	// Scope is requested with every token. Empty requests no scope.
 	Scope string
+	// ResourceScope is a scope the resource requires (ERR-07 removes it
+	// from a token and expects 403 insufficient_scope). Empty skips that
+	// case. It is independent of Scope: a client may request more, or
+	// nothing, and still obtain what the resource requires.
+	ResourceScope string
+	// Profile is the binding the deployment claims to support; cases
+	// outside it are skipped with that reason. Empty derives it from the
+	// other fields: DPoP unless DisableDPoP, mTLS when ClientCert is set.
+	Profile Profile
 
 	// Resource is the protected resource URL. Required.
 	Resource string
@@ -98,8 +108,16 @@ type Target struct {
 	RefreshGrant *RefreshGrant
 
 	// DisableDPoP skips every case that needs a DPoP-bound token (for
-	// mTLS-only targets).
+	// mTLS-only targets). Profile ProfileMTLS says the same.
 	DisableDPoP bool
+	// AllowLoopbackHTTP declares plain HTTP on loopback a deliberate
+	// local-test setting (a walk-through, a developer's machine): the
+	// cases that require HTTPS (DPoP over plain HTTP, an https issuer and
+	// jwks_uri) record it instead of failing, for URLs on 127.0.0.0/8, ::1
+	// or localhost only. [Target.Validate] refuses it when a plain-HTTP
+	// URL of the target is not on loopback. It MUST NOT be used to test a
+	// deployment.
+	AllowLoopbackHTTP bool
 	// Timeout bounds each HTTP exchange. Default 10 s.
 	Timeout time.Duration
 }
@@ -185,13 +203,28 @@ func (t *Target) timeout() time.Duration {
 	return t.Timeout
 }
 
+// Profile is the binding a deployment claims: DPoP, mTLS or both.
+type Profile string
+
+// Profiles.
+const (
+	// ProfileDPoP: DPoP-bound tokens only; the mTLS cases are skipped,
+	// even when a client certificate is given.
+	ProfileDPoP Profile = "dpop"
+	// ProfileMTLS: certificate-bound tokens only; the DPoP cases are
+	// skipped. Needs a client certificate.
+	ProfileMTLS Profile = "mtls"
+	// ProfileBoth: both bindings. Needs a client certificate.
+	ProfileBoth Profile = "both"
+)
+
 // Capabilities reports what the target description unlocks.
 func (t *Target) Capabilities() Capability {
 	var c Capability
-	if !t.DisableDPoP {
+	if !t.DisableDPoP && t.Profile != ProfileMTLS {
 		c |= CapDPoP
 	}
-	if t.ClientCert != nil {
+	if t.ClientCert != nil && t.Profile != ProfileDPoP {
 		c |= CapMTLS
 	}
 	if t.IssuerKey != nil {
@@ -224,9 +257,54 @@ func (t *Target) Capabilities() Capability {
 	return c
 }
 
+// outOfProfile says why a case lies outside the target's profile, or ""
+// when it does not.
+func (t *Target) outOfProfile(c Case) string {
+	switch {
+	case t.Profile == ProfileDPoP && c.Needs&CapMTLS != 0:
+		return "outside the profile dpop: the target claims DPoP-bound tokens only"
+	case t.Profile == ProfileMTLS && c.Needs&CapDPoP != 0:
+		return "outside the profile mtls: the target claims certificate-bound tokens only"
+	}
+	return ""
+}
+
+// localHTTP reports whether u is a plain-HTTP URL on loopback that
+// AllowLoopbackHTTP declares a local-test setting.
+func (t *Target) localHTTP(u string) bool {
+	return t.AllowLoopbackHTTP && isLoopbackHTTP(u)
+}
+
+// isLoopbackHTTP reports whether u is an http:// URL on 127.0.0.0/8, ::1
+// or localhost.
+func isLoopbackHTTP(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || !strings.EqualFold(p.Scheme, "http") {
+		return false
+	}
+	h := p.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Validate checks the required fields and the URLs.
 func (t *Target) Validate() error {
 	var errs []error
+	switch t.Profile {
+	case "", ProfileDPoP:
+	case ProfileMTLS, ProfileBoth:
+		if t.ClientCert == nil {
+			errs = append(errs, fmt.Errorf("conformance: profile %s needs a client certificate", t.Profile))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("conformance: unknown profile %q (want dpop, mtls or both)", safeToken(string(t.Profile))))
+	}
+	if t.DisableDPoP && (t.Profile == ProfileDPoP || t.Profile == ProfileBoth) {
+		errs = append(errs, fmt.Errorf("conformance: profile %s contradicts disabling DPoP", t.Profile))
+	}
 	if t.TokenEndpoint == "" {
 		errs = append(errs, errors.New("conformance: token endpoint is required"))
 	}
@@ -248,6 +326,10 @@ func (t *Target) Validate() error {
 		p, err := url.Parse(u.v)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			errs = append(errs, fmt.Errorf("conformance: %s URL is not an absolute http(s) URL", u.name))
+			continue
+		}
+		if t.AllowLoopbackHTTP && p.Scheme == "http" && !isLoopbackHTTP(u.v) && u.name != "plain resource" {
+			errs = append(errs, fmt.Errorf("conformance: plain HTTP is allowed on loopback only, and the %s URL is not on loopback", u.name))
 		}
 	}
 	if t.PlainResource != "" && !strings.HasPrefix(strings.ToLower(t.PlainResource), "http://") {
@@ -280,7 +362,8 @@ type TargetFlags struct {
 }
 
 // RegisterFlags defines the conformance flags on fs: --token-endpoint,
-// --client-id, --client-secret, --scope, --resource, --method, --issuer,
+// --client-id, --client-secret, --scope, --resource-scope, --profile
+// (dpop|mtls|both), --allow-loopback-http, --resource, --method, --issuer,
 // --audience, --cert, --key, --mtls-client-id, --second-cert, --second-key,
 // --ca-file, --insecure, --issuer-key, --second-resource, --nonce-required,
 // --token-nonce-required,
@@ -295,7 +378,10 @@ func RegisterFlags(fs *flag.FlagSet) *TargetFlags {
 	fs.StringVar(&t.TokenEndpoint, "token-endpoint", "", "token endpoint URL")
 	fs.StringVar(&t.ClientID, "client-id", "", "client id")
 	fs.StringVar(&t.ClientSecret, "client-secret", "", "client secret (client_secret_basic); empty for a public client")
-	fs.StringVar(&t.Scope, "scope", "", "scope to request")
+	fs.StringVar(&t.Scope, "scope", "", "scope to request with every token")
+	fs.StringVar(&t.ResourceScope, "resource-scope", "", "a scope the resource requires (unlocks the insufficient_scope case)")
+	fs.Var(&profileFlag{&t.Profile}, "profile", "binding the deployment claims: dpop, mtls or both (default: dpop, plus mtls when --cert is given); cases outside it are skipped")
+	fs.BoolVar(&t.AllowLoopbackHTTP, "allow-loopback-http", false, "plain HTTP on loopback is a deliberate local-test setting: record it instead of failing (never for a deployment)")
 	fs.StringVar(&t.Resource, "resource", "", "protected resource URL")
 	fs.StringVar(&t.Method, "method", "GET", "HTTP method at the resource")
 	fs.StringVar(&t.Issuer, "issuer", "", "expected issuer")
@@ -396,6 +482,25 @@ func (f *TargetFlags) Target() (Target, error) {
 		return Target{}, err
 	}
 	return t, nil
+}
+
+// profileFlag reads --profile.
+type profileFlag struct{ p *Profile }
+
+func (f *profileFlag) String() string {
+	if f == nil || f.p == nil {
+		return ""
+	}
+	return string(*f.p)
+}
+
+func (f *profileFlag) Set(v string) error {
+	switch p := Profile(strings.ToLower(v)); p {
+	case ProfileDPoP, ProfileMTLS, ProfileBoth:
+		*f.p = p
+		return nil
+	}
+	return errors.New("want dpop, mtls or both")
 }
 
 // paramsFlag collects repeated name=value flags.

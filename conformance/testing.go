@@ -8,10 +8,11 @@ import (
 )
 
 // RunTest runs the catalogue against target as subtests of t, one per case,
-// named by case id. A failed MUST case fails its subtest; a policy failure
-// or a SHOULD warning is logged; a skipped case calls t.Skip with the
+// named by case id. An accepted attack or a missing MUST-level feature
+// fails its subtest (see [Report.Failed]); wrong refusals, policy failures
+// and SHOULD warnings are logged; a skipped case calls t.Skip with the
 // reason. Cases run sequentially (they share tokens and nonce state). An
-// invalid target fails t immediately.
+// invalid target or a failed preflight fails t immediately.
 func RunTest(t *testing.T, target Target, opts ...Options) {
 	t.Helper()
 	var o Options
@@ -31,6 +32,9 @@ func RunTest(t *testing.T, target Target, opts ...Options) {
 	}
 	defer s.close()
 	ctx := t.Context()
+	if err := s.preflight(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range selectCases(o.Cases) {
 		t.Run(c.ID, func(t *testing.T) {
 			res := runCase(ctx, s, c)
@@ -41,10 +45,10 @@ func RunTest(t *testing.T, target Target, opts ...Options) {
 			switch {
 			case res.Status == StatusSkip:
 				t.Skip(msg)
-			case res.Status == StatusFail && (res.Level == LevelMust || res.Hygiene):
-				t.Errorf("%s (%s, %s): %s", c.ID, c.Section, c.Level, msg)
-			case res.Status == StatusFail || res.Status == StatusWarn:
-				t.Logf("%s %s (%s): %s", res.Status, c.ID, c.Level, msg)
+			case res.AttacksAccepted() || res.MissingMust():
+				t.Errorf("%s %s (%s, %s): %s", res.Tier, c.ID, c.Section, c.Level, msg)
+			case res.Tier.Failing():
+				t.Logf("%s %s (%s): %s", res.Tier, c.ID, c.Level, msg)
 			default:
 				t.Log(msg)
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,22 +16,48 @@ const conformSynopsis = `conform --token-endpoint URL --client-id ID --resource 
 
 Runs the conformance suite (RFC 9449 DPoP, RFC 8705 mTLS-bound tokens)
 against any issuer and resource server and writes a report (text, json or
-junit) to standard output or --out. Each capability flag (--cert,
---issuer-key, --second-resource, --metadata, ...) unlocks more cases;
-cases whose preconditions the target description cannot meet are skipped,
-never passed. --list prints the catalogue (filtered by --cases) and exits.
+junit) to standard output or --out. --profile says which binding the
+deployment claims (dpop, mtls or both; cases outside it are skipped).
+Each capability flag (--cert, --issuer-key, --second-resource, --metadata,
+...) unlocks more cases; cases whose preconditions the target description
+cannot meet are skipped, never passed. --scope is the scope to request;
+--resource-scope a scope the resource requires. --list prints the
+catalogue (filtered by --cases) and exits.
 
-Exit status: 0 when no MUST-level case failed; 1 when a MUST-level case
-(or a credential-hygiene check) failed, or the run could not complete;
-2 when the flags or the target description are invalid.`
+Before the cases, a preflight checks that the target matches its
+description (the token endpoint answers and accepts the credentials, TLS
+trust, the resource accepts a valid request, nonces are declared) and
+stops with one line naming the cause.
+
+Every check is graded: accepted-attack (the target accepted what it must
+refuse), missing-feature (a requirement it does not implement),
+wrong-refusal (refused, but with another status, scheme or error code than
+the RFC's), pass, record or skip, with its RFC level (MUST, SHOULD,
+policy). The report opens with the accepted attacks, the missing features
+and the wrong refusals grouped by pattern.
+
+Plain HTTP on loopback (a walk-through, a developer's machine) is recorded
+as a deliberate local-test setting with --allow-loopback-http, instead of
+failing; never use it for a deployment.
+
+Exit status:
+  0  no accepted attack and no missing MUST-level feature
+  1  an attack was accepted (echoed credentials included) or a MUST-level
+     feature is missing; with --strict, also any wrong refusal; or the run
+     could not complete
+  2  the flags or the target description are invalid
+  3  the preflight stopped the run (the cause is printed on one line)`
 
 // runConform runs the conformance suite against the target described by the
-// flags. A MUST-level failure is returned as an error naming the failed
-// cases, after the report has been written.
+// flags. Accepted attacks and missing MUST features (with --strict, wrong
+// refusals too) are returned as an error naming the cases, after the
+// report has been written; a failed preflight is reported on one line and
+// returned as exit status 3.
 func runConform(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "conform", conformSynopsis)
 	tf := conformance.RegisterFlags(fs)
 	list := fs.Bool("list", false, "print the case catalogue (filtered by --cases) and exit")
+	strict := fs.Bool("strict", false, "also fail (exit status 1) on wrong refusals: another status, scheme or error code than the RFC's")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -58,12 +85,20 @@ func runConform(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return conformUsage(e, err)
 	}
+	if target.AllowLoopbackHTTP {
+		fmt.Fprintf(e.stderr, "senderbound conform: note: plain HTTP on loopback is treated as a deliberate local-test setting (--allow-loopback-http); this is not a test of a deployment\n")
+	}
 
 	rep, err := conformance.Run(ctx, target, opts)
+	var pe *conformance.PreflightError
+	if errors.As(err, &pe) {
+		fmt.Fprintf(e.stderr, "senderbound conform: preflight: %s\n", oneLine(pe.Cause))
+		return exitStatus(3)
+	}
 	if err != nil {
 		return fmt.Errorf("run stopped: %s", conformMessage(err))
 	}
-	if err := conformWrite(e, rep, tf.Format(), tf.Out()); err != nil {
+	if err := conformWrite(e, rep, tf.Format(), tf.Out(), *strict); err != nil {
 		return err
 	}
 	if t := rep.Totals(); t[conformance.StatusSkip] == len(rep.Results) {
@@ -71,8 +106,19 @@ func runConform(ctx context.Context, e *env, args []string) error {
 		// suite could not get a token from tests nothing.
 		fmt.Fprintf(e.stderr, "senderbound conform: note: all %d selected case(s) were skipped; nothing was tested\n", len(rep.Results))
 	}
-	if failed := conformFailedIDs(rep); len(failed) > 0 {
-		return fmt.Errorf("the target failed %d case(s) at MUST level or on credential hygiene: %s", len(failed), conformJoinIDs(failed, 12))
+	attacks, must, wrong := conformFindings(rep)
+	var parts []string
+	if len(attacks) > 0 {
+		parts = append(parts, fmt.Sprintf("accepted %d attack(s): %s", len(attacks), conformJoinIDs(attacks, 12)))
+	}
+	if len(must) > 0 {
+		parts = append(parts, fmt.Sprintf("lacks %d MUST-level feature(s): %s", len(must), conformJoinIDs(must, 12)))
+	}
+	if *strict && len(wrong) > 0 {
+		parts = append(parts, fmt.Sprintf("refused wrongly in %d case(s) (--strict): %s", len(wrong), conformJoinIDs(wrong, 12)))
+	}
+	if len(parts) > 0 {
+		return fmt.Errorf("the target %s", strings.Join(parts, "; "))
 	}
 	return nil
 }
@@ -105,7 +151,7 @@ func conformList(w io.Writer, cases []conformance.Case) error {
 
 // conformWrite writes the report to out (a file) or standard output. With
 // --out, standard output gets a one-line summary instead.
-func conformWrite(e *env, rep *conformance.Report, format, out string) error {
+func conformWrite(e *env, rep *conformance.Report, format, out string, strict bool) error {
 	if out == "" {
 		return rep.Write(e.stdout, format)
 	}
@@ -120,29 +166,37 @@ func conformWrite(e *env, rep *conformance.Report, format, out string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing the report to %s: %w", out, err)
 	}
-	t := rep.Totals()
+	t := rep.TierTotals()
 	result := "PASS"
-	if rep.Failed() {
+	if rep.Failed() || (strict && rep.FailedStrict()) {
 		result = "FAIL"
 	}
 	if format == "" {
 		format = conformance.FormatText
 	}
-	fmt.Fprintf(e.stdout, "wrote %s report to %s: %d cases, %d pass, %d fail, %d warn, %d skip; RESULT: %s\n",
-		format, out, len(rep.Results), t[conformance.StatusPass], t[conformance.StatusFail], t[conformance.StatusWarn], t[conformance.StatusSkip], result)
+	fmt.Fprintf(e.stdout, "wrote %s report to %s: %d cases, %d accepted attack, %d missing feature, %d wrong refusal, %d pass, %d record, %d skip; RESULT: %s\n",
+		format, out, len(rep.Results), t[conformance.TierAcceptedAttack], t[conformance.TierMissingFeature], t[conformance.TierWrongRefusal],
+		t[conformance.TierPass], t[conformance.TierRecord], t[conformance.TierSkip], result)
 	return nil
 }
 
-// conformFailedIDs lists the cases that make the report fail: MUST-level
-// failures and hygiene failures at any level (see [conformance.Report.Failed]).
-func conformFailedIDs(rep *conformance.Report) []string {
-	var ids []string
-	for _, r := range rep.Results {
-		if r.Status == conformance.StatusFail && (r.Level == conformance.LevelMust || r.Hygiene) {
-			ids = append(ids, r.ID)
+// conformFindings lists the cases with an accepted attack, with a missing
+// MUST-level feature, and with a wrong refusal (see
+// [conformance.Report.Failed] and [conformance.Report.FailedStrict]).
+func conformFindings(rep *conformance.Report) (attacks, must, wrong []string) {
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if r.AttacksAccepted() {
+			attacks = append(attacks, r.ID)
+		}
+		if r.MissingMust() {
+			must = append(must, r.ID)
+		}
+		if r.WrongRefusals() {
+			wrong = append(wrong, r.ID)
 		}
 	}
-	return ids
+	return attacks, must, wrong
 }
 
 // conformJoinIDs joins at most limit ids, then says how many were left out.

@@ -43,6 +43,26 @@ func (l *conformLateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (l *conformLateHandler) set(h http.Handler) { l.h.Store(&h) }
 
+// conformMode selects the resource conformStart serves.
+type conformMode int
+
+const (
+	conformGood conformMode = iota
+	conformBroken
+	conformProof400
+)
+
+// proof400Writer answers 400 where the resource answers 401 for an invalid
+// DPoP proof: a deviation RFC 6750 §3.1 grades SHOULD.
+type proof400Writer struct{ http.ResponseWriter }
+
+func (w proof400Writer) WriteHeader(status int) {
+	if status == http.StatusUnauthorized && strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_dpop_proof"`) {
+		status = http.StatusBadRequest
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
 // conformTarget is a running target and the conform flags describing it.
 type conformTarget struct {
 	// flags describe every capability: certificates, CA bundle and issuer
@@ -59,10 +79,12 @@ const (
 
 // conformStart starts the module's real issuer and resource servers on
 // loopback TLS, as conformance's self-run test does, and writes the CA,
-// the client certificates and the issuer key to files. With broken, the
-// resource is a deliberately non-conformant handler that accepts any
-// request carrying an Authorization header.
-func conformStart(t *testing.T, broken bool) conformTarget {
+// the client certificates and the issuer key to files. mode picks the
+// resource: conformGood, conformBroken (a deliberately non-conformant
+// handler that accepts any request carrying an Authorization header) or
+// conformProof400 (the real resource, answering an invalid proof with 400
+// instead of 401).
+func conformStart(t *testing.T, mode conformMode) conformTarget {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := certs.NewCA(certs.Options{CommonName: "conform test CA"})
@@ -174,7 +196,8 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 		return s
 	}
 	shared := newStore()
-	if broken {
+	switch mode {
+	case conformBroken:
 		// Non-conformant on purpose: any credential is accepted, so a
 		// DPoP-bound token passes as a Bearer token.
 		rsH.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +208,12 @@ func conformStart(t *testing.T, broken bool) conformTarget {
 			}
 			_, _ = w.Write([]byte(`{"ok":true}`))
 		}))
-	} else {
+	case conformProof400:
+		h := newRS(aud1, shared, nil)
+		rsH.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(proof400Writer{w}, r)
+		}))
+	default:
 		rsH.set(newRS(aud1, shared, nil))
 	}
 	loopback, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1/32", "::1"}})
@@ -228,7 +256,7 @@ func conformRunCLI(t *testing.T, args ...string) (code int, stdout, stderr strin
 // once per report format and checks exit status 0 and each report.
 func TestConformModule(t *testing.T) {
 	t.Parallel()
-	target := conformStart(t, false)
+	target := conformStart(t, conformGood)
 	dir := t.TempDir()
 
 	t.Run("text", func(t *testing.T) {
@@ -236,7 +264,7 @@ func TestConformModule(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d; stderr: %s\n%s", code, errOut, out)
 		}
-		for _, want := range []string{"senderbound conformance report", "TOTAL ", " pass, 0 fail", "RESULT: PASS"} {
+		for _, want := range []string{"senderbound conformance report", "SUMMARY\n0 attacks accepted", "0 features missing (0 at MUST level)", "RESULT: PASS"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("text report lacks %q:\n%s", want, out)
 			}
@@ -313,7 +341,7 @@ func TestConformModule(t *testing.T) {
 // command, after writing the report.
 func TestConformBrokenResource(t *testing.T) {
 	t.Parallel()
-	target := conformStart(t, true)
+	target := conformStart(t, conformBroken)
 	// A minimal description, with --insecure instead of the CA bundle.
 	code, out, errOut := conformRunCLI(t,
 		"--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", conformClientSecret,
@@ -321,11 +349,63 @@ func TestConformBrokenResource(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr: %s\n%s", code, errOut, out)
 	}
-	if !strings.Contains(out, "FAIL  ERR-13") || !strings.Contains(out, "RESULT: FAIL") {
-		t.Errorf("report does not show the failure:\n%s", out)
+	if !strings.Contains(out, "2 attacks accepted\n  ERR-13") || !strings.Contains(out, "ATTACK  ERR-13") || !strings.Contains(out, "RESULT: FAIL") {
+		t.Errorf("report does not show the accepted attack first:\n%s", out)
 	}
-	if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "MUST level") || !strings.Contains(errOut, "ERR-13") {
-		t.Errorf("stderr = %q, want one line naming ERR-13", errOut)
+	if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "accepted 2 attack(s): ERR-13, ADV-64") {
+		t.Errorf("stderr = %q, want one line naming ERR-13 and ADV-64", errOut)
+	}
+}
+
+// TestConformStrict points conform at a resource that answers an invalid
+// proof with 400 instead of 401: a SHOULD-level wrong refusal, reported
+// and grouped, that fails the command only with --strict.
+func TestConformStrict(t *testing.T) {
+	t.Parallel()
+	target := conformStart(t, conformProof400)
+	args := []string{"--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", conformClientSecret,
+		"--scope", "read", "--resource", target.resource, "--ca-file", target.caFile, "--profile", "dpop", "--cases", "DPOP-RS-05,DPOP-RS-07,ERR-05"}
+	code, out, errOut := conformRunCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 without --strict; stderr: %s\n%s", code, errOut, out)
+	}
+	if !strings.Contains(out, "3 cases: refused with 400 where 401 is expected (SHOULD) — DPOP-RS-05, DPOP-RS-07, ERR-05") ||
+		!strings.Contains(out, "which fail only a strict run") {
+		t.Errorf("report does not group the wrong refusals:\n%s", out)
+	}
+	code, _, errOut = conformRunCLI(t, append(args, "--strict")...)
+	if code != 1 || !strings.Contains(errOut, "refused wrongly in 3 case(s) (--strict): DPOP-RS-05, DPOP-RS-07, ERR-05") {
+		t.Errorf("--strict: exit %d, stderr %q; want 1 naming the cases", code, errOut)
+	}
+}
+
+// TestConformWalkthrough runs conform against the README's walk-through
+// servers, started as the README starts them (on free ports): an issuer
+// and a DPoP-only resource on loopback plain HTTP. With --profile dpop and
+// --allow-loopback-http the run passes and records plain HTTP as the local
+// setting; without the flag, DPoP over plain HTTP is an accepted attack.
+func TestConformWalkthrough(t *testing.T) {
+	t.Parallel()
+	const secret = "walkthrough-secret-0123456789"
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+secret)
+	rs := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--require", "dpop")
+	args := []string{"--token-endpoint", as.URL + "/token", "--client-id", "app", "--client-secret", secret, "--resource", rs.URL + "/resource"}
+
+	code, out, errOut := conformRunCLI(t, append(args, "--profile", "dpop", "--allow-loopback-http")...)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr: %s\n%s", code, errOut, out)
+	}
+	for _, want := range []string{"0 attacks accepted", "0 features missing", "0 cases with a wrong refusal", "RECORD  DPOP-RS-25", "deliberate local-test setting"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "deliberate local-test setting") {
+		t.Errorf("stderr = %q, want the note on the local-test setting", errOut)
+	}
+	code, out, _ = conformRunCLI(t, append(args, "--profile", "dpop", "--cases", "DPOP-RS-25")...)
+	if code != 1 || !strings.Contains(out, "ATTACK  DPOP-RS-25") {
+		t.Errorf("without --allow-loopback-http: exit %d, want 1 with DPOP-RS-25 an accepted attack:\n%s", code, out)
 	}
 }
 
@@ -391,24 +471,61 @@ func TestConformListAndHelp(t *testing.T) {
 		t.Errorf("--list output:\n%s", out)
 	}
 	code, _, errOut = conformRunCLI(t, "-h")
-	if code != 0 || !strings.Contains(errOut, "Usage: senderbound conform") || !strings.Contains(errOut, "-token-endpoint") || !strings.Contains(errOut, "Exit status") {
+	if code != 0 || !strings.Contains(errOut, "Usage: senderbound conform") || !strings.Contains(errOut, "-token-endpoint") || !strings.Contains(errOut, "Exit status") ||
+		!strings.Contains(errOut, "3  the preflight stopped the run") || !strings.Contains(errOut, "-strict") || !strings.Contains(errOut, "-profile") {
 		t.Errorf("-h: exit %d, stderr:\n%s", code, errOut)
 	}
 }
 
-// TestConformAllSkipped checks that a run in which every selected case is
-// skipped (here: no token endpoint answers) exits 0 but says that nothing
-// was tested.
-func TestConformAllSkipped(t *testing.T) {
+// TestConformPreflight checks that a target that does not match its
+// description stops before the cases, with exit status 3 and one line
+// naming the cause.
+func TestConformPreflight(t *testing.T) {
 	t.Parallel()
 	gone := httptest.NewTLSServer(http.NotFoundHandler())
 	gone.Close()
-	code, out, errOut := conformRunCLI(t, "--token-endpoint", gone.URL+"/token", "--client-id", "app",
-		"--resource", gone.URL+"/resource", "--insecure", "--timeout", "2s", "--cases", "ERR-13")
+	target := conformStart(t, conformGood)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"nothing listens", []string{"--token-endpoint", gone.URL + "/token", "--client-id", "app", "--resource", gone.URL + "/resource", "--insecure", "--timeout", "2s"},
+			"senderbound conform: preflight: connection refused at the token endpoint\n"},
+		{"wrong secret", []string{"--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", "wrong-secret-0123456789",
+			"--resource", target.resource, "--ca-file", target.caFile}, "senderbound conform: preflight: invalid_client at the token endpoint"},
+		{"no CA bundle", []string{"--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", conformClientSecret,
+			"--resource", target.resource}, "senderbound conform: preflight: TLS: unknown authority at the token endpoint — pass --ca-file\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := conformRunCLI(t, tt.args...)
+			if code != 3 {
+				t.Fatalf("exit %d, want 3; stderr: %s", code, errOut)
+			}
+			if out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, tt.want) {
+				t.Errorf("stdout %q, stderr %q; want no report and one line starting %q", out, errOut, tt.want)
+			}
+			if strings.Contains(errOut, "wrong-secret") {
+				t.Errorf("stderr echoes the secret: %q", errOut)
+			}
+		})
+	}
+}
+
+// TestConformAllSkipped checks that a run in which every selected case is
+// skipped (here: the metadata case without --metadata) exits 0 but says
+// that nothing was tested.
+func TestConformAllSkipped(t *testing.T) {
+	t.Parallel()
+	target := conformStart(t, conformGood)
+	code, out, errOut := conformRunCLI(t, "--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", conformClientSecret,
+		"--resource", target.resource, "--ca-file", target.caFile, "--cases", "ATV-34")
 	if code != 0 {
 		t.Fatalf("exit %d; stderr: %s", code, errOut)
 	}
-	if !strings.Contains(out, "SKIP  ERR-13") || !strings.Contains(errOut, "nothing was tested") {
+	if !strings.Contains(out, "SKIP  ATV-34") || !strings.Contains(errOut, "nothing was tested") {
 		t.Errorf("stdout:\n%s\nstderr: %s", out, errOut)
 	}
 }

@@ -158,21 +158,22 @@ type demoStep struct {
 	Detail string `json:"detail"`
 }
 
-// writeConformanceSummary prints the totals by group and every failure or
-// warning with its reason.
+// writeConformanceSummary prints the totals by tier and every finding
+// (accepted attack, missing feature, wrong refusal) with its reason.
 func writeConformanceSummary(w io.Writer, r *conformance.Report) {
-	t := r.Totals()
-	fmt.Fprintf(w, "  %d cases: %d pass, %d fail, %d warn, %d skip\n", len(r.Results),
-		t[conformance.StatusPass], t[conformance.StatusFail], t[conformance.StatusWarn], t[conformance.StatusSkip])
+	t := r.TierTotals()
+	fmt.Fprintf(w, "  %d cases: %d accepted attack, %d missing feature, %d wrong refusal, %d pass, %d record, %d skip\n", len(r.Results),
+		t[conformance.TierAcceptedAttack], t[conformance.TierMissingFeature], t[conformance.TierWrongRefusal],
+		t[conformance.TierPass], t[conformance.TierRecord], t[conformance.TierSkip])
 	for _, res := range r.Results {
-		if res.Status == conformance.StatusFail || res.Status == conformance.StatusWarn {
-			fmt.Fprintf(w, "  %-4s  %-12s %-6s  %s\n", strings.ToUpper(string(res.Status)), res.ID, res.Level, res.Reason)
+		if res.Tier.Failing() {
+			fmt.Fprintf(w, "  %-16s  %-12s %-6s  %s\n", res.Tier, res.ID, res.Level, res.Reason)
 		}
 	}
 	if r.Failed() {
-		fmt.Fprintln(w, "  a MUST-level case failed")
+		fmt.Fprintln(w, "  an attack was accepted or a MUST-level feature is missing")
 	} else {
-		fmt.Fprintln(w, "  every MUST-level case passed (run with --report for all cases)")
+		fmt.Fprintln(w, "  no accepted attack, no missing MUST-level feature (run with --report for all cases)")
 	}
 }
 

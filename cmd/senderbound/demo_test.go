@@ -31,7 +31,7 @@ func TestDemo(t *testing.T) {
 				"ok    an mTLS client gets a certificate-bound token",
 				`"binding":"mtls"`,
 				"ok    the stolen certificate-bound token over another certificate is refused",
-				"every MUST-level case passed",
+				"no accepted attack, no missing MUST-level feature",
 				"PASS: every step and every MUST case passed",
 			} {
 				if !strings.Contains(out, want) {
@@ -117,10 +117,11 @@ func TestConformanceSummary(t *testing.T) {
 		results []conformance.Result
 		want    []string
 	}{
-		{[]conformance.Result{{Case: conformance.Case{ID: "ERR-13", Level: conformance.LevelMust}, Status: conformance.StatusFail, Reason: "scheme Bearer: accepted"}},
-			[]string{"1 cases: 0 pass, 1 fail", "FAIL  ERR-13", "scheme Bearer: accepted", "a MUST-level case failed"}},
-		{[]conformance.Result{{Case: conformance.Case{ID: "DPOP-RS-12", Level: conformance.LevelShould}, Status: conformance.StatusWarn, Reason: "case"}},
-			[]string{"0 fail, 1 warn", "WARN  DPOP-RS-12", "every MUST-level case passed"}},
+		{[]conformance.Result{{Case: conformance.Case{ID: "ERR-13", Level: conformance.LevelMust}, Tier: conformance.TierAcceptedAttack, Status: conformance.StatusFail, Reason: "scheme Bearer: accepted"}},
+			[]string{"1 cases: 1 accepted attack, 0 missing feature", "accepted-attack   ERR-13", "scheme Bearer: accepted", "an attack was accepted"}},
+		{[]conformance.Result{{Case: conformance.Case{ID: "DPOP-RS-12", Level: conformance.LevelShould}, Tier: conformance.TierWrongRefusal, Status: conformance.StatusWarn, Reason: "case",
+			Checks: []conformance.Check{{Tier: conformance.TierWrongRefusal, Level: conformance.LevelShould}}}},
+			[]string{"0 accepted attack, 0 missing feature, 1 wrong refusal", "wrong-refusal     DPOP-RS-12", "no accepted attack, no missing MUST-level feature"}},
 	} {
 		var b bytes.Buffer
 		writeConformanceSummary(&b, &conformance.Report{Results: tc.results})

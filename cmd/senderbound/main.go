@@ -63,6 +63,12 @@ func (e *env) userConfigDir() (string, error) {
 // errUsage marks an error already reported by a flag set (exit status 2).
 var errUsage = errors.New("usage")
 
+// exitStatus is an error already reported by the command that asks for a
+// particular exit status.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 func commands() []command {
 	return []command{
 		{"demo", "run an issuer and a resource server on loopback and walk through DPoP and mTLS, then the conformance suite", runDemo},
@@ -89,7 +95,8 @@ func main() {
 }
 
 // run executes one command line and returns the process exit status:
-// 0 success, 1 failure, 2 usage error.
+// 0 success, 1 failure, 2 usage error, or the status a command asks for
+// with exitStatus (conform: 3 when its preflight stops the run).
 func run(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(e.stdout)
@@ -106,7 +113,10 @@ func run(ctx context.Context, e *env, args []string) int {
 			continue
 		}
 		err := c.run(ctx, e, args[1:])
+		var status exitStatus
 		switch {
+		case errors.As(err, &status):
+			return int(status)
 		case err == nil:
 			return 0
 		case errors.Is(err, flag.ErrHelp):

@@ -36,7 +36,7 @@ func (s *Servers) serveAS(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
 	case "/introspect":
 		s.serveIntrospect(w, r)
-	case "/.well-known/oauth-authorization-server":
+	case "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration":
 		iss := s.issuer
 		if s.has(MetadataIssuerMismatch) {
 			iss += "/"
@@ -206,12 +206,17 @@ authenticated:
 	now := time.Now()
 	cnf := map[string]string{}
 	tokenType := "Bearer"
+	if len(proofs) == 1 && s.has(CertClientNoDPoP) && clientID == MTLSClientID {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "this client gets certificate-bound tokens only")
+		return
+	}
 	if len(proofs) == 1 {
 		var nonce func(string) bool
 		if s.cfg.RequireNonce {
 			nonce = func(n string) bool { return n != "" && s.checkNonce(s.asNonce, n, now) }
 		}
-		jkt, perr := s.verifyProof(proofs[0], proofCheck{method: http.MethodPost, url: "https://" + r.Host + r.URL.Path, nonce: nonce, atAS: true, replay: s.asReplay})
+		jkt, perr := s.verifyProof(proofs[0], proofCheck{method: http.MethodPost, url: "https://" + r.Host + r.URL.Path, nonce: nonce, atAS: true, replay: s.asReplay,
+			noIatWindow: nonce != nil && s.has(NonceFreshnessOnly)})
 		if perr != nil {
 			if perr.code == "use_dpop_nonce" {
 				w.Header().Set("DPoP-Nonce", s.issueNonce(s.asNonce, now))

@@ -31,6 +31,8 @@ import (
 type nonces struct {
 	id  string
 	key []byte
+	// perSlot issues the same nonce for a whole slot (SlotNonce).
+	perSlot bool
 }
 
 const nonceSlot = 30 * time.Second
@@ -54,11 +56,14 @@ func (n *nonces) mac(r []byte, slot uint64) []byte {
 }
 
 func (n *nonces) issue(now time.Time) string {
+	slot := uint64(now.Unix() / int64(nonceSlot/time.Second))
 	r := make([]byte, 16)
-	if _, err := rand.Read(r); err != nil {
+	if n.perSlot {
+		// One nonce per slot: its random part is derived from the slot.
+		copy(r, n.mac([]byte("slot"), slot))
+	} else if _, err := rand.Read(r); err != nil {
 		panic("refserver: crypto/rand failed")
 	}
-	slot := uint64(now.Unix() / int64(nonceSlot/time.Second))
 	buf := append([]byte{}, r...)
 	buf = binary.BigEndian.AppendUint64(buf, slot)
 	buf = append(buf, n.mac(r, slot)...)
@@ -124,6 +129,8 @@ type proofCheck struct {
 	replay *replay
 	// atAS marks the token endpoint (where the signature mutation applies).
 	atAS bool
+	// noIatWindow takes freshness from the nonce alone.
+	noIatWindow bool
 }
 
 const maxProof = 8 << 10
@@ -384,8 +391,11 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 		}
 		payload, err = verifyES256Raw(parts, pub.Key)
 	default:
+		if s.has(AdvertiseES512) && !pc.atAS {
+			allowed = append(slices.Clip(allowed), jose.ES512)
+		}
 		if s.has(AlgNotPinned) {
-			allowed = append(allowed, jose.ES384, jose.ES512, jose.PS384, jose.PS512, jose.RS384, jose.RS512, jose.EdDSA)
+			allowed = append(slices.Clip(allowed), jose.ES384, jose.ES512, jose.PS384, jose.PS512, jose.RS384, jose.RS512, jose.EdDSA)
 		}
 		obj, perr := jose.ParseSignedCompact(proof, allowed)
 		if perr != nil {
@@ -399,6 +409,9 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 	}
 	if err != nil {
 		return "", bad("signature")
+	}
+	if s.has(BOMTolerated) {
+		payload = bytes.TrimPrefix(payload, []byte("\xef\xbb\xbf"))
 	}
 	if err := noDuplicates(payload); err != nil && !s.has(NoDuplicateCheck) {
 		return "", bad("payload JSON")
@@ -475,7 +488,7 @@ func (s *Servers) verifyProof(proof string, pc proofCheck) (string, *proofError)
 		return "", &proofError{code: "server_error", desc: "iat"}
 	}
 	iatT := time.Unix(int64(iatF), 0)
-	if !s.has(NoIatWindow) && (iatT.Before(now.Add(-s.cfg.Window)) || iatT.After(now.Add(5*time.Second))) {
+	if !s.has(NoIatWindow) && !pc.noIatWindow && (iatT.Before(now.Add(-s.cfg.Window)) || iatT.After(now.Add(5*time.Second))) {
 		return "", bad("iat outside window")
 	}
 	if pc.token != "" && !s.has(NoAthCheck) {

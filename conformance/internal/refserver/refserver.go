@@ -219,10 +219,63 @@ var AllMutations = []Mutation{
 	RefreshNotKeyBound,
 }
 
+// Variants are behaviours the RFCs allow that differ from the reference
+// servers' defaults. Unlike the mutations in [AllMutations], they break
+// nothing: the suite must report none of them as an accepted attack or a
+// missing MUST-level feature. Pass them in [Config.Mutations].
+const (
+	// ProofErrorsAs400 answers an invalid DPoP proof at the resource with
+	// 400 (still invalid_dpop_proof under a DPoP challenge), and a DPoP
+	// request without a proof with 400 invalid_request (RFC 6750 §3.1).
+	ProofErrorsAs400 Mutation = "proof-errors-as-400"
+	// NonceFreshnessOnly: with nonces, the token endpoint takes a proof's
+	// freshness from the nonce alone and does not window iat (RFC 9449
+	// §4.3 (11), §11.1).
+	NonceFreshnessOnly Mutation = "nonce-freshness-only"
+	// SlotNonce hands out one nonce per 30 s slot instead of a new one per
+	// response (RFC 9449 §11.1 lets a server accept a nonce several times).
+	SlotNonce Mutation = "slot-nonce"
+	// BindingCheckedFirst: the resource compares the thumbprint of the
+	// proof's jwk with cnf.jkt before it checks the proof, so a proof by
+	// another key is refused with invalid_token (RFC 9449 §4.3: the checks
+	// may be performed in any order).
+	BindingCheckedFirst Mutation = "binding-checked-first"
+	// ExpLeeway accepts an access token up to 60 s after its exp (RFC 7519
+	// §4.1.4 allows a small leeway).
+	ExpLeeway Mutation = "exp-leeway"
+	// BOMTolerated ignores a byte-order mark before a proof's payload
+	// (RFC 8259 §8.1 lets parsers ignore it).
+	BOMTolerated Mutation = "bom-tolerated"
+	// CertClientNoDPoP refuses a DPoP proof from a client authenticated by
+	// its certificate (RFC 9449 §5 makes DPoP-bound tokens a MAY).
+	CertClientNoDPoP Mutation = "cert-client-no-dpop"
+	// AdvertiseES512 makes the resource accept and advertise ES512 proofs
+	// too.
+	AdvertiseES512 Mutation = "advertise-es512"
+	// DPoPOnlyResource makes the resources offer the DPoP scheme only: a
+	// Bearer request is answered as one without credentials, with a DPoP
+	// challenge and no error (RFC 6750 §3.1).
+	DPoPOnlyResource Mutation = "dpop-only-resource"
+)
+
+// AllVariants lists every variant, in declaration order.
+var AllVariants = []Mutation{
+	ProofErrorsAs400,
+	NonceFreshnessOnly,
+	SlotNonce,
+	BindingCheckedFirst,
+	ExpLeeway,
+	BOMTolerated,
+	CertClientNoDPoP,
+	AdvertiseES512,
+	DPoPOnlyResource,
+}
+
 // Config configures the reference servers. The zero value is a correct
 // server without nonces.
 type Config struct {
-	// Mutations break the listed checks.
+	// Mutations break the listed checks, or select variants (see
+	// [AllVariants]).
 	Mutations []Mutation
 	// RequireNonce makes the token endpoint and the resource servers demand
 	// DPoP nonces.
@@ -330,6 +383,7 @@ func Start(cfg Config) (*Servers, error) {
 	if s.rsNonce, err = newNonces("rs"); err != nil {
 		return nil, err
 	}
+	s.asNonce.perSlot, s.rsNonce.perSlot = s.has(SlotNonce), s.has(SlotNonce)
 
 	s.AS = httptest.NewUnstartedServer(http.HandlerFunc(s.serveAS))
 	s.AS.Config.ErrorLog = quiet

@@ -2,6 +2,7 @@ package refserver
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/x509"
@@ -83,6 +84,9 @@ func (s *Servers) verifyToken(tok, audience string) (map[string]any, error) {
 		return nil, errors.New("aud")
 	}
 	exp, ok := cl["exp"].(float64)
+	if s.has(ExpLeeway) {
+		exp += 60
+	}
 	if !s.has(NoExpCheck) && (!ok || now >= exp) {
 		return nil, errors.New("exp")
 	}
@@ -155,7 +159,11 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 	if rs.s.has(EchoCredential) && presented != "" {
 		desc += ": " + presented
 	}
-	dpop := "DPoP " + algsParam
+	algs := algsParam
+	if rs.s.has(AdvertiseES512) {
+		algs = `algs="ES256 PS256 RS256 ES512"`
+	}
+	dpop := "DPoP " + algs
 	if rs.s.has(NoAlgsParam) {
 		dpop = "DPoP realm=\"refserver\""
 	}
@@ -172,7 +180,7 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 			p += `, scope="read"`
 		}
 		if f.scheme == "DPoP" {
-			dpop = "DPoP " + p + ", " + algsParam
+			dpop = "DPoP " + p + ", " + algs
 		} else if bearer == "Bearer" {
 			bearer += " " + p
 		} else {
@@ -180,7 +188,9 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 		}
 	}
 	if !(rs.s.has(NoChallenge) && f.code == "") {
-		w.Header().Add("WWW-Authenticate", bearer)
+		if !rs.s.has(DPoPOnlyResource) {
+			w.Header().Add("WWW-Authenticate", bearer)
+		}
 		w.Header().Add("WWW-Authenticate", dpop)
 	}
 	if f.nonce {
@@ -191,6 +201,9 @@ func (rs *resourceServer) fail(w http.ResponseWriter, f rsFailure, presented str
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
+	if rs.s.has(ProofErrorsAs400) && f.scheme == "DPoP" && (f.code == "invalid_dpop_proof" || f.code == "invalid_request") {
+		f.status = http.StatusBadRequest
+	}
 	w.WriteHeader(f.status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": f.code})
 }
@@ -308,6 +321,8 @@ func (rs *resourceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case eq(scheme, "DPoP"):
 		rs.serveDPoP(w, r, tok)
+	case eq(scheme, "Bearer") && rs.s.has(DPoPOnlyResource):
+		rs.fail(w, rsFailure{status: http.StatusUnauthorized}, "")
 	case eq(scheme, "Bearer"):
 		rs.serveBearer(w, r, tok)
 	default:
@@ -335,6 +350,14 @@ func (rs *resourceServer) serveDPoP(w http.ResponseWriter, r *http.Request, tok 
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) == 0 && s.has(DPoPSchemeWithoutProof) {
 		rs.ok(w, r, claims)
+		return
+	}
+	if len(proofs) == 0 && s.has(ProofErrorsAs400) {
+		rs.fail(w, rsFailure{status: http.StatusBadRequest, scheme: "DPoP", code: "invalid_request", desc: "DPoP proof required"}, tok)
+		return
+	}
+	if s.has(BindingCheckedFirst) && len(proofs) == 1 && bound && unverifiedJKT(proofs[0]) != jkt {
+		rs.fail(w, rsFailure{status: http.StatusUnauthorized, scheme: "DPoP", code: "invalid_token", desc: "invalid DPoP key binding"}, tok)
 		return
 	}
 	if len(proofs) == 0 || (len(proofs) > 1 && !s.has(FirstOfManyProofs)) {
@@ -454,4 +477,28 @@ func (rs *resourceServer) ok(w http.ResponseWriter, r *http.Request, claims map[
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(map[string]any{"ok": true, "sub": claims["sub"]})
 	_, _ = w.Write(buf.Bytes())
+}
+
+// unverifiedJKT is the thumbprint of a proof's jwk, read before any check
+// of the proof ("" when there is none to read).
+func unverifiedJKT(proof string) string {
+	h, _, ok := strings.Cut(proof, ".")
+	if !ok {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return ""
+	}
+	var hdr struct {
+		JWK jose.JSONWebKey `json:"jwk"`
+	}
+	if json.Unmarshal(b, &hdr) != nil || hdr.JWK.Key == nil {
+		return ""
+	}
+	tp, err := hdr.JWK.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(tp)
 }
