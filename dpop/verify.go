@@ -139,7 +139,11 @@ type Expect struct {
 	// AccessToken, when non-empty, requires ath = AccessTokenHash(AccessToken).
 	AccessToken string
 	// JKT, when non-empty, is the thumbprint the proof key must have
-	// (cnf.jkt or dpop_jkt); compared exactly, else ErrKeyMismatch.
+	// (cnf.jkt or dpop_jkt); compared exactly, else ErrKeyMismatch. The
+	// comparison comes right after the proof is parsed, before the key is
+	// built and the signature checked, so a proof by another key costs no
+	// signature verification; ErrKeyMismatch then takes precedence over
+	// the claim checks.
 	JKT string
 }
 
@@ -194,9 +198,13 @@ func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proo
 		return nil, fail(ErrInvalidProof, rSize)
 	}
 	var p parsed
-	r := parseAndVerify(proof, v.allowed, &p)
+	r := parseAndVerify(proof, v.allowed, want.JKT, &p)
 	defer release(&p)
-	if r != rOK {
+	switch r {
+	case rOK:
+	case rKeyMismatch:
+		return nil, fail(ErrKeyMismatch, r)
+	default:
 		return nil, fail(ErrInvalidProof, r)
 	}
 	c := &p.cl
@@ -250,9 +258,6 @@ func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proo
 		if err := v.nonces.CheckNonce(string(c.nonce)); err != nil {
 			return nil, fail(ErrUseNonce, rNonce)
 		}
-	}
-	if want.JKT != "" && subtle.ConstantTimeCompare(bytesOf(want.JKT), bytesOf(p.jkt)) != 1 {
-		return nil, fail(ErrKeyMismatch, rKeyMismatch)
 	}
 	out := &Proof{
 		JKT:       p.jkt,
