@@ -521,6 +521,9 @@ func parseHeader(b []byte, h *header) reason {
 		if s.Dup {
 			return rDuplicate
 		}
+		if s.FoldDup {
+			return rDuplicateFold
+		}
 		return bad
 	}
 	return rOK
@@ -572,6 +575,9 @@ func parseJWK(s *jwsverify.Scanner, j *jwkFields) reason {
 	if !ok {
 		if s.Dup {
 			return rDuplicate
+		}
+		if s.FoldDup {
+			return rDuplicateFold
 		}
 		return bad
 	}
@@ -638,6 +644,9 @@ func parsePayload(b []byte, c *claims) reason {
 	if !ok {
 		if s.Dup {
 			return rDuplicate
+		}
+		if s.FoldDup {
+			return rDuplicateFold
 		}
 		return bad
 	}
