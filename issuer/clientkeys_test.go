@@ -6,9 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/big"
 	"net/url"
 	"strings"
@@ -16,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
 
 // unvalidatedRegistry serves one client as given, without the validation
@@ -200,5 +205,53 @@ func TestClientJWKSKeyRules(t *testing.T) {
 		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
 		}
+	}
+}
+
+// smallOrderSigner "holds" the Ed25519 identity point and signs everything
+// with R = identity, S = 0, which crypto/ed25519 accepts for that key.
+type smallOrderSigner struct{}
+
+func (smallOrderSigner) Public() crypto.PublicKey {
+	k := make(ed25519.PublicKey, ed25519.PublicKeySize)
+	k[0] = 1
+	return k
+}
+
+func (smallOrderSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	sig := make([]byte, ed25519.SignatureSize)
+	sig[0] = 1
+	return sig, nil
+}
+
+// TestCertificateBindingKeyRules: a token is never bound to a certificate
+// whose key anyone can "prove": the handshake with a small-order Ed25519
+// certificate succeeds without any private key, so the request is refused
+// instead of yielding a token that is bound in name only.
+func TestCertificateBindingKeyRules(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "anyone"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, smallOrderSigner{}.Public(), smallOrderSigner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := &certs.Leaf{Cert: cert, Key: smallOrderSigner{}}
+	form := url.Values{"grant_type": {testGrant}, "client_id": {"public"}, "subject": {"mallory"}}
+	r := h.post(h.client(weak), h.aliasTokenURL(), form, nil)
+	h.checkTokenResponse(r)
+	if r.status != 400 || r.str("error") != "invalid_request" {
+		t.Fatalf("small-order certificate: %d %s", r.status, r.raw)
+	}
+	if r := h.post(h.client(h.s1), h.aliasTokenURL(), form, nil); r.status != 200 {
+		t.Fatalf("good certificate: %d %s", r.status, r.raw)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/pubkey"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
 )
@@ -505,7 +506,7 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 		case jkt != "":
 			return Binding{}, newError(ErrInvalidRequest, "client requires certificate-bound access tokens, not DPoP-bound ones")
 		}
-		return CertificateBinding(cert), nil
+		return certBinding(cert)
 	}
 	if jkt != "" {
 		return Binding{JKT: jkt}, nil
@@ -514,9 +515,19 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 		return Binding{}, newError(ErrInvalidDPoPProof, "client requires DPoP-bound access tokens")
 	}
 	if cert != nil {
-		return CertificateBinding(cert), nil
+		return certBinding(cert)
 	}
 	return Binding{}, nil
+}
+
+// certBinding binds a token to cert when its key meets the client key
+// rules of internal/pubkey: the TLS handshake does not tie a certificate
+// for a small-order Ed25519 key to anyone in particular.
+func certBinding(cert *x509.Certificate) (Binding, error) {
+	if pubkey.Check(cert.PublicKey) != nil {
+		return Binding{}, newError(ErrInvalidRequest, "client certificate key not accepted")
+	}
+	return CertificateBinding(cert), nil
 }
 
 // proofError maps a dpop verification error to the token endpoint error.
