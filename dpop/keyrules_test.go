@@ -127,6 +127,11 @@ func TestVerifyThumbprintFirst(t *testing.T) {
 		{name: "K1 proof, bad signature, JKT of K1", edit: badSig, expect: func(e *Expect) { e.JKT = mustThumb(k["ES256"]) }, want: ErrInvalidProof, why: rSignature},
 		{name: "K1 proof, bad signature, no JKT", edit: badSig, want: ErrInvalidProof, why: rSignature},
 		{name: "RSA 4096 proof, JKT of K1", proof: rsaJWKProof(oddBits(4096), 65537), expect: func(e *Expect) { e.JKT = mustThumb(k["ES256"]) }, want: ErrKeyMismatch, why: rKeyMismatch},
+		// Key checks still come first: a malformed key is an invalid
+		// proof whatever the token (ADV-23, ADV-25 against a bound token).
+		{name: "RSA 8192 proof, JKT of K1", proof: rsaJWKProof(oddBits(8192), 65537), expect: func(e *Expect) { e.JKT = mustThumb(k["ES256"]) }, want: ErrInvalidProof, why: rRSASize},
+		{name: "small-order Ed25519 proof, JKT of K1", proof: edForgery(le32(big.NewInt(1), false)), expect: func(e *Expect) { e.JKT = mustThumb(k["ES256"]) }, want: ErrInvalidProof, why: rEdSmallOrder},
+		{name: "RSA 1024 proof, JKT of K1", edit: useKey("RSA1024", "PS256"), expect: func(e *Expect) { e.JKT = mustThumb(k["ES256"]) }, want: ErrInvalidProof, why: rRSASize},
 		{name: "EdDSA proof, bad signature, JKT of K1", edit: func(t *testing.T, b *pb) {
 			useKey("EdDSA", "EdDSA")(t, b)
 			badSig(t, b)

@@ -294,11 +294,12 @@ func canonicalAlg(b []byte) string {
 	return ""
 }
 
-// verifyKeyAndSig validates the jwk members for alg, computes the
-// thumbprint, compares it with wantJKT (when not empty), builds the public
-// key (internal/pubkey rules) and verifies the signature. The thumbprint
-// comes before the key and the signature: with a bound token, a proof by
-// any other key costs no signature verification.
+// verifyKeyAndSig validates the jwk members for alg, builds the public key
+// (internal/pubkey rules), computes the thumbprint, compares it with
+// wantJKT (when not empty) and verifies the signature. The key checks are
+// cheap and come first, so a malformed key is an invalid proof whatever
+// the token; the thumbprint comes before the signature, so with a bound
+// token a proof by any other key costs no signature verification.
 func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT string, p *parsed) reason {
 	if j.alg != nil && string(j.alg) != alg {
 		return rKeyAlgMismatch
@@ -344,6 +345,10 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT
 		if !ok1 || !ok2 || len(xb) != size || len(yb) != size {
 			return rJWKInvalid
 		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, pt[:1+2*size])
+		if err != nil {
+			return rECPoint
+		}
 		b := append(tp[:0], `{"crv":"`...)
 		b = append(b, crv...)
 		b = append(b, `","kty":"EC","x":"`...)
@@ -353,10 +358,6 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT
 		b = append(b, `"}`...)
 		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
 			return rKeyMismatch
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(curve, pt[:1+2*size])
-		if err != nil {
-			return rECPoint
 		}
 		if !jwsverify.Verify(alg, pub, signingInput, sig, nil) {
 			return rSignature
@@ -374,12 +375,6 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT
 		if !ok || len(xb) != ed25519.PublicKeySize {
 			return rJWKInvalid
 		}
-		b := append(tp[:0], `{"crv":"Ed25519","kty":"OKP","x":"`...)
-		b = append(b, j.x...)
-		b = append(b, `"}`...)
-		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
-			return rKeyMismatch
-		}
 		// Canonical and not of small order; a point that does not decode
 		// fails the signature check.
 		switch pubkey.Ed25519Encoding(xb) {
@@ -388,6 +383,12 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT
 			return rEdSmallOrder
 		default:
 			return rEdNonCanonical
+		}
+		b := append(tp[:0], `{"crv":"Ed25519","kty":"OKP","x":"`...)
+		b = append(b, j.x...)
+		b = append(b, `"}`...)
+		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
+			return rKeyMismatch
 		}
 		if len(sig) != ed25519.SignatureSize {
 			return rSignature
@@ -424,14 +425,6 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT
 		for _, c := range eBytes {
 			e = e<<8 | int(c)
 		}
-		b := append(tp[:0], `{"e":"`...)
-		b = append(b, j.e...)
-		b = append(b, `","kty":"RSA","n":"`...)
-		b = append(b, j.n...)
-		b = append(b, `"}`...)
-		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
-			return rKeyMismatch
-		}
 		n := new(big.Int).SetBytes(nBytes)
 		switch pubkey.RSA(n, e) {
 		case nil:
@@ -441,6 +434,14 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT
 			return rRSAExponent
 		default:
 			return rJWKInvalid // even modulus
+		}
+		b := append(tp[:0], `{"e":"`...)
+		b = append(b, j.e...)
+		b = append(b, `","kty":"RSA","n":"`...)
+		b = append(b, j.n...)
+		b = append(b, `"}`...)
+		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
+			return rKeyMismatch
 		}
 		pub := &rsa.PublicKey{N: n, E: e}
 		// PS*: the salt must be as long as the hash (stricter than go-jose).

@@ -140,10 +140,10 @@ type Expect struct {
 	AccessToken string
 	// JKT, when non-empty, is the thumbprint the proof key must have
 	// (cnf.jkt or dpop_jkt); compared exactly, else ErrKeyMismatch. The
-	// comparison comes right after the proof is parsed, before the key is
-	// built and the signature checked, so a proof by another key costs no
-	// signature verification; ErrKeyMismatch then takes precedence over
-	// the claim checks.
+	// comparison comes once the proof is parsed and its key checked, before
+	// the signature, so a proof by another key costs no signature
+	// verification; ErrKeyMismatch then takes precedence over the claim
+	// checks.
 	JKT string
 }
 
