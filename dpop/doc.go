@@ -81,9 +81,18 @@
 //     strict alphabet, no padding, no whitespace, canonical trailing bits;
 //   - header and claims are one UTF-8 JSON object each, no BOM, no trailing
 //     bytes, no duplicate member names at any level, nesting at most 16 deep;
+//   - no two member names of one object equal under case folding ("alg"
+//     and "ALG", "kid" and "\u212Aid" with the Kelvin sign), at any level:
+//     encoding/json matches struct fields that way, so a program that
+//     decodes the same JSON into a struct could read the other member;
 //   - typ exactly "dpop+jwt"; alg in the configured allow-list and matching
 //     the key (ES256 only with P-256, ES384 with P-384, ES512 with P-521,
-//     EdDSA with Ed25519, PS*/RS* with RSA of 2048 to 8192 bits);
+//     EdDSA with Ed25519, PS*/RS* with RSA of 2048 to 4096 bits and a
+//     public exponent of at most 65537, so that no proof costs much more
+//     to verify than a common one);
+//   - Ed25519 keys canonically encoded and not of small order: such a key
+//     accepts one fixed signature for many or all messages, so a token
+//     bound to it would be usable by anyone;
 //   - jwk public only (d, p, q, dp, dq, qi, oth, k and kty oct refused), with
 //     minimal encodings (no leading zero in n, minimal e, full-length EC
 //     coordinates); jwk members alg, use and key_ops, when present, must

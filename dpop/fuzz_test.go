@@ -74,7 +74,7 @@ func FuzzDifferential(f *testing.F) {
 			return
 		}
 		var p parsed
-		r := parseAndVerify(proof, func(string) bool { return true }, &p)
+		r := parseAndVerify(proof, func(string) bool { return true }, "", &p)
 		mineJKT := p.jkt
 		release(&p)
 

@@ -7,12 +7,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"math/big"
 	"strings"
 	"sync"
 
 	"github.com/senderbound/senderbound/internal/jwsverify"
+	"github.com/senderbound/senderbound/internal/pubkey"
 )
 
 // This file holds the purpose-built strict parser for the compact form of
@@ -21,8 +23,8 @@ import (
 // fuzzed against go-jose (FuzzDifferential).
 
 const (
-	minRSABits = 2048
-	maxRSABits = 8192
+	minRSABits = pubkey.MinRSABits
+	maxRSABits = pubkey.MaxRSABits
 	// maxJSONDepth bounds nesting inside extension members.
 	maxJSONDepth = 16
 	// maxMembers bounds the number of members of the header, payload and jwk.
@@ -69,6 +71,10 @@ const (
 	rStore
 	rStateLost
 	rKeyQuota
+	rDuplicateFold
+	rEdNonCanonical
+	rEdSmallOrder
+	rRSAExponent
 )
 
 var reasonText = [...]string{
@@ -105,6 +111,10 @@ var reasonText = [...]string{
 	rStore:          "replay store unavailable",
 	rStateLost:      "proof issued before the replay store lost its state",
 	rKeyQuota:       "too many proofs from this key",
+	rDuplicateFold:  "member names differ only in letter case",
+	rEdNonCanonical: "non-canonical Ed25519 key",
+	rEdSmallOrder:   "Ed25519 key of small order",
+	rRSAExponent:    "RSA exponent not accepted",
 }
 
 func (r reason) String() string { return reasonText[r] }
@@ -122,9 +132,12 @@ func (r reason) stricterThanJOSE() bool {
 		rCrit,                    // crit refused, even for b64
 		rKeyRef,                  // x5c/x5u/x5t/jku refused
 		rJWKInvalid, rJWKPrivate, // minimal encodings, use/key_ops/alg policy, public keys only
-		rKeyAlgMismatch, rRSASize, // alg bound to key type/curve, RSA 2048..8192 bits
-		rECPoint,   // point validation differs in error class only
-		rSignature, // PS* salt must equal the hash length
+		rKeyAlgMismatch, rRSASize, // alg bound to key type/curve, RSA 2048..4096 bits
+		rRSAExponent,                   // RSA e at most 65537
+		rEdNonCanonical, rEdSmallOrder, // Ed25519 keys that sign for anyone
+		rDuplicateFold, // names equal under case folding
+		rECPoint,       // point validation differs in error class only
+		rSignature,     // PS* salt must equal the hash length
 		rAlgNotAllowed:
 		return true
 	}
@@ -182,9 +195,11 @@ type parsed struct {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 // parseAndVerify runs the strict compact parser, builds the key, checks
-// alg against allowed and verifies the signature. It does not look at the
-// claims' values. On success p.buf must be returned with release.
-func parseAndVerify(proof string, allowed func(string) bool, p *parsed) reason {
+// alg against allowed and verifies the signature. When wantJKT is not
+// empty, the key's thumbprint must equal it (rKeyMismatch), which is
+// checked before the signature. It does not look at the claims' values.
+// p.buf must be returned with release.
+func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, p *parsed) reason {
 	d1 := strings.IndexByte(proof, '.')
 	d2 := -1
 	if d1 >= 0 {
@@ -251,8 +266,7 @@ func parseAndVerify(proof string, allowed func(string) bool, p *parsed) reason {
 		return r
 	}
 	signingInput := in[:d2]
-	r := verifyKeyAndSig(alg, &h.jwk, signingInput, sig, p)
-	return r
+	return verifyKeyAndSig(alg, &h.jwk, signingInput, sig, wantJKT, p)
 }
 
 // maxPooledBuf keeps buffers for unusually large MaxProofBytes settings
@@ -284,9 +298,13 @@ func canonicalAlg(b []byte) string {
 	return ""
 }
 
-// verifyKeyAndSig validates the jwk members for alg, builds the public key,
-// computes the thumbprint and verifies the signature.
-func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *parsed) reason {
+// verifyKeyAndSig validates the jwk members for alg, builds the public key
+// (internal/pubkey rules), computes the thumbprint, compares it with
+// wantJKT (when not empty) and verifies the signature. The key checks are
+// cheap and come first, so a malformed key is an invalid proof whatever
+// the token; the thumbprint comes before the signature, so with a bound
+// token a proof by any other key costs no signature verification.
+func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, wantJKT string, p *parsed) reason {
 	if j.alg != nil && string(j.alg) != alg {
 		return rKeyAlgMismatch
 	}
@@ -296,7 +314,8 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 	if j.hasKeyOps && !j.keyOpsVerify {
 		return rJWKInvalid
 	}
-	var tp [512 + 64]byte // thumbprint input for EC/OKP; RSA built separately
+	// Thumbprint input: the largest is RSA's, with n of maxRSABits.
+	var tp [64 + maxRSABits/6 + 8]byte
 	switch alg {
 	case "ES256", "ES384", "ES512":
 		if string(j.kty) != "EC" || j.n != nil || j.e != nil {
@@ -334,9 +353,6 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 		if err != nil {
 			return rECPoint
 		}
-		if !jwsverify.Verify(alg, pub, signingInput, sig, nil) {
-			return rSignature
-		}
 		b := append(tp[:0], `{"crv":"`...)
 		b = append(b, crv...)
 		b = append(b, `","kty":"EC","x":"`...)
@@ -344,7 +360,12 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 		b = append(b, `","y":"`...)
 		b = append(b, j.y...)
 		b = append(b, `"}`...)
-		p.jkt = thumb(b)
+		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
+			return rKeyMismatch
+		}
+		if !jwsverify.Verify(alg, pub, signingInput, sig, nil) {
+			return rSignature
+		}
 		p.key = pub
 	case "EdDSA":
 		if string(j.kty) != "OKP" || string(j.crv) != "Ed25519" || j.y != nil || j.n != nil || j.e != nil {
@@ -358,6 +379,21 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 		if !ok || len(xb) != ed25519.PublicKeySize {
 			return rJWKInvalid
 		}
+		// Canonical and not of small order; a point that does not decode
+		// fails the signature check.
+		switch pubkey.Ed25519Encoding(xb) {
+		case nil:
+		case pubkey.ErrEd25519SmallOrder:
+			return rEdSmallOrder
+		default:
+			return rEdNonCanonical
+		}
+		b := append(tp[:0], `{"crv":"Ed25519","kty":"OKP","x":"`...)
+		b = append(b, j.x...)
+		b = append(b, `"}`...)
+		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
+			return rKeyMismatch
+		}
 		if len(sig) != ed25519.SignatureSize {
 			return rSignature
 		}
@@ -365,10 +401,6 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 		if !jwsverify.Verify(alg, pub, signingInput, sig, nil) {
 			return rSignature
 		}
-		b := append(tp[:0], `{"crv":"Ed25519","kty":"OKP","x":"`...)
-		b = append(b, j.x...)
-		b = append(b, `"}`...)
-		p.jkt = thumb(b)
 		p.key = pub
 	default: // PS*, RS*
 		if string(j.kty) != "RSA" || j.crv != nil || j.x != nil || j.y != nil {
@@ -397,31 +429,38 @@ func verifyKeyAndSig(alg string, j *jwkFields, signingInput, sig []byte, p *pars
 		for _, c := range eBytes {
 			e = e<<8 | int(c)
 		}
-		if e < 3 || e&1 == 0 || e > 1<<31-1 {
-			return rJWKInvalid
-		}
 		n := new(big.Int).SetBytes(nBytes)
-		if bl := n.BitLen(); bl < minRSABits || bl > maxRSABits {
+		switch pubkey.RSA(n, e) {
+		case nil:
+		case pubkey.ErrRSASize:
 			return rRSASize
+		case pubkey.ErrRSAExponent:
+			return rRSAExponent
+		default:
+			return rJWKInvalid // even modulus
 		}
-		if n.Bit(0) == 0 {
-			return rJWKInvalid
+		b := append(tp[:0], `{"e":"`...)
+		b = append(b, j.e...)
+		b = append(b, `","kty":"RSA","n":"`...)
+		b = append(b, j.n...)
+		b = append(b, `"}`...)
+		if p.jkt = thumb(b); !jktMatches(wantJKT, p.jkt) {
+			return rKeyMismatch
 		}
 		pub := &rsa.PublicKey{N: n, E: e}
 		// PS*: the salt must be as long as the hash (stricter than go-jose).
 		if !jwsverify.Verify(alg, pub, signingInput, sig, jwsverify.PSSSaltEqualsHash) {
 			return rSignature
 		}
-		b := make([]byte, 0, 40+len(j.n))
-		b = append(b, `{"e":"`...)
-		b = append(b, j.e...)
-		b = append(b, `","kty":"RSA","n":"`...)
-		b = append(b, j.n...)
-		b = append(b, `"}`...)
-		p.jkt = thumb(b)
 		p.key = pub
 	}
 	return rOK
+}
+
+// jktMatches reports whether got is the wanted thumbprint; an empty want
+// matches any key.
+func jktMatches(want, got string) bool {
+	return want == "" || subtle.ConstantTimeCompare(bytesOf(want), bytesOf(got)) == 1
 }
 
 // thumb returns base64url(SHA-256(b)).
@@ -487,6 +526,9 @@ func parseHeader(b []byte, h *header) reason {
 		if s.Dup {
 			return rDuplicate
 		}
+		if s.FoldDup {
+			return rDuplicateFold
+		}
 		return bad
 	}
 	return rOK
@@ -538,6 +580,9 @@ func parseJWK(s *jwsverify.Scanner, j *jwkFields) reason {
 	if !ok {
 		if s.Dup {
 			return rDuplicate
+		}
+		if s.FoldDup {
+			return rDuplicateFold
 		}
 		return bad
 	}
@@ -604,6 +649,9 @@ func parsePayload(b []byte, c *claims) reason {
 	if !ok {
 		if s.Dup {
 			return rDuplicate
+		}
+		if s.FoldDup {
+			return rDuplicateFold
 		}
 		return bad
 	}

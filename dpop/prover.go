@@ -20,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/internal/jwssign"
+	"github.com/senderbound/senderbound/internal/pubkey"
 )
 
 // ProofType is the JOSE typ of a DPoP proof (RFC 9449 §4.2).
@@ -31,7 +32,7 @@ const jtiBytes = 24
 // ProverOptions configures a [Prover]. A nil *ProverOptions means all defaults.
 type ProverOptions struct {
 	// Algorithm is the JWS algorithm. "" infers it from the key: P-256→ES256,
-	// P-384→ES384, P-521→ES512, Ed25519→EdDSA, RSA (≥ 2048 bits)→PS256.
+	// P-384→ES384, P-521→ES512, Ed25519→EdDSA, RSA (2048..4096 bits)→PS256.
 	// RSA keys may also use PS384, PS512, RS256, RS384 or RS512.
 	Algorithm string
 	// Now is the clock for iat. nil means time.Now.
@@ -55,7 +56,8 @@ type Prover struct {
 
 // NewProver returns a Prover for key, which may be any crypto.Signer (an
 // in-memory key, an HSM or a KMS) whose public key is ECDSA P-256/384/521,
-// Ed25519 or RSA with a modulus of at least 2048 bits. opts may be nil.
+// Ed25519 or RSA with a modulus of 2048 to 4096 bits and a public exponent
+// of at most 65537 (what verifiers accept). opts may be nil.
 func NewProver(key crypto.Signer, opts *ProverOptions) (*Prover, error) {
 	if key == nil {
 		return nil, errors.New("dpop: nil signing key")
@@ -123,8 +125,8 @@ func algorithmFor(pub crypto.PublicKey) (string, error) {
 	case ed25519.PublicKey:
 		return "EdDSA", nil
 	case *rsa.PublicKey:
-		if k.N == nil || k.N.BitLen() < minRSABits {
-			return "", errors.New("dpop: RSA key shorter than 2048 bits")
+		if pubkey.RSA(k.N, k.E) != nil {
+			return "", errors.New("dpop: RSA key outside 2048..4096 bits or with an exponent above 65537")
 		}
 		return "PS256", nil
 	}

@@ -130,6 +130,7 @@ func TestProverErrors(t *testing.T) {
 	}{
 		{"nil key", nil, ""},
 		{"RSA 1024", k["RSA1024"], ""},
+		{"RSA e 2^31-1", withExponent(t, k["RSA"].(*rsa.PrivateKey), 1<<31-1), ""},
 		{"ES384 on P-256", k["ES256"], "ES384"},
 		{"EdDSA on RSA", k["RSA"], "EdDSA"},
 		{"HS256", k["ES256"], "HS256"},

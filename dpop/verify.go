@@ -171,7 +171,11 @@ type Expect struct {
 	// AccessToken, when non-empty, requires ath = AccessTokenHash(AccessToken).
 	AccessToken string
 	// JKT, when non-empty, is the thumbprint the proof key must have
-	// (cnf.jkt or dpop_jkt); compared exactly, else ErrKeyMismatch.
+	// (cnf.jkt or dpop_jkt); compared exactly, else ErrKeyMismatch. The
+	// comparison comes once the proof is parsed and its key checked, before
+	// the signature, so a proof by another key costs no signature
+	// verification; ErrKeyMismatch then takes precedence over the claim
+	// checks.
 	JKT string
 }
 
@@ -246,9 +250,13 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 		return nil, fail(ErrInvalidProof, rSize)
 	}
 	var p parsed
-	r := parseAndVerify(proof, v.allowed, &p)
+	r := parseAndVerify(proof, v.allowed, want.JKT, &p)
 	defer release(&p)
-	if r != rOK {
+	switch r {
+	case rOK:
+	case rKeyMismatch:
+		return nil, fail(ErrKeyMismatch, r)
+	default:
 		return nil, fail(ErrInvalidProof, r)
 	}
 	c := &p.cl
@@ -302,9 +310,6 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 		if err := v.nonces.CheckNonce(string(c.nonce)); err != nil {
 			return nil, fail(ErrUseNonce, rNonce)
 		}
-	}
-	if want.JKT != "" && subtle.ConstantTimeCompare(bytesOf(want.JKT), bytesOf(p.jkt)) != 1 {
-		return nil, fail(ErrKeyMismatch, rKeyMismatch)
 	}
 	out := &Proof{
 		JKT:       p.jkt,

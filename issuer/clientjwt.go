@@ -3,14 +3,19 @@ package issuer
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/jwsverify"
+	"github.com/senderbound/senderbound/internal/pubkey"
 )
 
 // AuthPrivateKeyJWT is client authentication with a JWT signed by the
@@ -35,15 +40,46 @@ func validateClientJWKS(c *Client) error {
 	if c.JWKS == nil || len(c.JWKS.Keys) == 0 {
 		return fmt.Errorf("%w: client %q needs a JWKS", ErrInvalidConfig, c.ID)
 	}
-	for _, k := range c.JWKS.Keys {
+	for i, k := range c.JWKS.Keys {
 		if !k.Valid() || !k.IsPublic() {
 			return fmt.Errorf("%w: client %q: JWKS must hold valid public keys only", ErrInvalidConfig, c.ID)
 		}
 		if _, ok := k.Key.([]byte); ok {
 			return fmt.Errorf("%w: client %q: symmetric keys are not allowed", ErrInvalidConfig, c.ID)
 		}
+		if err := pubkey.Check(k.Key); err != nil {
+			return fmt.Errorf("%w: client %q: JWKS key %d: %w", ErrInvalidConfig, c.ID, i, err)
+		}
 	}
 	return nil
+}
+
+// maxAssertionJSONDepth bounds the nesting of a client assertion's header
+// and claims.
+const maxAssertionJSONDepth = 32
+
+// assertionJSONStrict reports whether the header and the claims of a
+// compact JWS are each one JSON object without duplicate member names and
+// without two names equal under case folding, at every level. go-jose,
+// which reads the assertion next, matches names case-sensitively; the
+// rule keeps "iss" and "ISS" from meaning different things to different
+// readers.
+func assertionJSONStrict(assertion string) bool {
+	segs := strings.SplitN(assertion, ".", 4)
+	if len(segs) != 3 {
+		return false
+	}
+	for _, seg := range segs[:2] {
+		b, err := base64.RawURLEncoding.DecodeString(seg)
+		if err != nil {
+			return false
+		}
+		s := jwsverify.Scanner{B: b, MaxDepth: maxAssertionJSONDepth}
+		if !s.Top(func([]byte) bool { return s.Skip(1) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // unverifiedAssertionSubject returns the "sub" of a client assertion
@@ -62,13 +98,19 @@ func unverifiedAssertionSubject(assertion string, algs []jose.SignatureAlgorithm
 }
 
 // verifyClientAssertion checks a private_key_jwt assertion for client c:
-// signature by one of the client's registered keys with an allowed
-// algorithm, iss = sub = client_id, aud naming one of audiences, exp in the
-// future and at most MaxClientAssertionLifetime away, iat/nbf not in the
-// future, and a jti never seen before.
+// header and claims without duplicate or case-folded member names,
+// signature by one of the client's registered keys that meets the
+// internal/pubkey rules (checked here too, for registries that do not
+// validate their clients) with an allowed algorithm, iss = sub =
+// client_id, aud naming one of audiences, exp in the future and at most
+// MaxClientAssertionLifetime away, iat/nbf not in the future, and a jti
+// never seen before.
 func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion string, audiences []string) error {
+	if !assertionJSONStrict(assertion) {
+		return ErrInvalidClient
+	}
 	t, err := jwt.ParseSigned(assertion, s.assertionAlgs)
-	if err != nil || len(t.Headers) != 1 {
+	if err != nil || len(t.Headers) != 1 || c.JWKS == nil {
 		return ErrInvalidClient
 	}
 	h := t.Headers[0]
@@ -76,6 +118,9 @@ func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion
 	verified := false
 	for _, k := range c.JWKS.Keys {
 		if h.KeyID != "" && k.KeyID != h.KeyID || k.Algorithm != "" && k.Algorithm != h.Algorithm || k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if pubkey.Check(k.Key) != nil {
 			continue
 		}
 		if err := t.Claims(k.Key, &claims); err == nil {

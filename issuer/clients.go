@@ -53,7 +53,11 @@ type Client struct {
 	// those methods, unused otherwise.
 	Certificate CertificateAuthenticator
 	// JWKS holds the public keys that sign the client's private_key_jwt
-	// assertions. Required for that method, unused otherwise.
+	// assertions. Required for that method, unused otherwise. Each key must
+	// be ECDSA on P-256, P-384 or P-521, Ed25519 canonically encoded and
+	// not of small order, or RSA of 2048 to 4096 bits with an odd exponent
+	// of at most 65537; a key that is not is refused at registration and
+	// never verifies an assertion.
 	JWKS *jose.JSONWebKeySet
 	// Scopes lists the scopes the client may request. A request without
 	// scope is given all of them; a scope outside the list is invalid_scope.

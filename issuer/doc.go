@@ -42,8 +42,10 @@
 //
 // Clients authenticate with exactly the method they are registered for:
 // client_secret_basic, client_secret_post (secrets stored as SHA-256
-// hashes, compared in constant time), private_key_jwt (RFC 7523, single-use
-// jti), tls_client_auth and self_signed_tls_client_auth (RFC 8705, through
+// hashes, compared in constant time), private_key_jwt (RFC 7523,
+// single-use jti; client keys as [Client.JWKS] describes; no two names of
+// the assertion's header or claims equal under case folding),
+// tls_client_auth and self_signed_tls_client_auth (RFC 8705, through
 // [CertificateAuthenticator], e.g. mtlsbound.PKIAuth), or none for public
 // clients. [ClientRegistry] is the seam for a client database.
 //

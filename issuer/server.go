@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/pubkey"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
 )
@@ -553,7 +554,7 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 		case jkt != "":
 			return Binding{}, newError(ErrInvalidRequest, "client requires certificate-bound access tokens, not DPoP-bound ones")
 		}
-		return CertificateBinding(cert), nil
+		return certBinding(cert)
 	}
 	if jkt != "" {
 		return Binding{JKT: jkt}, nil
@@ -562,7 +563,7 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 		return Binding{}, newError(ErrInvalidDPoPProof, "client requires DPoP-bound access tokens")
 	}
 	if cert != nil {
-		return CertificateBinding(cert), nil
+		return certBinding(cert)
 	}
 	return Binding{}, nil
 }
@@ -586,6 +587,16 @@ func (s *Server) claimProof(ctx context.Context, c *Client, p *dpop.Proof) error
 // clientQuotaOwner is the replay-quota owner of a client. Proof keys are
 // owners under their thumbprint, which never contains ':'.
 func clientQuotaOwner(id string) string { return "client:" + id }
+
+// certBinding binds a token to cert when its key meets the client key
+// rules of internal/pubkey: the TLS handshake does not tie a certificate
+// for a small-order Ed25519 key to anyone in particular.
+func certBinding(cert *x509.Certificate) (Binding, error) {
+	if pubkey.Check(cert.PublicKey) != nil {
+		return Binding{}, newError(ErrInvalidRequest, "client certificate key not accepted")
+	}
+	return CertificateBinding(cert), nil
+}
 
 // proofError maps a dpop verification error to the token endpoint error.
 func (s *Server) proofError(err error) error {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/senderbound/senderbound/internal/pubkey"
 )
 
 // PKIAuth is the tls_client_auth method (RFC 8705 §2.1) for one registered
@@ -198,6 +200,9 @@ func (a PKIAuth) Authenticate(ctx context.Context, cert *x509.Certificate, chain
 	if isCA(cert) {
 		return fmt.Errorf("%w: CA certificate presented as client certificate", ErrUntrustedCertificate)
 	}
+	if err := checkKey(cert); err != nil {
+		return err
+	}
 	if !hasClientAuth(cert) {
 		return fmt.Errorf("%w: certificate does not list the clientAuth extended key usage", ErrUntrustedCertificate)
 	}
@@ -317,6 +322,9 @@ func SelfSignedFromJWKS(jwks []byte) (SelfSignedAuth, error) {
 		if !ok || !pub.Equal(k.Key) {
 			return SelfSignedAuth{}, fmt.Errorf("%w: x5c certificate key does not match the JWK", ErrInvalidConfig)
 		}
+		if err := pubkey.Check(leaf.PublicKey); err != nil {
+			return SelfSignedAuth{}, fmt.Errorf("%w: certificate key: %w", ErrInvalidConfig, err)
+		}
 		out.Certificates = append(out.Certificates, leaf)
 	}
 	if len(out.Certificates) == 0 {
@@ -347,6 +355,9 @@ func SelfSignedFromPEM(data []byte) (SelfSignedAuth, error) {
 		if err != nil {
 			return SelfSignedAuth{}, fmt.Errorf("%w: bad certificate", ErrInvalidConfig)
 		}
+		if err := pubkey.Check(c.PublicKey); err != nil {
+			return SelfSignedAuth{}, fmt.Errorf("%w: certificate key: %w", ErrInvalidConfig, err)
+		}
 		out.Certificates = append(out.Certificates, c)
 	}
 	if len(bytes.TrimSpace(rest)) != 0 || len(out.Certificates) == 0 {
@@ -356,7 +367,9 @@ func SelfSignedFromPEM(data []byte) (SelfSignedAuth, error) {
 }
 
 // Authenticate returns nil when cert is byte-equal to a registered
-// certificate, an error wrapping ErrNoCertificate when cert is nil, and one
+// certificate whose key meets the rules in the package documentation, an
+// error wrapping ErrNoCertificate when cert is nil, one wrapping
+// ErrUntrustedCertificate when the key does not meet them, and one
 // wrapping ErrCertificateMismatch otherwise (MTLS-CA-10).
 func (a SelfSignedAuth) Authenticate(ctx context.Context, cert *x509.Certificate) error {
 	if cert == nil {
@@ -364,8 +377,19 @@ func (a SelfSignedAuth) Authenticate(ctx context.Context, cert *x509.Certificate
 	}
 	for _, c := range a.Certificates {
 		if c != nil && len(c.Raw) > 0 && bytes.Equal(c.Raw, cert.Raw) {
-			return nil
+			return checkKey(cert)
 		}
 	}
 	return fmt.Errorf("%w: certificate is not registered", ErrCertificateMismatch)
+}
+
+// checkKey applies the client key rules of internal/pubkey to a client
+// certificate's key. The TLS handshake proves possession of the key with a
+// signature, which an Ed25519 key of small order does not make: anyone
+// holding such a certificate could present it.
+func checkKey(cert *x509.Certificate) error {
+	if err := pubkey.Check(cert.PublicKey); err != nil {
+		return fmt.Errorf("%w: certificate key not accepted: %w", ErrUntrustedCertificate, err)
+	}
+	return nil
 }

@@ -52,7 +52,12 @@
 // set of configured roots with the clientAuth extended key usage and match
 // exactly one registered selector (subject DN, or a SAN of one type).
 // [SelfSignedAuth] implements self_signed_tls_client_auth: the certificate
-// must be byte-for-byte one of the registered ones. Both return errors
+// must be byte-for-byte one of the registered ones. Both refuse a
+// certificate whose key a TLS handshake does not tie to its holder or that
+// costs too much to use: an Ed25519 key of small order or non-canonical
+// encoding (such a key accepts one fixed signature for every message), an
+// RSA key outside 2048..4096 bits or with an exponent above 65537, an ECDSA
+// key off P-256, P-384 and P-521. Both return errors
 // wrapping the sentinels in errors.go; a token endpoint maps all of them to
 // invalid_client.
 //

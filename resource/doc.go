@@ -29,8 +29,13 @@
 // contain [Config.Audience]; the token is valid strictly before exp (with
 // [Config.Leeway]); sub, client_id, iat and jti are required by default;
 // crit is refused; jku, x5u, jwk and x5c header parameters are never used;
-// duplicate JSON members are refused; cnf must be an object and its
-// unknown members are ignored.
+// duplicate JSON members are refused, and so are two member names of one
+// object that are equal under case folding ("iss" and "ISS", "kid" and
+// "\u212Aid" with the Kelvin sign), at every level of the header and the
+// claims: encoding/json matches struct fields that way, so an application
+// that decodes [Principal.Claims] into a struct, or another service
+// reading the same token, could otherwise see the other member; cnf must
+// be an object and its unknown members are ignored.
 //
 // Tokens are read by a strict parser, not a general JOSE library, and the
 // signature is checked with crypto/ecdsa, crypto/ed25519 or crypto/rsa
@@ -62,8 +67,8 @@
 // Compared with go-jose, which read tokens before, the strict parser also
 // refuses non-canonical base64url, invalid UTF-8 and unpaired surrogates
 // (go-jose replaced them with U+FFFD, so distinct subjects could compare
-// equal), duplicate member names inside nested claim values, and nesting
-// beyond 64 levels. FuzzTokenDifferential holds the two side by side.
+// equal), duplicate member names inside nested claim values, member names
+// equal under case folding, and nesting beyond 64 levels. FuzzTokenDifferential holds the two side by side.
 //
 // Keys come from a [StaticKeySet] or a [RemoteKeySet] (a JWKS URL, or
 // discovery through RFC 8414 metadata with an OpenID Connect fallback).

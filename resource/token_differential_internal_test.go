@@ -227,6 +227,8 @@ func sameToken(a, b *token) string {
 //     surrogate escape;
 //   - a duplicate member name below the top level of the header or the
 //     claims (at the top level go-jose refuses duplicates too);
+//   - two member names equal under case folding (strings.EqualFold) but
+//     not byte for byte, at any level;
 //   - nesting deeper than the parser's bound.
 func stricterRule(raw string) string {
 	segs := strings.Split(raw, ".")
@@ -325,7 +327,8 @@ func hex4(b []byte, i int) (rune, bool) {
 }
 
 // nestedRule walks b with encoding/json and reports a duplicate member
-// name below the top level, or nesting near the parser's bound.
+// name below the top level, two names of one object equal under case
+// folding, or nesting near the parser's bound.
 func nestedRule(b []byte) string {
 	d := json.NewDecoder(bytes.NewReader(b))
 	type level struct {
@@ -364,6 +367,11 @@ func nestedRule(b []byte) string {
 			if top >= 0 && stack[top].obj && stack[top].key {
 				if stack[top].names[tok] && top > 0 {
 					return "nested duplicate member name"
+				}
+				for n := range stack[top].names {
+					if n != tok && strings.EqualFold(n, tok) {
+						return "member names equal under case folding"
+					}
 				}
 				stack[top].names[tok] = true
 				stack[top].key = false

@@ -1,7 +1,9 @@
 package jwsverify
 
 import (
+	"bytes"
 	"strconv"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -17,10 +19,14 @@ const linearMembers = 64
 // still checks them in full.
 //
 // Every object is checked for duplicate member names, compared after
-// unescaping and case-sensitively. A duplicate ends the scan with Dup set,
-// except inside nested objects when DeferNestedDup is set: then NestedDup
-// is set and scanning goes on, for callers that must finish other checks
-// before refusing.
+// unescaping: byte-equal names set Dup, names equal under Unicode simple
+// case folding (bytes.EqualFold, the rule by which encoding/json matches
+// a member to a struct field) set FoldDup. Either ends the scan, except
+// inside nested objects when DeferNestedDup is set: then NestedDup is set
+// and scanning goes on, for callers that must finish other checks before
+// refusing. Names of lower-case ASCII letters, digits and punctuation fold
+// to themselves, so an object of such names costs one pass over each name
+// for the folding rule and nothing more.
 //
 // A Scanner is a small value used by one goroutine; the zero value (with
 // B set) has no depth bound, which callers must not rely on for attacker
@@ -47,7 +53,11 @@ type Scanner struct {
 
 	// Dup is set when a duplicate member name ended the scan.
 	Dup bool
-	// NestedDup is set when DeferNestedDup let a duplicate pass.
+	// FoldDup is set when two member names that differ but are equal under
+	// case folding ended the scan.
+	FoldDup bool
+	// NestedDup is set when DeferNestedDup let a duplicate (byte-equal or
+	// case-folded) pass.
 	NestedDup bool
 	// BadFloat is set when CheckFloat found a number beyond float64.
 	BadFloat bool
@@ -333,7 +343,8 @@ func (s *Scanner) Object(depth int, member func(name []byte) bool) bool {
 	s.I++
 	var seenArr [16][]byte
 	seen := seenArr[:0]
-	var seenMap map[string]struct{}
+	var seenMap map[string][]byte // FoldKey → name
+	folding := false              // a name so far does not fold to itself
 	n := 0
 	s.WS()
 	if s.I < len(s.B) && s.B[s.I] == '}' {
@@ -347,20 +358,31 @@ func (s *Scanner) Object(depth int, member func(name []byte) bool) bool {
 			return false
 		}
 		if !s.NoDupCheck {
-			dup := false
+			dup, fold := false, false
+			plain := foldsToItself(name)
 			if seenMap != nil {
-				_, dup = seenMap[string(name)]
+				var prev []byte
+				if plain {
+					prev, fold = seenMap[string(name)]
+				} else {
+					prev, fold = seenMap[FoldKey(name)]
+				}
+				dup = fold && string(prev) == string(name)
 			} else {
+				folding = folding || !plain
 				for _, x := range seen {
 					if string(x) == string(name) {
 						dup = true
 						break
 					}
+					if folding && !fold {
+						fold = bytes.EqualFold(x, name)
+					}
 				}
 			}
-			if dup {
+			if dup || fold {
 				if depth == 0 || !s.DeferNestedDup {
-					s.Dup = true
+					s.Dup, s.FoldDup = dup, !dup
 					return false
 				}
 				s.NestedDup = true
@@ -373,15 +395,15 @@ func (s *Scanner) Object(depth int, member func(name []byte) bool) bool {
 		if !s.NoDupCheck {
 			switch {
 			case seenMap != nil:
-				seenMap[string(name)] = struct{}{}
+				seenMap[FoldKey(name)] = name
 			case len(seen) < linearMembers:
 				seen = append(seen, name)
 			default:
-				seenMap = make(map[string]struct{}, 2*linearMembers)
+				seenMap = make(map[string][]byte, 2*linearMembers)
 				for _, x := range seen {
-					seenMap[string(x)] = struct{}{}
+					seenMap[FoldKey(x)] = x
 				}
-				seenMap[string(name)] = struct{}{}
+				seenMap[FoldKey(name)] = name
 			}
 		}
 		s.WS()
@@ -417,4 +439,59 @@ func (s *Scanner) Top(member func(name []byte) bool) bool {
 	}
 	s.WS()
 	return s.I == len(s.B)
+}
+
+// foldsToItselfTable marks ASCII bytes other than the upper-case letters.
+var foldsToItselfTable = func() (t [256]bool) {
+	for c := 0; c < 0x80; c++ {
+		t[c] = !(c >= 'A' && c <= 'Z')
+	}
+	return t
+}()
+
+// foldsToItself reports whether name is ASCII without upper-case letters.
+// Two such names are equal under case folding only when they are equal
+// byte for byte (the Kelvin sign and the long s, which fold to k and s,
+// are not ASCII), and such a name is its own FoldKey.
+func foldsToItself(name []byte) bool {
+	for _, c := range name {
+		if !foldsToItselfTable[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// FoldKey returns a key such that FoldKey(a) == FoldKey(b) exactly when
+// bytes.EqualFold(a, b), for valid UTF-8 a and b: each rune becomes the
+// smallest rune of its simple case-folding orbit, lower-cased when that is
+// an ASCII letter. Names that fold only to themselves are their own key.
+func FoldKey(name []byte) string {
+	out := make([]byte, 0, len(name))
+	for i := 0; i < len(name); {
+		if c := name[i]; c < utf8.RuneSelf {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(name[i:])
+		f := r
+		for {
+			g := unicode.SimpleFold(f)
+			if g <= f {
+				f = g
+				break
+			}
+			f = g
+		}
+		if f >= 'A' && f <= 'Z' {
+			f += 'a' - 'A'
+		}
+		out = utf8.AppendRune(out, f)
+		i += n
+	}
+	return string(out)
 }

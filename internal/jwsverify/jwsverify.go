@@ -16,7 +16,9 @@
 //   - [Scanner] accepts RFC 8259 JSON only: valid UTF-8, no unpaired
 //     surrogate escapes, no control characters in strings, and no
 //     duplicate member names (which a lenient parser resolves silently,
-//     and not always the same way as its neighbour).
+//     and not always the same way as its neighbour), neither byte-equal
+//     nor equal under case folding (which encoding/json uses to match
+//     struct fields).
 //   - [Verify] checks a signature with crypto/ecdsa, crypto/ed25519 or
 //     crypto/rsa over the caller's bytes; the key must fit the algorithm.
 package jwsverify

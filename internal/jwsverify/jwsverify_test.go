@@ -52,7 +52,11 @@ func TestDecodeB64(t *testing.T) {
 func scan(s Scanner, in string) string {
 	s.B = []byte(in)
 	ok := s.Top(func([]byte) bool { return s.Skip(1) })
-	return fmt.Sprintf("ok=%v dup=%v nested=%v float=%v", ok, s.Dup, s.NestedDup, s.BadFloat)
+	out := fmt.Sprintf("ok=%v dup=%v nested=%v float=%v", ok, s.Dup, s.NestedDup, s.BadFloat)
+	if s.FoldDup {
+		out += " fold=true"
+	}
+	return out
 }
 
 func TestScannerModes(t *testing.T) {
@@ -81,7 +85,7 @@ func TestScannerModes(t *testing.T) {
 	}{
 		{"top duplicate", Scanner{}, `{"a":1,"a":2}`, "ok=false dup=true nested=false float=false"},
 		{"escaped duplicate", Scanner{}, `{"a":1,"\u0061":2}`, "ok=false dup=true nested=false float=false"},
-		{"case differs", Scanner{}, `{"a":1,"A":2}`, "ok=true dup=false nested=false float=false"},
+		{"case differs", Scanner{}, `{"a":1,"A":2}`, "ok=false dup=false nested=false float=false fold=true"},
 		{"nested duplicate", Scanner{}, `{"x":{"a":1,"a":2}}`, "ok=false dup=true nested=false float=false"},
 		{"nested duplicate deferred", Scanner{DeferNestedDup: true}, `{"x":[{"a":1,"a":2}]}`, "ok=true dup=false nested=true float=false"},
 		{"top duplicate not deferred", Scanner{DeferNestedDup: true}, `{"a":1,"a":2}`, "ok=false dup=true nested=false float=false"},
