@@ -28,6 +28,7 @@ import (
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/trustedproxy"
@@ -498,7 +499,7 @@ func (d *demo) steps() []demoStepFunc {
 			if lastProof == "" {
 				return "", errors.New("no proof from the previous step")
 			}
-			return expectRefused(ctx, d.plainClient(nil), resourceURL, "DPoP "+dpopToken, http.Header{"Dpop": {lastProof}}, dpop.CodeInvalidDPoPProof)
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "DPoP "+dpopToken, http.Header{"Dpop": {lastProof}}, oautherr.InvalidDPoPProof)
 		}},
 		{"the stolen DPoP token with the thief's own key is refused", func(ctx context.Context) (string, error) {
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -27,6 +27,7 @@ import (
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 )
@@ -257,7 +258,7 @@ func TestClient(t *testing.T) {
 	}
 	resp.Body.Close()
 	chs, err := dpop.ParseChallenges(resp.Header.Get("WWW-Authenticate"))
-	if resp.StatusCode != http.StatusUnauthorized || err != nil || len(chs) != 1 || chs[0].Error != dpop.CodeInvalidDPoPProof {
+	if resp.StatusCode != http.StatusUnauthorized || err != nil || len(chs) != 1 || chs[0].Error != oautherr.InvalidDPoPProof {
 		t.Fatalf("replayed proof: %d %q, want 401 invalid_dpop_proof", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	if _, after := s.requests(); len(after) != len(rejects)+1 || after[len(after)-1] != "proof_replayed" {
