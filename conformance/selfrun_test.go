@@ -145,6 +145,7 @@ func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.
 			dc.Nonces = n
 		}
 		v, err := resource.New(resource.Config{
+			Algorithms:     resource.DefaultAlgorithms(),
 			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           dc,

@@ -12,6 +12,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Principal is the authenticated caller of one request. Its slices and
@@ -69,7 +71,12 @@ type Verifier struct {
 	ext // DPoP and mTLS wiring, see binding.go
 }
 
-var defaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+// DefaultAlgorithms returns a new slice of the access-token algorithms a
+// resource server accepts when it has no reason to narrow them: RS256,
+// PS256, ES256 and EdDSA, the algorithms issuers commonly sign access
+// tokens with (RFC 9068 §2.1 requires RS256 support). Pass it, or a
+// narrower list, as [Config.Algorithms], which has no implicit default.
+func DefaultAlgorithms() []string { return []string{"RS256", "PS256", "ES256", "EdDSA"} }
 
 var asymmetric = map[string]bool{
 	"RS256": true, "RS384": true, "RS512": true,
@@ -113,11 +120,8 @@ func New(cfg Config) (*Verifier, error) {
 		v.issuerIndex[is.Identifier] = i
 	}
 	algs := cfg.Algorithms
-	if algs == nil {
-		algs = defaultAlgorithms
-	}
 	if len(algs) == 0 {
-		return nil, errors.New("resource: empty Algorithms")
+		return nil, errors.New("resource: Config.Algorithms is required (for example resource.DefaultAlgorithms())")
 	}
 	for _, a := range algs {
 		if !asymmetric[a] {
@@ -215,9 +219,9 @@ func (v *Verifier) schemes(p Policy) []string {
 func bindingAccepted(p Policy, b Binding) error {
 	switch {
 	case p.Accept == AcceptDPoP && b != BindingDPoP:
-		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a DPoP-bound token")
+		return fail(ErrInvalidToken, oautherr.ReasonBindingNotAccepted, "this resource requires a DPoP-bound token")
 	case p.Accept == AcceptMTLS && b != BindingMTLS:
-		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a certificate-bound token")
+		return fail(ErrInvalidToken, oautherr.ReasonBindingNotAccepted, "this resource requires a certificate-bound token")
 	}
 	return nil
 }
@@ -243,21 +247,21 @@ func (v *Verifier) Check(r *http.Request, p Policy) (*Principal, error) {
 
 func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 	if err := v.ValidatePolicy(p); err != nil {
-		return nil, fail(ErrUnavailable, "policy_invalid", "service misconfigured")
+		return nil, fail(ErrUnavailable, oautherr.ReasonPolicyInvalid, "service misconfigured")
 	}
 	cred, err := v.readCredentials(r)
 	if err != nil {
 		return nil, err
 	}
 	if cred.scheme == "" {
-		return nil, fail(ErrNoCredentials, "no_credentials", "")
+		return nil, fail(ErrNoCredentials, oautherr.ReasonNoCredentials, "")
 	}
 	if cred.scheme == schemeDPoP && !v.dpopEnabled() {
 		// A scheme this server does not support at all: no error
 		// information (RFC 6750 §3.1). A scheme it supports but this
 		// route does not offer is checked like on any other route, so the
 		// error code follows the fault, and refused at the end.
-		return nil, &schemeRefused{fail(ErrNoCredentials, "scheme_not_accepted", "")}
+		return nil, &schemeRefused{fail(ErrNoCredentials, oautherr.ReasonSchemeNotAccepted, "")}
 	}
 	if cred.scheme == schemeDPoP {
 		if err := v.checkTransport(r); err != nil {
@@ -288,7 +292,7 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 	}
 	for _, s := range p.Scopes {
 		if !contains(tok.scopes, s) {
-			return nil, &scopeFailure{fail(ErrInsufficientScope, "insufficient_scope", "the access token lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
+			return nil, &scopeFailure{fail(ErrInsufficientScope, oautherr.ReasonInsufficientScope, "the access token lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
 		}
 	}
 	// Only now, authenticated, may the request make us read its body.
@@ -316,7 +320,7 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 		return v.verifyToken(ctx, raw)
 	}
 	if len(raw) > v.maxTokenBytes {
-		return nil, fail(ErrInvalidToken, "token_too_large", "access token too large")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenTooLarge, "access token too large")
 	}
 	key := tokenDigest(raw)
 	if t, ok := v.cache.Get(key); ok {
@@ -366,9 +370,10 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 		e.nonce = nf.nonce
 	case errors.As(err, &f):
 	default:
-		f = fail(ErrUnavailable, "internal", "service temporarily unavailable")
+		f = fail(ErrUnavailable, oautherr.ReasonInternal, "service temporarily unavailable")
 	}
 	e.Err = f.class
+	e.cause = f.cause
 	e.Reason = f.reason
 	e.Description = f.desc
 	e.Status = statusFor(f.class)
@@ -385,15 +390,26 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 
 // report counts a rejection through OnReject and logs it at Debug: any
 // client can cause rejections at its request rate, so they are never
-// logged at a level operators keep on.
+// logged at a level operators keep on. A refusal caused by a failed
+// dependency of this server (the issuer's keys) is logged at Warn with the
+// dependency's error, which names the URL that failed; that error never
+// contains request data and is never sent to the client.
 func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.onReject != nil {
-		v.onReject(e.Reason)
+		v.onReject(string(e.Reason))
 	}
-	if v.logger != nil {
-		v.logger.LogAttrs(ctx, slog.LevelDebug, "resource: request rejected",
-			slog.String("reason", e.Reason),
+	if v.logger == nil {
+		return
+	}
+	if e.Reason == oautherr.ReasonKeysUnavailable && e.cause != nil {
+		v.logger.LogAttrs(ctx, slog.LevelWarn, "resource: issuer keys unavailable",
+			slog.String("reason", string(e.Reason)),
 			slog.Int("status", e.Status),
-			slog.String("scheme", e.scheme))
+			slog.String("error", e.cause.Error()))
+		return
 	}
+	v.logger.LogAttrs(ctx, slog.LevelDebug, "resource: request rejected",
+		slog.String("reason", string(e.Reason)),
+		slog.Int("status", e.Status),
+		slog.String("scheme", e.scheme))
 }

@@ -172,6 +172,7 @@ func conformStart(t *testing.T, mode conformMode) conformTarget {
 	}
 	newRS := func(aud string, store *replaycache.LRU, trusted *trustedproxy.Set) http.Handler {
 		v, err := resource.New(resource.Config{
+			Algorithms:     resource.DefaultAlgorithms(),
 			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},

@@ -302,6 +302,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 			return nil, err
 		}
 		v, err := resource.New(resource.Config{
+			Algorithms:     resource.DefaultAlgorithms(),
 			Issuers:        []resource.Issuer{{Identifier: d.asURL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store, Nonces: n},

@@ -109,9 +109,10 @@ func startServers(t *testing.T) *servers {
 		t.Fatal(err)
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: asURL, Keys: keys}},
-		Audience: "https://api.example.com",
-		DPoP:     &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: asURL, Keys: keys}},
+		Audience:   "https://api.example.com",
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay},
 		// A test server on one loopback address.
 		InsecureHostHeader: true,
 	})

@@ -142,9 +142,10 @@ func startServers(t *testing.T) *servers {
 		t.Fatal(err)
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: asURL, Keys: keys}},
-		Audience: "https://api.example.com",
-		DPoP:     &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay, Nonces: nonces(rsURL)},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: asURL, Keys: keys}},
+		Audience:   "https://api.example.com",
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay, Nonces: nonces(rsURL)},
 		// The URL clients use, for the DPoP htu check.
 		PublicURL: rsURL,
 		OnReject: func(reason string) {
