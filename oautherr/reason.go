@@ -200,6 +200,9 @@ const (
 	// ReasonClientAuthMethod: the client authenticated with a method other
 	// than the one it is registered for, or with more than one.
 	ReasonClientAuthMethod Reason = "client_auth_method"
+	// ReasonClientAuthFailed: client authentication failed for a reason
+	// this version does not name more precisely.
+	ReasonClientAuthFailed Reason = "client_auth_failed"
 	// ReasonClientSecret: the client secret does not match.
 	ReasonClientSecret Reason = "client_secret_mismatch"
 	// ReasonClientAssertion: the private_key_jwt assertion is invalid,
@@ -220,6 +223,8 @@ const (
 	ReasonScopeNotAllowed Reason = "scope_not_allowed"
 	// ReasonTargetNotAllowed: the resource indicator is not allowed.
 	ReasonTargetNotAllowed Reason = "target_not_allowed"
+	// ReasonDependencyUnavailable: a dependency of the server failed.
+	ReasonDependencyUnavailable Reason = "dependency_unavailable"
 	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
 )

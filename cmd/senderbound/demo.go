@@ -278,7 +278,11 @@ func startDemo(ctx context.Context) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}, MTLS: true,
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}, MTLS: true,
 		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
 	if err != nil {
 		return nil, err

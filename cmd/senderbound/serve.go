@@ -764,15 +764,20 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 	if p.public {
 		methods = append(methods, issuer.AuthNone)
 	}
+	// One process: an in-memory replay store of --replay-capacity entries.
+	replay, err := issuer.NewMemoryReplayStore(is, p.replayCapacity)
+	if err != nil {
+		return nil, err
+	}
 	cfg := issuer.ServerConfig{
 		Issuer:          is,
 		Clients:         p.registry,
+		ReplayStore:     replay,
 		DPoPAlgorithms:  slices.Clone(serveAlgorithms),
 		ScopesSupported: slices.Clone(p.scopes),
 		AuthMethods:     methods,
 		MTLS:            p.tls,
 		Logger:          p.logger,
-		ReplayCapacity:  p.replayCapacity,
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
 	}
 	if p.requireNonce {

@@ -70,7 +70,11 @@ func newApp(issuerURL string, key crypto.Signer, secret string) (http.Handler, e
 	if err != nil {
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: clients})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: clients})
 	if err != nil {
 		return nil, err
 	}
