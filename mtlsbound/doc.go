@@ -38,9 +38,10 @@
 // trusted set must therefore contain only proxies. With no trusted proxies
 // (the default) headers are never read. The proxies are one
 // trustedproxy.Set, shared with the rest of the server's configuration.
-// The proxy must strip client-supplied copies of the header; a Go proxy
-// built on httputil.ReverseProxy does both steps with [ForwardClientCert],
-// and cleans the backend's responses with [ForwardClientCertResponse].
+// The proxy must strip client-supplied copies of the header before it sets
+// its own (RFC 9440 §2.4), and remove the header from the backend's
+// responses; [FormatClientCertHeader] and [FormatClientCertChainHeader]
+// produce the values for a proxy written in Go.
 // Responses chosen with a forwarded certificate must be marked
 // Cache-Control: no-store or Vary on the header ([Source.Forwarded]).
 // Forwarded-header settings without trusted proxies are refused by
