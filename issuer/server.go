@@ -431,7 +431,7 @@ func (s *Server) TokenHandler() http.Handler {
 func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Request) (_ *tokenResponse, nonce string, _ error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, "", &Error{Code: "invalid_request", Description: "the token endpoint accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest}
+		return nil, "", &Error{Code: oautherr.InvalidRequest, Description: "the token endpoint accepts POST only", Status: http.StatusMethodNotAllowed, Reason: oautherr.ReasonRequestMalformed, Err: ErrInvalidRequest}
 	}
 	f, err := readForm(w, r)
 	if err != nil {
@@ -937,7 +937,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		body = []byte(`{"error":"server_error"}`)
+		body = []byte(`{"error":"` + oautherr.ServerError + `"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
