@@ -91,4 +91,15 @@
 // verifying it at the handshake (the handshake still proves key possession),
 // so each client's policy is applied afterwards. [NewClient] returns an HTTP
 // client that presents a certificate.
+//
+// # Errors
+//
+// Errors wrap exactly one of the sentinels in errors.go (test with
+// errors.Is) and never contain header values, certificates or tokens.
+// [Reason] maps them to the stable oautherr reasons that resource servers
+// and token endpoints log (certificate_missing, certificate_mismatch,
+// certificate_subject_mismatch, certificate_untrusted, certificate_revoked,
+// revocation_unavailable, client_cert_header_invalid); the servers keep the
+// error as the cause of their own typed error, so errors.Is and errors.As
+// see it through them, and clients only ever get the RFC error code.
 package mtlsbound
