@@ -24,10 +24,12 @@ func ExampleRemoteKeySet() {
 	mux := http.NewServeMux()
 	var issuer string
 	mux.HandleFunc("/.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "jwks_uri": issuer + "/jwks"})
 	})
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
 		fetches++
+		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "max-age=300")
 		json.NewEncoder(w).Encode(jwks)
 	})
@@ -52,6 +54,8 @@ func ExampleRemoteKeySet() {
 	fmt.Println("fetches:", fetches)
 
 	// In a verifier: resource.Config{Issuers: []resource.Issuer{{Identifier: issuer, Keys: ks}}, ...}
+	_ = resource.Issuer{Identifier: issuer, Keys: ks}
+
 	// Output:
 	// keys: 1
 	// keys: 1
