@@ -153,7 +153,7 @@ func (w *world) issue(tb testing.TB, key crypto.Signer, clientID string) []*x509
 	return chain
 }
 
-// craft signs a leaf for key with signer under parent, starting from a
+// craft signs a leaf for key with signer under parent (nil: self-signed), starting from a
 // template like the one CA.Issue uses, after edit.
 func craft(tb testing.TB, parent *x509.Certificate, signer crypto.Signer, key crypto.PublicKey, edit func(*x509.Certificate)) *x509.Certificate {
 	tb.Helper()
@@ -179,6 +179,9 @@ func craft(tb testing.TB, parent *x509.Certificate, signer crypto.Signer, key cr
 	}
 	if edit != nil {
 		edit(tmpl)
+	}
+	if parent == nil {
+		parent = tmpl // self-signed
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key, signer)
 	if err != nil {
