@@ -23,7 +23,7 @@ func TestIssue(t *testing.T) {
 	for _, name := range []string{"P256", "P384", "P521", "Ed25519", "RSA2048", "RSA4096"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			key := keys(t)[name]
+			key := key(t, name)
 			chain, err := w.ca.Issue(context.Background(), csrFor(t, key), "svc/a b", registered, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -66,7 +66,8 @@ var (
 	oidCRLNumber      = asn1.ObjectIdentifier{2, 5, 29, 20}
 )
 
-// ParseRevocationList parses a DER CRL and checks it against issuer: the
+// ParseRevocationList parses a DER CRL (nothing after it) and checks it
+// against issuer: the
 // signature verifies under the issuer's key, the CRL's issuer name is the
 // certificate's subject, nextUpdate and a CRL number are present and
 // nextUpdate is not before thisUpdate, and no extension of the CRL or of
@@ -74,6 +75,12 @@ var (
 // is refused). Errors wrap ErrInvalidCRL. It does NOT compare thisUpdate
 // or nextUpdate with the clock: [Verifier] applies the staleness rule.
 func ParseRevocationList(der []byte, issuer *x509.Certificate) (*RevocationList, error) {
+	// crypto/x509 ignores bytes after the CRL's outer SEQUENCE; a CRL
+	// is refused with them, so that one CRL has one encoding.
+	var outer asn1.RawValue
+	if rest, err := asn1.Unmarshal(der, &outer); err != nil || len(rest) != 0 {
+		return nil, refuse(ErrInvalidCRL, ReasonCRLMalformed)
+	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
 		return nil, refuse(ErrInvalidCRL, ReasonCRLMalformed)

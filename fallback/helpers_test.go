@@ -32,7 +32,7 @@ var (
 )
 
 // keys returns keys generated once per test binary: P256, P256b, P384,
-// P521, Ed25519, RSA2048, RSA4096, RSA1024, P224.
+// P521, Ed25519, RSA2048, RSA1024, P224 (RSA4096 comes from key).
 func keys(tb testing.TB) map[string]crypto.Signer {
 	tb.Helper()
 	keyOnce.Do(func() {
@@ -46,10 +46,6 @@ func keys(tb testing.TB) map[string]crypto.Signer {
 		if err != nil {
 			panic(err)
 		}
-		var wg sync.WaitGroup
-		var rsa4096 crypto.Signer
-		wg.Add(1)
-		go func() { defer wg.Done(); rsa4096 = must(rsa.GenerateKey(rand.Reader, 4096)) }()
 		testKeys = map[string]crypto.Signer{
 			"P256":    must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)),
 			"P256b":   must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)),
@@ -60,10 +56,30 @@ func keys(tb testing.TB) map[string]crypto.Signer {
 			"RSA2048": must(rsa.GenerateKey(rand.Reader, 2048)),
 			"RSA1024": must(rsa.GenerateKey(rand.Reader, 1024)),
 		}
-		wg.Wait()
-		testKeys["RSA4096"] = rsa4096
 	})
 	return testKeys
+}
+
+var (
+	rsa4096Once sync.Once
+	rsa4096     crypto.Signer
+)
+
+// key returns keys(tb)[name], generating the slow RSA-4096 key on first
+// use only.
+func key(tb testing.TB, name string) crypto.Signer {
+	tb.Helper()
+	if name != "RSA4096" {
+		return keys(tb)[name]
+	}
+	rsa4096Once.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 4096)
+		if err != nil {
+			panic(err)
+		}
+		rsa4096 = k
+	})
+	return rsa4096
 }
 
 // csrFor returns a DER CSR signed with key.
@@ -91,7 +107,7 @@ var registered = []string{"read", "write", "admin:all"}
 // store and a dpop verifier for signed requests.
 func newWorld(tb testing.TB, caKey string) *world {
 	tb.Helper()
-	root, err := certs.NewCA(certs.Options{CommonName: "fallback test CA", Key: keys(tb)[caKey], NotBefore: testNow.Add(-time.Hour), TTL: 3 * 365 * 24 * time.Hour})
+	root, err := certs.NewCA(certs.Options{CommonName: "fallback test CA", Key: key(tb, caKey), NotBefore: testNow.Add(-time.Hour), TTL: 3 * 365 * 24 * time.Hour})
 	if err != nil {
 		tb.Fatal(err)
 	}
