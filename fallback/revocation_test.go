@@ -15,7 +15,9 @@ func TestRevocationStores(t *testing.T) {
 	t.Parallel()
 	stores := map[string]func(t *testing.T) RevocationStore{
 		"memory": func(*testing.T) RevocationStore { return &MemoryRevocations{} },
-		"file":   func(t *testing.T) RevocationStore { return &FileRevocations{Path: filepath.Join(t.TempDir(), "revoked.json")} },
+		"file": func(t *testing.T) RevocationStore {
+			return &FileRevocations{Path: filepath.Join(t.TempDir(), "revoked.json")}
+		},
 	}
 	for name, mk := range stores {
 		t.Run(name, func(t *testing.T) {
