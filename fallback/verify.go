@@ -2,6 +2,7 @@ package fallback
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
@@ -285,7 +286,7 @@ func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Ex
 		}
 		chain[i] = c
 	}
-	k, ok := chain[0].PublicKey.(interface{ Equal(x any) bool })
+	k, ok := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !k.Equal(p.PublicKey) {
 		return nil, refuse(ErrKeyMismatch, ReasonKeyMismatch)
 	}
