@@ -10,8 +10,10 @@
 // The package is the framework-neutral core: the CA role ([CA]), the
 // verifier role ([Verifier], [CRLFetcher]) and the client side of signed
 // requests ([NewProver]). It imports only the standard library and this
-// module's dpop, mtlsbound and replaycache packages; the issuer and
-// resource packages build their endpoints and policies on it.
+// module's dpop and mtlsbound packages (signed requests are single-use
+// through the dpop verifier's replay store, a replaycache store for
+// example); the issuer and resource packages build their endpoints and
+// policies on it.
 //
 // # Certificates
 //

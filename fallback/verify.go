@@ -48,7 +48,10 @@ type Config struct {
 	// Proofs verifies the DPoP-format proofs of signed requests
 	// ([Verifier.VerifyRequest]): replay, htm, htu, iat window and nonces
 	// are enforced exactly as for DPoP. nil means signed requests are
-	// refused; certificate chains can still be verified.
+	// refused; certificate chains can still be verified. Its
+	// MaxProofBytes must leave room for the chain in x5c: 16 KiB holds a
+	// leaf and a CA certificate with RSA-4096 keys, the default 8 KiB
+	// holds them with ECDSA or RSA-2048 keys.
 	Proofs *dpop.Verifier
 	// Now is the clock. nil means time.Now.
 	Now func() time.Time
@@ -132,8 +135,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 // VerifyChain verifies a presented certificate chain, leaf first (the
 // TLS peer certificates, a forwarded RFC 9440 chain, or a signed
 // request's x5c), and returns the client's identity. The leaf must be
-// issued directly by a configured CA; other certificates after it serve
-// only to build the chain. Errors are [*Error] values wrapping
+// issued directly by a configured CA; the certificates after it (the CA
+// certificate itself, usually) count against Config.MaxChainLength but
+// are otherwise not used. Errors are [*Error] values wrapping
 // ErrUntrustedChain, ErrExpired, ErrNotClientAuth, ErrRevoked,
 // ErrScopesMalformed or ErrCRLUnavailable (the last one means 503: the
 // request may be fine but revocation cannot be checked). ctx is not used
@@ -155,13 +159,13 @@ func (v *Verifier) VerifyChain(ctx context.Context, chain []*x509.Certificate) (
 		CurrentTime: now,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if len(chain) > 1 {
-		opts.Intermediates = x509.NewCertPool()
-		for _, c := range chain[1:] {
-			if c == nil {
-				return nil, refuse(ErrUntrustedChain, ReasonMalformedCert)
-			}
-			opts.Intermediates.AddCert(c)
+	// The leaf must be issued directly by a configured CA, so the other
+	// certificates presented are not offered to chain building: they
+	// could only add signature checks (a copy of the CA certificate,
+	// say), never a valid chain.
+	for _, c := range chain[1:] {
+		if c == nil {
+			return nil, refuse(ErrUntrustedChain, ReasonMalformedCert)
 		}
 	}
 	chains, err := leaf.Verify(opts)
