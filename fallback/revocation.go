@@ -242,7 +242,11 @@ func (s *FileRevocations) lock(ctx context.Context) (func(), error) {
 			return nil, fmt.Errorf("fallback: revocations lock: %w", err)
 		}
 		if st, err := os.Stat(name); err == nil && time.Since(st.ModTime()) > FileLockStale {
-			os.Remove(name)
+			// Remove the stale lock only if it is still the file judged
+			// stale, not a new lock another writer took meanwhile.
+			if again, err := os.Stat(name); err == nil && os.SameFile(st, again) && again.ModTime().Equal(st.ModTime()) {
+				os.Remove(name)
+			}
 			continue
 		}
 		t := time.NewTimer(5 * time.Millisecond)
