@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/internal/trustedproxy"
 	"github.com/senderbound/senderbound/mtlsbound"
 )
@@ -21,6 +22,7 @@ type ext struct {
 	proxies      trustedproxy.Set
 	insecureHTTP bool
 	certs        *mtlsbound.Source
+	fallback     *fallback.Verifier
 }
 
 func (v *Verifier) initExt(cfg Config) error {
@@ -37,8 +39,13 @@ func (v *Verifier) initExt(cfg Config) error {
 			return err
 		}
 	}
+	v.fallback = cfg.Fallback
 	if cfg.DPoP == nil {
-		return nil
+		if cfg.Fallback != nil && (cfg.PublicURL != "" || len(cfg.TrustedProxies) > 0 || cfg.InsecureHostHeader) {
+			// Signed fallback requests need the target URI too.
+			v.target, err = dpop.NewTargetURI(dpop.TargetURIConfig{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, InsecureHostHeader: cfg.InsecureHostHeader})
+		}
+		return err
 	}
 	d := cfg.DPoP
 	v.dpop, err = dpop.NewVerifier(dpop.Config{
