@@ -47,7 +47,7 @@ func commands() []command {
 		{"serve-resource", "serve a resource protected by DPoP / mTLS-bound tokens", runServeResource},
 		{"keygen", "generate a private signing key as a JWK", runKeygen},
 		{"thumbprint", "print the RFC 7638 thumbprint of a JWK or the x5t#S256 of a PEM certificate", runThumbprint},
-		{"ca", "create a certificate authority (ca create)", runCA},
+		{"ca", "create a certificate authority, revoke its certificates (ca create, ca revoke)", runCA},
 		{"cert", "issue a certificate from a CA made by 'ca create' (cert issue)", runCert},
 		{"proof", "print a DPoP proof for one request", runProof},
 		{"token", "request an access token (DPoP or mTLS) and print the JSON response", runToken},

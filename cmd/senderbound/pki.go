@@ -19,10 +19,11 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
 
-// runCA implements "ca", whose one subcommand is "ca create".
+// runCA implements "ca": "ca create" and "ca revoke".
 func runCA(ctx context.Context, e *env, args []string) error {
 	return runSubcommand(ctx, e, "ca", args, map[string]func(context.Context, *env, []string) error{
 		"create": runCACreate,
+		"revoke": runCARevoke,
 	})
 }
 

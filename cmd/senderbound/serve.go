@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/internal/keyfile"
 	"github.com/senderbound/senderbound/internal/trustedproxy"
 	"github.com/senderbound/senderbound/issuer"
@@ -200,6 +201,7 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--client ID:SECRET]... [--public-client ID]...
        [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+       [--fallback-ca DIR [--fallback-cert-ttl DUR]]
 
 Serves an OAuth authorization server issuing sender-constrained access tokens
 (client_credentials and refresh_token grants) at
@@ -213,7 +215,12 @@ of them. Tokens carry every --audience in aud. Confidential (--client) clients
 authenticate with client_secret_basic and may also call /introspect. Without
 --signing-key a fresh ES256 key is generated for this run and its public JWK is
 printed to standard error; standard output carries only the listening line.
-Plain HTTP is allowed only on loopback (for local tests).`
+Plain HTTP is allowed only on loopback (for local tests).
+
+With --fallback-ca DIR (a CA made by 'ca create') the issuer is also the
+fallback certificate authority: clients POST a CSR to /certificate and get a
+client certificate carrying their client_id and scopes; /crl serves the CRL of
+the certificates revoked with 'ca revoke --ca DIR', re-read on every request.`
 
 // runServeIssuer implements "serve-issuer".
 func runServeIssuer(ctx context.Context, e *env, args []string) error {
@@ -233,6 +240,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	var tf serveTLSFlags
 	tf.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
 	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
+	fallbackCA := fs.String("fallback-ca", "", "directory written by 'ca create': issue fallback client certificates at /certificate and publish the CRL of DIR/"+fallbackRevocationsFile+" at /crl")
+	fallbackTTL := fs.Duration("fallback-cert-ttl", fallback.DefaultLifetime, "lifetime of fallback client certificates (with --fallback-ca)")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -240,6 +249,9 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	// Flag syntax and combinations, before anything is read or opened.
 	if *addr == "" {
 		return serveUsagef(e, cmd, "--addr is required")
+	}
+	if *fallbackTTL <= 0 {
+		return serveUsagef(e, cmd, "--fallback-cert-ttl must be positive")
 	}
 	listenHost, err := serveAddrHost(*addr)
 	if err != nil {
@@ -388,6 +400,12 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var fca *fallback.CA
+	if *fallbackCA != "" {
+		if fca, err = loadFallbackCA(*fallbackCA, *fallbackTTL); err != nil {
+			return err
+		}
+	}
 
 	// The default issuer identifier names the port actually bound.
 	ln, err := net.Listen("tcp", *addr)
@@ -405,7 +423,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	}
 	h, err := serveIssuerHandler(serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
-		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
+		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce, fallback: fca,
 	})
 	if err != nil {
 		ln.Close()
@@ -459,6 +477,7 @@ type serveIssuerParams struct {
 	tls          bool // mTLS client authentication is possible
 	public       bool // public clients are registered
 	requireNonce bool
+	fallback     *fallback.CA // the fallback CA role, or nil
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -492,6 +511,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		ScopesSupported: slices.Clone(p.scopes),
 		AuthMethods:     methods,
 		MTLS:            p.tls,
+		Fallback:        p.fallback,
 	}
 	if p.requireNonce {
 		n, err := serveNonces(p.id)

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/senderbound/senderbound/fallback"
+	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
+)
+
+func TestCARevoke(t *testing.T) {
+	t.Parallel()
+	dir := cliCreateCA(t)
+	leafDir := filepath.Join(t.TempDir(), "leaf")
+	cliMustRun(t, "", "cert", "issue", "--ca", dir, "--cn", "app", "--client", "--out", leafDir)
+	leaf, err := certs.LoadLeaf(leafDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := cliCreateCA(t)
+	otherLeaf := filepath.Join(t.TempDir(), "other")
+	cliMustRun(t, "", "cert", "issue", "--ca", other, "--cn", "app", "--client", "--out", otherLeaf)
+
+	out := cliMustRun(t, "", "ca", "revoke", "--ca", dir, "--cert", filepath.Join(leafDir, certs.LeafCertFile))
+	if !strings.Contains(out, leaf.Cert.SerialNumber.Text(16)) {
+		t.Fatalf("output %q does not name the serial", out)
+	}
+	cliMustRun(t, "", "ca", "revoke", "--ca", dir, "--serial", "0A:0b")
+	list, err := (&fallback.FileRevocations{Path: filepath.Join(dir, fallbackRevocationsFile)}).List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Serial.Int64() != 0x0a0b || list[1].Serial.Cmp(leaf.Cert.SerialNumber) != 0 {
+		t.Fatalf("revocations %v", list)
+	}
+	cliCheckMode(t, filepath.Join(dir, fallbackRevocationsFile), 0o600)
+
+	for name, args := range map[string][]string{
+		"neither":         {"--ca", dir},
+		"both":            {"--ca", dir, "--serial", "1", "--cert", filepath.Join(leafDir, certs.LeafCertFile)},
+		"no CA":           {"--serial", "1"},
+		"bad serial":      {"--ca", dir, "--serial", "xyz"},
+		"zero serial":     {"--ca", dir, "--serial", "0"},
+		"other CA's cert": {"--ca", dir, "--cert", filepath.Join(otherLeaf, certs.LeafCertFile)},
+	} {
+		if code, _, _ := cliRun(t, "", append([]string{"ca", "revoke"}, args...)...); code == 0 {
+			t.Errorf("%s: exit status 0", name)
+		}
+	}
+}
+
+// TestServeIssuerFallback runs serve-issuer with --fallback-ca: a client
+// obtains a certificate at /certificate, and a revocation made with "ca
+// revoke" shows in the running server's next CRL.
+func TestServeIssuerFallback(t *testing.T) {
+	t.Parallel()
+	dir := cliCreateCA(t)
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret,
+		"--scope", "read", "--scope", "write", "--fallback-ca", dir, "--fallback-cert-ttl", "720h")
+	plain := &http.Client{Timeout: 10 * time.Second}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, as.URL+issuer.CertificatePath,
+		strings.NewReader(url.Values{"csr": {base64.RawURLEncoding.EncodeToString(csr)}, "scope": {"read"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("app", serveTestSecret)
+	resp, err := plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("certificate request: %d %s", resp.StatusCode, body)
+	}
+	chain, err := certs.ParseCertificates(body)
+	if err != nil || len(chain) != 2 {
+		t.Fatalf("chain: %v", err)
+	}
+	if d := chain[0].NotAfter.Sub(chain[0].NotBefore); d < 719*time.Hour || d > 721*time.Hour {
+		t.Fatalf("lifetime %v, want 720h", d)
+	}
+	crl := func() *fallback.RevocationList {
+		t.Helper()
+		resp, err := plain.Get(as.URL + issuer.CRLPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		l, err := fallback.ParseRevocationList(der, chain[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if crl().Revoked(chain[0].SerialNumber) {
+		t.Fatal("revoked before ca revoke")
+	}
+	certFile := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certFile, certs.EncodeCertificates(chain...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cliMustRun(t, "", "ca", "revoke", "--ca", dir, "--cert", certFile)
+	if !crl().Revoked(chain[0].SerialNumber) {
+		t.Fatal("the running issuer's CRL does not list the revoked certificate")
+	}
+}
