@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/replaycache"
+	"github.com/senderbound/senderbound/resource"
 )
 
 // fallbackRevocationsFile is the revocation list that "ca revoke" writes
@@ -93,4 +99,60 @@ func runCARevoke(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "revoked serial %s (listed in %s)\n", serial.Text(16), filepath.Join(*caDir, fallbackRevocationsFile))
 	return nil
+}
+
+// serveFallbackParams is what serveFallbackVerifier needs from the
+// serve-resource flags.
+type serveFallbackParams struct {
+	caFile, crlURL string
+	refresh, grace time.Duration
+	client         *http.Client         // for the CRL; nil means defaults
+	dpop           *resource.DPoPConfig // the DPoP settings, or nil
+}
+
+// serveFallbackVerifier loads the fallback CA, starts the background CRL
+// fetcher (its failures are logged) and builds the verifier of fallback
+// certificates and signed requests; signed requests share the DPoP replay
+// store and nonces. The returned function stops the fetcher.
+func serveFallbackVerifier(ctx context.Context, e *env, p serveFallbackParams) (*fallback.Verifier, func(), error) {
+	data, err := os.ReadFile(p.caFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--fallback-ca: %w", err)
+	}
+	cas, err := certs.ParseCertificates(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--fallback-ca: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	fetcher, err := fallback.NewCRLFetcher(fallback.CRLFetcherConfig{
+		URL: p.crlURL, CA: cas[0], HTTPClient: p.client, Refresh: p.refresh,
+		OnFetch: func(err error) {
+			if err != nil {
+				logger.Warn("fallback CRL fetch failed; the last good CRL stays in use", slog.String("reason", fallback.ReasonOf(err)))
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	dc := dpop.Config{Algorithms: slices.Clone(serveAlgorithms), MaxProofBytes: 16 << 10}
+	if p.dpop != nil {
+		dc.ReplayStore, dc.Nonces = p.dpop.ReplayStore, p.dpop.Nonces
+	} else {
+		lru, err := replaycache.NewLRU(replaycache.Config{})
+		if err != nil {
+			return nil, nil, err
+		}
+		dc.ReplayStore = lru
+	}
+	proofs, err := dpop.NewVerifier(dc)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := fallback.NewVerifier(fallback.Config{CAs: cas, CRL: fetcher, CRLGrace: p.grace, Proofs: proofs})
+	if err != nil {
+		return nil, nil, err
+	}
+	fetcher.Start(ctx)
+	return v, func() { fetcher.Close() }, nil
 }

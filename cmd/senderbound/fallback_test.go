@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
@@ -122,5 +124,87 @@ func TestServeIssuerFallback(t *testing.T) {
 	cliMustRun(t, "", "ca", "revoke", "--ca", dir, "--cert", certFile)
 	if !crl().Revoked(chain[0].SerialNumber) {
 		t.Fatal("the running issuer's CRL does not list the revoked certificate")
+	}
+}
+
+// TestServeResourceFallback runs the fallback story with the two servers:
+// a certificate from serve-issuer authorizes signed requests at
+// serve-resource without a token, scopes included, until "ca revoke" and
+// the next CRL refresh; a request with nothing is refused.
+func TestServeResourceFallback(t *testing.T) {
+	t.Parallel()
+	dir := cliCreateCA(t)
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret,
+		"--scope", "read", "--scope", "write", "--fallback-ca", dir)
+	rs := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--scope", "read",
+		"--fallback-ca", filepath.Join(dir, certs.CACertFile), "--fallback-crl", as.URL+issuer.CRLPath, "--crl-refresh", "50ms")
+	plain := &http.Client{Timeout: 10 * time.Second}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, as.URL+issuer.CertificatePath,
+		strings.NewReader(url.Values{"csr": {base64.RawURLEncoding.EncodeToString(csr)}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("app", serveTestSecret)
+	resp, err := plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	chain, err := certs.ParseCertificates(body)
+	if err != nil {
+		t.Fatalf("certificate request: %d %v", resp.StatusCode, err)
+	}
+	prover, err := fallback.NewProver(key, chain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := &http.Client{Timeout: 10 * time.Second, Transport: &dpop.Transport{Prover: prover}}
+	call := func(c *http.Client) (int, serveResourceResponse) {
+		t.Helper()
+		resp, err := c.Get(rs.URL + "/resource")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var rr serveResourceResponse
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&rr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, rr
+	}
+	// The first CRL fetch may still be under way: 503 until it lands.
+	deadline := time.Now().Add(10 * time.Second)
+	status, rr := call(signed)
+	for status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		status, rr = call(signed)
+	}
+	if status != http.StatusOK || rr.Binding != "fallback_certificate" || rr.ClientID != "app" || rr.Scope != "read write" {
+		t.Fatalf("signed request: %d %+v", status, rr)
+	}
+	if status, _ := call(plain); status != http.StatusUnauthorized {
+		t.Fatalf("no credentials: status %d", status)
+	}
+	certFile := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certFile, certs.EncodeCertificates(chain...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cliMustRun(t, "", "ca", "revoke", "--ca", dir, "--cert", certFile)
+	deadline = time.Now().Add(10 * time.Second)
+	for status == http.StatusOK && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		status, _ = call(signed)
+	}
+	if status != http.StatusUnauthorized {
+		t.Fatalf("revoked certificate after the CRL refresh: status %d", status)
 	}
 }

@@ -531,6 +531,7 @@ const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--j
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--ca-file FILE] [--redis URL]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
+       [--fallback-ca FILE --fallback-crl URL [--crl-refresh DUR] [--crl-grace DUR]]
 
 Serves GET and POST /resource, protected by sender-constrained access tokens,
 and RFC 9728 metadata at /.well-known/oauth-protected-resource. An accepted
@@ -541,7 +542,14 @@ or "bearer") and the matched binding value ("jkt" and/or "x5t#S256").
 are discovered from its metadata (RFC 8414, then OpenID discovery), unless
 --jwks names the key set URL, which is then fetched directly; --jwks without
 --issuer is refused. Plain HTTP is served only on loopback (DPoP over plain HTTP
-is then accepted, for local tests) or behind a --trusted-proxy.`
+is then accepted, for local tests) or behind a --trusted-proxy.
+
+With --fallback-ca (the issuer's fallback CA certificate, PEM) and
+--fallback-crl (its CRL URL, fetched every --crl-refresh), a request without
+an access token is also accepted with a client certificate of that CA, over
+mTLS or as a signed request (a DPoP-format proof carrying the certificate in
+x5c); its binding is "fallback_certificate". Once the CRL is older than its
+nextUpdate plus --crl-grace, such requests get 503; token requests do not.`
 
 // runServeResource implements "serve-resource".
 func runServeResource(ctx context.Context, e *env, args []string) error {
@@ -562,8 +570,23 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	tf.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
 	redisURL := fs.String("redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
 	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
+	fallbackCA := fs.String("fallback-ca", "", "accept requests without a token that present a client certificate of this fallback CA (PEM; the first certificate signs the CRL)")
+	fallbackCRL := fs.String("fallback-crl", "", "the fallback CA's CRL URL, e.g. ISSUER/crl (required with --fallback-ca)")
+	crlRefresh := fs.Duration("crl-refresh", fallback.DefaultCRLRefresh, "interval between fetches of --fallback-crl")
+	crlGrace := fs.Duration("crl-grace", fallback.DefaultCRLGrace, "how long past its nextUpdate the last fetched CRL is still used")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	if (*fallbackCA == "") != (*fallbackCRL == "") {
+		return serveUsagef(e, cmd, "--fallback-ca and --fallback-crl go together")
+	}
+	if *crlRefresh <= 0 || *crlGrace <= 0 {
+		return serveUsagef(e, cmd, "--crl-refresh and --crl-grace must be positive")
+	}
+	if *fallbackCRL != "" {
+		if u, err := url.Parse(*fallbackCRL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return serveUsagef(e, cmd, "--fallback-crl must be an absolute http(s) URL")
+		}
 	}
 
 	if *addr == "" {
@@ -736,6 +759,18 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if closeStore != nil {
 		defer closeStore()
 	}
+	if *fallbackCA != "" {
+		fv, closeFetcher, err := serveFallbackVerifier(ctx, e, serveFallbackParams{
+			caFile: *fallbackCA, crlURL: *fallbackCRL, refresh: *crlRefresh, grace: *crlGrace,
+			client: httpClient, dpop: cfg.DPoP,
+		})
+		if err != nil {
+			return err
+		}
+		defer closeFetcher()
+		cfg.Fallback = fv
+		policy.Fallback = true
+	}
 	v, err := resource.New(cfg)
 	if err != nil {
 		return err
@@ -745,7 +780,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, slices.Clone(scopes)))
-	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes)})(http.HandlerFunc(serveResourceAnswer))
+	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes), Fallback: policy.Fallback})(http.HandlerFunc(serveResourceAnswer))
 	mux.Handle("GET /resource", protected)
 	mux.Handle("POST /resource", protected)
 	closeLn = false // serveListener owns it
