@@ -208,3 +208,58 @@ func TestServeResourceFallback(t *testing.T) {
 		t.Fatalf("revoked certificate after the CRL refresh: status %d", status)
 	}
 }
+
+// TestCertRequest obtains a fallback certificate with "cert request" from
+// a running serve-issuer, with a secret and a scope subset, and checks the
+// refusals that never reach the issuer.
+func TestCertRequest(t *testing.T) {
+	t.Parallel()
+	dir := cliCreateCA(t)
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret,
+		"--scope", "read", "--scope", "write", "--fallback-ca", dir)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := certs.EncodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := serveWriteFile(t, t.TempDir(), "client-key.pem", keyPEM)
+	out := filepath.Join(t.TempDir(), "fallback")
+	cliMustRun(t, serveTestSecret+"\n", "cert", "request", "--issuer", as.URL, "--client-id", "app", "--client-secret", "-",
+		"--key", keyFile, "--scope", "read", "--out", out)
+	leaf, err := certs.LoadLeaf(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := certs.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.Cert.CheckSignatureFrom(caCert.Cert); err != nil {
+		t.Fatal(err)
+	}
+	scopes, err := fallback.ScopesFromCertificate(leaf.Cert, nil)
+	if err != nil || len(scopes) != 1 || scopes[0] != "read" {
+		t.Fatalf("scopes %q, %v", scopes, err)
+	}
+	if len(leaf.Cert.URIs) != 1 || leaf.Cert.URIs[0].String() != "urn:senderbound:client:app" {
+		t.Fatalf("URI SAN %v", leaf.Cert.URIs)
+	}
+	cliCheckMode(t, filepath.Join(out, certs.LeafKeyFile), 0o600)
+
+	for name, args := range map[string][]string{
+		"existing output":   {"--issuer", as.URL, "--client-id", "app", "--client-secret", serveTestSecret, "--key", keyFile, "--out", out},
+		"wrong secret":      {"--issuer", as.URL, "--client-id", "app", "--client-secret", "wrong-secret-0123456789", "--key", keyFile, "--out", filepath.Join(t.TempDir(), "x")},
+		"scope not granted": {"--issuer", as.URL, "--client-id", "app", "--client-secret", serveTestSecret, "--key", keyFile, "--scope", "admin", "--out", filepath.Join(t.TempDir(), "x")},
+		"no authentication": {"--issuer", as.URL, "--client-id", "app", "--key", keyFile, "--out", filepath.Join(t.TempDir(), "x")},
+		"http off loopback": {"--issuer", "http://as.example.test", "--client-id", "app", "--client-secret", serveTestSecret, "--key", keyFile, "--out", filepath.Join(t.TempDir(), "x")},
+		"secret and cert":   {"--issuer", as.URL, "--client-id", "app", "--client-secret", serveTestSecret, "--cert", keyFile, "--key", keyFile, "--out", filepath.Join(t.TempDir(), "x")},
+		"missing key":       {"--issuer", as.URL, "--client-id", "app", "--client-secret", serveTestSecret, "--out", filepath.Join(t.TempDir(), "x")},
+	} {
+		if code, _, _ := cliRun(t, "", append([]string{"cert", "request"}, args...)...); code == 0 {
+			t.Errorf("%s: exit status 0", name)
+		}
+	}
+}

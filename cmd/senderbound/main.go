@@ -48,7 +48,7 @@ func commands() []command {
 		{"keygen", "generate a private signing key as a JWK", runKeygen},
 		{"thumbprint", "print the RFC 7638 thumbprint of a JWK or the x5t#S256 of a PEM certificate", runThumbprint},
 		{"ca", "create a certificate authority, revoke its certificates (ca create, ca revoke)", runCA},
-		{"cert", "issue a certificate from a CA made by 'ca create' (cert issue)", runCert},
+		{"cert", "issue a certificate from a CA made by 'ca create' (cert issue), or obtain a fallback certificate from an issuer (cert request)", runCert},
 		{"proof", "print a DPoP proof for one request", runProof},
 		{"token", "request an access token (DPoP or mTLS) and print the JSON response", runToken},
 		{"conform", "run the conformance suite against any issuer and resource server", runConform},

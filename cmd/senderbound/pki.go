@@ -27,10 +27,11 @@ func runCA(ctx context.Context, e *env, args []string) error {
 	})
 }
 
-// runCert implements "cert", whose one subcommand is "cert issue".
+// runCert implements "cert": "cert issue" and "cert request".
 func runCert(ctx context.Context, e *env, args []string) error {
 	return runSubcommand(ctx, e, "cert", args, map[string]func(context.Context, *env, []string) error{
-		"issue": runCertIssue,
+		"issue":   runCertIssue,
+		"request": runCertRequest,
 	})
 }
 
