@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -242,6 +243,10 @@ func TestFallbackOverTLS(t *testing.T) {
 
 	mtls := srv.Client().Transport.(*http.Transport).Clone()
 	mtls.TLSClientConfig.Certificates = []tls.Certificate{{Certificate: [][]byte{f.chain[0].Raw, f.chain[1].Raw}, PrivateKey: f.key, Leaf: f.chain[0]}}
+	// The environment trusts 127.0.0.1 as a proxy, whose own certificate is
+	// never the client's: the mTLS client connects from 127.0.0.2.
+	direct := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	mtls.DialContext = direct.DialContext
 	signedReq := &dpop.Transport{Base: srv.Client().Transport, Prover: f.prover}
 	for name, rt := range map[string]http.RoundTripper{"mTLS": mtls, "signed request": signedReq, "nothing": srv.Client().Transport} {
 		resp, err := (&http.Client{Transport: rt}).Get(srv.URL + "/resource")
