@@ -171,16 +171,17 @@ func (in *Interceptor) authenticate(ctx context.Context, fullMethod string) (con
 // The interceptors use it; call it to run [resource.Verifier.Check] from
 // a custom interceptor.
 func Request(ctx context.Context, fullMethod string) *http.Request {
-	md, _ := metadata.FromIncomingContext(ctx)
+	// ValueFromIncomingContext copies only the values asked for, where
+	// FromIncomingContext would copy every key.
 	h := make(http.Header, 2)
-	if vs := md.Get(MetadataAuthorization); len(vs) > 0 {
+	if vs := metadata.ValueFromIncomingContext(ctx, MetadataAuthorization); len(vs) > 0 {
 		h["Authorization"] = vs
 	}
-	if vs := md.Get(MetadataDPoP); len(vs) > 0 {
+	if vs := metadata.ValueFromIncomingContext(ctx, MetadataDPoP); len(vs) > 0 {
 		h["Dpop"] = vs
 	}
 	var authority string
-	if vs := md.Get(":authority"); len(vs) == 1 {
+	if vs := metadata.ValueFromIncomingContext(ctx, ":authority"); len(vs) == 1 {
 		authority = vs[0]
 	}
 	r := &http.Request{
