@@ -246,7 +246,7 @@ func TestMTLSCredentials(t *testing.T) {
 		boundTo func(*restest.Env) *certs.Leaf
 		want    codes.Code
 	}{
-		{"MTLS-RS-01/CA-issued certificate", c1, c1, codes.OK},
+		{"MTLS-CB-09/CA-issued certificate", c1, c1, codes.OK},
 		{"self-signed certificate", s1, s1, codes.OK},
 		{"ADV-83/another certificate", c2, c1, codes.Unauthenticated},
 	}

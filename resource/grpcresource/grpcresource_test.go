@@ -69,6 +69,13 @@ func s1(e *restest.Env) *certs.Leaf { return e.S1 }
 
 func unbound(t testing.TB, e *restest.Env) string { return e.Token(t, nil) }
 
+// bothBound mints a token bound to K1 and to C1.
+func bothBound(t testing.TB, e *restest.Env) string {
+	return e.Token(t, func(c map[string]any) {
+		c["cnf"] = map[string]any{"jkt": e.K1.Thumbprint(), "x5t#S256": mtlsbound.Thumbprint(e.C1.Cert)}
+	})
+}
+
 func expiredK1(t testing.TB, e *restest.Env) string {
 	return e.Token(t, func(c map[string]any) {
 		c["cnf"] = map[string]any{"jkt": e.K1.Thumbprint()}
@@ -110,13 +117,13 @@ func boundCases() []grpcCase {
 	for _, m := range []string{"Any", "Stream"} {
 		cs = append(cs,
 			grpcCase{name: "DPOP-RS-20/valid DPoP call", method: m, md: dpopMD(D, k1, nil), wantBinding: resource.BindingDPoP},
-			grpcCase{name: "MTLS-RS-01/valid certificate-bound call", method: m, leaf: c1, md: bearerMD(certBound(c1)), wantBinding: resource.BindingMTLS},
-			grpcCase{name: "MTLS-SS/self-signed client certificate", method: m, leaf: s1, md: bearerMD(certBound(s1)), wantBinding: resource.BindingMTLS},
+			grpcCase{name: "MTLS-CB-09/valid certificate-bound call", method: m, leaf: c1, md: bearerMD(certBound(c1)), wantBinding: resource.BindingMTLS},
+			grpcCase{name: "MTLS-CB-11/self-signed client certificate", method: m, leaf: s1, md: bearerMD(certBound(s1)), wantBinding: resource.BindingMTLS},
 			grpcCase{name: "ERR-13/ADV-64/DPoP token as Bearer", method: m, md: bearerMD(k1), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
 			grpcCase{name: "ADV-65/DPoP token as bearer, lower case", method: m, md: func(t testing.TB, e *restest.Env, _ string) []string {
 				return []string{"authorization", "bearer " + k1(t, e)}
 			}, wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
-			grpcCase{name: "DPOP-RS-02/missing proof", method: m, md: func(t testing.TB, e *restest.Env, _ string) []string {
+			grpcCase{name: "DPOP-RS-21/missing proof", method: m, md: func(t testing.TB, e *restest.Env, _ string) []string {
 				return []string{"authorization", "DPoP " + k1(t, e)}
 			}, wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_dpop_proof"},
 			grpcCase{name: "DPOP-RS-15/ADV-107/replayed proof", method: m, md: dpopMD(D, k1, nil), replay: true, wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_dpop_proof"},
@@ -125,13 +132,13 @@ func boundCases() []grpcCase {
 				return dpopMD(D, k1, nil)(t, e, htu[:strings.LastIndexByte(htu, '/')]+"/Bound")
 			}, wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_dpop_proof"},
 			grpcCase{name: "DPOP-RS-10/htm GET", method: m, md: dpopMD(D, k1, func(_ *restest.Env, p *restest.Proof) { p.Method = http.MethodGet }), wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_dpop_proof"},
-			grpcCase{name: "DPOP-RS-12/ath of another token", method: m, md: dpopMD(D, k1, func(_ *restest.Env, p *restest.Proof) { p.Opts.AccessToken = "other" }), wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_dpop_proof"},
-			grpcCase{name: "DPOP-RS-05/bad proof signature", method: m, md: dpopMD(D, k1, func(_ *restest.Env, p *restest.Proof) {
+			grpcCase{name: "DPOP-RS-18/ath of another token", method: m, md: dpopMD(D, k1, func(_ *restest.Env, p *restest.Proof) { p.Opts.AccessToken = "other" }), wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_dpop_proof"},
+			grpcCase{name: "DPOP-RS-07/bad proof signature", method: m, md: dpopMD(D, k1, func(_ *restest.Env, p *restest.Proof) {
 				p.Edit = func(s string) string { return s[:len(s)-4] + "AAAA" }
 			}), wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_dpop_proof"},
-			grpcCase{name: "MTLS-RS-02/certificate-bound token without a certificate", method: m, md: bearerMD(certBound(c1)), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
+			grpcCase{name: "MTLS-CB-10/certificate-bound token without a certificate", method: m, md: bearerMD(certBound(c1)), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
 			grpcCase{name: "ADV-83/certificate-bound token with another certificate", method: m, leaf: c2, md: bearerMD(certBound(c1)), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
-			grpcCase{name: "MTLS-RS-02/self-signed token with a CA certificate", method: m, leaf: c1, md: bearerMD(certBound(s1)), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
+			grpcCase{name: "MTLS-CB-09/self-signed token with a CA certificate", method: m, leaf: c1, md: bearerMD(certBound(s1)), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
 			grpcCase{name: "ERR-04/expired token", method: m, md: dpopMD(D, expiredK1, nil), wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_token"},
 			grpcCase{name: "ERR-01/ERR-02/no credentials", method: m, wantCode: codes.Unauthenticated},
 			grpcCase{name: "DPOP-RS-25/DPoP without TLS", method: m, plain: true, md: dpopMD(D, k1, nil), wantCode: codes.InvalidArgument, wantError: "invalid_request"},
@@ -146,6 +153,11 @@ func boundCases() []grpcCase {
 		)
 	}
 	return append(cs,
+		grpcCase{name: "ATV-13/token signed by an unknown key", md: bearerMD(func(t testing.TB, e *restest.Env) string {
+			return e.Rogue.Mint(t, restest.Header(), e.Claims())
+		}), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
+		grpcCase{name: "MTLS-CB-16/token bound to key and certificate, both proven", leaf: c1, md: dpopMD(D, bothBound, nil), wantBinding: resource.BindingDPoP},
+		grpcCase{name: "MTLS-CB-16/token bound to key and certificate, no certificate", md: dpopMD(D, bothBound, nil), wantCode: codes.Unauthenticated, wantScheme: D, wantError: "invalid_token"},
 		grpcCase{name: "AcceptAny/unbound bearer token", md: bearerMD(unbound), wantBinding: resource.BindingBearer},
 		grpcCase{name: "AcceptBound/unbound bearer token refused", method: "Bound", md: bearerMD(unbound), wantCode: codes.Unauthenticated, wantScheme: B, wantError: "invalid_token"},
 		grpcCase{name: "AcceptBound/DPoP token", method: "Bound", md: dpopMD(D, k1, nil), wantBinding: resource.BindingDPoP},
@@ -373,8 +385,8 @@ func TestWithoutDPoP(t *testing.T) {
 	t.Parallel()
 	e := restest.NewEnv(t, restest.Options{Mod: direct})
 	runCases(t, e, startServers(t, e, e.Verifier), []grpcCase{
-		{name: "MTLS-RS-01/valid certificate-bound call", leaf: c1, md: bearerMD(certBound(c1)), wantBinding: resource.BindingMTLS},
-		{name: "MTLS-RS-01/valid certificate-bound stream", method: "Stream", leaf: c1, md: bearerMD(certBound(c1)), wantBinding: resource.BindingMTLS},
+		{name: "MTLS-CB-09/valid certificate-bound call", leaf: c1, md: bearerMD(certBound(c1)), wantBinding: resource.BindingMTLS},
+		{name: "MTLS-CB-09/valid certificate-bound stream", method: "Stream", leaf: c1, md: bearerMD(certBound(c1)), wantBinding: resource.BindingMTLS},
 		{name: "DPoP scheme not offered", md: dpopMD("DPoP", restest.K1Token, nil), wantCode: codes.Unauthenticated},
 	})
 }
