@@ -3,6 +3,7 @@ package grpcdpop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -94,7 +95,7 @@ func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (ma
 	}
 	tok, err := c.Source.Token()
 	if err != nil {
-		return nil, errors.New("grpcdpop: cannot get an access token: " + err.Error())
+		return nil, fmt.Errorf("grpcdpop: cannot get an access token: %w", err)
 	}
 	if !tok.Valid() {
 		return nil, errors.New("grpcdpop: the token source returned an invalid token")
@@ -114,7 +115,7 @@ func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (ma
 	}
 	proof, err := c.Prover.Proof("POST", "https://"+authority+ri.Method, dpop.ProofOptions{AccessToken: tok.AccessToken, Nonce: nonce})
 	if err != nil {
-		return nil, errors.New("grpcdpop: cannot make the DPoP proof: " + err.Error())
+		return nil, fmt.Errorf("grpcdpop: cannot make the DPoP proof: %w", err)
 	}
 	if st != nil {
 		st.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -65,7 +66,7 @@ func (c Credentials) GetRequestMetadata(ctx context.Context, _ ...string) (map[s
 	}
 	tok, err := c.Source.Token()
 	if err != nil {
-		return nil, errors.New("grpcmtls: cannot get an access token: " + err.Error())
+		return nil, fmt.Errorf("grpcmtls: cannot get an access token: %w", err)
 	}
 	if !tok.Valid() {
 		return nil, errors.New("grpcmtls: the token source returned an invalid token")
