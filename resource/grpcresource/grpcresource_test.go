@@ -468,3 +468,36 @@ func TestConfigCopied(t *testing.T) {
 		t.Fatalf("code %v, want PermissionDenied: the copied policy requires admin", status.Code(err))
 	}
 }
+
+// TestAuthorityDefaultPort: gRPC clients drop :443 from the audience they
+// give per-RPC credentials, so a proof for https://host/... must match a
+// call whose :authority is host:443 (DPOP-RS-12), and a proof for another
+// port must not.
+func TestAuthorityDefaultPort(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true, Mod: direct})
+	in, err := grpcresource.New(grpcresource.Config{Verifier: e.Verifier, Default: resource.Policy{Accept: resource.AcceptAny}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		authority, htu string
+		want           codes.Code
+	}{
+		{"rs.example.test:443", "https://rs.example.test/test.Routes/Any", codes.OK},
+		{"rs.example.test", "https://rs.example.test:443/test.Routes/Any", codes.OK},
+		{"rs.example.test:8443", "https://rs.example.test/test.Routes/Any", codes.Unauthenticated},
+	}
+	for _, tc := range tests {
+		t.Run(tc.authority+" "+tc.htu, func(t *testing.T) {
+			t.Parallel()
+			kv := dpopMD("DPoP", restest.K1Token, nil)(t, e, tc.htu)
+			md := metadata.Pairs(append([]string{":authority", tc.authority}, kv...)...)
+			ctx := metadata.NewIncomingContext(callContext(nil), md)
+			_, err := in.Unary()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: fullMethod("Any")}, func(context.Context, any) (any, error) { return nil, nil })
+			if status.Code(err) != tc.want {
+				t.Fatalf("%v, want %v", err, tc.want)
+			}
+		})
+	}
+}
