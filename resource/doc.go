@@ -9,7 +9,10 @@
 // per-route [Policy] and returns a [*Principal] or an [*Error];
 // [Verifier.Middleware] wraps it for net/http and [WriteError] renders
 // rejections (the Echo adapter in resource/echoresource uses the same
-// two). The package does not depend on any web framework.
+// two; the gRPC interceptors in resource/grpcresource check each call as
+// the HTTP/2 request it is and send the same challenges as metadata, from
+// [Error.Challenges] and [Error.DPoPNonce]). The package does not depend
+// on any web framework or on gRPC.
 //
 //	ks, _ := resource.NewRemoteKeySet(resource.RemoteKeySetConfig{Issuer: "https://as.example.com"})
 //	v, err := resource.New(resource.Config{
