@@ -312,4 +312,3 @@ func TestClientURI(t *testing.T) {
 		}
 	}
 }
-
