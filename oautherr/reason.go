@@ -228,3 +228,28 @@ const (
 	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
 )
+
+// Reasons for a refused fallback client certificate (a certificate that
+// carries the client's authorization when the issuer is unreachable).
+const (
+	// ReasonFallbackCRLUnavailable: the fallback CA's revocation list is
+	// unavailable or stale; the request is refused.
+	ReasonFallbackCRLUnavailable Reason = "fallback_crl_unavailable"
+	// ReasonFallbackKeyMismatch: a signed request was signed by a key other
+	// than the fallback certificate's.
+	ReasonFallbackKeyMismatch Reason = "fallback_key_mismatch"
+	// ReasonFallbackRevoked: the fallback certificate is revoked.
+	ReasonFallbackRevoked Reason = "fallback_revoked"
+	// ReasonFallbackExpired: the fallback certificate is outside its
+	// validity period.
+	ReasonFallbackExpired Reason = "fallback_expired"
+	// ReasonFallbackNotClientAuth: the fallback certificate lacks the
+	// clientAuth extended key usage.
+	ReasonFallbackNotClientAuth Reason = "fallback_not_client_auth"
+	// ReasonFallbackScopesMalformed: the certificate's scopes extension is
+	// malformed.
+	ReasonFallbackScopesMalformed Reason = "fallback_scopes_malformed"
+	// ReasonFallbackUntrustedChain: the certificate does not chain to a
+	// configured fallback CA.
+	ReasonFallbackUntrustedChain Reason = "fallback_untrusted_chain"
+)
