@@ -21,10 +21,10 @@ import (
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
-	"github.com/senderbound/senderbound/oautherr"
 )
 
 // crlSource is a settable fallback.CRLSource.
