@@ -172,6 +172,8 @@ var exportedReason = [...]oautherr.Reason{
 	rEdNonCanonical: oautherr.ReasonProofKey,
 	rEdSmallOrder:   oautherr.ReasonProofKey,
 	rRSAExponent:    oautherr.ReasonProofKey,
+	rX5C:            oautherr.ReasonProofX5C,
+	rX5CMissing:     oautherr.ReasonProofX5CMissing,
 }
 
 // Reason returns the exported reason of r.

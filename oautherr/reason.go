@@ -29,6 +29,11 @@ const (
 	// public key (private members, key references, a size, curve, point or
 	// exponent the key rules refuse, or a key that does not fit alg).
 	ReasonProofKey Reason = "proof_key_invalid"
+	// ReasonProofX5C: the proof's x5c header member is malformed, too
+	// large or not accepted here.
+	ReasonProofX5C Reason = "proof_x5c_invalid"
+	// ReasonProofX5CMissing: a signed request carries no x5c certificate.
+	ReasonProofX5CMissing Reason = "proof_x5c_missing"
 	// ReasonProofSignature: the proof's signature does not verify.
 	ReasonProofSignature Reason = "proof_signature"
 	// ReasonProofClaimMissing: jti, htm, htu or iat is missing.
