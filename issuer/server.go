@@ -191,6 +191,10 @@ type ServerConfig struct {
 	// visible to the caller. Tokens, secrets, proofs and other request data
 	// are never logged.
 	Logger *slog.Logger
+	// Metrics, when set, receives one call per issued token (by grant and
+	// binding) and per refused request, and the duration of each
+	// replay-store call. nil means no metrics and no cost.
+	Metrics Metrics
 }
 
 // Server serves the issuer's HTTP endpoints: token, JWKS, metadata and
@@ -233,6 +237,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		cfg.ReplayStore = lru
 	}
+	cfg.ReplayStore = timedReplayStore(cfg.ReplayStore, cfg.Metrics)
 	if cfg.ReplayQuota.Now == nil {
 		cfg.ReplayQuota.Now = cfg.Issuer.cfg.Now
 	}
@@ -533,6 +538,9 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, nonce, fmt.Errorf("%w: refresh store", ErrUnavailable)
 		}
 		resp.RefreshToken = rt
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.TokenIssued(gt, bindingKind(binding))
 	}
 	return resp, nonce, nil
 }
@@ -857,6 +865,9 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	}
 	if e.nonce != "" {
 		dpop.SetNonce(w.Header(), e.nonce)
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Refused(endpoint, e)
 	}
 	if s.cfg.Logger != nil {
 		s.cfg.Logger.Info("issuer: request refused",

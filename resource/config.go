@@ -123,6 +123,12 @@ type Config struct {
 	// e.g. to count rejections by reason. It must be safe for concurrent
 	// use and must not block.
 	OnReject func(reason string)
+	// Metrics, when set, receives one call per decided request (accepted
+	// or refused, with the stable reason) and the durations of token and
+	// proof verification and of replay-store calls. nil means no metrics
+	// and no cost. A RemoteKeySet reports its fetches through its own
+	// RemoteKeySetConfig.Metrics.
+	Metrics Metrics
 }
 
 // DPoPConfig configures DPoP proof verification at the resource server.
