@@ -20,8 +20,7 @@ type Metrics interface {
 	// When the request was accepted, e is nil and b says how possession
 	// was proven. When it was refused, b is "" and e is the [*Error]
 	// returned: e.Reason is the stable reason, e.Status the HTTP status,
-	// and e.Code "use_dpop_nonce" marks a nonce challenge. e must not be
-	// retained beyond the call's use of its fields' values.
+	// and e.Code "use_dpop_nonce" marks a nonce challenge.
 	Request(b Binding, e *Error)
 	// Observe is called once a timed operation ends, with its duration
 	// and its error (nil on success). For OpToken and OpProof an error
