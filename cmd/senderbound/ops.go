@@ -347,24 +347,50 @@ func (l *opsLimitedLog) log(key, msg string, attrs ...slog.Attr) {
 	l.logger.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
 }
 
-// opsRedisLogger receives go-redis's own log lines (installed with
-// redis.SetLogger) and writes them as Warn records of the server's
-// logger, at most one per interval, instead of unstructured lines on
-// stderr.
+// opsRedisLogger receives go-redis's own log lines (installed once with
+// redis.SetLogger, whose setting is global to the process) and writes
+// each as a Warn record to the logger of every running server that uses
+// Redis, at most one per interval and server, instead of unstructured
+// lines on the process's stderr. go-redis does not say which client a
+// line is about, so with several servers in one process each gets them
+// all.
 type opsRedisLogger struct {
-	limited *opsLimitedLog
+	mu    sync.Mutex
+	sinks map[*opsLimitedLog]struct{}
 }
+
+var (
+	opsRedisLog     = &opsRedisLogger{sinks: map[*opsLimitedLog]struct{}{}}
+	opsRedisLogOnce sync.Once
+)
 
 // Printf implements go-redis's logging interface.
-func (l opsRedisLogger) Printf(_ context.Context, format string, v ...any) {
-	msg := strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
-	l.limited.log("redis", "redis client", slog.String("detail", strings.TrimSpace(msg)))
+func (l *opsRedisLogger) Printf(_ context.Context, format string, v ...any) {
+	msg := strings.TrimSpace(strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
+	l.mu.Lock()
+	sinks := make([]*opsLimitedLog, 0, len(l.sinks))
+	for s := range l.sinks {
+		sinks = append(sinks, s)
+	}
+	l.mu.Unlock()
+	for _, s := range sinks {
+		s.log("redis", "redis client", slog.String("detail", msg))
+	}
 }
 
-// opsQuietRedis routes go-redis's process-wide logger to logger. The
-// setting is global to the process: the last server to start wins.
-func opsQuietRedis(logger *slog.Logger) {
-	redis.SetLogger(opsRedisLogger{limited: &opsLimitedLog{logger: logger, every: 10 * time.Second}})
+// opsQuietRedis routes go-redis's log lines to logger until the returned
+// function is called.
+func opsQuietRedis(logger *slog.Logger) (stop func()) {
+	opsRedisLogOnce.Do(func() { redis.SetLogger(opsRedisLog) })
+	sink := &opsLimitedLog{logger: logger, every: 10 * time.Second}
+	opsRedisLog.mu.Lock()
+	opsRedisLog.sinks[sink] = struct{}{}
+	opsRedisLog.mu.Unlock()
+	return func() {
+		opsRedisLog.mu.Lock()
+		delete(opsRedisLog.sinks, sink)
+		opsRedisLog.mu.Unlock()
+	}
 }
 
 // opsRedisCheck is the readiness check of a Redis replay store: PING.

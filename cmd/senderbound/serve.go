@@ -1036,7 +1036,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if policy.Accept != resource.AcceptMTLS {
 		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
-			opsQuietRedis(logger)
+			defer opsQuietRedis(logger)()
 			store, rdb, err := serveRedisStore(ctx, *redisURL, roots)
 			if err != nil {
 				return err
