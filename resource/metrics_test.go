@@ -55,7 +55,10 @@ func (m *metricsRecorder) take() []string {
 
 // TestMetrics checks what a Verifier reports to Config.Metrics for
 // requests sent over real HTTP: one Request call per decision with the
-// binding or the stable reason, and the timed operations it ran.
+// binding or the stable reason, and the timed operations it ran. The
+// refusals are a replayed proof (DPOP-RS-15), a DPoP-bound token under
+// Bearer (ERR-13), no credentials (ERR-01), a token signed by an
+// untrusted key, and a missing resource-server nonce (ERR-14).
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	type step struct {

@@ -114,8 +114,8 @@ func TestServeMetrics(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// At the resource: one nonce challenge, three accepted requests, the
-	// first accepted proof replayed twice.
+	// At the resource: one nonce challenge (ERR-14), three accepted
+	// requests, the first accepted proof replayed twice (DPOP-RS-15).
 	target := rs.URL + "/resource"
 	send := func(proof string) *http.Response {
 		t.Helper()
