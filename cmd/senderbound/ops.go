@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/resource"
 )
@@ -415,6 +416,22 @@ func opsIssuerKeysCheck(keys *issuer.KeySet) func(ctx context.Context) error {
 	return func(context.Context) error {
 		if len(keys.JWKS(time.Now()).Keys) == 0 {
 			return errors.New("no signing key published")
+		}
+		return nil
+	}
+}
+
+// opsCRLCheck is the readiness check of the fallback CA's revocation
+// list: one was fetched and it is not past its nextUpdate plus grace, the
+// rule by which fallback certificates are refused with 503.
+func opsCRLCheck(f *fallback.CRLFetcher, grace time.Duration) func(ctx context.Context) error {
+	return func(context.Context) error {
+		l := f.Current()
+		switch {
+		case l == nil:
+			return errors.New("no CRL fetched yet")
+		case time.Now().After(l.NextUpdate().Add(grace)):
+			return fmt.Errorf("CRL stale: nextUpdate %s plus grace %s has passed", l.NextUpdate().UTC().Format(time.RFC3339), grace)
 		}
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/internal/redistest"
 	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
 
 // opsURL returns the base URL of p's separate ops listener, from the line
@@ -382,4 +384,44 @@ func TestServeStartupKeys(t *testing.T) {
 		status, _ := opsGet(t, ops+opsReadyPath)
 		return status == http.StatusOK
 	})
+}
+
+// TestServeReadyCRL checks the readiness of serve-resource with fallback
+// certificates: ready once the CRL is fetched, not ready while none could
+// be.
+func TestServeReadyCRL(t *testing.T) {
+	t.Parallel()
+	dir := cliCreateCA(t)
+	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret, "--fallback-ca", dir)
+	tests := []struct {
+		name       string
+		crlURL     string
+		wantStatus int
+		wantBody   string
+		wantLog    string
+	}{
+		{"CRL fetched", as.URL + issuer.CRLPath, http.StatusOK, "ready\ncrl: ok\nkeys: ok\n", ""},
+		{"no CRL", as.URL + "/no-such-crl", http.StatusServiceUnavailable, "not ready\ncrl: unavailable\nkeys: ok\n",
+			`level=WARN msg="not ready" check=crl error="no CRL fetched yet"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rs := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--ops-addr", "127.0.0.1:0",
+				"--fallback-ca", filepath.Join(dir, certs.CACertFile), "--fallback-crl", tt.crlURL, "--crl-refresh", "50ms")
+			ops := opsURL(t, rs)
+			var status int
+			var body string
+			waitFor(t, 10*time.Second, "readiness", func() bool {
+				status, body = opsGet(t, ops+opsReadyPath)
+				return status == tt.wantStatus
+			})
+			if body != tt.wantBody {
+				t.Errorf("/readyz = %d %q, want %q", status, body, tt.wantBody)
+			}
+			if tt.wantLog != "" && !strings.Contains(rs.stderr.String(), tt.wantLog) {
+				t.Errorf("stderr %q lacks %q", rs.stderr, tt.wantLog)
+			}
+		})
+	}
 }

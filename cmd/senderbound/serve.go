@@ -1114,7 +1114,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if *fallbackCA != "" {
 		fv, closeFetcher, err := serveFallbackVerifier(ctx, e, serveFallbackParams{
 			caFile: *fallbackCA, crlURL: *fallbackCRL, refresh: *crlRefresh, grace: *crlGrace,
-			client: httpClient, dpop: cfg.DPoP,
+			client: httpClient, dpop: cfg.DPoP, ops: ops,
 		})
 		if err != nil {
 			return err
