@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
 )
@@ -198,4 +200,60 @@ type failingStore struct{}
 
 func (failingStore) CheckAndStore(_ context.Context, _ [32]byte, _ time.Time) (bool, error) {
 	return false, errors.New("store down")
+}
+
+// nopMetrics is a Metrics that does nothing, to measure the cost of the
+// calls themselves.
+type nopMetrics struct{}
+
+func (nopMetrics) Request(resource.Binding, *resource.Error)        {}
+func (nopMetrics) Observe(resource.Operation, time.Duration, error) {}
+
+// BenchmarkCheckMetrics compares Check without Metrics (nil: no clock
+// read, no call) and with a Metrics that does nothing, for an unbound
+// token from the token cache (the cheapest request, where the calls weigh
+// most) and a DPoP request with a cached token (a proof check and a
+// replay-store call timed). Neither may allocate more with Metrics set.
+func BenchmarkCheckMetrics(b *testing.B) {
+	policy := resource.Policy{Accept: resource.AcceptAny}
+	for _, m := range []struct {
+		name string
+		m    resource.Metrics
+	}{{"nil", nil}, {"nop", nopMetrics{}}} {
+		env := func(b *testing.B) *restest.Env {
+			return restest.NewEnv(b, restest.Options{DPoP: true, Mod: func(_ *restest.Env, c *resource.Config) {
+				c.Metrics = m.m
+				store, err := replaycache.NewLRU(replaycache.Config{Capacity: 1 << 22, Now: c.Now})
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.DPoP.ReplayStore = store
+				c.DPoP.KeyQuota = replaycache.QuotaConfig{Limit: 1 << 30}
+			}})
+		}
+		b.Run("bearer-token-cache/"+m.name, func(b *testing.B) {
+			e := env(b)
+			r := bearerRequest(e.Token(b, nil))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := e.Verifier.Check(r, policy); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("dpop-token-cache/"+m.name, func(b *testing.B) {
+			e := env(b)
+			r, proofs := dpopRequests(b, e, b.N)
+			runtime.GC()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.Header["Dpop"] = proofs[i]
+				if _, err := e.Verifier.Check(r, policy); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
