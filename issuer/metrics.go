@@ -22,8 +22,9 @@ type Metrics interface {
 	// and binding is "dpop" (cnf.jkt), "mtls" (cnf.x5t#S256) or "bearer"
 	// (unbound).
 	TokenIssued(grant, binding string)
-	// Refused is called once per refused token or introspection request:
-	// endpoint is "token" or "introspection" and e the error rendered;
+	// Refused is called once per refused request: endpoint is "token",
+	// "introspection" or "certificate" (the fallback certificate
+	// endpoint) and e the error rendered;
 	// its Code is the RFC 6749 §5.2 (or RFC 9449) error code, and
 	// "use_dpop_nonce" marks a nonce challenge.
 	Refused(endpoint string, e *Error)

@@ -283,7 +283,7 @@ func newOpsIssuerMetrics(o *serveOps) *opsIssuerMetrics {
 		}, []string{"grant", "binding"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "senderbound_issuer_requests_refused_total",
-			Help: "Token and introspection requests refused, by endpoint and OAuth error code.",
+			Help: "Requests refused, by endpoint (token, introspection, certificate) and OAuth error code.",
 		}, []string{"endpoint", "error"}),
 		nonces: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "senderbound_issuer_nonce_challenges_total",
