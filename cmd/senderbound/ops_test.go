@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -423,5 +424,33 @@ func TestServeReadyCRL(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", rs.stderr, tt.wantLog)
 			}
 		})
+	}
+}
+
+// TestOpsLimitedLog checks the rate limit of Warn records that a failing
+// dependency would otherwise repeat on every request: one per key and
+// interval, the next one saying how many were left out.
+func TestOpsLimitedLog(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	l := &opsLimitedLog{logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})), every: 200 * time.Millisecond}
+	for i := 0; i < 3; i++ {
+		l.log("keys_unavailable", "refused", slog.String("reason", "keys_unavailable"))
+	}
+	l.log("replay_store_unavailable", "refused", slog.String("reason", "replay_store_unavailable"))
+	time.Sleep(250 * time.Millisecond)
+	l.log("keys_unavailable", "refused", slog.String("reason", "keys_unavailable"))
+	want := "level=WARN msg=refused reason=keys_unavailable\n" +
+		"level=WARN msg=refused reason=replay_store_unavailable\n" +
+		"level=WARN msg=refused reason=keys_unavailable similar_left_out=2\n"
+	if buf.String() != want {
+		t.Errorf("log\n%s\nwant\n%s", buf.String(), want)
 	}
 }
