@@ -108,6 +108,33 @@ func TestTLSHints(t *testing.T) {
 			"--token-endpoint", "https://" + localhostOnly + "/token", "--client-id", "app", "--ca-file", f.caFile, "-n", "1"},
 			"not valid for 127.0.0.1", hintWrongName},
 	}
+	conform := func(base string) []string {
+		return []string{"conform", "--token-endpoint", base + "/token", "--client-id", "app", "--client-secret", "secret-0123456789abcdef",
+			"--resource", base + "/resource", "--ca-file", f.caFile, "--allow-loopback-http"}
+	}
+	conformTests := []struct {
+		name      string
+		args      []string
+		wantCause string
+		wantHint  string
+	}{
+		{"conform: wrong name", conform("https://" + localhostOnly), "not valid for 127.0.0.1 (it names DNS:localhost)", hintWrongName},
+		{"conform: unknown CA", conform("https://" + unknownCA), "unknown certificate authority", hintUnknownCA},
+		{"conform: HTTPS to a plain HTTP port", conform("https://" + plainAddr), "answered a TLS handshake with plain HTTP", hintPlainHTTP},
+		{"conform: plain HTTP to an HTTPS port", conform("http://" + unknownCA), "answered 400 Bad Request to plain HTTP", hintHTTPS},
+	}
+	for _, tt := range conformTests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, _, errs := cliRun(t, "", tt.args...)
+			lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if code != 3 || !strings.HasPrefix(last, "senderbound conform: preflight: ") ||
+				!strings.Contains(last, tt.wantCause) || !strings.Contains(last, "("+tt.wantHint+")") {
+				t.Errorf("exit %d, stderr %q\nwant 3 and a preflight line with the cause %q and the hint %q", code, errs, tt.wantCause, tt.wantHint)
+			}
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -13,8 +13,8 @@ import (
 // about it.
 const (
 	hintUnknownCA   = "trust the CA that issued the server's certificate with --ca-file"
-	hintWrongName   = "use a host name the certificate names, or reissue it for this host (senderbound cert issue --dns NAME or --ip ADDR)"
-	hintInvalidCert = "issue the server a current certificate with the serverAuth usage (senderbound cert issue --server)"
+	hintWrongName   = "use a host name the certificate names, or reissue it for this host with senderbound cert issue --dns NAME or --ip ADDR"
+	hintInvalidCert = "issue the server a current certificate for serverAuth, e.g. with senderbound cert issue --server"
 	hintPlainHTTP   = "the server speaks plain HTTP on this port: use an http:// URL"
 	hintHTTPS       = "the server speaks HTTPS on this port: use an https:// URL"
 	hintRefusedTLS  = "the server wants a client certificate it trusts: give --cert and --key, issued by a CA the server trusts"
