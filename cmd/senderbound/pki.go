@@ -52,8 +52,7 @@ func runSubcommand(ctx context.Context, e *env, name string, args []string, subs
 	}
 	sub, ok := subs[args[0]]
 	if !ok {
-		fmt.Fprintf(e.stderr, "senderbound %s: unknown subcommand %q\n", name, args[0])
-		list(e.stderr)
+		fmt.Fprintf(e.stderr, "senderbound %s: unknown subcommand %q (run 'senderbound %s -h')\n", name, printable(args[0], 80), name)
 		return errUsage
 	}
 	return sub(ctx, e, args[1:])

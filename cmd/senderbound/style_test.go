@@ -181,6 +181,8 @@ func TestErrorStyle(t *testing.T) {
 		{"ca", []string{"create", "--nope"}},
 		{"cert", []string{"issue", "--ca", "x"}},
 		{"cert", []string{"issue", "--nope"}},
+		{"cert", []string{"revoke"}},
+		{"ca", []string{"destroy"}},
 		{"conform", []string{"--nope"}},
 		{"load", []string{"--nope"}},
 		{"bench", []string{"--nope"}},
@@ -194,7 +196,7 @@ func TestErrorStyle(t *testing.T) {
 			t.Parallel()
 			code, out, errs := cliRun(t, "", append([]string{tt.cmd}, tt.args...)...)
 			name := tt.cmd
-			if tt.cmd == "ca" || tt.cmd == "cert" {
+			if (tt.cmd == "ca" || tt.cmd == "cert") && (tt.args[0] == "create" || tt.args[0] == "issue") {
 				name += " " + tt.args[0]
 			}
 			if code != 2 || out != "" || strings.Count(errs, "\n") != 1 ||
