@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -272,9 +273,10 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	res, runErr := loadgen.Run(ctx, cfg)
-	if runErr != nil && (strings.Contains(runErr.Error(), "TLS") || strings.Contains(runErr.Error(), "plain HTTP")) {
-		// The run's outcome names a TLS failure in a few words; one
-		// request without credentials tells which, for the hint.
+	if runErr != nil && (strings.Contains(runErr.Error(), "TLS") || strings.Contains(runErr.Error(), "plain HTTP") || strings.Contains(runErr.Error(), "answered 400")) {
+		// The run's outcome names a TLS failure (or a bare 400, which
+		// plain HTTP to a TLS port gets) in a few words; one request
+		// without credentials tells which, for the hint.
 		runErr = loadTLSHint(ctx, cfg.Client, *target, runErr)
 	}
 	if res == nil {
@@ -356,7 +358,11 @@ func loadTLSHint(ctx context.Context, hc *http.Client, target string, runErr err
 	}
 	resp, err := hc.Do(req)
 	if err == nil {
-		resp.Body.Close()
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		if plainHTTPToTLS(resp, body) {
+			return &hintedError{msg: fmt.Sprintf("%s (%s)", runErr.Error(), hintHTTPS), err: runErr}
+		}
 		return runErr
 	}
 	cause, hint, ok := transportDiagnosis(err)

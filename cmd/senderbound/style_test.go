@@ -104,6 +104,8 @@ func TestTLSHints(t *testing.T) {
 			"not valid for 127.0.0.1", hintWrongName},
 		{"load: unknown CA", []string{"load", "--mode", "none", "--url", "https://" + unknownCA + "/resource", "--ca-file", f.caFile, "-n", "5", "--quiet"},
 			"unknown certificate authority", hintUnknownCA},
+		{"load: plain HTTP to an HTTPS port", []string{"load", "--mode", "none", "--url", "http://" + unknownCA + "/resource", "-n", "5", "--quiet"},
+			"answered 400", hintHTTPS},
 		{"load: token endpoint with the wrong name", []string{"load", "--mode", "bearer", "--url", "https://" + unknownCA + "/resource",
 			"--token-endpoint", "https://" + localhostOnly + "/token", "--client-id", "app", "--ca-file", f.caFile, "-n", "1"},
 			"not valid for 127.0.0.1", hintWrongName},
