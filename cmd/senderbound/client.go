@@ -164,7 +164,7 @@ func runToken(ctx context.Context, e *env, args []string) error {
 	}
 	if *dpopKey != "" && !strings.EqualFold(tr.TokenType, "DPoP") {
 		// RFC 9449 §5: the server ignored the proof; the token is not DPoP-bound.
-		fmt.Fprintf(e.stderr, "warning: a DPoP proof was sent but token_type is %q, so the token is not bound to the DPoP key\n", printable(tr.TokenType, 40))
+		fmt.Fprintf(e.stderr, "senderbound token: warning: a DPoP proof was sent but token_type is %q, so the token is not bound to the DPoP key\n", printable(tr.TokenType, 40))
 	}
 	return nil
 }

@@ -196,7 +196,7 @@ func runCertIssue(ctx context.Context, e *env, args []string) error {
 		{"private key", filepath.Join(*out, certs.LeafKeyFile) + " (mode 0600)"},
 	}, leaf.Cert)
 	if *server && len(opts.DNSNames) == 0 && len(opts.IPAddresses) == 0 {
-		fmt.Fprintln(e.stderr, "warning: a server certificate without --dns or --ip does not verify in TLS clients, which ignore the common name")
+		fmt.Fprintln(e.stderr, "senderbound cert issue: warning: a server certificate without --dns, --ip or a --cn that names a host does not verify in TLS clients, which ignore the common name")
 	}
 	return nil
 }

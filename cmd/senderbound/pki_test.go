@@ -305,7 +305,7 @@ func TestCertIssueServerWithoutNamesWarns(t *testing.T) {
 	t.Parallel()
 	caDir := cliCreateCA(t)
 	code, _, errs := cliRun(t, "", "cert", "issue", "--ca", caDir, "--cn", "srv", "--server", "--out", filepath.Join(t.TempDir(), "srv"))
-	if code != 0 || !strings.Contains(errs, "warning: a server certificate without --dns or --ip") {
+	if code != 0 || !strings.Contains(errs, "senderbound cert issue: warning: a server certificate without --dns, --ip or a --cn that names a host") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 }
