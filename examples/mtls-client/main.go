@@ -36,7 +36,9 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -76,7 +78,9 @@ func main() {
 			log.Fatalf("%s: no PEM certificates", *caFile)
 		}
 	}
-	ctx := context.Background()
+	// Interrupt (SIGINT) or SIGTERM cancels the requests in flight.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	body, err := get(ctx, newClient(ctx, o), *apiURL)
 	if err != nil {
 		log.Fatal(err)

@@ -34,7 +34,9 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -79,7 +81,9 @@ func main() {
 			log.Fatalf("%s: no PEM certificates", *caFile)
 		}
 	}
-	ctx := context.Background()
+	// Interrupt (SIGINT) or SIGTERM cancels the requests in flight.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	client, err := newClient(ctx, o)
 	if err != nil {
 		log.Fatal(err)
