@@ -30,6 +30,7 @@ var exampleWant = map[string]string{
 	"embedded-issuer": `"binding":"dpop"`,
 	"nethttp-service": "dpop-bound",
 	"echo-service":    `"binding":"dpop"`,
+	"grpc-service":    "SERVING, caller orders-app (mtls-bound)",
 }
 
 // TestExamplesRunAsWritten runs the commands in every example's header
@@ -130,8 +131,8 @@ func (x *exampleRun) mapPorts(cmds []string) {
 	x.ports = map[string]string{}
 	text := strings.Join(cmds, "\n")
 	for _, c := range cmds {
-		if name, ok := exampleName(c); ok {
-			for _, d := range x.defaults(name) {
+		if name, sub, ok := exampleInvocation(c); ok {
+			for _, d := range x.defaults(name, sub) {
 				text += "\n" + d
 			}
 		}
@@ -158,22 +159,32 @@ func (x *exampleRun) remap(s string) string {
 	return exampleLoopback.ReplaceAllStringFunc(s, func(a string) string { return x.ports[a] })
 }
 
-// exampleName returns NAME when c runs "go run ./examples/NAME".
-func exampleName(c string) (string, bool) {
-	for _, f := range strings.Fields(c) {
-		if n, ok := strings.CutPrefix(f, "./examples/"); ok {
-			return n, true
+// exampleInvocation returns NAME and its subcommand SUB, if any, when c
+// runs "go run ./examples/NAME [SUB] [-flags]".
+func exampleInvocation(c string) (name, sub string, ok bool) {
+	f := strings.Fields(c)
+	for i, w := range f {
+		if n, found := strings.CutPrefix(w, "./examples/"); found {
+			if i+1 < len(f) && !strings.HasPrefix(f[i+1], "-") && f[i+1] != "&" {
+				sub = f[i+1]
+			}
+			return n, sub, true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 var exampleDefault = regexp.MustCompile(`(?m)^  -(\S+)[^\n]*\n[^\n]*\(default "([^"]*)"\)`)
 
-// defaults returns the example's flags whose default names a loopback
-// address, as "-name=value", read from its -h output.
-func (x *exampleRun) defaults(name string) []string {
-	out, _ := exec.Command(filepath.Join(x.bin, name), "-h").CombinedOutput()
+// defaults returns the flags of the example (or of its subcommand sub)
+// whose default names a loopback address, as "-name=value", read from its
+// -h output.
+func (x *exampleRun) defaults(name, sub string) []string {
+	args := []string{"-h"}
+	if sub != "" {
+		args = []string{sub, "-h"}
+	}
+	out, _ := exec.Command(filepath.Join(x.bin, name), args...).CombinedOutput()
 	var flags []string
 	for _, m := range exampleDefault.FindAllStringSubmatch(string(out), -1) {
 		if exampleLoopback.MatchString(m[2]) {
@@ -269,7 +280,12 @@ func (x *exampleRun) runExample(c, name string, args []string, lookup func(strin
 	t := x.t
 	t.Helper()
 	var full []string
-	for _, d := range x.defaults(name) {
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+		full = append(full, sub)
+	}
+	for _, d := range x.defaults(name, sub) {
 		flagName, _, _ := strings.Cut(d, "=")
 		if !slices.ContainsFunc(args, func(a string) bool {
 			return a == flagName || a == "-"+flagName || strings.HasPrefix(a, flagName+"=") || strings.HasPrefix(a, "-"+flagName+"=")
