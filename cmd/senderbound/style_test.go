@@ -85,6 +85,8 @@ func TestTLSHints(t *testing.T) {
 	t.Cleanup(plain.Close)
 	plainAddr := plain.Listener.Addr().String()
 
+	keyFile := filepath.Join(t.TempDir(), "k.jwk")
+	cliMustRun(t, "", "keygen", "--out", keyFile)
 	token := func(url string, extra ...string) []string {
 		return append([]string{"token", "--token-endpoint", url, "--client-id", "app", "--ca-file", f.caFile}, extra...)
 	}
@@ -104,6 +106,10 @@ func TestTLSHints(t *testing.T) {
 			"not valid for 127.0.0.1", hintWrongName},
 		{"load: unknown CA", []string{"load", "--mode", "none", "--url", "https://" + unknownCA + "/resource", "--ca-file", f.caFile, "-n", "5", "--quiet"},
 			"unknown certificate authority", hintUnknownCA},
+		{"cert request: wrong name", []string{"cert", "request", "--issuer", "https://" + localhostOnly, "--client-id", "app", "--client-secret", "secret-0123456789abcdef",
+			"--key", keyFile, "--out", filepath.Join(t.TempDir(), "fallback"), "--ca-file", f.caFile}, "not valid for 127.0.0.1", hintWrongName},
+		{"cert request: unknown CA", []string{"cert", "request", "--issuer", "https://" + unknownCA, "--client-id", "app", "--client-secret", "secret-0123456789abcdef",
+			"--key", keyFile, "--out", filepath.Join(t.TempDir(), "fallback"), "--ca-file", f.caFile}, "unknown certificate authority", hintUnknownCA},
 		{"load: plain HTTP to an HTTPS port", []string{"load", "--mode", "none", "--url", "http://" + unknownCA + "/resource", "-n", "5", "--quiet"},
 			"answered 400", hintHTTPS},
 		{"load: token endpoint with the wrong name", []string{"load", "--mode", "bearer", "--url", "https://" + unknownCA + "/resource",
