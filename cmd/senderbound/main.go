@@ -10,6 +10,14 @@
 //
 // Run "senderbound help" for the list of commands and
 // "senderbound <command> -h" for the flags of one.
+//
+// Every command reports a problem on one line of standard error,
+// "senderbound <command>: <what happened> (<what to do>)", and exits with
+// status 1, or 2 for a usage error (an unknown or invalid flag). A TLS
+// failure is named by its cause: a certificate for another host, an
+// unknown certificate authority, an invalid certificate, plain HTTP sent
+// to an HTTPS port or HTTPS to a plain HTTP one, or a refused client
+// certificate. Algorithm names (--alg) are accepted in any case.
 package main
 
 import (

@@ -137,7 +137,7 @@ func callMain(ctx context.Context, args []string) error {
 	if o.Binding == "mtls" {
 		var err error
 		if o.Cert, err = tls.LoadX509KeyPair(*certFile, *keyFile); err != nil {
-			return err
+			return fmt.Errorf("%w (make one with: senderbound cert issue --ca ca --cn %s --client --out client)", err, o.ClientID)
 		}
 	}
 	if *caFile != "" {

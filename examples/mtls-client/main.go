@@ -67,7 +67,7 @@ func main() {
 
 	var err error
 	if o.Cert, err = tls.LoadX509KeyPair(*certFile, *keyFile); err != nil {
-		log.Fatal(err)
+		log.Fatalf("%v (make one with: senderbound cert issue --ca ca --cn %s --client --out client)", err, o.ClientID)
 	}
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
