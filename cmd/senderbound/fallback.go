@@ -258,7 +258,7 @@ func runCertRequest(ctx context.Context, e *env, args []string) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return tokenTransportError(err)
+		return withTransportHint(err, "certificate endpoint "+printable(endpoint, 200))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxChainResponseBytes+1))
