@@ -108,7 +108,7 @@ func TestErrorModelAcrossLayers(t *testing.T) {
 
 // TestKeysUnavailableLogged: when the issuer's keys cannot be fetched the
 // request is refused with 503, and the server log (not the client) learns
-// which URL failed and why.
+// which URL failed and why, once per interval.
 func TestKeysUnavailableLogged(t *testing.T) {
 	t.Parallel()
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -147,6 +147,19 @@ func TestKeysUnavailableLogged(t *testing.T) {
 	}
 	if strings.Contains(log, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")[:20]) {
 		t.Fatal("the log contains the token")
+	}
+	// A flood of refusals while the keys stay unavailable is one Warn per
+	// interval, not one per request.
+	for range 3 {
+		if _, err := e.Verifier.Check(r, anyPolicy); !errors.Is(err, resource.ErrUnavailable) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	mu.Lock()
+	n := strings.Count(buf.String(), "level=WARN")
+	mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d Warn records for 4 refusals within the interval, want 1", n)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -54,6 +55,7 @@ func (p *Principal) HasScope(s string) bool { return contains(p.Scopes, s) }
 // Verifier checks access tokens and their sender constraint on incoming
 // requests. Build it once with [New]; it is safe for concurrent use.
 type Verifier struct {
+	keysWarned           atomic.Int64 // v.now() in Unix nanoseconds of the last keys_unavailable Warn, or 0
 	issuers              []Issuer
 	issuerIndex          map[string]int
 	audience             string
@@ -66,6 +68,7 @@ type Verifier struct {
 	now                  func() time.Time
 	logger               *slog.Logger
 	onReject             func(string)
+	metrics              Metrics
 	cache                *lru.Cache[[32]byte, *token]
 
 	ext // DPoP and mTLS wiring, see binding.go
@@ -109,6 +112,7 @@ func New(cfg Config) (*Verifier, error) {
 		now:                  cfg.Now,
 		logger:               cfg.Logger,
 		onReject:             cfg.OnReject,
+		metrics:              cfg.Metrics,
 	}
 	for i, is := range v.issuers {
 		if is.Identifier == "" || is.Keys == nil {
@@ -233,7 +237,7 @@ func bindingAccepted(p Policy, b Binding) error {
 // [*Error] whose class sentinel says why (render it with [WriteError]).
 // Check never writes to a response and never logs request data; it calls
 // Config.OnReject once per rejection and logs it to Config.Logger at
-// Debug.
+// Debug. With Config.Metrics set it reports the decision there too.
 //
 // On success, hand the principal's response headers to the client with
 // [Principal.SetResponseHeaders] (a fresh DPoP-Nonce when due, and
@@ -243,7 +247,13 @@ func (v *Verifier) Check(r *http.Request, p Policy) (*Principal, error) {
 	if err != nil {
 		e := v.toError(r, p, err)
 		v.report(r.Context(), e)
+		if v.metrics != nil {
+			v.metrics.Request("", e)
+		}
 		return nil, e
+	}
+	if v.metrics != nil {
+		v.metrics.Request(pr.Binding, nil)
 	}
 	return pr, nil
 }
@@ -323,7 +333,7 @@ type scopeFailure struct {
 // token returns the verified token for raw, from the cache when possible.
 func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 	if v.cache == nil {
-		return v.verifyToken(ctx, raw)
+		return v.timedVerifyToken(ctx, raw)
 	}
 	if len(raw) > v.maxTokenBytes {
 		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenTooLarge, "access token too large")
@@ -337,7 +347,7 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 		}
 		v.cache.Remove(key)
 	}
-	t, err := v.verifyToken(ctx, raw)
+	t, err := v.timedVerifyToken(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -345,6 +355,17 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 		v.cache.Add(key, t)
 	}
 	return t, nil
+}
+
+// timedVerifyToken is verifyToken, timed for Config.Metrics when set.
+func (v *Verifier) timedVerifyToken(ctx context.Context, raw string) (*token, error) {
+	if v.metrics == nil {
+		return v.verifyToken(ctx, raw)
+	}
+	start := time.Now()
+	t, err := v.verifyToken(ctx, raw)
+	v.metrics.Observe(OpToken, time.Since(start), err)
+	return t, err
 }
 
 // keyStillTrusted reports whether the key that verified t is still in its
@@ -394,12 +415,17 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 	return e
 }
 
+// keysWarnEvery is the least time between two Warn records for issuer
+// keys that cannot be fetched; the refusals in between are logged at Debug.
+const keysWarnEvery = 10 * time.Second
+
 // report counts a rejection through OnReject and logs it at Debug: any
 // client can cause rejections at its request rate, so they are never
 // logged at a level operators keep on. A refusal caused by a failed
 // dependency of this server (the issuer's keys) is logged at Warn with the
-// dependency's error, which names the URL that failed; that error never
-// contains request data and is never sent to the client.
+// dependency's error, which names the URL that failed, at most once per
+// keysWarnEvery; that error never contains request data and is never sent
+// to the client.
 func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.onReject != nil {
 		v.onReject(string(e.Reason))
@@ -407,7 +433,7 @@ func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.logger == nil {
 		return
 	}
-	if e.Reason == oautherr.ReasonKeysUnavailable && e.cause != nil {
+	if e.Reason == oautherr.ReasonKeysUnavailable && e.cause != nil && v.keysWarnDue() {
 		v.logger.LogAttrs(ctx, slog.LevelWarn, "resource: issuer keys unavailable",
 			slog.String("reason", string(e.Reason)),
 			slog.Int("status", e.Status),
@@ -418,4 +444,15 @@ func (v *Verifier) report(ctx context.Context, e *Error) {
 		slog.String("reason", string(e.Reason)),
 		slog.Int("status", e.Status),
 		slog.String("scheme", e.scheme))
+}
+
+// keysWarnDue reports whether a keys_unavailable refusal may be logged at
+// Warn now, and if so records the time.
+func (v *Verifier) keysWarnDue() bool {
+	now := v.now().UnixNano()
+	last := v.keysWarned.Load()
+	if last != 0 && now-last < int64(keysWarnEvery) && now >= last {
+		return false
+	}
+	return v.keysWarned.CompareAndSwap(last, now)
 }
