@@ -167,10 +167,11 @@ func newHandler(o options, m resource.Metrics) (http.Handler, error) {
 		return nil, err
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
-		Audience:  o.Audience,
-		PublicURL: o.PublicURL,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256", "EdDSA", "PS256"}, ReplayStore: replay},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
+		Audience:   o.Audience,
+		PublicURL:  o.PublicURL,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256", "EdDSA", "PS256"}, ReplayStore: replay},
 		// Loopback demo only: DPoP requires TLS everywhere else.
 		InsecureAllowDPoPOverHTTP: true,
 		Metrics:                   m,
