@@ -118,7 +118,8 @@ func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
 	if !caller.mayIntrospect(clientID, std.Audience) {
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.Info("issuer: introspection answered inactive",
-				slog.String("reason", "token not visible to the caller"))
+				slog.String("reason", string(oautherr.ReasonTokenNotVisible)),
+				slog.String("description", "token not visible to the caller"))
 		}
 		return nil
 	}

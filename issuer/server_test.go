@@ -940,7 +940,7 @@ func TestRefusalLogs(t *testing.T) {
 		{"refresh token of another client", h.tokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, map[string]string{"Authorization": formatBasic("narrowed", confSecret), "DPoP": proof},
 			`msg="issuer: request refused" endpoint=token error=invalid_grant status=400 reason=grant_invalid description="refresh token is invalid or expired"`},
 		{"ATV-30 token not visible to the caller", h.srv.URL + IntrospectionPath, url.Values{"token": {confTok}}, basic("peer", rsSecret),
-			`msg="issuer: introspection answered inactive" reason="token not visible to the caller"`},
+			`msg="issuer: introspection answered inactive" reason=token_not_visible description="token not visible to the caller"`},
 		{"introspection without a token", h.srv.URL + IntrospectionPath, url.Values{"token_type_hint": {attackMarker}}, basic("peer", rsSecret),
 			`msg="issuer: request refused" endpoint=introspection error=invalid_request status=400 reason=request_malformed description="token is required"`},
 		{"tls_client_auth without a certificate", h.aliasTokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"pki"}}, nil,

@@ -230,6 +230,9 @@ const (
 	ReasonTargetNotAllowed Reason = "target_not_allowed"
 	// ReasonDependencyUnavailable: a dependency of the server failed.
 	ReasonDependencyUnavailable Reason = "dependency_unavailable"
+	// ReasonTokenNotVisible: an introspected token belongs to an audience
+	// or client the caller may not see; the answer is {"active":false}.
+	ReasonTokenNotVisible Reason = "token_not_visible"
 	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
 )
