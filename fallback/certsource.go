@@ -243,6 +243,21 @@ func (s *CertificateSource) renew(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return &oauthError{status: resp.StatusCode, code: errorCode(data)}
 	}
+	chain, err := parseChainResponse(data)
+	if err != nil {
+		return err
+	}
+	if cur := s.Chain(); len(cur) > 1 && chain[0].CheckSignatureFrom(cur[1]) != nil {
+		return errors.New("fallback: renewed certificate is not from the current CA")
+	}
+	return s.install(chain)
+}
+
+// parseChainResponse parses the certificate endpoint's answer, an
+// application/pem-certificate-chain: CERTIFICATE blocks, leaf first, at
+// most dpop.MaxX5C of them. Other blocks and text between blocks are
+// ignored. Errors hold no bytes of data.
+func parseChainResponse(data []byte) ([]*x509.Certificate, error) {
 	var chain []*x509.Certificate
 	for rest := data; ; {
 		var b *pem.Block
@@ -253,19 +268,19 @@ func (s *CertificateSource) renew(ctx context.Context) error {
 		if b.Type != "CERTIFICATE" {
 			continue
 		}
+		if len(chain) == dpop.MaxX5C {
+			return nil, errors.New("fallback: certificate response holds too many certificates")
+		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return errors.New("fallback: certificate response holds a malformed certificate")
+			return nil, errors.New("fallback: certificate response holds a malformed certificate")
 		}
 		chain = append(chain, c)
 	}
 	if len(chain) == 0 {
-		return errors.New("fallback: certificate response holds no certificate")
+		return nil, errors.New("fallback: certificate response holds no certificate")
 	}
-	if cur := s.Chain(); len(cur) > 1 && chain[0].CheckSignatureFrom(cur[1]) != nil {
-		return errors.New("fallback: renewed certificate is not from the current CA")
-	}
-	return s.install(chain)
+	return chain, nil
 }
 
 // oauthError is the certificate endpoint's RFC 6749 §5.2 refusal.
