@@ -313,7 +313,8 @@ func errorCode(data []byte) string {
 
 // Start renews in the background until ctx ends or Close is called: once
 // the leaf is due (RenewBefore before it expires; at once when there is
-// none), then every Retry until a renewal succeeds. It returns at once;
+// none), then every Retry until a renewal brings a leaf that is not due
+// yet. It returns at once;
 // calling it again while running has no effect.
 func (s *CertificateSource) Start(ctx context.Context) {
 	s.startMu.Lock()
@@ -328,37 +329,26 @@ func (s *CertificateSource) Start(ctx context.Context) {
 
 func (s *CertificateSource) loop(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	failed := false
 	for {
 		wait := s.renewAt().Sub(s.now())
-		if failed {
-			wait = min(wait, s.retry)
-		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			if s.renewAt().After(s.now()) {
-				failed = false
-				continue
+		if wait <= 0 {
+			_ = s.Renew(ctx)
+			// Still due after the attempt: it failed, or the issuer
+			// answered a certificate already inside the margin. Either
+			// way, the next attempt waits Retry.
+			if !s.renewAt().After(s.now()) {
+				wait = s.retry
 			}
 		}
-		if ctx.Err() != nil {
+		if wait <= 0 {
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
-		}
-		failed = s.Renew(ctx) != nil
-		if failed {
-			t := time.NewTimer(s.retry)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		case <-t.C:
 		}
 	}
 }

@@ -593,7 +593,12 @@ func TestCertificateSourceRenew(t *testing.T) {
 		Endpoint: w.asURL + issuer.CertificatePath, Key: key, ClientID: fbClientID, ClientSecret: fbSecret,
 		HTTPClient: &http.Client{Transport: w.plain(), Timeout: 5 * time.Second},
 		Retry:      50 * time.Millisecond,
-		OnRenew:    func(err error) { renewed <- err },
+		OnRenew: func(err error) {
+			select {
+			case renewed <- err:
+			default: // the test reads only the outcomes it waits for
+			}
+		},
 	}
 	src, err := fallback.NewCertificateSource(cfg)
 	if err != nil {
@@ -700,5 +705,32 @@ func TestNewTransportConfig(t *testing.T) {
 		if _, err := fallback.NewTransport(tc.cfg); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
+	}
+}
+
+// TestCertificateSourceRetryPacing checks that a certificate that is due
+// at once after its renewal (a margin longer than its lifetime) does not
+// make the background loop ask the issuer again and again: attempts are
+// Retry apart.
+func TestCertificateSourceRetryPacing(t *testing.T) {
+	t.Parallel()
+	w := newFBWorld(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var attempts atomic.Int32
+	src, err := fallback.NewCertificateSource(fallback.CertificateSourceConfig{
+		Endpoint: w.asURL + issuer.CertificatePath, Key: key, ClientID: fbClientID, ClientSecret: fbSecret,
+		HTTPClient:  &http.Client{Transport: w.plain(), Timeout: 5 * time.Second},
+		RenewBefore: 100 * 365 * 24 * time.Hour,
+		Retry:       200 * time.Millisecond,
+		OnRenew:     func(error) { attempts.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Start(t.Context())
+	time.Sleep(500 * time.Millisecond)
+	src.Close()
+	if n := attempts.Load(); n < 1 || n > 4 {
+		t.Fatalf("%d renewal attempts in 500 ms with Retry 200 ms", n)
 	}
 }
