@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -288,7 +289,7 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--dpop-bound ID]... [--introspect-all ID]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
-       [--log-level debug|info|warn|error] [--log-format text|json]
+       [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
        [--fallback-ca DIR [--fallback-cert-ttl DUR]]
 
 Serves an OAuth authorization server issuing sender-constrained access tokens
@@ -427,6 +428,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
+	var of serveOpsFlags
+	of.register(fs)
 	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
 	fallbackCA := fs.String("fallback-ca", "", "directory written by 'ca create': issue fallback client certificates at /certificate and publish the CRL of DIR/"+fallbackRevocationsFile+" at /crl")
@@ -455,10 +458,14 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	if err := cf.check(e, cmd); err != nil {
 		return err
 	}
+	if err := of.check(e, cmd); err != nil {
+		return err
+	}
 	logger, err := lf.logger(e, cmd, e.stderr)
 	if err != nil {
 		return err
 	}
+	ops := newServeOps(logger)
 	if *ttl < time.Second || *ttl > 24*time.Hour {
 		return serveUsagef(e, cmd, "--token-ttl must be between 1s and 24h")
 	}
@@ -645,6 +652,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce, fallback: fca,
 		logger:         logger,
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
+		metrics: newOpsIssuerMetrics(ops),
 	})
 	if err != nil {
 		ln.Close()
@@ -665,6 +673,13 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "note: the secret of client %q is on the command line, where other local users can read it; use --client %s:@FILE or %s\n", cid, cid, serveSecretEnv(cid))
 	}
 	fmt.Fprintf(e.stderr, "issuer %s, %d client(s) registered\n", id, len(clients))
+	ops.addCheck("keys", opsIssuerKeysCheck(keys))
+	h, stopOps, err := ops.start(ctx, e, of, listenHost, h)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopOps()
 	return serveListener(ctx, e, ln, tlsConfig, h, cf)
 }
 
@@ -756,7 +771,8 @@ type serveIssuerParams struct {
 	// per-owner quota; zero means the library defaults.
 	replayCapacity int
 	replayQuota    int
-	fallback       *fallback.CA // the fallback CA role, or nil
+	metrics        issuer.Metrics // nil: none
+	fallback       *fallback.CA   // the fallback CA role, or nil
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -793,6 +809,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		Logger:          p.logger,
 		ReplayCapacity:  p.replayCapacity,
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
+		Metrics:         p.metrics,
 		Fallback:        p.fallback,
 	}
 	if p.requireNonce {
@@ -815,7 +832,7 @@ const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--j
        [--ca-file FILE] [--redis URL] [--replay-capacity N] [--replay-quota N]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
-       [--log-level debug|info|warn|error] [--log-format text|json]
+       [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
        [--fallback-ca FILE --fallback-crl URL [--crl-refresh DUR] [--crl-grace DUR]]
 
 Serves GET and POST /resource, protected by sender-constrained access tokens,
@@ -877,6 +894,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
+	var of serveOpsFlags
+	of.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -908,10 +927,14 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if err := cf.check(e, cmd); err != nil {
 		return err
 	}
+	if err := of.check(e, cmd); err != nil {
+		return err
+	}
 	logger, err := lf.logger(e, cmd, e.stderr)
 	if err != nil {
 		return err
 	}
+	ops := newServeOps(logger)
 	switch {
 	case *issuerID == "" && *jwksURL != "":
 		return serveUsagef(e, cmd, "--jwks needs --issuer, the identifier that tokens' iss must equal")
@@ -1004,7 +1027,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		httpClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
-	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient}
+	rm := newOpsResourceMetrics(ops)
+	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient, Metrics: rm}
 	if *jwksURL != "" {
 		ksCfg.JWKSURL = *jwksURL
 	} else {
@@ -1049,16 +1073,19 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		// trusted proxy terminates TLS, whose requests count as TLS anyway.
 		InsecureAllowDPoPOverHTTP: !tf.enabled() && serveIsLoopbackHost(listenHost),
 		Logger:                    logger,
+		Metrics:                   rm,
 	}
 	var closeStore func()
 	if policy.Accept != resource.AcceptMTLS {
 		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
-			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots)
+			defer opsQuietRedis(logger)()
+			store, rdb, err := serveRedisStore(ctx, *redisURL, roots)
 			if err != nil {
 				return err
 			}
-			dc.ReplayStore, closeStore = store, closeFn
+			dc.ReplayStore, closeStore = store, func() { rdb.Close() }
+			ops.addCheck("replay_store", opsRedisCheck(rdb))
 		} else {
 			lru, err := replaycache.NewLRU(replaycache.Config{Capacity: *replayCapacity})
 			if err != nil {
@@ -1087,7 +1114,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if *fallbackCA != "" {
 		fv, closeFetcher, err := serveFallbackVerifier(ctx, e, serveFallbackParams{
 			caFile: *fallbackCA, crlURL: *fallbackCRL, refresh: *crlRefresh, grace: *crlGrace,
-			client: httpClient, dpop: cfg.DPoP,
+			client: httpClient, dpop: cfg.DPoP, ops: ops,
 		})
 		if err != nil {
 			return err
@@ -1108,8 +1135,15 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes), Fallback: policy.Fallback})(http.HandlerFunc(serveResourceAnswer))
 	mux.Handle("GET /resource", protected)
 	mux.Handle("POST /resource", protected)
+	ops.addCheck("keys", opsKeysCheck(keys))
+	defer serveStartupKeys(ctx, e, keys, cmp.Or(*jwksURL, "the metadata of "+*issuerID), resource.DefaultMinRefreshInterval)()
+	h, stopOps, err := ops.start(ctx, e, of, listenHost, mux)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	closeLn = false // serveListener owns it
-	return serveListener(ctx, e, ln, tlsConfig, mux, cf)
+	return serveListener(ctx, e, ln, tlsConfig, h, cf)
 }
 
 // serveFlagSet reports whether the flag name was given on the command line.
@@ -1144,9 +1178,9 @@ func serveResourceAnswer(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveRedisStore connects to the Redis at rawURL (checked with PING) and
-// returns a shared replay store and the function that closes the client.
+// returns a shared replay store and its client, which the caller closes.
 // roots, when set, are the CAs trusted for a rediss:// URL.
-func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (*redisstore.Store, func(), error) {
+func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (*redisstore.Store, *redis.Client, error) {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		var uerr *url.Error
@@ -1171,5 +1205,5 @@ func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (
 		rdb.Close()
 		return nil, nil, err
 	}
-	return store, func() { rdb.Close() }, nil
+	return store, rdb, nil
 }
