@@ -49,8 +49,10 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "demo", "demo [--json] [--report] [--timeout DUR]\n\n"+
 		"Starts an issuer and resource servers on loopback HTTPS (a CA and client\n"+
 		"certificates are generated for the run), walks through the DPoP and mTLS\n"+
-		"flows and the attacks they stop, then runs the conformance suite against\n"+
-		"the servers. Exit status 0 only if every step and every MUST case passed.")
+		"flows and the attacks they stop, and the fallback certificate carrying a\n"+
+		"client through an issuer outage (the issuer is stopped and restarted),\n"+
+		"then runs the conformance suite against the servers. Exit status 0 only\n"+
+		"if every step and every MUST case passed.")
 	asJSON := fs.Bool("json", false, "print a machine-readable JSON report instead of text")
 	full := fs.Bool("report", false, "print the full conformance report, not only its summary")
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
