@@ -734,3 +734,45 @@ func TestCertificateSourceRetryPacing(t *testing.T) {
 		t.Fatalf("%d renewal attempts in 500 ms with Retry 200 ms", n)
 	}
 }
+
+// rtFunc is an http.RoundTripper from a function.
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// BenchmarkTransportOverhead measures what the circuit adds to a request
+// on the token path (closed) and on the fallback path (open), beside the
+// same RoundTripper called directly, with paths that answer at once.
+func BenchmarkTransportOverhead(b *testing.B) {
+	ok := rtFunc(func(*http.Request) (*http.Response, error) { return &http.Response{StatusCode: 200}, nil })
+	down := rtFunc(func(*http.Request) (*http.Response, error) {
+		return nil, &url.Error{Op: "Post", URL: "https://as.test/token", Err: syscall.ECONNREFUSED}
+	})
+	req, _ := http.NewRequest(http.MethodGet, "https://rs.test/read", nil)
+	for _, bc := range []struct {
+		name   string
+		tokens http.RoundTripper
+	}{{"closed", ok}, {"open", down}} {
+		tr, err := fallback.NewTransport(fallback.TransportConfig{Tokens: bc.tokens, Fallback: ok, Probe: func(context.Context) error { return errors.New("down") },
+			OpenTimeout: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range fallback.DefaultFailureThreshold {
+			tr.RoundTrip(req)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tr.RoundTrip(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		tr.Close()
+	}
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			ok.RoundTrip(req)
+		}
+	})
+}
