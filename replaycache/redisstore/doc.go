@@ -42,7 +42,9 @@
 //     must contain no brace. While a master is down its claims fail with
 //     ErrUnavailable (and, once the cluster marks it failed with
 //     cluster-require-full-coverage yes, every claim does) until a replica
-//     takes over or the master returns. A Store reads every tag's epoch
+//     takes over (with the same undetected-loss window as under
+//     Sentinel) or the master returns, empty without persistence, which
+//     the epoch keys detect. A Store reads every tag's epoch
 //     before its first claim, and fails closed until all masters answer.
 //
 // A Ring (redis.NewRing) is sharded like a Cluster, but it moves keys
