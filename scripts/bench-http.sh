@@ -53,7 +53,7 @@ start() {
 	pid=$!
 	pids+=("$pid")
 	for _ in $(seq 100); do
-		line=$(grep -m1 '^listening on ' "$work/$name.out" || true)
+		line=$(grep -m1 '^listening on ' "$work/$name.out" 2>/dev/null || true)
 		[ -n "$line" ] && break
 		if ! kill -0 "$pid" 2>/dev/null; then
 			echo "$name exited: $(cat "$work/$name.err")" >&2

@@ -1149,11 +1149,17 @@ func serveTokenCacheSize(n int) int {
 	return n
 }
 
-// serveBaselineAnswer answers GET /baseline without any check, with a JSON
-// body of the size of serveResourceAnswer's.
+// serveBaselineAnswer answers GET /baseline without any check, through
+// the same writer as serveResourceAnswer and with a body of about the same
+// size, so that the two differ only by the check.
 func serveBaselineAnswer(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, `{"iss":"","sub":"","client_id":"","scope":"","binding":"none"}`+"\n")
+	serveWriteAnswer(w, &serveAnswer{
+		Issuer:   "https://as.baseline.test",
+		Subject:  "baseline",
+		ClientID: "baseline",
+		Binding:  "none",
+		X5T:      "0000000000000000000000000000000000000000000",
+	})
 }
 
 // serveStartCPUProfile starts a CPU profile written to path and returns the
@@ -1184,22 +1190,40 @@ func serveFlagSet(fs *flag.FlagSet, name string) bool {
 // its binding said.
 func serveResourceAnswer(w http.ResponseWriter, r *http.Request) {
 	p := resource.PrincipalFromContext(r.Context())
-	body := map[string]string{
-		"iss":       p.Issuer,
-		"sub":       p.Subject,
-		"client_id": p.ClientID,
-		"scope":     strings.Join(p.Scopes, " "),
-		"binding":   string(p.Binding),
+	body := serveAnswer{
+		Issuer:   p.Issuer,
+		Subject:  p.Subject,
+		ClientID: p.ClientID,
+		Scope:    strings.Join(p.Scopes, " "),
+		Binding:  string(p.Binding),
 	}
 	switch p.Binding {
 	case resource.BindingDPoP:
-		body["jkt"] = p.BindingValue
+		body.JKT = p.BindingValue
 	case resource.BindingMTLS:
-		body["x5t#S256"] = p.BindingValue
+		body.X5T = p.BindingValue
 	}
 	if p.CertThumbprint != "" {
-		body["x5t#S256"] = p.CertThumbprint
+		body.X5T = p.CertThumbprint
 	}
+	serveWriteAnswer(w, &body)
+}
+
+// serveAnswer is the JSON body of an admitted request. A struct, not a
+// map: encoding a map sorts its keys through reflection, which cost about
+// a tenth of an mTLS-bound request's server CPU.
+type serveAnswer struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	Binding  string `json:"binding"`
+	JKT      string `json:"jkt,omitempty"`
+	X5T      string `json:"x5t#S256,omitempty"`
+}
+
+// serveWriteAnswer writes body as the JSON answer.
+func serveWriteAnswer(w http.ResponseWriter, body *serveAnswer) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(body)
 }
