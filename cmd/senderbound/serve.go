@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -289,7 +290,7 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--dpop-bound ID]... [--introspect-all ID]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
-       [--log-level debug|info|warn|error] [--log-format text|json]
+       [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
        [--fallback-ca DIR [--fallback-cert-ttl DUR]]
 
 Serves an OAuth authorization server issuing sender-constrained access tokens
@@ -428,6 +429,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
+	var of serveOpsFlags
+	of.register(fs)
 	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
 	fallbackCA := fs.String("fallback-ca", "", "directory written by 'ca create': issue fallback client certificates at /certificate and publish the CRL of DIR/"+fallbackRevocationsFile+" at /crl")
@@ -456,10 +459,14 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	if err := cf.check(e, cmd); err != nil {
 		return err
 	}
+	if err := of.check(e, cmd); err != nil {
+		return err
+	}
 	logger, err := lf.logger(e, cmd, e.stderr)
 	if err != nil {
 		return err
 	}
+	ops := newServeOps(logger)
 	if *ttl < time.Second || *ttl > 24*time.Hour {
 		return serveUsagef(e, cmd, "--token-ttl must be between 1s and 24h")
 	}
@@ -646,6 +653,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce, fallback: fca,
 		logger:         logger,
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
+		metrics: newOpsIssuerMetrics(ops),
 	})
 	if err != nil {
 		ln.Close()
@@ -666,6 +674,13 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "note: the secret of client %q is on the command line, where other local users can read it; use --client %s:@FILE or %s\n", cid, cid, serveSecretEnv(cid))
 	}
 	fmt.Fprintf(e.stderr, "issuer %s, %d client(s) registered\n", id, len(clients))
+	ops.addCheck("keys", opsIssuerKeysCheck(keys))
+	h, stopOps, err := ops.start(ctx, e, of, listenHost, h)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopOps()
 	return serveListener(ctx, e, ln, tlsConfig, h, cf)
 }
 
@@ -757,7 +772,8 @@ type serveIssuerParams struct {
 	// per-owner quota; zero means the library defaults.
 	replayCapacity int
 	replayQuota    int
-	fallback       *fallback.CA // the fallback CA role, or nil
+	metrics        issuer.Metrics // nil: none
+	fallback       *fallback.CA   // the fallback CA role, or nil
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -794,6 +810,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		Logger:          p.logger,
 		ReplayCapacity:  p.replayCapacity,
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
+		Metrics:         p.metrics,
 		Fallback:        p.fallback,
 	}
 	if p.requireNonce {
@@ -816,7 +833,7 @@ const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--j
        [--ca-file FILE] [--redis URL] [--replay-capacity N] [--replay-quota N]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
-       [--log-level debug|info|warn|error] [--log-format text|json]
+       [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
        [--fallback-ca FILE --fallback-crl URL [--crl-refresh DUR] [--crl-grace DUR]]
        [--token-cache N] [--baseline] [--cpu-profile FILE]
 
@@ -887,6 +904,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
+	var of serveOpsFlags
+	of.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -921,10 +940,14 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if err := cf.check(e, cmd); err != nil {
 		return err
 	}
+	if err := of.check(e, cmd); err != nil {
+		return err
+	}
 	logger, err := lf.logger(e, cmd, e.stderr)
 	if err != nil {
 		return err
 	}
+	ops := newServeOps(logger)
 	switch {
 	case *issuerID == "" && *jwksURL != "":
 		return serveUsagef(e, cmd, "--jwks needs --issuer, the identifier that tokens' iss must equal")
@@ -1017,7 +1040,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		httpClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
-	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient}
+	rm := newOpsResourceMetrics(ops)
+	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient, Metrics: rm}
 	if *jwksURL != "" {
 		ksCfg.JWKSURL = *jwksURL
 	} else {
@@ -1063,16 +1087,19 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		InsecureAllowDPoPOverHTTP: !tf.enabled() && serveIsLoopbackHost(listenHost),
 		Logger:                    logger,
 		TokenCacheSize:            serveTokenCacheSize(*tokenCache),
+		Metrics:                   rm,
 	}
 	var closeStore func()
 	if policy.Accept != resource.AcceptMTLS {
 		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
-			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots)
+			defer opsQuietRedis(logger)()
+			store, rdb, err := serveRedisStore(ctx, *redisURL, roots)
 			if err != nil {
 				return err
 			}
-			dc.ReplayStore, closeStore = store, closeFn
+			dc.ReplayStore, closeStore = store, func() { rdb.Close() }
+			ops.addCheck("replay_store", opsRedisCheck(rdb))
 		} else {
 			lru, err := replaycache.NewLRU(replaycache.Config{Capacity: *replayCapacity})
 			if err != nil {
@@ -1101,7 +1128,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if *fallbackCA != "" {
 		fv, closeFetcher, err := serveFallbackVerifier(ctx, e, serveFallbackParams{
 			caFile: *fallbackCA, crlURL: *fallbackCRL, refresh: *crlRefresh, grace: *crlGrace,
-			client: httpClient, dpop: cfg.DPoP,
+			client: httpClient, dpop: cfg.DPoP, ops: ops,
 		})
 		if err != nil {
 			return err
@@ -1132,8 +1159,15 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		}
 		defer stop()
 	}
+	ops.addCheck("keys", opsKeysCheck(keys))
+	defer serveStartupKeys(ctx, e, keys, cmp.Or(*jwksURL, "the metadata of "+*issuerID), resource.DefaultMinRefreshInterval)()
+	h, stopOps, err := ops.start(ctx, e, of, listenHost, mux)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	closeLn = false // serveListener owns it
-	return serveListener(ctx, e, ln, tlsConfig, mux, cf)
+	return serveListener(ctx, e, ln, tlsConfig, h, cf)
 }
 
 // serveDefaultTokenCache is the default of serve-resource --token-cache,
@@ -1229,9 +1263,9 @@ func serveWriteAnswer(w http.ResponseWriter, body *serveAnswer) {
 }
 
 // serveRedisStore connects to the Redis at rawURL (checked with PING) and
-// returns a shared replay store and the function that closes the client.
+// returns a shared replay store and its client, which the caller closes.
 // roots, when set, are the CAs trusted for a rediss:// URL.
-func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (*redisstore.Store, func(), error) {
+func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (*redisstore.Store, *redis.Client, error) {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		var uerr *url.Error
@@ -1256,5 +1290,5 @@ func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (
 		rdb.Close()
 		return nil, nil, err
 	}
-	return store, func() { rdb.Close() }, nil
+	return store, rdb, nil
 }
