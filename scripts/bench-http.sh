@@ -12,7 +12,10 @@
 #   mtls             certificate-bound token over keep-alive mTLS
 #   baseline         GET /baseline on the same mTLS server, no check at all
 #   dpop-redis       DPoP, token cached, replay store in a local redis-server
-#                    (skipped when redis-server is not on PATH)
+#   nonce-redis      the same with resource-server nonces (--require-nonce)
+#   echo-nonce-redis examples/echo-service (Echo, nonces, replay store in
+#                    Redis): the same checks through the Echo adapter
+#   (the last three are skipped when redis-server is not on PATH)
 #
 # Environment: DURATION (per case, default 10s), WORKERS (default 8),
 # PROFILE_DIR (when set, each server writes a CPU profile there, for
@@ -44,16 +47,17 @@ tls=(--tls-cert "$work/server/cert.pem" --tls-key "$work/server/key.pem" --clien
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 (umask 077 && printf '%s' "$secret" >"$work/secret")
 
-# start NAME ARGS...: runs senderbound ARGS in the background and waits for
-# its listening line; sets url and pid.
+# start NAME PROGRAM ARGS...: runs PROGRAM ARGS in the background and waits
+# for its "listening on URL" line (standard output or error); sets url and
+# pid.
 start() {
 	local name=$1 line=""
 	shift
-	"$sb" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+	"$@" >"$work/$name.out" 2>"$work/$name.err" &
 	pid=$!
 	pids+=("$pid")
 	for _ in $(seq 100); do
-		line=$(grep -m1 '^listening on ' "$work/$name.out" 2>/dev/null || true)
+		line=$(cat "$work/$name.out" "$work/$name.err" 2>/dev/null | grep -m1 -o 'listening on https\{0,1\}://[^ ]*' || true)
 		[ -n "$line" ] && break
 		if ! kill -0 "$pid" 2>/dev/null; then
 			echo "$name exited: $(cat "$work/$name.err")" >&2
@@ -71,13 +75,18 @@ stop() {
 	wait "$1" 2>/dev/null || true
 }
 
-start issuer serve-issuer --addr 127.0.0.1:0 --ephemeral-key --token-ttl 1h \
+start issuer "$sb" serve-issuer --addr 127.0.0.1:0 --ephemeral-key --token-ttl 1h --scope read \
 	--client "bench:@$work/secret" --mtls-client bench-mtls:CN=bench-mtls "${tls[@]}"
 as=$url
 
+# free_port prints a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 redis_url=""
 if command -v redis-server >/dev/null 2>&1; then
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	port=$(free_port)
 	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" --loglevel warning >"$work/redis.log" 2>&1 &
 	pids+=("$!")
 	for _ in $(seq 50); do
@@ -87,22 +96,28 @@ if command -v redis-server >/dev/null 2>&1; then
 	redis_url="redis://127.0.0.1:$port/0"
 fi
 
-# run CASE RS_FLAGS -- LOAD_FLAGS: one server, one load run; prints the
-# report's JSON to $work/CASE.json.
+# run CASE RS_FLAGS -- LOAD_FLAGS: one serve-resource, one load run; the
+# report's JSON goes to $work/CASE.json.
 run() {
-	local name=$1 rs_flags=() load_flags=()
+	local name=$1 rs_flags=()
 	shift
 	while [ "$1" != "--" ]; do rs_flags+=("$1"); shift; done
 	shift
-	load_flags=("$@")
 	if [ -n "${PROFILE_DIR:-}" ]; then
 		mkdir -p "$PROFILE_DIR"
 		rs_flags+=(--cpu-profile "$PROFILE_DIR/$name.pprof")
 	fi
-	start "rs-$name" serve-resource --addr 127.0.0.1:0 --issuer "$as" --ca-file "$ca" --baseline "${tls[@]}" "${rs_flags[@]}"
-	local rs=$url rs_pid=$pid
+	start "rs-$name" "$sb" serve-resource --addr 127.0.0.1:0 --issuer "$as" --ca-file "$ca" --baseline "${tls[@]}" "${rs_flags[@]}"
+	load "$name" "$url" "$pid" "$@"
+}
+
+# load CASE SERVER_URL SERVER_PID LOAD_FLAGS: one load run against a
+# started server, which it stops afterwards.
+load() {
+	local name=$1 rs=$2 rs_pid=$3
+	shift 3
 	"$sb" load --quiet --json --ca-file "$ca" --duration "$DURATION" -c "$WORKERS" \
-		--server-pid "$rs_pid" "${load_flags[@]/@RS@/$rs}" <"$work/secret" >"$work/$name.json"
+		--server-pid "$rs_pid" "${@/@RS@/$rs}" <"$work/secret" >"$work/$name.json"
 	stop "$rs_pid"
 	if [ -n "${JSON_DIR:-}" ]; then
 		mkdir -p "$JSON_DIR"
@@ -119,6 +134,13 @@ run mtls -- --mode mtls "${mtls[@]}" --token-endpoint "$as/token" --client-id be
 run baseline -- --mode none "${mtls[@]}" --url @RS@/baseline
 if [ -n "$redis_url" ]; then
 	run dpop-redis --redis "$redis_url" -- "${dpop[@]}" --url @RS@/resource
+	run nonce-redis --redis "$redis_url" --require-nonce -- "${dpop[@]}" --url @RS@/resource
+	go build -o "$work/echo-service" ./examples/echo-service
+	port=$(free_port)
+	NONCE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') start echo "$work/echo-service" \
+		--addr "127.0.0.1:$port" --issuer "$as" --ca "$ca" --redis "$redis_url" \
+		--tls-cert "$work/server/cert.pem" --tls-key "$work/server/key.pem"
+	load echo-nonce-redis "$url" "$pid" "${dpop[@]}" --scope read --url @RS@/api/me
 fi
 
 # The table: server CPU per request and its ratio to one raw verify from
@@ -146,6 +168,8 @@ row() { # case goal-text divisor
 	row mtls "vs baseline below" 1
 	row baseline "-" 1
 	row dpop-redis "(round trip off the CPU path)" 1
+	row nonce-redis "-" 1
+	row echo-nonce-redis "same as nonce-redis" 1
 } | column -t -s $'\t'
 if [ -f "$work/mtls.json" ] && [ -f "$work/baseline.json" ]; then
 	jq -rn --slurpfile m "$work/mtls.json" --slurpfile b "$work/baseline.json" \
