@@ -141,3 +141,36 @@ func TestNewRefusesBracesInPrefixForSharding(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterFirstClaimWithMasterDown starts a Store while one master of a
+// real 3-master Redis Cluster is down: its claims fail closed with
+// ErrUnavailable, even those whose keys live on the other masters, since
+// it cannot read every tag's epoch; once the master is back they succeed
+// (DPOP-RS-15, ADV-108).
+func TestClusterFirstClaimWithMasterDown(t *testing.T) {
+	t.Parallel()
+	cluster := redistest.StartCluster(t, 3)
+	cluster.Nodes[2].Stop()
+	s := newStore(t, cluster.Client(), redisstore.Config{Timeout: 500 * time.Millisecond})
+	exp := time.Now().Add(time.Minute)
+	for tag := 0; tag < 64; tag += 16 {
+		fresh, err := s.CheckAndStore(context.Background(), tagKey("down", tag), exp)
+		wantUnavailable(t, fresh, err)
+	}
+	cluster.Nodes[2].Restart()
+	cluster.WaitOK()
+	var (
+		fresh bool
+		err   error
+	)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		fresh, err = s.CheckAndStore(context.Background(), tagKey("up", 1), exp)
+		if !errors.Is(err, redisstore.ErrUnavailable) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || !fresh {
+		t.Fatalf("claim after the master returned = %v, %v; want fresh", fresh, err)
+	}
+}
