@@ -25,12 +25,13 @@ import (
 // resource to a sender-constrained request. A new example must be added
 // here, so that its header is run too.
 var exampleWant = map[string]string{
-	"oauth2-client":   `"binding":"dpop"`,
-	"mtls-client":     `"binding":"mtls"`,
-	"embedded-issuer": `"binding":"dpop"`,
-	"nethttp-service": "dpop-bound",
-	"echo-service":    `"binding":"dpop"`,
-	"grpc-service":    "SERVING, caller orders-app (mtls-bound)",
+	"oauth2-client":      `"binding":"dpop"`,
+	"mtls-client":        `"binding":"mtls"`,
+	"embedded-issuer":    `"binding":"dpop"`,
+	"nethttp-service":    "dpop-bound",
+	"echo-service":       `"binding":"dpop"`,
+	"grpc-service":       "SERVING, caller orders-app (mtls-bound)",
+	"prometheus-metrics": "hello app (dpop-bound)",
 }
 
 // TestExamplesRunAsWritten runs the commands in every example's header

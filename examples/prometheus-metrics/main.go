@@ -4,12 +4,17 @@
 // lines that connect it to client_golang. Metrics are served on their own
 // listener, for the monitoring network only.
 //
-// With an issuer on loopback (its defaults match this program's):
+// Its defaults chain to the senderbound CLI's issuer on loopback. From the
+// repository root, start the issuer, this API, and a DPoP client calling
+// it:
 //
-//	senderbound serve-issuer --addr 127.0.0.1:8080 --ephemeral-key
-//	go run ./examples/prometheus-metrics
-//	curl -i http://127.0.0.1:8081/resource    # 401: counted as refused, reason no_credentials
-//	curl http://127.0.0.1:9090/metrics
+//	export SENDERBOUND_CLIENT_SECRET_APP=example-secret-0123456789
+//	go run ./cmd/senderbound serve-issuer --addr 127.0.0.1:9000 --client app &
+//	go run ./examples/prometheus-metrics &
+//	CLIENT_SECRET=$SENDERBOUND_CLIENT_SECRET_APP go run ./examples/oauth2-client -url http://127.0.0.1:8446/resource
+//
+// then read the counters (three accepted DPoP requests) with
+// "curl http://127.0.0.1:9090/metrics".
 //
 // It listens on loopback over plain HTTP (a local demo: DPoP over plain
 // HTTP is accepted only there) and stops on SIGINT or SIGTERM.
@@ -91,9 +96,9 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.Issuer, "issuer", "http://127.0.0.1:8080", "trusted issuer identifier (exact)")
+	flag.StringVar(&o.Issuer, "issuer", "http://127.0.0.1:9000", "trusted issuer identifier (exact)")
 	flag.StringVar(&o.Audience, "audience", "https://resource.senderbound.test", "this API's identifier (token aud)")
-	addr := flag.String("addr", "127.0.0.1:8081", "API listen address (loopback: plain HTTP)")
+	addr := flag.String("addr", "127.0.0.1:8446", "API listen address (loopback: plain HTTP)")
 	metricsAddr := flag.String("metrics-addr", "127.0.0.1:9090", "listen address of /metrics")
 	flag.Parse()
 	if host, _, err := net.SplitHostPort(*addr); err != nil || !isLoopback(host) {
@@ -113,14 +118,22 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	servers := []*http.Server{
-		{Addr: *addr, Handler: api, ReadHeaderTimeout: 10 * time.Second},
-		{Addr: *metricsAddr, Handler: ops, ReadHeaderTimeout: 10 * time.Second},
+		{Handler: api, ReadHeaderTimeout: 10 * time.Second},
+		{Handler: ops, ReadHeaderTimeout: 10 * time.Second},
+	}
+	var lns []net.Listener
+	for _, a := range []string{*addr, *metricsAddr} {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			log.Fatal(err)
+		}
+		lns = append(lns, ln)
 	}
 	errc := make(chan error, len(servers))
-	for _, s := range servers {
-		go func() { errc <- s.ListenAndServe() }()
+	for i, s := range servers {
+		go func() { errc <- s.Serve(lns[i]) }()
 	}
-	log.Printf("API on http://%s/resource, metrics on http://%s/metrics", *addr, *metricsAddr)
+	log.Printf("listening on http://%s/resource (metrics on http://%s/metrics)", lns[0].Addr(), lns[1].Addr())
 	select {
 	case err := <-errc:
 		log.Fatal(err)
@@ -130,9 +143,10 @@ func main() {
 	defer cancel()
 	for _, s := range servers {
 		if err := s.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Print(err)
+			log.Fatal(err)
 		}
 	}
+	log.Print("shut down")
 }
 
 func isLoopback(host string) bool {
