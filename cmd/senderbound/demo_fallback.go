@@ -111,7 +111,12 @@ func startFallbackDemo(serverCert tls.Certificate, roots *x509.CertPool) (f *fal
 		asLn.Close()
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Fallback: f.ca, ScopesSupported: []string{demoScope, demoFallbackWrite}})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		asLn.Close()
+		return nil, err
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, Fallback: f.ca, ScopesSupported: []string{demoScope, demoFallbackWrite}})
 	if err != nil {
 		asLn.Close()
 		return nil, err
@@ -156,11 +161,12 @@ func startFallbackDemo(serverCert tls.Certificate, roots *x509.CertPool) (f *fal
 	}
 	f.rsURL = "https://" + rsLn.Addr().String()
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: f.asURL, Keys: keys}},
-		Audience:  demoAudience,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store},
-		Fallback:  fv,
-		PublicURL: f.rsURL,
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: f.asURL, Keys: keys}},
+		Audience:   demoAudience,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store},
+		Fallback:   fv,
+		PublicURL:  f.rsURL,
 	})
 	if err != nil {
 		rsLn.Close()
