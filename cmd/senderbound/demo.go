@@ -476,7 +476,7 @@ func (d *demo) steps() []demoStepFunc {
 				return "", err
 			}
 			first := rec.first()
-			if first.status != http.StatusBadRequest || !strings.Contains(first.body, "use_dpop_nonce") {
+			if first.status != http.StatusBadRequest || !strings.Contains(first.body, oautherr.UseDPoPNonce) {
 				return "", fmt.Errorf("expected a 400 use_dpop_nonce challenge first, got %d", first.status)
 			}
 			if tok.TokenType != "DPoP" {
@@ -528,10 +528,10 @@ func (d *demo) steps() []demoStepFunc {
 				return "", err
 			}
 			thief := &http.Client{Transport: &dpop.Transport{Base: d.plainClient(nil).Transport, Prover: mallory}, Timeout: 10 * time.Second}
-			return expectRefused(ctx, thief, resourceURL, "DPoP "+dpopToken, nil, "invalid_token")
+			return expectRefused(ctx, thief, resourceURL, "DPoP "+dpopToken, nil, oautherr.InvalidToken)
 		}},
 		{"the DPoP-bound token downgraded to Bearer is refused", func(ctx context.Context) (string, error) {
-			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+dpopToken, nil, "invalid_token")
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+dpopToken, nil, oautherr.InvalidToken)
 		}},
 		{"an mTLS client gets a certificate-bound token (tls_client_auth)", func(ctx context.Context) (string, error) {
 			tok, err := requestToken(ctx, d.plainClient(&d.mtlsCert), d.asURL+issuer.TokenPath, demoMTLSClient, "")
@@ -563,10 +563,10 @@ func (d *demo) steps() []demoStepFunc {
 			return "200 " + strings.TrimSpace(body), nil
 		}},
 		{"the stolen certificate-bound token over another certificate is refused", func(ctx context.Context) (string, error) {
-			return expectRefused(ctx, d.plainClient(&d.intCrt), resourceURL, "Bearer "+mtlsToken, nil, "invalid_token")
+			return expectRefused(ctx, d.plainClient(&d.intCrt), resourceURL, "Bearer "+mtlsToken, nil, oautherr.InvalidToken)
 		}},
 		{"the certificate-bound token without any certificate is refused", func(ctx context.Context) (string, error) {
-			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+mtlsToken, nil, "invalid_token")
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+mtlsToken, nil, oautherr.InvalidToken)
 		}},
 	}, d.fb.fallbackSteps()...)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 )
@@ -458,7 +459,7 @@ func (f *fallbackDemo) fallbackSteps() []demoStepFunc {
 			if err != nil {
 				return "", err
 			}
-			if a.status != http.StatusUnauthorized || a.Error != "invalid_token" {
+			if a.status != http.StatusUnauthorized || a.Error != oautherr.InvalidToken {
 				return "", fmt.Errorf("%v, want 401 invalid_token", a)
 			}
 			return fmt.Sprintf("revoked serial %s; the resource's next CRL (from the distribution point, %v later): %v", serial.Text(16), took, a), nil
