@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,11 +27,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/senderbound/senderbound/conformance"
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
@@ -99,6 +104,9 @@ func nodeWithPackages() (string, error) {
 type pki struct {
 	ca             *certs.CA
 	server, c1, c2 *certs.Leaf
+	// signer is the foreign issuer's access-token key, made by the test
+	// so that the suite can forge tokens with it.
+	signer *jose.JSONWebKey
 }
 
 func newPKI(t *testing.T) *pki {
@@ -107,7 +115,11 @@ func newPKI(t *testing.T) *pki {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pki{ca: ca}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pki{ca: ca, signer: &jose.JSONWebKey{Key: key, KeyID: "interop-es256", Algorithm: "ES256", Use: "sig"}}
 	for _, x := range []struct {
 		dst  **certs.Leaf
 		opts certs.Options
@@ -132,7 +144,9 @@ func (f *foreignIssuer) tokenEndpoint() string { return f.URL + "/token" }
 
 // startForeignIssuer starts issuer.mjs on 127.0.0.1 with the test's PKI and
 // returns once it accepts connections. The process ends with the test.
-func startForeignIssuer(t *testing.T, p *pki) *foreignIssuer {
+// With trustAnyCA the issuer authenticates mTLS clients by subject DN
+// whatever CA issued their certificate (a misconfiguration).
+func startForeignIssuer(t *testing.T, p *pki, trustAnyCA bool) *foreignIssuer {
 	t.Helper()
 	node, err := nodeWithPackages()
 	if err != nil {
@@ -154,10 +168,12 @@ func startForeignIssuer(t *testing.T, p *pki) *foreignIssuer {
 		"serverCert":   write("server.pem", certs.EncodeCertificates(p.server.Cert)),
 		"serverKey":    write("server-key.pem", key),
 		"clientCA":     write("ca.pem", certs.EncodeCertificates(p.ca.Cert)),
+		"signingKey":   p.signer,
 		"resource":     audience,
 		"dpopClient":   map[string]string{"id": dpopClientID, "secret": dpopClientSecret},
 		"mtlsClient":   map[string]string{"id": mtlsClientID, "subjectDN": "CN=" + mtlsClientID},
 		"introspector": map[string]string{"id": introspectorID, "secret": introspectorPass},
+		"trustAnyCA":   trustAnyCA,
 	}
 	data, err := json.Marshal(cfg)
 	if err != nil {
@@ -191,22 +207,29 @@ func startForeignIssuer(t *testing.T, p *pki) *foreignIssuer {
 			t.Logf("foreign issuer stderr:\n%s", stderr.String())
 		}
 	})
+	// ready receives the issuer URL, or "" when stdout ends first (the
+	// process exited).
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if u, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
 				ready <- u
-				break
+				_, _ = io.Copy(io.Discard, stdout)
+				return
 			}
 		}
-		_, _ = io.Copy(io.Discard, stdout)
+		ready <- ""
 	}()
+	// Generous: node starts slowly on a loaded machine.
 	select {
 	case u := <-ready:
+		if u == "" {
+			t.Fatal("foreign issuer exited before it was ready (its stderr follows)")
+		}
 		return &foreignIssuer{URL: u}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("foreign issuer not ready after 60 s; stderr:\n%s", stderr.String())
+		t.Fatal("foreign issuer not ready after 60 s (its stderr follows)")
 	}
 	return nil
 }
@@ -247,6 +270,8 @@ func ourResource(t *testing.T, p *pki, iss *foreignIssuer) *httptest.Server {
 	h := &lateHandler{}
 	rs := httptest.NewUnstartedServer(h)
 	rs.TLS = &tls.Config{Certificates: []tls.Certificate{p.server.TLSCertificate()}, ClientAuth: tls.RequestClientCert}
+	// DPOP-RS-25 sends plain HTTP to this TLS listener on purpose.
+	rs.Config.ErrorLog = log.New(io.Discard, "", 0)
 	rs.StartTLS()
 	t.Cleanup(rs.Close)
 	v, err := resource.New(resource.Config{
@@ -392,7 +417,7 @@ func call(t *testing.T, hc *http.Client, target, authz, proof string) outcome {
 func TestForeignIssuerTokens(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
-	iss := startForeignIssuer(t, p)
+	iss := startForeignIssuer(t, p, false)
 	rs := ourResource(t, p, iss)
 	target := rs.URL + "/resource"
 	plain, withC1, withC2 := client(p, nil), client(p, p.c1), client(p, p.c2)
@@ -444,5 +469,204 @@ func TestForeignIssuerTokens(t *testing.T) {
 		if got.status != r.status || !strings.Contains(got.challenge, r.challenge) {
 			t.Errorf("%s: got %d %q, want %d with %q", r.name, got.status, got.challenge, r.status, r.challenge)
 		}
+	}
+}
+
+// foreignTarget describes the foreign issuer behind the module's resource
+// server for the conformance suite (profile both).
+func foreignTarget(p *pki, iss *foreignIssuer, rs *httptest.Server) conformance.Target {
+	c1, c2 := p.c1.TLSCertificate(), p.c2.TLSCertificate()
+	return conformance.Target{
+		TokenEndpoint:             iss.tokenEndpoint(),
+		ClientID:                  dpopClientID,
+		ClientSecret:              dpopClientSecret,
+		Scope:                     scope,
+		ResourceScope:             scope,
+		Profile:                   conformance.ProfileBoth,
+		Resource:                  rs.URL + "/resource",
+		Issuer:                    iss.URL,
+		Audience:                  audience,
+		ClientCert:                &c1,
+		MTLSClientID:              mtlsClientID,
+		SecondClientCert:          &c2,
+		RootCAs:                   p.ca.Pool(),
+		IssuerKey:                 p.signer,
+		MetadataURL:               iss.URL + "/.well-known/openid-configuration",
+		IntrospectionEndpoint:     iss.URL + "/token/introspection",
+		IntrospectionClientID:     introspectorID,
+		IntrospectionClientSecret: introspectorPass,
+		// Generous: a loaded machine must not turn a slow answer into a
+		// finding.
+		Timeout: 30 * time.Second,
+	}
+}
+
+// pin is a verdict the interop test holds the suite to: the tier of a
+// case, or of one named check within it.
+type pin struct {
+	id, check string
+	tier      conformance.Tier
+}
+
+// TestConformanceForeignIssuer runs the whole catalogue (profile both)
+// against the foreign issuer behind the module's resource server, and pins
+// the verdicts: which attacks were accepted (by RFC section), which
+// features are missing, that no refusal is graded wrong, and the tiers of
+// the cases that decide whether foreign tokens are bound and checked.
+//
+// As configured, the foreign issuer accepts no attack. It does not
+// introspect its own JWT access tokens: a valid one is answered
+// active=false, where RFC 7662 §2.2 requires active=true and RFC 9449
+// §6.2 the cnf.jkt member. Two MUST-level missing features, without a
+// security consequence (the answer fails closed). Misconfigured to authenticate mTLS clients by
+// subject DN alone, whatever CA issued the certificate, it accepts a
+// certificate from another CA (RFC 8705 §2.1, §7.4): the suite reports
+// accepted attacks.
+func TestConformanceForeignIssuer(t *testing.T) {
+	t.Parallel()
+	// Verdicts that hold in every configuration below.
+	common := []pin{
+		{"DPOP-AS-01", "", conformance.TierPass},                  // token_type DPoP, cnf.jkt of the proof key (RFC 9449 §5, §6)
+		{"DPOP-AS-05", "", conformance.TierPass},                  // cnf.jkt is the RFC 7638 thumbprint (RFC 9449 §6.1)
+		{"DPOP-AS-09", "", conformance.TierPass},                  // token_type DPoP iff cnf.jkt (RFC 9449 §5)
+		{"MTLS-CB-01", "", conformance.TierPass},                  // bound to C1 (RFC 8705 §3)
+		{"MTLS-CB-02", "", conformance.TierPass},                  // canonical x5t#S256 (RFC 8705 §3.1)
+		{"ATV-01", "", conformance.TierPass},                      // signed with a key from the discovered jwks_uri
+		{"ATV-03", "", conformance.TierPass},                      // typ at+jwt (RFC 9068 §2.1)
+		{"ATV-08", "", conformance.TierPass},                      // cnf with jkt
+		{"MTLS-CA-03", "C2 for the client", conformance.TierPass}, // another registered-CA certificate is not the client (RFC 8705 §2)
+		{"DPOP-RS-15", "", conformance.TierPass},                  // a replayed proof is refused (RFC 9449 §11.1)
+		{"DPOP-RS-19", "K2 proof with AT1", conformance.TierPass}, // a stolen DPoP token with the thief's key (RFC 9449 §4.3, §7.1)
+		{"ERR-13", "scheme Bearer", conformance.TierPass},         // Bearer downgrade of a DPoP token (RFC 9449 §7.2)
+		{"MTLS-CB-10", "no certificate", conformance.TierPass},    // a stolen certificate-bound token without the certificate (RFC 8705 §3)
+		{"ADV-84", "no certificate", conformance.TierPass},        // the same, adversarial catalogue
+		{"DPOP-AS-12", "", conformance.TierMissingFeature},        // its own valid JWT access token introspects as active=false
+		{"DPOP-AS-13", "", conformance.TierMissingFeature},        // the same, without a proof
+		{"ATV-31", "", conformance.TierPass},                      // an expired token introspects as active=false
+		{"DPOP-AS-14", "", conformance.TierSkip},                  // no nonces configured at the token endpoint
+	}
+	missing := []string{"DPOP-AS-12", "DPOP-AS-13"}
+	for _, c := range []struct {
+		name       string
+		trustAnyCA bool
+		attacks    []string // accepted attacks, sorted
+		pins       []pin
+	}{
+		{name: "as configured", pins: []pin{
+			{"MTLS-CA-04", "", conformance.TierPass}, // self-signed with C1's DN: invalid_client
+			{"ADV-91", "", conformance.TierPass},     // C1's DN from another CA: invalid_client
+			{"MTLS-CA-17", "", conformance.TierPass}, // only the configured trust anchors
+		}},
+		{name: "trusting any CA", trustAnyCA: true, attacks: []string{"ADV-91", "MTLS-CA-04", "MTLS-CA-17"}, pins: []pin{
+			{"MTLS-CA-04", "", conformance.TierAcceptedAttack}, // self-signed with C1's DN (RFC 8705 §2.1)
+			{"ADV-91", "", conformance.TierAcceptedAttack},     // RFC 8705 §2.1, §7.4
+			{"MTLS-CA-17", "", conformance.TierAcceptedAttack}, // RFC 8705 §7.4
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := newPKI(t)
+			iss := startForeignIssuer(t, p, c.trustAnyCA)
+			rs := ourResource(t, p, iss)
+			ctx, cancel := context.WithTimeout(t.Context(), 75*time.Second)
+			defer cancel()
+			rep, err := conformance.Run(ctx, foreignTarget(p, iss, rs), conformance.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var attacks, missingGot, wrong []string
+			for i := range rep.Results {
+				r := &rep.Results[i]
+				if r.AttacksAccepted() {
+					attacks = append(attacks, r.ID)
+				}
+				if r.Tier == conformance.TierMissingFeature {
+					missingGot = append(missingGot, r.ID)
+				}
+				if r.WrongRefusals() {
+					wrong = append(wrong, r.ID)
+				}
+			}
+			slices.Sort(attacks)
+			slices.Sort(missingGot)
+			if !slices.Equal(attacks, c.attacks) {
+				t.Errorf("accepted attacks %v, want %v", attacks, c.attacks)
+			}
+			if !slices.Equal(missingGot, missing) {
+				t.Errorf("missing features %v, want %v", missingGot, missing)
+			}
+			if len(wrong) > 0 {
+				t.Errorf("wrong refusals %v, want none", wrong)
+			}
+			if want := len(c.attacks) > 0 || len(missing) > 0; rep.Failed() != want {
+				t.Errorf("Failed() = %v, want %v", rep.Failed(), want)
+			}
+			for _, pn := range append(slices.Clone(common), c.pins...) {
+				res, ok := rep.Result(pn.id)
+				if !ok {
+					t.Errorf("%s did not run", pn.id)
+					continue
+				}
+				got, reason := res.Tier, res.Reason
+				if pn.check != "" {
+					ch, ok := res.Check(pn.check)
+					if !ok {
+						t.Errorf("%s has no check %q", pn.id, pn.check)
+						continue
+					}
+					got, reason = ch.Tier, ch.Reason
+				}
+				if got != pn.tier {
+					t.Errorf("%s %q: tier %s, want %s (%s)", pn.id, pn.check, got, pn.tier, reason)
+				}
+			}
+			if t.Failed() || testing.Verbose() {
+				var b strings.Builder
+				_ = rep.WriteText(&b)
+				t.Log("\n" + b.String())
+			}
+		})
+	}
+}
+
+// TestPreflightForeignIssuer: a run misdescribing the foreign issuer stops
+// at the preflight with a one-line cause, before any case.
+func TestPreflightForeignIssuer(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	iss := startForeignIssuer(t, p, false)
+	rs := ourResource(t, p, iss)
+	other := newPKI(t)
+	for _, c := range []struct {
+		name   string
+		mutate func(*conformance.Target)
+		cause  string
+	}{
+		{"wrong client secret", func(tg *conformance.Target) { tg.ClientSecret = "not-the-secret-0123456789" }, "invalid_client at the token endpoint"},
+		{"certificate not registered", func(tg *conformance.Target) {
+			c2 := p.c2.TLSCertificate()
+			tg.ClientCert = &c2
+		}, "invalid_client at the token endpoint (mTLS client " + mtlsClientID + ")"},
+		{"unknown server CA", func(tg *conformance.Target) { tg.RootCAs = other.ca.Pool() }, "TLS: unknown authority at the token endpoint"},
+		{"wrong resource URL", func(tg *conformance.Target) { tg.Resource = iss.URL + "/no-such-resource" }, "the resource refused a valid DPoP request: status 404"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			tg := foreignTarget(p, iss, rs)
+			c.mutate(&tg)
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			rep, err := conformance.Run(ctx, tg, conformance.Options{})
+			var pe *conformance.PreflightError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Run = %v, %v; want a preflight error", rep != nil, err)
+			}
+			if !strings.Contains(pe.Cause, c.cause) {
+				t.Errorf("cause %q, want it to contain %q", pe.Cause, c.cause)
+			}
+			if strings.Contains(pe.Cause, dpopClientSecret) || strings.Contains(pe.Cause, "not-the-secret") {
+				t.Errorf("cause %q carries the client secret", pe.Cause)
+			}
+		})
 	}
 }

@@ -5,9 +5,12 @@
 //
 // Usage: node issuer.mjs CONFIG.json
 //
-// CONFIG names PEM files (serverCert, serverKey, clientCA), the resource
-// identifier (resource) and the clients (dpopClient {id, secret},
-// mtlsClient {id, subjectDN}, introspector {id, secret}). The server
+// CONFIG names PEM files (serverCert, serverKey, clientCA), the private
+// ES256 JWK that signs access tokens (signingKey; the test holds it to
+// forge edge-case tokens), the resource identifier (resource) and the
+// clients (dpopClient {id, secret},
+// mtlsClient {id, subjectDN}, introspector {id, secret}), and optionally
+// trustAnyCA, a misconfiguration the test uses to show an accepted attack. The server
 // listens on 127.0.0.1 at a random port over TLS, asks for (but does not
 // require) a client certificate, and prints one line "READY <issuer>" on
 // stdout once it accepts connections. It exits when stdin closes, so it
@@ -19,12 +22,6 @@ import * as https from 'node:https';
 import Provider, { errors } from 'oidc-provider';
 
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-
-function signingKey() {
-  const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = privateKey.export({ format: 'jwk' });
-  return { ...jwk, kid: crypto.randomUUID(), use: 'sig', alg: 'ES256' };
-}
 
 function peerCertificate(ctx) {
   const socket = ctx.req.socket;
@@ -50,7 +47,7 @@ server.listen(0, '127.0.0.1', () => {
     jwt: { sign: { alg: 'ES256' } },
   };
   const provider = new Provider(issuer, {
-    jwks: { keys: [signingKey()] },
+    jwks: { keys: [cfg.signingKey] },
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
     clientDefaults: { id_token_signed_response_alg: 'ES256' },
     clientAuthMethods: ['client_secret_basic', 'tls_client_auth'],
@@ -94,7 +91,10 @@ server.listen(0, '127.0.0.1', () => {
         certificateBoundAccessTokens: true,
         tlsClientAuth: true,
         getCertificate: peerCertificate,
-        certificateAuthorized: (ctx) => ctx.req.socket.authorized === true,
+        // trustAnyCA is a deliberate misconfiguration for the test: a
+        // certificate from any CA authenticates a client whose registered
+        // subject DN it carries (RFC 8705 §2.1 requires a trusted chain).
+        certificateAuthorized: (ctx) => cfg.trustAnyCA === true || ctx.req.socket.authorized === true,
         certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
           && peerCertificate(ctx)?.subject === expected,
       },
