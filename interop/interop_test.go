@@ -37,6 +37,8 @@ import (
 
 	"github.com/senderbound/senderbound/conformance"
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
@@ -148,10 +150,26 @@ func (f *foreignIssuer) tokenEndpoint() string { return f.URL + "/token" }
 // whatever CA issued their certificate (a misconfiguration).
 func startForeignIssuer(t *testing.T, p *pki, trustAnyCA bool) *foreignIssuer {
 	t.Helper()
-	node, err := nodeWithPackages()
-	if err != nil {
-		unavailable(t, "foreign issuer unavailable: %v", err)
-	}
+	files := p.files(t)
+	u := startNode(t, "issuer.mjs", map[string]any{
+		"serverCert":   files.serverCert,
+		"serverKey":    files.serverKey,
+		"clientCA":     files.ca,
+		"signingKey":   p.signer,
+		"resource":     audience,
+		"dpopClient":   map[string]string{"id": dpopClientID, "secret": dpopClientSecret},
+		"mtlsClient":   map[string]string{"id": mtlsClientID, "subjectDN": "CN=" + mtlsClientID},
+		"introspector": map[string]string{"id": introspectorID, "secret": introspectorPass},
+		"trustAnyCA":   trustAnyCA,
+	})
+	return &foreignIssuer{URL: u}
+}
+
+// pkiFiles are the PEM files of a pki.
+type pkiFiles struct{ serverCert, serverKey, ca string }
+
+func (p *pki) files(t *testing.T) pkiFiles {
+	t.Helper()
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
 		path := filepath.Join(dir, name)
@@ -164,22 +182,31 @@ func startForeignIssuer(t *testing.T, p *pki, trustAnyCA bool) *foreignIssuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := map[string]any{
-		"serverCert":   write("server.pem", certs.EncodeCertificates(p.server.Cert)),
-		"serverKey":    write("server-key.pem", key),
-		"clientCA":     write("ca.pem", certs.EncodeCertificates(p.ca.Cert)),
-		"signingKey":   p.signer,
-		"resource":     audience,
-		"dpopClient":   map[string]string{"id": dpopClientID, "secret": dpopClientSecret},
-		"mtlsClient":   map[string]string{"id": mtlsClientID, "subjectDN": "CN=" + mtlsClientID},
-		"introspector": map[string]string{"id": introspectorID, "secret": introspectorPass},
-		"trustAnyCA":   trustAnyCA,
+	return pkiFiles{
+		serverCert: write("server.pem", certs.EncodeCertificates(p.server.Cert)),
+		serverKey:  write("server-key.pem", key),
+		ca:         write("ca.pem", certs.EncodeCertificates(p.ca.Cert)),
+	}
+}
+
+// startNode runs a glue script with its configuration written to a file,
+// and returns the URL it announces on its "READY <url>" line. The process
+// ends with the test: the script exits when its stdin closes.
+func startNode(t *testing.T, script string, cfg map[string]any) string {
+	t.Helper()
+	node, err := nodeWithPackages()
+	if err != nil {
+		unavailable(t, "foreign implementations unavailable: %v", err)
 	}
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(node, "issuer.mjs", write("config.json", data))
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, script, path)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +221,7 @@ func startForeignIssuer(t *testing.T, p *pki, trustAnyCA bool) *foreignIssuer {
 		unavailable(t, "starting node: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = stdin.Close() // issuer.mjs exits when its stdin closes
+		_ = stdin.Close()
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		select {
@@ -204,11 +231,11 @@ func startForeignIssuer(t *testing.T, p *pki, trustAnyCA bool) *foreignIssuer {
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("foreign issuer stderr:\n%s", stderr.String())
+			t.Logf("%s stderr:\n%s", script, stderr.String())
 		}
 	})
-	// ready receives the issuer URL, or "" when stdout ends first (the
-	// process exited).
+	// ready receives the URL, or "" when stdout ends first (the process
+	// exited).
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -225,13 +252,13 @@ func startForeignIssuer(t *testing.T, p *pki, trustAnyCA bool) *foreignIssuer {
 	select {
 	case u := <-ready:
 		if u == "" {
-			t.Fatal("foreign issuer exited before it was ready (its stderr follows)")
+			t.Fatalf("%s exited before it was ready (its stderr follows)", script)
 		}
-		return &foreignIssuer{URL: u}
+		return u
 	case <-time.After(60 * time.Second):
-		t.Fatal("foreign issuer not ready after 60 s (its stderr follows)")
+		t.Fatalf("%s not ready after 60 s (its stderr follows)", script)
 	}
-	return nil
+	return ""
 }
 
 type lockedBuffer struct {
@@ -669,4 +696,129 @@ func TestPreflightForeignIssuer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ourIssuer starts the module's issuer on loopback TLS (client
+// credentials for a client_secret_basic client and a tls_client_auth
+// client, token introspection), issuing tokens for audience, and
+// describes it with a foreign resource as a conformance target.
+func ourIssuer(t *testing.T, p *pki) (url string, key *jose.JSONWebKey) {
+	t.Helper()
+	h := &lateHandler{}
+	as := httptest.NewUnstartedServer(h)
+	as.TLS = &tls.Config{Certificates: []tls.Certificate{p.server.TLSCertificate()}, ClientAuth: tls.RequestClientCert}
+	as.StartTLS()
+	t.Cleanup(as.Close)
+	signer, ok := p.signer.Key.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatal("the test signing key is not ECDSA")
+	}
+	ks, err := issuer.NewKeySet(issuer.SigningKey{Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := issuer.New(issuer.Config{Issuer: as.URL, Keys: ks, Audience: []string{audience}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := issuer.NewMemoryRegistry(
+		issuer.Client{ID: dpopClientID, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(dpopClientSecret), Scopes: []string{scope},
+			GrantTypes: []string{issuer.GrantClientCredentials}},
+		issuer.Client{ID: mtlsClientID, AuthMethod: issuer.AuthTLSClient, Scopes: []string{scope},
+			Certificate: mtlsbound.PKIAuth{Roots: p.ca.Pool(), SubjectDN: "CN=" + mtlsClientID}},
+		issuer.Client{ID: introspectorID, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(introspectorPass), Introspect: true, IntrospectAll: true},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.set(srv.Handler())
+	return as.URL, &jose.JSONWebKey{Key: signer, KeyID: ks.ActiveKeyID(), Algorithm: "ES256"}
+}
+
+// startForeignResource starts resource.mjs trusting issuerURL and returns
+// the URL of its protected resource.
+func startForeignResource(t *testing.T, p *pki, issuerURL string) string {
+	t.Helper()
+	files := p.files(t)
+	return startNode(t, "resource.mjs", map[string]any{
+		"serverCert": files.serverCert,
+		"serverKey":  files.serverKey,
+		"ca":         files.ca,
+		"issuer":     issuerURL,
+		"audience":   audience,
+	}) + "/resource"
+}
+
+// TestForeignResourceTokens: the foreign resource server accepts the
+// module issuer's DPoP-bound and certificate-bound tokens from their
+// holder.
+func TestForeignResourceTokens(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	issURL, _ := ourIssuer(t, p)
+	target := startForeignResource(t, p, issURL)
+	iss := &foreignIssuer{URL: issURL}
+	plain, withC1 := client(p, nil), client(p, p.c1)
+	holder := newProver(t)
+	dt := token(t, plain, iss, dpopClientID, dpopClientSecret, holder)
+	mt := token(t, withC1, iss, mtlsClientID, "", nil)
+	proof, err := holder.Proof(http.MethodGet, target, dpop.ProofOptions{AccessToken: dt.AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct {
+		name  string
+		hc    *http.Client
+		authz string
+		proof string
+	}{
+		{"dpop holder", plain, "DPoP " + dt.AccessToken, proof},
+		{"mtls holder", withC1, "Bearer " + mt.AccessToken, ""},
+	} {
+		if got := call(t, r.hc, target, r.authz, r.proof); got.status != http.StatusOK {
+			t.Errorf("%s: got %d %q, want 200", r.name, got.status, got.challenge)
+		}
+	}
+}
+
+func TestConformanceForeignResource(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	issURL, key := ourIssuer(t, p)
+	res := startForeignResource(t, p, issURL)
+	c1, c2 := p.c1.TLSCertificate(), p.c2.TLSCertificate()
+	tg := conformance.Target{
+		TokenEndpoint:             issURL + issuer.TokenPath,
+		ClientID:                  dpopClientID,
+		ClientSecret:              dpopClientSecret,
+		Scope:                     scope,
+		ResourceScope:             scope,
+		Profile:                   conformance.ProfileBoth,
+		Resource:                  res,
+		Issuer:                    issURL,
+		Audience:                  audience,
+		ClientCert:                &c1,
+		MTLSClientID:              mtlsClientID,
+		SecondClientCert:          &c2,
+		RootCAs:                   p.ca.Pool(),
+		IssuerKey:                 key,
+		MetadataURL:               issURL + issuer.MetadataPath,
+		IntrospectionEndpoint:     issURL + issuer.IntrospectionPath,
+		IntrospectionClientID:     introspectorID,
+		IntrospectionClientSecret: introspectorPass,
+		Timeout:                   30 * time.Second,
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 75*time.Second)
+	defer cancel()
+	rep, err := conformance.Run(ctx, tg, conformance.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	_ = rep.WriteText(&b)
+	t.Log("\n" + b.String())
 }
