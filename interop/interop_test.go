@@ -1,11 +1,17 @@
-// Package interop runs the module against independent implementations:
-// panva's oidc-provider (an OpenID-certified authorization server, pinned
-// in package.json) as a foreign issuer of DPoP-bound and certificate-bound
-// JWT access tokens.
+// Package interop runs the module against independent implementations
+// installed from the npm registry (versions pinned in package.json and
+// package-lock.json):
+//   - panva's oidc-provider, an OpenID-certified authorization server, as a
+//     foreign issuer of DPoP-bound and certificate-bound JWT access tokens
+//     (issuer.mjs), in front of the module's resource server;
+//   - Auth0's express-oauth2-jwt-bearer as a foreign resource server
+//     (resource.mjs) for the module's issuer.
 //
-// The foreign software is installed with npm from package-lock.json. When
-// Node, npm or the packages are missing the tests skip, unless
-// SENDERBOUND_REQUIRE_INTEROP=1 (set in CI), where they fail.
+// The tests start the glue scripts on 127.0.0.1 with certificates they
+// generate, run the conformance suite against each pairing and pin its
+// verdicts. When Node, npm or the packages are missing (npm ci is tried
+// first) the tests skip, unless SENDERBOUND_REQUIRE_INTEROP=1 (set in CI),
+// where they fail.
 package interop
 
 import (
@@ -529,10 +535,75 @@ func foreignTarget(p *pki, iss *foreignIssuer, rs *httptest.Server) conformance.
 }
 
 // pin is a verdict the interop test holds the suite to: the tier of a
-// case, or of one named check within it.
+// case, or of one named check within it, and optionally its RFC level.
 type pin struct {
 	id, check string
 	tier      conformance.Tier
+	level     conformance.Level // "" for any
+}
+
+// verdicts are what a run against a foreign implementation must report.
+type verdicts struct {
+	attacks     []string // ids of the cases with an accepted attack, sorted
+	missing     []string // ids of the cases with a missing feature, sorted
+	wrongAtMust []string // ids of the cases with a MUST-level wrong refusal, sorted
+	pins        []pin
+}
+
+// checkVerdicts compares a report with the verdicts pinned for it.
+func checkVerdicts(t *testing.T, rep *conformance.Report, want verdicts) {
+	t.Helper()
+	var attacks, missing, wrongAtMust []string
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if r.AttacksAccepted() {
+			attacks = append(attacks, r.ID)
+		}
+		if r.Tier == conformance.TierMissingFeature {
+			missing = append(missing, r.ID)
+		}
+		for _, c := range r.Checks {
+			if c.Tier == conformance.TierWrongRefusal && c.Level == conformance.LevelMust {
+				wrongAtMust = append(wrongAtMust, r.ID)
+				break
+			}
+		}
+	}
+	for _, x := range []struct {
+		what      string
+		got, want []string
+	}{
+		{"accepted attacks", attacks, want.attacks},
+		{"missing features", missing, want.missing},
+		{"MUST-level wrong refusals", wrongAtMust, want.wrongAtMust},
+	} {
+		slices.Sort(x.got)
+		if !slices.Equal(x.got, x.want) {
+			t.Errorf("%s %v, want %v", x.what, x.got, x.want)
+		}
+	}
+	if failed := len(want.attacks) > 0 || len(want.missing) > 0; rep.Failed() != failed {
+		t.Errorf("Failed() = %v, want %v", rep.Failed(), failed)
+	}
+	for _, pn := range want.pins {
+		res, ok := rep.Result(pn.id)
+		if !ok {
+			t.Errorf("%s did not run", pn.id)
+			continue
+		}
+		tier, level, reason := res.Tier, res.Level, res.Reason
+		if pn.check != "" {
+			ch, ok := res.Check(pn.check)
+			if !ok {
+				t.Errorf("%s has no check %q", pn.id, pn.check)
+				continue
+			}
+			tier, level, reason = ch.Tier, ch.Level, ch.Reason
+		}
+		if tier != pn.tier || (pn.level != "" && level != pn.level) {
+			t.Errorf("%s %q: %s at %s, want %s at %s (%s)", pn.id, pn.check, tier, level, pn.tier, pn.level, reason)
+		}
+	}
 }
 
 // TestConformanceForeignIssuer runs the whole catalogue (profile both)
@@ -553,24 +624,24 @@ func TestConformanceForeignIssuer(t *testing.T) {
 	t.Parallel()
 	// Verdicts that hold in every configuration below.
 	common := []pin{
-		{"DPOP-AS-01", "", conformance.TierPass},                  // token_type DPoP, cnf.jkt of the proof key (RFC 9449 §5, §6)
-		{"DPOP-AS-05", "", conformance.TierPass},                  // cnf.jkt is the RFC 7638 thumbprint (RFC 9449 §6.1)
-		{"DPOP-AS-09", "", conformance.TierPass},                  // token_type DPoP iff cnf.jkt (RFC 9449 §5)
-		{"MTLS-CB-01", "", conformance.TierPass},                  // bound to C1 (RFC 8705 §3)
-		{"MTLS-CB-02", "", conformance.TierPass},                  // canonical x5t#S256 (RFC 8705 §3.1)
-		{"ATV-01", "", conformance.TierPass},                      // signed with a key from the discovered jwks_uri
-		{"ATV-03", "", conformance.TierPass},                      // typ at+jwt (RFC 9068 §2.1)
-		{"ATV-08", "", conformance.TierPass},                      // cnf with jkt
-		{"MTLS-CA-03", "C2 for the client", conformance.TierPass}, // another registered-CA certificate is not the client (RFC 8705 §2)
-		{"DPOP-RS-15", "", conformance.TierPass},                  // a replayed proof is refused (RFC 9449 §11.1)
-		{"DPOP-RS-19", "K2 proof with AT1", conformance.TierPass}, // a stolen DPoP token with the thief's key (RFC 9449 §4.3, §7.1)
-		{"ERR-13", "scheme Bearer", conformance.TierPass},         // Bearer downgrade of a DPoP token (RFC 9449 §7.2)
-		{"MTLS-CB-10", "no certificate", conformance.TierPass},    // a stolen certificate-bound token without the certificate (RFC 8705 §3)
-		{"ADV-84", "no certificate", conformance.TierPass},        // the same, adversarial catalogue
-		{"DPOP-AS-12", "", conformance.TierMissingFeature},        // its own valid JWT access token introspects as active=false
-		{"DPOP-AS-13", "", conformance.TierMissingFeature},        // the same, without a proof
-		{"ATV-31", "", conformance.TierPass},                      // an expired token introspects as active=false
-		{"DPOP-AS-14", "", conformance.TierSkip},                  // no nonces configured at the token endpoint
+		{"DPOP-AS-01", "", conformance.TierPass, ""},                  // token_type DPoP, cnf.jkt of the proof key (RFC 9449 §5, §6)
+		{"DPOP-AS-05", "", conformance.TierPass, ""},                  // cnf.jkt is the RFC 7638 thumbprint (RFC 9449 §6.1)
+		{"DPOP-AS-09", "", conformance.TierPass, ""},                  // token_type DPoP iff cnf.jkt (RFC 9449 §5)
+		{"MTLS-CB-01", "", conformance.TierPass, ""},                  // bound to C1 (RFC 8705 §3)
+		{"MTLS-CB-02", "", conformance.TierPass, ""},                  // canonical x5t#S256 (RFC 8705 §3.1)
+		{"ATV-01", "", conformance.TierPass, ""},                      // signed with a key from the discovered jwks_uri
+		{"ATV-03", "", conformance.TierPass, ""},                      // typ at+jwt (RFC 9068 §2.1)
+		{"ATV-08", "", conformance.TierPass, ""},                      // cnf with jkt
+		{"MTLS-CA-03", "C2 for the client", conformance.TierPass, ""}, // another registered-CA certificate is not the client (RFC 8705 §2)
+		{"DPOP-RS-15", "", conformance.TierPass, ""},                  // a replayed proof is refused (RFC 9449 §11.1)
+		{"DPOP-RS-19", "K2 proof with AT1", conformance.TierPass, ""}, // a stolen DPoP token with the thief's key (RFC 9449 §4.3, §7.1)
+		{"ERR-13", "scheme Bearer", conformance.TierPass, ""},         // Bearer downgrade of a DPoP token (RFC 9449 §7.2)
+		{"MTLS-CB-10", "no certificate", conformance.TierPass, ""},    // a stolen certificate-bound token without the certificate (RFC 8705 §3)
+		{"ADV-84", "no certificate", conformance.TierPass, ""},        // the same, adversarial catalogue
+		{"DPOP-AS-12", "", conformance.TierMissingFeature, ""},        // its own valid JWT access token introspects as active=false
+		{"DPOP-AS-13", "", conformance.TierMissingFeature, ""},        // the same, without a proof
+		{"ATV-31", "", conformance.TierPass, ""},                      // an expired token introspects as active=false
+		{"DPOP-AS-14", "", conformance.TierSkip, ""},                  // no nonces configured at the token endpoint
 	}
 	missing := []string{"DPOP-AS-12", "DPOP-AS-13"}
 	for _, c := range []struct {
@@ -580,14 +651,14 @@ func TestConformanceForeignIssuer(t *testing.T) {
 		pins       []pin
 	}{
 		{name: "as configured", pins: []pin{
-			{"MTLS-CA-04", "", conformance.TierPass}, // self-signed with C1's DN: invalid_client
-			{"ADV-91", "", conformance.TierPass},     // C1's DN from another CA: invalid_client
-			{"MTLS-CA-17", "", conformance.TierPass}, // only the configured trust anchors
+			{"MTLS-CA-04", "", conformance.TierPass, ""}, // self-signed with C1's DN: invalid_client
+			{"ADV-91", "", conformance.TierPass, ""},     // C1's DN from another CA: invalid_client
+			{"MTLS-CA-17", "", conformance.TierPass, ""}, // only the configured trust anchors
 		}},
 		{name: "trusting any CA", trustAnyCA: true, attacks: []string{"ADV-91", "MTLS-CA-04", "MTLS-CA-17"}, pins: []pin{
-			{"MTLS-CA-04", "", conformance.TierAcceptedAttack}, // self-signed with C1's DN (RFC 8705 §2.1)
-			{"ADV-91", "", conformance.TierAcceptedAttack},     // RFC 8705 §2.1, §7.4
-			{"MTLS-CA-17", "", conformance.TierAcceptedAttack}, // RFC 8705 §7.4
+			{"MTLS-CA-04", "", conformance.TierAcceptedAttack, ""}, // self-signed with C1's DN (RFC 8705 §2.1)
+			{"ADV-91", "", conformance.TierAcceptedAttack, ""},     // RFC 8705 §2.1, §7.4
+			{"MTLS-CA-17", "", conformance.TierAcceptedAttack, ""}, // RFC 8705 §7.4
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -601,52 +672,7 @@ func TestConformanceForeignIssuer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var attacks, missingGot, wrong []string
-			for i := range rep.Results {
-				r := &rep.Results[i]
-				if r.AttacksAccepted() {
-					attacks = append(attacks, r.ID)
-				}
-				if r.Tier == conformance.TierMissingFeature {
-					missingGot = append(missingGot, r.ID)
-				}
-				if r.WrongRefusals() {
-					wrong = append(wrong, r.ID)
-				}
-			}
-			slices.Sort(attacks)
-			slices.Sort(missingGot)
-			if !slices.Equal(attacks, c.attacks) {
-				t.Errorf("accepted attacks %v, want %v", attacks, c.attacks)
-			}
-			if !slices.Equal(missingGot, missing) {
-				t.Errorf("missing features %v, want %v", missingGot, missing)
-			}
-			if len(wrong) > 0 {
-				t.Errorf("wrong refusals %v, want none", wrong)
-			}
-			if want := len(c.attacks) > 0 || len(missing) > 0; rep.Failed() != want {
-				t.Errorf("Failed() = %v, want %v", rep.Failed(), want)
-			}
-			for _, pn := range append(slices.Clone(common), c.pins...) {
-				res, ok := rep.Result(pn.id)
-				if !ok {
-					t.Errorf("%s did not run", pn.id)
-					continue
-				}
-				got, reason := res.Tier, res.Reason
-				if pn.check != "" {
-					ch, ok := res.Check(pn.check)
-					if !ok {
-						t.Errorf("%s has no check %q", pn.id, pn.check)
-						continue
-					}
-					got, reason = ch.Tier, ch.Reason
-				}
-				if got != pn.tier {
-					t.Errorf("%s %q: tier %s, want %s (%s)", pn.id, pn.check, got, pn.tier, reason)
-				}
-			}
+			checkVerdicts(t, rep, verdicts{attacks: c.attacks, missing: missing, pins: append(slices.Clone(common), c.pins...)})
 			if t.Failed() || testing.Verbose() {
 				var b strings.Builder
 				_ = rep.WriteText(&b)
@@ -785,6 +811,12 @@ func TestForeignResourceTokens(t *testing.T) {
 	}
 }
 
+// TestConformanceForeignResource runs the whole catalogue (profile both)
+// against the foreign resource server with the module's issuer, and pins
+// the verdicts: the attacks it accepts, each with the RFC section of its
+// case; its refusals with 400 graded SHOULD-level where no MUST requires
+// 401, and MUST-level where RFC 8705 §3 does; and that stolen tokens are
+// refused.
 func TestConformanceForeignResource(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
@@ -818,7 +850,49 @@ func TestConformanceForeignResource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	_ = rep.WriteText(&b)
-	t.Log("\n" + b.String())
+	checkVerdicts(t, rep, verdicts{
+		// Each with the RFC section its case cites.
+		attacks: []string{
+			"ADV-107",    // 8 of 8 concurrent copies of one proof accepted (RFC 9449 §11.1; policy)
+			"ADV-21",     // RSA private-key (CRT) members in the proof's jwk (RFC 9449 §4.3 (7))
+			"ADV-28",     // jwk alg RS256 on another key type (RFC 7517 §4.2-4.4; policy)
+			"ADV-36",     // jti a number (RFC 9449 §4.2)
+			"ADV-38",     // htu twice in the proof (RFC 7515 §4; RFC 7519 §4; policy)
+			"ADV-39",     // invalid UTF-8 in jti (RFC 8725 §3.7)
+			"ADV-45",     // blank jti (RFC 9449 §4.2, §11.1)
+			"ADV-48",     // lower-case htm (RFC 9449 §4.3 (8); RFC 9110 §9.1)
+			"ADV-58",     // query in htu (RFC 9449 §4.2; policy)
+			"ADV-59",     // userinfo in htu (RFC 9449 §4.3 (9))
+			"ADV-74",     // two Authorization fields (RFC 6750 §3.1; RFC 9110 §5.3)
+			"ADV-76",     // proof in the standard base64 alphabet (RFC 9449 §4.3 (2))
+			"DPOP-RS-15", // a replayed proof (RFC 9449 §11.1; policy)
+			"ERR-12",     // two Authorization fields (RFC 6750 §2, §3.1; RFC 9449 §7.2)
+			"MTLS-CB-16", // a token bound to key and certificate, with the proof only (RFC 7800 §3.1; policy)
+		},
+		// RFC 8705 §3 mandates 401 invalid_token; it answers 400.
+		wrongAtMust: []string{"ADV-84", "ADV-85", "DPOP-RS-21", "ERR-17", "MTLS-CB-10"},
+		pins: []pin{
+			{"DPOP-RS-15", "", conformance.TierAcceptedAttack, conformance.LevelPolicy},
+			{"ADV-107", "", conformance.TierAcceptedAttack, conformance.LevelPolicy},
+			{"ADV-48", "lower-case htm", conformance.TierAcceptedAttack, conformance.LevelMust},
+			{"ADV-59", "userinfo", conformance.TierAcceptedAttack, conformance.LevelMust},
+			{"ERR-12", "two Authorization fields", conformance.TierAcceptedAttack, conformance.LevelMust},
+			// 400 invalid_dpop_proof for a refused proof: a SHOULD-level
+			// deviation (RFC 9449 §7.1, RFC 6750 §3.1), not a MUST failure.
+			{"DPOP-RS-02", "value x", conformance.TierWrongRefusal, conformance.LevelShould},
+			{"MTLS-CB-10", "no certificate", conformance.TierWrongRefusal, conformance.LevelMust},
+			// Stolen tokens are refused.
+			{"DPOP-RS-19", "K2 proof with AT1", conformance.TierPass, ""},
+			{"ERR-13", "scheme Bearer", conformance.TierPass, ""},
+			{"MTLS-CB-09", "", conformance.TierPass, ""},
+			// Strict mode: the RFC 9068 typ and claims are required.
+			{"ATV-10", "", conformance.TierPass, ""},
+			{"ATV-17", "", conformance.TierPass, ""},
+		},
+	})
+	if t.Failed() || testing.Verbose() {
+		var b strings.Builder
+		_ = rep.WriteText(&b)
+		t.Log("\n" + b.String())
+	}
 }
