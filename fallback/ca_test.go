@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
-	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -310,66 +309,6 @@ func TestClientURI(t *testing.T) {
 	} {
 		if id, ok := ClientIDFromURI(DefaultClientURIPrefix, bad); ok {
 			t.Errorf("ClientIDFromURI(%q) accepted as %q", bad, id)
-		}
-	}
-}
-
-// TestSmallOrderTable checks the small-order y values by arithmetic on
-// edwards25519: each decodes to a point P (for both signs of x) with
-// 8P = identity, and random public keys are not flagged.
-func TestSmallOrderTable(t *testing.T) {
-	t.Parallel()
-	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
-	d := new(big.Int).Mul(big.NewInt(-121665), new(big.Int).ModInverse(big.NewInt(121666), p))
-	d.Mod(d, p)
-	type pt struct{ x, y *big.Int }
-	add := func(a, b pt) pt {
-		// x3 = (x1y2+y1x2)/(1+d x1x2y1y2), y3 = (y1y2+x1x2)/(1-d x1x2y1y2)
-		t := new(big.Int).Mul(a.x, b.x)
-		t.Mul(t, a.y).Mul(t, b.y).Mul(t, d).Mod(t, p)
-		xn := new(big.Int).Add(new(big.Int).Mul(a.x, b.y), new(big.Int).Mul(a.y, b.x))
-		yn := new(big.Int).Add(new(big.Int).Mul(a.y, b.y), new(big.Int).Mul(a.x, b.x))
-		xd := new(big.Int).Add(big.NewInt(1), t)
-		yd := new(big.Int).Sub(big.NewInt(1), t)
-		x := xn.Mul(xn, xd.ModInverse(xd.Mod(xd, p), p)).Mod(xn, p)
-		y := yn.Mul(yn, yd.ModInverse(yd.Mod(yd, p), p)).Mod(yn, p)
-		return pt{x, y}
-	}
-	for i, enc := range smallOrderY {
-		le := slices.Clone(enc[:])
-		slices.Reverse(le)
-		y := new(big.Int).SetBytes(le)
-		// x^2 = (y^2 - 1) / (d y^2 + 1)
-		y2 := new(big.Int).Mul(y, y)
-		num := new(big.Int).Sub(y2, big.NewInt(1))
-		den := new(big.Int).Add(new(big.Int).Mul(d, y2), big.NewInt(1))
-		x2 := num.Mul(num, den.ModInverse(den.Mod(den, p), p)).Mod(num, p)
-		x := new(big.Int).ModSqrt(x2, p)
-		if x == nil {
-			t.Fatalf("entry %d is not on the curve", i)
-		}
-		q := pt{x, y}
-		for range 3 {
-			q = add(q, q)
-		}
-		if q.x.Sign() != 0 || q.y.Cmp(big.NewInt(1)) != 0 {
-			t.Fatalf("entry %d: 8P is not the identity", i)
-		}
-		for _, sign := range []byte{0, 0x80} {
-			k := slices.Clone(enc[:])
-			k[31] |= sign
-			if !weakEd25519(k) {
-				t.Fatalf("entry %d sign %x not flagged", i, sign)
-			}
-		}
-	}
-	for range 64 {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if weakEd25519(pub) {
-			t.Fatal("a random key is flagged")
 		}
 	}
 }

@@ -2,11 +2,11 @@ package fallback
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
+
+	"github.com/senderbound/senderbound/internal/pubkey"
 )
 
 // DefaultMaxCSRBytes caps a CSR's DER size when CAConfig.MaxCSRBytes is
@@ -48,66 +48,23 @@ func ParseCSR(der []byte, maxBytes int) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// CheckKey reports whether pub is a key the CA certifies: ECDSA on P-256,
-// P-384 or P-521; Ed25519 other than a small-order or non-canonically
-// encoded point; RSA of MinRSABits to MaxRSABits bits with public exponent
-// 65537. Errors wrap ErrKeyNotAccepted.
+// CheckKey reports whether pub is a key the CA certifies: the client-key
+// rules every key a client presents goes through (ECDSA on P-256, P-384 or
+// P-521; Ed25519 canonically encoded and not of small order; RSA of
+// MinRSABits to MaxRSABits bits), and for RSA the public exponent 65537.
+// Errors wrap ErrKeyNotAccepted.
 func CheckKey(pub crypto.PublicKey) error {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-			return nil
-		}
-	case ed25519.PublicKey:
-		if len(k) != ed25519.PublicKeySize {
-			return refuse(ErrKeyNotAccepted, ReasonKeyType)
-		}
-		if weakEd25519(k) {
-			return refuse(ErrKeyNotAccepted, ReasonKeyWeak)
-		}
-		return nil
-	case *rsa.PublicKey:
-		if k.N == nil || k.N.BitLen() < MinRSABits || k.N.BitLen() > MaxRSABits || k.E != 65537 || k.N.Bit(0) == 0 {
+	err := pubkey.Check(pub)
+	switch {
+	case err == nil:
+		if k, ok := pub.(*rsa.PublicKey); ok && k.E != 65537 {
 			return refuse(ErrKeyNotAccepted, ReasonKeySize)
 		}
 		return nil
+	case errors.Is(err, pubkey.ErrEd25519NonCanonical), errors.Is(err, pubkey.ErrEd25519SmallOrder), errors.Is(err, pubkey.ErrEd25519NotOnCurve):
+		return refuse(ErrKeyNotAccepted, ReasonKeyWeak)
+	case errors.Is(err, pubkey.ErrRSASize), errors.Is(err, pubkey.ErrRSAModulus), errors.Is(err, pubkey.ErrRSAExponent):
+		return refuse(ErrKeyNotAccepted, ReasonKeySize)
 	}
 	return refuse(ErrKeyNotAccepted, ReasonKeyType)
-}
-
-// smallOrderY holds the y coordinates (little-endian, sign bit clear) of
-// the eight points of order 1, 2, 4 and 8 on edwards25519: 1, p-1, 0 and
-// the two order-8 values. A key whose y is one of them is a small-order
-// point, whatever its sign bit.
-var smallOrderY = [5][32]byte{
-	{1},
-	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-	{0},
-	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
-	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
-}
-
-// weakEd25519 reports whether k encodes a small-order point, or encodes a
-// y coordinate that is not reduced modulo p = 2^255-19 (a non-canonical
-// encoding, which also covers the alternative encodings of small-order
-// points).
-func weakEd25519(k ed25519.PublicKey) bool {
-	var y [32]byte
-	copy(y[:], k)
-	y[31] &= 0x7f
-	// y >= p: bytes 1..30 all 0xff, byte 31 0x7f, byte 0 >= 0xed.
-	nonCanonical := y[0] >= 0xed && y[31] == 0x7f
-	for i := 1; i < 31 && nonCanonical; i++ {
-		nonCanonical = y[i] == 0xff
-	}
-	if nonCanonical {
-		return true
-	}
-	for i := range smallOrderY {
-		if y == smallOrderY[i] {
-			return true
-		}
-	}
-	return false
 }

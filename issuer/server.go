@@ -192,6 +192,10 @@ type ServerConfig struct {
 	// visible to the caller. Tokens, secrets, proofs and other request data
 	// are never logged.
 	Logger *slog.Logger
+	// Metrics, when set, receives one call per issued token (by grant and
+	// binding) and per refused request, and the duration of each
+	// replay-store call. nil means no metrics and no cost.
+	Metrics Metrics
 	// Fallback, when set, makes the issuer a certificate authority for
 	// the fallback: Handler serves CertificatePath (also on the mTLS
 	// alias) and CRLPath, and the metadata advertises them. Optional.
@@ -238,6 +242,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		cfg.ReplayStore = lru
 	}
+	cfg.ReplayStore = timedReplayStore(cfg.ReplayStore, cfg.Metrics)
 	if cfg.ReplayQuota.Now == nil {
 		cfg.ReplayQuota.Now = cfg.Issuer.cfg.Now
 	}
@@ -548,6 +553,9 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, nonce, fmt.Errorf("%w: refresh store", ErrUnavailable)
 		}
 		resp.RefreshToken = rt
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.TokenIssued(gt, bindingKind(binding))
 	}
 	return resp, nonce, nil
 }
@@ -872,6 +880,9 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	}
 	if e.nonce != "" {
 		dpop.SetNonce(w.Header(), e.nonce)
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Refused(endpoint, e)
 	}
 	if s.cfg.Logger != nil {
 		s.cfg.Logger.Info("issuer: request refused",
