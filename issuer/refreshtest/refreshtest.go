@@ -39,8 +39,8 @@ package refreshtest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"sync"
