@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/netutil"
 
 	"github.com/senderbound/senderbound/dpop"
@@ -166,16 +164,6 @@ func serveLoadPool(flagName, file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// serveNonces returns a DPoP nonce source with a fresh random secret, so
-// nonces are valid only at this process and only until it exits.
-func serveNonces(label string) (*dpop.Nonces, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
-	}
-	return dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{secret}, Label: label})
-}
-
 // serveTLSFlags are the --tls-cert, --tls-key and --client-ca flags shared by
 // both servers.
 type serveTLSFlags struct {
@@ -281,7 +269,8 @@ func (f *serveLogFlags) logger(e *env, cmd string, w io.Writer) (*slog.Logger, e
 
 const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--audience AUD]... [--scope S]...
        [--signing-key FILE | --state-dir DIR | --ephemeral-key] [--token-ttl DUR] [--require-nonce]
-       [--replay-capacity N] [--replay-quota N]
+       [--replay-capacity N] [--replay-quota N] [--redis URL [--redis-password-file FILE]]
+       [--nonce-secret-file FILE]
        [--client ID[:SECRET|:@FILE]]... [--public-client ID]...
        [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
        [--dpop-bound ID]... [--introspect-all ID]...
@@ -320,7 +309,17 @@ Without --signing-key the key is DIR/signing-key.jwk, where DIR is --state-dir
 others are refused. --ephemeral-key signs with a key kept in memory only, so
 every token dies when the process exits (tests only). Standard output carries
 only the listening line. Plain HTTP is allowed only on loopback (for local
-tests).`
+tests).
+
+Several instances behind one load balancer: give every instance the same
+--issuer, --signing-key and clients. --redis shares the replay store and the
+refresh tokens (single use: a refresh token redeemed at one instance is
+refused at every other); the Redis password comes from --redis-password-file
+or SENDERBOUND_REDIS_PASSWORD rather than the URL, which other local users can
+read in the process table. With --require-nonce, --nonce-secret-file (or
+SENDERBOUND_NONCE_SECRET) shares the nonce secret, so that a nonce from one
+instance is accepted at the others; it needs --issuer. Secret files must be
+readable by their owner only; a trailing newline is ignored.` + serveNonceSecretHelp
 
 // serveStateKeyFile is the default signing key's name in --state-dir.
 const serveStateKeyFile = "signing-key.jwk"
@@ -369,26 +368,17 @@ func serveClientSecret(e *env, cmd, v string) (id, secret string, src serveSecre
 		}
 		secret, src = val, secretFromEnv
 	case strings.HasPrefix(rest, "@") && len(rest) > 1:
-		data, err := keyfile.ReadPrivate(rest[1:])
-		if err != nil {
+		if secret, err = serveReadSecretFile(rest[1:]); err != nil {
 			return "", "", 0, fmt.Errorf("--client %s: secret file: %w", id, err)
 		}
-		secret, src = string(data), secretFromFile
-		if t, ok := strings.CutSuffix(secret, "\n"); ok {
-			secret = strings.TrimSuffix(t, "\r")
-		}
+		src = secretFromFile
 	case rest == "" || rest == "@":
 		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
 	default:
 		secret, src = rest, secretFromArgs
 	}
-	if len(secret) < serveMinSecretLen {
-		return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret must have at least %d characters", id, serveMinSecretLen)
-	}
-	for _, c := range []byte(secret) {
-		if c < 0x20 || c == 0x7f {
-			return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret must be one line of printable characters", id)
-		}
+	if p := serveSecretProblem(secret, serveMinSecretLen); p != "" {
+		return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret %s", id, p)
 	}
 	return id, secret, src, nil
 }
@@ -422,6 +412,9 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	lf.register(fs)
 	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
+	redisURL := fs.String("redis", "", "share the replay store and the refresh tokens with the other instances of this issuer through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
+	var sf serveSharedFlags
+	sf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -468,6 +461,16 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		}
 	} else if err := serveCheckIssuerURL(*issuerURL, listenHost, tf.enabled()); err != nil {
 		return serveUsagef(e, cmd, "%v", err)
+	}
+	// The nonce label is the issuer identifier, derived from the port
+	// actually bound unless --issuer names it.
+	nonceSecrets, err := sf.nonceSecrets(e, cmd, *requireNonce, *issuerURL != "", "--issuer, the identifier every instance shares")
+	if err != nil {
+		return err
+	}
+	redisPassword, redisPasswordInURL, err := sf.redisPassword(e, cmd, *redisURL)
+	if err != nil {
+		return err
 	}
 	if len(audiences) == 0 {
 		audiences = listFlag{serveDefaultAudience}
@@ -622,12 +625,29 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		id = scheme + "://" + net.JoinHostPort(listenHost, port)
 	}
-	h, err := serveIssuerHandler(serveIssuerParams{
+	params := serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
 		logger:         logger,
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
-	})
+		nonceSecrets: nonceSecrets,
+	}
+	if *redisURL != "" {
+		rdb, err := serveRedisClient(ctx, *redisURL, nil, redisPassword)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if redisPasswordInURL {
+			serveRedisPasswordNote(e)
+		}
+		defer rdb.Close()
+		if params.replayStore, params.refreshStore, err = serveIssuerRedis(rdb, id); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	h, err := serveIssuerHandler(params)
 	if err != nil {
 		ln.Close()
 		return err
@@ -738,6 +758,12 @@ type serveIssuerParams struct {
 	// per-owner quota; zero means the library defaults.
 	replayCapacity int
 	replayQuota    int
+	// nonceSecrets are the shared nonce secrets; nil means a random one.
+	nonceSecrets [][]byte
+	// replayStore and refreshStore, when set, are shared with the other
+	// instances (--redis); nil means in memory.
+	replayStore  dpop.ReplayStore
+	refreshStore issuer.RefreshStore
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -775,8 +801,14 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		ReplayCapacity:  p.replayCapacity,
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
 	}
+	if p.replayStore != nil {
+		cfg.ReplayStore = p.replayStore
+	}
+	if p.refreshStore != nil {
+		cfg.RefreshTokens = p.refreshStore
+	}
 	if p.requireNonce {
-		n, err := serveNonces(p.id)
+		n, err := serveNonces(p.id, p.nonceSecrets)
 		if err != nil {
 			return nil, err
 		}
@@ -792,7 +824,8 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--forwarded-headers x-forwarded|forwarded|none]
-       [--ca-file FILE] [--redis URL] [--replay-capacity N] [--replay-quota N]
+       [--ca-file FILE] [--redis URL [--redis-password-file FILE]] [--replay-capacity N] [--replay-quota N]
+       [--nonce-secret-file FILE]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
        [--log-level debug|info|warn|error] [--log-format text|json]
@@ -817,7 +850,15 @@ The other family is never read, and a request from the proxy that carries it is
 refused with 400: common proxies pass a client's copy of the family they do not
 set through untouched. From a trusted proxy the client certificate is the one
 forwarded in Client-Cert (a certificate on the proxy's own connection is the
-proxy's, not the client's), so list only proxies.`
+proxy's, not the client's), so list only proxies.
+
+Several instances behind one load balancer: --redis shares the DPoP replay
+cache (its password from --redis-password-file or SENDERBOUND_REDIS_PASSWORD
+rather than the URL); with --require-nonce, --nonce-secret-file (or
+SENDERBOUND_NONCE_SECRET) shares the nonce secret, so that a nonce from one
+instance is accepted at the others; it needs --public-url (or a
+--trusted-proxy), the same at every instance. Secret files must be readable by
+their owner only; a trailing newline is ignored.` + serveNonceSecretHelp
 
 // runServeResource implements "serve-resource".
 func runServeResource(ctx context.Context, e *env, args []string) error {
@@ -845,6 +886,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
+	var sf serveSharedFlags
+	sf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -925,6 +968,16 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	}
 	if trusted != nil && headers == trustedproxy.HeadersNone && *publicURL == "" && policy.Accept != resource.AcceptMTLS {
 		return serveUsagef(e, cmd, "--forwarded-headers none needs --public-url, the URL clients use, checked against each DPoP proof")
+	}
+	// The nonce label is the public URL, or the audience behind a proxy;
+	// only a derived public URL differs between instances.
+	nonceSecrets, err := sf.nonceSecrets(e, cmd, *requireNonce, *publicURL != "" || len(proxies) > 0, "--public-url, the URL clients use")
+	if err != nil {
+		return err
+	}
+	redisPassword, redisPasswordInURL, err := sf.redisPassword(e, cmd, *redisURL)
+	if err != nil {
+		return err
 	}
 	if !tf.enabled() && len(proxies) == 0 {
 		if !serveIsLoopbackHost(listenHost) {
@@ -1011,9 +1064,12 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if policy.Accept != resource.AcceptMTLS {
 		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
-			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots)
+			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots, redisPassword)
 			if err != nil {
 				return err
+			}
+			if redisPasswordInURL {
+				serveRedisPasswordNote(e)
 			}
 			dc.ReplayStore, closeStore = store, closeFn
 		} else {
@@ -1028,7 +1084,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 			if label == "" {
 				label = *audience
 			}
-			n, err := serveNonces(label)
+			n, err := serveNonces(label, nonceSecrets)
 			if err != nil {
 				return err
 			}
@@ -1088,28 +1144,14 @@ func serveResourceAnswer(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// serveRedisStore connects to the Redis at rawURL (checked with PING) and
-// returns a shared replay store and the function that closes the client.
-// roots, when set, are the CAs trusted for a rediss:// URL.
-func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (*redisstore.Store, func(), error) {
-	opt, err := redis.ParseURL(rawURL)
+// serveRedisStore connects to the Redis at rawURL (checked with PING; with
+// password when it is not empty) and returns a shared replay store and the
+// function that closes the client. roots, when set, are the CAs trusted
+// for a rediss:// URL.
+func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool, password string) (*redisstore.Store, func(), error) {
+	rdb, err := serveRedisClient(ctx, rawURL, roots, password)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			// url.Error repeats the URL, which may hold a password.
-			return nil, nil, errors.New("--redis: invalid URL")
-		}
-		return nil, nil, fmt.Errorf("--redis: %w", err)
-	}
-	if opt.TLSConfig != nil && roots != nil {
-		opt.TLSConfig.RootCAs = roots
-	}
-	rdb := redis.NewClient(opt)
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		rdb.Close()
-		return nil, nil, fmt.Errorf("--redis: %w", err)
+		return nil, nil, err
 	}
 	store, err := redisstore.New(rdb, redisstore.Config{})
 	if err != nil {
