@@ -272,7 +272,8 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--replay-capacity N] [--replay-quota N] [--redis URL [--redis-password-file FILE]]
        [--nonce-secret-file FILE]
        [--client ID[:SECRET|:@FILE]]... [--public-client ID]...
-       [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
+       [--mtls-client ID:SUBJECT_DN|ID:san-dns=NAME|ID:san-uri=URI|ID:san-ip=IP|ID:san-email=ADDR]...
+       [--self-signed-client ID:CERT_PEM]...
        [--dpop-bound ID]... [--introspect-all ID]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
@@ -292,6 +293,17 @@ of them. Tokens carry every --audience in aud. Confidential (--client) clients
 authenticate with client_secret_basic and may call /introspect, which shows
 them only the tokens issued to them; --introspect-all lets one (a resource
 server) introspect every access token.
+
+A --mtls-client certificate must chain to --client-ca, list the clientAuth
+extended key usage and match its one registered selector: the subject DN
+(RFC 4514; values compared without regard to ASCII case and outer spaces),
+or a SAN of the one type named: san-dns a dNSName case-insensitively in ASCII
+(no wildcards), san-uri a URI SAN exactly (the scheme excepted), e.g. a
+service mesh's SPIFFE ID spiffe://example.org/ns/a/sa/b, san-ip an iPAddress
+in binary form (an IPv4-mapped IPv6 address is not the IPv4 address),
+san-email an rfc822Name with the local part exactly and the domain
+case-insensitively in ASCII. A value that starts with none of san-dns=,
+san-uri=, san-ip=, san-email= is a subject DN.
 
 Client secrets: --client ID:SECRET puts the secret on the command line, where
 other local users can read it in the process table; prefer --client ID:@FILE
@@ -398,7 +410,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	ttl := fs.Duration("token-ttl", 5*time.Minute, "access-token lifetime, 1s to 24h")
 	fs.Var(&secretClients, "client", "register a confidential client (client_secret_basic, may introspect its own tokens) as ID:@FILE (secret in FILE), ID (secret in $"+serveSecretEnvPrefix+"<ID>) or ID:SECRET (visible in the process table); secret at least 16 characters; repeatable")
 	fs.Var(&publicClients, "public-client", "register a public client ID (token_endpoint_auth_method none; refresh_token only, client_credentials is for confidential clients), repeatable")
-	fs.Var(&mtlsClients, "mtls-client", "register a tls_client_auth client ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example); the certificate must chain to --client-ca; repeatable")
+	fs.Var(&mtlsClients, "mtls-client", "register a tls_client_auth client by subject DN, ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example), or by SAN (RFC 8705 §2.1.2), ID:san-dns=NAME, ID:san-uri=URI (e.g. a SPIFFE ID), ID:san-ip=ADDRESS or ID:san-email=ADDRESS; the certificate must chain to --client-ca; repeatable")
 	fs.Var(&selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
 	var dpopBound, introspectAll listFlag
 	fs.Var(&dpopBound, "dpop-bound", "client ID must send a DPoP proof with every token request and gets only DPoP-bound tokens (dpop_bound_access_tokens), repeatable")
@@ -523,19 +535,21 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		clients = append(clients, issuer.Client{ID: id, AuthMethod: issuer.AuthNone, Scopes: scopes})
 	}
 	type pair struct{ id, value string }
-	var mtlsPairs, selfSignedPairs []pair
+	type mtlsClient struct {
+		id   string
+		auth mtlsbound.PKIAuth
+	}
+	var selfSignedPairs []pair
+	var mtlsRegs []mtlsClient
 	for _, v := range mtlsClients {
-		id, dn, ok := serveSplitPair(v)
-		if !ok {
-			return serveUsagef(e, cmd, "--mtls-client needs ID:SUBJECT_DN")
-		}
-		if _, err := mtlsbound.ParseDistinguishedName(dn); err != nil {
-			return serveUsagef(e, cmd, "--mtls-client %q: invalid subject DN", id)
+		id, auth, err := serveMTLSClient(e, cmd, v)
+		if err != nil {
+			return err
 		}
 		if err := register(id); err != nil {
 			return err
 		}
-		mtlsPairs = append(mtlsPairs, pair{id, dn})
+		mtlsRegs = append(mtlsRegs, mtlsClient{id, auth})
 	}
 	for _, v := range selfSignedClients {
 		id, file, ok := serveSplitPair(v)
@@ -567,14 +581,14 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		}
 		tlsConfig = mtlsbound.ServerTLSConfig(cert)
 	}
-	if len(mtlsPairs) > 0 {
+	if len(mtlsRegs) > 0 {
 		roots, err := serveLoadPool("--client-ca", tf.clientCA)
 		if err != nil {
 			return err
 		}
-		for _, p := range mtlsPairs {
-			clients = append(clients, issuer.Client{ID: p.id, AuthMethod: issuer.AuthTLSClient, Scopes: scopes,
-				Certificate: mtlsbound.PKIAuth{Roots: roots, SubjectDN: p.value}})
+		for _, m := range mtlsRegs {
+			m.auth.Roots = roots
+			clients = append(clients, issuer.Client{ID: m.id, AuthMethod: issuer.AuthTLSClient, Scopes: scopes, Certificate: m.auth})
 		}
 	}
 	for _, p := range selfSignedPairs {
