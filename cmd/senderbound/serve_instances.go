@@ -43,7 +43,10 @@ const serveNonceSecretHelp = `
 A nonce secret file holds one secret of at least 32 characters per line (for
 example the output of: openssl rand -base64 32); the first signs new nonces,
 every line verifies. To rotate, add the new secret as the first line at every
-instance, then remove the old line after 5 minutes (the nonce lifetime).`
+instance, then remove the old line after 5 minutes (the nonce lifetime).
+Each nonce is bound to its server's URL (the issuer identifier, the resource's
+public URL), so one server's nonces are refused by the other even with the
+same secret (RFC 9449 §9).`
 
 // serveReadSecretFile reads a secret file: a regular file readable and
 // writable by its owner only (keyfile.ReadPrivate), whose content is the

@@ -65,8 +65,12 @@ func serveSend(t testing.TB, method, target, proof, authz, id, secret string, fo
 // (imagined) load balancer URL, sharing a real redis-server that requires
 // a password and a nonce secret, instance A reading both from files and
 // instance B from the environment: a nonce from A is accepted at B, and a
-// proof accepted at A is a replay at B. A third issuer instance with its own
-// nonce secret refuses A's nonce, so the sharing is what makes B accept it.
+// proof accepted at A is a replay at B (DPOP-RS-15 across instances). A
+// third issuer instance with its own nonce secret refuses A's nonce, so the
+// sharing is what makes B accept it; the resource servers, given the same
+// secret as the issuers, refuse the issuer's nonce (DPOP-AS-21). Refresh
+// tokens shared by two issuer instances are tested in issuer/redisrefresh
+// (serve-issuer has no grant that issues them).
 func TestServeTwoInstances(t *testing.T) {
 	t.Parallel()
 	const (
@@ -159,6 +163,11 @@ func TestServeTwoInstances(t *testing.T) {
 			t.Fatalf("resource request without nonce: %d %q", status, h.Get("WWW-Authenticate"))
 		}
 		return h.Get("DPoP-Nonce")
+	}
+	// DPOP-AS-21: the issuer's nonce is refused by the resource servers,
+	// although they were given the same secret: nonces carry their label.
+	if status, h, _ := serveSend(t, http.MethodGet, rsA.URL+"/resource", proof(http.MethodGet, resHTU, nA, token), "DPoP "+token, "", "", nil); status != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), "use_dpop_nonce") {
+		t.Fatalf("resource: the issuer's nonce: %d %q, want 401 use_dpop_nonce", status, h.Get("WWW-Authenticate"))
 	}
 	if status, h, _ := serveSend(t, http.MethodGet, rsB.URL+"/resource", proof(http.MethodGet, resHTU, resNonce(rsA), token), "DPoP "+token, "", "", nil); status != http.StatusOK {
 		t.Fatalf("resource: A's nonce at B: %d %q", status, h.Get("WWW-Authenticate"))

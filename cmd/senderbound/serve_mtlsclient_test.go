@@ -17,7 +17,8 @@ import (
 // §2.1.2) on the command line, one per SAN type plus one by subject DN,
 // and requests tokens over real TLS with certificates from the client CA
 // carrying the registered SAN or a look-alike: only the registered value,
-// by each type's matching rule, authenticates.
+// by each type's matching rule, authenticates (MTLS-CA-07: a SAN selector
+// matches only its own SAN type; MTLS-CA-08: IP addresses in binary form).
 func TestServeMTLSClientSAN(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
