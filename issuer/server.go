@@ -169,7 +169,10 @@ type ServerConfig struct {
 	// cannot obtain certificates must not claim it: clients would be told
 	// to expect certificate-bound tokens they can never get.
 	MTLS bool
-	// RefreshTokens stores refresh tokens. Default: NewMemoryRefreshStore.
+	// RefreshTokens stores refresh tokens. Default: NewMemoryRefreshStore
+	// (one instance only; use a shared store such as issuer/redisrefresh
+	// when several instances serve the same issuer, or a refresh token
+	// issued by one is unknown at the others).
 	RefreshTokens RefreshStore
 	// RefreshTokenTTL is the refresh-token lifetime. Default 24 hours.
 	RefreshTokenTTL time.Duration
