@@ -422,7 +422,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
-	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
+	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values (without --redis); when full of live entries, DPoP token requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
 	redisURL := fs.String("redis", "", "share the replay store and the refresh tokens with the other instances of this issuer through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
 	var sf serveSharedFlags
