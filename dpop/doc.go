@@ -96,7 +96,11 @@
 //   - jwk public only (d, p, q, dp, dq, qi, oth, k and kty oct refused), with
 //     minimal encodings (no leading zero in n, minimal e, full-length EC
 //     coordinates); jwk members alg, use and key_ops, when present, must
-//     allow this use; x5c, x5u, x5t, jku, crit, and kid without jwk refused;
+//     allow this use; x5c, x5u, x5t, jku, crit, and kid without jwk refused,
+//     except x5c when the caller asks for it with [Expect.X5C]: then it is
+//     required, 1 to [MaxX5C] strings of padded standard base64 (not
+//     base64url, no whitespace, canonical trailing bits), each at most
+//     [MaxX5CCertBytes] decoded, returned in [Proof.X5C];
 //   - PS* signatures must use a salt as long as the hash (RFC 7518 §3.5);
 //   - jti a string of 1 to 256 bytes without control characters, not blank;
 //     iat a JSON number, integral or fractional (RFC 7519 NumericDate;

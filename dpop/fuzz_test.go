@@ -74,7 +74,7 @@ func FuzzDifferential(f *testing.F) {
 			return
 		}
 		var p parsed
-		r := parseAndVerify(proof, func(string) bool { return true }, "", &p)
+		r := parseAndVerify(proof, func(string) bool { return true }, "", false, &p)
 		mineJKT := p.jkt
 		release(&p)
 
@@ -208,4 +208,53 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// FuzzX5C feeds protected headers to the x5c path of the header parser
+// with the caller's opt-in: no panic, and every accepted value re-encodes
+// to exactly the string it came from (one encoding per certificate).
+func FuzzX5C(f *testing.F) {
+	for _, s := range []string{
+		`{"x5c":["AQID"]}`,
+		`{"x5c":["AQID","+/8="]}`,
+		`{"x5c":[]}`,
+		`{"x5c":[""]}`,
+		`{"x5c":"AQID"}`,
+		`{"x5c":["AQ\nID=="]}`,
+		`{"x5c":["AQ\u000aID=="]}`,
+		`{"x5c":["-_-_"]}`,
+		`{"x5c":["AQJ="]}`,
+		`{"x5c":["AQ==AQID"]}`,
+		`{"x5c":["AQID"],"x5c":["AQID"]}`,
+		`{"x5c":["A","A","A","A","A","A","A","A","A"]}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, hdr string) {
+		var h header
+		if parseHeader([]byte(hdr), true, &h) != rOK || !h.hasX5C {
+			return
+		}
+		if h.nX5C > MaxX5C {
+			t.Fatalf("%d x5c values kept", h.nX5C)
+		}
+		der, r := decodeX5C(&h)
+		if r != rOK {
+			if der != nil {
+				t.Fatal("values returned with an error")
+			}
+			return
+		}
+		if len(der) != h.nX5C || len(der) == 0 {
+			t.Fatalf("%d values decoded from %d", len(der), h.nX5C)
+		}
+		for i, d := range der {
+			if len(d) == 0 || len(d) > MaxX5CCertBytes {
+				t.Fatalf("value %d has %d bytes", i, len(d))
+			}
+			if base64.StdEncoding.EncodeToString(d) != string(h.x5c[i]) {
+				t.Fatalf("value %d does not re-encode to its input", i)
+			}
+		}
+	})
 }

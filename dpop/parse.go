@@ -31,6 +31,11 @@ const (
 	maxMembers = 64
 	// maxJTI caps the jti length in bytes (DPOP-RS-16).
 	maxJTI = 256
+	// MaxX5C is the most certificates an x5c header member may hold when
+	// the caller accepts one ([Expect.X5C]).
+	MaxX5C = 8
+	// MaxX5CCertBytes caps the decoded size of each x5c certificate.
+	MaxX5CCertBytes = 16 << 10
 )
 
 // reason identifies why a proof was rejected. Its description is a fixed
@@ -75,6 +80,8 @@ const (
 	rEdNonCanonical
 	rEdSmallOrder
 	rRSAExponent
+	rX5C
+	rX5CMissing
 )
 
 var reasonText = [...]string{
@@ -115,6 +122,8 @@ var reasonText = [...]string{
 	rEdNonCanonical: "non-canonical Ed25519 key",
 	rEdSmallOrder:   "Ed25519 key of small order",
 	rRSAExponent:    "RSA exponent not accepted",
+	rX5C:            "invalid x5c",
+	rX5CMissing:     "x5c missing",
 }
 
 func (r reason) String() string { return reasonText[r] }
@@ -171,6 +180,11 @@ type header struct {
 	hasKid    bool
 	jwk       jwkFields
 	forbidden reason
+	// x5c holds the x5c strings (JSON-unescaped, still base64) when the
+	// caller accepts x5c; nX5C of them are set.
+	x5c    [MaxX5C][]byte
+	nX5C   int
+	hasX5C bool
 }
 
 // claims holds offsets into the payload buffer.
@@ -197,9 +211,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b
 // parseAndVerify runs the strict compact parser, builds the key, checks
 // alg against allowed and verifies the signature. When wantJKT is not
 // empty, the key's thumbprint must equal it (rKeyMismatch), which is
-// checked before the signature. It does not look at the claims' values.
-// p.buf must be returned with release.
-func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, p *parsed) reason {
+// checked before the signature. An x5c header member is refused unless x5c
+// is true. It does not look at the claims' values. On success p.buf must
+// be returned with release.
+func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, x5c bool, p *parsed) reason {
 	d1 := strings.IndexByte(proof, '.')
 	d2 := -1
 	if d1 >= 0 {
@@ -238,7 +253,7 @@ func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, p *
 		return rBase64
 	}
 	p.plen = len(hdr) + len(payload)
-	if r := parseHeader(hdr, &p.hdr); r != rOK {
+	if r := parseHeader(hdr, x5c, &p.hdr); r != rOK {
 		return r
 	}
 	h := &p.hdr
@@ -476,7 +491,7 @@ func newScanner(b []byte) jwsverify.Scanner {
 	return jwsverify.Scanner{B: b, MaxDepth: maxJSONDepth, MaxMembers: maxMembers}
 }
 
-func parseHeader(b []byte, h *header) reason {
+func parseHeader(b []byte, x5c bool, h *header) reason {
 	s := newScanner(b)
 	bad := rHeaderJSON
 	ok := s.Top(func(name []byte) bool {
@@ -511,7 +526,28 @@ func parseHeader(b []byte, h *header) reason {
 			h.hasKid = true
 		case "crit":
 			h.forbidden = rCrit
-		case "jku", "x5u", "x5c", "x5t", "x5t#S256":
+		case "x5c":
+			if !x5c {
+				if h.forbidden == rOK {
+					h.forbidden = rKeyRef
+				}
+				break
+			}
+			h.hasX5C = true
+			ok := s.Array(func() bool {
+				v, ok := s.Str()
+				if !ok || h.nX5C == MaxX5C {
+					return false
+				}
+				h.x5c[h.nX5C] = v
+				h.nX5C++
+				return true
+			})
+			if !ok {
+				bad = rX5C
+			}
+			return ok
+		case "jku", "x5u", "x5t", "x5t#S256":
 			if h.forbidden == rOK {
 				h.forbidden = rKeyRef
 			}

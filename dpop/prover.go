@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,12 @@ type ProverOptions struct {
 	Now func() time.Time
 	// Rand is the entropy for jti. nil means crypto/rand.Reader.
 	Rand io.Reader
+	// X5C, when set, is a certificate chain (DER, leaf first) to carry in
+	// every proof's protected header as x5c (standard base64, RFC 7515
+	// §4.1.6), for verifiers that accept it ([Expect.X5C]). The leaf's
+	// public key must be the signing key's; at most [MaxX5C] certificates
+	// of at most [MaxX5CCertBytes] each. nil means no x5c, the DPoP form.
+	X5C [][]byte
 }
 
 // Prover creates DPoP proofs (RFC 9449 §4.2) with one key. A Prover is
@@ -92,7 +99,12 @@ func NewProver(key crypto.Signer, opts *ProverOptions) (*Prover, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dpop: jwk: %w", err)
 	}
-	header, err := json.Marshal(proofHeader{Alg: alg, JWK: jwkJSON, Typ: ProofType})
+	if err := checkX5C(o.X5C, pub); err != nil {
+		return nil, err
+	}
+	// encoding/json writes each []byte as padded standard base64, the x5c
+	// encoding.
+	header, err := json.Marshal(proofHeader{Alg: alg, JWK: jwkJSON, Typ: ProofType, X5C: o.X5C})
 	if err != nil {
 		return nil, fmt.Errorf("dpop: header: %w", err)
 	}
@@ -153,6 +165,32 @@ type proofHeader struct {
 	Alg string          `json:"alg"`
 	JWK json.RawMessage `json:"jwk"`
 	Typ string          `json:"typ"`
+	X5C [][]byte        `json:"x5c,omitempty"`
+}
+
+// checkX5C checks a chain for ProverOptions.X5C: within the verifier's
+// bounds, each value a certificate, the first one for pub.
+func checkX5C(chain [][]byte, pub crypto.PublicKey) error {
+	if chain == nil {
+		return nil
+	}
+	if len(chain) == 0 || len(chain) > MaxX5C {
+		return fmt.Errorf("dpop: x5c must hold 1 to %d certificates", MaxX5C)
+	}
+	for _, der := range chain {
+		if len(der) == 0 || len(der) > MaxX5CCertBytes {
+			return fmt.Errorf("dpop: x5c certificate is empty or larger than %d bytes", MaxX5CCertBytes)
+		}
+	}
+	leaf, err := x509.ParseCertificate(chain[0])
+	if err != nil {
+		return fmt.Errorf("dpop: x5c leaf: %w", err)
+	}
+	k, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !k.Equal(pub) {
+		return errors.New("dpop: x5c leaf certificate is not for the signing key")
+	}
+	return nil
 }
 
 // ProofOptions are the per-request inputs of [Prover.Proof].

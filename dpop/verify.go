@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -177,6 +178,14 @@ type Expect struct {
 	// verification; ErrKeyMismatch then takes precedence over the claim
 	// checks.
 	JKT string
+	// X5C, when true, requires the protected header to carry an x5c member
+	// (RFC 7515 §4.1.6): an array of 1 to [MaxX5C] standard base64 (not
+	// base64url) strings, padded, without whitespace, each decoding to at
+	// most [MaxX5CCertBytes] bytes; the decoded values are in [Proof.X5C].
+	// Verify does NOT parse them as certificates nor relate them to the
+	// jwk: that is the caller's job. When false (the default) a proof with
+	// x5c is refused, like one with x5u, x5t or jku.
+	X5C bool
 }
 
 // Proof is a verified DPoP proof. It is a plain value owned by the caller.
@@ -189,6 +198,10 @@ type Proof struct {
 	Algorithm string           // the JWS alg, e.g. ES256
 	IssuedAt  time.Time        // iat
 	PublicKey crypto.PublicKey // *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
+	// X5C holds the DER values of the protected header's x5c member, in
+	// order, when [Expect.X5C] was set; nil otherwise. They are covered by
+	// the proof's signature but are otherwise unverified.
+	X5C [][]byte
 }
 
 // replayDomain separates replay keys from any other SHA-256 use.
@@ -250,7 +263,7 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 		return nil, fail(ErrInvalidProof, rSize)
 	}
 	var p parsed
-	r := parseAndVerify(proof, v.allowed, want.JKT, &p)
+	r := parseAndVerify(proof, v.allowed, want.JKT, want.X5C, &p)
 	defer release(&p)
 	switch r {
 	case rOK:
@@ -311,6 +324,15 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 			return nil, fail(ErrUseNonce, rNonce)
 		}
 	}
+	var x5c [][]byte
+	if want.X5C {
+		if !p.hdr.hasX5C {
+			return nil, fail(ErrInvalidProof, rX5CMissing)
+		}
+		if x5c, r = decodeX5C(&p.hdr); r != rOK {
+			return nil, fail(ErrInvalidProof, r)
+		}
+	}
 	out := &Proof{
 		JKT:       p.jkt,
 		JTI:       string(c.jti),
@@ -319,6 +341,7 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 		Algorithm: p.alg,
 		IssuedAt:  iat,
 		PublicKey: p.key,
+		X5C:       x5c,
 	}
 	if c.hasNonce {
 		out.Nonce = string(c.nonce)
@@ -366,6 +389,37 @@ func (v *Verifier) Claim(ctx context.Context, p *Proof) error {
 		return fail(ErrReplay, rReplay)
 	}
 	return nil
+}
+
+// decodeX5C decodes the x5c strings of h: at least one, each strict
+// padded standard base64 (RFC 7515 §4.1.6; not base64url, and without the
+// CR and LF that encoding/base64 would skip), non-empty and at most
+// MaxX5CCertBytes decoded.
+func decodeX5C(h *header) ([][]byte, reason) {
+	if h.nX5C == 0 {
+		return nil, rX5C
+	}
+	out := make([][]byte, h.nX5C)
+	for i, s := range h.x5c[:h.nX5C] {
+		if len(s) == 0 || len(s)%4 != 0 || base64.StdEncoding.DecodedLen(len(s)) > MaxX5CCertBytes+2 {
+			return nil, rX5C
+		}
+		for j, c := range s {
+			switch {
+			case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
+			case c == '=' && j >= len(s)-2:
+			default:
+				return nil, rX5C
+			}
+		}
+		der := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+		n, err := base64.StdEncoding.Strict().Decode(der, s)
+		if err != nil || n == 0 || n > MaxX5CCertBytes {
+			return nil, rX5C
+		}
+		out[i] = der[:n:n]
+	}
+	return out, rOK
 }
 
 // validJTI: non-empty, at most maxJTI bytes, no control characters, not

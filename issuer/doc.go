@@ -76,6 +76,20 @@
 // nonces are required, else invalid_dpop_proof; invalid_client for an
 // assertion.
 //
+// # Fallback certificate authority
+//
+// With ServerConfig.Fallback (a [fallback.CA]) the issuer also certifies
+// clients' keys, so that they can keep calling resource servers that opt
+// in while the issuer is down: [Server.CertificateHandler] (POST
+// CertificatePath) authenticates the client exactly as the token endpoint
+// does (public clients are refused), takes the base64url DER of a PKCS#10
+// CSR in csr and an optional scope subset, and answers the chain as
+// application/pem-certificate-chain; [Server.CRLHandler] (GET CRLPath)
+// serves the CA's signed, cacheable CRL. The metadata lists both as
+// fallback_certificate_endpoint and fallback_crl_uri. Scopes in a
+// certificate hold until it expires: removing a scope from a client means
+// revoking its certificate ([fallback.CA.Revoke]) and issuing a new one.
+//
 // # Binding rules
 //
 // A token request with a valid DPoP proof (htu = the token endpoint URL that

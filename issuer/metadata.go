@@ -26,11 +26,16 @@ type Metadata struct {
 	DPoPSigningAlgValuesSupported         []string          `json:"dpop_signing_alg_values_supported,omitempty"`
 	TLSClientCertificateBoundAccessTokens bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	MTLSEndpointAliases                   map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	// FallbackCertificateEndpoint and FallbackCRLURI name the fallback
+	// CA's endpoints (this framework's own members, not registered).
+	FallbackCertificateEndpoint string `json:"fallback_certificate_endpoint,omitempty"`
+	FallbackCRLURI              string `json:"fallback_crl_uri,omitempty"`
 }
 
 // Metadata returns the server's metadata document. grant_types_supported
 // lists the built-in grants and the registered ones; auth methods are
-// ServerConfig.AuthMethods; the mTLS aliases appear when MTLSBaseURL is set.
+// ServerConfig.AuthMethods; the mTLS aliases appear when MTLSBaseURL is set;
+// the fallback endpoints when ServerConfig.Fallback is set.
 func (s *Server) Metadata() Metadata {
 	base := strings.TrimSuffix(s.is.ID(), "/")
 	m := Metadata{
@@ -60,11 +65,18 @@ func (s *Server) Metadata() Metadata {
 		m.TokenEndpointAuthSigningAlgValues = s.cfg.ClientAssertionAlgorithms
 		m.IntrospectionEndpointAuthSigningAlgs = s.cfg.ClientAssertionAlgorithms
 	}
+	if s.cfg.Fallback != nil {
+		m.FallbackCertificateEndpoint = base + CertificatePath
+		m.FallbackCRLURI = base + CRLPath
+	}
 	if s.cfg.MTLSBaseURL != "" {
 		ab := strings.TrimSuffix(s.cfg.MTLSBaseURL, "/")
 		m.MTLSEndpointAliases = map[string]string{
 			"token_endpoint":         ab + TokenPath,
 			"introspection_endpoint": ab + IntrospectionPath,
+		}
+		if s.cfg.Fallback != nil {
+			m.MTLSEndpointAliases["fallback_certificate_endpoint"] = ab + CertificatePath
 		}
 	}
 	return m

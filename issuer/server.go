@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/internal/pubkey"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
@@ -205,6 +206,10 @@ type ServerConfig struct {
 	// visible to the caller. Tokens, secrets, proofs and other request data
 	// are never logged.
 	Logger *slog.Logger
+	// Fallback, when set, makes the issuer a certificate authority for
+	// the fallback: Handler serves CertificatePath (also on the mTLS
+	// alias) and CRLPath, and the metadata advertises them. Optional.
+	Fallback *fallback.CA
 }
 
 // Server serves the issuer's HTTP endpoints: token, JWKS, metadata and
@@ -348,8 +353,9 @@ func canonicalHost(scheme, host string) string {
 
 // Handler returns one http.Handler serving every endpoint at the paths of
 // the issuer identifier and of MTLSBaseURL: the token endpoint, JWKS,
-// introspection and the RFC 8414 metadata (at
-// /.well-known/oauth-authorization-server followed by the issuer's path).
+// introspection, the RFC 8414 metadata (at
+// /.well-known/oauth-authorization-server followed by the issuer's path)
+// and, with ServerConfig.Fallback, the certificate and CRL endpoints.
 // Other paths get 404.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -358,9 +364,18 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(s.issuerPath+IntrospectionPath, intro)
 	mux.Handle(s.issuerPath+JWKSPath, s.JWKSHandler())
 	mux.Handle(MetadataPath+s.issuerPath, s.MetadataHandler())
+	var cert http.Handler
+	if s.cfg.Fallback != nil {
+		cert = s.CertificateHandler()
+		mux.Handle(s.issuerPath+CertificatePath, cert)
+		mux.Handle(s.issuerPath+CRLPath, s.CRLHandler())
+	}
 	if s.aliasURL != "" && s.aliasPath != s.issuerPath {
 		mux.Handle(s.aliasPath+TokenPath, tok)
 		mux.Handle(s.aliasPath+IntrospectionPath, intro)
+		if cert != nil {
+			mux.Handle(s.aliasPath+CertificatePath, cert)
+		}
 	}
 	return mux
 }

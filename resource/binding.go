@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/trustedproxy"
@@ -22,6 +23,7 @@ type ext struct {
 	proxies      *trustedproxy.Set
 	insecureHTTP bool
 	certs        *mtlsbound.Source
+	fallback     *fallback.Verifier
 }
 
 func (v *Verifier) initExt(cfg Config) error {
@@ -39,8 +41,13 @@ func (v *Verifier) initExt(cfg Config) error {
 		// own certificate counted as the client's there, or the reverse.
 		return errors.New("resource: ClientCerts must be built with the Config's TrustedProxies")
 	}
+	v.fallback = cfg.Fallback
 	if cfg.DPoP == nil {
-		return nil
+		if cfg.Fallback != nil && (cfg.PublicURL != "" || !cfg.TrustedProxies.Empty() || cfg.InsecureHostHeader) {
+			// Signed fallback requests need the target URI too.
+			v.target, err = dpop.NewTargetURI(dpop.TargetURIConfig{PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, InsecureHostHeader: cfg.InsecureHostHeader})
+		}
+		return err
 	}
 	d := cfg.DPoP
 	qc := d.KeyQuota

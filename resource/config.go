@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/trustedproxy"
@@ -109,6 +110,17 @@ type Config struct {
 	// did not come through a trusted TLS-terminating proxy. RFC 9449 §2
 	// requires TLS; this MUST NOT be set outside local demos and tests.
 	InsecureAllowDPoPOverHTTP bool
+	// Fallback, when set, lets routes whose Policy.Fallback is true
+	// authorize requests that carry no access token by a client
+	// certificate of the issuer's fallback CA (see the fallback package):
+	// on the TLS connection or from a trusted proxy (ClientCerts), or in
+	// the x5c of a signed request (a DPoP header without Authorization).
+	// Signed requests are verified by the fallback Verifier's own
+	// dpop.Verifier, whose nonce source should be DPoP.Nonces so that
+	// use_dpop_nonce answers carry a nonce it accepts, and need the target
+	// URI (PublicURL, TrustedProxies or InsecureHostHeader). nil means no
+	// route can use the fallback.
+	Fallback *fallback.Verifier
 
 	// Logger, when set, receives one Debug record per rejected request
 	// ("resource: request rejected") with the reason, status and scheme.
@@ -205,9 +217,17 @@ func (a Accept) String() string {
 type Policy struct {
 	// Accept selects the token kinds accepted (default AcceptBound).
 	Accept Accept
-	// Scopes lists scopes that must all appear in the token's scope claim;
-	// otherwise the request gets 403 insufficient_scope.
+	// Scopes lists scopes that must all appear in the token's scope claim
+	// (or the fallback certificate's scopes); otherwise the request gets
+	// 403 insufficient_scope.
 	Scopes []string
+	// Fallback opts this route into certificate-carried authorization for
+	// requests without an access token (Config.Fallback must be set):
+	// such a request is authorized by a fallback client certificate, with
+	// Binding BindingFallback. Requests with a token are checked as
+	// always. A revocation list past its nextUpdate plus grace makes
+	// fallback requests fail with 503 (ErrUnavailable). Off by default.
+	Fallback bool
 }
 
 // Binding says how a request proved possession of its token.
@@ -220,4 +240,8 @@ const (
 	BindingMTLS Binding = "mtls"
 	// BindingBearer: an unbound token (only under AcceptAny).
 	BindingBearer Binding = "bearer"
+	// BindingFallback: no token; a fallback client certificate (over mTLS,
+	// from a trusted proxy, or in a signed request) under a route with
+	// Policy.Fallback. BindingValue and CertThumbprint hold its x5t#S256.
+	BindingFallback Binding = "fallback_certificate"
 )

@@ -9,7 +9,10 @@
 // per-route [Policy] and returns a [*Principal] or an [*Error];
 // [Verifier.Middleware] wraps it for net/http and [WriteError] renders
 // rejections (the Echo adapter in resource/echoresource uses the same
-// two). The package does not depend on any web framework.
+// two; the gRPC interceptors in resource/grpcresource check each call as
+// the HTTP/2 request it is and send the same challenges as metadata, from
+// [Error.Challenges] and [Error.DPoPNonce]). The package does not depend
+// on any web framework or on gRPC.
 //
 //	ks, _ := resource.NewRemoteKeySet(resource.RemoteKeySetConfig{Issuer: "https://as.example.com"})
 //	v, err := resource.New(resource.Config{
@@ -153,6 +156,22 @@
 //
 // [Verifier.MetadataHandler] serves RFC 9728 protected resource metadata
 // at [MetadataPath].
+//
+// # Fallback certificates
+//
+// A route with [Policy.Fallback] (off by default; it needs
+// [Config.Fallback], a fallback.Verifier) also accepts requests without an
+// access token that present a client certificate of the issuer's fallback
+// CA: on the TLS connection, from a trusted proxy's Client-Cert header, or
+// in the x5c of a signed request (a DPoP-format proof in the DPoP header,
+// checked for replay, htm, htu, iat and nonces as for DPoP). The chain must
+// lead to that CA alone, carry the clientAuth usage, be valid and not
+// revoked; the route's scopes are checked against the certificate's. The
+// [Principal] then has Binding [BindingFallback], the certificate's
+// client_id (also as Subject) and its thumbprint. When the CA's revocation
+// list is past its nextUpdate plus the configured grace, fallback requests
+// are refused with 503 (reason fallback_crl_unavailable) while requests
+// with tokens are unaffected.
 //
 // # Errors
 //

@@ -26,19 +26,8 @@ func WriteError(w http.ResponseWriter, err error) {
 		e = &Error{Status: http.StatusServiceUnavailable, Err: ErrUnavailable, Reason: "internal"}
 	}
 	h := w.Header()
-	if e.Status != http.StatusServiceUnavailable {
-		offered := false
-		for _, s := range e.schemes {
-			h.Add("WWW-Authenticate", e.challenge(s))
-			offered = offered || s == e.scheme
-		}
-		if !offered && e.scheme != "" && e.Code != "" {
-			// The client used a scheme this server supports but this
-			// route does not offer: the error goes on a challenge of
-			// that scheme, after the route's own, so every route reports
-			// the same fault the same way (ERR-11, ERR-13).
-			h.Add("WWW-Authenticate", e.challenge(e.scheme))
-		}
+	for _, c := range e.Challenges() {
+		h.Add("WWW-Authenticate", c)
 	}
 	if e.nonce != "" {
 		dpop.SetNonce(h, e.nonce)
@@ -81,6 +70,37 @@ func WriteRejection(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
+// Challenges returns the WWW-Authenticate field values [WriteError] sends
+// for e, in order: one challenge per scheme the route offers (only the
+// attempted scheme's carries the error code), then, when the client used a
+// scheme the server supports but the route does not offer, a challenge of
+// that scheme with the error. It returns nil for a 503. Adapters for
+// transports other than HTTP responses (gRPC metadata) send these values;
+// they contain nothing from the request.
+func (e *Error) Challenges() []string {
+	if e.Status == http.StatusServiceUnavailable {
+		return nil
+	}
+	cs := make([]string, 0, len(e.schemes)+1)
+	offered := false
+	for _, s := range e.schemes {
+		cs = append(cs, e.challenge(s))
+		offered = offered || s == e.scheme
+	}
+	if !offered && e.scheme != "" && e.Code != "" {
+		// The client used a scheme this server supports but this route
+		// does not offer: the error goes on a challenge of that scheme,
+		// after the route's own, so every route reports the same fault
+		// the same way (ERR-11, ERR-13).
+		cs = append(cs, e.challenge(e.scheme))
+	}
+	return cs
+}
+
+// DPoPNonce returns the fresh DPoP-Nonce [WriteError] sends with e (after
+// use_dpop_nonce, or with insufficient_scope when a nonce was due), or "".
+func (e *Error) DPoPNonce() string { return e.nonce }
+
 func exposeHeaders(h http.Header) {
 	h.Add("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 }
@@ -119,3 +139,9 @@ func (p *Principal) SetResponseHeaders(h http.Header) {
 	}
 	exposeHeaders(h)
 }
+
+// DPoPNonce returns the fresh DPoP-Nonce [Principal.SetResponseHeaders]
+// sends because the client's nonce is due for renewal, or "". It is not the
+// nonce the client's proof carried. Adapters for transports other than HTTP
+// responses (gRPC metadata) send it themselves.
+func (p *Principal) DPoPNonce() string { return p.nonce }

@@ -172,6 +172,9 @@ func (v *Verifier) ValidatePolicy(p Policy) error {
 	if p.Accept == AcceptDPoP && !v.dpopEnabled() {
 		return errors.New("resource: Policy.Accept is AcceptDPoP but no DPoP verifier is configured")
 	}
+	if p.Fallback && v.fallback == nil {
+		return errors.New("resource: Policy.Fallback is set but Config.Fallback is not")
+	}
 	for _, s := range p.Scopes {
 		if s == "" || !isScopeToken(s) {
 			return fmt.Errorf("resource: invalid scope %q in Policy", s)
@@ -250,6 +253,9 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 		return nil, err
 	}
 	if cred.scheme == "" {
+		if p.Fallback {
+			return v.checkFallback(r, p)
+		}
 		return nil, fail(ErrNoCredentials, "no_credentials", "")
 	}
 	if cred.scheme == schemeDPoP && !v.dpopEnabled() {

@@ -19,17 +19,19 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
 
-// runCA implements "ca", whose one subcommand is "ca create".
+// runCA implements "ca": "ca create" and "ca revoke".
 func runCA(ctx context.Context, e *env, args []string) error {
 	return runSubcommand(ctx, e, "ca", args, map[string]func(context.Context, *env, []string) error{
 		"create": runCACreate,
+		"revoke": runCARevoke,
 	})
 }
 
-// runCert implements "cert", whose one subcommand is "cert issue".
+// runCert implements "cert": "cert issue" and "cert request".
 func runCert(ctx context.Context, e *env, args []string) error {
 	return runSubcommand(ctx, e, "cert", args, map[string]func(context.Context, *env, []string) error{
-		"issue": runCertIssue,
+		"issue":   runCertIssue,
+		"request": runCertRequest,
 	})
 }
 

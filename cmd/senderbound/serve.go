@@ -24,6 +24,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/internal/keyfile"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound"
@@ -278,6 +279,7 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
        [--log-level debug|info|warn|error] [--log-format text|json]
+       [--fallback-ca DIR [--fallback-cert-ttl DUR]]
 
 Serves an OAuth authorization server issuing sender-constrained access tokens
 (client_credentials and refresh_token grants) at
@@ -322,6 +324,11 @@ others are refused. --ephemeral-key signs with a key kept in memory only, so
 every token dies when the process exits (tests only). Standard output carries
 only the listening line. Plain HTTP is allowed only on loopback (for local
 tests).
+
+With --fallback-ca DIR (a CA made by 'ca create') the issuer is also the
+fallback certificate authority: clients POST a CSR to /certificate and get a
+client certificate carrying their client_id and scopes; /crl serves the CRL of
+the certificates revoked with 'ca revoke --ca DIR', re-read on every request.
 
 Several instances behind one load balancer: give every instance the same
 --issuer, --signing-key and clients. --redis shares the replay store and the
@@ -427,6 +434,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	redisURL := fs.String("redis", "", "share the replay store and the refresh tokens with the other instances of this issuer through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
 	var sf serveSharedFlags
 	sf.register(fs)
+	fallbackCA := fs.String("fallback-ca", "", "directory written by 'ca create': issue fallback client certificates at /certificate and publish the CRL of DIR/"+fallbackRevocationsFile+" at /crl")
+	fallbackTTL := fs.Duration("fallback-cert-ttl", fallback.DefaultLifetime, "lifetime of fallback client certificates (with --fallback-ca)")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -437,6 +446,9 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	}
 	if *replayCapacity < 1 || *replayQuota < 1 {
 		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
+	}
+	if *fallbackTTL <= 0 {
+		return serveUsagef(e, cmd, "--fallback-cert-ttl must be positive")
 	}
 	listenHost, err := serveAddrHost(*addr)
 	if err != nil {
@@ -624,6 +636,12 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var fca *fallback.CA
+	if *fallbackCA != "" {
+		if fca, err = loadFallbackCA(*fallbackCA, *fallbackTTL); err != nil {
+			return err
+		}
+	}
 
 	// The default issuer identifier names the port actually bound.
 	ln, err := net.Listen("tcp", *addr)
@@ -641,7 +659,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	}
 	params := serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
-		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce,
+		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce, fallback: fca,
 		logger:         logger,
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
 		nonceSecrets: nonceSecrets,
@@ -778,6 +796,7 @@ type serveIssuerParams struct {
 	// instances (--redis); nil means in memory.
 	replayStore  dpop.ReplayStore
 	refreshStore issuer.RefreshStore
+	fallback     *fallback.CA // the fallback CA role, or nil
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -814,6 +833,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		Logger:          p.logger,
 		ReplayCapacity:  p.replayCapacity,
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
+		Fallback:        p.fallback,
 	}
 	if p.replayStore != nil {
 		cfg.ReplayStore = p.replayStore
@@ -843,6 +863,7 @@ const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--j
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
        [--log-level debug|info|warn|error] [--log-format text|json]
+       [--fallback-ca FILE --fallback-crl URL [--crl-refresh DUR] [--crl-grace DUR]]
 
 Serves GET and POST /resource, protected by sender-constrained access tokens,
 and RFC 9728 metadata at /.well-known/oauth-protected-resource. An accepted
@@ -865,6 +886,13 @@ refused with 400: common proxies pass a client's copy of the family they do not
 set through untouched. From a trusted proxy the client certificate is the one
 forwarded in Client-Cert (a certificate on the proxy's own connection is the
 proxy's, not the client's), so list only proxies.
+
+With --fallback-ca (the issuer's fallback CA certificate, PEM) and
+--fallback-crl (its CRL URL, fetched every --crl-refresh), a request without
+an access token is also accepted with a client certificate of that CA, over
+mTLS or as a signed request (a DPoP-format proof carrying the certificate in
+x5c); its binding is "fallback_certificate". Once the CRL is older than its
+nextUpdate plus --crl-grace, such requests get 503; token requests do not.
 
 Several instances behind one load balancer: --redis shares the DPoP replay
 cache (its password from --redis-password-file or SENDERBOUND_REDIS_PASSWORD
@@ -896,6 +924,10 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory DPoP replay cache (without --redis); when full of live entries, DPoP requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-cache entries one DPoP key (one token's cnf.jkt) may create per 105 s; beyond it its proofs are refused")
 	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
+	fallbackCA := fs.String("fallback-ca", "", "accept requests without a token that present a client certificate of this fallback CA (PEM; the first certificate signs the CRL)")
+	fallbackCRL := fs.String("fallback-crl", "", "the fallback CA's CRL URL, e.g. ISSUER/crl (required with --fallback-ca)")
+	crlRefresh := fs.Duration("crl-refresh", fallback.DefaultCRLRefresh, "interval between fetches of --fallback-crl")
+	crlGrace := fs.Duration("crl-grace", fallback.DefaultCRLGrace, "how long past its nextUpdate the last fetched CRL is still used")
 	var cf serveConnFlags
 	cf.register(fs)
 	var lf serveLogFlags
@@ -907,6 +939,17 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	}
 	if *replayCapacity < 1 || *replayQuota < 1 {
 		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
+	}
+	if (*fallbackCA == "") != (*fallbackCRL == "") {
+		return serveUsagef(e, cmd, "--fallback-ca and --fallback-crl go together")
+	}
+	if *crlRefresh <= 0 || *crlGrace <= 0 {
+		return serveUsagef(e, cmd, "--crl-refresh and --crl-grace must be positive")
+	}
+	if *fallbackCRL != "" {
+		if u, err := url.Parse(*fallbackCRL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return serveUsagef(e, cmd, "--fallback-crl must be an absolute http(s) URL")
+		}
 	}
 
 	if *addr == "" {
@@ -1111,6 +1154,18 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if closeStore != nil {
 		defer closeStore()
 	}
+	if *fallbackCA != "" {
+		fv, closeFetcher, err := serveFallbackVerifier(ctx, e, serveFallbackParams{
+			caFile: *fallbackCA, crlURL: *fallbackCRL, refresh: *crlRefresh, grace: *crlGrace,
+			client: httpClient, dpop: cfg.DPoP,
+		})
+		if err != nil {
+			return err
+		}
+		defer closeFetcher()
+		cfg.Fallback = fv
+		policy.Fallback = true
+	}
 	v, err := resource.New(cfg)
 	if err != nil {
 		return err
@@ -1120,7 +1175,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, slices.Clone(scopes)))
-	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes)})(http.HandlerFunc(serveResourceAnswer))
+	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes), Fallback: policy.Fallback})(http.HandlerFunc(serveResourceAnswer))
 	mux.Handle("GET /resource", protected)
 	mux.Handle("POST /resource", protected)
 	closeLn = false // serveListener owns it

@@ -358,8 +358,14 @@ func TestRunNonceRotation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if got := outcomeCounts(res); got["200"] != 300 {
-		t.Fatalf("outcomes %v, want 300 × 200", got)
+	// A worker's retry can straddle a rotation caused by the other
+	// worker's requests; the server then refuses the retried proof too.
+	// That is the server's race, not the generator's, and can happen at
+	// most once per rotation. Anything else is a failure.
+	rotations := res.Exchanges/25 + 1
+	got := outcomeCounts(res)
+	if got["200"]+got["401 use_dpop_nonce"] != 300 || got["401 use_dpop_nonce"] > rotations {
+		t.Fatalf("outcomes %v, want 300 × 200 (or a refused retry straddling one of %d rotations)", got, rotations)
 	}
 	// About one rotation per 25 exchanges; each costs each worker at most
 	// one retry.

@@ -1,0 +1,89 @@
+// Package fallback lets clients keep calling resource servers while the
+// authorization server is down. Besides short-lived access tokens, the
+// issuer acts as a certificate authority and gives each registered client
+// a long-lived X.509 client certificate for the client's own key, carrying
+// its client_id and its granted scopes. A resource server that opts in
+// per route accepts, from a request without an access token, a
+// certificate of that CA alone, checked against the CA's current CRL.
+// Tokens stay the normal path; the certificate is the fallback.
+//
+// The package is the framework-neutral core: the CA role ([CA]), the
+// verifier role ([Verifier], [CRLFetcher]) and the client side of signed
+// requests ([NewProver]). It imports only the standard library and this
+// module's dpop and mtlsbound packages (signed requests are single-use
+// through the dpop verifier's replay store, a replaycache store for
+// example); the issuer and resource packages build their endpoints and
+// policies on it.
+//
+// # Certificates
+//
+// [CA.Issue] takes a PKCS#10 CSR (its signature is checked: proof of
+// possession), accepts ECDSA P-256/P-384/P-521, Ed25519 (not a
+// small-order or non-canonical point) and RSA of 2048 to 4096 bits with
+// exponent 65537, and issues a leaf that is not a CA, with key usage
+// digitalSignature, extended key usage clientAuth only, a random 128-bit
+// serial number, the CA's authority key identifier, and:
+//
+//   - the client_id as its only URI SAN, by default
+//     urn:senderbound:client:<client_id> with every byte outside RFC 3986
+//     unreserved percent-encoded in upper-case hex ([ClientURI]), so that
+//     each client_id has exactly one URI;
+//   - the scopes extension: OID [DefaultScopesOID] (replace it with one
+//     under your own enterprise number), non-critical, value the DER
+//     SEQUENCE OF UTF8String of the scopes, each an RFC 6749 §3.3
+//     scope-token, at most [MaxScopes], no duplicates ([MarshalScopes],
+//     [ParseScopes]). The scopes are the client's registered scopes, or a
+//     requested subset, never more.
+//
+// The CA key is any crypto.Signer (in memory, HSM, KMS, Vault): no code
+// path needs its private bytes.
+//
+// # Revocation
+//
+// [CA.Revoke] records a serial in a [RevocationStore] ([MemoryRevocations]
+// for one process, [FileRevocations] for a file shared by the command
+// line and a running issuer); [CA.CRL] signs an RFC 5280 CRL with a
+// nextUpdate and an increasing CRL number, and [CA.CRLHandler] serves it
+// with ETag, Last-Modified and a Cache-Control max-age that never reaches
+// past nextUpdate, so that a CDN may cache it.
+//
+// Scopes in a certificate cannot shrink before it expires: removing a
+// scope from a client means revoking its certificate and issuing a new
+// one. Prefer lifetimes of months over years.
+//
+// # Verification
+//
+// [Verifier.VerifyChain] accepts a chain whose leaf is issued directly by
+// one of the configured CAs (never system roots), at most
+// Config.MaxChainLength certificates long, with the clientAuth extended
+// key usage, within its validity, not revoked, with no critical extension
+// that is not handled, with a well-formed scopes extension and client_id
+// URI SAN, and returns an [Identity]. Revocation fails closed: a
+// [CRLFetcher] refreshes the CRL in the background (conditional requests,
+// size cap, signature and issuer checked, CRL number never going back,
+// last good CRL kept on failure), requests never wait for it, and once the
+// CRL is past its nextUpdate plus Config.CRLGrace every fallback request
+// fails with [ErrCRLUnavailable] (503), while requests with access tokens
+// are unaffected.
+//
+// # Signed requests
+//
+// Where TLS ends at a proxy, a client signs each request instead: a DPoP
+// proof (RFC 9449 §4.2: htm, htu, iat, jti, optional nonce; typ dpop+jwt)
+// whose protected header carries the chain in x5c (RFC 7515 §4.1.6,
+// standard base64) and whose jwk is the leaf certificate's key
+// ([NewProver]), sent in the DPoP header field without an Authorization
+// header. [Verifier.VerifyRequest] verifies the proof with the dpop
+// package's verifier, so replay, htm, htu, the iat window and nonces are
+// enforced exactly as for DPoP, then requires the leaf key to equal the
+// jwk and verifies the chain.
+//
+// # Errors
+//
+// Refusals are [*Error] values: a class (ErrUntrustedChain, ErrExpired,
+// ErrNotClientAuth, ErrRevoked, ErrScopesMalformed, ErrKeyMismatch,
+// ErrCRLUnavailable, ErrInvalidCRL, ErrInvalidCSR, ErrKeyNotAccepted,
+// ErrScopeNotGranted; test with errors.Is) and a fixed Reason string that
+// is safe to log and to send. No error text contains a certificate, CSR,
+// proof or any other part of the request.
+package fallback

@@ -1,0 +1,124 @@
+package resource
+
+import (
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/fallback"
+)
+
+// checkFallback authorizes a request without an access token on a route
+// with Policy.Fallback: a signed request when it carries a DPoP header,
+// else the client certificate of the connection or of a trusted proxy.
+func (v *Verifier) checkFallback(r *http.Request, p Policy) (*Principal, error) {
+	n := 0
+	for k, vs := range r.Header {
+		if strings.EqualFold(k, "DPoP") {
+			n += len(vs)
+		}
+	}
+	var (
+		id        *fallback.Identity
+		err       error
+		forwarded bool
+		pr        = &Principal{}
+	)
+	switch {
+	case n > 1:
+		return nil, fail(ErrInvalidRequest, "multiple_dpop_fields", "more than one DPoP field")
+	case n == 1:
+		if err := v.checkTransport(r); err != nil {
+			return nil, err
+		}
+		proof, perr := dpop.ProofFromHeader(r.Header)
+		if perr != nil {
+			return nil, fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+		}
+		if v.target == nil {
+			return nil, fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
+		}
+		htu, terr := v.target.URL(r)
+		if terr != nil {
+			return nil, fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
+		}
+		id, err = v.fallback.VerifyRequest(r.Context(), proof, dpop.Expect{Method: r.Method, URL: htu})
+		if err != nil {
+			if f := v.signedRequestError(err); f != nil {
+				return nil, f
+			}
+		}
+	default:
+		cert, fwd, cerr := v.certs.Extract(r)
+		if cerr != nil {
+			return nil, fail(ErrInvalidRequest, "client_cert_header_invalid", "malformed forwarded client certificate")
+		}
+		if cert == nil {
+			return nil, fail(ErrNoCredentials, "no_credentials", "")
+		}
+		chain := []*x509.Certificate{cert}
+		if !fwd && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.TLS.PeerCertificates[0] == cert {
+			chain = r.TLS.PeerCertificates
+		}
+		forwarded = fwd
+		id, err = v.fallback.VerifyChain(r.Context(), chain)
+	}
+	if err != nil {
+		return nil, fallbackError(err)
+	}
+	pr.Subject, pr.ClientID, pr.Scopes = id.ClientID, id.ClientID, id.Scopes
+	pr.Binding, pr.BindingValue, pr.CertThumbprint = BindingFallback, id.CertThumbprint, id.CertThumbprint
+	pr.ExpiresAt = id.NotAfter
+	pr.forwarded = forwarded
+	for _, s := range p.Scopes {
+		if !contains(id.Scopes, s) {
+			return nil, &scopeFailure{fail(ErrInsufficientScope, "insufficient_scope", "the client certificate lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
+		}
+	}
+	return pr, nil
+}
+
+// signedRequestError maps a refusal of the signed request's proof, as
+// for DPoP; it returns nil for a refusal of the certificate chain.
+func (v *Verifier) signedRequestError(err error) error {
+	var fe *fallback.Error
+	if errors.As(err, &fe) {
+		return nil
+	}
+	switch {
+	case errors.Is(err, dpop.ErrStoreUnavailable):
+		return fail(ErrUnavailable, "replay_store_unavailable", "service temporarily unavailable")
+	case errors.Is(err, dpop.ErrUseNonce) && v.nonces != nil:
+		nonce, nerr := v.nonces.NewNonce()
+		if nerr != nil {
+			return fail(ErrUnavailable, "nonce_unavailable", "service temporarily unavailable")
+		}
+		return &nonceFailure{fail(ErrUseNonce, "nonce_required", "a fresh DPoP nonce is required"), nonce}
+	case errors.Is(err, dpop.ErrReplay):
+		return fail(ErrInvalidProof, "proof_replayed", "DPoP proof invalid")
+	}
+	return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+}
+
+// fallbackError maps a refused fallback certificate. Each reason names
+// the class; the description sent to the client is fixed.
+func fallbackError(err error) error {
+	const desc = "the client certificate is not acceptable"
+	switch {
+	case errors.Is(err, fallback.ErrCRLUnavailable):
+		return fail(ErrUnavailable, "fallback_crl_unavailable", "certificate revocation status unavailable")
+	case errors.Is(err, fallback.ErrKeyMismatch):
+		return fail(ErrInvalidProof, "fallback_key_mismatch", "DPoP proof invalid")
+	case errors.Is(err, fallback.ErrRevoked):
+		return fail(ErrInvalidToken, "fallback_revoked", desc)
+	case errors.Is(err, fallback.ErrExpired):
+		return fail(ErrInvalidToken, "fallback_expired", desc)
+	case errors.Is(err, fallback.ErrNotClientAuth):
+		return fail(ErrInvalidToken, "fallback_not_client_auth", desc)
+	case errors.Is(err, fallback.ErrScopesMalformed):
+		return fail(ErrInvalidToken, "fallback_scopes_malformed", desc)
+	}
+	return fail(ErrInvalidToken, "fallback_untrusted_chain", desc)
+}
