@@ -171,12 +171,9 @@ func (s *Store) Put(ctx context.Context, id [32]byte, rec issuer.RefreshRecord) 
 	if r := ttl % time.Millisecond; r != 0 {
 		ttl += time.Millisecond - r
 	}
-	data, err := json.Marshal(record{
-		ClientID: rec.ClientID, Subject: rec.Subject, Scope: rec.Scope, Audience: rec.Audience, Claims: rec.Claims,
-		JKT: rec.Binding.JKT, X5TS256: rec.Binding.X5TS256, ExpiresAt: rec.ExpiresAt.UnixNano(),
-	})
+	data, err := encodeRecord(rec)
 	if err != nil {
-		return fmt.Errorf("redisrefresh: encode record: %w", err)
+		return err
 	}
 	_, err = do(s, ctx, func(ctx context.Context) (string, error) {
 		return s.client.Set(ctx, s.key(id), data, ttl).Result()
@@ -203,17 +200,44 @@ func (s *Store) read(ctx context.Context, cmd func(context.Context) (string, err
 	if err != nil {
 		return nil, err
 	}
+	return decodeRecord(val, s.now())
+}
+
+// encodeRecord returns the stored form of rec.
+func encodeRecord(rec issuer.RefreshRecord) ([]byte, error) {
+	data, err := json.Marshal(record{
+		ClientID: rec.ClientID, Subject: rec.Subject, Scope: rec.Scope, Audience: rec.Audience, Claims: rec.Claims,
+		JKT: rec.Binding.JKT, X5TS256: rec.Binding.X5TS256, ExpiresAt: rec.ExpiresAt.UnixNano(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisrefresh: encode record: %w", err)
+	}
+	return data, nil
+}
+
+// decodeRecord decodes a stored record, refusing one that is oversized or
+// malformed (ErrUnavailable) and one expired at now (ErrTokenNotFound). On
+// error the record is nil.
+func decodeRecord(val string, now time.Time) (*issuer.RefreshRecord, error) {
 	if len(val) > maxValue {
 		return nil, fmt.Errorf("%w: oversized record", ErrUnavailable)
 	}
 	var r record
 	dec := json.NewDecoder(strings.NewReader(val))
 	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil || r.ExpiresAt == 0 {
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil || dec.More() || r.ExpiresAt <= 0 || r.ClientID == "" {
 		return nil, fmt.Errorf("%w: malformed record", ErrUnavailable)
 	}
+	// Put omits empty lists and maps; read them back as absent.
+	if len(r.Audience) == 0 {
+		r.Audience = nil
+	}
+	if len(r.Claims) == 0 {
+		r.Claims = nil
+	}
 	exp := time.Unix(0, r.ExpiresAt)
-	if !s.now().Before(exp) {
+	if !now.Before(exp) {
 		return nil, fmt.Errorf("redisrefresh: %w", issuer.ErrTokenNotFound)
 	}
 	return &issuer.RefreshRecord{
