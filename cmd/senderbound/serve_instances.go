@@ -96,10 +96,10 @@ func (f *serveSharedFlags) register(fs *flag.FlagSet) {
 // serveNonceSecretEnv, or nil when neither is given (each process then
 // makes its own). required says whether nonces are in use; a file given
 // without them is a usage error, the environment variable is then
-// ignored. label, the nonce label, must be the same at every instance; it
-// is "" when the command cannot know it (the listen address decides it),
-// which with a shared secret is a usage error naming fix.
-func (f *serveSharedFlags) nonceSecrets(e *env, cmd string, required bool, labelKnown bool, fix string) ([][]byte, error) {
+// ignored. labelShared says whether the nonce label is the same at every
+// instance; it is not when the listen address decides it, and a shared
+// secret is then a usage error that names fix.
+func (f *serveSharedFlags) nonceSecrets(e *env, cmd string, required, labelShared bool, fix string) ([][]byte, error) {
 	var raw, source string
 	switch {
 	case f.nonceSecretFile != "":
@@ -126,7 +126,7 @@ func (f *serveSharedFlags) nonceSecrets(e *env, cmd string, required bool, label
 		}
 		secrets = append(secrets, []byte(line))
 	}
-	if !labelKnown {
+	if !labelShared {
 		return nil, serveUsagef(e, cmd, "a shared nonce secret (%s) needs %s: instances accept each other's nonces only under the same URL", source, fix)
 	}
 	return secrets, nil
