@@ -127,6 +127,14 @@
 // registered one. ServerConfig.Logger receives each refusal's endpoint,
 // code, status and fixed description, never request data.
 //
+// # Metrics
+//
+// The package takes no metrics dependency. Set ServerConfig.Metrics to a
+// [Metrics] implementation to count issued tokens by grant type and
+// binding, refusals by endpoint and error code (use_dpop_nonce being a
+// nonce challenge), and to time each replay-store call ([OpReplayStore]).
+// A nil Metrics costs nothing.
+//
 // See RFC 9068 (https://www.rfc-editor.org/rfc/rfc9068), RFC 9449 §5–§10,
 // RFC 8705 §2–§5, RFC 8414 and RFC 7662.
 package issuer

@@ -206,6 +206,10 @@ type ServerConfig struct {
 	// visible to the caller. Tokens, secrets, proofs and other request data
 	// are never logged.
 	Logger *slog.Logger
+	// Metrics, when set, receives one call per issued token (by grant and
+	// binding) and per refused request, and the duration of each
+	// replay-store call. nil means no metrics and no cost.
+	Metrics Metrics
 	// Fallback, when set, makes the issuer a certificate authority for
 	// the fallback: Handler serves CertificatePath (also on the mTLS
 	// alias) and CRLPath, and the metadata advertises them. Optional.
@@ -252,6 +256,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		cfg.ReplayStore = lru
 	}
+	cfg.ReplayStore = timedReplayStore(cfg.ReplayStore, cfg.Metrics)
 	if cfg.ReplayQuota.Now == nil {
 		cfg.ReplayQuota.Now = cfg.Issuer.cfg.Now
 	}
@@ -582,6 +587,9 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		resp.RefreshToken = rt
 	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.TokenIssued(gt, bindingKind(binding))
+	}
 	return resp, nonce, nil
 }
 
@@ -907,6 +915,9 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	}
 	if e.nonce != "" {
 		dpop.SetNonce(w.Header(), e.nonce)
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Refused(endpoint, e)
 	}
 	if s.cfg.Logger != nil {
 		s.cfg.Logger.Info("issuer: request refused",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/fallback"
@@ -63,7 +64,7 @@ func (v *Verifier) initExt(cfg Config) error {
 		MaxAge:        d.MaxAge,
 		FutureSkew:    d.FutureSkew,
 		Now:           v.now,
-		ReplayStore:   d.ReplayStore,
+		ReplayStore:   timedReplayStore(d.ReplayStore, cfg.Metrics),
 		KeyLimiter:    quota,
 		Nonces:        d.Nonces,
 		MaxProofBytes: d.MaxProofBytes,
@@ -162,12 +163,19 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 	if err != nil {
 		return fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
 	}
+	var start time.Time
+	if v.metrics != nil {
+		start = time.Now()
+	}
 	got, err := v.dpop.Verify(r.Context(), proof, dpop.Expect{
 		Method:      r.Method,
 		URL:         htu,
 		AccessToken: cred.token,
 		JKT:         tok.jkt,
 	})
+	if v.metrics != nil {
+		v.metrics.Observe(OpProof, time.Since(start), err)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, dpop.ErrStoreUnavailable):

@@ -126,15 +126,21 @@ type Config struct {
 	// ("resource: request rejected") with the reason, status and scheme.
 	// Rejections are logged at Debug, not Info, because any client can
 	// cause them at the rate it sends requests: at Info a flood of refused
-	// requests would be a flood of log lines. Count them with OnReject
-	// instead, and enable Debug to see each one. Tokens, proofs and request
-	// data are never logged.
+	// requests would be a flood of log lines. Count them with Metrics or
+	// OnReject instead, and enable Debug to see each one. Tokens, proofs
+	// and request data are never logged.
 	Logger *slog.Logger
 	// OnReject, when set, is called once per rejected request with the
 	// stable reason (for example "token_expired"), whatever the log level,
 	// e.g. to count rejections by reason. It must be safe for concurrent
 	// use and must not block.
 	OnReject func(reason string)
+	// Metrics, when set, receives one call per decided request (accepted
+	// or refused, with the stable reason) and the durations of token and
+	// proof verification and of replay-store calls. nil means no metrics
+	// and no cost. A RemoteKeySet reports its fetches through its own
+	// RemoteKeySetConfig.Metrics.
+	Metrics Metrics
 }
 
 // DPoPConfig configures DPoP proof verification at the resource server.

@@ -188,6 +188,19 @@
 // counting and logged at Debug only, so that refused requests sent in a
 // flood do not flood the log.
 //
+// # Metrics
+//
+// The package takes no metrics dependency. Set [Config.Metrics] (and
+// [RemoteKeySetConfig.Metrics]) to a [Metrics] implementation to receive
+// each decided request, accepted with its [Binding] or refused with its
+// [*Error] (stable reason, status, and use_dpop_nonce for a nonce
+// challenge), and the durations of token verification ([OpToken]), proof
+// verification ([OpProof]), replay-store calls ([OpReplayStore], with
+// their errors) and key-set fetches ([OpKeyFetch], refreshes and
+// failures). The implementation turns them into counters and histograms,
+// for example Prometheus collectors. A nil Metrics costs nothing on the
+// request path.
+//
 // # Request bodies
 //
 // Tokens are accepted in the Authorization header only. Check reads no

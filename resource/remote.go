@@ -53,6 +53,11 @@ type RemoteKeySetConfig struct {
 	MaxResponseBytes int64
 	// Now is the clock. If nil, time.Now is used.
 	Now func() time.Time
+	// Metrics, when set, is told of every fetch through
+	// Metrics.Observe(OpKeyFetch, duration, err): a refresh when err is
+	// nil, a failure otherwise. Its Request method is not called. nil
+	// means no metrics.
+	Metrics Metrics
 }
 
 // DefaultMinRefreshInterval is the MinRefreshInterval of a
@@ -202,7 +207,11 @@ func (s *RemoteKeySet) startLocked(ctx context.Context, now time.Time) {
 func (s *RemoteKeySet) fetch(ctx context.Context, done chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 	defer cancel()
+	start := time.Now()
 	keys, ttl, err := s.download(ctx)
+	if m := s.cfg.Metrics; m != nil {
+		m.Observe(OpKeyFetch, time.Since(start), err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {

@@ -64,6 +64,7 @@ type Verifier struct {
 	now                  func() time.Time
 	logger               *slog.Logger
 	onReject             func(string)
+	metrics              Metrics
 	cache                *lru.Cache[[32]byte, *token]
 
 	ext // DPoP and mTLS wiring, see binding.go
@@ -102,6 +103,7 @@ func New(cfg Config) (*Verifier, error) {
 		now:                  cfg.Now,
 		logger:               cfg.Logger,
 		onReject:             cfg.OnReject,
+		metrics:              cfg.Metrics,
 	}
 	for i, is := range v.issuers {
 		if is.Identifier == "" || is.Keys == nil {
@@ -229,7 +231,7 @@ func bindingAccepted(p Policy, b Binding) error {
 // [*Error] whose class sentinel says why (render it with [WriteError]).
 // Check never writes to a response and never logs request data; it calls
 // Config.OnReject once per rejection and logs it to Config.Logger at
-// Debug.
+// Debug. With Config.Metrics set it reports the decision there too.
 //
 // On success, hand the principal's response headers to the client with
 // [Principal.SetResponseHeaders] (a fresh DPoP-Nonce when due, and
@@ -239,7 +241,13 @@ func (v *Verifier) Check(r *http.Request, p Policy) (*Principal, error) {
 	if err != nil {
 		e := v.toError(r, p, err)
 		v.report(r.Context(), e)
+		if v.metrics != nil {
+			v.metrics.Request("", e)
+		}
 		return nil, e
+	}
+	if v.metrics != nil {
+		v.metrics.Request(pr.Binding, nil)
 	}
 	return pr, nil
 }
@@ -319,7 +327,7 @@ type scopeFailure struct {
 // token returns the verified token for raw, from the cache when possible.
 func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 	if v.cache == nil {
-		return v.verifyToken(ctx, raw)
+		return v.timedVerifyToken(ctx, raw)
 	}
 	if len(raw) > v.maxTokenBytes {
 		return nil, fail(ErrInvalidToken, "token_too_large", "access token too large")
@@ -333,7 +341,7 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 		}
 		v.cache.Remove(key)
 	}
-	t, err := v.verifyToken(ctx, raw)
+	t, err := v.timedVerifyToken(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -341,6 +349,17 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 		v.cache.Add(key, t)
 	}
 	return t, nil
+}
+
+// timedVerifyToken is verifyToken, timed for Config.Metrics when set.
+func (v *Verifier) timedVerifyToken(ctx context.Context, raw string) (*token, error) {
+	if v.metrics == nil {
+		return v.verifyToken(ctx, raw)
+	}
+	start := time.Now()
+	t, err := v.verifyToken(ctx, raw)
+	v.metrics.Observe(OpToken, time.Since(start), err)
+	return t, err
 }
 
 // keyStillTrusted reports whether the key that verified t is still in its

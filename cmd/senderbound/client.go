@@ -29,8 +29,9 @@ const maxTokenResponseBytes = 1 << 20
 // a request, signed with a key from a private JWK or PEM file, with ath when
 // an access token is given.
 func runProof(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "proof", "proof --key FILE --method M --url U [--token T|-] [--nonce N]\n\nPrints one DPoP proof, e.g. curl -H \"DPoP: $(senderbound proof ...)\".")
+	fs := newFlags(e, "proof", "proof --key FILE --method M --url U [--token T|-] [--nonce N] [--alg ALG]\n\nPrints one DPoP proof, e.g. curl -H \"DPoP: $(senderbound proof ...)\".")
 	keyPath := fs.String("key", "", "private key: a JWK (as made by keygen) or PKCS#8 / SEC 1 / PKCS#1 PEM (required)")
+	alg := fs.String("alg", "", "JWS algorithm of the proof, in any case: "+strings.Join(keyfile.Algorithms, ", ")+" (default: the JWK's alg, else the key type's usual one)")
 	method := fs.String("method", "", "HTTP method of the request, e.g. GET (htm; required)")
 	target := fs.String("url", "", "URL of the request (htu; query and fragment are dropped; required)")
 	token := fs.String("token", "", "access token the request carries, adding ath; - reads it from standard input")
@@ -38,11 +39,18 @@ func runProof(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireValues(fs, "key", "method", "url", "token", "nonce"); err != nil {
+	if err := requireValues(fs, "key", "method", "url", "token", "nonce", "alg"); err != nil {
 		return err
 	}
 	if *keyPath == "" || *method == "" || *target == "" {
 		return usageError(fs, "proof needs --key, --method and --url")
+	}
+	if *alg != "" {
+		name, ok := cliAlgorithm(*alg, keyfile.Algorithms)
+		if !ok {
+			return usageError(fs, fmt.Sprintf("--alg %q is not one of %s", printable(*alg, 40), strings.Join(keyfile.Algorithms, ", ")))
+		}
+		*alg = name
 	}
 	tok := *token
 	if tok == "-" {
@@ -51,7 +59,7 @@ func runProof(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	prover, err := loadProver(*keyPath)
+	prover, err := loadProverAlg(*keyPath, *alg)
 	if err != nil {
 		return err
 	}
@@ -156,7 +164,7 @@ func runToken(ctx context.Context, e *env, args []string) error {
 	}
 	if *dpopKey != "" && !strings.EqualFold(tr.TokenType, "DPoP") {
 		// RFC 9449 §5: the server ignored the proof; the token is not DPoP-bound.
-		fmt.Fprintf(e.stderr, "warning: a DPoP proof was sent but token_type is %q, so the token is not bound to the DPoP key\n", printable(tr.TokenType, 40))
+		fmt.Fprintf(e.stderr, "senderbound token: warning: a DPoP proof was sent but token_type is %q, so the token is not bound to the DPoP key\n", printable(tr.TokenType, 40))
 	}
 	return nil
 }
@@ -196,7 +204,7 @@ func fetchToken(ctx context.Context, hc *http.Client, endpoint, clientID, secret
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, tr, tokenTransportError(err)
+		return nil, tr, withTransportHint(err, "token endpoint "+printable(endpoint, 200))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponseBytes+1))
@@ -253,6 +261,9 @@ func tokenErrorResponse(resp *http.Response, body []byte) error {
 		Description string `json:"error_description"`
 	}
 	if json.Unmarshal(body, &oe) != nil || oe.Error == "" {
+		if plainHTTPToTLS(resp, body) {
+			return fmt.Errorf("token endpoint answered %s to plain HTTP (%s)", resp.Status, hintHTTPS)
+		}
 		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
 			return fmt.Errorf("token endpoint answered %s, a redirect (not followed)", resp.Status)
 		}
@@ -263,16 +274,6 @@ func tokenErrorResponse(resp *http.Response, body []byte) error {
 		msg += ": " + printable(oe.Description, 200)
 	}
 	return errors.New(msg)
-}
-
-// tokenTransportError adds a hint to TLS verification failures.
-func tokenTransportError(err error) error {
-	var unknown x509.UnknownAuthorityError
-	var verify *tls.CertificateVerificationError
-	if errors.As(err, &unknown) || errors.As(err, &verify) {
-		return fmt.Errorf("%w (trust the issuer's CA with --ca-file)", err)
-	}
-	return err
 }
 
 // printable returns s with every byte outside printable ASCII dropped, cut
@@ -291,11 +292,20 @@ func printable(s string, n int) string {
 // loadProver reads a private key file (JWK or PEM) and returns a Prover
 // for it, using the JWK's "alg" when it names one.
 func loadProver(path string) (*dpop.Prover, error) {
+	return loadProverAlg(path, "")
+}
+
+// loadProverAlg is loadProver signing with alg, when non-empty, instead of
+// the JWK's "alg".
+func loadProverAlg(path, alg string) (*dpop.Prover, error) {
 	k, err := keyfile.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	p, err := dpop.NewProver(k.Signer, &dpop.ProverOptions{Algorithm: k.Algorithm})
+	if alg == "" {
+		alg = k.Algorithm
+	}
+	p, err := dpop.NewProver(k.Signer, &dpop.ProverOptions{Algorithm: alg})
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", path, err)
 	}

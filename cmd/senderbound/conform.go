@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/senderbound/senderbound/conformance"
 )
@@ -92,7 +95,7 @@ func runConform(ctx context.Context, e *env, args []string) error {
 	rep, err := conformance.Run(ctx, target, opts)
 	var pe *conformance.PreflightError
 	if errors.As(err, &pe) {
-		fmt.Fprintf(e.stderr, "senderbound conform: preflight: %s\n", oneLine(pe.Cause))
+		fmt.Fprintf(e.stderr, "senderbound conform: preflight: %s\n", conformPreflightHint(ctx, target, oneLine(pe.Cause)))
 		return exitStatus(3)
 	}
 	if err != nil {
@@ -227,4 +230,47 @@ func conformMessage(err error) string {
 		parts = []string{strings.TrimPrefix(err.Error(), "conformance: ")}
 	}
 	return oneLine(strings.Join(parts, "; "))
+}
+
+// conformPreflightHint adds the cause and hint of transportDiagnosis to a
+// preflight cause that names a TLS failure or a bare 400 at the token
+// endpoint or the resource: it sends that URL one GET without credentials,
+// with the target's TLS trust, and reads how it fails. Any other cause is
+// returned unchanged.
+func conformPreflightHint(ctx context.Context, target conformance.Target, cause string) string {
+	if !strings.HasPrefix(cause, "TLS:") && !strings.Contains(cause, "answered status 400") {
+		return cause
+	}
+	var where, u string
+	switch {
+	case strings.Contains(cause, "token endpoint"):
+		where, u = "the token endpoint", target.TokenEndpoint
+	case strings.Contains(cause, "resource"):
+		where, u = "the resource", target.Resource
+	default:
+		return cause
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return cause
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: target.RootCAs, InsecureSkipVerify: target.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if c, hint, ok := transportDiagnosis(err); ok {
+			return fmt.Sprintf("TLS at %s: %s (%s)", where, c, hint)
+		}
+		return cause
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	if plainHTTPToTLS(resp, body) {
+		return fmt.Sprintf("%s answered %s to plain HTTP (%s)", where, resp.Status, hintHTTPS)
+	}
+	return cause
 }

@@ -495,7 +495,7 @@ func TestConformPreflight(t *testing.T) {
 		{"wrong secret", []string{"--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", "wrong-secret-0123456789",
 			"--resource", target.resource, "--ca-file", target.caFile}, "senderbound conform: preflight: invalid_client at the token endpoint"},
 		{"no CA bundle", []string{"--token-endpoint", target.tokenEndpoint, "--client-id", "app", "--client-secret", conformClientSecret,
-			"--resource", target.resource}, "senderbound conform: preflight: TLS: unknown authority at the token endpoint — pass --ca-file\n"},
+			"--resource", target.resource}, "senderbound conform: preflight: TLS at the token endpoint: the server's TLS certificate is signed by an unknown certificate authority (" + hintUnknownCA + ")\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -118,6 +118,7 @@ type serveFallbackParams struct {
 	refresh, grace time.Duration
 	client         *http.Client         // for the CRL; nil means defaults
 	dpop           *resource.DPoPConfig // the DPoP settings, or nil
+	ops            *serveOps            // gets the CRL readiness check, or nil
 }
 
 // serveFallbackVerifier loads the fallback CA, starts the background CRL
@@ -162,6 +163,9 @@ func serveFallbackVerifier(ctx context.Context, e *env, p serveFallbackParams) (
 	v, err := fallback.NewVerifier(fallback.Config{CAs: cas, CRL: fetcher, CRLGrace: p.grace, Proofs: proofs})
 	if err != nil {
 		return nil, nil, err
+	}
+	if p.ops != nil {
+		p.ops.addCheck("crl", opsCRLCheck(fetcher, p.grace))
 	}
 	fetcher.Start(ctx)
 	return v, func() { fetcher.Close() }, nil
@@ -254,7 +258,7 @@ func runCertRequest(ctx context.Context, e *env, args []string) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return tokenTransportError(err)
+		return withTransportHint(err, "certificate endpoint "+printable(endpoint, 200))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxChainResponseBytes+1))

@@ -24,7 +24,7 @@ import (
 // is its RFC 7638 thumbprint.
 func runKeygen(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "keygen", "keygen [--alg ES256|ES384|ES512|EdDSA|PS256|RS256] [--out FILE [--force]]")
-	alg := fs.String("alg", "ES256", "JWS algorithm the key is for: "+strings.Join(keyfile.Algorithms, ", "))
+	alg := fs.String("alg", "ES256", "JWS algorithm the key is for, in any case: "+strings.Join(keyfile.Algorithms, ", "))
 	out := fs.String("out", "", "write the private JWK to this file (mode 0600) instead of standard output")
 	force := fs.Bool("force", false, "with --out, replace an existing file")
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -36,6 +36,11 @@ func runKeygen(ctx context.Context, e *env, args []string) error {
 	if *force && *out == "" {
 		return usageError(fs, "--force needs --out")
 	}
+	name, ok := cliAlgorithm(*alg, keyfile.Algorithms)
+	if !ok {
+		return usageError(fs, fmt.Sprintf("--alg %q is not one of %s", printable(*alg, 40), strings.Join(keyfile.Algorithms, ", ")))
+	}
+	*alg = name
 	k, err := keyfile.Generate(*alg, nil)
 	if err != nil {
 		return err
@@ -58,7 +63,7 @@ func runKeygen(ctx context.Context, e *env, args []string) error {
 // runThumbprint implements "thumbprint": it prints the jkt of a JWK or PEM
 // key, or the x5t#S256 of a PEM certificate, read from a file or stdin.
 func runThumbprint(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "thumbprint", "thumbprint [FILE|-]\n\nPrints the RFC 7638 SHA-256 thumbprint (jkt) of a JWK or PEM key, or the RFC 8705 x5t#S256 of a PEM certificate (the first one in the file).")
+	fs := newFlags(e, "thumbprint", "thumbprint [FILE|-]\n\nPrints the RFC 7638 SHA-256 thumbprint (jkt) of a JWK or PEM key, or the RFC 8705 x5t#S256 of a PEM certificate (the first one in the file).\nWithout FILE, or with -, it reads the key or certificate from standard input.")
 	if err := parseFlags(fs, args, 1); err != nil {
 		return err
 	}
@@ -68,6 +73,9 @@ func runThumbprint(ctx context.Context, e *env, args []string) error {
 	)
 	switch name := fs.Arg(0); name {
 	case "", "-":
+		if e.stdinIsTerminal() {
+			fmt.Fprintln(e.stderr, "senderbound thumbprint: reading a JWK, PEM key or PEM certificate from standard input (end with Ctrl-D; or give a FILE)")
+		}
 		data, err = io.ReadAll(io.LimitReader(e.stdin, 1<<20))
 	default:
 		data, err = os.ReadFile(name)
@@ -177,12 +185,4 @@ func requireValues(fs *flag.FlagSet, names ...string) error {
 		}
 	})
 	return err
-}
-
-// usageError reports msg and the flag set's usage on its output and returns
-// errUsage (exit status 2).
-func usageError(fs *flag.FlagSet, msg string) error {
-	fmt.Fprintln(fs.Output(), msg)
-	fs.Usage()
-	return errUsage
 }

@@ -164,7 +164,7 @@ func TestKeygenFlags(t *testing.T) {
 		wantErr  string
 	}{
 		{"help", []string{"keygen", "-h"}, 0, "Usage: senderbound keygen"},
-		{"unknown alg", []string{"keygen", "--alg", "HS256"}, 1, "unsupported algorithm"},
+		{"unknown alg", []string{"keygen", "--alg", "HS256"}, 2, `--alg "HS256" is not one of ES256, ES384, ES512, EdDSA, PS256, RS256`},
 		{"unknown flag", []string{"keygen", "--bits", "2048"}, 2, "flag provided but not defined"},
 		{"stray argument", []string{"keygen", "extra"}, 2, `unexpected argument "extra"`},
 		{"empty out", []string{"keygen", "--out", ""}, 2, "--out needs a non-empty value"},

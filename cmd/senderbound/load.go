@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -227,11 +228,11 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 			_, tr, err := fetchToken(ctx, hc, *endpoint, *clientID, sec, *scope)
 			var ue *url.Error
 			if errors.As(err, &ue) {
-				cause := loadgen.TransportCause(err)
-				if cause == loadgen.CauseUntrusted {
-					cause += " (trust its CA with --ca-file)"
+				if cause, hint, ok := transportDiagnosis(err); ok {
+					err = fmt.Errorf("token endpoint: %s at %s (%s)", cause, *endpoint, hint)
+				} else {
+					err = fmt.Errorf("token endpoint: %s at %s", loadgen.TransportCause(err), *endpoint)
 				}
-				err = fmt.Errorf("token endpoint: %s at %s", cause, *endpoint)
 			}
 			if err != nil {
 				return "", 0, err
@@ -272,8 +273,11 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	res, runErr := loadgen.Run(ctx, cfg)
-	if runErr != nil && strings.Contains(runErr.Error(), loadgen.CauseUntrusted) {
-		runErr = fmt.Errorf("%w (trust the server's CA with --ca-file)", runErr)
+	if runErr != nil && (strings.Contains(runErr.Error(), "TLS") || strings.Contains(runErr.Error(), "plain HTTP") || strings.Contains(runErr.Error(), "answered 400")) {
+		// The run's outcome names a TLS failure (or a bare 400, which
+		// plain HTTP to a TLS port gets) in a few words; one request
+		// without credentials tells which, for the hint.
+		runErr = loadTLSHint(ctx, cfg.Client, *target, runErr)
 	}
 	if res == nil {
 		return runErr
@@ -340,4 +344,30 @@ func loadClient(cert *tls.Certificate, roots *x509.CertPool, workers int, keepAl
 	tr.MaxIdleConns = workers
 	tr.MaxIdleConnsPerHost = workers
 	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// loadTLSHint sends one GET without credentials to target through hc and,
+// when it fails with a TLS problem transportDiagnosis recognises, returns
+// runErr's message with that cause and hint; else runErr.
+func loadTLSHint(ctx context.Context, hc *http.Client, target string, runErr error) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return runErr
+	}
+	resp, err := hc.Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		if plainHTTPToTLS(resp, body) {
+			return &hintedError{msg: fmt.Sprintf("%s (%s)", runErr.Error(), hintHTTPS), err: runErr}
+		}
+		return runErr
+	}
+	cause, hint, ok := transportDiagnosis(err)
+	if !ok {
+		return runErr
+	}
+	return &hintedError{msg: fmt.Sprintf("%s: %s (%s)", runErr.Error(), cause, hint), err: runErr}
 }

@@ -226,11 +226,11 @@ func TestLoadBadInput(t *testing.T) {
 		{"unknown client", []string{"--url", rs.URL + "/resource", "--token-endpoint", tokenURL, "--client-id", "nobody", "--client-secret", serveTestSecret},
 			"token endpoint answered 401: invalid_client"},
 		{"untrusted token endpoint certificate", []string{"--url", rs.URL + "/resource", "--token-endpoint", tlsRS.URL + "/token", "--client-id", "app", "--client-secret", serveTestSecret},
-			"token endpoint: TLS certificate not trusted (trust its CA with --ca-file) at " + tlsRS.URL + "/token"},
+			"token endpoint: the server's TLS certificate is signed by an unknown certificate authority at " + tlsRS.URL + "/token (" + hintUnknownCA + ")"},
 		{"untrusted TLS certificate", []string{"--mode", "none", "--url", tlsRS.URL + "/resource"},
-			"TLS certificate not trusted at " + tlsRS.URL + "/resource (trust the server's CA with --ca-file)"},
+			"TLS certificate not trusted at " + tlsRS.URL + "/resource: the server's TLS certificate is signed by an unknown certificate authority (" + hintUnknownCA + ")"},
 		{"plain http to a TLS server", []string{"--mode", "none", "--url", "https" + strings.TrimPrefix(rs.URL, "http") + "/resource"},
-			"plain HTTP answer to HTTPS at https" + strings.TrimPrefix(rs.URL, "http") + "/resource"},
+			"plain HTTP answer to HTTPS at https" + strings.TrimPrefix(rs.URL, "http") + "/resource: the server answered a TLS handshake with plain HTTP (" + hintPlainHTTP + ")"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,14 @@
 //
 // Run "senderbound help" for the list of commands and
 // "senderbound <command> -h" for the flags of one.
+//
+// Every command reports a problem on one line of standard error,
+// "senderbound <command>: <what happened> (<what to do>)", and exits with
+// status 1, or 2 for a usage error (an unknown or invalid flag). A TLS
+// failure is named by its cause: a certificate for another host, an
+// unknown certificate authority, an invalid certificate, plain HTTP sent
+// to an HTTPS port or HTTPS to a plain HTTP one, or a refused client
+// certificate. Algorithm names (--alg) are accepted in any case.
 package main
 
 import (
@@ -20,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 )
@@ -42,6 +51,24 @@ type env struct {
 	// configDir returns the user's configuration directory; nil means
 	// os.UserConfigDir.
 	configDir func() (string, error)
+	// stdinTerminal reports whether standard input is a terminal; nil
+	// means stdin is a terminal when it is an *os.File on a character
+	// device.
+	stdinTerminal func() bool
+}
+
+// stdinIsTerminal reports whether standard input is a terminal, where a
+// command that reads it would wait for the user to type.
+func (e *env) stdinIsTerminal() bool {
+	if e.stdinTerminal != nil {
+		return e.stdinTerminal()
+	}
+	f, ok := e.stdin.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // getenv returns the environment variable name and whether it is set.
@@ -124,7 +151,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		case errors.Is(err, errUsage):
 			return 2
 		default:
-			fmt.Fprintf(e.stderr, "senderbound %s: %s\n", c.name, oneLine(err.Error()))
+			fmt.Fprintf(e.stderr, "senderbound %s: %s\n", c.name, userMessage(err))
 			return 1
 		}
 	}
@@ -150,7 +177,28 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// newFlags returns a flag set that reports errors instead of exiting.
+// internalPrefix matches the package-name prefixes ("dpop: ",
+// "keyfile: ", …) that library errors carry. A user reads the command's
+// own prefix instead; the package names are an implementation detail.
+var internalPrefix = regexp.MustCompile(`(^|: )(?:certs|conformance|dpop|issuer|jwkutil|jwsverify|keyfile|loadgen|mtlsbound|redisstore|replaycache|resource|trustedproxy): `)
+
+// userMessage renders err as the one line a user reads after
+// "senderbound COMMAND: ": folded onto one line, without the package-name
+// prefixes of library errors.
+func userMessage(err error) string {
+	msg := oneLine(err.Error())
+	for {
+		next := internalPrefix.ReplaceAllString(msg, "$1")
+		if next == msg {
+			return msg
+		}
+		msg = next
+	}
+}
+
+// newFlags returns a flag set that reports errors instead of exiting. Its
+// Usage (printed for -h) writes the synopsis and the flags to standard
+// error; errors are reported by parseFlags and usageError on one line.
 func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
@@ -161,21 +209,48 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args and maps flag errors to errUsage; stray positional
-// arguments are refused unless allowArgs.
+// parseFlags parses args and maps flag errors to errUsage after one line
+// naming the problem; stray positional arguments are refused unless
+// allowArgs. -h prints the full usage and returns flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string, allowArgs int) error {
-	if err := fs.Parse(args); err != nil {
+	out, usage := fs.Output(), fs.Usage
+	// The flag package prints its error and then the whole usage; keep
+	// both for -h only.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return err
 		}
-		return errUsage
+		return usageError(fs, err.Error())
 	}
 	if fs.NArg() > allowArgs {
-		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(allowArgs))
-		fs.Usage()
-		return errUsage
+		return usageError(fs, fmt.Sprintf("unexpected argument %q", printable(fs.Arg(allowArgs), 80)))
 	}
 	return nil
+}
+
+// usageError reports msg on one line, "senderbound COMMAND: msg (run
+// 'senderbound COMMAND -h')", and returns errUsage (exit status 2).
+func usageError(fs *flag.FlagSet, msg string) error {
+	fmt.Fprintf(fs.Output(), "senderbound %s: %s (run 'senderbound %s -h')\n", fs.Name(), oneLine(msg), fs.Name())
+	return errUsage
+}
+
+// cliAlgorithm returns the JWS algorithm among algs whose name equals alg
+// ignoring case ("es256" is ES256, "eddsa" EdDSA), or false when none
+// does.
+func cliAlgorithm(alg string, algs []string) (string, bool) {
+	for _, a := range algs {
+		if strings.EqualFold(a, alg) {
+			return a, true
+		}
+	}
+	return "", false
 }
 
 // listFlag is a repeatable string flag.

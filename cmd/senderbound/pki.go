@@ -54,8 +54,7 @@ func runSubcommand(ctx context.Context, e *env, name string, args []string, subs
 	}
 	sub, ok := subs[args[0]]
 	if !ok {
-		fmt.Fprintf(e.stderr, "senderbound %s: unknown subcommand %q\n", name, args[0])
-		list(e.stderr)
+		fmt.Fprintf(e.stderr, "senderbound %s: unknown subcommand %q (run 'senderbound %s -h')\n", name, printable(args[0], 80), name)
 		return errUsage
 	}
 	return sub(ctx, e, args[1:])
@@ -104,7 +103,7 @@ func runCACreate(ctx context.Context, e *env, args []string) error {
 // a CA made by "ca create", written to DIR/cert.pem (leaf then chain) and
 // DIR/key.pem (mode 0600).
 func runCertIssue(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "cert issue", "cert issue --ca DIR --cn NAME [--dns N]... [--uri U]... [--ip A]... [--ttl DUR] [--client|--server] --out DIR [--force]\n\nIssues a certificate from a CA made by 'ca create'. With neither --client nor --server it carries both extended key usages.")
+	fs := newFlags(e, "cert issue", "cert issue --ca DIR --cn NAME [--dns N]... [--uri U]... [--ip A]... [--ttl DUR] [--client|--server] --out DIR [--force]\n\nIssues a certificate from a CA made by 'ca create'. With neither --client nor --server it carries both extended key usages.\nUnless --client, a --cn that names a host (localhost, a dotted DNS name or an IP address) is also put in the SANs,\nwhich TLS clients check instead of the common name.")
 	caDir := fs.String("ca", "", "directory holding "+certs.CACertFile+" and "+certs.CAKeyFile+" (required)")
 	cn := fs.String("cn", "", "subject common name (required)")
 	var dnsNames, uris, ips listFlag
@@ -158,6 +157,18 @@ func runCertIssue(ctx context.Context, e *env, args []string) error {
 		}
 		opts.IPAddresses = append(opts.IPAddresses, ip)
 	}
+	if !*client {
+		// TLS clients match the host against the SANs only, never the
+		// common name: a server certificate named like a host carries
+		// that name as a SAN too.
+		if ip := net.ParseIP(*cn); ip != nil {
+			if !slices.ContainsFunc(opts.IPAddresses, ip.Equal) {
+				opts.IPAddresses = append(opts.IPAddresses, ip)
+			}
+		} else if certHostLike(*cn) && !slices.ContainsFunc(opts.DNSNames, func(d string) bool { return strings.EqualFold(d, *cn) }) {
+			opts.DNSNames = append(opts.DNSNames, *cn)
+		}
+	}
 
 	ca, err := certs.LoadCA(*caDir)
 	if err != nil {
@@ -187,9 +198,35 @@ func runCertIssue(ctx context.Context, e *env, args []string) error {
 		{"private key", filepath.Join(*out, certs.LeafKeyFile) + " (mode 0600)"},
 	}, leaf.Cert)
 	if *server && len(opts.DNSNames) == 0 && len(opts.IPAddresses) == 0 {
-		fmt.Fprintln(e.stderr, "warning: a server certificate without --dns or --ip does not verify in TLS clients, which ignore the common name")
+		fmt.Fprintln(e.stderr, "senderbound cert issue: warning: a server certificate without --dns, --ip or a --cn that names a host does not verify in TLS clients, which ignore the common name")
 	}
 	return nil
+}
+
+// certHostLike reports whether cn names a host: "localhost", or a DNS
+// name of at least two labels of letters, digits and hyphens (a leading
+// "*." label allowed), such as api.example.com. A name like "orders-app"
+// is a client's, not a host's.
+func certHostLike(cn string) bool {
+	if strings.EqualFold(cn, "localhost") {
+		return true
+	}
+	name := strings.TrimPrefix(cn, "*.")
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 || len(name) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(l) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // refuseExisting returns an error naming the first of paths that exists,

@@ -270,9 +270,9 @@ func TestCertIssueFlags(t *testing.T) {
 		{"cert issue help", []string{"cert", "issue", "-h"}, 0, "--client"},
 		{"cert unknown subcommand", []string{"cert", "revoke"}, 2, `unknown subcommand "revoke"`},
 		{"no flags", []string{"cert", "issue"}, 2, "cert issue needs --ca, --cn, --out"},
-		{"without ca", []string{"cert", "issue", "--cn", "a", "--out", out}, 2, "cert issue needs --ca\n"},
-		{"without cn", []string{"cert", "issue", "--ca", caDir, "--out", out}, 2, "cert issue needs --cn\n"},
-		{"without out", []string{"cert", "issue", "--ca", caDir, "--cn", "a"}, 2, "cert issue needs --out\n"},
+		{"without ca", []string{"cert", "issue", "--cn", "a", "--out", out}, 2, "cert issue needs --ca (run"},
+		{"without cn", []string{"cert", "issue", "--ca", caDir, "--out", out}, 2, "cert issue needs --cn (run"},
+		{"without out", []string{"cert", "issue", "--ca", caDir, "--cn", "a"}, 2, "cert issue needs --out (run"},
 		{"empty ca", []string{"cert", "issue", "--ca", "", "--cn", "a", "--out", out}, 2, "--ca needs a non-empty value"},
 		{"client and server", []string{"cert", "issue", "--ca", caDir, "--cn", "a", "--out", out, "--client", "--server"}, 2, "--client and --server exclude each other"},
 		{"bad ip", []string{"cert", "issue", "--ca", caDir, "--cn", "a", "--out", out, "--ip", "300.1.1.1"}, 2, `--ip "300.1.1.1" is not an IP address`},
@@ -281,7 +281,7 @@ func TestCertIssueFlags(t *testing.T) {
 		{"negative ttl", []string{"cert", "issue", "--ca", caDir, "--cn", "a", "--out", out, "--ttl", "-1h"}, 2, "--ttl must be positive"},
 		{"ttl beyond the CA", []string{"cert", "issue", "--ca", caDir, "--cn", "a", "--out", out, "--ttl", "11h"}, 1, "outlives the CA certificate"},
 		{"missing CA", []string{"cert", "issue", "--ca", filepath.Join(out, "nope"), "--cn", "a", "--out", out}, 1, "no such file"},
-		{"CA directory holds a leaf", []string{"cert", "issue", "--ca", leafDir, "--cn", "a", "--out", out}, 1, "senderbound cert: certs: open"},
+		{"CA directory holds a leaf", []string{"cert", "issue", "--ca", leafDir, "--cn", "a", "--out", out}, 1, "senderbound cert: open"},
 		{"leaf certificate as CA", []string{"cert", "issue", "--ca", fakeCADir, "--cn", "a", "--out", out}, 1, "not a CA certificate"},
 	}
 	for _, tt := range tests {
@@ -305,7 +305,7 @@ func TestCertIssueServerWithoutNamesWarns(t *testing.T) {
 	t.Parallel()
 	caDir := cliCreateCA(t)
 	code, _, errs := cliRun(t, "", "cert", "issue", "--ca", caDir, "--cn", "srv", "--server", "--out", filepath.Join(t.TempDir(), "srv"))
-	if code != 0 || !strings.Contains(errs, "warning: a server certificate without --dns or --ip") {
+	if code != 0 || !strings.Contains(errs, "senderbound cert issue: warning: a server certificate without --dns, --ip or a --cn that names a host") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/netutil"
 
 	"github.com/senderbound/senderbound/dpop"
@@ -278,7 +280,7 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--dpop-bound ID]... [--introspect-all ID]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
-       [--log-level debug|info|warn|error] [--log-format text|json]
+       [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
        [--fallback-ca DIR [--fallback-cert-ttl DUR]]
 
 Serves an OAuth authorization server issuing sender-constrained access tokens
@@ -429,6 +431,8 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
+	var of serveOpsFlags
+	of.register(fs)
 	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values (without --redis); when full of live entries, DPoP token requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
 	redisURL := fs.String("redis", "", "share the replay store and the refresh tokens with the other instances of this issuer through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
@@ -460,10 +464,14 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	if err := cf.check(e, cmd); err != nil {
 		return err
 	}
+	if err := of.check(e, cmd); err != nil {
+		return err
+	}
 	logger, err := lf.logger(e, cmd, e.stderr)
 	if err != nil {
 		return err
 	}
+	ops := newServeOps(logger)
 	if *ttl < time.Second || *ttl > 24*time.Hour {
 		return serveUsagef(e, cmd, "--token-ttl must be between 1s and 24h")
 	}
@@ -663,8 +671,10 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		logger:         logger,
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
 		nonceSecrets: nonceSecrets,
+		metrics:      newOpsIssuerMetrics(ops),
 	}
 	if *redisURL != "" {
+		defer opsQuietRedis(logger)()
 		rdb, err := serveRedisClient(ctx, *redisURL, nil, redisPassword)
 		if err != nil {
 			ln.Close()
@@ -678,6 +688,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 			ln.Close()
 			return err
 		}
+		ops.addCheck("replay_store", opsRedisCheck(rdb))
 	}
 	h, err := serveIssuerHandler(params)
 	if err != nil {
@@ -699,6 +710,13 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "note: the secret of client %q is on the command line, where other local users can read it; use --client %s:@FILE or %s\n", cid, cid, serveSecretEnv(cid))
 	}
 	fmt.Fprintf(e.stderr, "issuer %s, %d client(s) registered\n", id, len(clients))
+	ops.addCheck("keys", opsIssuerKeysCheck(keys))
+	h, stopOps, err := ops.start(ctx, e, of, listenHost, h)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopOps()
 	return serveListener(ctx, e, ln, tlsConfig, h, cf)
 }
 
@@ -796,7 +814,8 @@ type serveIssuerParams struct {
 	// instances (--redis); nil means in memory.
 	replayStore  dpop.ReplayStore
 	refreshStore issuer.RefreshStore
-	fallback     *fallback.CA // the fallback CA role, or nil
+	metrics      issuer.Metrics // nil: none
+	fallback     *fallback.CA   // the fallback CA role, or nil
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -833,6 +852,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		Logger:          p.logger,
 		ReplayCapacity:  p.replayCapacity,
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
+		Metrics:         p.metrics,
 		Fallback:        p.fallback,
 	}
 	if p.replayStore != nil {
@@ -862,7 +882,7 @@ const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--j
        [--nonce-secret-file FILE]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
-       [--log-level debug|info|warn|error] [--log-format text|json]
+       [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
        [--fallback-ca FILE --fallback-crl URL [--crl-refresh DUR] [--crl-grace DUR]]
 
 Serves GET and POST /resource, protected by sender-constrained access tokens,
@@ -932,6 +952,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	cf.register(fs)
 	var lf serveLogFlags
 	lf.register(fs)
+	var of serveOpsFlags
+	of.register(fs)
 	var sf serveSharedFlags
 	sf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -965,10 +987,14 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if err := cf.check(e, cmd); err != nil {
 		return err
 	}
+	if err := of.check(e, cmd); err != nil {
+		return err
+	}
 	logger, err := lf.logger(e, cmd, e.stderr)
 	if err != nil {
 		return err
 	}
+	ops := newServeOps(logger)
 	switch {
 	case *issuerID == "" && *jwksURL != "":
 		return serveUsagef(e, cmd, "--jwks needs --issuer, the identifier that tokens' iss must equal")
@@ -1071,7 +1097,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		httpClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
-	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient}
+	rm := newOpsResourceMetrics(ops)
+	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient, Metrics: rm}
 	if *jwksURL != "" {
 		ksCfg.JWKSURL = *jwksURL
 	} else {
@@ -1116,19 +1143,22 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		// trusted proxy terminates TLS, whose requests count as TLS anyway.
 		InsecureAllowDPoPOverHTTP: !tf.enabled() && serveIsLoopbackHost(listenHost),
 		Logger:                    logger,
+		Metrics:                   rm,
 	}
 	var closeStore func()
 	if policy.Accept != resource.AcceptMTLS {
 		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
-			store, closeFn, err := serveRedisStore(ctx, *redisURL, roots, redisPassword)
+			defer opsQuietRedis(logger)()
+			store, rdb, err := serveRedisStore(ctx, *redisURL, roots, redisPassword)
 			if err != nil {
 				return err
 			}
 			if redisPasswordInURL {
 				serveRedisPasswordNote(e)
 			}
-			dc.ReplayStore, closeStore = store, closeFn
+			dc.ReplayStore, closeStore = store, func() { rdb.Close() }
+			ops.addCheck("replay_store", opsRedisCheck(rdb))
 		} else {
 			lru, err := replaycache.NewLRU(replaycache.Config{Capacity: *replayCapacity})
 			if err != nil {
@@ -1157,7 +1187,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if *fallbackCA != "" {
 		fv, closeFetcher, err := serveFallbackVerifier(ctx, e, serveFallbackParams{
 			caFile: *fallbackCA, crlURL: *fallbackCRL, refresh: *crlRefresh, grace: *crlGrace,
-			client: httpClient, dpop: cfg.DPoP,
+			client: httpClient, dpop: cfg.DPoP, ops: ops,
 		})
 		if err != nil {
 			return err
@@ -1178,8 +1208,15 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes), Fallback: policy.Fallback})(http.HandlerFunc(serveResourceAnswer))
 	mux.Handle("GET /resource", protected)
 	mux.Handle("POST /resource", protected)
+	ops.addCheck("keys", opsKeysCheck(keys))
+	defer serveStartupKeys(ctx, e, keys, cmp.Or(*jwksURL, "the metadata of "+*issuerID), resource.DefaultMinRefreshInterval)()
+	h, stopOps, err := ops.start(ctx, e, of, listenHost, mux)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	closeLn = false // serveListener owns it
-	return serveListener(ctx, e, ln, tlsConfig, mux, cf)
+	return serveListener(ctx, e, ln, tlsConfig, h, cf)
 }
 
 // serveFlagSet reports whether the flag name was given on the command line.
@@ -1214,10 +1251,10 @@ func serveResourceAnswer(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveRedisStore connects to the Redis at rawURL (checked with PING; with
-// password when it is not empty) and returns a shared replay store and the
-// function that closes the client. roots, when set, are the CAs trusted
-// for a rediss:// URL.
-func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool, password string) (*redisstore.Store, func(), error) {
+// password when it is not empty) and returns a shared replay store and its
+// client, which the caller closes. roots, when set, are the CAs trusted for
+// a rediss:// URL.
+func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool, password string) (*redisstore.Store, *redis.Client, error) {
 	rdb, err := serveRedisClient(ctx, rawURL, roots, password)
 	if err != nil {
 		return nil, nil, err
@@ -1227,5 +1264,5 @@ func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool, p
 		rdb.Close()
 		return nil, nil, err
 	}
-	return store, func() { rdb.Close() }, nil
+	return store, rdb, nil
 }

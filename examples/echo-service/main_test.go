@@ -49,7 +49,7 @@ func startAS(t *testing.T) (*httptest.Server, func(cnf map[string]string) string
 		now := time.Now()
 		claims, _ := json.Marshal(map[string]any{
 			"iss": as.URL, "aud": "https://api.example.com", "sub": "carol", "client_id": "mobile", "jti": now.String(),
-			"scope": "profile", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "cnf": cnf,
+			"scope": "read", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "cnf": cnf,
 		})
 		obj, _ := signer.Sign(claims)
 		s, _ := obj.CompactSerialize()

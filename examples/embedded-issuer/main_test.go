@@ -68,7 +68,7 @@ func TestEmbeddedIssuer(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, md.Token, strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("service-a", secret)
+		req.SetBasicAuth("app", secret)
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -104,7 +104,7 @@ func TestEmbeddedIssuer(t *testing.T) {
 	if err := tok.Claims(set.Keys[0].Key, &claims); err != nil {
 		t.Fatalf("token does not verify with the published key: %v", err)
 	}
-	if cnf, _ := claims["cnf"].(map[string]any); cnf["jkt"] != prover.Thumbprint() || claims["scope"] != "orders:read" {
+	if cnf, _ := claims["cnf"].(map[string]any); cnf["jkt"] != prover.Thumbprint() || claims["scope"] != "read write" {
 		t.Fatalf("claims %v", claims)
 	}
 }

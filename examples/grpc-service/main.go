@@ -4,29 +4,37 @@
 // bound to the client's TLS certificate (RFC 8705). The service is the
 // standard gRPC health service (grpc.health.v1.Health), so no code
 // generation is needed; its Check answers with the caller in the "caller"
-// response header metadata.
+// response header metadata. Check needs scope "read".
 //
-// Serve, with keys discovered from the issuer's metadata (add -require-nonce
-// to demand resource-server nonces):
+// Its defaults work with the servers of the senderbound CLI on loopback
+// and the files "senderbound cert issue" writes. From the repository root,
+// make a CA, a server and a client certificate, and start an issuer over
+// HTTPS that knows client "app" by its secret and client "orders-app" by
+// its certificate:
 //
-//	go run ./examples/grpc-service serve -issuer https://as.example.com \
-//		-audience https://api.example.com -public-url https://api.example.com:8443 \
-//		-addr :8443 -tls-cert server.pem -tls-key server-key.pem
+//	export SENDERBOUND_CLIENT_SECRET_APP=example-secret-0123456789
+//	go run ./cmd/senderbound ca create --out ca
+//	go run ./cmd/senderbound cert issue --ca ca --cn localhost --ip 127.0.0.1 --server --out server
+//	go run ./cmd/senderbound cert issue --ca ca --cn orders-app --client --out client
+//	go run ./cmd/senderbound serve-issuer --addr 127.0.0.1:9443 --tls-cert server/cert.pem --tls-key server/key.pem \
+//		--client-ca ca/ca.pem --client app --mtls-client orders-app:CN=orders-app &
+//
+// Serve on 127.0.0.1:8445, with keys discovered from the issuer's metadata
+// (add -require-nonce to demand resource-server nonces):
+//
+//	go run ./examples/grpc-service serve -issuer https://127.0.0.1:9443 -ca ca/ca.pem &
 //
 // Call with a DPoP-bound token (client_secret_basic; the secret comes from
-// CLIENT_SECRET):
+// CLIENT_SECRET), then with a certificate-bound token (tls_client_auth):
 //
-//	go run ./examples/grpc-service call -binding dpop -target api.example.com:8443 \
-//		-token-endpoint https://as.example.com/token -client-id service-a
-//
-// Call with a certificate-bound token (tls_client_auth):
-//
-//	go run ./examples/grpc-service call -binding mtls -target api.example.com:8443 \
-//		-token-endpoint https://mtls.as.example.com/token -client-id orders-app \
-//		-cert cert.pem -key key.pem
+//	CLIENT_SECRET=$SENDERBOUND_CLIENT_SECRET_APP go run ./examples/grpc-service call -binding dpop \
+//		-token-endpoint https://127.0.0.1:9443/token -ca ca/ca.pem
+//	go run ./examples/grpc-service call -binding mtls -token-endpoint https://127.0.0.1:9443/token \
+//		-client-id orders-app -ca ca/ca.pem
 //
 // Add -watch to call the server-streaming Watch, which this service
-// offers to DPoP-bound tokens only.
+// offers to DPoP-bound tokens only. Interrupt (SIGINT) or SIGTERM stops
+// the server gracefully.
 package main
 
 import (
@@ -41,13 +49,16 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
+
+	"github.com/senderbound/senderbound/mtlsbound"
 )
 
 func main() {
 	if len(os.Args) < 2 {
 		log.Fatal("usage: grpc-service serve|call [flags]")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch os.Args[1] {
@@ -66,17 +77,25 @@ func main() {
 func serveMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	var o serverOptions
-	fs.StringVar(&o.Issuer, "issuer", "https://as.example.com", "trusted issuer identifier (exact)")
-	fs.StringVar(&o.Audience, "audience", "https://api.example.com", "this API's identifier (token aud)")
-	fs.StringVar(&o.PublicURL, "public-url", "https://api.example.com:8443", "public base URL; the DPoP htu is this URL followed by the full method name")
+	fs.StringVar(&o.Issuer, "issuer", "http://127.0.0.1:9000", "trusted issuer identifier (exact)")
+	fs.StringVar(&o.Audience, "audience", "https://resource.senderbound.test", "this API's identifier (token aud)")
+	fs.StringVar(&o.PublicURL, "public-url", "", "public base URL; the DPoP htu is this URL followed by the full method name (default https://ADDR)")
 	fs.BoolVar(&o.RequireNonce, "require-nonce", false, "demand a resource-server nonce in every DPoP proof")
-	addr := fs.String("addr", ":8443", "listen address")
-	certFile := fs.String("tls-cert", "server.pem", "server certificate (PEM)")
-	keyFile := fs.String("tls-key", "server-key.pem", "server key (PEM)")
+	addr := fs.String("addr", "127.0.0.1:8445", "listen address")
+	certFile := fs.String("tls-cert", "server/cert.pem", "server certificate (PEM), as cert issue --out server writes it")
+	keyFile := fs.String("tls-key", "server/key.pem", "server key (PEM)")
+	caFile := fs.String("ca", "", "PEM file of CAs trusted for the issuer's HTTPS; empty = system roots")
 	_ = fs.Parse(args)
 	var err error
 	if o.Cert, err = tls.LoadX509KeyPair(*certFile, *keyFile); err != nil {
-		return err
+		return fmt.Errorf("%w (make one with: senderbound cert issue --ca ca --cn localhost --ip 127.0.0.1 --server --out server)", err)
+	}
+	if *caFile != "" {
+		roots, err := loadRoots(*caFile)
+		if err != nil {
+			return err
+		}
+		o.HTTPClient = mtlsbound.NewClient(nil, roots)
 	}
 	if o.RequireNonce {
 		o.NonceSecret = make([]byte, 32)
@@ -88,20 +107,27 @@ func serveMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Printf("serving grpc.health.v1.Health on %s", lis.Addr())
-	return serve(ctx, lis, o)
+	if o.PublicURL == "" {
+		o.PublicURL = "https://" + lis.Addr().String()
+	}
+	log.Printf("serving grpc.health.v1.Health, listening on %s (issuer %s)", lis.Addr(), o.Issuer)
+	if err := serve(ctx, lis, o); err != nil {
+		return err
+	}
+	log.Print("shut down")
+	return nil
 }
 
 func callMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("call", flag.ExitOnError)
 	var o clientOptions
-	fs.StringVar(&o.Target, "target", "api.example.com:8443", "gRPC server host:port")
+	fs.StringVar(&o.Target, "target", "127.0.0.1:8445", "gRPC server host:port")
 	fs.StringVar(&o.Binding, "binding", "dpop", "dpop or mtls")
-	fs.StringVar(&o.TokenEndpoint, "token-endpoint", "https://as.example.com/token", "token endpoint (for mtls, the mTLS alias if any)")
-	fs.StringVar(&o.ClientID, "client-id", "service-a", "client_id (for dpop the secret comes from CLIENT_SECRET)")
-	scope := fs.String("scope", "orders:read", "space-separated scopes to request")
-	certFile := fs.String("cert", "cert.pem", "mtls: client certificate (PEM)")
-	keyFile := fs.String("key", "key.pem", "mtls: client private key (PEM)")
+	fs.StringVar(&o.TokenEndpoint, "token-endpoint", "http://127.0.0.1:9000/token", "token endpoint (for mtls, the mTLS alias if any)")
+	fs.StringVar(&o.ClientID, "client-id", "app", "client_id (for dpop the secret comes from CLIENT_SECRET)")
+	scope := fs.String("scope", "read", "space-separated scopes to request")
+	certFile := fs.String("cert", "client/cert.pem", "mtls: client certificate (PEM), as cert issue --out client writes it")
+	keyFile := fs.String("key", "client/key.pem", "mtls: client private key (PEM)")
 	caFile := fs.String("ca", "", "PEM file of CAs trusted for the servers; empty = system roots")
 	fs.BoolVar(&o.Watch, "watch", false, "call Watch (server streaming) instead of Check")
 	n := fs.Int("n", 2, "number of calls")
@@ -111,16 +137,13 @@ func callMain(ctx context.Context, args []string) error {
 	if o.Binding == "mtls" {
 		var err error
 		if o.Cert, err = tls.LoadX509KeyPair(*certFile, *keyFile); err != nil {
-			return err
+			return fmt.Errorf("%w (make one with: senderbound cert issue --ca ca --cn %s --client --out client)", err, o.ClientID)
 		}
 	}
 	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
-		if err != nil {
+		var err error
+		if o.Roots, err = loadRoots(*caFile); err != nil {
 			return err
-		}
-		if o.Roots = x509.NewCertPool(); !o.Roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("%s: no PEM certificates", *caFile)
 		}
 	}
 	cc, err := dial(ctx, o)
@@ -136,4 +159,17 @@ func callMain(ctx context.Context, args []string) error {
 		fmt.Println(out)
 	}
 	return nil
+}
+
+// loadRoots reads the PEM certificates of file into a new pool.
+func loadRoots(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	}
+	return roots, nil
 }

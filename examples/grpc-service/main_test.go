@@ -78,10 +78,10 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	reg, err := issuer.NewMemoryRegistry(
-		issuer.Client{ID: "service-a", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(secret), Scopes: []string{"orders:read"}, DPoPBoundAccessTokens: true},
-		issuer.Client{ID: "orders-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"orders:read"},
+		issuer.Client{ID: "service-a", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(secret), Scopes: []string{"read"}, DPoPBoundAccessTokens: true},
+		issuer.Client{ID: "orders-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
 			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=orders-app"}, TLSClientCertificateBoundAccessTokens: true},
-		issuer.Client{ID: "edge-app", AuthMethod: issuer.AuthSelfSignedTLSClient, Scopes: []string{"orders:read"},
+		issuer.Client{ID: "edge-app", AuthMethod: issuer.AuthSelfSignedTLSClient, Scopes: []string{"read"},
 			Certificate: issuer.SelfSigned(mtlsbound.SelfSignedAuth{Certificates: []*x509.Certificate{self.Cert}}.Authenticate), TLSClientCertificateBoundAccessTokens: true},
 	)
 	if err != nil {
@@ -143,7 +143,7 @@ func (e *env) clientCert(t *testing.T, cn string) tls.Certificate {
 func TestDPoP(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
-	cc, err := dial(ctx, clientOptions{Target: e.target, Binding: "dpop", TokenEndpoint: e.tokenURL, ClientID: "service-a", ClientSecret: secret, Scopes: []string{"orders:read"}, Roots: e.ca.Pool()})
+	cc, err := dial(ctx, clientOptions{Target: e.target, Binding: "dpop", TokenEndpoint: e.tokenURL, ClientID: "service-a", ClientSecret: secret, Scopes: []string{"read"}, Roots: e.ca.Pool()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestMTLS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cc, err := dial(ctx, clientOptions{Target: e.target, Binding: "mtls", TokenEndpoint: e.tokenURL, ClientID: tc.client, Scopes: []string{"orders:read"}, Cert: tc.cert, Roots: e.ca.Pool()})
+			cc, err := dial(ctx, clientOptions{Target: e.target, Binding: "mtls", TokenEndpoint: e.tokenURL, ClientID: tc.client, Scopes: []string{"read"}, Cert: tc.cert, Roots: e.ca.Pool()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +201,7 @@ func TestMTLS(t *testing.T) {
 func TestClientErrors(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
-	good := clientOptions{Target: e.target, Binding: "dpop", TokenEndpoint: e.tokenURL, ClientID: "service-a", ClientSecret: secret, Scopes: []string{"orders:read"}, Roots: e.ca.Pool()}
+	good := clientOptions{Target: e.target, Binding: "dpop", TokenEndpoint: e.tokenURL, ClientID: "service-a", ClientSecret: secret, Scopes: []string{"read"}, Roots: e.ca.Pool()}
 	tests := []struct {
 		name   string
 		change func(*clientOptions)

@@ -29,7 +29,7 @@ type serverOptions struct {
 
 // newServer returns a gRPC server for the health service whose calls are
 // checked by the interceptors: Check takes DPoP- or certificate-bound
-// tokens with scope orders:read, Watch DPoP-bound ones only.
+// tokens with scope read, Watch DPoP-bound ones only.
 func newServer(o serverOptions) (*grpc.Server, error) {
 	keys, err := resource.NewRemoteKeySet(resource.RemoteKeySetConfig{Issuer: o.Issuer, HTTPClient: o.HTTPClient})
 	if err != nil {
@@ -55,7 +55,7 @@ func newServer(o serverOptions) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	read := []string{"orders:read"}
+	read := []string{"read"}
 	in, err := grpcresource.New(grpcresource.Config{
 		Verifier: v,
 		Default:  resource.Policy{Scopes: read}, // DPoP or mTLS

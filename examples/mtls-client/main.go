@@ -6,11 +6,22 @@
 // on a connection made with the same certificate. A copied token is useless
 // without the certificate's private key.
 //
-//	go run ./examples/mtls-client -token-endpoint https://mtls.as.example.com/token \
-//		-client-id orders-app -cert cert.pem -key key.pem -ca ca.pem \
-//		-url https://api.example.com/orders
+// Its defaults call the servers of the senderbound CLI on loopback HTTPS,
+// with the files "senderbound cert issue" writes. From the repository root,
+// make a CA, a server and a client certificate, start an issuer that knows
+// client "orders-app" by its certificate's subject and a resource server
+// that accepts certificate-bound tokens, then run it:
 //
-// Use the token endpoint the issuer's metadata lists under
+//	go run ./cmd/senderbound ca create --out ca
+//	go run ./cmd/senderbound cert issue --ca ca --cn localhost --ip 127.0.0.1 --server --out server
+//	go run ./cmd/senderbound cert issue --ca ca --cn orders-app --client --out client
+//	go run ./cmd/senderbound serve-issuer --addr 127.0.0.1:9443 --tls-cert server/cert.pem --tls-key server/key.pem \
+//		--client-ca ca/ca.pem --mtls-client orders-app:CN=orders-app &
+//	go run ./cmd/senderbound serve-resource --addr 127.0.0.1:9444 --issuer https://127.0.0.1:9443 --ca-file ca/ca.pem \
+//		--tls-cert server/cert.pem --tls-key server/key.pem --require mtls &
+//	go run ./examples/mtls-client -ca ca/ca.pem
+//
+// Against another issuer, use the token endpoint its metadata lists under
 // mtls_endpoint_aliases when it has one: that host requests client
 // certificates (RFC 8705 §5).
 package main
@@ -25,7 +36,9 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -42,19 +55,19 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.TokenEndpoint, "token-endpoint", "https://mtls.as.example.com/token", "token endpoint (the mTLS alias, if any)")
+	flag.StringVar(&o.TokenEndpoint, "token-endpoint", "https://127.0.0.1:9443/token", "token endpoint (the mTLS alias, if any)")
 	flag.StringVar(&o.ClientID, "client-id", "orders-app", "client_id registered for tls_client_auth")
-	scope := flag.String("scope", "orders:read", "space-separated scopes to request")
-	apiURL := flag.String("url", "https://api.example.com/orders", "API URL to GET")
-	certFile := flag.String("cert", "cert.pem", "client certificate, optionally followed by its chain (PEM)")
-	keyFile := flag.String("key", "key.pem", "client private key (PEM)")
+	scope := flag.String("scope", "read", "space-separated scopes to request")
+	apiURL := flag.String("url", "https://127.0.0.1:9444/resource", "API URL to GET")
+	certFile := flag.String("cert", "client/cert.pem", "client certificate, optionally followed by its chain (PEM), as cert issue --out client writes it")
+	keyFile := flag.String("key", "client/key.pem", "client private key (PEM)")
 	caFile := flag.String("ca", "", "PEM file of CAs trusted for the servers; empty = system roots")
 	flag.Parse()
 	o.Scopes = strings.Fields(*scope)
 
 	var err error
 	if o.Cert, err = tls.LoadX509KeyPair(*certFile, *keyFile); err != nil {
-		log.Fatal(err)
+		log.Fatalf("%v (make one with: senderbound cert issue --ca ca --cn %s --client --out client)", err, o.ClientID)
 	}
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
@@ -65,7 +78,9 @@ func main() {
 			log.Fatalf("%s: no PEM certificates", *caFile)
 		}
 	}
-	ctx := context.Background()
+	// Interrupt (SIGINT) or SIGTERM cancels the requests in flight.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	body, err := get(ctx, newClient(ctx, o), *apiURL)
 	if err != nil {
 		log.Fatal(err)

@@ -103,8 +103,8 @@ func TestService(t *testing.T) {
 	mtlsClient := mtlsbound.NewClient(&cc, ca.Pool())
 	plainClient := mtlsbound.NewClient((*tls.Certificate)(nil), ca.Pool())
 
-	dpopTok := as.token(t, "https://api.example.com", "orders:read orders:write", map[string]string{"jkt": prover.Thumbprint()})
-	certTok := as.token(t, "https://api.example.com", "orders:read orders:write", map[string]string{"x5t#S256": mtlsbound.Thumbprint(clientLeaf.Cert)})
+	dpopTok := as.token(t, "https://api.example.com", "read write", map[string]string{"jkt": prover.Thumbprint()})
+	certTok := as.token(t, "https://api.example.com", "read write", map[string]string{"x5t#S256": mtlsbound.Thumbprint(clientLeaf.Cert)})
 	tests := []struct {
 		name, method, path, authz string
 		client                    *http.Client

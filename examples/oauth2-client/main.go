@@ -7,9 +7,18 @@
 // with a proof that includes ath. Server nonces (use_dpop_nonce) are
 // picked up and retried transparently.
 //
-//	CLIENT_SECRET=... go run ./examples/oauth2-client \
-//		-token-endpoint https://as.example.com/token -client-id service-a \
-//		-scope orders:read -url https://api.example.com/orders
+// Its defaults call the servers of the senderbound CLI on loopback: start
+// an issuer that knows client "app" and a resource server, then run it
+// from the repository root:
+//
+//	export SENDERBOUND_CLIENT_SECRET_APP=example-secret-0123456789
+//	go run ./cmd/senderbound serve-issuer --addr 127.0.0.1:9000 --client app &
+//	go run ./cmd/senderbound serve-resource --addr 127.0.0.1:9001 --issuer http://127.0.0.1:9000 &
+//	CLIENT_SECRET=$SENDERBOUND_CLIENT_SECRET_APP go run ./examples/oauth2-client
+//
+// It prints the resource's answer three times, each call with a new proof.
+// Against an HTTPS API, pass -url and, for a private CA, -ca (as in the
+// nethttp-service example); plain http is for loopback only.
 package main
 
 import (
@@ -25,7 +34,9 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -44,15 +55,18 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.TokenEndpoint, "token-endpoint", "https://as.example.com/token", "authorization server token endpoint")
-	flag.StringVar(&o.ClientID, "client-id", "service-a", "client_id (the secret comes from CLIENT_SECRET)")
-	scope := flag.String("scope", "orders:read", "space-separated scopes to request")
-	apiURL := flag.String("url", "https://api.example.com/orders", "API URL to GET")
+	flag.StringVar(&o.TokenEndpoint, "token-endpoint", "http://127.0.0.1:9000/token", "authorization server token endpoint")
+	flag.StringVar(&o.ClientID, "client-id", "app", "client_id (the secret comes from CLIENT_SECRET)")
+	scope := flag.String("scope", "read", "space-separated scopes to request")
+	apiURL := flag.String("url", "http://127.0.0.1:9001/resource", "API URL to GET")
 	calls := flag.Int("n", 3, "number of API calls")
 	keyFile := flag.String("key", "", "DPoP private key (PKCS#8 PEM); empty = a fresh P-256 key for this run")
 	caFile := flag.String("ca", "", "PEM file of CAs trusted for the servers; empty = system roots")
 	flag.Parse()
 	o.ClientSecret, o.Scopes = os.Getenv("CLIENT_SECRET"), strings.Fields(*scope)
+	if o.ClientSecret == "" {
+		log.Fatal("set CLIENT_SECRET to the secret of -client-id")
+	}
 
 	var err error
 	if o.Key, err = loadOrGenerateKey(*keyFile); err != nil {
@@ -67,7 +81,9 @@ func main() {
 			log.Fatalf("%s: no PEM certificates", *caFile)
 		}
 	}
-	ctx := context.Background()
+	// Interrupt (SIGINT) or SIGTERM cancels the requests in flight.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	client, err := newClient(ctx, o)
 	if err != nil {
 		log.Fatal(err)
