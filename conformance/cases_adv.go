@@ -132,6 +132,19 @@ func hugeHeaderSteps() []step {
 	}
 }
 
+// hugeJTIStep sends a proof with a 64 KiB jti (ADV-45) on a connection of
+// its own (see oversized): servers with a smaller header limit answer 431
+// and close the connection before the request is written.
+func hugeJTIStep() step {
+	return oversized(proofStep("64 KiB jti", func(_ *run, j *jws) { j.claims["jti"] = strings.Repeat("j", 64<<10) }, false, or(wantProof, wantAny4xx)))
+}
+
+// hugeHTUStep sends a proof with a 100 KiB htu (ADV-60) on a connection of
+// its own (see oversized).
+func hugeHTUStep() step {
+	return oversized(proofStep("100 KiB", func(r *run, j *jws) { j.claims["htu"] = htuOf(r.s.t.Resource) + "/" + strings.Repeat("a", 100<<10) }, false, or(wantProof, wantAny4xx)))
+}
+
 // oversized makes a step that sends a resource request send it with
 // doOversized: the response is read while the request is written, and a
 // connection the server closes without answering counts as a refusal.
@@ -499,7 +512,7 @@ func init() {
 				return r.steps(
 					proofStep("empty jti", func(_ *run, j *jws) { j.claims["jti"] = "" }, false, wantProof),
 					proofStep("blank jti", func(_ *run, j *jws) { j.claims["jti"] = "   " }, false, wantProof),
-					proofStep("64 KiB jti", func(_ *run, j *jws) { j.claims["jti"] = strings.Repeat("j", 64<<10) }, false, anyProof),
+					hugeJTIStep(),
 				)
 			}},
 		Case{ID: "ADV-46", Title: "a jti accepted once is refused at another URL of the same RS", Section: "RFC 9449 §11.1", Level: LevelPolicy, Role: RoleResource, Group: GroupADV, Needs: CapDPoP | CapTrustedProxy,
@@ -647,7 +660,7 @@ func init() {
 					proofStep("relative", func(r *run, j *jws) { u, _ := url.Parse(r.s.t.Resource); j.claims["htu"] = u.EscapedPath() }, false, wantProof),
 					proofStep("empty", func(_ *run, j *jws) { j.claims["htu"] = "" }, false, wantProof),
 					proofStep("number", func(_ *run, j *jws) { j.claims["htu"] = 5 }, false, wantProof),
-					proofStep("100 KiB", func(r *run, j *jws) { j.claims["htu"] = htuOf(r.s.t.Resource) + "/" + strings.Repeat("a", 100<<10) }, false, anyProof),
+					hugeHTUStep(),
 				)
 			}},
 		Case{ID: "ADV-63", Title: "token-endpoint and resource proofs are not interchangeable", Section: "RFC 9449 §4.3, §5", Level: LevelMust, Role: RoleResource, Group: GroupADV, Needs: CapDPoP,

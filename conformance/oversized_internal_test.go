@@ -76,15 +76,17 @@ func TestOversizedRequestClosedIsRefusal(t *testing.T) {
 			// A token the server never gets to read: the request is refused
 			// on its size.
 			s.at1 = &issued{access: "conformance-test-token", tokenType: "DPoP", obtained: time.Now(), expiresIn: 300, key: s.k1}
-			for _, c := range []Case{{ID: "ADV-41", Level: LevelMust}, {ID: "ADV-104", Level: LevelMust}} {
-				r := &run{ctx: context.Background(), s: s, c: &c}
-				var ss []step
-				if c.ID == "ADV-41" {
-					ss = []step{oversized(rawStep("1 MiB proof", func(_ *run, p string) string { return p + strings.Repeat("A", 1<<20) }, wantAny4xx))}
-				} else {
-					ss = hugeHeaderSteps()
-				}
-				r.steps(ss...)
+			for _, c := range []struct {
+				Case
+				steps []step
+			}{
+				{Case{ID: "ADV-41", Level: LevelMust}, []step{oversized(rawStep("1 MiB proof", func(_ *run, p string) string { return p + strings.Repeat("A", 1<<20) }, wantAny4xx))}},
+				{Case{ID: "ADV-45", Level: LevelMust}, []step{hugeJTIStep()}},
+				{Case{ID: "ADV-60", Level: LevelMust}, []step{hugeHTUStep()}},
+				{Case{ID: "ADV-104", Level: LevelMust}, hugeHeaderSteps()},
+			} {
+				r := &run{ctx: context.Background(), s: s, c: &c.Case}
+				r.steps(c.steps...)
 				for _, ch := range r.checks {
 					if ch.Tier != tt.want {
 						t.Errorf("%s %s: %s (%s), want %s", c.ID, ch.Name, ch.Tier, ch.Reason, tt.want)

@@ -8,12 +8,15 @@
 // Tokens stay the normal path; the certificate is the fallback.
 //
 // The package is the framework-neutral core: the CA role ([CA]), the
-// verifier role ([Verifier], [CRLFetcher]) and the client side of signed
-// requests ([NewProver]). It imports only the standard library and this
-// module's dpop and mtlsbound packages (signed requests are single-use
-// through the dpop verifier's replay store, a replaycache store for
-// example); the issuer and resource packages build their endpoints and
-// policies on it.
+// verifier role ([Verifier], [CRLFetcher]) and the client side: signed
+// requests ([NewProver]), the certificate's renewal ([CertificateSource])
+// and the switch between tokens and certificate ([Transport]). Besides the
+// standard library and this module's dpop and mtlsbound packages it
+// imports golang.org/x/oauth2 (to recognise its token errors) and
+// github.com/sony/gobreaker/v2 (the circuit breaker). Signed requests are
+// single-use through the dpop verifier's replay store (a replaycache
+// store, for example). The issuer and resource packages build their
+// endpoints and policies on it.
 //
 // # Certificates
 //
@@ -77,6 +80,34 @@
 // package's verifier, so replay, htm, htu, the iat window and nonces are
 // enforced exactly as for DPoP, then requires the leaf key to equal the
 // jwk and verifies the chain.
+//
+// # Client
+//
+// [Transport] is an http.RoundTripper with two paths: the token path (an
+// oauth2.Transport over a dpop.Transport, or over a transport presenting
+// the certificate its tokens are bound to) and the fallback path (the
+// certificate of a [CertificateSource], over mTLS with
+// [CertificateSource.GetClientCertificate] or in signed requests with
+// [CertificateSource.SignedTransport]). A gobreaker circuit counts the
+// failures of the token endpoint, told from everything else by
+// [IsTokenEndpointFailure]: the token source's error surfaces from the
+// token path's RoundTrip as an *oauth2.RetrieveError (counted when 5xx,
+// never when 4xx) or as the *url.Error of its http.Client (connection
+// errors, timeouts: counted), while the resource's transport never
+// returns a *url.Error and the resource's answers are not errors at all,
+// so neither counts. A request whose token request failed is sent again
+// through the fallback path when its body can be sent again (GetBody).
+// After FailureThreshold consecutive failures the circuit opens and every
+// request takes the fallback path; in the background the issuer is probed
+// every OpenTimeout (half-open) and the first answer closes the circuit.
+// State changes go to slog and to OnStateChange.
+//
+// [CertificateSource.Start] renews the certificate RenewBefore before it
+// expires (a third of its lifetime by default) by POSTing a CSR for the
+// same key to the issuer's certificate endpoint with the client's
+// authentication; the current chain stays in use until a new one for the
+// same key and CA arrives, so renewal failing while the issuer is down
+// costs nothing.
 //
 // # Errors
 //

@@ -1,11 +1,16 @@
 package fallback
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/senderbound/senderbound/dpop"
 )
 
 // FuzzParseScopes: no panic, nil scopes on error, and an accepted value
@@ -126,6 +131,53 @@ func FuzzParseRevocationList(f *testing.F) {
 		crl, err := x509.ParseRevocationList(b)
 		if err != nil || crl.CheckSignatureFrom(w.root.Cert) != nil {
 			t.Fatal("accepted a CRL the CA did not sign")
+		}
+	})
+}
+
+// FuzzParseChainResponse: the certificate endpoint's answer as the client
+// reads it. No panic; nil chain with an error; an accepted chain holds 1
+// to dpop.MaxX5C certificates whose PEM encoding parses back to the same
+// chain; and errorCode returns only a short token of [A-Za-z0-9_].
+func FuzzParseChainResponse(f *testing.F) {
+	w := newWorld(f, "P256")
+	chain := w.issue(f, key(f, "P256b"), "svc")
+	var good []byte
+	for _, c := range chain {
+		good = append(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	f.Add(good)
+	f.Add(append([]byte("preamble\n"), good...))
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x01}}))
+	f.Add(bytes.Repeat(good[:len(good)/2], 3))
+	f.Add([]byte(`{"error":"invalid_client","error_description":"client authentication failed"}`))
+	f.Add([]byte(`{"error":"<script>"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if code := errorCode(data); len(code) > 64 || strings.Trim(code, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+			t.Fatalf("errorCode returned %q", code)
+		}
+		got, err := parseChainResponse(data)
+		if err != nil {
+			if got != nil {
+				t.Fatal("chain with an error")
+			}
+			return
+		}
+		if len(got) == 0 || len(got) > dpop.MaxX5C {
+			t.Fatalf("%d certificates", len(got))
+		}
+		var again []byte
+		for _, c := range got {
+			again = append(again, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		back, err := parseChainResponse(again)
+		if err != nil || len(back) != len(got) {
+			t.Fatalf("re-encoded chain: %d certificates, %v", len(back), err)
+		}
+		for i := range got {
+			if !back[i].Equal(got[i]) {
+				t.Fatalf("certificate %d changed", i)
+			}
 		}
 	})
 }

@@ -49,8 +49,10 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "demo", "demo [--json] [--report] [--timeout DUR]\n\n"+
 		"Starts an issuer and resource servers on loopback HTTPS (a CA and client\n"+
 		"certificates are generated for the run), walks through the DPoP and mTLS\n"+
-		"flows and the attacks they stop, then runs the conformance suite against\n"+
-		"the servers. Exit status 0 only if every step and every MUST case passed.")
+		"flows and the attacks they stop, and the fallback certificate carrying a\n"+
+		"client through an issuer outage (the issuer is stopped and restarted),\n"+
+		"then runs the conformance suite against the servers. Exit status 0 only\n"+
+		"if every step and every MUST case passed.")
 	asJSON := fs.Bool("json", false, "print a machine-readable JSON report instead of text")
 	full := fs.Bool("report", false, "print the full conformance report, not only its summary")
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
@@ -75,7 +77,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(out, "  resource          %s%s  (DPoP or mTLS, scope %q)\n", d.rsURL, demoResourceAPI, demoScope)
 	fmt.Fprintf(out, "  second resource   %s%s  (another audience, its own replay cache)\n", d.rs2URL, demoResourceAPI)
 	fmt.Fprintf(out, "  behind a proxy    %s%s  (trusts Client-Cert from loopback)\n", d.proxyURL, demoResourceAPI)
-	fmt.Fprintf(out, "  nonces            required at the token endpoint and at the resources\n\n")
+	fmt.Fprintf(out, "  nonces            required at the token endpoint and at the resources\n")
+	fmt.Fprintf(out, "  fallback issuer   %s  (also the fallback CA: %s, %s; stopped and restarted below)\n", d.fb.asURL, issuer.CertificatePath, issuer.CRLPath)
+	fmt.Fprintf(out, "  fallback resource %s/%s, /%s  (tokens, or the fallback certificate; CRL from %s)\n\n", d.fb.rsURL, demoScope, demoFallbackWrite, d.fb.crlURL)
 
 	rep := demoReport{Issuer: d.asURL, Resource: d.rsURL + demoResourceAPI}
 	for _, s := range d.steps() {
@@ -187,6 +191,7 @@ type demo struct {
 	introspectSecret string
 	issuerKey        *jose.JSONWebKey
 	servers          []*http.Server
+	fb               *fallbackDemo // the fallback story's servers
 }
 
 // startDemo generates a CA and certificates, and starts on 127.0.0.1 the
@@ -341,6 +346,10 @@ func startDemo(ctx context.Context) (*demo, error) {
 		d.servers = append(d.servers, hs)
 		go func() { _ = hs.Serve(ln) }()
 	}
+	if d.fb, err = startFallbackDemo(serverCert, d.roots); err != nil {
+		d.close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -349,6 +358,9 @@ func (d *demo) close() {
 	defer cancel()
 	for _, s := range d.servers {
 		_ = s.Shutdown(ctx)
+	}
+	if d.fb != nil {
+		d.fb.close()
 	}
 }
 
@@ -442,7 +454,7 @@ func (d *demo) steps() []demoStepFunc {
 		mtlsToken  string
 	)
 	resourceURL := d.rsURL + demoResourceAPI
-	return []demoStepFunc{
+	return append([]demoStepFunc{
 		{"a DPoP client gets a DPoP-bound token (answering the token endpoint's nonce challenge)", func(ctx context.Context) (string, error) {
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
@@ -550,7 +562,7 @@ func (d *demo) steps() []demoStepFunc {
 		{"the certificate-bound token without any certificate is refused", func(ctx context.Context) (string, error) {
 			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+mtlsToken, nil, "invalid_token")
 		}},
-	}
+	}, d.fb.fallbackSteps()...)
 }
 
 // plainClient returns an HTTPS client trusting the demo CA and presenting

@@ -31,6 +31,18 @@ func TestDemo(t *testing.T) {
 				"ok    an mTLS client gets a certificate-bound token",
 				`"binding":"mtls"`,
 				"ok    the stolen certificate-bound token over another certificate is refused",
+				"ok    fallback: a client gets a certificate for its key with scope read only",
+				`urn:senderbound:client:billing, scopes "read"`,
+				"ok    fallback: with the issuer up, its calls carry DPoP-bound tokens",
+				`200 binding=dpop client_id=billing scope="read write", circuit closed`,
+				"ok    fallback: the issuer is stopped; the circuit opens and calls keep succeeding with the certificate",
+				`circuit closed -> open; 3 calls, each 200 binding=fallback_certificate client_id=billing scope="read" (signed requests)`,
+				"ok    fallback: a call needing a scope the certificate lacks is refused",
+				"/write needs scope write: 403 error=insufficient_scope",
+				"ok    fallback: a revoked certificate is refused after the CRL refresh",
+				"401 error=invalid_token",
+				"ok    fallback: the issuer comes back; a probe closes the circuit and calls carry tokens again",
+				`open -> half-open, half-open -> closed); 200 binding=dpop client_id=billing`,
 				"no accepted attack, no missing MUST-level feature",
 				"PASS: every step and every MUST case passed",
 			} {
@@ -56,8 +68,8 @@ func TestDemo(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("not JSON: %v\n%s", err, out)
 			}
-			if !rep.OK || len(rep.Steps) != 9 {
-				t.Fatalf("ok=%v with %d steps, want ok with 9", rep.OK, len(rep.Steps))
+			if !rep.OK || len(rep.Steps) != 15 {
+				t.Fatalf("ok=%v with %d steps, want ok with 15", rep.OK, len(rep.Steps))
 			}
 			for _, s := range rep.Steps {
 				if !s.OK || s.Detail == "" {

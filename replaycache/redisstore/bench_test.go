@@ -54,47 +54,72 @@ func rawVerifyNsPerOp(b *testing.B) float64 {
 	return rawVerifyNs
 }
 
-// BenchmarkRedisClaimParallel measures fresh claims against a local
-// redis-server from many concurrent callers sharing one client.
+// BenchmarkRedisClaimParallel measures fresh claims from many concurrent
+// callers sharing one client, against one local redis-server and against a
+// local 3-master Redis Cluster (through a ClusterClient).
 func BenchmarkRedisClaimParallel(b *testing.B) {
-	for _, bc := range []struct {
-		name        string
-		parallelism int
-	}{
-		{name: "callers=2xGOMAXPROCS", parallelism: 2},
-		{name: "callers=16xGOMAXPROCS", parallelism: 16},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			raw := rawVerifyNsPerOp(b)
-			srv := redistest.Start(b)
-			client := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})
-			defer client.Close()
-			s := newStore(b, client, redisstore.Config{Grace: time.Second})
-			var ids, failed atomic.Uint64
-			b.SetParallelism(bc.parallelism)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				id := ids.Add(1)
-				ctx := context.Background()
-				exp := time.Now()
-				var k [32]byte
-				binary.LittleEndian.PutUint64(k[8:], id)
-				for i := uint64(0); pb.Next(); i++ {
-					binary.LittleEndian.PutUint64(k[:], i)
-					fresh, err := s.CheckAndStore(ctx, k, exp)
-					if err != nil || !fresh {
-						failed.Add(1)
-					}
-				}
-			})
-			b.StopTimer()
-			if n := failed.Load(); n != 0 {
-				b.Fatalf("%d claims of distinct keys failed", n)
-			}
-			perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			b.ReportMetric(perOp/raw, "x-raw")
-			b.ReportMetric(1e9/perOp, "claims/s")
-		})
+	type topology struct {
+		name   string
+		client func(b *testing.B) redis.UniversalClient
 	}
+	topologies := []topology{
+		{name: "single", client: func(b *testing.B) redis.UniversalClient {
+			srv := redistest.Start(b)
+			return redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})
+		}},
+		{name: "cluster3", client: func(b *testing.B) redis.UniversalClient {
+			cluster := redistest.StartCluster(b, 3)
+			addrs := make([]string, len(cluster.Nodes))
+			for i, n := range cluster.Nodes {
+				addrs[i] = n.Addr
+			}
+			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 64})
+		}},
+	}
+	for _, top := range topologies {
+		for _, bc := range []struct {
+			name        string
+			parallelism int
+		}{
+			{name: "callers=2xGOMAXPROCS", parallelism: 2},
+			{name: "callers=16xGOMAXPROCS", parallelism: 16},
+		} {
+			b.Run(top.name+"/"+bc.name, func(b *testing.B) {
+				benchClaims(b, top.client(b), bc.parallelism)
+			})
+		}
+	}
+}
+
+// benchClaims runs fresh claims of distinct keys through client from
+// parallelism×GOMAXPROCS callers.
+func benchClaims(b *testing.B, client redis.UniversalClient, parallelism int) {
+	raw := rawVerifyNsPerOp(b)
+	defer client.Close()
+	s := newStore(b, client, redisstore.Config{Grace: time.Second})
+	var ids, failed atomic.Uint64
+	b.SetParallelism(parallelism)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		id := ids.Add(1)
+		ctx := context.Background()
+		exp := time.Now()
+		var k [32]byte
+		binary.LittleEndian.PutUint64(k[8:], id)
+		for i := uint64(0); pb.Next(); i++ {
+			binary.LittleEndian.PutUint64(k[:], i)
+			fresh, err := s.CheckAndStore(ctx, k, exp)
+			if err != nil || !fresh {
+				failed.Add(1)
+			}
+		}
+	})
+	b.StopTimer()
+	if n := failed.Load(); n != 0 {
+		b.Fatalf("%d claims of distinct keys failed", n)
+	}
+	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(perOp/raw, "x-raw")
+	b.ReportMetric(1e9/perOp, "claims/s")
 }

@@ -149,7 +149,13 @@ type Config struct {
 // With a Redis Cluster or a Ring (any client but *redis.Client), every
 // claim key carries a hash tag, <prefix>{c}<rest> where c is the first
 // character of the base64url key, and each of the 64 tags has its own epoch
-// key <prefix>{c}epoch, so that a claim and its epoch key share a slot.
+// key <prefix>{c}epoch, so that a claim and its epoch key share a slot
+// while claims spread evenly over 64 slots, and so over up to 64 masters.
+// The prefix must then contain no brace. Before its first claim such a
+// Store reads (creating the missing ones) the epoch keys of all 64 tags in
+// one pipeline, so that a loss of any master's data is detected by every
+// running Store, including on tags it has not claimed on yet; until that
+// read succeeds (every master answers), claims fail with ErrUnavailable.
 //
 // # Persistence
 //
@@ -195,8 +201,11 @@ type Store struct {
 	tagged   bool   // keys carry a hash tag (sharding clients)
 	id       string // random, names the epochs this Store creates
 
-	mu     sync.Mutex
-	epochs []epochState // one per tag (one without tags)
+	mu       sync.Mutex
+	primed   bool          // every tag's epoch is known (sharding clients)
+	priming  chan struct{} // closed when the running epoch read ends
+	primeErr error         // why the last epoch read failed
+	epochs   []epochState  // one per tag (one without tags)
 }
 
 // epochState is what a Store knows of one epoch key.
@@ -279,6 +288,12 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	s.id = hex.EncodeToString(id[:])
 	_, single := client.(*redis.Client)
 	s.tagged = !single
+	if s.tagged && strings.ContainsAny(s.prefix, "{}") {
+		// Redis hashes the first {...} of a key: a brace in the prefix
+		// would put every key in one slot, or a claim and its epoch key
+		// in different slots.
+		return nil, errors.New("redisstore: Prefix must not contain { or } with a sharding client")
+	}
 	s.epochs = make([]epochState, 1)
 	if s.tagged {
 		s.epochs = make([]epochState, clusterTags)
@@ -345,6 +360,11 @@ func (s *Store) claim(ctx context.Context, key [32]byte, since time.Time, hasSin
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	if s.tagged {
+		if err := s.prime(ctx); err != nil {
+			return false, err
+		}
+	}
 	now := s.now()
 	ttl := s.ttl(now, exp)
 	claimKey, epochKey, tag := s.redisKey(key)
@@ -408,6 +428,100 @@ func (s *Store) claim(ctx context.Context, key [32]byte, since time.Time, hasSin
 		return false, errStateLost
 	}
 	return fresh, nil
+}
+
+// primeScript returns the epoch key KEYS[1], creating it as ARGV[1] when
+// missing: {1, ARGV[1]} when it created it, {2, epoch} otherwise.
+var primeScript = redis.NewScript(`local e = redis.call('GET', KEYS[1])
+if e then return {2, e} end
+redis.call('SET', KEYS[1], ARGV[1])
+return {1, ARGV[1]}`)
+
+// prime reads, once, the epoch key of every tag, creating the missing
+// ones, before the first claim of a Store with a sharding client. Without
+// it a Store would learn a tag's epoch at its first claim on that tag,
+// possibly long after it started, and would take an epoch key erased by
+// the loss of that tag's master as a fresh start, accepting again the
+// proofs another instance had accepted there. After prime, a missing
+// epoch key is a detected loss on every tag, as it is on the single epoch
+// key of a single server. The reads run on their own goroutine, so prime
+// returns when ctx is done; if they fail, the claim fails with
+// ErrUnavailable and the next claim tries again.
+func (s *Store) prime(ctx context.Context) error {
+	s.mu.Lock()
+	if s.primed {
+		s.mu.Unlock()
+		return nil
+	}
+	wait := s.priming
+	if wait == nil {
+		wait = make(chan struct{})
+		s.priming = wait
+		go s.readEpochs(wait)
+	}
+	s.mu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.primed {
+		return fmt.Errorf("%w: %w", ErrUnavailable, s.primeErr)
+	}
+	return nil
+}
+
+// readEpochs reads every tag's epoch for prime, then closes done.
+func (s *Store) readEpochs(done chan struct{}) {
+	err := s.pipelineEpochs()
+	s.mu.Lock()
+	s.primed = err == nil
+	s.primeErr = err
+	s.priming = nil
+	s.mu.Unlock()
+	close(done)
+}
+
+// pipelineEpochs sends primeScript for every tag in one pipeline and
+// records the epochs. It is bounded by Config.Timeout.
+func (s *Store) pipelineEpochs() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	newEpoch := s.id + "." + strconv.FormatInt(s.now().UnixMilli(), 10) + ".F"
+	var tagKey [32]byte
+	cmds := make([]*redis.Cmd, clusterTags)
+	// EVAL, not EVALSHA: a node that has not cached the script needs no
+	// second round trip.
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for tag := range cmds {
+			tagKey[0] = byte(tag << 2)
+			_, epochKey, _ := s.redisKey(tagKey)
+			cmds[tag] = primeScript.Eval(ctx, p, []string{epochKey}, newEpoch)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	errReply := errors.New("unexpected reply to the epoch read")
+	for _, cmd := range cmds {
+		a, ok := cmd.Val().([]any)
+		if !ok || len(a) != 2 {
+			return errReply
+		}
+		lost, ok1 := a[0].(int64)
+		epoch, ok2 := a[1].(string)
+		if !ok1 || !ok2 || lost < 1 || lost > 2 || epoch == "" {
+			return errReply
+		}
+	}
+	for tag, cmd := range cmds {
+		a := cmd.Val().([]any)
+		s.observe(tag, "", a[0].(int64), a[1].(string))
+	}
+	return nil
 }
 
 // parseEpochReply reads the script's reply for a changed epoch:
