@@ -103,7 +103,13 @@
 // DPoPBoundAccessTokens or TLSClientCertificateBoundAccessTokens never gets
 // a token without that binding. Refresh tokens are opaque, stored hashed,
 // and for public clients bound to the DPoP key or certificate they were
-// issued with. A refresh never yields more than the client is registered
+// issued with. Each is single use: a refresh redeems it (RefreshStore.Take,
+// atomic, so of concurrent redemptions at any instance sharing the store
+// only one succeeds) and the response carries its successor for the same
+// grant, with the same scope, binding and expiry, so rotation never extends
+// a grant (RFC 9700 §4.14.2); a second redemption is invalid_grant. A
+// refused refresh (another key, another client, a widened scope) does not
+// consume the token. A refresh never yields more than the client is registered
 // for at the time of the refresh: the grant's scopes and audiences are
 // narrowed to the client's current Scopes and Audiences (the issuer's
 // default audience when it has none), a requested scope outside what

@@ -554,6 +554,10 @@ func testClientRegistryValidation(t *testing.T) {
 		{ID: "x", AuthMethod: AuthTLSClient},
 		{ID: "x", AuthMethod: AuthTLSClient, Certificate: mtlsbound.PKIAuth{}},
 		{ID: "x", AuthMethod: AuthTLSClient, Certificate: mtlsbound.PKIAuth{Roots: x509.NewCertPool(), SANDNS: "a", SANURI: "b"}},
+		// A SAN selector that could match only through Unicode case
+		// folding (the Kelvin sign folds to "k").
+		{ID: "x", AuthMethod: AuthTLSClient, Certificate: mtlsbound.PKIAuth{Roots: x509.NewCertPool(), SANDNS: "\u212Aey.example.test"}},
+		{ID: "x", AuthMethod: AuthTLSClient, Certificate: mtlsbound.PKIAuth{Roots: x509.NewCertPool(), SANURI: "spiffe://example.org/\u00e4"}},
 		{ID: "x", AuthMethod: AuthSelfSignedTLSClient},
 		{ID: "x", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("s"), Certificate: SelfSigned(mtlsbound.SelfSignedAuth{}.Authenticate)},
 		{ID: "x", AuthMethod: AuthNone, SecretHash: HashSecret("s")},

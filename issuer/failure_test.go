@@ -40,7 +40,9 @@ func (brokenRefreshStore) Put(context.Context, [32]byte, RefreshRecord) error {
 func (brokenRefreshStore) Get(context.Context, [32]byte) (*RefreshRecord, error) {
 	return nil, errors.New("down")
 }
-func (brokenRefreshStore) Delete(context.Context, [32]byte) error { return errors.New("down") }
+func (brokenRefreshStore) Take(context.Context, [32]byte) (*RefreshRecord, error) {
+	return nil, errors.New("down")
+}
 
 // laxRefreshStore keeps records past expiry: a valid RefreshStore that
 // leaves the expiry decision to the token endpoint.
@@ -59,9 +61,13 @@ func (l *laxRefreshStore) Get(_ context.Context, id [32]byte) (*RefreshRecord, e
 	return &r, nil
 }
 
-func (l *laxRefreshStore) Delete(_ context.Context, id [32]byte) error {
+func (l *laxRefreshStore) Take(_ context.Context, id [32]byte) (*RefreshRecord, error) {
+	r, ok := l.recs[id]
+	if !ok {
+		return nil, ErrTokenNotFound
+	}
 	delete(l.recs, id)
-	return nil
+	return &r, nil
 }
 
 func TestDependencyFailures(t *testing.T) {

@@ -27,17 +27,27 @@ type RefreshRecord struct {
 	ExpiresAt time.Time
 }
 
-// RefreshStore keeps refresh tokens by the SHA-256 of their value.
-// Implementations must be safe for concurrent use.
+// RefreshStore keeps refresh tokens by the SHA-256 of their value. A
+// refresh token is single use: the token endpoint reads its record with Get,
+// checks the request against it, and then redeems it with Take, which
+// removes it; the response carries a new refresh token for the same grant
+// (rotation, RFC 9700 §4.14.2). Implementations must be safe for concurrent
+// use; issuer/redisrefresh keeps the tokens of several issuer instances in
+// Redis, and issuer/refreshtest checks an implementation against this
+// contract.
 type RefreshStore interface {
-	// Put stores rec under id.
+	// Put stores rec under id, replacing any record there.
 	Put(ctx context.Context, id [32]byte, rec RefreshRecord) error
 	// Get returns the record for id, or an error wrapping
 	// [ErrTokenNotFound] when it is unknown or expired. Any other error
 	// means the store could not answer; the request is refused.
 	Get(ctx context.Context, id [32]byte) (*RefreshRecord, error)
-	// Delete removes id; deleting an unknown id is not an error.
-	Delete(ctx context.Context, id [32]byte) error
+	// Take removes id and returns its record in one atomic step: of
+	// concurrent Takes of one id, at most one gets the record. A Take of an
+	// unknown, expired or already taken id returns an error wrapping
+	// [ErrTokenNotFound]. Any other error means the store could not answer
+	// (the record may or may not be gone); the request is refused.
+	Take(ctx context.Context, id [32]byte) (*RefreshRecord, error)
 }
 
 // MemoryRefreshStore is an in-memory [RefreshStore] for one instance. It
@@ -91,15 +101,30 @@ func (m *MemoryRefreshStore) Get(_ context.Context, id [32]byte) (*RefreshRecord
 		delete(m.recs, id)
 		return nil, ErrTokenNotFound
 	}
-	return &rec, nil
+	return cloneRecord(rec), nil
 }
 
-// Delete implements [RefreshStore].
-func (m *MemoryRefreshStore) Delete(_ context.Context, id [32]byte) error {
+// Take implements [RefreshStore].
+func (m *MemoryRefreshStore) Take(_ context.Context, id [32]byte) (*RefreshRecord, error) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, ok := m.recs[id]
+	if !ok {
+		return nil, ErrTokenNotFound
+	}
 	delete(m.recs, id)
-	m.mu.Unlock()
-	return nil
+	if !m.now().Before(rec.ExpiresAt) {
+		return nil, ErrTokenNotFound
+	}
+	return cloneRecord(rec), nil
+}
+
+// cloneRecord returns a copy of rec whose Audience and Claims the caller
+// may change without reaching the store.
+func cloneRecord(rec RefreshRecord) *RefreshRecord {
+	rec.Audience = slices.Clone(rec.Audience)
+	rec.Claims = maps.Clone(rec.Claims)
+	return &rec
 }
 
 // newRefreshToken returns a random opaque refresh token and its store id.

@@ -80,6 +80,17 @@ type Grant struct {
 	// RefreshToken asks for a refresh token next to the access token.
 	// A public client gets one only when its tokens are bound.
 	RefreshToken bool
+
+	// redeem is the refresh token this grant redeems (refresh_token
+	// grant): taken from the store just before minting, and replaced by a
+	// successor for the same grant.
+	redeem *redemption
+}
+
+// redemption is a refresh token about to be redeemed and its record.
+type redemption struct {
+	id  [32]byte
+	rec RefreshRecord
 }
 
 // GrantHandler implements one grant type at the token endpoint. The
@@ -155,7 +166,10 @@ type ServerConfig struct {
 	// cannot obtain certificates must not claim it: clients would be told
 	// to expect certificate-bound tokens they can never get.
 	MTLS bool
-	// RefreshTokens stores refresh tokens. Default: NewMemoryRefreshStore.
+	// RefreshTokens stores refresh tokens. Default: NewMemoryRefreshStore
+	// (one instance only; use a shared store such as issuer/redisrefresh
+	// when several instances serve the same issuer, or a refresh token
+	// issued by one is unknown at the others).
 	RefreshTokens RefreshStore
 	// RefreshTokenTTL is the refresh-token lifetime. Default 24 hours.
 	RefreshTokenTTL time.Duration
@@ -535,6 +549,16 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, nonce, err
 		}
 	}
+	// A refresh token is single use: of concurrent redemptions (at any
+	// instance sharing the store) only the one whose Take gets the record
+	// goes on.
+	if g.redeem != nil {
+		if _, err := s.refresh.Take(ctx, g.redeem.id); errors.Is(err, ErrTokenNotFound) {
+			return nil, nonce, newError(ErrInvalidGrant, "refresh token is invalid or expired")
+		} else if err != nil {
+			return nil, nonce, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "refresh store unavailable", err)
+		}
+	}
 	aud := g.Audience
 	if len(aud) == 0 && len(client.Audiences) > 0 {
 		aud = client.Audiences[:1]
@@ -550,19 +574,28 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		AccessToken: tok.Raw, TokenType: tok.Type, Scope: tok.Scope,
 		ExpiresIn: int64(tok.ExpiresAt.Sub(tok.IssuedAt) / time.Second),
 	}
-	if g.RefreshToken && gt != GrantRefreshToken && gt != GrantClientCredentials && (!client.Public() || binding.Bound()) {
-		rt, id, err := newRefreshToken(s.is.rand())
-		if err != nil {
-			return nil, nonce, err
-		}
-		rec := RefreshRecord{
+	var rec *RefreshRecord
+	switch {
+	case g.redeem != nil:
+		// The successor carries the redeemed grant unchanged (RFC 6749 §6:
+		// the same scope), its binding and its expiry, so rotation never
+		// extends a grant.
+		rec = &g.redeem.rec
+	case g.RefreshToken && gt != GrantRefreshToken && gt != GrantClientCredentials && (!client.Public() || binding.Bound()):
+		rec = &RefreshRecord{
 			ClientID: client.ID, Subject: g.Subject, Scope: g.Scope, Audience: tok.Audience,
 			Claims: g.Claims, ExpiresAt: s.is.now().Add(s.cfg.RefreshTokenTTL),
 		}
 		if client.Public() {
 			rec.Binding = binding
 		}
-		if err := s.refresh.Put(ctx, id, rec); err != nil {
+	}
+	if rec != nil {
+		rt, id, err := newRefreshToken(s.is.rand())
+		if err != nil {
+			return nil, nonce, err
+		}
+		if err := s.refresh.Put(ctx, id, *rec); err != nil {
 			return nil, nonce, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "temporarily unavailable", err)
 		}
 		resp.RefreshToken = rt
@@ -711,7 +744,9 @@ func (s *Server) audience(c *Client, resource string) ([]string, error) {
 // the DPoP key or certificate it was issued with (RFC 9449 §5, RFC 8705
 // §4); refreshing with another key or certificate is invalid_grant. The
 // grant's scopes and audiences are narrowed to the client's registration
-// at the time of the refresh.
+// at the time of the refresh. The token is only read here; it is redeemed
+// (taken from the store) once the whole request has passed, so a refused
+// request does not consume it.
 func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, error) {
 	rt := req.Params["refresh_token"]
 	if rt == "" {
@@ -750,7 +785,7 @@ func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, e
 	if err != nil {
 		return nil, err
 	}
-	return &Grant{Subject: rec.Subject, Scope: scope, Audience: aud, Claims: rec.Claims}, nil
+	return &Grant{Subject: rec.Subject, Scope: scope, Audience: aud, Claims: rec.Claims, redeem: &redemption{id: refreshID(rt), rec: *rec}}, nil
 }
 
 // authenticate identifies and authenticates the client of a token or

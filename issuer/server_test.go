@@ -520,11 +520,15 @@ func TestRefreshBinding(t *testing.T) {
 		if cnfOf(claims)["jkt"] != k1.Thumbprint() || claims["sub"] != "alice" || claims["scope"] != "read write" {
 			t.Fatalf("refreshed claims %v", claims)
 		}
+		// Each refresh redeems its token and returns the successor.
+		rt = r.str("refresh_token")
 		narrowed := url.Values{"grant_type": {"refresh_token"}, "client_id": {"public"}, "refresh_token": {rt}, "scope": {"read"}}
 		r = get(t, c, h.tokenURL(), narrowed, map[string]string{"DPoP": h.proof(k1, h.tokenURL(), "")})
 		if r.status != 200 || r.str("scope") != "read" {
 			t.Fatalf("narrowed scope: %d %s", r.status, r.raw)
 		}
+		rt = r.str("refresh_token")
+		form.Set("refresh_token", rt)
 		widened := url.Values{"grant_type": {"refresh_token"}, "client_id": {"public"}, "refresh_token": {rt}, "scope": {"admin"}}
 		r = get(t, c, h.tokenURL(), widened, map[string]string{"DPoP": h.proof(k1, h.tokenURL(), "")})
 		if r.status != 400 || r.str("error") != "invalid_scope" {

@@ -25,7 +25,9 @@ import (
 // key usage, be within its validity period, and match exactly one
 // registered subject selector. Exactly one of SubjectDN, SANDNS, SANURI,
 // SANIP and SANEmail must be set (MTLS-CA-05); a SAN selector matches only
-// SAN entries of its own type (MTLS-CA-07).
+// SAN entries of its own type (MTLS-CA-07). SAN selectors must be printable
+// ASCII without spaces, as SAN entries are (IA5 strings); Validate refuses
+// any other, which could match only through Unicode case folding.
 //
 // Roots should hold only the few CAs whose issuance policy is acceptable for
 // this client (RFC 8705 §7.4); the system pool is never used implicitly. A
@@ -40,19 +42,24 @@ type PKIAuth struct {
 	// SubjectDN is tls_client_auth_subject_dn, an RFC 4514 string compared
 	// as described at ParseDistinguishedName (MTLS-CA-06).
 	SubjectDN string
-	// SANDNS is tls_client_auth_san_dns, compared case-insensitively with
-	// each dNSName SAN; wildcards are not expanded.
+	// SANDNS is tls_client_auth_san_dns, compared with each dNSName SAN
+	// case-insensitively in ASCII only; wildcards are not expanded and a
+	// trailing dot is significant.
 	SANDNS string
-	// SANURI is tls_client_auth_san_uri, compared exactly with each
-	// uniformResourceIdentifier SAN (both in net/url's String form, so the
-	// scheme is compared without regard to case).
+	// SANURI is tls_client_auth_san_uri, for example a SPIFFE ID
+	// ("spiffe://example.org/ns/a/sa/b"), compared exactly with each
+	// uniformResourceIdentifier SAN: both in net/url's String form, so the
+	// scheme is compared without regard to case (RFC 3986 §3.1) and
+	// everything else as written, with no normalization of host case,
+	// percent-encoding, dot segments or a trailing slash.
 	SANURI string
 	// SANIP is tls_client_auth_san_ip, an IPv4 or IPv6 address compared in
-	// binary form with each iPAddress SAN (MTLS-CA-08); an IPv4-mapped IPv6
-	// SAN does not match an IPv4 registration.
+	// binary form with each iPAddress SAN (MTLS-CA-08), so any textual form
+	// of one IPv6 address matches; an IPv4-mapped IPv6 SAN does not match an
+	// IPv4 registration, nor the reverse.
 	SANIP string
 	// SANEmail is tls_client_auth_san_email, compared with each rfc822Name
-	// SAN: the domain case-insensitively, the local part exactly.
+	// SAN: the local part exactly, the domain case-insensitively in ASCII.
 	SANEmail string
 
 	// Now returns the time used for validity checks. If nil, time.Now is used.
@@ -103,6 +110,13 @@ func (a PKIAuth) compile() (compiled, error) {
 	}
 	if n != 1 {
 		return compiled{}, fmt.Errorf("%w: exactly one subject selector must be registered, found %d", ErrInvalidConfig, n)
+	}
+	// SAN entries are IA5 strings (crypto/x509 refuses a dNSName or
+	// rfc822Name that is not), so a SAN selector is printable ASCII too: a
+	// registration outside it could match only through Unicode case folding
+	// (the Kelvin sign folds to "k") or re-encoding, never as written.
+	if c.kind != selDN && !printableASCII(c.value) {
+		return compiled{}, fmt.Errorf("%w: a SAN selector must be printable ASCII without spaces", ErrInvalidConfig)
 	}
 	switch c.kind {
 	case selDN:
@@ -168,6 +182,16 @@ func (c compiled) match(cert *x509.Certificate) bool {
 		}
 	}
 	return false
+}
+
+// printableASCII reports whether s holds only ASCII from '!' to '~'.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func emailEqual(a, b string) bool {

@@ -51,7 +51,13 @@
 //
 // [PKIAuth] implements tls_client_auth: the certificate must chain to a small
 // set of configured roots with the clientAuth extended key usage and match
-// exactly one registered selector (subject DN, or a SAN of one type).
+// exactly one registered selector (subject DN, or a SAN of one type:
+// tls_client_auth_san_dns, _uri, _ip or _email of RFC 8705 §2.1.2). A SAN
+// selector matches only SANs of its type: a DNS name case-insensitively in
+// ASCII, a URI such as a service mesh's SPIFFE ID exactly (the scheme
+// excepted, with no normalization), an IP address in binary form (an
+// IPv4-mapped IPv6 address is not the IPv4 address), an e-mail address
+// with its local part exactly and its domain case-insensitively in ASCII.
 // [SelfSignedAuth] implements self_signed_tls_client_auth: the certificate
 // must be byte-for-byte one of the registered ones. Both refuse a
 // certificate whose key a TLS handshake does not tie to its holder or that

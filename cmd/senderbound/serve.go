@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -169,16 +168,6 @@ func serveLoadPool(flagName, file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// serveNonces returns a DPoP nonce source with a fresh random secret, so
-// nonces are valid only at this process and only until it exits.
-func serveNonces(label string) (*dpop.Nonces, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
-	}
-	return dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{secret}, Label: label})
-}
-
 // serveTLSFlags are the --tls-cert, --tls-key and --client-ca flags shared by
 // both servers.
 type serveTLSFlags struct {
@@ -284,9 +273,11 @@ func (f *serveLogFlags) logger(e *env, cmd string, w io.Writer) (*slog.Logger, e
 
 const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--audience AUD]... [--scope S]...
        [--signing-key FILE | --state-dir DIR | --ephemeral-key] [--token-ttl DUR] [--require-nonce]
-       [--replay-capacity N] [--replay-quota N]
+       [--replay-capacity N] [--replay-quota N] [--redis URL [--redis-password-file FILE]]
+       [--nonce-secret-file FILE]
        [--client ID[:SECRET|:@FILE]]... [--public-client ID]...
-       [--mtls-client ID:SUBJECT_DN]... [--self-signed-client ID:CERT_PEM]...
+       [--mtls-client ID:SUBJECT_DN|ID:san-dns=NAME|ID:san-uri=URI|ID:san-ip=IP|ID:san-email=ADDR]...
+       [--self-signed-client ID:CERT_PEM]...
        [--dpop-bound ID]... [--introspect-all ID]...
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
@@ -307,6 +298,17 @@ of them. Tokens carry every --audience in aud. Confidential (--client) clients
 authenticate with client_secret_basic and may call /introspect, which shows
 them only the tokens issued to them; --introspect-all lets one (a resource
 server) introspect every access token.
+
+A --mtls-client certificate must chain to --client-ca, list the clientAuth
+extended key usage and match its one registered selector: the subject DN
+(RFC 4514; values compared without regard to ASCII case and outer spaces),
+or a SAN of the one type named: san-dns a dNSName case-insensitively in ASCII
+(no wildcards), san-uri a URI SAN exactly (the scheme excepted), e.g. a
+service mesh's SPIFFE ID spiffe://example.org/ns/a/sa/b, san-ip an iPAddress
+in binary form (an IPv4-mapped IPv6 address is not the IPv4 address),
+san-email an rfc822Name with the local part exactly and the domain
+case-insensitively in ASCII. A value that starts with none of san-dns=,
+san-uri=, san-ip=, san-email= is a subject DN.
 
 Client secrets: --client ID:SECRET puts the secret on the command line, where
 other local users can read it in the process table; prefer --client ID:@FILE
@@ -329,7 +331,17 @@ tests).
 With --fallback-ca DIR (a CA made by 'ca create') the issuer is also the
 fallback certificate authority: clients POST a CSR to /certificate and get a
 client certificate carrying their client_id and scopes; /crl serves the CRL of
-the certificates revoked with 'ca revoke --ca DIR', re-read on every request.`
+the certificates revoked with 'ca revoke --ca DIR', re-read on every request.
+
+Several instances behind one load balancer: give every instance the same
+--issuer, --signing-key and clients. --redis shares the replay store and the
+refresh tokens (single use: a refresh token redeemed at one instance is
+refused at every other); the Redis password comes from --redis-password-file
+or SENDERBOUND_REDIS_PASSWORD rather than the URL, which other local users can
+read in the process table. With --require-nonce, --nonce-secret-file (or
+SENDERBOUND_NONCE_SECRET) shares the nonce secret, so that a nonce from one
+instance is accepted at the others; it needs --issuer. Secret files must be
+readable by their owner only; a trailing newline is ignored.` + serveNonceSecretHelp
 
 // serveStateKeyFile is the default signing key's name in --state-dir.
 const serveStateKeyFile = "signing-key.jwk"
@@ -378,26 +390,17 @@ func serveClientSecret(e *env, cmd, v string) (id, secret string, src serveSecre
 		}
 		secret, src = val, secretFromEnv
 	case strings.HasPrefix(rest, "@") && len(rest) > 1:
-		data, err := keyfile.ReadPrivate(rest[1:])
-		if err != nil {
+		if secret, err = serveReadSecretFile(rest[1:]); err != nil {
 			return "", "", 0, fmt.Errorf("--client %s: secret file: %w", id, err)
 		}
-		secret, src = string(data), secretFromFile
-		if t, ok := strings.CutSuffix(secret, "\n"); ok {
-			secret = strings.TrimSuffix(t, "\r")
-		}
+		src = secretFromFile
 	case rest == "" || rest == "@":
 		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
 	default:
 		secret, src = rest, secretFromArgs
 	}
-	if len(secret) < serveMinSecretLen {
-		return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret must have at least %d characters", id, serveMinSecretLen)
-	}
-	for _, c := range []byte(secret) {
-		if c < 0x20 || c == 0x7f {
-			return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret must be one line of printable characters", id)
-		}
+	if p := serveSecretProblem(secret, serveMinSecretLen); p != "" {
+		return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret %s", id, p)
 	}
 	return id, secret, src, nil
 }
@@ -417,7 +420,7 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	ttl := fs.Duration("token-ttl", 5*time.Minute, "access-token lifetime, 1s to 24h")
 	fs.Var(&secretClients, "client", "register a confidential client (client_secret_basic, may introspect its own tokens) as ID:@FILE (secret in FILE), ID (secret in $"+serveSecretEnvPrefix+"<ID>) or ID:SECRET (visible in the process table); secret at least 16 characters; repeatable")
 	fs.Var(&publicClients, "public-client", "register a public client ID (token_endpoint_auth_method none; refresh_token only, client_credentials is for confidential clients), repeatable")
-	fs.Var(&mtlsClients, "mtls-client", "register a tls_client_auth client ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example); the certificate must chain to --client-ca; repeatable")
+	fs.Var(&mtlsClients, "mtls-client", "register a tls_client_auth client by subject DN, ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example), or by SAN (RFC 8705 §2.1.2), ID:san-dns=NAME, ID:san-uri=URI (e.g. a SPIFFE ID), ID:san-ip=ADDRESS or ID:san-email=ADDRESS; the certificate must chain to --client-ca; repeatable")
 	fs.Var(&selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
 	var dpopBound, introspectAll listFlag
 	fs.Var(&dpopBound, "dpop-bound", "client ID must send a DPoP proof with every token request and gets only DPoP-bound tokens (dpop_bound_access_tokens), repeatable")
@@ -431,8 +434,11 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	lf.register(fs)
 	var of serveOpsFlags
 	of.register(fs)
-	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values; when full of live entries, DPoP token requests are refused with 503")
+	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values (without --redis); when full of live entries, DPoP token requests are refused with 503")
 	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
+	redisURL := fs.String("redis", "", "share the replay store and the refresh tokens with the other instances of this issuer through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
+	var sf serveSharedFlags
+	sf.register(fs)
 	fallbackCA := fs.String("fallback-ca", "", "directory written by 'ca create': issue fallback client certificates at /certificate and publish the CRL of DIR/"+fallbackRevocationsFile+" at /crl")
 	fallbackTTL := fs.Duration("fallback-cert-ttl", fallback.DefaultLifetime, "lifetime of fallback client certificates (with --fallback-ca)")
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -489,6 +495,16 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 	} else if err := serveCheckIssuerURL(*issuerURL, listenHost, tf.enabled()); err != nil {
 		return serveUsagef(e, cmd, "%v", err)
 	}
+	// The nonce label is the issuer identifier, derived from the port
+	// actually bound unless --issuer names it.
+	nonceSecrets, err := sf.nonceSecrets(e, cmd, *requireNonce, *issuerURL != "", "--issuer, the identifier every instance shares")
+	if err != nil {
+		return err
+	}
+	redisPassword, redisPasswordInURL, err := sf.redisPassword(e, cmd, *redisURL)
+	if err != nil {
+		return err
+	}
 	if len(audiences) == 0 {
 		audiences = listFlag{serveDefaultAudience}
 	}
@@ -540,19 +556,21 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		clients = append(clients, issuer.Client{ID: id, AuthMethod: issuer.AuthNone, Scopes: scopes})
 	}
 	type pair struct{ id, value string }
-	var mtlsPairs, selfSignedPairs []pair
+	type mtlsClient struct {
+		id   string
+		auth mtlsbound.PKIAuth
+	}
+	var selfSignedPairs []pair
+	var mtlsRegs []mtlsClient
 	for _, v := range mtlsClients {
-		id, dn, ok := serveSplitPair(v)
-		if !ok {
-			return serveUsagef(e, cmd, "--mtls-client needs ID:SUBJECT_DN")
-		}
-		if _, err := mtlsbound.ParseDistinguishedName(dn); err != nil {
-			return serveUsagef(e, cmd, "--mtls-client %q: invalid subject DN", id)
+		id, auth, err := serveMTLSClient(e, cmd, v)
+		if err != nil {
+			return err
 		}
 		if err := register(id); err != nil {
 			return err
 		}
-		mtlsPairs = append(mtlsPairs, pair{id, dn})
+		mtlsRegs = append(mtlsRegs, mtlsClient{id, auth})
 	}
 	for _, v := range selfSignedClients {
 		id, file, ok := serveSplitPair(v)
@@ -584,14 +602,14 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		}
 		tlsConfig = mtlsbound.ServerTLSConfig(cert)
 	}
-	if len(mtlsPairs) > 0 {
+	if len(mtlsRegs) > 0 {
 		roots, err := serveLoadPool("--client-ca", tf.clientCA)
 		if err != nil {
 			return err
 		}
-		for _, p := range mtlsPairs {
-			clients = append(clients, issuer.Client{ID: p.id, AuthMethod: issuer.AuthTLSClient, Scopes: scopes,
-				Certificate: mtlsbound.PKIAuth{Roots: roots, SubjectDN: p.value}})
+		for _, m := range mtlsRegs {
+			m.auth.Roots = roots
+			clients = append(clients, issuer.Client{ID: m.id, AuthMethod: issuer.AuthTLSClient, Scopes: scopes, Certificate: m.auth})
 		}
 	}
 	for _, p := range selfSignedPairs {
@@ -648,13 +666,32 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		id = scheme + "://" + net.JoinHostPort(listenHost, port)
 	}
-	h, err := serveIssuerHandler(serveIssuerParams{
+	params := serveIssuerParams{
 		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
 		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce, fallback: fca,
 		logger:         logger,
 		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
-		metrics: newOpsIssuerMetrics(ops),
-	})
+		nonceSecrets: nonceSecrets,
+		metrics:      newOpsIssuerMetrics(ops),
+	}
+	if *redisURL != "" {
+		defer opsQuietRedis(logger)()
+		rdb, err := serveRedisClient(ctx, *redisURL, nil, redisPassword)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if redisPasswordInURL {
+			serveRedisPasswordNote(e)
+		}
+		defer rdb.Close()
+		if params.replayStore, params.refreshStore, err = serveIssuerRedis(rdb, id); err != nil {
+			ln.Close()
+			return err
+		}
+		ops.addCheck("replay_store", opsRedisCheck(rdb))
+	}
+	h, err := serveIssuerHandler(params)
 	if err != nil {
 		ln.Close()
 		return err
@@ -772,8 +809,14 @@ type serveIssuerParams struct {
 	// per-owner quota; zero means the library defaults.
 	replayCapacity int
 	replayQuota    int
-	metrics        issuer.Metrics // nil: none
-	fallback       *fallback.CA   // the fallback CA role, or nil
+	// nonceSecrets are the shared nonce secrets; nil means a random one.
+	nonceSecrets [][]byte
+	// replayStore and refreshStore, when set, are shared with the other
+	// instances (--redis); nil means in memory.
+	replayStore  dpop.ReplayStore
+	refreshStore issuer.RefreshStore
+	metrics      issuer.Metrics // nil: none
+	fallback     *fallback.CA   // the fallback CA role, or nil
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -800,10 +843,15 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 	if p.public {
 		methods = append(methods, issuer.AuthNone)
 	}
-	// One process: an in-memory replay store of --replay-capacity entries.
-	replay, err := issuer.NewMemoryReplayStore(is, p.replayCapacity)
-	if err != nil {
-		return nil, err
+	// The shared store with --redis; else one process, an in-memory
+	// replay store of --replay-capacity entries.
+	replay := p.replayStore
+	if replay == nil {
+		mem, err := issuer.NewMemoryReplayStore(is, p.replayCapacity)
+		if err != nil {
+			return nil, err
+		}
+		replay = mem
 	}
 	cfg := issuer.ServerConfig{
 		Issuer:          is,
@@ -818,8 +866,11 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		Metrics:         p.metrics,
 		Fallback:        p.fallback,
 	}
+	if p.refreshStore != nil {
+		cfg.RefreshTokens = p.refreshStore
+	}
 	if p.requireNonce {
-		n, err := serveNonces(p.id)
+		n, err := serveNonces(p.id, p.nonceSecrets)
 		if err != nil {
 			return nil, err
 		}
@@ -835,7 +886,8 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--forwarded-headers x-forwarded|forwarded|none]
-       [--ca-file FILE] [--redis URL] [--replay-capacity N] [--replay-quota N]
+       [--ca-file FILE] [--redis URL [--redis-password-file FILE]] [--replay-capacity N] [--replay-quota N]
+       [--nonce-secret-file FILE]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
        [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
@@ -874,7 +926,15 @@ nextUpdate plus --crl-grace, such requests get 503; token requests do not.
 For measurements: --token-cache 0 verifies every token's signature on every
 request; --baseline also serves GET /baseline, the same kind of answer with no
 check at all, to compare a protected request's cost with; --cpu-profile writes
-a CPU profile (go tool pprof) of the whole run, until shutdown.`
+a CPU profile (go tool pprof) of the whole run, until shutdown.
+
+Several instances behind one load balancer: --redis shares the DPoP replay
+cache (its password from --redis-password-file or SENDERBOUND_REDIS_PASSWORD
+rather than the URL); with --require-nonce, --nonce-secret-file (or
+SENDERBOUND_NONCE_SECRET) shares the nonce secret, so that a nonce from one
+instance is accepted at the others; it needs --public-url (or a
+--trusted-proxy), the same at every instance. Secret files must be readable by
+their owner only; a trailing newline is ignored.` + serveNonceSecretHelp
 
 // runServeResource implements "serve-resource".
 func runServeResource(ctx context.Context, e *env, args []string) error {
@@ -911,6 +971,8 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	lf.register(fs)
 	var of serveOpsFlags
 	of.register(fs)
+	var sf serveSharedFlags
+	sf.register(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -1010,6 +1072,16 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	if trusted != nil && headers == trustedproxy.HeadersNone && *publicURL == "" && policy.Accept != resource.AcceptMTLS {
 		return serveUsagef(e, cmd, "--forwarded-headers none needs --public-url, the URL clients use, checked against each DPoP proof")
 	}
+	// The nonce label is the public URL, or the audience behind a proxy;
+	// only a derived public URL differs between instances.
+	nonceSecrets, err := sf.nonceSecrets(e, cmd, *requireNonce, *publicURL != "" || len(proxies) > 0, "--public-url, the URL clients use")
+	if err != nil {
+		return err
+	}
+	redisPassword, redisPasswordInURL, err := sf.redisPassword(e, cmd, *redisURL)
+	if err != nil {
+		return err
+	}
 	if !tf.enabled() && len(proxies) == 0 {
 		if !serveIsLoopbackHost(listenHost) {
 			return serveUsagef(e, cmd, "without --tls-cert, serve-resource listens only on loopback, or behind a --trusted-proxy")
@@ -1099,9 +1171,12 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
 		if *redisURL != "" {
 			defer opsQuietRedis(logger)()
-			store, rdb, err := serveRedisStore(ctx, *redisURL, roots)
+			store, rdb, err := serveRedisStore(ctx, *redisURL, roots, redisPassword)
 			if err != nil {
 				return err
+			}
+			if redisPasswordInURL {
+				serveRedisPasswordNote(e)
 			}
 			dc.ReplayStore, closeStore = store, func() { rdb.Close() }
 			ops.addCheck("replay_store", opsRedisCheck(rdb))
@@ -1117,7 +1192,7 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 			if label == "" {
 				label = *audience
 			}
-			n, err := serveNonces(label)
+			n, err := serveNonces(label, nonceSecrets)
 			if err != nil {
 				return err
 			}
@@ -1267,28 +1342,14 @@ func serveWriteAnswer(w http.ResponseWriter, body *serveAnswer) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// serveRedisStore connects to the Redis at rawURL (checked with PING) and
-// returns a shared replay store and its client, which the caller closes.
-// roots, when set, are the CAs trusted for a rediss:// URL.
-func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool) (*redisstore.Store, *redis.Client, error) {
-	opt, err := redis.ParseURL(rawURL)
+// serveRedisStore connects to the Redis at rawURL (checked with PING; with
+// password when it is not empty) and returns a shared replay store and its
+// client, which the caller closes. roots, when set, are the CAs trusted for
+// a rediss:// URL.
+func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool, password string) (*redisstore.Store, *redis.Client, error) {
+	rdb, err := serveRedisClient(ctx, rawURL, roots, password)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			// url.Error repeats the URL, which may hold a password.
-			return nil, nil, errors.New("--redis: invalid URL")
-		}
-		return nil, nil, fmt.Errorf("--redis: %w", err)
-	}
-	if opt.TLSConfig != nil && roots != nil {
-		opt.TLSConfig.RootCAs = roots
-	}
-	rdb := redis.NewClient(opt)
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		rdb.Close()
-		return nil, nil, fmt.Errorf("--redis: %w", err)
+		return nil, nil, err
 	}
 	store, err := redisstore.New(rdb, redisstore.Config{})
 	if err != nil {

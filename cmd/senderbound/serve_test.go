@@ -80,6 +80,11 @@ type serveProc struct {
 // stop cancels the command's context and returns its exit status.
 func (p *serveProc) stop(t testing.TB) int {
 	t.Helper()
+	// A connection the shared transport dialed for a request that then
+	// took another one sits unused in its pool; the server counts it as
+	// new, not idle, for 5 s and its graceful shutdown (5 s) waits for it.
+	// Closing the pool's idle connections ends it.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	p.cancel()
 	select {
 	case code := <-p.done:

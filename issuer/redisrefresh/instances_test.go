@@ -1,0 +1,171 @@
+package redisrefresh_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/senderbound/senderbound/internal/redistest"
+	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/issuer/redisrefresh"
+	"github.com/senderbound/senderbound/replaycache/redisstore"
+)
+
+const (
+	instanceSecret = "instance-secret-0123456789abcdef"
+	codeGrant      = "urn:example:params:oauth:grant-type:code"
+)
+
+// codeGrantHandler stands for an embedding server's authorization_code
+// grant: it grants "subject" and asks for a refresh token.
+func codeGrantHandler(_ context.Context, req *issuer.GrantRequest) (*issuer.Grant, error) {
+	sub := req.Params["subject"]
+	if sub == "" {
+		return nil, issuer.GrantError(issuer.ErrInvalidGrant, "unknown grant")
+	}
+	return &issuer.Grant{Subject: sub, Scope: "read", RefreshToken: true}, nil
+}
+
+// startInstances starts n instances of one issuer (one identifier, one
+// signing key, one client registry) on loopback, sharing the replay store
+// and the refresh tokens through the Redis of srv, and returns their base
+// URLs.
+func startInstances(t *testing.T, srv *redistest.Server, n int) []string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "http://127.0.0.1:1" // the load balancer's URL
+	var urls []string
+	for range n {
+		rdb := srv.Client()
+		keys, err := issuer.NewKeySet(issuer.SigningKey{Signer: key, Algorithm: "ES256"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		is, err := issuer.New(issuer.Config{Issuer: id, Keys: keys, Audience: []string{"https://rs.example.test"}, InsecureAllowHTTP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := issuer.NewMemoryRegistry(issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(instanceSecret),
+			Scopes: []string{"read"}, GrantTypes: []string{codeGrant, issuer.GrantRefreshToken}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replay, err := redisstore.New(rdb, redisstore.Config{Prefix: "as:jti:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := issuer.NewServer(issuer.ServerConfig{
+			Issuer: is, Clients: reg, ReplayStore: replay,
+			RefreshTokens: newStore(t, rdb, redisrefresh.Config{Prefix: "as:refresh:"}),
+			Grants:        map[string]issuer.GrantHandler{codeGrant: issuer.GrantHandlerFunc(codeGrantHandler)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(s.Handler())
+		t.Cleanup(hs.Close)
+		urls = append(urls, hs.URL)
+	}
+	return urls
+}
+
+// tokenRequest posts form as client "app" to base's token endpoint and
+// returns the status and the decoded answer.
+func tokenRequest(t *testing.T, base string, form url.Values) (int, map[string]string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+issuer.TokenPath, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Error(err)
+		return 0, nil
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("app", instanceSecret)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	out := map[string]string{}
+	for k, v := range body {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// TestTwoIssuerInstances: a refresh token issued by instance A is redeemed
+// at instance B once; the second redemption, at either instance, is
+// refused, and the successor B returned works at A. Of concurrent
+// redemptions spread over both instances exactly one succeeds.
+func TestTwoIssuerInstances(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	urls := startInstances(t, srv, 2)
+	a, b := urls[0], urls[1]
+	refresh := func(base, rt string) (int, map[string]string) {
+		t.Helper()
+		return tokenRequest(t, base, url.Values{"grant_type": {issuer.GrantRefreshToken}, "refresh_token": {rt}})
+	}
+
+	status, body := tokenRequest(t, a, url.Values{"grant_type": {codeGrant}, "subject": {"alice"}})
+	rt := body["refresh_token"]
+	if status != http.StatusOK || rt == "" {
+		t.Fatalf("grant at A: %d %v", status, body)
+	}
+	status, body = refresh(b, rt)
+	next := body["refresh_token"]
+	if status != http.StatusOK || body["access_token"] == "" || next == "" {
+		t.Fatalf("A's refresh token at B: %d %v", status, body)
+	}
+	for _, base := range []string{b, a} {
+		if status, body := refresh(base, rt); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+			t.Fatalf("second redemption at %s: %d %v, want 400 invalid_grant", base, status, body)
+		}
+	}
+	if status, body := refresh(a, next); status != http.StatusOK || body["refresh_token"] == "" {
+		t.Fatalf("B's successor at A: %d %v", status, body)
+	}
+
+	_, body = tokenRequest(t, b, url.Values{"grant_type": {codeGrant}, "subject": {"bob"}})
+	rt = body["refresh_token"]
+	const n = 16
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = tokenRequest(t, urls[i%2], url.Values{"grant_type": {issuer.GrantRefreshToken}, "refresh_token": {rt}})
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusOK:
+			ok++
+		case http.StatusBadRequest:
+		default:
+			t.Errorf("status %d", s)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d concurrent redemptions at two instances succeeded, want 1 (%v)", ok, n, statuses)
+	}
+}
