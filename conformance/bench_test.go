@@ -85,7 +85,7 @@ func BenchmarkJWKThumbprint(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := JWKThumbprint(jwk); err != nil {
+		if _, err := jwkThumbprint(jwk); err != nil {
 			b.Fatal(err)
 		}
 	}

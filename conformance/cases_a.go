@@ -390,7 +390,7 @@ func init() {
 			run: func(ctx context.Context, r *run) verdict {
 				return r.steps(
 					proofStep("no ath", func(_ *run, j *jws) { delete(j.claims, "ath") }, false, wantProof),
-					proofStep("ath of another token", func(_ *run, j *jws) { j.claims["ath"] = ATH("another-token-" + randomID()) }, false, wantProof),
+					proofStep("ath of another token", func(_ *run, j *jws) { j.claims["ath"] = tokenHash("another-token-" + randomID()) }, false, wantProof),
 					proofStep("correct ath", nil, true, nil),
 				)
 			}},

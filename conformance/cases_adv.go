@@ -738,8 +738,8 @@ func init() {
 				}
 				return r.steps(
 					proofStep("missing", func(_ *run, j *jws) { delete(j.claims, "ath") }, false, wantProof),
-					proofStep("other token", athOf(func(string) string { return ATH("other") }), false, wantProof),
-					proofStep("padded", athOf(func(t string) string { return ATH(t) + "=" }), false, wantProof),
+					proofStep("other token", athOf(func(string) string { return tokenHash("other") }), false, wantProof),
+					proofStep("padded", athOf(func(t string) string { return tokenHash(t) + "=" }), false, wantProof),
 					proofStep("standard alphabet", athOf(func(t string) string {
 						s := std(t)
 						if !strings.ContainsAny(s, "+/") {
@@ -747,8 +747,8 @@ func init() {
 						}
 						return s
 					}), false, wantProof),
-					proofStep("over DPoP <token>", athOf(func(t string) string { return ATH("DPoP " + t) }), false, wantProof),
-					proofStep("case flipped", athOf(func(t string) string { return flipCase(ATH(t)) }), false, wantProof),
+					proofStep("over DPoP <token>", athOf(func(t string) string { return tokenHash("DPoP " + t) }), false, wantProof),
+					proofStep("case flipped", athOf(func(t string) string { return flipCase(tokenHash(t)) }), false, wantProof),
 				)
 			}},
 		Case{ID: "ADV-72", Title: "cnf that is not an object is refused", Section: "RFC 7800 §3", Level: LevelMust, Role: RoleResource, Group: GroupADV, Needs: CapDPoP | CapIssuerKey,

@@ -97,7 +97,7 @@ func init() {
 						return append(h, h[0])
 					}, false, wantAny4xx),
 					proxyStep("list value", func(r *run) []header {
-						v := ClientCertHeader(r.s.t.ClientCert.Certificate[0])
+						v := clientCertHeader(r.s.t.ClientCert.Certificate[0])
 						return []header{{"Client-Cert", v + ", " + v}}
 					}, false, wantAny4xx),
 				)
@@ -106,7 +106,7 @@ func init() {
 			Expect: "Client-Cert-Chain: C1 without Client-Cert via the trusted proxy → 401 (or 400)",
 			run: func(ctx context.Context, r *run) verdict {
 				return r.steps(proxyStep("chain only", func(r *run) []header {
-					return []header{{"Client-Cert-Chain", ClientCertHeader(r.s.t.ClientCert.Certificate[0])}}
+					return []header{{"Client-Cert-Chain", clientCertHeader(r.s.t.ClientCert.Certificate[0])}}
 				}, false, or(wantBearerTok, []want{{400, "", nil}})))
 			}},
 		Case{ID: "ADV-89", Title: "Client-Cert-Chain alone, non-certificate or CA Client-Cert is refused", Section: "RFC 9440 §2.3", Level: LevelMust, Role: RoleResource, Group: GroupADV, Needs: CapMTLS | CapTrustedProxy,
@@ -118,13 +118,13 @@ func init() {
 				}
 				return r.steps(
 					proxyStep("chain only", func(r *run) []header {
-						return []header{{"Client-Cert-Chain", ClientCertHeader(r.s.t.ClientCert.Certificate[0])}}
+						return []header{{"Client-Cert-Chain", clientCertHeader(r.s.t.ClientCert.Certificate[0])}}
 					}, false, wantAny4xx),
 					proxyStep("not a certificate", func(r *run) []header {
-						return []header{{"Client-Cert", ClientCertHeader([]byte("definitely not a DER certificate"))}}
+						return []header{{"Client-Cert", clientCertHeader([]byte("definitely not a DER certificate"))}}
 					}, false, wantAny4xx),
 					proxyStep("CA certificate", func(r *run) []header {
-						return []header{{"Client-Cert", ClientCertHeader(ca)}}
+						return []header{{"Client-Cert", clientCertHeader(ca)}}
 					}, false, wantAny4xx),
 				)
 			}},
@@ -160,7 +160,7 @@ func init() {
 			Expect: "128 KiB Client-Cert via the trusted proxy → 431 or 400, no 5xx",
 			run: func(ctx context.Context, r *run) verdict {
 				return r.steps(proxyStep("128 KiB Client-Cert", func(r *run) []header {
-					return []header{{"Client-Cert", ClientCertHeader(make([]byte, 96<<10))}}
+					return []header{{"Client-Cert", clientCertHeader(make([]byte, 96<<10))}}
 				}, false, wantAny4xx))
 			}},
 		Case{ID: "CCERT-16", Title: "when the RS terminates TLS, the TLS certificate is authoritative", Section: "RFC 8705 §3; RFC 9440 §4", Level: LevelPolicy, Role: RoleResource, Group: GroupF, Needs: CapMTLS,

@@ -105,7 +105,7 @@ func withOtherCert(r *run) (*http.Client, error) {
 }
 
 func clientCertOf1(r *run) []header {
-	return []header{{"Client-Cert", ClientCertHeader(r.s.t.ClientCert.Certificate[0])}}
+	return []header{{"Client-Cert", clientCertHeader(r.s.t.ClientCert.Certificate[0])}}
 }
 
 var x5tPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -216,7 +216,7 @@ func init() {
 					return *v
 				}
 				got, _ := cnfMember(it.claims, "x5t#S256")
-				if got != CertificateThumbprint(r.s.t.ClientCert.Certificate[0]) {
+				if got != certificateThumbprint(r.s.t.ClientCert.Certificate[0]) {
 					return failf("cnf.x5t#S256 %q does not match C1", safeToken(got))
 				}
 				return passf("bound to C1")
@@ -235,7 +235,7 @@ func init() {
 				if !x5tPattern.MatchString(got) {
 					return failf("x5t#S256 is not 43 base64url characters")
 				}
-				if got != CertificateThumbprint(r.s.t.ClientCert.Certificate[0]) {
+				if got != certificateThumbprint(r.s.t.ClientCert.Certificate[0]) {
 					return failf("x5t#S256 differs from SHA-256 of the DER certificate")
 				}
 				return passf("canonical x5t#S256")
@@ -260,7 +260,7 @@ func init() {
 				if x.status == http.StatusOK {
 					it, err := parseIssued(x, nil)
 					if err == nil {
-						if got, ok := cnfMember(it.claims, "x5t#S256"); ok && got == CertificateThumbprint(r.s.t.ClientCert.Certificate[0]) {
+						if got, ok := cnfMember(it.claims, "x5t#S256"); ok && got == certificateThumbprint(r.s.t.ClientCert.Certificate[0]) {
 							r.fail = x
 							return attackf("token bound to a certificate that was only named in a header")
 						}
@@ -319,7 +319,7 @@ func init() {
 				if err != nil {
 					return skipf("precondition: the refresh grant over mTLS: %s", sanitizeErr(err))
 				}
-				why, observed := r.boundTo(it, "x5t#S256", CertificateThumbprint(r.s.t.ClientCert.Certificate[0]))
+				why, observed := r.boundTo(it, "x5t#S256", certificateThumbprint(r.s.t.ClientCert.Certificate[0]))
 				if why != "" {
 					r.fail = x
 					return failf("cnf.x5t#S256 %s (thumbprint of C1)", why)
@@ -332,7 +332,7 @@ func init() {
 		Case{ID: "MTLS-CB-07", Title: "a public client's refresh token is bound to its certificate", Section: "RFC 8705 §4", Level: LevelShould, Role: RoleTokenEndpoint, Group: GroupE, Needs: CapMTLS | CapSecondCert | CapRefreshGrant,
 			Expect: "three refresh tokens of the public client from the refresh grant over mTLS with C1: refresh one over C2 → 400 invalid_grant; one without a certificate → 400 [open: invalid_grant|invalid_request]; one over C1 → 200 with the new access token bound to C1",
 			run: func(ctx context.Context, r *run) verdict {
-				c1 := CertificateThumbprint(r.s.t.ClientCert.Certificate[0])
+				c1 := certificateThumbprint(r.s.t.ClientCert.Certificate[0])
 				var rts [3]string
 				for i := range rts {
 					it, v := r.refreshable(r.s.refreshGrantRequest(nil, r.s.cert1, false))
@@ -412,7 +412,7 @@ func init() {
 			Expect: "cnf with jkt(K1) and x5t#S256(C1): DPoP proof without certificate; certificate under Bearer → 401 invalid_token",
 			run: func(ctx context.Context, r *run) verdict {
 				both := func(r *run, j *jws) {
-					setCnf(j, map[string]any{"jkt": r.s.k1.jkt, "x5t#S256": CertificateThumbprint(r.s.t.ClientCert.Certificate[0])})
+					setCnf(j, map[string]any{"jkt": r.s.k1.jkt, "x5t#S256": certificateThumbprint(r.s.t.ClientCert.Certificate[0])})
 				}
 				return r.steps(
 					forgedStep("DPoP proof only", both, false, wantDPoPToken),
@@ -428,7 +428,7 @@ func init() {
 						return nil, v
 					}
 					tok, err := r.s.forge(it, func(j *jws) {
-						setCnf(j, map[string]any{"jkt": r.s.k2.jkt, "x5t#S256": CertificateThumbprint(r.s.t.ClientCert.Certificate[0])})
+						setCnf(j, map[string]any{"jkt": r.s.k2.jkt, "x5t#S256": certificateThumbprint(r.s.t.ClientCert.Certificate[0])})
 					})
 					if err != nil {
 						fv := suitef("%s", sanitizeErr(err))
@@ -458,7 +458,7 @@ func init() {
 			Expect: "cnf.x5t#S256 of C1 with '=' appended, presented with C1 → 401 invalid_token",
 			run: func(ctx context.Context, r *run) verdict {
 				return r.steps(forgedBearerStep("padded x5t#S256", func(r *run, j *jws) {
-					setCnf(j, map[string]any{"x5t#S256": CertificateThumbprint(r.s.t.ClientCert.Certificate[0]) + "="})
+					setCnf(j, map[string]any{"x5t#S256": certificateThumbprint(r.s.t.ClientCert.Certificate[0]) + "="})
 				}, withCert1, false, wantBearerTok))
 			}},
 	)
@@ -471,7 +471,7 @@ func (r *run) x5tNegatives() verdict {
 		ss = append(ss, forgedBearerStep(name, func(r *run, j *jws) { setCnf(j, map[string]any{"x5t#S256": v}) }, withCert1, false, wantBearerTok))
 	}
 	ss = append(ss, forgedBearerStep("correct x5t#S256", func(r *run, j *jws) {
-		setCnf(j, map[string]any{"x5t#S256": CertificateThumbprint(r.s.t.ClientCert.Certificate[0])})
+		setCnf(j, map[string]any{"x5t#S256": certificateThumbprint(r.s.t.ClientCert.Certificate[0])})
 	}, withCert1, true, nil))
 	return r.steps(ss...)
 }

@@ -58,12 +58,6 @@ func ExampleParseChallenges() {
 	// DPoP error="" algs="ES256 PS256"
 }
 
-func ExampleJWKThumbprint() {
-	jkt, err := conformance.JWKThumbprint([]byte(`{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}`))
-	fmt.Println(jkt, err)
-	// Output: 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I <nil>
-}
-
 func ExampleCases() {
 	n := 0
 	for _, c := range conformance.Cases() {

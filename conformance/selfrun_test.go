@@ -109,7 +109,11 @@ func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg := issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true,
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true,
 		Grants: map[string]issuer.GrantHandler{testRefreshGrant: issuer.GrantHandlerFunc(testRefreshGrantHandler)}}
 	if nonces {
 		n, err := dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{randomBytes(t, 32)}, Label: as.URL})
@@ -145,6 +149,7 @@ func startModule(t *testing.T, nonces bool, accept resource.Accept) conformance.
 			dc.Nonces = n
 		}
 		v, err := resource.New(resource.Config{
+			Algorithms:     resource.DefaultAlgorithms(),
 			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           dc,

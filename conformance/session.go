@@ -386,7 +386,7 @@ func (s *session) proof(key *clientKey, method, target, token string, mutate fun
 			claims: s.proofClaims(method, target),
 		}
 		if token != "" {
-			j.claims["ath"] = ATH(token)
+			j.claims["ath"] = tokenHash(token)
 		}
 		if nonce != "" {
 			j.claims["nonce"] = nonce

@@ -2,10 +2,7 @@ package conformance_test
 
 import (
 	"context"
-	"flag"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,50 +101,6 @@ func TestRunTest(t *testing.T) {
 	t.Parallel()
 	_, target := startRef(t, refserver.Config{})
 	conformance.RunTest(t, target, conformance.Options{Cases: []string{"A", "ERR-13", "MTLS-CB"}})
-}
-
-func TestTargetFlags(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "issuer.jwk")
-	if err := os.WriteFile(keyFile, []byte(`{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE","kid":"1"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fs := flag.NewFlagSet("conform", flag.ContinueOnError)
-	tf := conformance.RegisterFlags(fs)
-	err := fs.Parse([]string{
-		"--token-endpoint", "https://as.example.test/token", "--client-id", "app", "--client-secret", "s",
-		"--resource", "https://rs.example.test/resource", "--method", "post", "--issuer-key", keyFile,
-		"--nonce-required", "--introspection", "https://as.example.test/introspect", "--introspection-client", "rs:secret",
-		"--format", "junit", "--cases", "A, ERR-13",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := tf.Target()
-	if err != nil {
-		t.Fatal(err)
-	}
-	caps := target.Capabilities()
-	for _, c := range []conformance.Capability{conformance.CapDPoP, conformance.CapIssuerKey, conformance.CapNonce, conformance.CapIntrospection} {
-		if caps&c == 0 {
-			t.Errorf("capability %s missing", c)
-		}
-	}
-	if caps&conformance.CapMTLS != 0 {
-		t.Errorf("mTLS capability without a certificate")
-	}
-	if target.IntrospectionClientSecret != "secret" || tf.Format() != "junit" {
-		t.Errorf("flags not applied: %+v", target)
-	}
-	if got := tf.Options().Cases; len(got) != 2 || got[1] != "ERR-13" {
-		t.Errorf("cases = %v", got)
-	}
-
-	bad := conformance.RegisterFlags(flag.NewFlagSet("x", flag.ContinueOnError))
-	if _, err := bad.Target(); err == nil {
-		t.Error("empty flags produced a valid target")
-	}
 }
 
 // TestMinimalTarget describes the reference servers with only the required

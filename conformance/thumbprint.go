@@ -12,11 +12,11 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// JWKThumbprint returns the RFC 7638 SHA-256 thumbprint (base64url, no
+// jwkThumbprint returns the RFC 7638 SHA-256 thumbprint (base64url, no
 // padding) of a JSON Web Key, the value a DPoP-bound token carries in
 // cnf.jkt. Private members and optional members do not change the result.
 // It is computed here, independently of the implementation under test.
-func JWKThumbprint(jwkJSON []byte) (string, error) {
+func jwkThumbprint(jwkJSON []byte) (string, error) {
 	var k jose.JSONWebKey
 	if err := json.Unmarshal(jwkJSON, &k); err != nil {
 		return "", fmt.Errorf("conformance: parsing JWK: %w", err)
@@ -36,24 +36,24 @@ func keyThumbprint(k *jose.JSONWebKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(h), nil
 }
 
-// CertificateThumbprint returns the RFC 8705 §3.1 x5t#S256 value of a DER
+// certificateThumbprint returns the RFC 8705 §3.1 x5t#S256 value of a DER
 // certificate: base64url(SHA-256(DER)) without padding.
-func CertificateThumbprint(der []byte) string {
+func certificateThumbprint(der []byte) string {
 	h := sha256.Sum256(der)
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// ATH returns the RFC 9449 §4.2 "ath" value of an access token:
+// tokenHash returns the RFC 9449 §4.2 "ath" value of an access token:
 // base64url(SHA-256(ASCII token)).
-func ATH(token string) string {
+func tokenHash(token string) string {
 	h := sha256.Sum256([]byte(token))
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// ParseClientCertHeader decodes an RFC 9440 Client-Cert field value (an
+// parseClientCertHeader decodes an RFC 9440 Client-Cert field value (an
 // RFC 8941 Byte Sequence, ":base64:") into DER bytes. It does not check that
 // the bytes are a certificate.
-func ParseClientCertHeader(v string) ([]byte, error) {
+func parseClientCertHeader(v string) ([]byte, error) {
 	v = strings.TrimSpace(v)
 	if len(v) < 2 || v[0] != ':' || v[len(v)-1] != ':' {
 		return nil, errors.New("conformance: Client-Cert is not a byte sequence")
@@ -77,8 +77,8 @@ func ParseClientCertHeader(v string) ([]byte, error) {
 	return der, nil
 }
 
-// ClientCertHeader encodes DER bytes as an RFC 9440 Client-Cert value.
-func ClientCertHeader(der []byte) string {
+// clientCertHeader encodes DER bytes as an RFC 9440 Client-Cert value.
+func clientCertHeader(der []byte) string {
 	return ":" + base64.StdEncoding.EncodeToString(der) + ":"
 }
 

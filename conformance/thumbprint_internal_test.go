@@ -9,14 +9,14 @@ import (
 // checklist's derived values, including the negatives the suite forges.
 func TestKAT12(t *testing.T) {
 	t.Parallel()
-	der, err := ParseClientCertHeader(kat12ClientCert)
+	der, err := parseClientCertHeader(kat12ClientCert)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(der) != 428 {
 		t.Errorf("DER is %d bytes, want 428", len(der))
 	}
-	if got := CertificateThumbprint(der); got != kat12X5t {
+	if got := certificateThumbprint(der); got != kat12X5t {
 		t.Errorf("x5t#S256 = %s, want %s", got, kat12X5t)
 	}
 	neg := x5tNegativesOf(der)

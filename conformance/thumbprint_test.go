@@ -1,10 +1,8 @@
-package conformance_test
+package conformance
 
 import (
 	"bytes"
 	"testing"
-
-	"github.com/senderbound/senderbound/conformance"
 )
 
 func TestJWKThumbprintKATs(t *testing.T) {
@@ -20,7 +18,7 @@ func TestJWKThumbprintKATs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := conformance.JWKThumbprint([]byte(tt.jwk))
+			got, err := jwkThumbprint([]byte(tt.jwk))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -33,7 +31,7 @@ func TestJWKThumbprintKATs(t *testing.T) {
 
 func TestATHKAT4(t *testing.T) {
 	t.Parallel()
-	if got := conformance.ATH("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"); got != "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo" {
+	if got := tokenHash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"); got != "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo" {
 		t.Errorf("ATH = %s", got)
 	}
 }
@@ -41,8 +39,8 @@ func TestATHKAT4(t *testing.T) {
 func TestParseClientCertHeaderRejects(t *testing.T) {
 	t.Parallel()
 	for _, in := range []string{"", ":", "abc", ":abc", ":a b:", ":YQ=Y:", ":*:"} {
-		if der, err := conformance.ParseClientCertHeader(in); err == nil {
-			t.Errorf("ParseClientCertHeader(%q) = %x, want an error", in, der)
+		if der, err := parseClientCertHeader(in); err == nil {
+			t.Errorf("parseClientCertHeader(%q) = %x, want an error", in, der)
 		}
 	}
 }
@@ -52,14 +50,14 @@ func FuzzParseClientCertHeader(f *testing.F) {
 	f.Add(":YWJj:")
 	f.Add("::")
 	f.Fuzz(func(t *testing.T, s string) {
-		der, err := conformance.ParseClientCertHeader(s)
+		der, err := parseClientCertHeader(s)
 		if err != nil {
 			if der != nil {
 				t.Fatal("bytes with an error")
 			}
 			return
 		}
-		again, err := conformance.ParseClientCertHeader(conformance.ClientCertHeader(der))
+		again, err := parseClientCertHeader(clientCertHeader(der))
 		if err != nil || !bytes.Equal(again, der) {
 			t.Fatalf("round trip failed: %v", err)
 		}
@@ -71,7 +69,7 @@ func FuzzJWKThumbprint(f *testing.F) {
 	f.Add([]byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`))
 	f.Add([]byte(`{"kty":"oct","k":"AAAA"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		jkt, err := conformance.JWKThumbprint(b)
+		jkt, err := jwkThumbprint(b)
 		if err != nil {
 			if jkt != "" {
 				t.Fatal("thumbprint with an error")
@@ -82,4 +80,14 @@ func FuzzJWKThumbprint(f *testing.F) {
 			t.Fatalf("thumbprint of %d characters", len(jkt))
 		}
 	})
+}
+
+// TestJWKThumbprintRFC7638 is the RFC 7638 §3.1 style check on the key of
+// RFC 9449 §4.1's example proof.
+func TestJWKThumbprintRFC7638(t *testing.T) {
+	t.Parallel()
+	jkt, err := jwkThumbprint([]byte(`{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}`))
+	if err != nil || jkt != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" {
+		t.Fatalf("jwkThumbprint = %q, %v", jkt, err)
+	}
 }

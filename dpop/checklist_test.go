@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // TestVerifyNoClaimOnFailure is DPOP-RS-22: a proof is accepted only when
@@ -46,7 +48,7 @@ func TestVerifyNoClaimOnFailure(t *testing.T) {
 		{name: "DPOP-RS-22/alg not allowed", cfg: func(c *Config) { c.Algorithms = []string{"EdDSA"} }, want: ErrInvalidProof, why: rAlgNotAllowed},
 		{name: "DPOP-RS-22/nonce of another server", cfg: func(c *Config) {
 			c.Nonces = mustNonces(t, NonceConfig{Secrets: [][]byte{secret(11)}, Label: "https://as.example.test", Now: fixedClock(testNow)})
-		}, want: ErrUseNonce, why: rNonce},
+		}, want: ErrUseNonce, why: rNonceStale},
 		{name: "DPOP-RS-22/every check passes", cfg: func(c *Config) { c.Nonces = n }},
 		{name: "DPOP-RS-15/then a replay", cfg: func(c *Config) { c.Nonces = n }, want: ErrReplay, why: rReplay},
 	}
@@ -160,13 +162,13 @@ func TestVerifyErrorCodes(t *testing.T) {
 		expect func(*Expect)
 		code   string
 	}{
-		{name: "ERR-05/bad signature", edit: func(t *testing.T, b *pb) { b.key = keys(t)["ES256b"] }, code: CodeInvalidDPoPProof},
-		{name: "ERR-05/typ JWT", edit: setHdr("typ", "JWT"), code: CodeInvalidDPoPProof},
-		{name: "ERR-05/stale iat", edit: setCl("iat", testNow-3600), code: CodeInvalidDPoPProof},
-		{name: "ERR-05/not a JWS", proof: "not-a-proof", code: CodeInvalidDPoPProof},
-		{name: "ERR-05/replay", proof: replayed, cfg: func(c *Config) { c.ReplayStore = replayStore }, code: CodeInvalidDPoPProof},
-		{name: "ERR-06/proof key is not the bound key", expect: func(e *Expect) { e.JKT = mustThumb(keys(t)["ES256b"]) }, code: CodeInvalidToken},
-		{name: "ERR-14/nonce required", cfg: func(c *Config) { c.Nonces = n }, code: CodeUseDPoPNonce},
+		{name: "ERR-05/bad signature", edit: func(t *testing.T, b *pb) { b.key = keys(t)["ES256b"] }, code: oautherr.InvalidDPoPProof},
+		{name: "ERR-05/typ JWT", edit: setHdr("typ", "JWT"), code: oautherr.InvalidDPoPProof},
+		{name: "ERR-05/stale iat", edit: setCl("iat", testNow-3600), code: oautherr.InvalidDPoPProof},
+		{name: "ERR-05/not a JWS", proof: "not-a-proof", code: oautherr.InvalidDPoPProof},
+		{name: "ERR-05/replay", proof: replayed, cfg: func(c *Config) { c.ReplayStore = replayStore }, code: oautherr.InvalidDPoPProof},
+		{name: "ERR-06/proof key is not the bound key", expect: func(e *Expect) { e.JKT = mustThumb(keys(t)["ES256b"]) }, code: oautherr.InvalidToken},
+		{name: "ERR-14/nonce required", cfg: func(c *Config) { c.Nonces = n }, code: oautherr.UseDPoPNonce},
 	}
 	// Claim the replayed proof once before the table runs.
 	if _, err := testVerifier(t, func(c *Config) { c.ReplayStore = replayStore }).Verify(context.Background(), replayed, defaultExpect()); err != nil {
@@ -247,8 +249,8 @@ func TestVerifyChecklistAdversarial(t *testing.T) {
 	withNonces := func(c *Config) { c.Nonces = n }
 	big := strings.Repeat("p", 100<<10)
 	runVerifyCases(t, []verifyCase{
-		{name: "ADV-78/nonce issued, proof without nonce", cfg: withNonces, want: ErrUseNonce, why: rNonce},
-		{name: "ADV-78/empty nonce", edit: setCl("nonce", ""), cfg: withNonces, want: ErrUseNonce, why: rNonce},
+		{name: "ADV-78/nonce issued, proof without nonce", cfg: withNonces, want: ErrUseNonce, why: rNonceMissing},
+		{name: "ADV-78/empty nonce", edit: setCl("nonce", ""), cfg: withNonces, want: ErrUseNonce, why: rNonceStale},
 		{name: "ADV-78/with the issued nonce", edit: setCl("nonce", good), cfg: withNonces},
 		{name: "ADV-104/100 KiB proof, valid signature", edit: setCl("pad", big), want: ErrInvalidProof, why: rSize},
 		{name: "ADV-104/100 KiB of base64, size cap before parsing", proof: strings.Repeat("A", 100<<10), want: ErrInvalidProof, why: rSize},

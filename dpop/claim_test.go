@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // TestCheckThenClaim checks that Check records nothing (a checked proof
@@ -72,7 +74,7 @@ func TestKeyLimiter(t *testing.T) {
 		}
 	}
 	_, err := v.Verify(ctx, newPB(t).build(t), defaultExpect())
-	if !errors.Is(err, ErrKeyQuota) || !errors.Is(err, ErrInvalidProof) || Code(err) != CodeInvalidDPoPProof {
+	if !errors.Is(err, ErrKeyQuota) || !errors.Is(err, ErrInvalidProof) || Code(err) != oautherr.InvalidDPoPProof {
 		t.Fatalf("ADV-105: proof over quota: %v (code %s), want ErrKeyQuota, invalid_dpop_proof", err, Code(err))
 	}
 	if len(st.m) != 2 {
@@ -125,8 +127,8 @@ func TestClaimStateLost(t *testing.T) {
 		wantCode string
 		wantIn   error
 	}{
-		{name: "nonces", nonces: nonces, wantCode: CodeUseDPoPNonce, wantIn: ErrUseNonce},
-		{name: "no nonces", wantCode: CodeInvalidDPoPProof, wantIn: ErrInvalidProof},
+		{name: "nonces", nonces: nonces, wantCode: oautherr.UseDPoPNonce, wantIn: ErrUseNonce},
+		{name: "no nonces", wantCode: oautherr.InvalidDPoPProof, wantIn: ErrInvalidProof},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

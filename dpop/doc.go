@@ -37,6 +37,22 @@
 // renders and [ParseChallenges] parses WWW-Authenticate fields. [Nonces] is
 // a stateless HMAC nonce source.
 //
+// # Errors
+//
+// Every refusal is an [*Error] with the RFC error code (Code, one of the
+// oautherr constants), a fixed Description safe to send, the stable
+// oautherr.Reason of the check that failed (for example
+// oautherr.ReasonProofHTUMismatch or oautherr.ReasonProofReplayed; log it,
+// never send it) and the class sentinel in Err. The rule is the one every
+// package of this module follows: errors.Is(err, S) holds for the class
+// sentinel S and for everything it wraps. The classes are [ErrInvalidProof]
+// (with its members [ErrReplay] and [ErrKeyQuota]), [ErrUseNonce],
+// [ErrKeyMismatch], [ErrMissingProof], [ErrReplayStateLost] (wrapped with
+// ErrUseNonce or ErrInvalidProof) and [ErrStoreUnavailable]. A resource
+// server or token endpoint that refuses a request for a proof wraps this
+// error, so errors.Is(err, dpop.ErrReplay) and errors.As(err, &dpopErr)
+// still hold on its own error.
+//
 // # Replay store
 //
 // Verify is [Verifier.Check] (every check, nothing recorded) followed by

@@ -1,21 +1,9 @@
 package dpop
 
-import "errors"
+import (
+	"errors"
 
-// RFC 9449 and RFC 6750 error codes used in [Error.Code] and in challenges.
-const (
-	// CodeInvalidDPoPProof is RFC 9449's code for a proof that fails a check.
-	CodeInvalidDPoPProof = "invalid_dpop_proof"
-	// CodeUseDPoPNonce is RFC 9449's code asking the client to use the
-	// server nonce sent in DPoP-Nonce.
-	CodeUseDPoPNonce = "use_dpop_nonce"
-	// CodeInvalidToken is RFC 6750's code, used for a key-binding mismatch.
-	CodeInvalidToken = "invalid_token"
-	// CodeInvalidRequest is RFC 6750's code for a malformed request.
-	CodeInvalidRequest = "invalid_request"
-	// CodeServerError marks a failure of the server's own dependencies (the
-	// replay store); resource servers answer 503.
-	CodeServerError = "server_error"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // sentinel is an error value that may name a parent class, so that
@@ -73,13 +61,18 @@ var (
 )
 
 // Error is the wire-level error that [Verifier.Verify] returns. Code is the
-// RFC error code (for example invalid_dpop_proof or use_dpop_nonce),
-// Description a short fixed text that never contains any part of the
-// request, and Err the underlying sentinel (one of the Err… values, possibly
-// wrapped). errors.Is(e, ErrX) holds when Err is or wraps ErrX.
+// RFC error code (an oautherr constant such as oautherr.InvalidDPoPProof
+// or oautherr.UseDPoPNonce), Description a short fixed text that never
+// contains any part of the request, Reason the stable name of the check
+// that failed (for logs, never sent), and Err the class sentinel (one of
+// the Err… values), wrapped together with the cause when there is one.
+//
+// errors.Is(e, ErrX) holds when Err is or wraps ErrX; errors.Is(e, ErrInvalidProof)
+// also holds for ErrReplay and ErrKeyQuota, whose class it is.
 type Error struct {
 	Code        string
 	Description string
+	Reason      oautherr.Reason
 	Err         error
 }
 
@@ -91,15 +84,8 @@ func (e *Error) Error() string {
 	return "dpop: " + e.Code + ": " + e.Description
 }
 
-// Unwrap returns the underlying sentinel.
+// Unwrap returns the class sentinel (wrapped with the cause, if any).
 func (e *Error) Unwrap() error { return e.Err }
-
-// Is reports whether target is an *Error with the same Code. Matching the
-// sentinels goes through [Error.Unwrap].
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t != nil && t.Code == e.Code
-}
 
 // Code returns the RFC error code for err: invalid_dpop_proof for
 // ErrInvalidProof (and ErrReplay), use_dpop_nonce for ErrUseNonce,
@@ -113,31 +99,35 @@ func Code(err error) string {
 	}
 	switch {
 	case errors.Is(err, ErrUseNonce):
-		return CodeUseDPoPNonce
+		return oautherr.UseDPoPNonce
 	case errors.Is(err, ErrKeyMismatch):
-		return CodeInvalidToken
+		return oautherr.InvalidToken
 	case errors.Is(err, ErrMissingProof):
-		return CodeInvalidRequest
+		return oautherr.InvalidRequest
 	case errors.Is(err, ErrStoreUnavailable):
-		return CodeServerError
+		return oautherr.ServerError
 	default:
-		return CodeInvalidDPoPProof
+		return oautherr.InvalidDPoPProof
 	}
 }
 
 // newError builds the typed error for a failed check. desc must be a fixed
 // string: it is sent to clients.
-func newError(class error, desc string) *Error {
-	code := CodeInvalidDPoPProof
+func newError(class error, reason oautherr.Reason, desc string) *Error {
+	return &Error{Code: codeOf(class), Description: desc, Reason: reason, Err: class}
+}
+
+// codeOf returns the RFC error code of a class sentinel.
+func codeOf(class error) string {
 	switch class {
 	case ErrUseNonce:
-		code = CodeUseDPoPNonce
+		return oautherr.UseDPoPNonce
 	case ErrKeyMismatch:
-		code = CodeInvalidToken
+		return oautherr.InvalidToken
 	case ErrMissingProof:
-		code = CodeInvalidRequest
+		return oautherr.InvalidRequest
 	case ErrStoreUnavailable:
-		code = CodeServerError
+		return oautherr.ServerError
 	}
-	return &Error{Code: code, Description: desc, Err: class}
+	return oautherr.InvalidDPoPProof
 }

@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 
@@ -141,8 +143,8 @@ func ExampleTargetURI() {
 	if err != nil {
 		panic(err)
 	}
-	_ = t // in a handler: want.URL, err = t.URL(r)
-	u, err := dpop.NormalizeURL("HTTPS://RS.Example.TEST:443/a/./b?q=1")
+	r := httptest.NewRequest(http.MethodGet, "http://10.0.0.7:8080/a/b?q=1", nil)
+	u, err := t.URL(r) // in a handler: want.URL = u
 	fmt.Println(u, err)
 	// Output:
 	// https://rs.example.test/a/b <nil>

@@ -113,14 +113,14 @@ func FuzzNormalizeURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := NormalizeURL(s)
+		n, err := normalizeURL(s)
 		if err != nil {
 			if n != "" {
 				t.Fatal("result with error")
 			}
 			return
 		}
-		again, err := NormalizeURL(n)
+		again, err := normalizeURL(n)
 		if err != nil || again != n {
 			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", s, n, again, err)
 		}

@@ -135,7 +135,7 @@ func reasonOf(err error) (reason, bool) {
 		return 0, false
 	}
 	for i, s := range reasonText {
-		if s == e.Description {
+		if s == e.Description && reason(i).Reason() == e.Reason {
 			return reason(i), true
 		}
 	}

@@ -269,10 +269,10 @@ func isSubDelim(c byte) bool {
 	return false
 }
 
-// NormalizeURL returns the normal form of an absolute http(s) URL as used
+// normalizeURL returns the normal form of an absolute http(s) URL as used
 // for comparing htu (RFC 9449 §4.3, RFC 3986 §6.2.2 and §6.2.3), after
 // dropping any query and fragment. It is safe for concurrent use.
-func NormalizeURL(rawURL string) (string, error) {
+func normalizeURL(rawURL string) (string, error) {
 	var buf [256]byte
 	b, err := appendNormalizedURL(buf[:0], rawURL, true)
 	if err != nil {

@@ -55,7 +55,7 @@ func TestNormalizeURL(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
 			t.Parallel()
-			got, err := NormalizeURL(tc.in)
+			got, err := normalizeURL(tc.in)
 			if tc.want == "" {
 				if err == nil {
 					t.Fatalf("accepted as %q", got)
@@ -66,7 +66,7 @@ func TestNormalizeURL(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
 			// Idempotent.
-			if again, err := NormalizeURL(got); err != nil || again != got {
+			if again, err := normalizeURL(got); err != nil || again != got {
 				t.Fatalf("not idempotent: %q", again)
 			}
 		})

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 var nqchar = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
@@ -186,12 +188,12 @@ func TestVerifyWithNonces(t *testing.T) {
 	foreign, _ := other.NewNonce()
 	cfg := func(c *Config) { c.Nonces = n }
 	runVerifyCases(t, []verifyCase{
-		{name: "ERR-14/no nonce", cfg: cfg, want: ErrUseNonce, why: rNonce},
-		{name: "ERR-15/wrong nonce", edit: setCl("nonce", "eyJ7S_zG.eyJH0-Z.HX4w-7v"), cfg: cfg, want: ErrUseNonce, why: rNonce},
-		{name: "DPOP-AS-21/nonce of another server", edit: setCl("nonce", foreign), cfg: cfg, want: ErrUseNonce, why: rNonce},
-		{name: "ADV-80/nonce as number", edit: setCl("nonce", 12), cfg: cfg, want: ErrUseNonce, why: rNonce},
-		{name: "ADV-80/nonce as object", edit: setCl("nonce", map[string]any{"n": good}), cfg: cfg, want: ErrUseNonce, why: rNonce},
-		{name: "ADV-80/nonce as null", edit: setCl("nonce", nil), cfg: cfg, want: ErrUseNonce, why: rNonce},
+		{name: "ERR-14/no nonce", cfg: cfg, want: ErrUseNonce, why: rNonceMissing},
+		{name: "ERR-15/wrong nonce", edit: setCl("nonce", "eyJ7S_zG.eyJH0-Z.HX4w-7v"), cfg: cfg, want: ErrUseNonce, why: rNonceStale},
+		{name: "DPOP-AS-21/nonce of another server", edit: setCl("nonce", foreign), cfg: cfg, want: ErrUseNonce, why: rNonceStale},
+		{name: "ADV-80/nonce as number", edit: setCl("nonce", 12), cfg: cfg, want: ErrUseNonce, why: rNonceStale},
+		{name: "ADV-80/nonce as object", edit: setCl("nonce", map[string]any{"n": good}), cfg: cfg, want: ErrUseNonce, why: rNonceStale},
+		{name: "ADV-80/nonce as null", edit: setCl("nonce", nil), cfg: cfg, want: ErrUseNonce, why: rNonceMissing},
 		{name: "ADV-80/nonce as number without a nonce source", edit: setCl("nonce", 12), want: ErrInvalidProof, why: rClaimType},
 		{name: "ADV-80/nonce outside NQCHAR without a nonce source", edit: setCl("nonce", "a\"b"), want: ErrInvalidProof, why: rClaimType},
 		{name: "valid nonce", edit: setCl("nonce", good), cfg: cfg},
@@ -200,10 +202,10 @@ func TestVerifyWithNonces(t *testing.T) {
 	b := newPB(t)
 	b.key = keys(t)["ES256b"]
 	_, err := testVerifier(t, cfg).Verify(context.Background(), b.build(t), defaultExpect())
-	if !errors.Is(err, ErrInvalidProof) || Code(err) != CodeInvalidDPoPProof {
+	if !errors.Is(err, ErrInvalidProof) || Code(err) != oautherr.InvalidDPoPProof {
 		t.Fatalf("bad signature without nonce: %v", err)
 	}
-	if Code(errNonceBad) != CodeUseDPoPNonce {
+	if Code(errNonceBad) != oautherr.UseDPoPNonce {
 		t.Fatal("nonce errors must map to use_dpop_nonce")
 	}
 }

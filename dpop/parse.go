@@ -15,6 +15,7 @@ import (
 
 	"github.com/senderbound/senderbound/internal/jwsverify"
 	"github.com/senderbound/senderbound/internal/pubkey"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // This file holds the purpose-built strict parser for the compact form of
@@ -70,7 +71,8 @@ const (
 	rIATPast
 	rIATFuture
 	rATH
-	rNonce
+	rNonceMissing
+	rNonceStale
 	rKeyMismatch
 	rReplay
 	rStore
@@ -112,7 +114,8 @@ var reasonText = [...]string{
 	rIATPast:        "proof too old",
 	rIATFuture:      "proof issued in the future",
 	rATH:            "ath mismatch",
-	rNonce:          "nonce invalid or missing",
+	rNonceMissing:   "nonce invalid or missing",
+	rNonceStale:     "nonce invalid or missing",
 	rKeyMismatch:    "proof key does not match the bound key",
 	rReplay:         "proof replayed",
 	rStore:          "replay store unavailable",
@@ -127,6 +130,54 @@ var reasonText = [...]string{
 }
 
 func (r reason) String() string { return reasonText[r] }
+
+// reasonOf maps each check to its exported, stable reason. Several checks
+// share a reason where an operator acts the same way on each.
+var exportedReason = [...]oautherr.Reason{
+	rOK:             "",
+	rSize:           oautherr.ReasonProofTooLarge,
+	rSegments:       oautherr.ReasonProofMalformed,
+	rBase64:         oautherr.ReasonProofMalformed,
+	rHeaderJSON:     oautherr.ReasonProofMalformed,
+	rPayloadJSON:    oautherr.ReasonProofMalformed,
+	rDuplicate:      oautherr.ReasonProofMalformed,
+	rTyp:            oautherr.ReasonProofType,
+	rAlgMissing:     oautherr.ReasonProofAlgorithm,
+	rAlgNotAllowed:  oautherr.ReasonProofAlgorithm,
+	rJWKMissing:     oautherr.ReasonProofKey,
+	rJWKInvalid:     oautherr.ReasonProofKey,
+	rJWKPrivate:     oautherr.ReasonProofKey,
+	rKeyRef:         oautherr.ReasonProofKey,
+	rCrit:           oautherr.ReasonProofMalformed,
+	rKeyAlgMismatch: oautherr.ReasonProofKey,
+	rRSASize:        oautherr.ReasonProofKey,
+	rECPoint:        oautherr.ReasonProofKey,
+	rSignature:      oautherr.ReasonProofSignature,
+	rClaimMissing:   oautherr.ReasonProofClaimMissing,
+	rClaimType:      oautherr.ReasonProofMalformed,
+	rJTI:            oautherr.ReasonProofJTI,
+	rHTM:            oautherr.ReasonProofHTMMismatch,
+	rHTU:            oautherr.ReasonProofHTUMismatch,
+	rIATPast:        oautherr.ReasonProofTooOld,
+	rIATFuture:      oautherr.ReasonProofFromFuture,
+	rATH:            oautherr.ReasonProofATHMismatch,
+	rNonceMissing:   oautherr.ReasonNonceRequired,
+	rNonceStale:     oautherr.ReasonNonceStale,
+	rKeyMismatch:    oautherr.ReasonProofKeyMismatch,
+	rReplay:         oautherr.ReasonProofReplayed,
+	rStore:          oautherr.ReasonReplayStoreUnavailable,
+	rStateLost:      oautherr.ReasonReplayStateLost,
+	rKeyQuota:       oautherr.ReasonProofKeyQuota,
+	rDuplicateFold:  oautherr.ReasonProofMalformed,
+	rEdNonCanonical: oautherr.ReasonProofKey,
+	rEdSmallOrder:   oautherr.ReasonProofKey,
+	rRSAExponent:    oautherr.ReasonProofKey,
+	rX5C:            oautherr.ReasonProofX5C,
+	rX5CMissing:     oautherr.ReasonProofX5CMissing,
+}
+
+// Reason returns the exported reason of r.
+func (r reason) Reason() oautherr.Reason { return exportedReason[r] }
 
 // stricterThanJOSE reports the reasons for which this parser rejects input
 // that a general JOSE library accepts by design. FuzzDifferential allows

@@ -53,7 +53,7 @@ func NewTargetURI(cfg TargetURIConfig) (*TargetURI, error) {
 		if strings.ContainsAny(base, "?#") {
 			return nil, errors.New("dpop: PublicURL must not have a query or fragment")
 		}
-		if _, err := NormalizeURL(base); err != nil {
+		if _, err := normalizeURL(base); err != nil {
 			return nil, errors.New("dpop: PublicURL is not an absolute http(s) URL")
 		}
 		t.public = base
@@ -115,7 +115,7 @@ func (t *TargetURI) URL(r *http.Request) (string, error) {
 		return "", errTarget
 	}
 	u := scheme + "://" + host + path
-	if _, err := NormalizeURL(u); err != nil {
+	if _, err := normalizeURL(u); err != nil {
 		return "", errTarget
 	}
 	return u, nil

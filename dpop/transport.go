@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // maxErrorBody bounds how much of a 400 response Transport reads to look
@@ -176,7 +178,7 @@ func (t *Transport) wantsNonce(resp *http.Response) bool {
 				continue
 			}
 			for _, c := range cs {
-				if strings.EqualFold(c.Scheme, "DPoP") && c.Error == CodeUseDPoPNonce {
+				if strings.EqualFold(c.Scheme, "DPoP") && c.Error == oautherr.UseDPoPNonce {
 					return true
 				}
 			}
@@ -197,7 +199,7 @@ func (t *Transport) wantsNonce(resp *http.Response) bool {
 		var e struct {
 			Error string `json:"error"`
 		}
-		return json.Unmarshal(data, &e) == nil && e.Error == CodeUseDPoPNonce
+		return json.Unmarshal(data, &e) == nil && e.Error == oautherr.UseDPoPNonce
 	}
 	return false
 }

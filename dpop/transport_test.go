@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // dpopServer is a small token endpoint and resource server pair that
@@ -80,7 +82,7 @@ func (d *dpopServer) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		if p.Nonce == "" || d.asNonces.CheckNonce(p.Nonce) != nil {
-			err = newError(ErrUseNonce, "nonce required")
+			err = newError(ErrUseNonce, oautherr.ReasonNonceRequired, "nonce required")
 		}
 	}
 	if err != nil {
@@ -110,7 +112,7 @@ func (d *dpopServer) resource(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}
 	if !strings.EqualFold(scheme, "DPoP") || tok == "" || jkt == "" || tok != "tok-"+jkt[:8] {
-		fail(Challenge{Error: CodeInvalidToken, Algs: d.verifier.Algorithms()})
+		fail(Challenge{Error: oautherr.InvalidToken, Algs: d.verifier.Algorithms()})
 		return
 	}
 	proof, err := ProofFromHeader(r.Header)
@@ -119,7 +121,7 @@ func (d *dpopServer) resource(w http.ResponseWriter, r *http.Request) {
 		p, err = d.verifier.Verify(r.Context(), proof, Expect{Method: r.Method, URL: d.srv.URL + r.URL.RequestURI(), AccessToken: tok, JKT: jkt})
 	}
 	if err == nil && (p.Nonce == "" || d.rsNonces.CheckNonce(p.Nonce) != nil) {
-		err = newError(ErrUseNonce, "nonce required")
+		err = newError(ErrUseNonce, oautherr.ReasonNonceRequired, "nonce required")
 	}
 	if err != nil {
 		if errors.Is(err, ErrUseNonce) {

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Defaults applied by [NewVerifier] for zero Config fields.
@@ -167,7 +169,7 @@ type Expect struct {
 	// Method is the request method, compared exactly (case-sensitive).
 	Method string
 	// URL is the request's target URI; query and fragment are ignored; it
-	// is normalized per RFC 3986 syntax and scheme rules (see [NormalizeURL]).
+	// is normalized per RFC 3986 syntax and scheme rules (scheme and host lower-cased, default port and dot segments removed).
 	URL string
 	// AccessToken, when non-empty, requires ath = AccessTokenHash(AccessToken).
 	AccessToken string
@@ -207,11 +209,11 @@ type Proof struct {
 // replayDomain separates replay keys from any other SHA-256 use.
 const replayDomain = "senderbound dpop replay v1\x00"
 
-// ReplayKey returns the replay-store key of a proof: SHA-256 over a
+// replayKey returns the replay-store key of a proof: SHA-256 over a
 // domain-separated, length-prefixed encoding of (jkt, jti). It never
 // depends on the proof's bytes, so re-encoded or malleated signatures
 // (KAT-15) map to the same key.
-func ReplayKey(jkt, jti string) [32]byte {
+func replayKey(jkt, jti string) [32]byte {
 	h := sha256.New()
 	var l [4]byte
 	h.Write([]byte(replayDomain))
@@ -226,7 +228,7 @@ func ReplayKey(jkt, jti string) [32]byte {
 	return k
 }
 
-func fail(class error, r reason) error { return newError(class, r.String()) }
+func fail(class error, r reason) error { return newError(class, r.Reason(), r.String()) }
 
 // Verify checks proof against want and, when every check passes, claims
 // its (jkt, jti) in the replay store: it is [Verifier.Check] followed by
@@ -257,7 +259,7 @@ func (v *Verifier) Verify(ctx context.Context, proof string, want Expect) (*Proo
 // returned nil.
 func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 	if proof == "" {
-		return nil, newError(ErrMissingProof, "no proof")
+		return nil, newError(ErrMissingProof, oautherr.ReasonProofMissing, "no proof")
 	}
 	if len(proof) > v.maxBytes {
 		return nil, fail(ErrInvalidProof, rSize)
@@ -314,14 +316,14 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 			// client after one it cannot get. The proof is malformed.
 			return nil, fail(ErrInvalidProof, rClaimType)
 		}
-		return nil, fail(ErrUseNonce, rNonce)
+		return nil, fail(ErrUseNonce, rNonceStale)
 	}
 	if v.nonces != nil {
 		if !c.hasNonce {
-			return nil, fail(ErrUseNonce, rNonce)
+			return nil, fail(ErrUseNonce, rNonceMissing)
 		}
 		if err := v.nonces.CheckNonce(string(c.nonce)); err != nil {
-			return nil, fail(ErrUseNonce, rNonce)
+			return nil, fail(ErrUseNonce, rNonceStale)
 		}
 	}
 	var x5c [][]byte
@@ -350,7 +352,8 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 }
 
 // Claim records the proof p, returned by [Verifier.Check], in the replay
-// store: it asks the KeyLimiter, if any, then claims ReplayKey(p.JKT, p.JTI)
+// store: it asks the KeyLimiter, if any, then claims a SHA-256 digest of
+// the domain-separated, length-prefixed pair (p.JKT, p.JTI)
 // until p.IssuedAt + MaxAge + FutureSkew. The claim is atomic, so among
 // concurrent requests carrying the same proof exactly one gets nil; every
 // other gets ErrReplay. Errors are those of [Verifier.Verify] for the
@@ -362,7 +365,7 @@ func (v *Verifier) Claim(ctx context.Context, p *Proof) error {
 	// The proof is acceptable until iat+MaxAge by our clock; keep the
 	// claim for the forward skew longer to cover clock drift between
 	// instances sharing the store.
-	key, exp := ReplayKey(p.JKT, p.JTI), p.IssuedAt.Add(v.maxAge+v.futureSkew)
+	key, exp := replayKey(p.JKT, p.JTI), p.IssuedAt.Add(v.maxAge+v.futureSkew)
 	var (
 		fresh bool
 		err   error
@@ -375,15 +378,15 @@ func (v *Verifier) Claim(ctx context.Context, p *Proof) error {
 	if err != nil {
 		var lost interface{ ReplayStateLost() bool }
 		if errors.As(err, &lost) && lost.ReplayStateLost() {
-			class, code := ErrInvalidProof, CodeInvalidDPoPProof
+			class := ErrInvalidProof
 			if v.nonces != nil {
 				// A new proof carries a new iat and is accepted: send the
 				// client after a nonce so that it retries at once.
-				class, code = ErrUseNonce, CodeUseDPoPNonce
+				class = ErrUseNonce
 			}
-			return &Error{Code: code, Description: rStateLost.String(), Err: fmt.Errorf("%w: %w", class, ErrReplayStateLost)}
+			return &Error{Code: codeOf(class), Description: rStateLost.String(), Reason: rStateLost.Reason(), Err: fmt.Errorf("%w: %w", class, ErrReplayStateLost)}
 		}
-		return &Error{Code: CodeServerError, Description: rStore.String(), Err: fmt.Errorf("%w: %w", ErrStoreUnavailable, err)}
+		return &Error{Code: oautherr.ServerError, Description: rStore.String(), Reason: rStore.Reason(), Err: fmt.Errorf("%w: %w", ErrStoreUnavailable, err)}
 	}
 	if !fresh {
 		return fail(ErrReplay, rReplay)
@@ -487,12 +490,12 @@ func ProofFromHeader(h http.Header) (string, error) {
 	}
 	switch {
 	case n == 0:
-		return "", newError(ErrMissingProof, "no proof")
+		return "", newError(ErrMissingProof, oautherr.ReasonProofMissing, "no proof")
 	case n > 1:
-		return "", newError(ErrInvalidProof, "more than one DPoP header field")
+		return "", newError(ErrInvalidProof, oautherr.ReasonMultipleDPoPFields, "more than one DPoP header field")
 	}
 	if val == "" {
-		return "", newError(ErrInvalidProof, "empty DPoP header field")
+		return "", newError(ErrInvalidProof, oautherr.ReasonProofMalformed, "empty DPoP header field")
 	}
 	return val, nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // pb builds one test proof. Zero fields take the fixture P: ES256 by K1,
@@ -294,7 +296,7 @@ func TestVerifyReplay(t *testing.T) {
 	if !errors.Is(err, ErrReplay) || !errors.Is(err, ErrInvalidProof) {
 		t.Fatalf("DPOP-RS-15/second: %v", err)
 	}
-	if Code(err) != CodeInvalidDPoPProof {
+	if Code(err) != oautherr.InvalidDPoPProof {
 		t.Fatalf("replay code %s", Code(err))
 	}
 	// KAT-15: the high-s twin verifies cryptographically, yet is a replay.
@@ -343,10 +345,10 @@ func TestVerifyReplayKeyAndExpiry(t *testing.T) {
 	if want := time.Unix(testNow-10+35, 0); !st.lastExp.Equal(want) {
 		t.Fatalf("claimed until %v, want iat+MaxAge+FutureSkew %v", st.lastExp, want)
 	}
-	if _, ok := st.m[ReplayKey(p.JKT, p.JTI)]; !ok {
-		t.Fatal("replay key is not ReplayKey(jkt, jti)")
+	if _, ok := st.m[replayKey(p.JKT, p.JTI)]; !ok {
+		t.Fatal("replay key is not replayKey(jkt, jti)")
 	}
-	if ReplayKey("ab", "c") == ReplayKey("a", "bc") {
+	if replayKey("ab", "c") == replayKey("a", "bc") {
 		t.Fatal("replay key encoding is ambiguous")
 	}
 }
@@ -360,7 +362,7 @@ func TestVerifyStoreUnavailable(t *testing.T) {
 	if !errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrInvalidProof) && !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("ADV-108: %v", err)
 	}
-	if Code(err) != CodeServerError {
+	if Code(err) != oautherr.ServerError {
 		t.Fatalf("code %s", Code(err))
 	}
 	if strings.Contains(err.Error(), "connection refused") {

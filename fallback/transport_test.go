@@ -113,7 +113,11 @@ func newFBWorld(t *testing.T) *fbWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Fallback: w.ca, ScopesSupported: []string{"read", "write"}})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, Fallback: w.ca, ScopesSupported: []string{"read", "write"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +178,12 @@ func newFBWorld(t *testing.T) *fbWorld {
 	rsLn := w.listen(t, "127.0.0.1:0")
 	w.rsURL = "https://" + rsLn.Addr().String()
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: w.asURL, Keys: keys}},
-		Audience:  fbAudience,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store},
-		Fallback:  fv,
-		PublicURL: w.rsURL,
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: w.asURL, Keys: keys}},
+		Audience:   fbAudience,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store},
+		Fallback:   fv,
+		PublicURL:  w.rsURL,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -308,10 +308,11 @@ func ourResource(t *testing.T, p *pki, iss *foreignIssuer) *httptest.Server {
 	rs.StartTLS()
 	t.Cleanup(rs.Close)
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: iss.URL, Keys: ks}},
-		Audience:  audience,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},
-		PublicURL: rs.URL,
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: iss.URL, Keys: ks}},
+		Audience:   audience,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},
+		PublicURL:  rs.URL,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -757,7 +758,11 @@ func ourIssuer(t *testing.T, p *pki) (url string, key *jose.JSONWebKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}

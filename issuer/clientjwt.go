@@ -25,9 +25,9 @@ const AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
 // ClientAssertionType is the client_assertion_type of private_key_jwt.
 const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-// MaxClientAssertionLifetime caps exp − now of a client assertion, which
+// maxClientAssertionLifetime caps exp − now of a client assertion, which
 // bounds how long its jti must be remembered.
-const MaxClientAssertionLifetime = 5 * time.Minute
+const maxClientAssertionLifetime = 5 * time.Minute
 
 // assertionSkew is the tolerated clock offset for iat and nbf.
 const assertionSkew = 15 * time.Second
@@ -103,7 +103,7 @@ func unverifiedAssertionSubject(assertion string, algs []jose.SignatureAlgorithm
 // internal/pubkey rules (checked here too, for registries that do not
 // validate their clients) with an allowed algorithm, iss = sub =
 // client_id, aud naming one of audiences, exp in the future and at most
-// MaxClientAssertionLifetime away, iat/nbf not in the future, and a jti
+// maxClientAssertionLifetime away, iat/nbf not in the future, and a jti
 // never seen before.
 func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion string, audiences []string) error {
 	if !assertionJSONStrict(assertion) {
@@ -139,7 +139,7 @@ func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion
 		return ErrInvalidClient
 	}
 	exp := claims.Expiry.Time()
-	if !now.Before(exp) || exp.Sub(now) > MaxClientAssertionLifetime {
+	if !now.Before(exp) || exp.Sub(now) > maxClientAssertionLifetime {
 		return ErrInvalidClient
 	}
 	if claims.IssuedAt != nil && claims.IssuedAt.Time().After(now.Add(assertionSkew)) ||
@@ -159,8 +159,8 @@ func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion
 	var fresh bool
 	if ss, ok := s.cfg.ReplayStore.(dpop.SinceReplayStore); ok {
 		// The earliest time this assertion can have been accepted: not
-		// before exp − MaxClientAssertionLifetime, nor before iat − skew.
-		since := exp.Add(-MaxClientAssertionLifetime)
+		// before exp − maxClientAssertionLifetime, nor before iat − skew.
+		since := exp.Add(-maxClientAssertionLifetime)
 		if claims.IssuedAt != nil {
 			if t := claims.IssuedAt.Time().Add(-assertionSkew); t.After(since) {
 				since = t

@@ -37,7 +37,8 @@
 // errors use the RFC 6749 §5.2 JSON shape, every response carries
 // "Cache-Control: no-store", and no error echoes request input.
 //
-//	srv, _ := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: registry})
+//	replay, _ := issuer.NewMemoryReplayStore(is, 0) // one instance; share a redisstore.Store between several
+//	srv, _ := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: registry, ReplayStore: replay})
 //	mux.Handle("/", srv.Handler()) // or mount srv.TokenHandler() etc. one by one
 //
 // Clients authenticate with exactly the method they are registered for:
@@ -61,8 +62,9 @@
 // # Replay store
 //
 // DPoP proof and private_key_jwt assertion jti values are single use,
-// through ServerConfig.ReplayStore (an in-memory replaycache.LRU of
-// ServerConfig.ReplayCapacity entries by default). A DPoP proof is checked
+// through ServerConfig.ReplayStore, which is required: [NewMemoryReplayStore]
+// for an issuer served by one instance, a shared store such as
+// replaycache/redisstore for several. A DPoP proof is checked
 // early but claimed only after client authentication, the grant and the
 // binding passed, just before the token is minted: refused requests occupy
 // no entry, and since the claim is one atomic check-and-insert, among
@@ -125,7 +127,25 @@
 // (401 with a Basic challenge when Basic was attempted, else 400) for every
 // client authentication failure, including a method other than the
 // registered one. ServerConfig.Logger receives each refusal's endpoint,
-// code, status and fixed description, never request data.
+// code, status, stable reason, fixed description and, where a lower layer
+// refused, its error (the cause), never request data.
+//
+// # Errors
+//
+// Every refusal is an [*Error] with the RFC code (an oautherr constant),
+// the status, a fixed description, the stable oautherr.Reason of the check
+// that failed and the class sentinel. A client sees the code and the
+// description only, and every client-authentication failure looks the
+// same to it; the log tells them apart (client_unknown,
+// client_secret_mismatch, client_assertion_invalid, client_auth_method,
+// certificate_untrusted, certificate_subject_mismatch, certificate_revoked,
+// revocation_unavailable, ...), with mtlsbound's error as the cause. A
+// refused DPoP proof carries the dpop package's reason (proof_htu_mismatch,
+// proof_replayed, nonce_stale, ...). The rule is the module's one:
+// errors.Is(err, S) holds for the class sentinel S and for everything the
+// cause wraps, so a replayed proof matches [ErrInvalidDPoPProof] and
+// dpop.ErrReplay and errors.As finds the *dpop.Error. [ErrInvalidDPoPProof]
+// and [ErrUseDPoPNonce] are the dpop package's sentinels, not copies.
 //
 // # Metrics
 //

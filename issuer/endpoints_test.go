@@ -520,14 +520,14 @@ func TestServerConfig(t *testing.T) {
 		name string
 		cfg  ServerConfig
 	}{
-		{"no issuer", ServerConfig{Clients: reg}},
-		{"no clients", ServerConfig{Issuer: is}},
-		{"HMAC proof algorithm", ServerConfig{Issuer: is, Clients: reg, DPoPAlgorithms: []string{"HS256"}}},
-		{"none proof algorithm", ServerConfig{Issuer: is, Clients: reg, DPoPAlgorithms: []string{"none"}}},
-		{"replace a built-in grant", ServerConfig{Issuer: is, Clients: reg, Grants: map[string]GrantHandler{GrantRefreshToken: h}}},
-		{"nil grant handler", ServerConfig{Issuer: is, Clients: reg, Grants: map[string]GrantHandler{"x": nil}}},
-		{"http alias", ServerConfig{Issuer: is, Clients: reg, MTLSBaseURL: "http://mtls.example.test"}},
-		{"tiny refresh TTL", ServerConfig{Issuer: is, Clients: reg, RefreshTokenTTL: time.Millisecond}},
+		{"no issuer", ServerConfig{ReplayStore: testReplay(t, nil), Clients: reg}},
+		{"no clients", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is}},
+		{"HMAC proof algorithm", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, DPoPAlgorithms: []string{"HS256"}}},
+		{"none proof algorithm", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, DPoPAlgorithms: []string{"none"}}},
+		{"replace a built-in grant", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, Grants: map[string]GrantHandler{GrantRefreshToken: h}}},
+		{"nil grant handler", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, Grants: map[string]GrantHandler{"x": nil}}},
+		{"http alias", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, MTLSBaseURL: "http://mtls.example.test"}},
+		{"tiny refresh TTL", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, RefreshTokenTTL: time.Millisecond}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -609,7 +609,7 @@ func TestAliasHTU(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := newTestIssuer(t, SigningKey{Signer: newES256(t)}, clock.Now)
-			s, err := NewServer(ServerConfig{Issuer: is, Clients: reg, MTLSBaseURL: tt.alias})
+			s, err := NewServer(ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, MTLSBaseURL: tt.alias})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -651,7 +651,7 @@ func TestIssuerWithPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg, _ := NewMemoryRegistry(Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret(confSecret)})
-	s, err := NewServer(ServerConfig{Issuer: is, Clients: reg, AuthorizationEndpoint: "https://as.example.test/tenant1/authorize", ResponseTypesSupported: []string{"code"}})
+	s, err := NewServer(ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, AuthorizationEndpoint: "https://as.example.test/tenant1/authorize", ResponseTypesSupported: []string{"code"}})
 	if err != nil {
 		t.Fatal(err)
 	}

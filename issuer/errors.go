@@ -3,6 +3,9 @@ package issuer
 import (
 	"errors"
 	"net/http"
+
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Sentinel errors. Each one names a failure class a caller acts on; the
@@ -41,11 +44,13 @@ var (
 	// (invalid_target, RFC 8707).
 	ErrInvalidTarget = errors.New("issuer: invalid target")
 	// ErrInvalidDPoPProof reports a DPoP proof that fails RFC 9449 §4.3
-	// (invalid_dpop_proof).
-	ErrInvalidDPoPProof = errors.New("issuer: invalid DPoP proof")
+	// (invalid_dpop_proof). It is [dpop.ErrInvalidProof] itself: one
+	// failure, one identity, whichever package reports it.
+	ErrInvalidDPoPProof = dpop.ErrInvalidProof
 	// ErrUseDPoPNonce reports a proof without the server nonce
-	// (use_dpop_nonce); the response carries a fresh DPoP-Nonce.
-	ErrUseDPoPNonce = errors.New("issuer: DPoP nonce required")
+	// (use_dpop_nonce); the response carries a fresh DPoP-Nonce. It is
+	// [dpop.ErrUseNonce] itself.
+	ErrUseDPoPNonce = dpop.ErrUseNonce
 	// ErrTokenNotFound is returned by a [RefreshStore] for an unknown or
 	// expired refresh token.
 	ErrTokenNotFound = errors.New("issuer: token not found")
@@ -54,17 +59,25 @@ var (
 	ErrUnavailable = errors.New("issuer: temporarily unavailable")
 )
 
-// Error is the token endpoint's wire error (RFC 6749 §5.2). Code is the RFC
-// error code, Description a short fixed text that never echoes request
-// input, Status the HTTP status, and Err the sentinel (or wrapped cause) it
-// was built from. errors.Is(e, sentinel) holds through Unwrap.
+// Error is the token endpoint's wire error (RFC 6749 §5.2). Code is the
+// RFC error code (an oautherr constant), Description a short fixed text
+// that never echoes request input, Status the HTTP status, Reason the
+// stable name of the check that refused the request (logged, never sent),
+// and Err the sentinel it was built from.
+//
+// errors.Is(err, S) holds for the class sentinel S and for every error of
+// its cause chain: a refused DPoP proof matches ErrInvalidDPoPProof (which
+// is dpop.ErrInvalidProof) and, for a replay, dpop.ErrReplay; errors.As
+// finds the *dpop.Error inside it.
 type Error struct {
 	Code        string
 	Description string
 	Status      int
+	Reason      oautherr.Reason
 	Err         error
 
-	basic bool // client used HTTP Basic: answer with WWW-Authenticate Basic
+	cause error // the lower layer's error (dpop, mtlsbound), or nil
+	basic bool  // client used HTTP Basic: answer with WWW-Authenticate Basic
 	nonce string
 }
 
@@ -76,44 +89,84 @@ func (e *Error) Error() string {
 	return "issuer: " + e.Code + ": " + e.Description
 }
 
-// Unwrap returns the underlying sentinel or cause.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the class sentinel and, when there is one, the cause.
+func (e *Error) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.cause}
+}
 
 // newError builds the wire error for err, choosing the code and status from
-// the sentinel it wraps. desc must be a fixed string, never request input.
+// the sentinel it wraps and the reason from the code. desc must be a fixed
+// string, never request input.
 func newError(err error, desc string) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
 	code, status := codeFor(err)
-	return &Error{Code: code, Description: desc, Status: status, Err: err}
+	return &Error{Code: code, Description: desc, Status: status, Reason: defaultReason(code), Err: err}
+}
+
+// refuse builds the wire error for class with an explicit reason and the
+// lower layer's error as the cause (nil when there is none).
+func refuse(class error, reason oautherr.Reason, desc string, cause error) *Error {
+	code, status := codeFor(class)
+	return &Error{Code: code, Description: desc, Status: status, Reason: reason, Err: class, cause: cause}
+}
+
+// defaultReason is the reason of a refusal built without a more precise one.
+func defaultReason(code string) oautherr.Reason {
+	switch code {
+	case oautherr.InvalidRequest:
+		return oautherr.ReasonRequestMalformed
+	case oautherr.InvalidClient:
+		return oautherr.ReasonClientAuthFailed
+	case oautherr.InvalidGrant:
+		return oautherr.ReasonGrantInvalid
+	case oautherr.UnauthorizedClient:
+		return oautherr.ReasonGrantNotAllowed
+	case oautherr.UnsupportedGrantType:
+		return oautherr.ReasonGrantTypeUnsupported
+	case oautherr.InvalidScope:
+		return oautherr.ReasonScopeNotAllowed
+	case oautherr.InvalidTarget:
+		return oautherr.ReasonTargetNotAllowed
+	case oautherr.InvalidDPoPProof:
+		return oautherr.ReasonProofInvalid
+	case oautherr.UseDPoPNonce:
+		return oautherr.ReasonNonceRequired
+	case oautherr.TemporarilyUnavailable:
+		return oautherr.ReasonDependencyUnavailable
+	}
+	return oautherr.ReasonInternal
 }
 
 func codeFor(err error) (string, int) {
 	switch {
 	case errors.Is(err, ErrInvalidClient), errors.Is(err, ErrUnknownClient):
-		return "invalid_client", http.StatusUnauthorized
+		return oautherr.InvalidClient, http.StatusUnauthorized
 	case errors.Is(err, ErrUseDPoPNonce):
-		return "use_dpop_nonce", http.StatusBadRequest
+		return oautherr.UseDPoPNonce, http.StatusBadRequest
 	case errors.Is(err, ErrInvalidDPoPProof):
-		return "invalid_dpop_proof", http.StatusBadRequest
+		return oautherr.InvalidDPoPProof, http.StatusBadRequest
 	case errors.Is(err, ErrInvalidGrant):
-		return "invalid_grant", http.StatusBadRequest
+		return oautherr.InvalidGrant, http.StatusBadRequest
 	case errors.Is(err, ErrUnauthorizedClient):
-		return "unauthorized_client", http.StatusBadRequest
+		return oautherr.UnauthorizedClient, http.StatusBadRequest
 	case errors.Is(err, ErrUnsupportedGrantType):
-		return "unsupported_grant_type", http.StatusBadRequest
+		return oautherr.UnsupportedGrantType, http.StatusBadRequest
 	case errors.Is(err, ErrInvalidScope):
-		return "invalid_scope", http.StatusBadRequest
+		return oautherr.InvalidScope, http.StatusBadRequest
 	case errors.Is(err, ErrInvalidTarget):
-		return "invalid_target", http.StatusBadRequest
+		return oautherr.InvalidTarget, http.StatusBadRequest
 	case errors.Is(err, ErrInvalidRequest):
-		return "invalid_request", http.StatusBadRequest
+		return oautherr.InvalidRequest, http.StatusBadRequest
 	case errors.Is(err, ErrUnavailable):
-		return "temporarily_unavailable", http.StatusServiceUnavailable
+		return oautherr.TemporarilyUnavailable, http.StatusServiceUnavailable
 	}
-	return "server_error", http.StatusInternalServerError
+	return oautherr.ServerError, http.StatusInternalServerError
 }
 
 // GrantError returns an error a [GrantHandler] can return to refuse a grant

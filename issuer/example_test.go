@@ -80,7 +80,13 @@ func ExampleServer() {
 		SecretHash: issuer.HashSecret("s3cr3t-generated-with-128-bits-of-entropy"),
 		Scopes:     []string{"read"},
 	})
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: clients})
+	// One instance: an in-memory replay store. Instances behind one load
+	// balancer share a replaycache/redisstore.Store instead.
+	replay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		panic(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: clients, ReplayStore: replay})
 	if err != nil {
 		panic(err)
 	}

@@ -458,7 +458,7 @@ func TestClientJWKSValidation(t *testing.T) {
 	}
 	is := newTestIssuer(t, SigningKey{Signer: k}, nil)
 	reg, _ := NewMemoryRegistry()
-	if _, err := NewServer(ServerConfig{Issuer: is, Clients: reg, ClientAssertionAlgorithms: []string{"HS256"}}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewServer(ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, ClientAssertionAlgorithms: []string{"HS256"}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("HS256 assertions: %v", err)
 	}
 }

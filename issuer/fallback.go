@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/senderbound/senderbound/fallback"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Paths of the fallback certificate authority's endpoints, served when
@@ -50,7 +51,7 @@ func (s *Server) CertificateHandler() http.Handler {
 func (s *Server) certificate(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, &Error{Code: "invalid_request", Description: "the certificate endpoint accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest}
+		return nil, &Error{Code: oautherr.InvalidRequest, Description: "the certificate endpoint accepts POST only", Status: http.StatusMethodNotAllowed, Reason: oautherr.ReasonRequestMalformed, Err: ErrInvalidRequest}
 	}
 	f, err := readForm(w, r)
 	if err != nil {

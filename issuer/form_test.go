@@ -193,7 +193,7 @@ func FuzzTokenEndpoint(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s, err := NewServer(ServerConfig{Issuer: is, Clients: reg})
+	s, err := NewServer(ServerConfig{ReplayStore: testReplay(f, is), Issuer: is, Clients: reg})
 	if err != nil {
 		f.Fatal(err)
 	}

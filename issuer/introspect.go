@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 var inactive = []byte(`{"active":false}`)
@@ -30,7 +32,7 @@ func (s *Server) IntrospectionHandler() http.Handler {
 		w.Header().Set("Pragma", "no-cache")
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			s.writeError(w, "introspection", &Error{Code: "invalid_request", Description: "introspection accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest})
+			s.writeError(w, "introspection", &Error{Code: oautherr.InvalidRequest, Description: "introspection accepts POST only", Status: http.StatusMethodNotAllowed, Reason: oautherr.ReasonRequestMalformed, Err: ErrInvalidRequest})
 			return
 		}
 		f, err := readForm(w, r)
@@ -44,7 +46,7 @@ func (s *Server) IntrospectionHandler() http.Handler {
 		}
 		if err != nil {
 			var e *Error
-			if errors.As(err, &e) && e.Code == "invalid_client" {
+			if errors.As(err, &e) && e.Code == oautherr.InvalidClient {
 				// RFC 7662 §2.3: an unauthenticated caller gets 401.
 				err = basicError(e)
 			}
@@ -116,7 +118,8 @@ func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
 	if !caller.mayIntrospect(clientID, std.Audience) {
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.Info("issuer: introspection answered inactive",
-				slog.String("reason", "token not visible to the caller"))
+				slog.String("reason", string(oautherr.ReasonTokenNotVisible)),
+				slog.String("description", "token not visible to the caller"))
 		}
 		return nil
 	}

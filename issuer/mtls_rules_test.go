@@ -56,10 +56,10 @@ func TestMetadataWithoutMTLS(t *testing.T) {
 		bound    bool
 		tlsAuths bool
 	}{
-		{"plain", ServerConfig{Issuer: is, Clients: reg}, false, false},
-		{"MTLS", ServerConfig{Issuer: is, Clients: reg, MTLS: true}, true, true},
-		{"mTLS alias", ServerConfig{Issuer: is, Clients: reg, MTLSBaseURL: "https://mtls.as.example"}, true, true},
-		{"explicit methods", ServerConfig{Issuer: is, Clients: reg, AuthMethods: []AuthMethod{AuthSecretBasic}}, false, false},
+		{"plain", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg}, false, false},
+		{"MTLS", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, MTLS: true}, true, true},
+		{"mTLS alias", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, MTLSBaseURL: "https://mtls.as.example"}, true, true},
+		{"explicit methods", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, AuthMethods: []AuthMethod{AuthSecretBasic}}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"sync"
@@ -84,13 +85,19 @@ func TestReplayFloodLeavesClientsServed(t *testing.T) {
 	}
 }
 
-// TestReplayCapacity checks that ServerConfig.ReplayCapacity sizes the
-// default in-memory replay store: with 8 entries, eight DPoP token requests
-// are served and the ninth, with the store full of live entries, fails
-// closed with 503.
+// TestReplayCapacity checks that NewMemoryReplayStore's capacity sizes the
+// in-memory replay store: with 8 entries, eight DPoP token requests are
+// served and the ninth, with the store full of live entries, fails closed
+// with 503.
 func TestReplayCapacity(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) { c.ReplayCapacity = 8 }})
+	h := newHarness(t, harnessOpts{edit: func(c *ServerConfig) {
+		s, err := NewMemoryReplayStore(c.Issuer, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ReplayStore = s
+	}})
 	c := h.client(nil)
 	p := h.prover(nil)
 	for i := 0; i < 9; i++ {
@@ -104,8 +111,11 @@ func TestReplayCapacity(t *testing.T) {
 			t.Fatalf("request %d: %d %s, want %d", i, r.status, r.raw, want)
 		}
 	}
-	if _, err := NewServer(ServerConfig{Issuer: h.is, Clients: h.server.cfg.Clients, ReplayCapacity: -1}); err == nil {
-		t.Fatal("NewServer accepted a negative ReplayCapacity")
+	if _, err := NewMemoryReplayStore(h.is, -1); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("NewMemoryReplayStore(-1) = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := NewServer(ServerConfig{Issuer: h.is, Clients: h.server.cfg.Clients}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("NewServer without a ReplayStore = %v, want ErrInvalidConfig (no implicit in-memory store)", err)
 	}
 }
 

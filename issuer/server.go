@@ -21,6 +21,7 @@ import (
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/internal/pubkey"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 )
 
@@ -125,20 +126,15 @@ type ServerConfig struct {
 	// DPoPAlgorithms are the accepted proof algorithms, advertised in
 	// dpop_signing_alg_values_supported. Default [DefaultDPoPAlgorithms].
 	DPoPAlgorithms []string
-	// ReplayStore tracks proof and client-assertion jti values. Default: an
-	// in-memory replaycache.LRU of ReplayCapacity entries (one instance
-	// only; use a shared store such as replaycache/redisstore when several
-	// instances serve the same issuer). A DPoP proof is recorded only once
-	// the rest of the token request (client authentication, grant, binding)
-	// has passed, just before the token is minted, so refused requests
-	// occupy no entry.
+	// ReplayStore tracks proof and client-assertion jti values. Required:
+	// there is no implicit default, because an in-memory store silently
+	// loses shared replay protection when several instances serve the same
+	// issuer. A single instance passes [NewMemoryReplayStore]; several
+	// share one store such as replaycache/redisstore. A DPoP proof is
+	// recorded only once the rest of the token request (client
+	// authentication, grant, binding) has passed, just before the token is
+	// minted, so refused requests occupy no entry.
 	ReplayStore dpop.ReplayStore
-	// ReplayCapacity is the number of entries of the default in-memory
-	// ReplayStore; it is ignored when ReplayStore is set. Zero means
-	// replaycache.DefaultCapacity (1<<20); negative is an error. Size it as
-	// peak DPoP token requests and private_key_jwt authentications per
-	// second × (ProofMaxAge + 15 s + 30 s), with headroom.
-	ReplayCapacity int
 	// ReplayQuota bounds the replay entries one owner may create per
 	// window: each DPoP proof key (by thumbprint), and each confidential
 	// client (DPoP proofs of its token requests and its private_key_jwt
@@ -239,6 +235,27 @@ type Server struct {
 	assertionAlgs []jose.SignatureAlgorithm
 }
 
+// NewMemoryReplayStore returns an in-memory replay store of capacity
+// entries (0 means replaycache.DefaultCapacity, 1<<20; negative is an
+// error) that judges expiry with is's clock, for [ServerConfig.ReplayStore]
+// of an issuer served by ONE instance. Instances behind one load balancer
+// must share a store (replaycache/redisstore): with a store each, a proof
+// or client assertion accepted by one is accepted again by the others.
+// Size it as peak DPoP token requests and private_key_jwt authentications
+// per second × (ProofMaxAge + 15 s + 30 s), with headroom; when it is full
+// of live entries, DPoP token requests are refused with 503.
+func NewMemoryReplayStore(is *Issuer, capacity int) (*replaycache.LRU, error) {
+	var now func() time.Time
+	if is != nil {
+		now = is.cfg.Now
+	}
+	lru, err := replaycache.NewLRU(replaycache.Config{Capacity: capacity, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("%w: replay store: %w", ErrInvalidConfig, err)
+	}
+	return lru, nil
+}
+
 // NewServer validates cfg and returns a Server.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Issuer == nil || cfg.Clients == nil {
@@ -250,11 +267,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	cfg.DPoPAlgorithms = slices.Clone(cfg.DPoPAlgorithms)
 	if cfg.ReplayStore == nil {
-		lru, err := replaycache.NewLRU(replaycache.Config{Capacity: cfg.ReplayCapacity, Now: cfg.Issuer.cfg.Now})
-		if err != nil {
-			return nil, fmt.Errorf("%w: replay store: %w", ErrInvalidConfig, err)
-		}
-		cfg.ReplayStore = lru
+		return nil, fmt.Errorf("%w: ReplayStore is required (NewMemoryReplayStore for a single instance, a shared store for several)", ErrInvalidConfig)
 	}
 	cfg.ReplayStore = timedReplayStore(cfg.ReplayStore, cfg.Metrics)
 	if cfg.ReplayQuota.Now == nil {
@@ -452,7 +465,7 @@ func (s *Server) TokenHandler() http.Handler {
 func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Request) (_ *tokenResponse, nonce string, _ error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, "", &Error{Code: "invalid_request", Description: "the token endpoint accepts POST only", Status: http.StatusMethodNotAllowed, Err: ErrInvalidRequest}
+		return nil, "", &Error{Code: oautherr.InvalidRequest, Description: "the token endpoint accepts POST only", Status: http.StatusMethodNotAllowed, Reason: oautherr.ReasonRequestMalformed, Err: ErrInvalidRequest}
 	}
 	f, err := readForm(w, r)
 	if err != nil {
@@ -493,7 +506,7 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	switch {
 	case errors.Is(err, dpop.ErrMissingProof):
 	case err != nil:
-		return nil, "", newError(ErrInvalidDPoPProof, "malformed DPoP header")
+		return nil, "", refuse(ErrInvalidDPoPProof, oautherr.ReasonProofMalformed, "malformed DPoP header", err)
 	default:
 		p, err := s.verifier.Check(proof, dpop.Expect{Method: http.MethodPost, URL: s.expectedHTU(r)})
 		if err != nil {
@@ -508,7 +521,7 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	cert, err := s.certs.ClientCertificate(r)
 	if err != nil {
-		return nil, nonce, newError(ErrInvalidRequest, "malformed forwarded client certificate")
+		return nil, nonce, refuse(ErrInvalidRequest, oautherr.ReasonClientCertHeaderInvalid, "malformed forwarded client certificate", err)
 	}
 
 	params := make(map[string]string, len(f))
@@ -525,7 +538,7 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return nil, nonce, errors.New("issuer: grant handler returned no subject")
 	}
 	if g.DPoPJKT != "" && g.DPoPJKT != jkt {
-		return nil, nonce, newError(ErrInvalidGrant, "DPoP key does not match the authorization request")
+		return nil, nonce, refuse(ErrInvalidGrant, oautherr.ReasonProofKeyMismatch, "DPoP key does not match the authorization request", nil)
 	}
 	binding, err := bindingFor(client, jkt, cert)
 	if err != nil {
@@ -543,7 +556,7 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		if _, err := s.refresh.Take(ctx, g.redeem.id); errors.Is(err, ErrTokenNotFound) {
 			return nil, nonce, newError(ErrInvalidGrant, "refresh token is invalid or expired")
 		} else if err != nil {
-			return nil, nonce, newError(fmt.Errorf("%w: refresh store", ErrUnavailable), "refresh store unavailable")
+			return nil, nonce, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "refresh store unavailable", err)
 		}
 	}
 	aud := g.Audience
@@ -583,7 +596,7 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, nonce, err
 		}
 		if err := s.refresh.Put(ctx, id, *rec); err != nil {
-			return nil, nonce, fmt.Errorf("%w: refresh store", ErrUnavailable)
+			return nil, nonce, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "temporarily unavailable", err)
 		}
 		resp.RefreshToken = rt
 	}
@@ -616,7 +629,7 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 		return Binding{JKT: jkt}, nil
 	}
 	if c.DPoPBoundAccessTokens {
-		return Binding{}, newError(ErrInvalidDPoPProof, "client requires DPoP-bound access tokens")
+		return Binding{}, refuse(ErrInvalidDPoPProof, oautherr.ReasonProofMissing, "client requires DPoP-bound access tokens", nil)
 	}
 	if cert != nil {
 		return certBinding(cert)
@@ -632,7 +645,7 @@ func bindingFor(c *Client, jkt string, cert *x509.Certificate) (Binding, error) 
 // gets a token.
 func (s *Server) claimProof(ctx context.Context, c *Client, p *dpop.Proof) error {
 	if !c.Public() && !s.quota.Allow(clientQuotaOwner(c.ID)) {
-		return newError(ErrInvalidDPoPProof, "too many DPoP proofs from this client")
+		return refuse(ErrInvalidDPoPProof, oautherr.ReasonProofKeyQuota, "too many DPoP proofs from this client", nil)
 	}
 	if err := s.verifier.Claim(ctx, p); err != nil {
 		return s.proofError(err)
@@ -654,16 +667,22 @@ func certBinding(cert *x509.Certificate) (Binding, error) {
 	return CertificateBinding(cert), nil
 }
 
-// proofError maps a dpop verification error to the token endpoint error.
+// proofError maps a dpop verification error to the token endpoint error,
+// keeping the dpop error as the cause and its reason.
 func (s *Server) proofError(err error) error {
 	var de *dpop.Error
-	desc := "invalid DPoP proof"
-	if errors.As(err, &de) && de.Description != "" {
-		desc = de.Description
+	desc, reason := "invalid DPoP proof", oautherr.ReasonProofInvalid
+	if errors.As(err, &de) {
+		if de.Description != "" {
+			desc = de.Description
+		}
+		if de.Reason != "" {
+			reason = de.Reason
+		}
 	}
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
-		e := newError(ErrUseDPoPNonce, "authorization server requires nonce in DPoP proof")
+		e := refuse(ErrUseDPoPNonce, reason, "authorization server requires nonce in DPoP proof", err)
 		if s.nonces != nil {
 			if n, nerr := s.nonces.NewNonce(); nerr == nil {
 				e.nonce = n
@@ -671,9 +690,9 @@ func (s *Server) proofError(err error) error {
 		}
 		return e
 	case errors.Is(err, dpop.ErrStoreUnavailable):
-		return newError(fmt.Errorf("%w: %w", ErrUnavailable, err), "replay store unavailable")
+		return refuse(ErrUnavailable, oautherr.ReasonReplayStoreUnavailable, "replay store unavailable", err)
 	}
-	return newError(fmt.Errorf("%w: %w", ErrInvalidDPoPProof, err), desc)
+	return refuse(ErrInvalidDPoPProof, reason, desc, err)
 }
 
 // clientCredentials is the RFC 6749 §4.4 grant: confidential clients only,
@@ -738,7 +757,7 @@ func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, e
 		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
 	}
 	if err != nil {
-		return nil, newError(fmt.Errorf("%w: refresh store", ErrUnavailable), "refresh store unavailable")
+		return nil, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "refresh store unavailable", err)
 	}
 	if rec.ClientID != req.Client.ID || !s.is.now().Before(rec.ExpiresAt) {
 		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
@@ -784,7 +803,9 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, f form, path
 	if len(authz) == 1 {
 		bid, bsecret, err := parseBasic(authz[0])
 		if errors.Is(err, errNoBasic) {
-			return nil, &Error{Code: "invalid_client", Description: "unsupported authentication scheme", Status: http.StatusUnauthorized, Err: ErrInvalidClient, basic: true}
+			e := refuse(ErrInvalidClient, oautherr.ReasonClientAuthMethod, "unsupported authentication scheme", nil)
+			e.basic = true
+			return nil, e
 		}
 		if err != nil {
 			return nil, basicError(newError(err, "client authentication failed"))
@@ -814,58 +835,67 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, f form, path
 	} else if method == AuthSecretPost && (assertion != "" || f.get("client_assertion_type") != "") {
 		return nil, newError(ErrInvalidRequest, "more than one client authentication method")
 	}
-	fail := func() (*Client, error) {
-		e := newError(ErrInvalidClient, "client authentication failed")
+	// fail refuses with one code and one description whatever the cause,
+	// so a client learns nothing about which check failed; the reason and
+	// the cause go to the server log only.
+	fail := func(reason oautherr.Reason, cause error) (*Client, error) {
+		e := refuse(ErrInvalidClient, reason, "client authentication failed", cause)
 		if method == AuthSecretBasic {
 			return nil, basicError(e)
 		}
 		return nil, e
 	}
 	if id == "" {
-		return fail()
+		return fail(oautherr.ReasonClientIDMissing, nil)
 	}
 	c, err := s.cfg.Clients.Client(ctx, id)
 	if errors.Is(err, ErrUnknownClient) {
 		secretMatches(&Client{SecretHash: make([]byte, 32)}, secret) // same work as a known client
-		return fail()
+		return fail(oautherr.ReasonClientUnknown, nil)
 	}
 	if err != nil {
-		return nil, newError(fmt.Errorf("%w: client registry", ErrUnavailable), "client registry unavailable")
+		return nil, refuse(ErrUnavailable, oautherr.ReasonClientRegistryUnavailable, "client registry unavailable", err)
 	}
 	switch c.AuthMethod {
 	case AuthSecretBasic, AuthSecretPost:
-		if method != c.AuthMethod || !secretMatches(c, secret) {
-			return fail()
+		if method != c.AuthMethod {
+			return fail(oautherr.ReasonClientAuthMethod, nil)
+		}
+		if !secretMatches(c, secret) {
+			return fail(oautherr.ReasonClientSecret, nil)
 		}
 	case AuthPrivateKeyJWT:
 		if method != AuthPrivateKeyJWT {
-			return fail()
+			return fail(oautherr.ReasonClientAuthMethod, nil)
 		}
 		err := s.verifyClientAssertion(ctx, c, assertion, []string{s.is.ID(), s.endpointURL(r, path)})
 		if errAssertionUnavailable(err) {
-			return nil, newError(err, "replay store unavailable")
+			return nil, refuse(ErrUnavailable, oautherr.ReasonReplayStoreUnavailable, "replay store unavailable", err)
 		}
 		if err != nil {
-			return fail()
+			return fail(oautherr.ReasonClientAssertion, nil)
 		}
 	case AuthNone, AuthTLSClient, AuthSelfSignedTLSClient:
 		if method != "" {
-			return fail()
+			return fail(oautherr.ReasonClientAuthMethod, nil)
 		}
 	default:
-		return fail()
+		return fail(oautherr.ReasonClientAuthMethod, nil)
 	}
 	if c.AuthMethod == AuthTLSClient || c.AuthMethod == AuthSelfSignedTLSClient {
 		cert, err := s.certs.ClientCertificate(r)
-		if err != nil || cert == nil {
-			return fail()
+		if err != nil {
+			return fail(oautherr.ReasonClientCertHeaderInvalid, err)
+		}
+		if cert == nil {
+			return fail(oautherr.ReasonCertificateMissing, nil)
 		}
 		var chain []*x509.Certificate
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 1 && r.TLS.PeerCertificates[0] == cert {
 			chain = r.TLS.PeerCertificates[1:]
 		}
 		if err := c.Certificate.Authenticate(ctx, cert, chain); err != nil {
-			return fail()
+			return fail(mtlsbound.Reason(err), err)
 		}
 	}
 	return c, nil
@@ -891,10 +921,10 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	if !errors.As(err, &e) {
 		code, status := codeFor(err)
 		desc := ""
-		if code == "server_error" {
+		if code == oautherr.ServerError {
 			desc = "internal error"
 		}
-		e = &Error{Code: code, Status: status, Description: desc}
+		e = &Error{Code: code, Status: status, Description: desc, Reason: defaultReason(code)}
 		if desc == "" {
 			e.Description = defaultDescription(code)
 		}
@@ -903,7 +933,7 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	if status == 0 {
 		_, status = codeFor(e.Err)
 	}
-	if e.Code == "invalid_client" {
+	if e.Code == oautherr.InvalidClient {
 		if e.basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="`+s.realm()+`"`)
 			status = http.StatusUnauthorized
@@ -920,11 +950,19 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 		s.cfg.Metrics.Refused(endpoint, e)
 	}
 	if s.cfg.Logger != nil {
-		s.cfg.Logger.Info("issuer: request refused",
+		attrs := []slog.Attr{
 			slog.String("endpoint", endpoint),
 			slog.String("error", e.Code),
 			slog.Int("status", status),
-			slog.String("reason", e.Description))
+			slog.String("reason", string(e.Reason)),
+			slog.String("description", e.Description),
+		}
+		if e.cause != nil {
+			// Causes come from this module's lower layers (dpop, mtlsbound,
+			// the stores), whose messages never contain request data.
+			attrs = append(attrs, slog.String("cause", e.cause.Error()))
+		}
+		s.cfg.Logger.LogAttrs(context.Background(), slog.LevelInfo, "issuer: request refused", attrs...)
 	}
 	writeJSON(w, status, errorBody{Error: e.Code, ErrorDescription: e.Description})
 }
@@ -942,15 +980,15 @@ func (s *Server) realm() string {
 
 func defaultDescription(code string) string {
 	switch code {
-	case "invalid_client":
+	case oautherr.InvalidClient:
 		return "client authentication failed"
-	case "invalid_grant":
+	case oautherr.InvalidGrant:
 		return "invalid grant"
-	case "invalid_scope":
+	case oautherr.InvalidScope:
 		return "invalid scope"
-	case "invalid_dpop_proof":
+	case oautherr.InvalidDPoPProof:
 		return "invalid DPoP proof"
-	case "temporarily_unavailable":
+	case oautherr.TemporarilyUnavailable:
 		return "temporarily unavailable"
 	}
 	return "invalid request"
@@ -960,7 +998,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		body = []byte(`{"error":"server_error"}`)
+		body = []byte(`{"error":"` + oautherr.ServerError + `"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

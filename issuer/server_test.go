@@ -135,7 +135,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := ServerConfig{
+	cfg := ServerConfig{ReplayStore: testReplay(t, h.is),
 		Issuer: h.is, Clients: reg, MTLSBaseURL: aliasBase, DPoPAlgorithms: o.algorithms,
 		Grants: map[string]GrantHandler{testGrant: GrantHandlerFunc(testGrantHandler)},
 	}
@@ -668,7 +668,7 @@ func TestKnownAnswers(t *testing.T) {
 		return nil, GrantError(ErrInvalidGrant, "unknown code")
 	})
 	store := NewMemoryRefreshStore(clock.Now)
-	s, err := NewServer(ServerConfig{Issuer: is, Clients: reg, RefreshTokens: store, Grants: map[string]GrantHandler{"authorization_code": authCode}})
+	s, err := NewServer(ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, RefreshTokens: store, Grants: map[string]GrantHandler{"authorization_code": authCode}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -900,8 +900,10 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestRefusalLogs checks that each refusal is logged with its code and
-// fixed reason, and never with the request's token, secret or proof.
+// TestRefusalLogs checks that each refusal is logged with its code, its
+// stable reason (client-authentication failures told apart), its fixed
+// description and a lower layer's error, and never with the request's
+// token, secret, proof or client_id.
 func TestRefusalLogs(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
@@ -920,6 +922,10 @@ func TestRefusalLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	proof := h.proof(h.prover(nil), h.tokenURL(), "")
+	usedProof := h.proof(h.prover(nil), h.tokenURL(), "")
+	if r := h.post(c, h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, map[string]string{"Authorization": formatBasic("conf", confSecret), "DPoP": usedProof}); r.status != 200 {
+		t.Fatalf("first use of the proof: %d %s", r.status, r.raw)
+	}
 	tests := []struct {
 		name     string
 		target   string
@@ -928,20 +934,38 @@ func TestRefusalLogs(t *testing.T) {
 		wantLine string
 	}{
 		{"DPOP-AS-11 dpop_bound_access_tokens client without a proof", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("dpop-only", dpopSecret),
-			`msg="issuer: request refused" endpoint=token error=invalid_dpop_proof status=400 reason="client requires DPoP-bound access tokens"`},
+			`msg="issuer: request refused" endpoint=token error=invalid_dpop_proof status=400 reason=proof_missing description="client requires DPoP-bound access tokens"`},
 		{"wrong secret", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic("conf", attackMarker+confSecret),
-			`msg="issuer: request refused" endpoint=token error=invalid_client status=401 reason="client authentication failed"`},
+			`msg="issuer: request refused" endpoint=token error=invalid_client status=401 reason=client_secret_mismatch description="client authentication failed"`},
+		{"unknown client", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, basic(attackMarker, confSecret),
+			`msg="issuer: request refused" endpoint=token error=invalid_client status=401 reason=client_unknown description="client authentication failed"`},
+		{"replayed proof", h.tokenURL(), url.Values{"grant_type": {"client_credentials"}}, map[string]string{"Authorization": formatBasic("conf", confSecret), "DPoP": usedProof},
+			`msg="issuer: request refused" endpoint=token error=invalid_dpop_proof status=400 reason=proof_replayed description="proof replayed" cause="dpop: invalid_dpop_proof: proof replayed"`},
 		{"refresh token of another client", h.tokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, map[string]string{"Authorization": formatBasic("narrowed", confSecret), "DPoP": proof},
-			`msg="issuer: request refused" endpoint=token error=invalid_grant status=400 reason="refresh token is invalid or expired"`},
+			`msg="issuer: request refused" endpoint=token error=invalid_grant status=400 reason=grant_invalid description="refresh token is invalid or expired"`},
 		{"ATV-30 token not visible to the caller", h.srv.URL + IntrospectionPath, url.Values{"token": {confTok}}, basic("peer", rsSecret),
-			`msg="issuer: introspection answered inactive" reason="token not visible to the caller"`},
+			`msg="issuer: introspection answered inactive" reason=token_not_visible description="token not visible to the caller"`},
 		{"introspection without a token", h.srv.URL + IntrospectionPath, url.Values{"token_type_hint": {attackMarker}}, basic("peer", rsSecret),
-			`msg="issuer: request refused" endpoint=introspection error=invalid_request status=400 reason="token is required"`},
+			`msg="issuer: request refused" endpoint=introspection error=invalid_request status=400 reason=request_malformed description="token is required"`},
+		{"tls_client_auth without a certificate", h.aliasTokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"pki"}}, nil,
+			`msg="issuer: request refused" endpoint=token error=invalid_client status=400 reason=certificate_missing description="client authentication failed"`},
+		{"tls_client_auth with another client's certificate", h.aliasTokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"pki"}}, nil,
+			`msg="issuer: request refused" endpoint=token error=invalid_client status=400 reason=certificate_subject_mismatch description="client authentication failed" cause="mtlsbound: client certificate does not match: registered subject selector not found in certificate"`},
+		{"tls_client_auth with a certificate of an untrusted CA", h.aliasTokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"pki"}}, nil,
+			`msg="issuer: request refused" endpoint=token error=invalid_client status=400 reason=certificate_untrusted description="client authentication failed" cause="mtlsbound: client certificate not trusted: no chain to a trusted root with clientAuth"`},
+	}
+	clients := map[string]*http.Client{
+		"tls_client_auth with another client's certificate":     h.client(h.c2),
+		"tls_client_auth with a certificate of an untrusted CA": h.client(h.c1ca2),
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(logs.String())
-			h.post(c, tt.target, tt.form, tt.hdr)
+			cl := c
+			if x, ok := clients[tt.name]; ok {
+				cl = x
+			}
+			h.post(cl, tt.target, tt.form, tt.hdr)
 			got := logs.String()[before:]
 			if strings.Count(got, "\n") != 1 || !strings.Contains(got, tt.wantLine) {
 				t.Fatalf("log %q, want one line with %q", got, tt.wantLine)
@@ -949,9 +973,19 @@ func TestRefusalLogs(t *testing.T) {
 		})
 	}
 	all := logs.String()
-	for _, secret := range []string{confTok, rt, confSecret, proof, "ATTACKER"} {
+	for _, secret := range []string{confTok, rt, confSecret, proof, usedProof, "ATTACKER"} {
 		if strings.Contains(all, secret) {
 			t.Fatalf("the log holds request data: %s", all)
 		}
 	}
+}
+
+// testReplay returns a fresh in-memory replay store on is's clock.
+func testReplay(tb testing.TB, is *Issuer) dpop.ReplayStore {
+	tb.Helper()
+	s, err := NewMemoryReplayStore(is, 1<<12)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

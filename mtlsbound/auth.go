@@ -261,7 +261,7 @@ func (a PKIAuth) Authenticate(ctx context.Context, cert *x509.Certificate, chain
 		return fmt.Errorf("%w: no chain to a trusted root with clientAuth", ErrUntrustedCertificate)
 	}
 	if !sel.match(cert) {
-		return fmt.Errorf("%w: registered subject selector not found in certificate", ErrCertificateMismatch)
+		return fmt.Errorf("%w: %w", ErrCertificateMismatch, errSubjectMismatch)
 	}
 	if a.Revocation == nil {
 		return nil

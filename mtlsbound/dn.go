@@ -425,11 +425,11 @@ func (d DistinguishedName) Match(cert *x509.Certificate) bool {
 	if cert == nil || len(d.rdns) == 0 {
 		return false
 	}
-	return d.MatchRaw(cert.RawSubject)
+	return d.matchRaw(cert.RawSubject)
 }
 
-// MatchRaw is Match for a DER-encoded Name.
-func (d DistinguishedName) MatchRaw(der []byte) bool {
+// matchRaw is Match for a DER-encoded Name.
+func (d DistinguishedName) matchRaw(der []byte) bool {
 	if len(d.rdns) == 0 {
 		return false
 	}

@@ -96,11 +96,11 @@ func TestDistinguishedNameMatch(t *testing.T) {
 		})
 	}
 	var zero DistinguishedName
-	if zero.Match(std) || zero.MatchRaw(std.RawSubject) {
+	if zero.Match(std) || zero.matchRaw(std.RawSubject) {
 		t.Fatal("zero DistinguishedName matched")
 	}
 	dn, _ := ParseDistinguishedName("CN=client1,O=Example Corp")
-	if dn.Match(nil) || dn.MatchRaw([]byte{0x30, 0x03}) || dn.MatchRaw(nil) {
+	if dn.Match(nil) || dn.matchRaw([]byte{0x30, 0x03}) || dn.matchRaw(nil) {
 		t.Fatal("matched nil or garbage")
 	}
 }

@@ -38,9 +38,10 @@
 // trusted set must therefore contain only proxies. With no trusted proxies
 // (the default) headers are never read. The proxies are one
 // trustedproxy.Set, shared with the rest of the server's configuration.
-// The proxy must strip client-supplied copies of the header; a Go proxy
-// built on httputil.ReverseProxy does both steps with [ForwardClientCert],
-// and cleans the backend's responses with [ForwardClientCertResponse].
+// The proxy must strip client-supplied copies of the header before it sets
+// its own (RFC 9440 §2.4), and remove the header from the backend's
+// responses; [FormatClientCertHeader] and [FormatClientCertChainHeader]
+// produce the values for a proxy written in Go.
 // Responses chosen with a forwarded certificate must be marked
 // Cache-Control: no-store or Vary on the header ([Source.Forwarded]).
 // Forwarded-header settings without trusted proxies are refused by
@@ -96,4 +97,15 @@
 // verifying it at the handshake (the handshake still proves key possession),
 // so each client's policy is applied afterwards. [NewClient] returns an HTTP
 // client that presents a certificate.
+//
+// # Errors
+//
+// Errors wrap exactly one of the sentinels in errors.go (test with
+// errors.Is) and never contain header values, certificates or tokens.
+// [Reason] maps them to the stable oautherr reasons that resource servers
+// and token endpoints log (certificate_missing, certificate_mismatch,
+// certificate_subject_mismatch, certificate_untrusted, certificate_revoked,
+// revocation_unavailable, client_cert_header_invalid); the servers keep the
+// error as the cause of their own typed error, so errors.Is and errors.As
+// see it through them, and clients only ever get the RFC error code.
 package mtlsbound

@@ -1,6 +1,10 @@
 package mtlsbound
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/senderbound/senderbound/oautherr"
+)
 
 // Sentinel errors. Every error returned by this package that a caller acts
 // on wraps exactly one of these (ErrHeaderTooLarge also wraps
@@ -44,3 +48,34 @@ var (
 	// ErrInvalidConfig means a configuration was refused at construction.
 	ErrInvalidConfig = errors.New("mtlsbound: invalid configuration")
 )
+
+// errSubjectMismatch is wrapped, beside ErrCertificateMismatch, when a
+// certificate chains correctly but lacks the subject DN or SAN registered
+// for the client.
+var errSubjectMismatch = errors.New("registered subject selector not found in certificate")
+
+// Reason returns the stable reason for an error of this package, for logs
+// and metrics: certificate_missing, certificate_mismatch,
+// certificate_subject_mismatch, certificate_untrusted, certificate_revoked,
+// revocation_unavailable or client_cert_header_invalid (oautherr
+// constants), and oautherr.ReasonClientAuthFailed for any other error.
+// Servers log it; clients only ever see the RFC error code.
+func Reason(err error) oautherr.Reason {
+	switch {
+	case errors.Is(err, ErrNoCertificate):
+		return oautherr.ReasonCertificateMissing
+	case errors.Is(err, errSubjectMismatch):
+		return oautherr.ReasonCertificateSubjectMismatch
+	case errors.Is(err, ErrCertificateMismatch):
+		return oautherr.ReasonCertificateMismatch
+	case errors.Is(err, ErrUntrustedCertificate):
+		return oautherr.ReasonCertificateUntrusted
+	case errors.Is(err, ErrRevoked):
+		return oautherr.ReasonCertificateRevoked
+	case errors.Is(err, ErrRevocationUnavailable):
+		return oautherr.ReasonRevocationUnavailable
+	case errors.Is(err, ErrInvalidHeader):
+		return oautherr.ReasonClientCertHeaderInvalid
+	}
+	return oautherr.ReasonClientAuthFailed
+}

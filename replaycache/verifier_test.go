@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 )
 
@@ -79,8 +80,8 @@ func TestVerifierWithLRU(t *testing.T) {
 			t.Fatalf("%s: err = %v, want %v", st.name, err, st.want)
 		}
 		if st.wantFull {
-			if !errors.Is(err, replaycache.ErrFull) || dpop.Code(err) != dpop.CodeServerError {
-				t.Fatalf("%s: err = %v (code %s), want ErrFull and %s", st.name, err, dpop.Code(err), dpop.CodeServerError)
+			if !errors.Is(err, replaycache.ErrFull) || dpop.Code(err) != oautherr.ServerError {
+				t.Fatalf("%s: err = %v (code %s), want ErrFull and %s", st.name, err, dpop.Code(err), oautherr.ServerError)
 			}
 			if got := cache.Stats().Full; got != 1 {
 				t.Fatalf("%s: Stats().Full = %d, want 1", st.name, got)

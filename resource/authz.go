@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Scheme names as rendered in challenges.
@@ -25,12 +27,12 @@ type credentials struct {
 // access_token parameter.
 const maxFormPeek = 64 << 10
 
-// ParseAuthorization parses one Authorization field value of the form
+// parseAuthorization parses one Authorization field value of the form
 // `scheme SP token68` (RFC 9110 §11.4, RFC 6750 §2.1). The scheme is
 // returned as written; compare it case-insensitively. It returns ok=false
 // for anything else: empty value, no token, several credentials, bytes
 // outside token68, surrounding or repeated whitespace.
-func ParseAuthorization(value string) (scheme, token string, ok bool) {
+func parseAuthorization(value string) (scheme, token string, ok bool) {
 	sp := strings.IndexByte(value, ' ')
 	if sp <= 0 {
 		return "", "", false
@@ -88,7 +90,7 @@ func isToken68(s string) bool {
 // errTokenInParameter refuses a token in the access_token query or form
 // parameter.
 func errTokenInParameter() error {
-	return fail(ErrInvalidRequest, "token_in_parameter", "access token must be sent in the Authorization header only")
+	return fail(ErrInvalidRequest, oautherr.ReasonTokenInParameter, "access token must be sent in the Authorization header only")
 }
 
 // readCredentials extracts the access token from r. Proxy-Authorization is
@@ -107,17 +109,17 @@ func (v *Verifier) readCredentials(r *http.Request) (credentials, error) {
 		return credentials{}, nil
 	case 1:
 	default:
-		return credentials{}, fail(ErrInvalidRequest, "multiple_authorization", "more than one Authorization field")
+		return credentials{}, fail(ErrInvalidRequest, oautherr.ReasonMultipleAuthorization, "more than one Authorization field")
 	}
 	if len(vals[0]) > v.maxTokenBytes+64 {
-		return credentials{}, fail(ErrInvalidRequest, "authorization_too_large", "Authorization field too large")
+		return credentials{}, fail(ErrInvalidRequest, oautherr.ReasonAuthorizationTooLarge, "Authorization field too large")
 	}
-	scheme, tok, ok := ParseAuthorization(vals[0])
+	scheme, tok, ok := parseAuthorization(vals[0])
 	if !ok {
 		// A recognised scheme with a malformed value is a malformed request;
 		// anything else is a scheme this resource does not use.
 		if s, _, _ := strings.Cut(vals[0], " "); strings.EqualFold(s, schemeDPoP) || strings.EqualFold(s, schemeBearer) {
-			return credentials{}, fail(ErrInvalidRequest, "authorization_malformed", "malformed Authorization field")
+			return credentials{}, fail(ErrInvalidRequest, oautherr.ReasonAuthorizationMalformed, "malformed Authorization field")
 		}
 		return credentials{}, nil
 	}

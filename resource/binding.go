@@ -9,6 +9,7 @@ import (
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/trustedproxy"
 )
@@ -87,7 +88,7 @@ func (v *Verifier) dpopEnabled() bool { return v.dpop != nil }
 // option is set.
 func (v *Verifier) checkTransport(r *http.Request) error {
 	if r.TLS == nil && !v.insecureHTTP && !v.proxies.TrustedPeer(r) {
-		return fail(ErrInvalidRequest, "dpop_over_http", "DPoP requires HTTPS")
+		return fail(ErrInvalidRequest, oautherr.ReasonDPoPOverHTTP, "DPoP requires HTTPS")
 	}
 	return nil
 }
@@ -103,7 +104,7 @@ type nonceFailure struct {
 func (v *Verifier) checkBinding(r *http.Request, p Policy, cred credentials, tok *token, pr *Principal) error {
 	if cred.scheme == schemeDPoP {
 		if !tok.hasJKT {
-			return fail(ErrInvalidToken, "token_not_dpop_bound", "the access token is not DPoP-bound")
+			return fail(ErrInvalidToken, oautherr.ReasonTokenNotDPoPBound, "the access token is not DPoP-bound")
 		}
 		if tok.hasX5T {
 			// Bound both ways: both proofs are needed (RFC 7800 §3.1).
@@ -119,7 +120,7 @@ func (v *Verifier) checkBinding(r *http.Request, p Policy, cred credentials, tok
 	}
 	// Bearer scheme.
 	if tok.hasJKT {
-		return fail(ErrInvalidToken, "bearer_downgrade", "a DPoP-bound token requires the DPoP scheme")
+		return fail(ErrInvalidToken, oautherr.ReasonBearerDowngrade, "a DPoP-bound token requires the DPoP scheme")
 	}
 	if tok.hasX5T {
 		if err := v.checkCertificate(r, tok, pr); err != nil {
@@ -129,7 +130,7 @@ func (v *Verifier) checkBinding(r *http.Request, p Policy, cred credentials, tok
 		return nil
 	}
 	if p.Accept != AcceptAny {
-		return fail(ErrInvalidToken, "token_unbound", "this resource requires a sender-constrained token")
+		return fail(ErrInvalidToken, oautherr.ReasonTokenUnbound, "this resource requires a sender-constrained token")
 	}
 	pr.Binding = BindingBearer
 	return nil
@@ -144,24 +145,21 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 		}
 	}
 	if n > 1 {
-		return fail(ErrInvalidRequest, "multiple_dpop_fields", "more than one DPoP field")
+		return fail(ErrInvalidRequest, oautherr.ReasonMultipleDPoPFields, "more than one DPoP field")
 	}
 	proof, err := dpop.ProofFromHeader(r.Header)
 	if err != nil {
-		if errors.Is(err, dpop.ErrMissingProof) {
-			return fail(ErrInvalidProof, "proof_missing", "DPoP proof missing")
-		}
-		return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+		return failCause(ErrInvalidProof, proofReason(err), "DPoP proof invalid", err)
 	}
 	htu, err := v.target.URL(r)
 	switch {
 	case errors.Is(err, trustedproxy.ErrUnexpectedHeaders):
-		return fail(ErrInvalidRequest, "forwarded_headers_unexpected", "forwarded headers the proxy does not set")
+		return fail(ErrInvalidRequest, oautherr.ReasonForwardedHeadersUnexpected, "forwarded headers the proxy does not set")
 	case errors.Is(err, trustedproxy.ErrMalformedHeader):
-		return fail(ErrInvalidRequest, "forwarded_header_malformed", "malformed Forwarded header")
+		return fail(ErrInvalidRequest, oautherr.ReasonForwardedHeaderMalformed, "malformed Forwarded header")
 	}
 	if err != nil {
-		return fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
+		return fail(ErrInvalidRequest, oautherr.ReasonTargetURI, "cannot determine the request URI")
 	}
 	var start time.Time
 	if v.metrics != nil {
@@ -179,31 +177,30 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 	switch {
 	case err == nil:
 	case errors.Is(err, dpop.ErrStoreUnavailable):
-		return fail(ErrUnavailable, "replay_store_unavailable", "service temporarily unavailable")
+		return failCause(ErrUnavailable, oautherr.ReasonReplayStoreUnavailable, "service temporarily unavailable", err)
 	case errors.Is(err, dpop.ErrReplayStateLost) && v.nonces != nil:
 		// A proof issued before the shared replay store lost its state:
 		// the client retries at once with a new proof and nonce.
 		nonce, nerr := v.nonces.NewNonce()
 		if nerr != nil {
-			return fail(ErrUnavailable, "nonce_unavailable", "service temporarily unavailable")
+			return failCause(ErrUnavailable, oautherr.ReasonNonceUnavailable, "service temporarily unavailable", err)
 		}
-		return &nonceFailure{fail(ErrUseNonce, "replay_state_lost", "a fresh DPoP nonce is required"), nonce}
+		return &nonceFailure{failCause(ErrUseNonce, oautherr.ReasonReplayStateLost, "a fresh DPoP nonce is required", err), nonce}
 	case errors.Is(err, dpop.ErrReplayStateLost):
-		return fail(ErrInvalidProof, "replay_state_lost", "DPoP proof invalid")
+		return failCause(ErrInvalidProof, oautherr.ReasonReplayStateLost, "DPoP proof invalid", err)
 	case errors.Is(err, dpop.ErrUseNonce) && v.nonces != nil:
 		nonce, nerr := v.nonces.NewNonce()
 		if nerr != nil {
-			return fail(ErrUnavailable, "nonce_unavailable", "service temporarily unavailable")
+			return failCause(ErrUnavailable, oautherr.ReasonNonceUnavailable, "service temporarily unavailable", err)
 		}
-		return &nonceFailure{fail(ErrUseNonce, "nonce_required", "a fresh DPoP nonce is required"), nonce}
+		return &nonceFailure{failCause(ErrUseNonce, proofReason(err), "a fresh DPoP nonce is required", err), nonce}
 	case errors.Is(err, dpop.ErrKeyMismatch):
-		return fail(ErrInvalidToken, "proof_key_mismatch", "DPoP proof key does not match the access token")
-	case errors.Is(err, dpop.ErrKeyQuota):
-		return fail(ErrInvalidProof, "proof_key_quota", "DPoP proof invalid")
-	case errors.Is(err, dpop.ErrReplay):
-		return fail(ErrInvalidProof, "proof_replayed", "DPoP proof invalid")
+		return failCause(ErrInvalidToken, oautherr.ReasonProofKeyMismatch, "DPoP proof key does not match the access token", err)
 	default:
-		return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+		// ErrInvalidProof and its members (ErrReplay, ErrKeyQuota), and
+		// use_dpop_nonce where this server issues no nonces: the client
+		// sees one code and one description, the log the check that failed.
+		return failCause(ErrInvalidProof, proofReason(err), "DPoP proof invalid", err)
 	}
 	if v.nonceDue != nil && v.nonceDue.Due(got.Nonce) {
 		if nonce, err := v.nonces.NewNonce(); err == nil {
@@ -220,15 +217,28 @@ func (v *Verifier) checkProof(r *http.Request, cred credentials, tok *token, pr 
 func (v *Verifier) checkCertificate(r *http.Request, tok *token, pr *Principal) error {
 	cert, forwarded, err := v.certs.Extract(r)
 	if err != nil {
-		return fail(ErrInvalidRequest, "client_cert_header_invalid", "malformed forwarded client certificate")
+		return fail(ErrInvalidRequest, oautherr.ReasonClientCertHeaderInvalid, "malformed forwarded client certificate")
 	}
 	if err := mtlsbound.CheckBinding(cert, tok.x5t); err != nil {
 		if errors.Is(err, mtlsbound.ErrNoCertificate) {
-			return fail(ErrInvalidToken, "certificate_missing", "the access token requires the client certificate")
+			return fail(ErrInvalidToken, oautherr.ReasonCertificateMissing, "the access token requires the client certificate")
 		}
-		return fail(ErrInvalidToken, "certificate_mismatch", "the client certificate does not match the access token")
+		return fail(ErrInvalidToken, oautherr.ReasonCertificateMismatch, "the client certificate does not match the access token")
 	}
 	pr.CertThumbprint = tok.x5t
 	pr.forwarded = pr.forwarded || forwarded
 	return nil
+}
+
+// proofReason returns the reason the dpop package gave for refusing a
+// proof, or oautherr.ReasonProofInvalid when it gave none.
+func proofReason(err error) oautherr.Reason {
+	var de *dpop.Error
+	if errors.As(err, &de) && de.Reason != "" {
+		return de.Reason
+	}
+	if errors.Is(err, dpop.ErrReplay) {
+		return oautherr.ReasonProofReplayed
+	}
+	return oautherr.ReasonProofInvalid
 }

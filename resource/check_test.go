@@ -19,6 +19,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
 	"github.com/senderbound/senderbound/trustedproxy"
@@ -50,7 +51,7 @@ func TestCheckReasons(t *testing.T) {
 	tests := []struct {
 		name   string
 		req    func(t *testing.T) *http.Request
-		reason string
+		reason oautherr.Reason
 		class  error
 	}{
 		{"ADV-104/size cap before parsing", func(t *testing.T) *http.Request {
@@ -199,9 +200,10 @@ func TestKAT13(t *testing.T) {
 		{"https://authorization-server.example.com", false},
 	} {
 		v, err := resource.New(resource.Config{
-			Issuers:  []resource.Issuer{{Identifier: tc.issuer, Keys: ks}},
-			Audience: "https://rs.example.com/",
-			Now:      func() time.Time { return time.Unix(1639528000, 0) },
+			Algorithms: resource.DefaultAlgorithms(),
+			Issuers:    []resource.Issuer{{Identifier: tc.issuer, Keys: ks}},
+			Audience:   "https://rs.example.com/",
+			Now:        func() time.Time { return time.Unix(1639528000, 0) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -266,7 +268,7 @@ func TestNewErrors(t *testing.T) {
 		return src
 	}
 	base := func() resource.Config {
-		return resource.Config{Issuers: []resource.Issuer{{Identifier: "https://as", Keys: ks}}, Audience: "https://rs"}
+		return resource.Config{Algorithms: resource.DefaultAlgorithms(), Issuers: []resource.Issuer{{Identifier: "https://as", Keys: ks}}, Audience: "https://rs"}
 	}
 	tests := []struct {
 		name string
@@ -468,7 +470,7 @@ func TestCheckRarePaths(t *testing.T) {
 		name   string
 		req    *http.Request
 		policy resource.Policy
-		reason string
+		reason oautherr.Reason
 		status int
 	}{
 		{"policy that cannot be enforced", bearerRequest(e.Token(t, nil)), resource.Policy{Accept: 42}, "policy_invalid", 503},
@@ -511,7 +513,7 @@ func TestCheckForwardedFamily(t *testing.T) {
 		name    string
 		remote  string
 		headers map[string]string
-		reason  string // "" = accepted
+		reason  oautherr.Reason // "" = accepted
 	}{
 		{"forwarded", "127.0.0.1:4711", map[string]string{"Forwarded": "for=192.0.2.7;proto=https;host=rs.example.test"}, ""},
 		{"ADV-51/X-Forwarded-Host from the proxy", "127.0.0.1:4711", map[string]string{"Forwarded": "proto=https;host=rs.example.test", "X-Forwarded-Host": "rs.example.test"}, "forwarded_headers_unexpected"},

@@ -33,9 +33,10 @@ type Config struct {
 	// contain it (RFC 9068 §4). Required. It is also the "resource" of the
 	// protected resource metadata.
 	Audience string
-	// Algorithms is the access-token signature algorithm allow-list. If
-	// nil, RS256, PS256, ES256 and EdDSA are accepted. "none" and HMAC
-	// algorithms are refused at construction.
+	// Algorithms is the access-token signature algorithm allow-list.
+	// Required, non-empty: there is no implicit default; pass
+	// [DefaultAlgorithms]() for RS256, PS256, ES256 and EdDSA. "none" and
+	// HMAC algorithms are refused at construction.
 	Algorithms []string
 	// Leeway tolerates clock skew on exp, nbf and iat. Zero means none: a
 	// token is valid strictly before exp. Negative values are refused.

@@ -16,8 +16,9 @@
 //
 //	ks, _ := resource.NewRemoteKeySet(resource.RemoteKeySetConfig{Issuer: "https://as.example.com"})
 //	v, err := resource.New(resource.Config{
-//		Issuers:  []resource.Issuer{{Identifier: "https://as.example.com", Keys: ks}},
-//		Audience: "https://api.example.com",
+//		Algorithms: resource.DefaultAlgorithms(),
+//		Issuers:    []resource.Issuer{{Identifier: "https://as.example.com", Keys: ks}},
+//		Audience:   "https://api.example.com",
 //	})
 //	if err != nil { ... }
 //	mux.Handle("/orders", v.Middleware(resource.Policy{Scopes: []string{"orders"}})(orders))
@@ -183,10 +184,22 @@
 // scheme's challenge carries error; none does when no credentials were
 // sent), DPoP-Nonce when needed, Cache-Control: no-store and
 // Access-Control-Expose-Headers. Nothing from the request is echoed or
-// logged. Each rejection has a stable reason (for example token_expired,
-// bearer_downgrade, binding_not_accepted), passed to [Config.OnReject] for
-// counting and logged at Debug only, so that refused requests sent in a
-// flood do not flood the log.
+// logged. Each rejection has a stable oautherr.Reason (for example
+// token_expired, bearer_downgrade, proof_htu_mismatch, proof_replayed,
+// nonce_stale), passed to [Config.OnReject] for counting and logged at
+// Debug only, so that refused requests sent in a flood do not flood the
+// log. A DPoP proof's reason is the one the dpop package gave: the check
+// that failed, while the client still sees only invalid_dpop_proof and a
+// fixed description. A refusal because the issuer's keys could not be
+// fetched (keys_unavailable) is logged at Warn with the key set's error,
+// which names the URL and the cause; the client gets a bare 503.
+//
+// The error model is the module's one rule: errors.Is(err, S) holds for
+// the class sentinel S of the *Error ([ErrInvalidToken],
+// [ErrInvalidProof], ...) and for everything its cause wraps, so the error
+// for a replayed proof matches dpop.ErrReplay and errors.As finds the
+// *dpop.Error. [ErrInvalidProof] and [ErrUseNonce] are the dpop package's
+// own sentinels, not copies.
 //
 // # Metrics
 //

@@ -51,10 +51,11 @@ func ExampleConfig_metrics() {
 	}})
 	m := &counters{n: map[string]int{}}
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
-		Audience: "https://api.example.com",
-		Now:      func() time.Time { return now },
-		Metrics:  m,
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
+		Audience:   "https://api.example.com",
+		Now:        func() time.Time { return now },
+		Metrics:    m,
 	})
 	if err != nil {
 		panic(err)

@@ -53,7 +53,7 @@ func ExampleRemoteKeySet() {
 	}
 	fmt.Println("fetches:", fetches)
 
-	// In a verifier: resource.Config{Issuers: []resource.Issuer{{Identifier: issuer, Keys: ks}}, ...}
+	// In a verifier: resource.Config{Algorithms: resource.DefaultAlgorithms(), Issuers: []resource.Issuer{{Identifier: issuer, Keys: ks}}, ...}
 	_ = resource.Issuer{Identifier: issuer, Keys: ks}
 
 	// Output:

@@ -36,9 +36,10 @@ func Example() {
 		{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"},
 	}})
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
-		Audience: "https://api.example.com",
-		Now:      func() time.Time { return now },
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
+		Audience:   "https://api.example.com",
+		Now:        func() time.Time { return now },
 	})
 	if err != nil {
 		panic(err)
@@ -89,11 +90,12 @@ func ExampleConfig_dPoP() {
 	}})
 	replay, _ := replaycache.NewLRU(replaycache.Config{Capacity: 10000, Now: clock})
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
-		Audience:  "https://api.example.com",
-		PublicURL: "https://api.example.com",
-		Now:       clock,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
+		Audience:   "https://api.example.com",
+		PublicURL:  "https://api.example.com",
+		Now:        clock,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay},
 	})
 	if err != nil {
 		panic(err)

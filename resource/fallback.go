@@ -8,6 +8,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/fallback"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // checkFallback authorizes a request without an access token on a route
@@ -28,21 +29,21 @@ func (v *Verifier) checkFallback(r *http.Request, p Policy) (*Principal, error) 
 	)
 	switch {
 	case n > 1:
-		return nil, fail(ErrInvalidRequest, "multiple_dpop_fields", "more than one DPoP field")
+		return nil, fail(ErrInvalidRequest, oautherr.ReasonMultipleDPoPFields, "more than one DPoP field")
 	case n == 1:
 		if err := v.checkTransport(r); err != nil {
 			return nil, err
 		}
 		proof, perr := dpop.ProofFromHeader(r.Header)
 		if perr != nil {
-			return nil, fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+			return nil, failCause(ErrInvalidProof, proofReason(perr), "DPoP proof invalid", perr)
 		}
 		if v.target == nil {
-			return nil, fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
+			return nil, fail(ErrInvalidRequest, oautherr.ReasonTargetURI, "cannot determine the request URI")
 		}
 		htu, terr := v.target.URL(r)
 		if terr != nil {
-			return nil, fail(ErrInvalidRequest, "target_uri", "cannot determine the request URI")
+			return nil, fail(ErrInvalidRequest, oautherr.ReasonTargetURI, "cannot determine the request URI")
 		}
 		id, err = v.fallback.VerifyRequest(r.Context(), proof, dpop.Expect{Method: r.Method, URL: htu})
 		if err != nil {
@@ -53,10 +54,10 @@ func (v *Verifier) checkFallback(r *http.Request, p Policy) (*Principal, error) 
 	default:
 		cert, fwd, cerr := v.certs.Extract(r)
 		if cerr != nil {
-			return nil, fail(ErrInvalidRequest, "client_cert_header_invalid", "malformed forwarded client certificate")
+			return nil, fail(ErrInvalidRequest, oautherr.ReasonClientCertHeaderInvalid, "malformed forwarded client certificate")
 		}
 		if cert == nil {
-			return nil, fail(ErrNoCredentials, "no_credentials", "")
+			return nil, fail(ErrNoCredentials, oautherr.ReasonNoCredentials, "")
 		}
 		chain := []*x509.Certificate{cert}
 		if !fwd && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.TLS.PeerCertificates[0] == cert {
@@ -74,7 +75,7 @@ func (v *Verifier) checkFallback(r *http.Request, p Policy) (*Principal, error) 
 	pr.forwarded = forwarded
 	for _, s := range p.Scopes {
 		if !contains(id.Scopes, s) {
-			return nil, &scopeFailure{fail(ErrInsufficientScope, "insufficient_scope", "the client certificate lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
+			return nil, &scopeFailure{fail(ErrInsufficientScope, oautherr.ReasonInsufficientScope, "the client certificate lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
 		}
 	}
 	return pr, nil
@@ -89,17 +90,17 @@ func (v *Verifier) signedRequestError(err error) error {
 	}
 	switch {
 	case errors.Is(err, dpop.ErrStoreUnavailable):
-		return fail(ErrUnavailable, "replay_store_unavailable", "service temporarily unavailable")
+		return failCause(ErrUnavailable, oautherr.ReasonReplayStoreUnavailable, "service temporarily unavailable", err)
 	case errors.Is(err, dpop.ErrUseNonce) && v.nonces != nil:
 		nonce, nerr := v.nonces.NewNonce()
 		if nerr != nil {
-			return fail(ErrUnavailable, "nonce_unavailable", "service temporarily unavailable")
+			return failCause(ErrUnavailable, oautherr.ReasonNonceUnavailable, "service temporarily unavailable", err)
 		}
-		return &nonceFailure{fail(ErrUseNonce, "nonce_required", "a fresh DPoP nonce is required"), nonce}
-	case errors.Is(err, dpop.ErrReplay):
-		return fail(ErrInvalidProof, "proof_replayed", "DPoP proof invalid")
+		return &nonceFailure{failCause(ErrUseNonce, proofReason(err), "a fresh DPoP nonce is required", err), nonce}
 	}
-	return fail(ErrInvalidProof, "proof_invalid", "DPoP proof invalid")
+	// ErrReplay and every other refusal of the proof: one code and one
+	// description for the client, the failed check in the log.
+	return failCause(ErrInvalidProof, proofReason(err), "DPoP proof invalid", err)
 }
 
 // fallbackError maps a refused fallback certificate. Each reason names
@@ -108,17 +109,17 @@ func fallbackError(err error) error {
 	const desc = "the client certificate is not acceptable"
 	switch {
 	case errors.Is(err, fallback.ErrCRLUnavailable):
-		return fail(ErrUnavailable, "fallback_crl_unavailable", "certificate revocation status unavailable")
+		return failCause(ErrUnavailable, oautherr.ReasonFallbackCRLUnavailable, "certificate revocation status unavailable", err)
 	case errors.Is(err, fallback.ErrKeyMismatch):
-		return fail(ErrInvalidProof, "fallback_key_mismatch", "DPoP proof invalid")
+		return failCause(ErrInvalidProof, oautherr.ReasonFallbackKeyMismatch, "DPoP proof invalid", err)
 	case errors.Is(err, fallback.ErrRevoked):
-		return fail(ErrInvalidToken, "fallback_revoked", desc)
+		return failCause(ErrInvalidToken, oautherr.ReasonFallbackRevoked, desc, err)
 	case errors.Is(err, fallback.ErrExpired):
-		return fail(ErrInvalidToken, "fallback_expired", desc)
+		return failCause(ErrInvalidToken, oautherr.ReasonFallbackExpired, desc, err)
 	case errors.Is(err, fallback.ErrNotClientAuth):
-		return fail(ErrInvalidToken, "fallback_not_client_auth", desc)
+		return failCause(ErrInvalidToken, oautherr.ReasonFallbackNotClientAuth, desc, err)
 	case errors.Is(err, fallback.ErrScopesMalformed):
-		return fail(ErrInvalidToken, "fallback_scopes_malformed", desc)
+		return failCause(ErrInvalidToken, oautherr.ReasonFallbackScopesMalformed, desc, err)
 	}
-	return fail(ErrInvalidToken, "fallback_untrusted_chain", desc)
+	return failCause(ErrInvalidToken, oautherr.ReasonFallbackUntrustedChain, desc, err)
 }

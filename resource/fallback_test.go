@@ -21,6 +21,7 @@ import (
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
@@ -161,7 +162,7 @@ func TestFallbackPolicy(t *testing.T) {
 		policy resource.Policy
 		stale  bool
 		want   error
-		reason string
+		reason oautherr.Reason
 		status int
 	}{
 		{name: "mTLS", req: func() *http.Request { return withCerts(f.chain...) }, policy: fallbackRead},
@@ -184,8 +185,8 @@ func TestFallbackPolicy(t *testing.T) {
 		{name: "foreign CA", req: func() *http.Request { return withCerts(f.foreign.Cert) }, policy: fallbackRead, want: resource.ErrInvalidToken, reason: "fallback_untrusted_chain", status: 401},
 		{name: "no credentials at all", req: func() *http.Request { return httptest.NewRequest(http.MethodGet, url, nil) }, policy: fallbackRead, want: resource.ErrNoCredentials, reason: "no_credentials", status: 401},
 		{name: "replayed signed request", req: func() *http.Request { return signed(replayed) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_replayed", status: 401},
-		{name: "signed request for another URL", req: func() *http.Request { return signed(f.proof(t, http.MethodGet, "https://rs.example.test/other")) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_invalid", status: 401},
-		{name: "signed request for another method", req: func() *http.Request { return signed(f.proof(t, http.MethodPost, url)) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_invalid", status: 401},
+		{name: "signed request for another URL", req: func() *http.Request { return signed(f.proof(t, http.MethodGet, "https://rs.example.test/other")) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_htu_mismatch", status: 401},
+		{name: "signed request for another method", req: func() *http.Request { return signed(f.proof(t, http.MethodPost, url)) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_htm_mismatch", status: 401},
 		{name: "stale CRL: mTLS refused with 503", req: func() *http.Request { return withCerts(f.chain...) }, policy: fallbackRead, stale: true, want: resource.ErrUnavailable, reason: "fallback_crl_unavailable", status: 503},
 		{name: "stale CRL: signed request refused with 503", req: func() *http.Request { return signed(f.proof(t, http.MethodGet, url)) }, policy: fallbackRead, stale: true, want: resource.ErrUnavailable, reason: "fallback_crl_unavailable", status: 503},
 		{name: "stale CRL: token request unaffected", req: func() *http.Request { return bearerRequest(f.Token(t, nil)) }, policy: resource.Policy{Accept: resource.AcceptAny, Fallback: true}, stale: true},

@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
 )
@@ -176,9 +177,10 @@ func TestRemoteKeySetHTTPClient(t *testing.T) {
 	now := time.Unix(1_900_000_000, 0)
 	check := func(t *testing.T, ks *resource.RemoteKeySet) error {
 		v, err := resource.New(resource.Config{
-			Issuers:  []resource.Issuer{{Identifier: as.ID, Keys: ks}},
-			Audience: restest.Audience,
-			Now:      func() time.Time { return now },
+			Algorithms: resource.DefaultAlgorithms(),
+			Issuers:    []resource.Issuer{{Identifier: as.ID, Keys: ks}},
+			Audience:   restest.Audience,
+			Now:        func() time.Time { return now },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -302,11 +304,11 @@ func TestHooksDPoPRejection(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(reasons) != 1 || reasons[0] != "proof_invalid" {
+	if len(reasons) != 1 || reasons[0] != string(oautherr.ReasonProofATHMismatch) {
 		t.Fatalf("reasons = %v", reasons)
 	}
 	log := buf.String()
-	if !strings.Contains(log, "reason=proof_invalid") {
+	if !strings.Contains(log, "reason=proof_ath_mismatch") {
 		t.Fatalf("log = %q", log)
 	}
 	for _, field := range []string{strings.TrimPrefix(r.Header.Get("Authorization"), "DPoP "), r.Header.Get("DPoP")} {

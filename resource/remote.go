@@ -245,9 +245,18 @@ func (s *RemoteKeySet) download(ctx context.Context) (*Keys, time.Duration, erro
 	}
 	keys, err := parseJWKS(body)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("resource: key set from %s not usable: %w", redacted(jwksURL), err)
 	}
 	return keys, s.ttl(hdr), nil
+}
+
+// redacted returns u with any password replaced, for error messages.
+func redacted(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }
 
 // parseJWKS parses a JWK Set, skipping members go-jose cannot parse (an
@@ -333,25 +342,29 @@ func (s *RemoteKeySet) get(ctx context.Context, u string) ([]byte, http.Header, 
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
+		// A *url.Error names the URL (its password redacted).
 		return nil, nil, fmt.Errorf("resource: fetching keys: %w", err)
 	}
 	defer resp.Body.Close()
+	// The URL is configuration or the issuer's metadata, never request
+	// input; errors name it so that the server log says what failed.
+	where := req.URL.Redacted()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, nil, fmt.Errorf("resource: fetching keys: HTTP status %d", resp.StatusCode)
+		return nil, nil, fmt.Errorf("resource: fetching keys from %s: HTTP status %d", where, resp.StatusCode)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !(mt == "application/json" || mt == "application/jwk-set+json") {
-			return nil, nil, errors.New("resource: fetching keys: response is not JSON")
+			return nil, nil, fmt.Errorf("resource: fetching keys from %s: response is not JSON", where)
 		}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxResponseBytes+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("resource: fetching keys: %w", err)
+		return nil, nil, fmt.Errorf("resource: fetching keys from %s: %w", where, err)
 	}
 	if int64(len(body)) > s.cfg.MaxResponseBytes {
-		return nil, nil, errors.New("resource: fetching keys: response too large")
+		return nil, nil, fmt.Errorf("resource: fetching keys from %s: response too large", where)
 	}
 	return body, resp.Header, nil
 }

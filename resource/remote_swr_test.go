@@ -144,6 +144,7 @@ func TestRemoteKeySetRotationInterval(t *testing.T) {
 				t.Fatal(err)
 			}
 			v, err := resource.New(resource.Config{
+				Algorithms:     resource.DefaultAlgorithms(),
 				Issuers:        []resource.Issuer{{Identifier: old.ID, Keys: ks}},
 				Audience:       restest.Audience,
 				Now:            clk.Now,

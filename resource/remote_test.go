@@ -100,6 +100,7 @@ func newRemoteEnv(t *testing.T, cacheSize int) *remoteEnv {
 		t.Fatal(err)
 	}
 	e.v, err = resource.New(resource.Config{
+		Algorithms:     resource.DefaultAlgorithms(),
 		Issuers:        []resource.Issuer{{Identifier: e.as.ID, Keys: e.ks}},
 		Audience:       restest.Audience,
 		Now:            e.clk.Now,
@@ -352,9 +353,10 @@ func TestDiscovery(t *testing.T) {
 			}
 			now := time.Unix(1_900_000_000, 0)
 			v, err := resource.New(resource.Config{
-				Issuers:  []resource.Issuer{{Identifier: iss, Keys: ks}},
-				Audience: restest.Audience,
-				Now:      func() time.Time { return now },
+				Algorithms: resource.DefaultAlgorithms(),
+				Issuers:    []resource.Issuer{{Identifier: iss, Keys: ks}},
+				Audience:   restest.Audience,
+				Now:        func() time.Time { return now },
 			})
 			if err != nil {
 				t.Fatal(err)

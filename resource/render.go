@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // WriteError renders err as the HTTP response: status, WWW-Authenticate
@@ -23,7 +24,7 @@ import (
 func WriteError(w http.ResponseWriter, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusServiceUnavailable, Err: ErrUnavailable, Reason: "internal"}
+		e = &Error{Status: http.StatusServiceUnavailable, Err: ErrUnavailable, Reason: oautherr.ReasonInternal}
 	}
 	h := w.Header()
 	for _, c := range e.Challenges() {
@@ -39,7 +40,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	body := `{"error":"` + e.Code + `"}`
 	if e.Code == "" {
 		if e.Status == http.StatusServiceUnavailable {
-			body = `{"error":"temporarily_unavailable"}`
+			body = `{"error":"` + oautherr.TemporarilyUnavailable + `"}`
 		} else {
 			body = `{"error":"unauthorized"}`
 		}

@@ -12,6 +12,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/internal/jwsverify"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // token is a verified access token: the result of the signature and static
@@ -48,7 +49,7 @@ const sigBufSize = 512
 // over the header and payload segments exactly as received.
 func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) {
 	if len(raw) > v.maxTokenBytes {
-		return nil, fail(ErrInvalidToken, "token_too_large", "access token too large")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenTooLarge, "access token too large")
 	}
 	d1 := strings.IndexByte(raw, '.')
 	d2 := -1
@@ -58,7 +59,7 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 		}
 	}
 	if d2 < 0 || strings.IndexByte(raw[d2+1:], '.') >= 0 {
-		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenMalformed, "access token is not a signed JWT")
 	}
 	in := jwsverify.BytesOf(raw)
 	hSeg, pSeg, sSeg := in[:d1], in[d1+1:d2], in[d2+1:]
@@ -74,31 +75,31 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 	payload, ok2 := decodeSegment(buf[hn:], pSeg)
 	sig, ok3 := decodeSegment(sb[:], sSeg)
 	if !ok1 || !ok2 || !ok3 {
-		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenMalformed, "access token is not a signed JWT")
 	}
 	payload = payload[:len(payload):len(payload)]
 
 	var h tokenHeader
 	if len(hdr) > 0 && !parseTokenHeader(hdr, &h) {
-		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenMalformed, "access token is not a signed JWT")
 	}
 	alg := v.allowedAlg(h.alg)
 	if alg == "" {
-		return nil, fail(ErrInvalidToken, "token_alg_not_allowed", "access token algorithm not accepted")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenAlgorithm, "access token algorithm not accepted")
 	}
 	if h.bad {
-		return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenMalformed, "access token is not a signed JWT")
 	}
 	if h.keyRefs {
 		// jwk and x5c are never used, but a token carrying them must be
 		// what go-jose accepts there (a public JWK, parsable
 		// certificates); this rare case keeps go-jose as the judge.
 		if _, err := jose.ParseSignedCompact(raw, v.algs); err != nil {
-			return nil, fail(ErrInvalidToken, "token_malformed", "access token is not a signed JWT")
+			return nil, fail(ErrInvalidToken, oautherr.ReasonTokenMalformed, "access token is not a signed JWT")
 		}
 	}
 	if h.crit {
-		return nil, fail(ErrInvalidToken, "token_crit", "access token uses an unsupported critical header")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenCrit, "access token uses an unsupported critical header")
 	}
 	if err := v.checkType(&h); err != nil {
 		return nil, err
@@ -109,11 +110,11 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 	// these same bytes has been verified with that issuer's keys.
 	var c tokenClaims
 	if !parseTokenClaims(payload, v.audience, &c) {
-		return nil, fail(ErrInvalidToken, "token_claims_malformed", "access token claims are malformed")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenClaimsMalformed, "access token claims are malformed")
 	}
 	idx, ok := v.issuerIndex[string(c.iss)]
 	if !ok {
-		return nil, fail(ErrInvalidToken, "token_issuer_unknown", "access token issuer not trusted")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonIssuerUntrusted, "access token issuer not trusted")
 	}
 	ks := v.issuers[idx].Keys
 	keys, err := ks.Keys(ctx)
@@ -142,45 +143,46 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 		}
 	}
 	if used == nil {
-		return nil, fail(ErrInvalidToken, "token_signature", "access token signature invalid")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenSignature, "access token signature invalid")
 	}
 	// From here on the claims are verified: they were read from the
 	// payload the signature covers. iss equals the issuer's Identifier
 	// (selected by exact lookup; duplicate member names are refused, so
 	// there is only one iss).
 	if !c.audOK {
-		return nil, fail(ErrInvalidToken, "token_audience", "access token audience does not include this resource")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenAudience, "access token audience does not include this resource")
 	}
 	if !c.hasExp {
-		return nil, fail(ErrInvalidToken, "token_no_exp", "access token has no expiry")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenNoExpiry, "access token has no expiry")
 	}
 	for _, name := range v.requiredClaims {
 		missing := false
+		var why oautherr.Reason
 		switch name {
 		case "sub":
-			missing = len(c.sub) == 0
+			missing, why = len(c.sub) == 0, oautherr.ReasonTokenMissingSub
 		case "client_id":
-			missing = len(c.clientID) == 0
+			missing, why = len(c.clientID) == 0, oautherr.ReasonTokenMissingClientID
 		case "iat":
-			missing = !c.hasIat
+			missing, why = !c.hasIat, oautherr.ReasonTokenMissingIAT
 		case "jti":
-			missing = len(c.jti) == 0
+			missing, why = len(c.jti) == 0, oautherr.ReasonTokenMissingJTI
 		}
 		if missing {
-			return nil, fail(ErrInvalidToken, "token_missing_"+name, "access token lacks a required claim")
+			return nil, fail(ErrInvalidToken, why, "access token lacks a required claim")
 		}
 	}
 	var jkt, x5t []byte
 	var hasJKT, hasX5T bool
 	if c.cnf != nil { // present, including "cnf":null
 		if !parseCnf(c.cnf, &jkt, &x5t, &hasJKT, &hasX5T) {
-			return nil, fail(ErrInvalidToken, "token_cnf_malformed", "access token confirmation claim is malformed")
+			return nil, fail(ErrInvalidToken, oautherr.ReasonTokenConfirmationMalformed, "access token confirmation claim is malformed")
 		}
 		if !hasJKT && !hasX5T {
 			// A token confirmed by a method this server cannot check (cnf
 			// with only jwk, x5t, kid, ...) is not an unbound token: taking
 			// it as a bearer token would be a downgrade.
-			return nil, fail(ErrInvalidToken, "token_cnf_unsupported", "access token is bound by an unsupported confirmation method")
+			return nil, fail(ErrInvalidToken, oautherr.ReasonTokenConfirmationUnsupported, "access token is bound by an unsupported confirmation method")
 		}
 	}
 
@@ -246,13 +248,13 @@ func (v *Verifier) checkType(h *tokenHeader) error {
 		if v.insecureAllowUntyped {
 			return nil
 		}
-		return fail(ErrInvalidToken, "token_type", "access token type not accepted")
+		return fail(ErrInvalidToken, oautherr.ReasonTokenType, "access token type not accepted")
 	}
 	if !h.typStr {
-		return fail(ErrInvalidToken, "token_type", "access token type not accepted")
+		return fail(ErrInvalidToken, oautherr.ReasonTokenType, "access token type not accepted")
 	}
 	if s := strings.ToLower(string(h.typ)); s != "at+jwt" && s != "application/at+jwt" {
-		return fail(ErrInvalidToken, "token_type", "access token type not accepted")
+		return fail(ErrInvalidToken, oautherr.ReasonTokenType, "access token type not accepted")
 	}
 	return nil
 }
@@ -260,20 +262,22 @@ func (v *Verifier) checkType(h *tokenHeader) error {
 // checkTime applies exp/nbf/iat with leeway: valid strictly before exp.
 func (v *Verifier) checkTime(t *token, now time.Time) error {
 	if !now.Before(t.exp.Add(v.leeway)) {
-		return fail(ErrInvalidToken, "token_expired", "access token expired")
+		return fail(ErrInvalidToken, oautherr.ReasonTokenExpired, "access token expired")
 	}
 	if !t.nbf.IsZero() && now.Add(v.leeway).Before(t.nbf) {
-		return fail(ErrInvalidToken, "token_not_yet_valid", "access token not yet valid")
+		return fail(ErrInvalidToken, oautherr.ReasonTokenNotYetValid, "access token not yet valid")
 	}
 	if !t.iat.IsZero() && now.Add(v.leeway).Before(t.iat) {
-		return fail(ErrInvalidToken, "token_issued_in_future", "access token issued in the future")
+		return fail(ErrInvalidToken, oautherr.ReasonTokenFromFuture, "access token issued in the future")
 	}
 	return nil
 }
 
+// keySetFailure maps a key-set error; the error is kept as the cause, so
+// that the server log says which URL failed and why (it is never sent).
 func keySetFailure(err error) error {
 	if errors.Is(err, ErrIssuerMismatch) {
-		return fail(ErrInvalidToken, "issuer_metadata_mismatch", "access token issuer not trusted")
+		return failCause(ErrInvalidToken, oautherr.ReasonIssuerMetadataMismatch, "access token issuer not trusted", err)
 	}
-	return fail(ErrUnavailable, "keys_unavailable", "service temporarily unavailable")
+	return failCause(ErrUnavailable, oautherr.ReasonKeysUnavailable, "service temporarily unavailable", err)
 }

@@ -15,6 +15,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	josejson "github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // This file keeps the access-token verifier that go-jose drove
@@ -136,7 +138,7 @@ func refVerifyToken(v *Verifier, ctx context.Context, raw string) (*token, error
 			missing = c.ID == ""
 		}
 		if missing {
-			return nil, fail(ErrInvalidToken, "token_missing_"+name, "access token lacks a required claim")
+			return nil, fail(ErrInvalidToken, oautherr.Reason("token_missing_"+name), "access token lacks a required claim")
 		}
 	}
 	if c.Scope != nil {

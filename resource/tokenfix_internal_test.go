@@ -272,7 +272,7 @@ func reasonOf(err error) string {
 		return ""
 	}
 	if f, ok := err.(*failure); ok {
-		return f.reason
+		return string(f.reason)
 	}
 	return "not a failure: " + err.Error()
 }

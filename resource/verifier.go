@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Principal is the authenticated caller of one request. Its slices and
@@ -52,6 +55,7 @@ func (p *Principal) HasScope(s string) bool { return contains(p.Scopes, s) }
 // Verifier checks access tokens and their sender constraint on incoming
 // requests. Build it once with [New]; it is safe for concurrent use.
 type Verifier struct {
+	keysWarned           atomic.Int64 // v.now() in Unix nanoseconds of the last keys_unavailable Warn, or 0
 	issuers              []Issuer
 	issuerIndex          map[string]int
 	audience             string
@@ -70,7 +74,12 @@ type Verifier struct {
 	ext // DPoP and mTLS wiring, see binding.go
 }
 
-var defaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+// DefaultAlgorithms returns a new slice of the access-token algorithms a
+// resource server accepts when it has no reason to narrow them: RS256,
+// PS256, ES256 and EdDSA, the algorithms issuers commonly sign access
+// tokens with (RFC 9068 §2.1 requires RS256 support). Pass it, or a
+// narrower list, as [Config.Algorithms], which has no implicit default.
+func DefaultAlgorithms() []string { return []string{"RS256", "PS256", "ES256", "EdDSA"} }
 
 var asymmetric = map[string]bool{
 	"RS256": true, "RS384": true, "RS512": true,
@@ -115,11 +124,8 @@ func New(cfg Config) (*Verifier, error) {
 		v.issuerIndex[is.Identifier] = i
 	}
 	algs := cfg.Algorithms
-	if algs == nil {
-		algs = defaultAlgorithms
-	}
 	if len(algs) == 0 {
-		return nil, errors.New("resource: empty Algorithms")
+		return nil, errors.New("resource: Config.Algorithms is required (for example resource.DefaultAlgorithms())")
 	}
 	for _, a := range algs {
 		if !asymmetric[a] {
@@ -220,9 +226,9 @@ func (v *Verifier) schemes(p Policy) []string {
 func bindingAccepted(p Policy, b Binding) error {
 	switch {
 	case p.Accept == AcceptDPoP && b != BindingDPoP:
-		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a DPoP-bound token")
+		return fail(ErrInvalidToken, oautherr.ReasonBindingNotAccepted, "this resource requires a DPoP-bound token")
 	case p.Accept == AcceptMTLS && b != BindingMTLS:
-		return fail(ErrInvalidToken, "binding_not_accepted", "this resource requires a certificate-bound token")
+		return fail(ErrInvalidToken, oautherr.ReasonBindingNotAccepted, "this resource requires a certificate-bound token")
 	}
 	return nil
 }
@@ -254,7 +260,7 @@ func (v *Verifier) Check(r *http.Request, p Policy) (*Principal, error) {
 
 func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 	if err := v.ValidatePolicy(p); err != nil {
-		return nil, fail(ErrUnavailable, "policy_invalid", "service misconfigured")
+		return nil, fail(ErrUnavailable, oautherr.ReasonPolicyInvalid, "service misconfigured")
 	}
 	cred, err := v.readCredentials(r)
 	if err != nil {
@@ -264,14 +270,14 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 		if p.Fallback {
 			return v.checkFallback(r, p)
 		}
-		return nil, fail(ErrNoCredentials, "no_credentials", "")
+		return nil, fail(ErrNoCredentials, oautherr.ReasonNoCredentials, "")
 	}
 	if cred.scheme == schemeDPoP && !v.dpopEnabled() {
 		// A scheme this server does not support at all: no error
 		// information (RFC 6750 §3.1). A scheme it supports but this
 		// route does not offer is checked like on any other route, so the
 		// error code follows the fault, and refused at the end.
-		return nil, &schemeRefused{fail(ErrNoCredentials, "scheme_not_accepted", "")}
+		return nil, &schemeRefused{fail(ErrNoCredentials, oautherr.ReasonSchemeNotAccepted, "")}
 	}
 	if cred.scheme == schemeDPoP {
 		if err := v.checkTransport(r); err != nil {
@@ -302,7 +308,7 @@ func (v *Verifier) check(r *http.Request, p Policy) (*Principal, error) {
 	}
 	for _, s := range p.Scopes {
 		if !contains(tok.scopes, s) {
-			return nil, &scopeFailure{fail(ErrInsufficientScope, "insufficient_scope", "the access token lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
+			return nil, &scopeFailure{fail(ErrInsufficientScope, oautherr.ReasonInsufficientScope, "the access token lacks a required scope"), strings.Join(p.Scopes, " "), pr.nonce}
 		}
 	}
 	// Only now, authenticated, may the request make us read its body.
@@ -330,7 +336,7 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 		return v.timedVerifyToken(ctx, raw)
 	}
 	if len(raw) > v.maxTokenBytes {
-		return nil, fail(ErrInvalidToken, "token_too_large", "access token too large")
+		return nil, fail(ErrInvalidToken, oautherr.ReasonTokenTooLarge, "access token too large")
 	}
 	key := tokenDigest(raw)
 	if t, ok := v.cache.Get(key); ok {
@@ -391,9 +397,10 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 		e.nonce = nf.nonce
 	case errors.As(err, &f):
 	default:
-		f = fail(ErrUnavailable, "internal", "service temporarily unavailable")
+		f = fail(ErrUnavailable, oautherr.ReasonInternal, "service temporarily unavailable")
 	}
 	e.Err = f.class
+	e.cause = f.cause
 	e.Reason = f.reason
 	e.Description = f.desc
 	e.Status = statusFor(f.class)
@@ -408,17 +415,44 @@ func (v *Verifier) toError(r *http.Request, p Policy, err error) *Error {
 	return e
 }
 
+// keysWarnEvery is the least time between two Warn records for issuer
+// keys that cannot be fetched; the refusals in between are logged at Debug.
+const keysWarnEvery = 10 * time.Second
+
 // report counts a rejection through OnReject and logs it at Debug: any
 // client can cause rejections at its request rate, so they are never
-// logged at a level operators keep on.
+// logged at a level operators keep on. A refusal caused by a failed
+// dependency of this server (the issuer's keys) is logged at Warn with the
+// dependency's error, which names the URL that failed, at most once per
+// keysWarnEvery; that error never contains request data and is never sent
+// to the client.
 func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.onReject != nil {
-		v.onReject(e.Reason)
+		v.onReject(string(e.Reason))
 	}
-	if v.logger != nil {
-		v.logger.LogAttrs(ctx, slog.LevelDebug, "resource: request rejected",
-			slog.String("reason", e.Reason),
+	if v.logger == nil {
+		return
+	}
+	if e.Reason == oautherr.ReasonKeysUnavailable && e.cause != nil && v.keysWarnDue() {
+		v.logger.LogAttrs(ctx, slog.LevelWarn, "resource: issuer keys unavailable",
+			slog.String("reason", string(e.Reason)),
 			slog.Int("status", e.Status),
-			slog.String("scheme", e.scheme))
+			slog.String("error", e.cause.Error()))
+		return
 	}
+	v.logger.LogAttrs(ctx, slog.LevelDebug, "resource: request rejected",
+		slog.String("reason", string(e.Reason)),
+		slog.Int("status", e.Status),
+		slog.String("scheme", e.scheme))
+}
+
+// keysWarnDue reports whether a keys_unavailable refusal may be logged at
+// Warn now, and if so records the time.
+func (v *Verifier) keysWarnDue() bool {
+	now := v.now().UnixNano()
+	last := v.keysWarned.Load()
+	if last != 0 && now-last < int64(keysWarnEvery) && now >= last {
+		return false
+	}
+	return v.keysWarned.CompareAndSwap(last, now)
 }

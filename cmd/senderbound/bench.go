@@ -776,6 +776,7 @@ func (fx *benchFixtures) resourceVerifier(cacheSize int, store dpop.ReplayStore)
 		return nil, err
 	}
 	cfg := resource.Config{
+		Algorithms:     resource.DefaultAlgorithms(),
 		Issuers:        []resource.Issuer{{Identifier: is.ID(), Keys: keys}},
 		Audience:       "https://rs.example.test",
 		PublicURL:      "https://rs.example.test", // benchTarget's origin

@@ -118,7 +118,11 @@ func cliStartIssuer(t testing.TB, nonces bool) *cliIssuer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true}
+		asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true}
 		if nonces {
 			secret := make([]byte, 32)
 			if _, err := rand.Read(secret); err != nil {

@@ -58,13 +58,13 @@ Exit status:
 // returned as exit status 3.
 func runConform(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "conform", conformSynopsis)
-	tf := conformance.RegisterFlags(fs)
+	tf := registerConformFlags(fs)
 	list := fs.Bool("list", false, "print the case catalogue (filtered by --cases) and exit")
 	strict := fs.Bool("strict", false, "also fail (exit status 1) on wrong refusals: another status, scheme or error code than the RFC's")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	opts := tf.Options()
+	opts := tf.options()
 	cases := conformSelected(opts.Cases)
 	if len(cases) == 0 {
 		return conformUsage(e, fmt.Errorf("--cases %q selects no case (see --list)", strings.Join(opts.Cases, ",")))
@@ -72,7 +72,7 @@ func runConform(ctx context.Context, e *env, args []string) error {
 	if *list {
 		return conformList(e.stdout, cases)
 	}
-	if err := (&conformance.Report{}).Write(io.Discard, tf.Format()); err != nil {
+	if err := (&conformance.Report{}).Write(io.Discard, tf.formatName()); err != nil {
 		return conformUsage(e, fmt.Errorf("--format: %w", err))
 	}
 	var missing []string
@@ -84,7 +84,7 @@ func runConform(ctx context.Context, e *env, args []string) error {
 	if len(missing) > 0 {
 		return conformUsage(e, fmt.Errorf("missing %s (the target's token endpoint, client id and protected resource are required)", strings.Join(missing, ", ")))
 	}
-	target, err := tf.Target()
+	target, err := tf.target()
 	if err != nil {
 		return conformUsage(e, err)
 	}
@@ -101,7 +101,7 @@ func runConform(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run stopped: %s", conformMessage(err))
 	}
-	if err := conformWrite(e, rep, tf.Format(), tf.Out(), *strict); err != nil {
+	if err := conformWrite(e, rep, tf.formatName(), tf.outFile(), *strict); err != nil {
 		return err
 	}
 	if t := rep.Totals(); t[conformance.StatusSkip] == len(rep.Results) {

@@ -159,7 +159,11 @@ func conformStart(t *testing.T, mode conformMode) conformTarget {
 	}
 	// The demo's test grant gives the public client refresh tokens
 	// (--refresh-client-id, --refresh-grant-type, --refresh-param).
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true,
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true,
 		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +176,7 @@ func conformStart(t *testing.T, mode conformMode) conformTarget {
 	}
 	newRS := func(aud string, store *replaycache.LRU, trusted *trustedproxy.Set) http.Handler {
 		v, err := resource.New(resource.Config{
+			Algorithms:     resource.DefaultAlgorithms(),
 			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},

@@ -28,6 +28,7 @@ import (
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/trustedproxy"
@@ -282,7 +283,11 @@ func startDemo(ctx context.Context) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}, MTLS: true,
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}, MTLS: true,
 		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
 	if err != nil {
 		return nil, err
@@ -306,6 +311,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 			return nil, err
 		}
 		v, err := resource.New(resource.Config{
+			Algorithms:     resource.DefaultAlgorithms(),
 			Issuers:        []resource.Issuer{{Identifier: d.asURL, Keys: keys}},
 			Audience:       aud,
 			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store, Nonces: n},
@@ -470,7 +476,7 @@ func (d *demo) steps() []demoStepFunc {
 				return "", err
 			}
 			first := rec.first()
-			if first.status != http.StatusBadRequest || !strings.Contains(first.body, "use_dpop_nonce") {
+			if first.status != http.StatusBadRequest || !strings.Contains(first.body, oautherr.UseDPoPNonce) {
 				return "", fmt.Errorf("expected a 400 use_dpop_nonce challenge first, got %d", first.status)
 			}
 			if tok.TokenType != "DPoP" {
@@ -510,7 +516,7 @@ func (d *demo) steps() []demoStepFunc {
 			if lastProof == "" {
 				return "", errors.New("no proof from the previous step")
 			}
-			return expectRefused(ctx, d.plainClient(nil), resourceURL, "DPoP "+dpopToken, http.Header{"Dpop": {lastProof}}, dpop.CodeInvalidDPoPProof)
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "DPoP "+dpopToken, http.Header{"Dpop": {lastProof}}, oautherr.InvalidDPoPProof)
 		}},
 		{"the stolen DPoP token with the thief's own key is refused", func(ctx context.Context) (string, error) {
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -522,10 +528,10 @@ func (d *demo) steps() []demoStepFunc {
 				return "", err
 			}
 			thief := &http.Client{Transport: &dpop.Transport{Base: d.plainClient(nil).Transport, Prover: mallory}, Timeout: 10 * time.Second}
-			return expectRefused(ctx, thief, resourceURL, "DPoP "+dpopToken, nil, "invalid_token")
+			return expectRefused(ctx, thief, resourceURL, "DPoP "+dpopToken, nil, oautherr.InvalidToken)
 		}},
 		{"the DPoP-bound token downgraded to Bearer is refused", func(ctx context.Context) (string, error) {
-			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+dpopToken, nil, "invalid_token")
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+dpopToken, nil, oautherr.InvalidToken)
 		}},
 		{"an mTLS client gets a certificate-bound token (tls_client_auth)", func(ctx context.Context) (string, error) {
 			tok, err := requestToken(ctx, d.plainClient(&d.mtlsCert), d.asURL+issuer.TokenPath, demoMTLSClient, "")
@@ -557,10 +563,10 @@ func (d *demo) steps() []demoStepFunc {
 			return "200 " + strings.TrimSpace(body), nil
 		}},
 		{"the stolen certificate-bound token over another certificate is refused", func(ctx context.Context) (string, error) {
-			return expectRefused(ctx, d.plainClient(&d.intCrt), resourceURL, "Bearer "+mtlsToken, nil, "invalid_token")
+			return expectRefused(ctx, d.plainClient(&d.intCrt), resourceURL, "Bearer "+mtlsToken, nil, oautherr.InvalidToken)
 		}},
 		{"the certificate-bound token without any certificate is refused", func(ctx context.Context) (string, error) {
-			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+mtlsToken, nil, "invalid_token")
+			return expectRefused(ctx, d.plainClient(nil), resourceURL, "Bearer "+mtlsToken, nil, oautherr.InvalidToken)
 		}},
 	}, d.fb.fallbackSteps()...)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 )
@@ -111,7 +112,12 @@ func startFallbackDemo(serverCert tls.Certificate, roots *x509.CertPool) (f *fal
 		asLn.Close()
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Fallback: f.ca, ScopesSupported: []string{demoScope, demoFallbackWrite}})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		asLn.Close()
+		return nil, err
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, Fallback: f.ca, ScopesSupported: []string{demoScope, demoFallbackWrite}})
 	if err != nil {
 		asLn.Close()
 		return nil, err
@@ -156,11 +162,12 @@ func startFallbackDemo(serverCert tls.Certificate, roots *x509.CertPool) (f *fal
 	}
 	f.rsURL = "https://" + rsLn.Addr().String()
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: f.asURL, Keys: keys}},
-		Audience:  demoAudience,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store},
-		Fallback:  fv,
-		PublicURL: f.rsURL,
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: f.asURL, Keys: keys}},
+		Audience:   demoAudience,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store},
+		Fallback:   fv,
+		PublicURL:  f.rsURL,
 	})
 	if err != nil {
 		rsLn.Close()
@@ -452,7 +459,7 @@ func (f *fallbackDemo) fallbackSteps() []demoStepFunc {
 			if err != nil {
 				return "", err
 			}
-			if a.status != http.StatusUnauthorized || a.Error != "invalid_token" {
+			if a.status != http.StatusUnauthorized || a.Error != oautherr.InvalidToken {
 				return "", fmt.Errorf("%v, want 401 invalid_token", a)
 			}
 			return fmt.Sprintf("revoked serial %s; the resource's next CRL (from the distribution point, %v later): %v", serial.Text(16), took, a), nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/resource"
 )
 
@@ -244,12 +245,12 @@ func (m *opsResourceMetrics) Request(b resource.Binding, e *resource.Error) {
 		m.requests.WithLabelValues("accepted", string(b), "").Inc()
 		return
 	}
-	m.requests.WithLabelValues("refused", "", e.Reason).Inc()
-	if e.Code == "use_dpop_nonce" {
+	m.requests.WithLabelValues("refused", "", string(e.Reason)).Inc()
+	if e.Code == oautherr.UseDPoPNonce {
 		m.nonces.Inc()
 	}
 	if e.Status == http.StatusServiceUnavailable {
-		m.warn.log(e.Reason, "request refused: service unavailable", slog.String("reason", e.Reason), slog.Int("status", e.Status))
+		m.warn.log(string(e.Reason), "request refused: service unavailable", slog.String("reason", string(e.Reason)), slog.Int("status", e.Status))
 	}
 }
 
@@ -307,7 +308,7 @@ func (m *opsIssuerMetrics) TokenIssued(grant, binding string) {
 // Refused implements issuer.Metrics.
 func (m *opsIssuerMetrics) Refused(endpoint string, e *issuer.Error) {
 	m.refused.WithLabelValues(endpoint, e.Code).Inc()
-	if e.Code == "use_dpop_nonce" {
+	if e.Code == oautherr.UseDPoPNonce {
 		m.nonces.Inc()
 	}
 }

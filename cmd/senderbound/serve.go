@@ -843,21 +843,28 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 	if p.public {
 		methods = append(methods, issuer.AuthNone)
 	}
+	// The shared store with --redis; else one process, an in-memory
+	// replay store of --replay-capacity entries.
+	replay := p.replayStore
+	if replay == nil {
+		mem, err := issuer.NewMemoryReplayStore(is, p.replayCapacity)
+		if err != nil {
+			return nil, err
+		}
+		replay = mem
+	}
 	cfg := issuer.ServerConfig{
 		Issuer:          is,
 		Clients:         p.registry,
+		ReplayStore:     replay,
 		DPoPAlgorithms:  slices.Clone(serveAlgorithms),
 		ScopesSupported: slices.Clone(p.scopes),
 		AuthMethods:     methods,
 		MTLS:            p.tls,
 		Logger:          p.logger,
-		ReplayCapacity:  p.replayCapacity,
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
 		Metrics:         p.metrics,
 		Fallback:        p.fallback,
-	}
-	if p.replayStore != nil {
-		cfg.ReplayStore = p.replayStore
 	}
 	if p.refreshStore != nil {
 		cfg.RefreshTokens = p.refreshStore

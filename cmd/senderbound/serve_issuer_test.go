@@ -451,7 +451,7 @@ func TestServeDPoPBoundClient(t *testing.T) {
 			if status != http.StatusOK && body["access_token"] != nil {
 				t.Fatal("refusal carries a token")
 			}
-			if status != http.StatusOK && !strings.Contains(p.stderr.String(), `error=`+tt.want+` status=400 reason="client requires DPoP-bound access tokens"`) {
+			if status != http.StatusOK && !strings.Contains(p.stderr.String(), `error=`+tt.want+` status=400 reason=proof_missing description="client requires DPoP-bound access tokens"`) {
 				t.Fatalf("refusal not logged with its reason: %s", p.stderr)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Metadata keys of a resource server's answer.
@@ -91,7 +92,7 @@ func useNonce(err error, mds ...metadata.MD) bool {
 				continue
 			}
 			for _, ch := range cs {
-				if strings.EqualFold(ch.Scheme, "DPoP") && ch.Error == dpop.CodeUseDPoPNonce {
+				if strings.EqualFold(ch.Scheme, "DPoP") && ch.Error == oautherr.UseDPoPNonce {
 					return true
 				}
 			}

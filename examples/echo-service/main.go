@@ -142,10 +142,11 @@ func newServer(o options) (*echo.Echo, error) {
 		return nil, err
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
-		Audience:  o.Audience,
-		PublicURL: o.PublicURL,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256", "EdDSA", "PS256"}, ReplayStore: replay, Nonces: nonces},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
+		Audience:   o.Audience,
+		PublicURL:  o.PublicURL,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256", "EdDSA", "PS256"}, ReplayStore: replay, Nonces: nonces},
 	})
 	if err != nil {
 		return nil, err

@@ -123,7 +123,13 @@ func newApp(issuerURL string, key crypto.Signer, secret string) (http.Handler, e
 	if err != nil {
 		return nil, err
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: clients, ScopesSupported: []string{"read", "write"}})
+	// One instance: an in-memory replay store (a shared redisstore.Store
+	// when several instances serve this issuer).
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: clients, ScopesSupported: []string{"read", "write"}})
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,11 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}

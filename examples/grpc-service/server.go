@@ -46,11 +46,12 @@ func newServer(o serverOptions) (*grpc.Server, error) {
 		}
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
-		Audience:  o.Audience,
-		PublicURL: o.PublicURL, // htu = PublicURL + "/grpc.health.v1.Health/Check"
-		DPoP:      dc,
-		OnReject:  o.OnReject,
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
+		Audience:   o.Audience,
+		PublicURL:  o.PublicURL, // htu = PublicURL + "/grpc.health.v1.Health/Check"
+		DPoP:       dc,
+		OnReject:   o.OnReject,
 	})
 	if err != nil {
 		return nil, err

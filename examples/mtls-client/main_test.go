@@ -90,7 +90,11 @@ func startServers(t *testing.T) *servers {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, MTLS: true})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +113,10 @@ func startServers(t *testing.T) *servers {
 		t.Fatal(err)
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: asURL, Keys: keys}},
-		Audience: "https://api.example.com",
-		DPoP:     &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: asURL, Keys: keys}},
+		Audience:   "https://api.example.com",
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay},
 		// A test server on one loopback address.
 		InsecureHostHeader: true,
 	})

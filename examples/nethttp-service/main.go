@@ -125,6 +125,7 @@ func newHandler(o options) (http.Handler, error) {
 		return nil, err
 	}
 	v, err := resource.New(resource.Config{
+		Algorithms:     resource.DefaultAlgorithms(),
 		Issuers:        []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
 		Audience:       o.Audience,
 		PublicURL:      o.PublicURL,

@@ -27,6 +27,7 @@ import (
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 )
@@ -117,7 +118,11 @@ func startServers(t *testing.T) *servers {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, Nonces: nonces(asURL)})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, Nonces: nonces(asURL)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,9 +146,10 @@ func startServers(t *testing.T) *servers {
 		t.Fatal(err)
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: asURL, Keys: keys}},
-		Audience: "https://api.example.com",
-		DPoP:     &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay, Nonces: nonces(rsURL)},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: asURL, Keys: keys}},
+		Audience:   "https://api.example.com",
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: replay, Nonces: nonces(rsURL)},
 		// The URL clients use, for the DPoP htu check.
 		PublicURL: rsURL,
 		OnReject: func(reason string) {
@@ -257,7 +263,7 @@ func TestClient(t *testing.T) {
 	}
 	resp.Body.Close()
 	chs, err := dpop.ParseChallenges(resp.Header.Get("WWW-Authenticate"))
-	if resp.StatusCode != http.StatusUnauthorized || err != nil || len(chs) != 1 || chs[0].Error != dpop.CodeInvalidDPoPProof {
+	if resp.StatusCode != http.StatusUnauthorized || err != nil || len(chs) != 1 || chs[0].Error != oautherr.InvalidDPoPProof {
 		t.Fatalf("replayed proof: %d %q, want 401 invalid_dpop_proof", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	if _, after := s.requests(); len(after) != len(rejects)+1 || after[len(after)-1] != "proof_replayed" {

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 )
@@ -74,8 +75,8 @@ func (m *promMetrics) Request(b resource.Binding, e *resource.Error) {
 		m.requests.WithLabelValues("accepted", string(b), "").Inc()
 		return
 	}
-	m.requests.WithLabelValues("refused", "", e.Reason).Inc()
-	if e.Code == "use_dpop_nonce" {
+	m.requests.WithLabelValues("refused", "", string(e.Reason)).Inc()
+	if e.Code == oautherr.UseDPoPNonce {
 		m.nonces.Inc()
 	}
 }
@@ -166,10 +167,11 @@ func newHandler(o options, m resource.Metrics) (http.Handler, error) {
 		return nil, err
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:   []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
-		Audience:  o.Audience,
-		PublicURL: o.PublicURL,
-		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256", "EdDSA", "PS256"}, ReplayStore: replay},
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: o.Issuer, Keys: keys}},
+		Audience:   o.Audience,
+		PublicURL:  o.PublicURL,
+		DPoP:       &resource.DPoPConfig{Algorithms: []string{"ES256", "EdDSA", "PS256"}, ReplayStore: replay},
 		// Loopback demo only: DPoP requires TLS everywhere else.
 		InsecureAllowDPoPOverHTTP: true,
 		Metrics:                   m,

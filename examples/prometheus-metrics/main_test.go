@@ -43,7 +43,11 @@ func startIssuer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: clients})
+	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: clients})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 const (
@@ -285,7 +286,7 @@ func (s *dpopSession) Retry(resp *http.Response) bool {
 			continue
 		}
 		for _, c := range cs {
-			if strings.EqualFold(c.Scheme, "DPoP") && c.Error == dpop.CodeUseDPoPNonce {
+			if strings.EqualFold(c.Scheme, "DPoP") && c.Error == oautherr.UseDPoPNonce {
 				return true
 			}
 		}

@@ -76,8 +76,9 @@ func startDPoPResource(t testing.TB, withNonce bool) *dpopResource {
 		dc.Nonces = n
 	}
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: is.ID(), Keys: keys}},
-		Audience: testAudience, PublicURL: base, DPoP: dc, InsecureAllowDPoPOverHTTP: true,
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: is.ID(), Keys: keys}},
+		Audience:   testAudience, PublicURL: base, DPoP: dc, InsecureAllowDPoPOverHTTP: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/internal/redistest"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/replaycache/redisstore"
 )
@@ -48,8 +49,8 @@ func TestLossDetectedAfterEmptyRestart(t *testing.T) {
 		nonces   bool
 		wantCode string
 	}{
-		{name: "DPOP-RS-15/nonces required", nonces: true, wantCode: dpop.CodeUseDPoPNonce},
-		{name: "DPOP-RS-15/no nonces", nonces: false, wantCode: dpop.CodeInvalidDPoPProof},
+		{name: "DPOP-RS-15/nonces required", nonces: true, wantCode: oautherr.UseDPoPNonce},
+		{name: "DPOP-RS-15/no nonces", nonces: false, wantCode: oautherr.InvalidDPoPProof},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,9 +27,10 @@ func Example() {
 
 	keys, _ := resource.NewStaticKeySet(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256"}}})
 	v, err := resource.New(resource.Config{
-		Issuers:  []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
-		Audience: "https://api.example.com",
-		Now:      func() time.Time { return now },
+		Algorithms: resource.DefaultAlgorithms(),
+		Issuers:    []resource.Issuer{{Identifier: "https://as.example.com", Keys: keys}},
+		Audience:   "https://api.example.com",
+		Now:        func() time.Time { return now },
 	})
 	if err != nil {
 		panic(err)

@@ -124,6 +124,7 @@ func NewEnv(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	e.Config = resource.Config{
+		Algorithms: resource.DefaultAlgorithms(),
 		Issuers: []resource.Issuer{
 			{Identifier: e.AS.ID, Keys: ks1},
 			{Identifier: e.AS2.ID, Keys: ks2},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senderbound/senderbound/internal/certforward"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
@@ -79,7 +80,7 @@ func StartServers(t testing.TB, e *Env, h http.Handler) map[string]Target {
 			pr.SetURL(tlsBackend)
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
-			mtlsbound.ForwardClientCert(pr.Out.Header, pr.In.TLS)
+			certforward.ClientCert(pr.Out.Header, pr.In.TLS)
 		},
 	})
 	mproxy.TLS = mtlsbound.ServerTLSConfig(e.Server.TLSCertificate())

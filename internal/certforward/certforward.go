@@ -1,12 +1,19 @@
-package mtlsbound
+// Package certforward is the proxy side of RFC 9440: what a
+// TLS-terminating reverse proxy in front of a resource server or token
+// endpoint does with the client certificate it received. The test servers
+// and the reference deployments of this module use it; the library's own
+// packages only read the headers (mtlsbound.Source).
+package certforward
 
 import (
 	"crypto/tls"
 	"net/http"
 	"strings"
+
+	"github.com/senderbound/senderbound/mtlsbound"
 )
 
-// ForwardClientCert prepares the headers of a request that a TLS-terminating
+// ClientCert prepares the headers of a request that a TLS-terminating
 // proxy forwards to its backend (RFC 9440 §2.4): it removes every incoming
 // Client-Cert and Client-Cert-Chain field, whatever the client sent
 // (CCERT-08, CCERT-09), then, when the client presented a certificate on
@@ -17,24 +24,24 @@ import (
 //
 //	Rewrite: func(pr *httputil.ProxyRequest) {
 //		pr.SetURL(backend)
-//		mtlsbound.ForwardClientCert(pr.Out.Header, pr.In.TLS)
+//		certforward.ClientCert(pr.Out.Header, pr.In.TLS)
 //	}
 //
-// Responses must not carry the headers (CCERT-07); ForwardClientCert only
-// touches the request, [ForwardClientCertResponse] the response.
-func ForwardClientCert(h http.Header, cs *tls.ConnectionState) {
-	h.Del(DefaultHeader)
-	h.Del(DefaultChainHeader)
+// Responses must not carry the headers (CCERT-07); ClientCert only
+// touches the request, [Response] the response.
+func ClientCert(h http.Header, cs *tls.ConnectionState) {
+	h.Del(mtlsbound.DefaultHeader)
+	h.Del(mtlsbound.DefaultChainHeader)
 	if cs == nil || len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0] == nil {
 		return
 	}
-	h.Set(DefaultHeader, FormatClientCertHeader(cs.PeerCertificates[0]))
+	h.Set(mtlsbound.DefaultHeader, mtlsbound.FormatClientCertHeader(cs.PeerCertificates[0]))
 	if rest := cs.PeerCertificates[1:]; len(rest) > 0 {
-		h.Set(DefaultChainHeader, FormatClientCertChainHeader(rest))
+		h.Set(mtlsbound.DefaultChainHeader, mtlsbound.FormatClientCertChainHeader(rest))
 	}
 }
 
-// ForwardClientCertResponse prepares the headers of a backend response that
+// Response prepares the headers of a backend response that
 // a TLS-terminating proxy returns to its client (RFC 9440 §2.4): it removes
 // any Client-Cert and Client-Cert-Chain fields (CCERT-07), and when Vary
 // names either of them it replaces Vary with "*" (CCERT-11), because the
@@ -43,16 +50,16 @@ func ForwardClientCert(h http.Header, cs *tls.ConnectionState) {
 // function:
 //
 //	ModifyResponse: func(resp *http.Response) error {
-//		mtlsbound.ForwardClientCertResponse(resp.Header)
+//		certforward.Response(resp.Header)
 //		return nil
 //	}
-func ForwardClientCertResponse(h http.Header) {
-	h.Del(DefaultHeader)
-	h.Del(DefaultChainHeader)
+func Response(h http.Header) {
+	h.Del(mtlsbound.DefaultHeader)
+	h.Del(mtlsbound.DefaultChainHeader)
 	for _, v := range h.Values("Vary") {
 		for _, name := range strings.Split(v, ",") {
 			name = strings.TrimSpace(name)
-			if strings.EqualFold(name, DefaultHeader) || strings.EqualFold(name, DefaultChainHeader) {
+			if strings.EqualFold(name, mtlsbound.DefaultHeader) || strings.EqualFold(name, mtlsbound.DefaultChainHeader) {
 				h.Set("Vary", "*")
 				return
 			}

@@ -1,4 +1,4 @@
-package mtlsbound
+package certforward
 
 import (
 	"crypto/tls"
@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // TestForwardClientCertThroughProxy runs a real TLS-terminating reverse
@@ -23,7 +25,7 @@ import (
 func TestForwardClientCertThroughProxy(t *testing.T) {
 	t.Parallel()
 	f := fixtures(t)
-	src := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "127.0.0.1", "::1")})
+	src := mustSource(t, mtlsbound.SourceConfig{TrustedProxies: proxies(t, "127.0.0.1", "::1")})
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := src.ClientCertificate(r)
 		switch {
@@ -32,16 +34,16 @@ func TestForwardClientCertThroughProxy(t *testing.T) {
 		case c == nil:
 			io.WriteString(w, "none")
 		default:
-			io.WriteString(w, Thumbprint(c)+" chain="+r.Header.Get(DefaultChainHeader))
+			io.WriteString(w, mtlsbound.Thumbprint(c)+" chain="+r.Header.Get(mtlsbound.DefaultChainHeader))
 		}
 	}))
 	t.Cleanup(backend.Close)
 	bu, _ := url.Parse(backend.URL)
 	proxy := httptest.NewUnstartedServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(bu)
-		ForwardClientCert(pr.Out.Header, pr.In.TLS)
+		ClientCert(pr.Out.Header, pr.In.TLS)
 	}})
-	proxy.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	proxy.TLS = mtlsbound.ServerTLSConfig(f.server.TLSCertificate())
 	proxy.StartTLS()
 	t.Cleanup(proxy.Close)
 
@@ -54,8 +56,8 @@ func TestForwardClientCertThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := http.Header{
-		"Client-Cert":       {FormatClientCertHeader(f.c1.Cert)},
-		"Client-Cert-Chain": {FormatClientCertHeader(f.ca1.Cert)},
+		"Client-Cert":       {mtlsbound.FormatClientCertHeader(f.c1.Cert)},
+		"Client-Cert-Chain": {mtlsbound.FormatClientCertHeader(f.ca1.Cert)},
 	}
 	tests := []struct {
 		name string
@@ -64,9 +66,9 @@ func TestForwardClientCertThroughProxy(t *testing.T) {
 		want string
 	}{
 		{"CCERT-09 forged header over plain TLS removed", nil, forged, "none"},
-		{"CCERT-08 forged header over mTLS overwritten", f.c2, forged, Thumbprint(f.c2.Cert) + " chain="},
-		{"client certificate forwarded", f.c1, nil, Thumbprint(f.c1.Cert) + " chain="},
-		{"chain forwarded separately", viaInter, nil, Thumbprint(viaInter.Cert) + " chain=" + FormatClientCertHeader(inter.Cert)},
+		{"CCERT-08 forged header over mTLS overwritten", f.c2, forged, mtlsbound.Thumbprint(f.c2.Cert) + " chain="},
+		{"client certificate forwarded", f.c1, nil, mtlsbound.Thumbprint(f.c1.Cert) + " chain="},
+		{"chain forwarded separately", viaInter, nil, mtlsbound.Thumbprint(viaInter.Cert) + " chain=" + mtlsbound.FormatClientCertHeader(inter.Cert)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +78,7 @@ func TestForwardClientCertThroughProxy(t *testing.T) {
 				c := tt.leaf.TLSCertificate()
 				cert = &c
 			}
-			client := NewClient(cert, f.ca1.Pool())
+			client := mtlsbound.NewClient(cert, f.ca1.Pool())
 			defer client.CloseIdleConnections()
 			req, _ := http.NewRequest(http.MethodGet, proxy.URL, nil)
 			for k, vs := range tt.hdr {
@@ -104,8 +106,8 @@ func TestForwardClientCertResponse(t *testing.T) {
 	t.Parallel()
 	f := fixtures(t)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(DefaultHeader, r.Header.Get(DefaultHeader))
-		w.Header().Set(DefaultChainHeader, ":AAAA:")
+		w.Header().Set(mtlsbound.DefaultHeader, r.Header.Get(mtlsbound.DefaultHeader))
+		w.Header().Set(mtlsbound.DefaultChainHeader, ":AAAA:")
 		if vary := r.URL.Query().Get("vary"); vary != "" {
 			w.Header().Add("Vary", "Accept-Encoding")
 			w.Header().Add("Vary", vary)
@@ -118,18 +120,18 @@ func TestForwardClientCertResponse(t *testing.T) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(bu)
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-			ForwardClientCert(pr.Out.Header, pr.In.TLS)
+			ClientCert(pr.Out.Header, pr.In.TLS)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			ForwardClientCertResponse(resp.Header)
+			Response(resp.Header)
 			return nil
 		},
 	})
-	proxy.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	proxy.TLS = mtlsbound.ServerTLSConfig(f.server.TLSCertificate())
 	proxy.StartTLS()
 	t.Cleanup(proxy.Close)
 	c1 := f.c1.TLSCertificate()
-	client := NewClient(&c1, f.ca1.Pool())
+	client := mtlsbound.NewClient(&c1, f.ca1.Pool())
 	t.Cleanup(client.CloseIdleConnections)
 	for _, tt := range []struct {
 		vary, want string
@@ -145,7 +147,7 @@ func TestForwardClientCertResponse(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.Header.Get(DefaultHeader) != "" || resp.Header.Get(DefaultChainHeader) != "" {
+			if resp.Header.Get(mtlsbound.DefaultHeader) != "" || resp.Header.Get(mtlsbound.DefaultChainHeader) != "" {
 				t.Fatal("CCERT-07: forwarded certificate header in the response")
 			}
 			if got := strings.Join(resp.Header.Values("Vary"), ","); got != tt.want {
@@ -162,14 +164,14 @@ func TestForwardClientCertResponse(t *testing.T) {
 func TestForwardClientCertAfterResumption(t *testing.T) {
 	t.Parallel()
 	f := fixtures(t)
-	src := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "127.0.0.1", "::1")})
+	src := mustSource(t, mtlsbound.SourceConfig{TrustedProxies: proxies(t, "127.0.0.1", "::1")})
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := src.ClientCertificate(r)
 		if err != nil || c == nil {
 			io.WriteString(w, "none")
 			return
 		}
-		io.WriteString(w, Thumbprint(c))
+		io.WriteString(w, mtlsbound.Thumbprint(c))
 	}))
 	t.Cleanup(backend.Close)
 	bu, _ := url.Parse(backend.URL)
@@ -177,14 +179,14 @@ func TestForwardClientCertAfterResumption(t *testing.T) {
 	proxy := httptest.NewUnstartedServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(bu)
 		resumed <- pr.In.TLS != nil && pr.In.TLS.DidResume
-		ForwardClientCert(pr.Out.Header, pr.In.TLS)
+		ClientCert(pr.Out.Header, pr.In.TLS)
 	}})
-	proxy.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	proxy.TLS = mtlsbound.ServerTLSConfig(f.server.TLSCertificate())
 	proxy.StartTLS()
 	t.Cleanup(proxy.Close)
 
 	c1 := f.c1.TLSCertificate()
-	client := NewClient(&c1, f.ca1.Pool())
+	client := mtlsbound.NewClient(&c1, f.ca1.Pool())
 	tr := client.Transport.(*http.Transport)
 	tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
 	tr.DisableKeepAlives = true // a new TLS connection per request
@@ -198,7 +200,7 @@ func TestForwardClientCertAfterResumption(t *testing.T) {
 		if got := <-resumed; got != wantResumed {
 			t.Fatalf("request %d: DidResume = %v, want %v", i, got, wantResumed)
 		}
-		if got := strings.TrimSpace(string(body)); got != Thumbprint(f.c1.Cert) {
+		if got := strings.TrimSpace(string(body)); got != mtlsbound.Thumbprint(f.c1.Cert) {
 			t.Fatalf("request %d (resumed=%v): backend saw %q", i, wantResumed, got)
 		}
 	}
@@ -214,7 +216,7 @@ func TestForwardClientCertAfterResumption(t *testing.T) {
 func TestForwardClientCertThroughMTLSProxy(t *testing.T) {
 	t.Parallel()
 	f := fixtures(t)
-	src := mustSource(t, SourceConfig{TrustedProxies: proxies(t, "127.0.0.1")})
+	src := mustSource(t, mtlsbound.SourceConfig{TrustedProxies: proxies(t, "127.0.0.1")})
 	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			http.Error(w, "no certificate on the connection", http.StatusInternalServerError)
@@ -227,10 +229,10 @@ func TestForwardClientCertThroughMTLSProxy(t *testing.T) {
 		case c == nil:
 			io.WriteString(w, "none")
 		default:
-			fmt.Fprintf(w, "%s %v", Thumbprint(c), fwd)
+			fmt.Fprintf(w, "%s %v", mtlsbound.Thumbprint(c), fwd)
 		}
 	}))
-	backend.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	backend.TLS = mtlsbound.ServerTLSConfig(f.server.TLSCertificate())
 	backend.StartTLS()
 	t.Cleanup(backend.Close)
 
@@ -247,15 +249,15 @@ func TestForwardClientCertThroughMTLSProxy(t *testing.T) {
 		Transport: upstream,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(bu)
-			ForwardClientCert(pr.Out.Header, pr.In.TLS)
+			ClientCert(pr.Out.Header, pr.In.TLS)
 		},
 	})
-	proxy.TLS = ServerTLSConfig(f.server.TLSCertificate())
+	proxy.TLS = mtlsbound.ServerTLSConfig(f.server.TLSCertificate())
 	proxy.StartTLS()
 	t.Cleanup(proxy.Close)
 
 	untrusted := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
-	forged := http.Header{"Client-Cert": {FormatClientCertHeader(f.c1.Cert)}}
+	forged := http.Header{"Client-Cert": {mtlsbound.FormatClientCertHeader(f.c1.Cert)}}
 	tests := []struct {
 		name   string
 		url    string
@@ -264,10 +266,10 @@ func TestForwardClientCertThroughMTLSProxy(t *testing.T) {
 		direct bool
 		want   string
 	}{
-		{"CCERT-02 client certificate C1 forwarded over the proxy's mTLS", proxy.URL, f.c1, nil, false, Thumbprint(f.c1.Cert) + " true"},
+		{"CCERT-02 client certificate C1 forwarded over the proxy's mTLS", proxy.URL, f.c1, nil, false, mtlsbound.Thumbprint(f.c1.Cert) + " true"},
 		{"CCERT-02 proxy forwards none: no client certificate, not the proxy's", proxy.URL, nil, nil, false, "none"},
 		{"CCERT-09 forged header without client certificate removed by the proxy", proxy.URL, nil, forged, false, "none"},
-		{"CCERT-16/ADV-87 untrusted direct client: its TLS certificate wins", backend.URL, f.c2, forged, true, Thumbprint(f.c2.Cert) + " false"},
+		{"CCERT-16/ADV-87 untrusted direct client: its TLS certificate wins", backend.URL, f.c2, forged, true, mtlsbound.Thumbprint(f.c2.Cert) + " false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,7 +279,7 @@ func TestForwardClientCertThroughMTLSProxy(t *testing.T) {
 				c := tt.leaf.TLSCertificate()
 				cert = &c
 			}
-			client := NewClient(cert, f.ca1.Pool())
+			client := mtlsbound.NewClient(cert, f.ca1.Pool())
 			defer client.CloseIdleConnections()
 			if tt.direct {
 				client.Transport.(*http.Transport).DialContext = untrusted.DialContext
@@ -288,4 +290,67 @@ func TestForwardClientCertThroughMTLSProxy(t *testing.T) {
 			}
 		})
 	}
+}
+
+type fixture struct {
+	ca1                *certs.CA
+	server, c1, c2, s2 *certs.Leaf
+}
+
+func fixtures(t testing.TB) *fixture {
+	t.Helper()
+	var f fixture
+	var err error
+	if f.ca1, err = certs.NewCA(certs.Options{CommonName: "CA1"}); err != nil {
+		t.Fatal(err)
+	}
+	must := func(l *certs.Leaf, err error) *certs.Leaf {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	f.server = must(f.ca1.Issue(certs.Options{CommonName: "server", IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}, Server: true}))
+	f.c1 = must(f.ca1.Issue(certs.Options{CommonName: "client1", Client: true}))
+	f.c2 = must(f.ca1.Issue(certs.Options{CommonName: "client2", Client: true}))
+	f.s2 = must(certs.SelfSigned(certs.Options{CommonName: "s2", Client: true}))
+	return &f
+}
+
+func proxies(t testing.TB, peers ...string) *trustedproxy.Set {
+	t.Helper()
+	s, err := trustedproxy.New(trustedproxy.Config{Peers: peers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustSource(t *testing.T, cfg mtlsbound.SourceConfig) *mtlsbound.Source {
+	t.Helper()
+	s, err := mtlsbound.NewSource(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+func get(t *testing.T, client *http.Client, u string, hdr http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
 }

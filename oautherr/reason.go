@@ -1,0 +1,263 @@
+package oautherr
+
+// Reason is a stable, machine-readable name for the check that refused a
+// request, for logs and metrics. It is never sent to clients and never
+// contains request data. The zero value means no reason was recorded.
+type Reason string
+
+// String returns the reason as written in logs.
+func (r Reason) String() string { return string(r) }
+
+// Reasons for a refused DPoP proof (RFC 9449 §4.3).
+const (
+	// ReasonProofMissing: the request carried no DPoP proof.
+	ReasonProofMissing Reason = "proof_missing"
+	// ReasonProofInvalid: the proof was refused for a reason this version
+	// does not name more precisely (kept for callers that count it).
+	ReasonProofInvalid Reason = "proof_invalid"
+	// ReasonProofTooLarge: the proof exceeds the configured size cap.
+	ReasonProofTooLarge Reason = "proof_too_large"
+	// ReasonProofMalformed: the proof is not a well-formed compact JWS with
+	// JSON header and claims (bad base64url, duplicate or case-folded member
+	// names, crit, a claim of the wrong type, an empty DPoP field).
+	ReasonProofMalformed Reason = "proof_malformed"
+	// ReasonProofType: the typ header is not dpop+jwt.
+	ReasonProofType Reason = "proof_type"
+	// ReasonProofAlgorithm: alg is missing or not in the allow-list.
+	ReasonProofAlgorithm Reason = "proof_alg_not_allowed"
+	// ReasonProofKey: the jwk header is missing or is not an acceptable
+	// public key (private members, key references, a size, curve, point or
+	// exponent the key rules refuse, or a key that does not fit alg).
+	ReasonProofKey Reason = "proof_key_invalid"
+	// ReasonProofX5C: the proof's x5c header member is malformed, too
+	// large or not accepted here.
+	ReasonProofX5C Reason = "proof_x5c_invalid"
+	// ReasonProofX5CMissing: a signed request carries no x5c certificate.
+	ReasonProofX5CMissing Reason = "proof_x5c_missing"
+	// ReasonProofSignature: the proof's signature does not verify.
+	ReasonProofSignature Reason = "proof_signature"
+	// ReasonProofClaimMissing: jti, htm, htu or iat is missing.
+	ReasonProofClaimMissing Reason = "proof_claim_missing"
+	// ReasonProofJTI: jti is empty, too long or has control characters.
+	ReasonProofJTI Reason = "proof_jti_invalid"
+	// ReasonProofHTMMismatch: htm is not the request method.
+	ReasonProofHTMMismatch Reason = "proof_htm_mismatch"
+	// ReasonProofHTUMismatch: htu is not the request's target URI.
+	ReasonProofHTUMismatch Reason = "proof_htu_mismatch"
+	// ReasonProofTooOld: iat lies further in the past than the accepted
+	// window.
+	ReasonProofTooOld Reason = "proof_iat_too_old"
+	// ReasonProofFromFuture: iat lies further in the future than the
+	// accepted clock skew.
+	ReasonProofFromFuture Reason = "proof_iat_in_future"
+	// ReasonProofATHMismatch: ath is missing or not the hash of the access
+	// token.
+	ReasonProofATHMismatch Reason = "proof_ath_mismatch"
+	// ReasonNonceRequired: the proof carries no server nonce where one is
+	// required.
+	ReasonNonceRequired Reason = "nonce_required"
+	// ReasonNonceStale: the proof's nonce is expired, malformed or was
+	// issued by another server.
+	ReasonNonceStale Reason = "nonce_stale"
+	// ReasonProofKeyMismatch: the proof key is not the key the access token
+	// (cnf.jkt) or the authorization request (dpop_jkt) is bound to.
+	ReasonProofKeyMismatch Reason = "proof_key_mismatch"
+	// ReasonProofReplayed: the proof was already used.
+	ReasonProofReplayed Reason = "proof_replayed"
+	// ReasonProofKeyQuota: the proof key (or client) made more proofs than
+	// its replay-store quota allows.
+	ReasonProofKeyQuota Reason = "proof_key_quota"
+	// ReasonReplayStateLost: the proof was issued before the replay store
+	// lost its state and may have been used already.
+	ReasonReplayStateLost Reason = "replay_state_lost"
+	// ReasonReplayStoreUnavailable: the replay store could not decide.
+	ReasonReplayStoreUnavailable Reason = "replay_store_unavailable"
+	// ReasonNonceUnavailable: no fresh nonce could be made.
+	ReasonNonceUnavailable Reason = "nonce_unavailable"
+	// ReasonMultipleDPoPFields: more than one DPoP header field.
+	ReasonMultipleDPoPFields Reason = "multiple_dpop_fields"
+	// ReasonDPoPOverHTTP: a DPoP request over plain HTTP.
+	ReasonDPoPOverHTTP Reason = "dpop_over_http"
+)
+
+// Reasons for a refused request (the Authorization field, proxies).
+const (
+	// ReasonNoCredentials: no access token in an accepted scheme.
+	ReasonNoCredentials Reason = "no_credentials"
+	// ReasonSchemeNotAccepted: an authentication scheme the server does not
+	// support.
+	ReasonSchemeNotAccepted Reason = "scheme_not_accepted"
+	// ReasonTokenInParameter: the access token was sent in the query or
+	// body as well as, or instead of, the Authorization field.
+	ReasonTokenInParameter Reason = "token_in_parameter"
+	// ReasonMultipleAuthorization: more than one Authorization field.
+	ReasonMultipleAuthorization Reason = "multiple_authorization"
+	// ReasonAuthorizationTooLarge: the Authorization field exceeds the cap.
+	ReasonAuthorizationTooLarge Reason = "authorization_too_large"
+	// ReasonAuthorizationMalformed: the Authorization field cannot be parsed.
+	ReasonAuthorizationMalformed Reason = "authorization_malformed"
+	// ReasonForwardedHeadersUnexpected: forwarded headers of a family the
+	// trusted proxy does not set.
+	ReasonForwardedHeadersUnexpected Reason = "forwarded_headers_unexpected"
+	// ReasonForwardedHeaderMalformed: a malformed Forwarded header.
+	ReasonForwardedHeaderMalformed Reason = "forwarded_header_malformed"
+	// ReasonTargetURI: the request's target URI cannot be determined.
+	ReasonTargetURI Reason = "target_uri"
+	// ReasonPolicyInvalid: the route's policy is misconfigured.
+	ReasonPolicyInvalid Reason = "policy_invalid"
+	// ReasonInternal: an unexpected internal failure.
+	ReasonInternal Reason = "internal"
+)
+
+// Reasons for a refused access token (RFC 9068, RFC 6750).
+const (
+	// ReasonTokenTooLarge: the access token exceeds the size cap.
+	ReasonTokenTooLarge Reason = "token_too_large"
+	// ReasonTokenMalformed: the access token is not a signed compact JWT.
+	ReasonTokenMalformed Reason = "token_malformed"
+	// ReasonTokenAlgorithm: the token's alg is not in the allow-list.
+	ReasonTokenAlgorithm Reason = "token_alg_not_allowed"
+	// ReasonTokenCrit: the token uses an unsupported critical header.
+	ReasonTokenCrit Reason = "token_crit"
+	// ReasonTokenClaimsMalformed: the token's claims cannot be parsed.
+	ReasonTokenClaimsMalformed Reason = "token_claims_malformed"
+	// ReasonIssuerUntrusted: the token's issuer is not a trusted issuer.
+	ReasonIssuerUntrusted Reason = "token_issuer_unknown"
+	// ReasonIssuerMetadataMismatch: the issuer's metadata names another
+	// issuer (RFC 8414 §3.3).
+	ReasonIssuerMetadataMismatch Reason = "issuer_metadata_mismatch"
+	// ReasonTokenSignature: the token's signature does not verify with any
+	// current key of its issuer.
+	ReasonTokenSignature Reason = "token_signature"
+	// ReasonTokenAudience: the token's audience does not name this resource.
+	ReasonTokenAudience Reason = "token_audience"
+	// ReasonTokenNoExpiry: the token has no exp claim.
+	ReasonTokenNoExpiry Reason = "token_no_exp"
+	// ReasonTokenMissingSub: the token has no sub claim.
+	ReasonTokenMissingSub Reason = "token_missing_sub"
+	// ReasonTokenMissingClientID: the token has no client_id claim.
+	ReasonTokenMissingClientID Reason = "token_missing_client_id"
+	// ReasonTokenMissingIAT: the token has no iat claim.
+	ReasonTokenMissingIAT Reason = "token_missing_iat"
+	// ReasonTokenMissingJTI: the token has no jti claim.
+	ReasonTokenMissingJTI Reason = "token_missing_jti"
+	// ReasonTokenConfirmationMalformed: the cnf claim is malformed.
+	ReasonTokenConfirmationMalformed Reason = "token_cnf_malformed"
+	// ReasonTokenConfirmationUnsupported: the cnf claim uses a confirmation
+	// method this server does not support.
+	ReasonTokenConfirmationUnsupported Reason = "token_cnf_unsupported"
+	// ReasonTokenType: the token's typ is not at+jwt.
+	ReasonTokenType Reason = "token_type"
+	// ReasonTokenExpired: the token has expired.
+	ReasonTokenExpired Reason = "token_expired"
+	// ReasonTokenNotYetValid: the token's nbf lies in the future.
+	ReasonTokenNotYetValid Reason = "token_not_yet_valid"
+	// ReasonTokenFromFuture: the token's iat lies in the future.
+	ReasonTokenFromFuture Reason = "token_issued_in_future"
+	// ReasonInsufficientScope: the token lacks a scope the route requires.
+	ReasonInsufficientScope Reason = "insufficient_scope"
+	// ReasonKeysUnavailable: the issuer's keys could not be obtained.
+	ReasonKeysUnavailable Reason = "keys_unavailable"
+)
+
+// Reasons for a refused binding (RFC 9449 §7, RFC 8705 §3).
+const (
+	// ReasonTokenNotDPoPBound: a token without cnf.jkt under the DPoP scheme.
+	ReasonTokenNotDPoPBound Reason = "token_not_dpop_bound"
+	// ReasonBearerDowngrade: a DPoP-bound token under the Bearer scheme.
+	ReasonBearerDowngrade Reason = "bearer_downgrade"
+	// ReasonTokenUnbound: an unbound token where a sender-constrained one
+	// is required.
+	ReasonTokenUnbound Reason = "token_unbound"
+	// ReasonBindingNotAccepted: a binding the route does not accept.
+	ReasonBindingNotAccepted Reason = "binding_not_accepted"
+)
+
+// Reasons for a refused client certificate (RFC 8705 §2, §3).
+const (
+	// ReasonCertificateMissing: no client certificate where one is needed.
+	ReasonCertificateMissing Reason = "certificate_missing"
+	// ReasonCertificateMismatch: the certificate is not the one the token
+	// (cnf.x5t#S256) or the client's registration names.
+	ReasonCertificateMismatch Reason = "certificate_mismatch"
+	// ReasonCertificateSubjectMismatch: the certificate does not carry the
+	// subject DN or SAN registered for a tls_client_auth client.
+	ReasonCertificateSubjectMismatch Reason = "certificate_subject_mismatch"
+	// ReasonCertificateUntrusted: the certificate does not chain to a
+	// trusted root with the clientAuth usage, or is outside its validity.
+	ReasonCertificateUntrusted Reason = "certificate_untrusted"
+	// ReasonCertificateRevoked: the certificate or a CA above it is revoked.
+	ReasonCertificateRevoked Reason = "certificate_revoked"
+	// ReasonRevocationUnavailable: the revocation status is unknown (CRL
+	// unreachable, unparsable or stale); the request is refused.
+	ReasonRevocationUnavailable Reason = "revocation_unavailable"
+	// ReasonClientCertHeaderInvalid: a trusted proxy forwarded a malformed
+	// client certificate.
+	ReasonClientCertHeaderInvalid Reason = "client_cert_header_invalid"
+)
+
+// Reasons for a refused token request (RFC 6749 §5.2).
+const (
+	// ReasonClientUnknown: no client is registered under the client_id.
+	ReasonClientUnknown Reason = "client_unknown"
+	// ReasonClientIDMissing: the request names no client.
+	ReasonClientIDMissing Reason = "client_id_missing"
+	// ReasonClientAuthMethod: the client authenticated with a method other
+	// than the one it is registered for, or with more than one.
+	ReasonClientAuthMethod Reason = "client_auth_method"
+	// ReasonClientAuthFailed: client authentication failed for a reason
+	// this version does not name more precisely.
+	ReasonClientAuthFailed Reason = "client_auth_failed"
+	// ReasonClientSecret: the client secret does not match.
+	ReasonClientSecret Reason = "client_secret_mismatch"
+	// ReasonClientAssertion: the private_key_jwt assertion is invalid,
+	// expired, replayed or signed by an unregistered key.
+	ReasonClientAssertion Reason = "client_assertion_invalid"
+	// ReasonClientRegistryUnavailable: the client registry failed.
+	ReasonClientRegistryUnavailable Reason = "client_registry_unavailable"
+	// ReasonRequestMalformed: the token request is malformed (missing or
+	// repeated parameters, an unsupported body).
+	ReasonRequestMalformed Reason = "request_malformed"
+	// ReasonGrantTypeUnsupported: the grant type is unknown.
+	ReasonGrantTypeUnsupported Reason = "grant_type_unsupported"
+	// ReasonGrantNotAllowed: the client may not use the grant type.
+	ReasonGrantNotAllowed Reason = "grant_not_allowed"
+	// ReasonGrantInvalid: the grant or refresh token is invalid.
+	ReasonGrantInvalid Reason = "grant_invalid"
+	// ReasonScopeNotAllowed: the requested scope is not allowed.
+	ReasonScopeNotAllowed Reason = "scope_not_allowed"
+	// ReasonTargetNotAllowed: the resource indicator is not allowed.
+	ReasonTargetNotAllowed Reason = "target_not_allowed"
+	// ReasonDependencyUnavailable: a dependency of the server failed.
+	ReasonDependencyUnavailable Reason = "dependency_unavailable"
+	// ReasonTokenNotVisible: an introspected token belongs to an audience
+	// or client the caller may not see; the answer is {"active":false}.
+	ReasonTokenNotVisible Reason = "token_not_visible"
+	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
+	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
+)
+
+// Reasons for a refused fallback client certificate (a certificate that
+// carries the client's authorization when the issuer is unreachable).
+const (
+	// ReasonFallbackCRLUnavailable: the fallback CA's revocation list is
+	// unavailable or stale; the request is refused.
+	ReasonFallbackCRLUnavailable Reason = "fallback_crl_unavailable"
+	// ReasonFallbackKeyMismatch: a signed request was signed by a key other
+	// than the fallback certificate's.
+	ReasonFallbackKeyMismatch Reason = "fallback_key_mismatch"
+	// ReasonFallbackRevoked: the fallback certificate is revoked.
+	ReasonFallbackRevoked Reason = "fallback_revoked"
+	// ReasonFallbackExpired: the fallback certificate is outside its
+	// validity period.
+	ReasonFallbackExpired Reason = "fallback_expired"
+	// ReasonFallbackNotClientAuth: the fallback certificate lacks the
+	// clientAuth extended key usage.
+	ReasonFallbackNotClientAuth Reason = "fallback_not_client_auth"
+	// ReasonFallbackScopesMalformed: the certificate's scopes extension is
+	// malformed.
+	ReasonFallbackScopesMalformed Reason = "fallback_scopes_malformed"
+	// ReasonFallbackUntrustedChain: the certificate does not chain to a
+	// configured fallback CA.
+	ReasonFallbackUntrustedChain Reason = "fallback_untrusted_chain"
+)
