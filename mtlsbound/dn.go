@@ -343,7 +343,7 @@ func prepareValue(v string) (norm string, ok bool) {
 func comparableRune(r rune) bool {
 	switch {
 	case r == 0x034f, // COMBINING GRAPHEME JOINER
-		r == 0x1806,                  // U+1806, the Mongolian soft hyphen (its Unicode name spells it "TODO")
+		r == 0x1806,                  // U+1806, a Mongolian soft hyphen
 		r >= 0x180b && r <= 0x180f,   // Mongolian free variation selectors
 		r >= 0xfe00 && r <= 0xfe0f,   // variation selectors
 		r >= 0xe0100 && r <= 0xe01ef, // variation selectors supplement
