@@ -95,9 +95,7 @@ type CertificateSource struct {
 	mu          sync.RWMutex
 	chain       []*x509.Certificate
 	tlsCert     *tls.Certificate
-	startMu     sync.Mutex
-	cancel      context.CancelFunc
-	done        chan struct{}
+	bg          background
 }
 
 // NewCertificateSource validates cfg and returns a source holding a copy
@@ -317,52 +315,29 @@ func errorCode(data []byte) string {
 // yet. It returns at once;
 // calling it again while running has no effect.
 func (s *CertificateSource) Start(ctx context.Context) {
-	s.startMu.Lock()
-	defer s.startMu.Unlock()
-	if s.done != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.cancel, s.done = cancel, make(chan struct{})
-	go s.loop(ctx, s.done)
+	s.bg.start(ctx, s.step)
 }
 
-func (s *CertificateSource) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	for {
-		wait := s.renewAt().Sub(s.now())
-		if wait <= 0 {
-			_ = s.Renew(ctx)
-			// Still due after the attempt: it failed, or the issuer
-			// answered a certificate already inside the margin. Either
-			// way, the next attempt waits Retry.
-			if !s.renewAt().After(s.now()) {
-				wait = s.retry
-			}
-		}
-		if wait <= 0 {
-			continue
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+// step is one round of the renewal loop: a renewal when the leaf is due,
+// and the wait before the next round.
+func (s *CertificateSource) step(ctx context.Context) time.Duration {
+	wait := s.renewAt().Sub(s.now())
+	if wait <= 0 {
+		_ = s.Renew(ctx)
+		// Still due after the attempt: it failed, or the issuer
+		// answered a certificate already inside the margin. Either
+		// way, the next attempt waits Retry.
+		if !s.renewAt().After(s.now()) {
+			wait = s.retry
 		}
 	}
+	return wait
 }
 
 // Close stops the loop started by Start and waits for it to end. It is
 // safe to call more than once, and without Start.
 func (s *CertificateSource) Close() error {
-	s.startMu.Lock()
-	cancel, done := s.cancel, s.done
-	s.startMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	s.bg.stop()
 	return nil
 }
 

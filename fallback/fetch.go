@@ -88,9 +88,7 @@ type CRLFetcher struct {
 	etag         string
 	lastModified string
 
-	startMu sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	bg background
 }
 
 // NewCRLFetcher validates cfg and returns a fetcher holding a copy of it.
@@ -141,43 +139,18 @@ func (f *CRLFetcher) Current() *RevocationList { return f.cur.Load() }
 // called. It returns at once; calling it again while running has no
 // effect.
 func (f *CRLFetcher) Start(ctx context.Context) {
-	f.startMu.Lock()
-	defer f.startMu.Unlock()
-	if f.done != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	f.cancel, f.done = cancel, make(chan struct{})
-	go f.loop(ctx, f.done)
-}
-
-func (f *CRLFetcher) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	for {
-		wait := f.refresh
+	f.bg.start(ctx, func(ctx context.Context) time.Duration {
 		if f.Refresh(ctx) != nil {
-			wait = f.retry
+			return f.retry
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+		return f.refresh
+	})
 }
 
 // Close stops the loop started by Start and waits for it to end. It is
 // safe to call more than once, and without Start.
 func (f *CRLFetcher) Close() error {
-	f.startMu.Lock()
-	cancel, done := f.cancel, f.done
-	f.startMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	f.bg.stop()
 	return nil
 }
 

@@ -264,9 +264,9 @@ func TestCRLFetcherStartClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Start(ctx)
 	cancel()
-	g.startMu.Lock()
-	done := g.done
-	g.startMu.Unlock()
+	g.bg.mu.Lock()
+	done := g.bg.done
+	g.bg.mu.Unlock()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
