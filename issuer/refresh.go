@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // RefreshRecord is what a [RefreshStore] keeps for one refresh token. The
@@ -138,3 +143,51 @@ func newRefreshToken(rnd io.Reader) (string, [32]byte, error) {
 }
 
 func refreshID(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
+
+// refreshGrant is RFC 6749 §6. A public client's refresh token is bound to
+// the DPoP key or certificate it was issued with (RFC 9449 §5, RFC 8705
+// §4); refreshing with another key or certificate is invalid_grant. The
+// grant's scopes and audiences are narrowed to the client's registration
+// at the time of the refresh. The token is only read here; it is redeemed
+// (taken from the store) once the whole request has passed, so a refused
+// request does not consume it.
+func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, error) {
+	rt := req.Params["refresh_token"]
+	if rt == "" {
+		return nil, newError(ErrInvalidRequest, "refresh_token is required")
+	}
+	rec, err := s.refresh.Get(ctx, refreshID(rt))
+	if errors.Is(err, ErrTokenNotFound) {
+		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
+	}
+	if err != nil {
+		return nil, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "refresh store unavailable", err)
+	}
+	if rec.ClientID != req.Client.ID || !s.is.now().Before(rec.ExpiresAt) {
+		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
+	}
+	if rec.Binding.JKT != "" && rec.Binding.JKT != req.JKT {
+		return nil, newError(ErrInvalidGrant, "refresh token is bound to another DPoP key")
+	}
+	if rec.Binding.X5TS256 != "" && (req.Certificate == nil || !mtlsbound.ThumbprintEqual(mtlsbound.Thumbprint(req.Certificate), rec.Binding.X5TS256)) {
+		return nil, newError(ErrInvalidGrant, "refresh token is bound to another certificate")
+	}
+	// A refresh never yields more than the client is registered for now:
+	// the grant is narrowed to the current registration, and a request may
+	// narrow it further but never exceed it (RFC 6749 §6).
+	granted := strings.Fields(rec.Scope)
+	scopes := slices.DeleteFunc(slices.Clone(granted), func(sc string) bool { return !slices.Contains(req.Client.Scopes, sc) })
+	registered := req.Client.Audiences
+	if len(registered) == 0 {
+		registered = s.is.cfg.Audience
+	}
+	aud := slices.DeleteFunc(slices.Clone(rec.Audience), func(a string) bool { return !slices.Contains(registered, a) })
+	if len(scopes) == 0 && len(granted) > 0 || len(aud) == 0 && len(rec.Audience) > 0 {
+		return nil, newError(ErrInvalidGrant, "refresh token grants nothing the client is still registered for")
+	}
+	scope, err := grantScope(req.Params["scope"], scopes)
+	if err != nil {
+		return nil, err
+	}
+	return &Grant{Subject: rec.Subject, Scope: scope, Audience: aud, Claims: rec.Claims, redeem: &redemption{id: refreshID(rt), rec: *rec}}, nil
+}
