@@ -874,3 +874,83 @@ func TestIntrospectionCallerGivesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// RFC 9449 Figures 10, 11 and 13 (CHECKLIST KAT-7).
+const (
+	kat7Token    = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"
+	kat7Answer   = `{"active": true, "sub": "someone@example.com", "iss": "https://server.example.com", "nbf": 1562262611, "exp": 1562266216, "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}`
+	kat7Proof    = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiJlMWozVl9iS2ljOC1MQUVCIiwiaHRtIjoiR0VUIiwiaHR1IjoiaHR0cHM6Ly9yZXNvdXJjZS5leGFtcGxlLm9yZy9wcm90ZWN0ZWRyZXNvdXJjZSIsImlhdCI6MTU2MjI2MjYxOCwiYXRoIjoiZlVIeU8ycjJaM0RaNTNFc05yV0JiMHhXWG9hTnk1OUlpS0NBcWtzbVFFbyJ9.2oW9RP35yRqzhrtNP86L-Ey71EOptxRimPPToA1plemAgR6pxHF8y6-yqyVnmcw6Fy1dqd-jfxSYoMxhAJpLjA"
+	kat7Clock    = 1562262618
+	kat7Resource = "https://resource.example.org/protectedresource"
+)
+
+// TestIntrospectionKAT7: the RFC 9449 example opaque token, validated
+// through an introspection stub answering Figure 11 at the RFC's clock, is
+// accepted with the Figure 13 proof once; the resend, the Bearer scheme
+// and a clock past the proof window are refused.
+func TestIntrospectionKAT7(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		scheme string
+		resend bool
+		clock  int64
+		reason oautherr.Reason
+	}{
+		{name: "KAT-7/first send accepted", scheme: "DPoP", clock: kat7Clock},
+		{name: "KAT-7/DPOP-RS-15/identical resend refused", scheme: "DPoP", resend: true, clock: kat7Clock, reason: oautherr.ReasonProofReplayed},
+		{name: "KAT-7/ERR-13/Bearer scheme refused", scheme: "Bearer", clock: kat7Clock, reason: oautherr.ReasonBearerDowngrade},
+		{name: "KAT-7/DPOP-RS-13/past the proof window refused", scheme: "DPoP", clock: kat7Clock + 60 + 60, reason: oautherr.ReasonProofTooOld},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			as := newIntroAS(t)
+			as.set(kat7Token, kat7Answer)
+			store, err := replaycache.NewLRU(replaycache.Config{Capacity: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := resource.New(resource.Config{
+				Issuers: []resource.Issuer{{Identifier: "https://server.example.com", Introspection: &resource.Introspection{
+					Endpoint: as.srv.URL + "/as/introspect.oauth2", ClientID: "rs", Auth: resource.AuthClientSecretBasic,
+					ClientSecret: "rs:Mku-6g_lCzKIdz4fsN7kYcya+Ti", InsecureAllowMissingAudience: true,
+				}}},
+				Audience:       "https://resource.example.org",
+				Algorithms:     resource.DefaultAlgorithms(),
+				RequiredClaims: []string{},
+				Now:            func() time.Time { return time.Unix(tc.clock, 0) },
+				PublicURL:      "https://resource.example.org",
+				DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, kat7Resource, nil)
+				r.Header.Set("Authorization", tc.scheme+" "+kat7Token)
+				r.Header.Set("DPoP", kat7Proof)
+				return r
+			}
+			if tc.resend {
+				if _, err := v.Check(req(), resource.Policy{}); err != nil {
+					t.Fatalf("first send: %v", err)
+				}
+			}
+			pr, err := v.Check(req(), resource.Policy{})
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pr.Subject != "someone@example.com" || pr.BindingValue != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" {
+					t.Fatalf("principal %+v", pr)
+				}
+				return
+			}
+			var re *resource.Error
+			if !errors.As(err, &re) || re.Reason != tc.reason {
+				t.Fatalf("got %v, want reason %s", err, tc.reason)
+			}
+		})
+	}
+}
