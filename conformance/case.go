@@ -67,6 +67,10 @@ const (
 	// CapRefreshGrant: Target.RefreshGrant is set (a public client can
 	// obtain refresh tokens).
 	CapRefreshGrant
+	// CapIntrospectionProxy: Target.IntrospectionProxy and
+	// Target.IntrospectionEndpoint are set (the suite observes the
+	// resource server's introspection calls).
+	CapIntrospectionProxy
 )
 
 var capNames = []struct {
@@ -85,6 +89,7 @@ var capNames = []struct {
 	{CapIntrospection, "introspection", "needs introspection endpoint and credentials (--introspection)"},
 	{CapTokenNonce, "token-nonce", "needs a token endpoint that requires DPoP nonces (--token-nonce-required)"},
 	{CapRefreshGrant, "refresh-grant", "needs a test grant by which a public client obtains refresh tokens (--refresh-client-id, --refresh-grant-type, --refresh-param)"},
+	{CapIntrospectionProxy, "introspection-proxy", "needs the suite's recording introspection proxy (--introspection-proxy, with --introspection) as the resource server's introspection endpoint"},
 }
 
 // String lists the capability names joined by "+".
