@@ -183,6 +183,7 @@ var catalogue = slices.Concat(
 	casesTokenValidation,
 	casesMTLS,
 	casesMTLSTrust,
+	casesIntrospection,
 )
 
 // Cases returns the catalogue in report order (by group, then id). The

@@ -48,45 +48,46 @@ func opaqueAT1(r *run) (*issued, *verdict) {
 
 var wantKeyMismatch = []want{{401, "DPoP", []string{"invalid_token", "invalid_dpop_proof"}}}
 
-func init() {
-	k1 := func(r *run) *clientKey { return r.s.k1 }
-	k2 := func(r *run) *clientKey { return r.s.k2 }
-	register(
-		Case{ID: "DPOP-RS-23", Title: "the RS learns an opaque token's binding and enforces it", Section: "RFC 9449 §6, §6.2", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP,
-			Expect: "opaque AT1 (introspection shows cnf.jkt = jkt(K1)): K1 proof → 2xx; K2 proof → 401 DPoP:invalid_token [open: invalid_dpop_proof]; Bearer scheme → 401",
-			run: func(ctx context.Context, r *run) verdict {
-				if _, v := opaqueAT1(r); v != nil {
-					return *v
-				}
-				downgrade := bearerDowngradeStep("Bearer")
-				return r.steps(
-					opaqueStep("K1 proof", opaqueAT1, "DPoP", k1, true, nil),
-					opaqueStep("K2 proof", opaqueAT1, "DPoP", k2, false, wantKeyMismatch),
-					opaqueStep("Bearer scheme", opaqueAT1, "Bearer", nil, false, downgrade.want),
-				)
-			}},
-		Case{ID: "DPOP-RS-24", Title: "with introspection the RS verifies the binding itself and sends no proof to the AS", Section: "RFC 9449 §6.2", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP | CapIntrospectionProxy,
-			Expect: "fresh opaque token with a K1 proof → 2xx, and the RS's introspection call (through the suite's proxy) carries no DPoP header or proof; K2 proof → 401",
-			run: func(ctx context.Context, r *run) verdict {
-				fresh, err := r.s.newDPoPToken(ctx, r.s.k1)
-				if err != nil {
-					return skipf("precondition: no DPoP-bound token: %s", sanitizeErr(err))
-				}
-				if v := needOpaque(fresh); v != nil {
-					return *v
-				}
-				it := func(*run) (*issued, *verdict) { return fresh, nil }
-				return r.steps(
-					opaqueStep("K1 proof", it, "DPoP", k1, true, nil),
-					step{name: "introspection call", do: func(r *run) (*exchange, *verdict) {
-						calls := r.s.proxy.callsFor(fresh.access)
-						v := introspectionVerdict(calls)
-						return nil, &v
-					}},
-					opaqueStep("K2 proof", it, "DPoP", k2, false, wantKeyMismatch),
-				)
-			}},
-	)
+// keyK1 and keyK2 pick the session's proof keys.
+func keyK1(r *run) *clientKey { return r.s.k1 }
+func keyK2(r *run) *clientKey { return r.s.k2 }
+
+// casesIntrospection are the cases that need an opaque access token.
+var casesIntrospection = []Case{
+	Case{ID: "DPOP-RS-23", Title: "the RS learns an opaque token's binding and enforces it", Section: "RFC 9449 §6, §6.2", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP,
+		Expect: "opaque AT1 (introspection shows cnf.jkt = jkt(K1)): K1 proof → 2xx; K2 proof → 401 DPoP:invalid_token [open: invalid_dpop_proof]; Bearer scheme → 401",
+		run: func(ctx context.Context, r *run) verdict {
+			if _, v := opaqueAT1(r); v != nil {
+				return *v
+			}
+			downgrade := bearerDowngradeStep("Bearer")
+			return r.steps(
+				opaqueStep("K1 proof", opaqueAT1, "DPoP", keyK1, true, nil),
+				opaqueStep("K2 proof", opaqueAT1, "DPoP", keyK2, false, wantKeyMismatch),
+				opaqueStep("Bearer scheme", opaqueAT1, "Bearer", nil, false, downgrade.want),
+			)
+		}},
+	Case{ID: "DPOP-RS-24", Title: "with introspection the RS verifies the binding itself and sends no proof to the AS", Section: "RFC 9449 §6.2", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP | CapIntrospectionProxy,
+		Expect: "fresh opaque token with a K1 proof → 2xx, and the RS's introspection call (through the suite's proxy) carries no DPoP header or proof; K2 proof → 401",
+		run: func(ctx context.Context, r *run) verdict {
+			fresh, err := r.s.newDPoPToken(ctx, r.s.k1)
+			if err != nil {
+				return skipf("precondition: no DPoP-bound token: %s", sanitizeErr(err))
+			}
+			if v := needOpaque(fresh); v != nil {
+				return *v
+			}
+			it := func(*run) (*issued, *verdict) { return fresh, nil }
+			return r.steps(
+				opaqueStep("K1 proof", it, "DPoP", keyK1, true, nil),
+				step{name: "introspection call", do: func(r *run) (*exchange, *verdict) {
+					calls := r.s.proxy.callsFor(fresh.access)
+					v := introspectionVerdict(calls)
+					return nil, &v
+				}},
+				opaqueStep("K2 proof", it, "DPoP", keyK2, false, wantKeyMismatch),
+			)
+		}},
 }
 
 // introspectionVerdict judges the recorded introspection calls for one
