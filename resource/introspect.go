@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -95,7 +95,8 @@ func (a ClientAuth) String() string {
 // oautherr.ReasonTokenInactive).
 type Introspection struct {
 	// Endpoint is the introspection endpoint URL. Required; https unless
-	// its host is a loopback address or "localhost", or InsecureAllowHTTP.
+	// its host is a loopback IP address (a name such as "localhost" does
+	// not count), or InsecureAllowHTTP.
 	Endpoint string
 	// ClientID identifies this resource server to the authorization
 	// server. Required.
@@ -254,13 +255,12 @@ func newIntrospector(idx int, identifier string, c Introspection) (*introspector
 	return in, nil
 }
 
-// isLoopbackHost reports whether h is "localhost" or a loopback address.
+// isLoopbackHost reports whether h is a loopback IP address (also
+// IPv4-mapped or with a zone). A name such as "localhost" is not: the
+// hosts file and DNS can point it elsewhere.
 func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // isJWS reports whether raw has the shape of a JWS compact serialization:

@@ -675,6 +675,16 @@ func TestIntrospectionConfig(t *testing.T) {
 			in.Endpoint = "http://127.0.0.1:1/introspect"
 			return []resource.Issuer{{Identifier: introIssuer, Introspection: &in}}
 		}, false},
+		{"http on IPv6 loopback", func() []resource.Issuer {
+			in := ok()
+			in.Endpoint = "http://[::1]:1/introspect"
+			return []resource.Issuer{{Identifier: introIssuer, Introspection: &in}}
+		}, false},
+		{"http to localhost, a name", func() []resource.Issuer {
+			in := ok()
+			in.Endpoint = "http://localhost:1/introspect"
+			return []resource.Issuer{{Identifier: introIssuer, Introspection: &in}}
+		}, true},
 		{"http elsewhere", func() []resource.Issuer {
 			in := ok()
 			in.Endpoint = "http://as.example.test/introspect"
