@@ -42,7 +42,8 @@ type Principal struct {
 	// ExpiresAt is the token's exp.
 	ExpiresAt time.Time
 	// Claims is the verified JWT claims set as JSON, for claims this type
-	// does not surface. Decode it with encoding/json.
+	// does not surface; for a token validated by introspection it is the
+	// introspection answer. Decode it with encoding/json.
 	Claims json.RawMessage
 
 	nonce     string // fresh DPoP-Nonce to hand the client, or ""
