@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"net/http"
 )
 
 // The cases that need an opaque access token: one that is not a JWS, so
@@ -48,6 +49,29 @@ func opaqueAT1(r *run) (*issued, *verdict) {
 
 var wantKeyMismatch = []want{{401, "DPoP", []string{"invalid_token", "invalid_dpop_proof"}}}
 
+// opaqueATC returns the session's ATC when it is opaque.
+func opaqueATC(r *run) (*issued, *verdict) {
+	it, v := r.needMTLS()
+	if v != nil {
+		return nil, v
+	}
+	if v := needOpaque(it); v != nil {
+		return nil, v
+	}
+	return it, nil
+}
+
+// opaqueMTLSStep sends the opaque ATC under Bearer with client.
+func opaqueMTLSStep(name string, client func(r *run) *http.Client, accept bool, ws []want) step {
+	return step{name: name, accept: accept, want: ws, do: func(r *run) (*exchange, *verdict) {
+		it, v := opaqueATC(r)
+		if v != nil {
+			return nil, v
+		}
+		return r.rs(rsReq{method: r.s.t.method(), scheme: "Bearer", token: it.access, client: client(r)})
+	}}
+}
+
 // keyK1 and keyK2 pick the session's proof keys.
 func keyK1(r *run) *clientKey { return r.s.k1 }
 func keyK2(r *run) *clientKey { return r.s.k2 }
@@ -86,6 +110,17 @@ var casesIntrospection = []Case{
 					return nil, &v
 				}},
 				opaqueStep("K2 proof", it, "DPoP", keyK2, false, wantKeyMismatch),
+			)
+		}},
+	Case{ID: "MTLS-CB-13", Title: "the RS compares an introspected cnf.x5t#S256 with the client certificate", Section: "RFC 8705 §3.2, §9.4", Level: LevelMust, Role: RoleResource, Group: GroupE, Needs: CapMTLS | CapSecondCert,
+		Expect: "opaque ATC (introspection shows cnf.x5t#S256 of C1): with C1 → 2xx; with C2 → 401 Bearer:invalid_token",
+		run: func(ctx context.Context, r *run) verdict {
+			if _, v := opaqueATC(r); v != nil {
+				return *v
+			}
+			return r.steps(
+				opaqueMTLSStep("C1", func(r *run) *http.Client { return r.s.cert1 }, true, nil),
+				opaqueMTLSStep("C2", func(r *run) *http.Client { return r.s.cert2 }, false, []want{{401, "Bearer", []string{"invalid_token"}}}),
 			)
 		}},
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/senderbound/senderbound/conformance"
 	"github.com/senderbound/senderbound/issuer"
+	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
@@ -23,6 +24,7 @@ import (
 // startOpaqueModule starts the module's issuer minting opaque access
 // tokens and a resource server that validates them by introspection
 // through the suite's recording proxy, whose listener the Target carries.
+// Clients get DPoP-bound and certificate-bound tokens.
 func startOpaqueModule(t *testing.T) conformance.Target {
 	t.Helper()
 	ca, err := certs.NewCA(certs.Options{CommonName: "self-run CA"})
@@ -33,9 +35,17 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c1, err := ca.Issue(certs.Options{CommonName: "mtls-app", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := ca.Issue(certs.Options{CommonName: "someone-else", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := func(h http.Handler) *httptest.Server {
 		s := httptest.NewUnstartedServer(h)
-		s.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLSCertificate()}}
+		s.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLSCertificate()}, ClientAuth: tls.RequestClientCert}
 		s.StartTLS()
 		t.Cleanup(s.Close)
 		return s
@@ -63,6 +73,8 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	}
 	reg, err := issuer.NewMemoryRegistry(
 		issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret("app-secret-0123456789abcdef"), Scopes: []string{"read"}},
+		issuer.Client{ID: "mtls-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
+			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=mtls-app"}},
 		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret("rs-secret-0123456789abcdef"), Introspect: true, Audiences: []string{aud}},
 	)
 	if err != nil {
@@ -72,7 +84,7 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg})
+	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +112,7 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	})))
 	rsH.set(mux)
+	tc1, tc2 := c1.TLSCertificate(), c2.TLSCertificate()
 	return conformance.Target{
 		TokenEndpoint:             as.URL + issuer.TokenPath,
 		ClientID:                  "app",
@@ -109,7 +122,10 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 		Resource:                  rs.URL + "/resource",
 		Issuer:                    as.URL,
 		Audience:                  aud,
-		Profile:                   conformance.ProfileDPoP,
+		Profile:                   conformance.ProfileBoth,
+		ClientCert:                &tc1,
+		MTLSClientID:              "mtls-app",
+		SecondClientCert:          &tc2,
 		RootCAs:                   ca.Pool(),
 		IntrospectionEndpoint:     as.URL + issuer.IntrospectionPath,
 		IntrospectionClientID:     "rs",
@@ -119,7 +135,8 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	}
 }
 
-// TestSelfRunOpaque runs the DPoP resource cases against the module's
+// TestSelfRunOpaque runs the DPoP resource cases and the certificate-bound
+// token cases against the module's
 // issuer with opaque access tokens and a resource server that introspects
 // them: DPOP-RS-23 and DPOP-RS-24 must pass, and no MUST case may fail.
 func TestSelfRunOpaque(t *testing.T) {
@@ -127,11 +144,11 @@ func TestSelfRunOpaque(t *testing.T) {
 	target := startOpaqueModule(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := conformance.Run(ctx, target, conformance.Options{Cases: []string{"DPOP-RS", "ERR-13"}})
+	rep, err := conformance.Run(ctx, target, conformance.Options{Cases: []string{"DPOP-RS", "ERR-13", "MTLS-CB"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"DPOP-RS-23", "DPOP-RS-24", "ERR-13", "DPOP-RS-05"} {
+	for _, id := range []string{"DPOP-RS-23", "DPOP-RS-24", "MTLS-CB-13", "ERR-13", "DPOP-RS-05"} {
 		r, ok := rep.Result(id)
 		if !ok || r.Status != conformance.StatusPass {
 			t.Errorf("%s: %s %s", id, r.Status, r.Reason)
@@ -157,12 +174,15 @@ func TestSelfRunJWTNotApplicable(t *testing.T) {
 	target := startModule(t, false, resource.AcceptBound)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rep, err := conformance.Run(ctx, target, conformance.Options{Cases: []string{"DPOP-RS-23", "DPOP-RS-24"}})
+	rep, err := conformance.Run(ctx, target, conformance.Options{Cases: []string{"DPOP-RS-23", "DPOP-RS-24", "MTLS-CB-13"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := rep.Result("DPOP-RS-23"); r.Status != conformance.StatusSkip || !strings.Contains(r.Reason, "not applicable") {
 		t.Errorf("DPOP-RS-23 against JWTs: %s %s", r.Status, r.Reason)
+	}
+	if r, _ := rep.Result("MTLS-CB-13"); r.Status != conformance.StatusSkip || !strings.Contains(r.Reason, "not applicable") {
+		t.Errorf("MTLS-CB-13 against JWTs: %s %s", r.Status, r.Reason)
 	}
 	if r, _ := rep.Result("DPOP-RS-24"); r.Status != conformance.StatusSkip || !strings.Contains(r.Reason, "introspection-proxy") {
 		t.Errorf("DPOP-RS-24 without the proxy: %s %s", r.Status, r.Reason)

@@ -119,7 +119,7 @@ type introEnv struct {
 	v      *resource.Verifier
 	k1, k2 *dpop.Prover
 	clock  *testClock
-	c1     *certs.Leaf
+	c1, c2 *certs.Leaf
 }
 
 type testClock struct {
@@ -144,6 +144,9 @@ func newIntroEnv(t testing.TB, mod func(*resource.Config, *resource.Introspectio
 		t.Fatal(err)
 	}
 	if e.c1, err = ca.Issue(certs.Options{CommonName: "c1", Client: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e.c2, err = ca.Issue(certs.Options{CommonName: "c2", Client: true}); err != nil {
 		t.Fatal(err)
 	}
 	store, err := replaycache.NewLRU(replaycache.Config{Capacity: 1000})
@@ -259,7 +262,7 @@ func TestIntrospectionCheck(t *testing.T) {
 		binding resource.Binding
 	}{
 		{name: "DPOP-RS-23/jkt token with its key's proof", req: k1, binding: resource.BindingDPoP},
-		{name: "DPOP-RS-23/jkt token with another key's proof", req: func(t *testing.T, tok string) *http.Request { return dpopReq(t, e.k2, tok) },
+		{name: "DPOP-RS-23/DPOP-RS-19/jkt token with another key's proof", req: func(t *testing.T, tok string) *http.Request { return dpopReq(t, e.k2, tok) },
 			reason: oautherr.ReasonProofKeyMismatch, class: resource.ErrInvalidToken, status: 401},
 		{name: "DPOP-RS-23/ERR-13/jkt token under Bearer", req: func(_ *testing.T, tok string) *http.Request { return bearerReq(tok) },
 			reason: oautherr.ReasonBearerDowngrade, class: resource.ErrInvalidToken, status: 401},
@@ -294,10 +297,14 @@ func TestIntrospectionCheck(t *testing.T) {
 			req: func(_ *testing.T, tok string) *http.Request { return bearerReq(tok) }, reason: oautherr.ReasonTokenUnbound, class: resource.ErrInvalidToken, status: 401},
 		{name: "unbound token under AcceptAny", answer: func(m map[string]any) { delete(m, "cnf"); m["token_type"] = "N_A" },
 			req: func(_ *testing.T, tok string) *http.Request { return bearerReq(tok) }, policy: resource.Policy{Accept: resource.AcceptAny}, binding: resource.BindingBearer},
-		{name: "x5t#S256 token with its certificate", answer: func(m map[string]any) {
+		{name: "MTLS-CB-13/x5t#S256 token with its certificate", answer: func(m map[string]any) {
 			m["cnf"] = map[string]any{"x5t#S256": mtlsbound.Thumbprint(e.c1.Cert)}
 			m["token_type"] = "Bearer"
 		}, req: func(_ *testing.T, tok string) *http.Request { return withCert(bearerReq(tok), e.c1) }, binding: resource.BindingMTLS},
+		{name: "MTLS-CB-13/x5t#S256 token with another certificate", answer: func(m map[string]any) {
+			m["cnf"] = map[string]any{"x5t#S256": mtlsbound.Thumbprint(e.c1.Cert)}
+			m["token_type"] = "Bearer"
+		}, req: func(_ *testing.T, tok string) *http.Request { return withCert(bearerReq(tok), e.c2) }, reason: oautherr.ReasonCertificateMismatch, class: resource.ErrInvalidToken, status: 401},
 		{name: "x5t#S256 token without a certificate", answer: func(m map[string]any) {
 			m["cnf"] = map[string]any{"x5t#S256": mtlsbound.Thumbprint(e.c1.Cert)}
 			m["token_type"] = "Bearer"
@@ -478,7 +485,7 @@ func TestIntrospectionCache(t *testing.T) {
 		e.clock.Add(time.Second)
 		check(2)
 	})
-	t.Run("never past exp", func(t *testing.T) {
+	t.Run("ATV-32/never past exp", func(t *testing.T) {
 		t.Parallel()
 		e := newIntroEnv(t, func(_ *resource.Config, in *resource.Introspection) { in.CacheTTL = time.Hour })
 		tok := opaque(t)
