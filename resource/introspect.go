@@ -114,9 +114,12 @@ type Introspection struct {
 	ClientKey          crypto.Signer
 	ClientKeyAlgorithm string
 	ClientKeyID        string
-	// HTTPClient makes the introspection calls. If nil, a client with
-	// default transport settings is used. AuthTLSClient requires one
-	// whose transport presents the client certificate.
+	// HTTPClient makes the introspection calls (its Transport, Jar and
+	// Timeout; redirects are never followed, whatever its CheckRedirect
+	// says, so the token is never sent elsewhere, and a 3xx answer is a
+	// failure). If nil, a client with default transport settings is used.
+	// AuthTLSClient requires one whose transport presents the client
+	// certificate.
 	HTTPClient *http.Client
 	// Timeout bounds one introspection call. Zero means 5 seconds.
 	Timeout time.Duration
@@ -241,9 +244,14 @@ func newIntrospector(idx int, identifier string, c Introspection) (*introspector
 	if in.cfg.CacheSize == 0 {
 		in.cfg.CacheSize = defaultIntrospectionCache
 	}
-	if in.client == nil {
-		in.client = &http.Client{}
+	// A copy that never follows a redirect: the token would go with the
+	// body to wherever the redirect points. A 3xx answer is a failure.
+	cl := http.Client{}
+	if c.HTTPClient != nil {
+		cl = *c.HTTPClient
 	}
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	in.client = &cl
 	if in.cfg.Rand == nil {
 		in.cfg.Rand = rand.Reader
 	}

@@ -80,6 +80,11 @@ func (as *introAS) serve(w http.ResponseWriter, r *http.Request) {
 	as.mu.Unlock()
 	time.Sleep(delay)
 	if status != 0 {
+		if status/100 == 3 {
+			// Back to this endpoint: a client that followed it would call
+			// twice per request.
+			w.Header().Set("Location", "/introspect")
+		}
 		w.WriteHeader(status)
 		return
 	}
@@ -423,6 +428,7 @@ func TestIntrospectionUnavailable(t *testing.T) {
 			e.as.set(tok, `{"active":true,"x":"`+strings.Repeat("a", 2000)+`"}`)
 		}, func(_ *resource.Config, in *resource.Introspection) { in.MaxResponseBytes = 1000 }},
 		{"network", func(e *introEnv, _ string) { e.as.srv.Close() }, nil},
+		{"redirect not followed", func(e *introEnv, _ string) { e.as.fail(http.StatusTemporaryRedirect, 0) }, nil},
 		{"timeout", func(e *introEnv, _ string) { e.as.fail(0, 500*time.Millisecond) },
 			func(_ *resource.Config, in *resource.Introspection) { in.Timeout = 50 * time.Millisecond }},
 	}
