@@ -162,7 +162,9 @@ type Case struct {
 
 // catalogue is every case. Each cases_*.go file declares its cases as
 // tables (var casesX = []Case{...}), and the catalogue joins the tables
-// here, in one place: a new table is added to this list, nowhere else.
+// here, in one place: a new table is added to this list, nowhere else
+// (TestEveryTableInCatalogue fails for a table left out), and
+// testdata/catalogue.txt is regenerated with go test -update.
 // The list's order is the order of the files; it does not decide the
 // report order, which is by group, then id (see [Cases]). A case's run
 // function must not refer to the catalogue (nor call [Cases] or [Run]):
