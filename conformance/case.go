@@ -182,6 +182,7 @@ var catalogue = slices.Concat(
 	casesTokenValidation,
 	casesMTLS,
 	casesMTLSTrust,
+	casesAuthorizationCode,
 )
 
 // Cases returns the catalogue in report order (by group, then id). The

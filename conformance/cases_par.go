@@ -261,51 +261,52 @@ var wantCodeKey = []want{{400, "json", []string{"invalid_grant", "invalid_dpop_p
 func keyK1(r *run) *clientKey { return r.s.k1 }
 func keyK2(r *run) *clientKey { return r.s.k2 }
 
-func init() {
-	needPAR := CapDPoP | CapMetadata | CapAuthorization
-	register(
-		Case{ID: "DPOP-AS-22", Title: "a code requested with dpop_jkt is redeemed only with that key", Section: "RFC 9449 §10", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP | CapAuthorization,
-			Expect: "authorization request with dpop_jkt = jkt(K1); redeem with a K2 proof → 400 json:invalid_grant|invalid_dpop_proof; with K1 → 200, cnf.jkt = jkt(K1)",
-			run: func(_ context.Context, r *run) verdict {
-				flow := func(r *run) *authzFlow { return &authzFlow{jkt: r.s.k1.jkt} }
-				return r.steps(bindStep("redeem with K2", flow, keyK2, false), bindStep("redeem with K1", flow, keyK1, true))
-			}},
-		Case{ID: "DPOP-AS-23", Title: "dpop_jkt is optional", Section: "RFC 9449 §10", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP | CapAuthorization,
-			Expect: "authorization request without dpop_jkt; redeem with a K1 proof → 200, token_type DPoP, cnf.jkt = jkt(K1)",
-			run: func(_ context.Context, r *run) verdict {
-				return r.steps(bindStep("redeem with K1", func(*run) *authzFlow { return &authzFlow{} }, keyK1, true))
-			}},
-		Case{ID: "DPOP-AS-24", Title: "dpop_jkt in a pushed authorization request binds the code", Section: "RFC 9449 §10.1, RFC 9126", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: needPAR,
-			Expect: "PAR body dpop_jkt = jkt(K1), no DPoP header; redeem with a K2 proof → 400 json:invalid_grant|invalid_dpop_proof; with K1 → 200, cnf.jkt = jkt(K1)",
-			run: func(_ context.Context, r *run) verdict {
-				flow := func(r *run) *authzFlow { return &authzFlow{par: true, jkt: r.s.k1.jkt} }
-				return r.steps(bindStep("redeem with K2", flow, keyK2, false), bindStep("redeem with K1", flow, keyK1, true))
-			}},
-		Case{ID: "DPOP-AS-25", Title: "a DPoP proof at the PAR endpoint is checked and binds the code", Section: "RFC 9449 §10.1, §4.3", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: needPAR,
-			Expect: "PAR with a K1 proof: redeem with K2 → 400 json:invalid_grant|invalid_dpop_proof, with K1 → 200; PAR with a bad signature, with htu of the token endpoint, with htm GET → 400 json:invalid_dpop_proof",
-			run: func(_ context.Context, r *run) verdict {
-				flow := func(r *run) *authzFlow { return &authzFlow{par: true, proof: r.s.k1} }
-				bad := func(m func(r *run, j *jws)) func(r *run) *authzFlow {
-					return func(r *run) *authzFlow {
-						return &authzFlow{par: true, proof: r.s.k1, mutate: func(j *jws) { m(r, j) }}
-					}
+// needPAR is what the PAR cases need.
+const needPAR = CapDPoP | CapMetadata | CapAuthorization
+
+// casesAuthorizationCode are the authorization-code binding cases.
+var casesAuthorizationCode = []Case{
+	Case{ID: "DPOP-AS-22", Title: "a code requested with dpop_jkt is redeemed only with that key", Section: "RFC 9449 §10", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP | CapAuthorization,
+		Expect: "authorization request with dpop_jkt = jkt(K1); redeem with a K2 proof → 400 json:invalid_grant|invalid_dpop_proof; with K1 → 200, cnf.jkt = jkt(K1)",
+		run: func(_ context.Context, r *run) verdict {
+			flow := func(r *run) *authzFlow { return &authzFlow{jkt: r.s.k1.jkt} }
+			return r.steps(bindStep("redeem with K2", flow, keyK2, false), bindStep("redeem with K1", flow, keyK1, true))
+		}},
+	Case{ID: "DPOP-AS-23", Title: "dpop_jkt is optional", Section: "RFC 9449 §10", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: CapDPoP | CapAuthorization,
+		Expect: "authorization request without dpop_jkt; redeem with a K1 proof → 200, token_type DPoP, cnf.jkt = jkt(K1)",
+		run: func(_ context.Context, r *run) verdict {
+			return r.steps(bindStep("redeem with K1", func(*run) *authzFlow { return &authzFlow{} }, keyK1, true))
+		}},
+	Case{ID: "DPOP-AS-24", Title: "dpop_jkt in a pushed authorization request binds the code", Section: "RFC 9449 §10.1, RFC 9126", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: needPAR,
+		Expect: "PAR body dpop_jkt = jkt(K1), no DPoP header; redeem with a K2 proof → 400 json:invalid_grant|invalid_dpop_proof; with K1 → 200, cnf.jkt = jkt(K1)",
+		run: func(_ context.Context, r *run) verdict {
+			flow := func(r *run) *authzFlow { return &authzFlow{par: true, jkt: r.s.k1.jkt} }
+			return r.steps(bindStep("redeem with K2", flow, keyK2, false), bindStep("redeem with K1", flow, keyK1, true))
+		}},
+	Case{ID: "DPOP-AS-25", Title: "a DPoP proof at the PAR endpoint is checked and binds the code", Section: "RFC 9449 §10.1, §4.3", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: needPAR,
+		Expect: "PAR with a K1 proof: redeem with K2 → 400 json:invalid_grant|invalid_dpop_proof, with K1 → 200; PAR with a bad signature, with htu of the token endpoint, with htm GET → 400 json:invalid_dpop_proof",
+		run: func(_ context.Context, r *run) verdict {
+			flow := func(r *run) *authzFlow { return &authzFlow{par: true, proof: r.s.k1} }
+			bad := func(m func(r *run, j *jws)) func(r *run) *authzFlow {
+				return func(r *run) *authzFlow {
+					return &authzFlow{par: true, proof: r.s.k1, mutate: func(j *jws) { m(r, j) }}
 				}
-				return r.steps(
-					bindStep("K1 proof, redeem with K2", flow, keyK2, false),
-					bindStep("K1 proof, redeem with K1", flow, keyK1, true),
-					parStep("bad signature", bad(func(_ *run, j *jws) { j.flipSig = true }), false, wantASProof),
-					parStep("htu of the token endpoint", bad(func(r *run, j *jws) { j.claims["htu"] = htuOf(r.s.t.TokenEndpoint) }), false, wantASProof),
-					parStep("htm GET", bad(func(_ *run, j *jws) { j.claims["htm"] = http.MethodGet }), false, wantASProof),
-				)
-			}},
-		Case{ID: "DPOP-AS-26", Title: "a PAR request whose dpop_jkt and DPoP proof disagree is refused", Section: "RFC 9449 §10.1", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: needPAR,
-			Expect: "PAR with dpop_jkt = jkt(K2) and a K1 proof → 400 json:invalid_request|invalid_dpop_proof; with dpop_jkt = jkt(K1) and a K1 proof → 201",
-			run: func(_ context.Context, r *run) verdict {
-				return r.steps(
-					parStep("dpop_jkt of K2, K1 proof", func(r *run) *authzFlow { return &authzFlow{par: true, jkt: r.s.k2.jkt, proof: r.s.k1} }, false,
-						[]want{{400, "json", []string{"invalid_request", "invalid_dpop_proof"}}}),
-					parStep("dpop_jkt of K1, K1 proof", func(r *run) *authzFlow { return &authzFlow{par: true, jkt: r.s.k1.jkt, proof: r.s.k1} }, true, nil),
-				)
-			}},
-	)
+			}
+			return r.steps(
+				bindStep("K1 proof, redeem with K2", flow, keyK2, false),
+				bindStep("K1 proof, redeem with K1", flow, keyK1, true),
+				parStep("bad signature", bad(func(_ *run, j *jws) { j.flipSig = true }), false, wantASProof),
+				parStep("htu of the token endpoint", bad(func(r *run, j *jws) { j.claims["htu"] = htuOf(r.s.t.TokenEndpoint) }), false, wantASProof),
+				parStep("htm GET", bad(func(_ *run, j *jws) { j.claims["htm"] = http.MethodGet }), false, wantASProof),
+			)
+		}},
+	Case{ID: "DPOP-AS-26", Title: "a PAR request whose dpop_jkt and DPoP proof disagree is refused", Section: "RFC 9449 §10.1", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupB, Needs: needPAR,
+		Expect: "PAR with dpop_jkt = jkt(K2) and a K1 proof → 400 json:invalid_request|invalid_dpop_proof; with dpop_jkt = jkt(K1) and a K1 proof → 201",
+		run: func(_ context.Context, r *run) verdict {
+			return r.steps(
+				parStep("dpop_jkt of K2, K1 proof", func(r *run) *authzFlow { return &authzFlow{par: true, jkt: r.s.k2.jkt, proof: r.s.k1} }, false,
+					[]want{{400, "json", []string{"invalid_request", "invalid_dpop_proof"}}}),
+				parStep("dpop_jkt of K1, K1 proof", func(r *run) *authzFlow { return &authzFlow{par: true, jkt: r.s.k1.jkt, proof: r.s.k1} }, true, nil),
+			)
+		}},
 }
