@@ -121,7 +121,9 @@
 //     [PushedRequestStore] (in memory and bounded by default; shared by
 //     the instances of one issuer) for PARConfig.Lifetime, and
 //     [Server.TakePushedRequest] redeems a request_uri once, for the
-//     client that pushed it only.
+//     client that pushed it only. PARConfig.Check lets the embedder
+//     validate the pushed parameters (redirect_uri, PKCE, scope) at push
+//     time, as RFC 9126 §2.1 asks.
 //
 // examples/authcode-server is a complete authorization-code server built
 // this way, with PKCE.

@@ -52,6 +52,18 @@ type PARConfig struct {
 	// requests without request_uri, and is advertised as
 	// require_pushed_authorization_requests (RFC 9126 §5).
 	Require bool
+	// Check, when set, validates a pushed request as the authorization
+	// endpoint would (RFC 9126 §2.1): registered redirect_uri,
+	// response_type, PKCE, scope. It sees the authenticated client and
+	// the parameters (client_id set, dpop_jkt the effective one) after
+	// every other check passed and before the request is stored. To
+	// refuse with an RFC 6749 code, return [GrantError] (for example
+	// GrantError(ErrInvalidRequest, "redirect_uri is not registered"));
+	// any other error is answered server_error without detail. It must be
+	// safe for concurrent use. Nil accepts any parameters, and the
+	// authorization endpoint checks them when the request_uri is
+	// redeemed.
+	Check func(ctx context.Context, client *Client, params map[string]string) error
 }
 
 // PushedRequest is an authorization request received at the PAR endpoint.
@@ -183,7 +195,7 @@ type parResponse struct {
 // store as at the token endpoint. The proof's key thumbprint is the
 // effective dpop_jkt; a dpop_jkt parameter naming another key is refused
 // with invalid_dpop_proof (RFC 9449 §10.1 requires a refusal and names no
-// code). The answer is 201 with request_uri and expires_in; every
+// code). PARConfig.Check then validates the parameters. The answer is 201 with request_uri and expires_in; every
 // response carries "Cache-Control: no-store", and errors use the RFC 6749
 // §5.2 JSON shape without echoing request input.
 func (s *Server) PARHandler() http.Handler {
@@ -251,11 +263,6 @@ func (s *Server) pushAuthorizationRequest(ctx context.Context, w http.ResponseWr
 		}
 		jkt, dproof = p.JKT, p
 	}
-	if dproof != nil {
-		if err := s.claimProof(ctx, client, dproof); err != nil {
-			return nil, nonce, err
-		}
-	}
 	params := make(map[string]string, len(f))
 	for k, v := range f {
 		if k != "client_secret" && k != "client_assertion" && k != "client_assertion_type" {
@@ -265,6 +272,16 @@ func (s *Server) pushAuthorizationRequest(ctx context.Context, w http.ResponseWr
 	params["client_id"] = client.ID
 	if jkt != "" {
 		params[ParamDPoPJKT] = jkt
+	}
+	if check := s.cfg.PAR.Check; check != nil {
+		if err := check(ctx, client, maps.Clone(params)); err != nil {
+			return nil, nonce, err
+		}
+	}
+	if dproof != nil {
+		if err := s.claimProof(ctx, client, dproof); err != nil {
+			return nil, nonce, err
+		}
 	}
 	uri, id, err := newRequestURI(s.is.rand())
 	if err != nil {

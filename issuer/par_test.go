@@ -574,3 +574,47 @@ func TestPARConfigAndMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestPARCheck: PARConfig.Check validates the pushed parameters (RFC 9126
+// §2.1) after the other checks: a GrantError refuses with its code, any
+// other error is server_error, and a refused request spends no proof.
+func TestPARCheck(t *testing.T) {
+	t.Parallel()
+	var seen sync.Map
+	h, rec := parHarness(t, false, PARConfig{Check: func(_ context.Context, c *Client, p map[string]string) error {
+		seen.Store(p["state"], c.ID+" "+p["client_id"]+" "+p[ParamDPoPJKT])
+		switch p["redirect_uri"] {
+		case "https://app.example.test/cb":
+			return nil
+		case "https://broken.example.test/cb":
+			return errors.New("registry down")
+		}
+		return GrantError(ErrInvalidRequest, "redirect_uri is not registered")
+	}})
+	c := h.client(nil)
+	k1 := h.prover(nil)
+	proof := h.proof(k1, h.parURL(), "")
+	tests := []struct {
+		name, redirect string
+		status         int
+		code           string
+		reason         oautherr.Reason
+	}{
+		{"unregistered redirect_uri", "https://attacker.example/cb", 400, "invalid_request", oautherr.ReasonRequestMalformed},
+		{"failing check", "https://broken.example.test/cb", 500, "server_error", oautherr.ReasonInternal},
+		{"valid, with the same proof", "https://app.example.test/cb", 201, "", ""},
+	}
+	for i, tt := range tests {
+		r := h.post(c, h.parURL(), authzForm("client_id", "public", "redirect_uri", tt.redirect, "state", strconv.Itoa(i)), map[string]string{"DPoP": proof})
+		h.checkPARResponse(r)
+		if r.status != tt.status || r.str("error") != tt.code {
+			t.Fatalf("%s: %d %s", tt.name, r.status, r.raw)
+		}
+		if _, reason := rec.take(); reason != tt.reason {
+			t.Errorf("%s: reason %q, want %q", tt.name, reason, tt.reason)
+		}
+		if v, _ := seen.Load(strconv.Itoa(i)); v != "public public "+k1.Thumbprint() {
+			t.Errorf("%s: Check saw %v", tt.name, v)
+		}
+	}
+}

@@ -188,7 +188,7 @@ func newServer(cfg config) (http.Handler, error) {
 	a.srv, err = issuer.NewServer(issuer.ServerConfig{
 		Issuer: is, Clients: clients, ReplayStore: replay, ScopesSupported: a.scopes,
 		Grants:                 map[string]issuer.GrantHandler{"authorization_code": issuer.GrantHandlerFunc(a.redeem)},
-		PAR:                    &issuer.PARConfig{}, // in memory, 60 s; PAR optional, plain requests work too
+		PAR:                    &issuer.PARConfig{Check: a.checkPushed}, // in memory, 60 s; plain requests work too
 		AuthorizationEndpoint:  strings.TrimSuffix(cfg.Issuer, "/") + authorizePth,
 		ResponseTypesSupported: []string{"code"},
 	})
@@ -235,21 +235,11 @@ func (a *app) authorize(w http.ResponseWriter, r *http.Request) {
 	fail := func(code, desc string) {
 		a.redirect(w, r, url.Values{"error": {code}, "error_description": {desc}, "state": {p["state"]}})
 	}
-	switch {
-	case p["response_type"] != "code":
-		fail("unsupported_response_type", "response_type must be code")
-		return
-	case p["code_challenge_method"] != "S256" || !pkceValue.MatchString(p["code_challenge"]) || len(p["code_challenge"]) != 43:
-		fail("invalid_request", "PKCE with code_challenge_method S256 is required")
+	if code, desc := a.check(p); code != "" {
+		fail(code, desc)
 		return
 	}
 	scope := p["scope"]
-	for _, s := range strings.Fields(scope) {
-		if !slices.Contains(a.scopes, s) {
-			fail("invalid_scope", "scope not allowed")
-			return
-		}
-	}
 	// Here a real server authenticates the user and asks for consent.
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -263,6 +253,40 @@ func (a *app) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.redirect(w, r, url.Values{"code": {code}, "state": {p["state"]}, "iss": {a.srv.Metadata().Issuer}})
+}
+
+// check validates response_type, PKCE and scope; it returns the RFC 6749
+// §4.1.2.1 error code and description, or "" when the request is valid.
+func (a *app) check(p map[string]string) (code, desc string) {
+	switch {
+	case p["response_type"] != "code":
+		return "unsupported_response_type", "response_type must be code"
+	case p["code_challenge_method"] != "S256" || !pkceValue.MatchString(p["code_challenge"]) || len(p["code_challenge"]) != 43:
+		return "invalid_request", "PKCE with code_challenge_method S256 is required"
+	}
+	for _, s := range strings.Fields(p["scope"]) {
+		if !slices.Contains(a.scopes, s) {
+			return "invalid_scope", "scope not allowed"
+		}
+	}
+	return "", ""
+}
+
+// checkPushed validates a pushed request at the PAR endpoint as the
+// authorization endpoint will (RFC 9126 §2.1), so that a client learns of
+// a bad request before it sends the user anywhere.
+func (a *app) checkPushed(_ context.Context, c *issuer.Client, p map[string]string) error {
+	if c.ID != clientID || p["redirect_uri"] != a.cfg.RedirectURI {
+		return issuer.GrantError(issuer.ErrInvalidRequest, "redirect_uri is not registered for the client")
+	}
+	switch code, desc := a.check(p); code {
+	case "":
+		return nil
+	case "invalid_scope":
+		return issuer.GrantError(issuer.ErrInvalidScope, desc)
+	default:
+		return issuer.GrantError(issuer.ErrInvalidRequest, desc)
+	}
 }
 
 // redirect sends the user agent to the registered redirect_uri with params

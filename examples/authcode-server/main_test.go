@@ -339,6 +339,29 @@ func TestFlowRefusals(t *testing.T) {
 		})
 	}
 
+	parCases := []struct {
+		name, code string
+		edit       func(url.Values)
+	}{
+		{"unregistered redirect_uri", "invalid_request", func(p url.Values) { p.Set("redirect_uri", "https://attacker.example/cb") }},
+		{"PKCE plain", "invalid_request", func(p url.Values) { p.Set("code_challenge_method", "plain") }},
+		{"scope not allowed", "invalid_scope", func(p url.Values) { p.Set("scope", "admin") }},
+		{"response_type token", "invalid_request", func(p url.Values) { p.Set("response_type", "token") }},
+		{"dpop_jkt malformed", "invalid_request", func(p url.Values) { p.Set("dpop_jkt", "x") }},
+		{"request_uri pushed", "invalid_request", func(p url.Values) { p.Set("request_uri", issuer.RequestURIPrefix+"x") }},
+	}
+	for _, tt := range parCases {
+		t.Run("PAR/"+tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := c.authorizationParams(oauth2.GenerateVerifier())
+			tt.edit(p)
+			status, body, err := c.push(ctx, p, newKey(t))
+			if err != nil || status != 400 || body["error"] != tt.code {
+				t.Fatalf("got %d %v %v, want 400 %s", status, body, err, tt.code)
+			}
+		})
+	}
+
 	t.Run("request_uri used twice", func(t *testing.T) {
 		t.Parallel()
 		status, body, err := c.push(ctx, c.authorizationParams(oauth2.GenerateVerifier()), nil)
