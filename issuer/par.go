@@ -242,26 +242,15 @@ func (s *Server) pushAuthorizationRequest(ctx context.Context, w http.ResponseWr
 	if jkt != "" && !isSHA256Thumbprint(jkt) {
 		return nil, "", refuse(ErrInvalidRequest, oautherr.ReasonDPoPJKTMalformed, "dpop_jkt is not a SHA-256 JWK thumbprint", nil)
 	}
-	var dproof *dpop.Proof
-	proof, err := dpop.ProofFromHeader(r.Header)
-	switch {
-	case errors.Is(err, dpop.ErrMissingProof):
-	case err != nil:
-		return nil, "", refuse(ErrInvalidDPoPProof, oautherr.ReasonProofMalformed, "malformed DPoP header", err)
-	default:
-		p, err := s.verifier.Check(proof, dpop.Expect{Method: http.MethodPost, URL: s.endpointURL(r, PARPath)})
-		if err != nil {
-			return nil, "", s.proofError(err)
-		}
-		if due, ok := s.nonces.(interface{ Due(string) bool }); ok && due.Due(p.Nonce) {
-			if n, err := s.nonces.NewNonce(); err == nil {
-				nonce = n
-			}
-		}
-		if jkt != "" && jkt != p.JKT {
+	dproof, nonce, err := s.checkProof(r, PARPath)
+	if err != nil {
+		return nil, "", err
+	}
+	if dproof != nil {
+		if jkt != "" && jkt != dproof.JKT {
 			return nil, nonce, refuse(ErrInvalidDPoPProof, oautherr.ReasonDPoPJKTMismatch, "dpop_jkt does not match the DPoP proof key", nil)
 		}
-		jkt, dproof = p.JKT, p
+		jkt = dproof.JKT
 	}
 	params := make(map[string]string, len(f))
 	for k, v := range f {

@@ -356,7 +356,11 @@ func (s *Server) JWKSHandler() http.Handler { return s.is.JWKSHandler(s.cfg.JWKS
 func (s *Server) TokenURL() string { return s.tokenURL }
 
 // endpointURL returns the URL of the endpoint at path (TokenPath,
-// IntrospectionPath, PARPath, ...) that r was sent to, by the same rule as expectedHTU.
+// IntrospectionPath, PARPath, ...) that r was sent to: the mTLS alias when
+// the request came in on the alias (its host, or its path when the alias
+// shares the conventional host), else the conventional URL. Either way the
+// value is one of ours, never built from request input; a DPoP proof (or a
+// client assertion audience) naming any other URL fails.
 func (s *Server) endpointURL(r *http.Request, path string) string {
 	main := strings.TrimSuffix(s.is.ID(), "/") + path
 	if s.aliasURL == "" {
