@@ -68,6 +68,9 @@ const (
 	// CapRefreshGrant: Target.RefreshGrant is set (a public client can
 	// obtain refresh tokens).
 	CapRefreshGrant
+	// CapAuthorization: Target.Authorization is set (the suite can obtain
+	// authorization codes without a browser).
+	CapAuthorization
 )
 
 var capNames = []struct {
@@ -86,6 +89,7 @@ var capNames = []struct {
 	{CapIntrospection, "introspection", "needs introspection endpoint and credentials (--introspection)"},
 	{CapTokenNonce, "token-nonce", "needs a token endpoint that requires DPoP nonces (--token-nonce-required)"},
 	{CapRefreshGrant, "refresh-grant", "needs a test grant by which a public client obtains refresh tokens (--refresh-client-id, --refresh-grant-type, --refresh-param)"},
+	{CapAuthorization, "authorization", "needs a non-interactive authorization endpoint of a test deployment (--authorization-endpoint, --redirect-uri)"},
 }
 
 // String lists the capability names joined by "+".
@@ -180,6 +184,7 @@ var catalogue = slices.Concat(
 	casesTokenValidation,
 	casesMTLS,
 	casesMTLSTrust,
+	casesAuthorizationCode,
 )
 
 // Cases returns the catalogue in report order (by group, then id). The
