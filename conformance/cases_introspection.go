@@ -72,10 +72,6 @@ func opaqueMTLSStep(name string, client func(r *run) *http.Client, accept bool, 
 	}}
 }
 
-// keyK1 and keyK2 pick the session's proof keys.
-func keyK1(r *run) *clientKey { return r.s.k1 }
-func keyK2(r *run) *clientKey { return r.s.k2 }
-
 // casesIntrospection are the cases that need an opaque access token.
 var casesIntrospection = []Case{
 	Case{ID: "DPOP-RS-23", Title: "the RS learns an opaque token's binding and enforces it", Section: "RFC 9449 §6, §6.2", Level: LevelMust, Role: RoleResource, Group: GroupA, Needs: CapDPoP,

@@ -43,15 +43,16 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := func(h http.Handler) *httptest.Server {
-		s := httptest.NewUnstartedServer(h)
+	// The servers' addresses are known before their handlers exist: the
+	// issuer's identifier is its URL.
+	newServer := func() (*httptest.Server, string) {
+		s := httptest.NewUnstartedServer(nil)
 		s.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLSCertificate()}, ClientAuth: tls.RequestClientCert}
-		s.StartTLS()
 		t.Cleanup(s.Close)
-		return s
+		return s, "https://" + s.Listener.Addr().String()
 	}
-	asH, rsH := &lateHandler{}, &lateHandler{}
-	as, rs := start(asH), start(rsH)
+	as, asURL := newServer()
+	rs, rsURL := newServer()
 	proxyL, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 		t.Fatal(err)
 	}
 	const aud = "https://rs.self-run.test"
-	is, err := issuer.New(issuer.Config{Issuer: as.URL, Keys: ks, Audience: []string{aud},
+	is, err := issuer.New(issuer.Config{Issuer: asURL, Keys: ks, Audience: []string{aud},
 		AccessTokenFormat: issuer.FormatOpaque, AccessTokens: issuer.NewMemoryRefreshStore(nil)})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,8 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asH.set(srv.Handler())
+	as.Config.Handler = srv.Handler()
+	as.StartTLS()
 
 	store, err := replaycache.NewLRU(replaycache.Config{})
 	if err != nil {
@@ -96,13 +98,13 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	}
 	v, err := resource.New(resource.Config{
 		Algorithms: resource.DefaultAlgorithms(),
-		Issuers: []resource.Issuer{{Identifier: as.URL, Introspection: &resource.Introspection{
+		Issuers: []resource.Issuer{{Identifier: asURL, Introspection: &resource.Introspection{
 			Endpoint: "http://" + proxyL.Addr().String() + issuer.IntrospectionPath, ClientID: "rs",
 			Auth: resource.AuthClientSecretBasic, ClientSecret: "rs-secret-0123456789abcdef",
 		}}},
 		Audience:  aud,
 		DPoP:      &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},
-		PublicURL: rs.URL,
+		PublicURL: rsURL,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -111,23 +113,24 @@ func startOpaqueModule(t *testing.T) conformance.Target {
 	mux.Handle("/resource", v.Middleware(resource.Policy{Scopes: []string{"read"}})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	})))
-	rsH.set(mux)
+	rs.Config.Handler = mux
+	rs.StartTLS()
 	tc1, tc2 := c1.TLSCertificate(), c2.TLSCertificate()
 	return conformance.Target{
-		TokenEndpoint:             as.URL + issuer.TokenPath,
+		TokenEndpoint:             asURL + issuer.TokenPath,
 		ClientID:                  "app",
 		ClientSecret:              "app-secret-0123456789abcdef",
 		Scope:                     "read",
 		ResourceScope:             "read",
-		Resource:                  rs.URL + "/resource",
-		Issuer:                    as.URL,
+		Resource:                  rsURL + "/resource",
+		Issuer:                    asURL,
 		Audience:                  aud,
 		Profile:                   conformance.ProfileBoth,
 		ClientCert:                &tc1,
 		MTLSClientID:              "mtls-app",
 		SecondClientCert:          &tc2,
 		RootCAs:                   ca.Pool(),
-		IntrospectionEndpoint:     as.URL + issuer.IntrospectionPath,
+		IntrospectionEndpoint:     asURL + issuer.IntrospectionPath,
 		IntrospectionClientID:     "rs",
 		IntrospectionClientSecret: "rs-secret-0123456789abcdef",
 		IntrospectionProxy:        proxyL,
