@@ -15,6 +15,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -215,7 +216,9 @@ func newIntrospector(idx int, identifier string, c Introspection) (*introspector
 		if c.ClientKeyID != "" {
 			opts = opts.WithHeader(jose.HeaderKey("kid"), c.ClientKeyID)
 		}
-		in.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(c.ClientKeyAlgorithm), Key: c.ClientKey}, opts)
+		// Any crypto.Signer (an HSM or KMS key too), through go-jose's
+		// adapter.
+		in.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(c.ClientKeyAlgorithm), Key: cryptosigner.Opaque(c.ClientKey)}, opts)
 		if err != nil {
 			return nil, fmt.Errorf("resource: issuer %q: introspection ClientKey: %w", identifier, err)
 		}

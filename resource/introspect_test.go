@@ -738,6 +738,11 @@ func TestIntrospectionConfig(t *testing.T) {
 			in.Auth, in.ClientSecret, in.ClientKey, in.ClientKeyAlgorithm = resource.AuthPrivateKeyJWT, "", key, "HS256"
 			return []resource.Issuer{{Identifier: introIssuer, Introspection: &in}}
 		}, true},
+		{"private_key_jwt with an algorithm the key cannot make", func() []resource.Issuer {
+			in := ok()
+			in.Auth, in.ClientSecret, in.ClientKey, in.ClientKeyAlgorithm = resource.AuthPrivateKeyJWT, "", key, "RS256"
+			return []resource.Issuer{{Identifier: introIssuer, Introspection: &in}}
+		}, true},
 		{"tls_client_auth without a client certificate", func() []resource.Issuer {
 			in := ok()
 			in.Auth, in.ClientSecret, in.HTTPClient = resource.AuthTLSClient, "", &http.Client{Transport: &http.Transport{}}
