@@ -114,7 +114,11 @@
 // Refusals are [*Error] values: a class (ErrUntrustedChain, ErrExpired,
 // ErrNotClientAuth, ErrRevoked, ErrScopesMalformed, ErrKeyMismatch,
 // ErrCRLUnavailable, ErrInvalidCRL, ErrInvalidCSR, ErrKeyNotAccepted,
-// ErrScopeNotGranted; test with errors.Is) and a fixed Reason string that
-// is safe to log and to send. No error text contains a certificate, CSR,
-// proof or any other part of the request.
+// ErrScopeNotGranted; test with errors.Is), the RFC error code a server
+// answers with, and a stable reason from the project's one error model
+// (an oautherr.ReasonFallback… constant, safe to log; [ReasonOf] finds
+// it). The crypto/x509 error behind a refused chain, CRL or CSR is kept
+// as the cause, for errors.Is and errors.As, as in the dpop, resource and
+// issuer packages. No error text contains a certificate, CSR, proof or
+// any other part of the request.
 package fallback

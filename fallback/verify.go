@@ -12,6 +12,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Defaults applied by [NewVerifier] for zero Config fields.
@@ -145,14 +146,14 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 func (v *Verifier) VerifyChain(ctx context.Context, chain []*x509.Certificate) (*Identity, error) {
 	switch {
 	case len(chain) == 0 || chain[0] == nil:
-		return nil, refuse(ErrUntrustedChain, ReasonEmptyChain)
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackEmptyChain)
 	case len(chain) > v.maxChain:
-		return nil, refuse(ErrUntrustedChain, ReasonChainTooLong)
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackChainTooLong)
 	}
 	leaf := chain[0]
 	now := v.now()
 	if len(leaf.UnhandledCriticalExtensions) > 0 {
-		return nil, refuse(ErrUntrustedChain, ReasonCriticalExtension)
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackCriticalExtension)
 	}
 	opts := x509.VerifyOptions{
 		Roots:       v.roots,
@@ -165,7 +166,7 @@ func (v *Verifier) VerifyChain(ctx context.Context, chain []*x509.Certificate) (
 	// say), never a valid chain.
 	for _, c := range chain[1:] {
 		if c == nil {
-			return nil, refuse(ErrUntrustedChain, ReasonMalformedCert)
+			return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackCertificateMalformed)
 		}
 	}
 	chains, err := leaf.Verify(opts)
@@ -180,22 +181,22 @@ func (v *Verifier) VerifyChain(ctx context.Context, chain []*x509.Certificate) (
 		}
 	}
 	if ca == nil {
-		return nil, refuse(ErrUntrustedChain, ReasonUnknownCA)
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackUntrustedChain)
 	}
 	if leaf.IsCA {
-		return nil, refuse(ErrNotClientAuth, ReasonLeafIsCA)
+		return nil, refuse(ErrNotClientAuth, oautherr.ReasonFallbackLeafIsCA)
 	}
 	// x509 treats a leaf without extended key usage as good for any use;
 	// a fallback certificate names clientAuth.
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
-		return nil, refuse(ErrNotClientAuth, ReasonNoClientAuthEKU)
+		return nil, refuse(ErrNotClientAuth, oautherr.ReasonFallbackNotClientAuth)
 	}
 	if len(leaf.URIs) != 1 {
-		return nil, refuse(ErrNotClientAuth, ReasonNoClientID)
+		return nil, refuse(ErrNotClientAuth, oautherr.ReasonFallbackNoClientID)
 	}
 	clientID, ok := ClientIDFromURI(v.prefix, leaf.URIs[0].String())
 	if !ok {
-		return nil, refuse(ErrNotClientAuth, ReasonNoClientID)
+		return nil, refuse(ErrNotClientAuth, oautherr.ReasonFallbackNoClientID)
 	}
 	if err := v.checkRevocation(leaf, ca, now); err != nil {
 		return nil, err
@@ -221,18 +222,18 @@ func chainError(err error, leaf *x509.Certificate, now time.Time) error {
 		case x509.Expired:
 			if inv.Cert == leaf {
 				if now.Before(leaf.NotBefore) {
-					return refuse(ErrExpired, ReasonNotYetValid)
+					return refuse(ErrExpired, oautherr.ReasonFallbackNotYetValid)
 				}
-				return refuse(ErrExpired, ReasonExpired)
+				return refuse(ErrExpired, oautherr.ReasonFallbackExpired)
 			}
 		case x509.IncompatibleUsage:
-			return refuse(ErrNotClientAuth, ReasonNoClientAuthEKU)
+			return refuse(ErrNotClientAuth, oautherr.ReasonFallbackNotClientAuth)
 		}
 	}
 	if errors.As(err, new(x509.UnhandledCriticalExtension)) {
-		return refuse(ErrUntrustedChain, ReasonCriticalExtension)
+		return refuse(ErrUntrustedChain, oautherr.ReasonFallbackCriticalExtension)
 	}
-	return refuse(ErrUntrustedChain, ReasonUnknownCA)
+	return refuse(ErrUntrustedChain, oautherr.ReasonFallbackUntrustedChain)
 }
 
 // checkRevocation fails closed: no CRL, a CRL of another CA, or one past
@@ -241,13 +242,13 @@ func (v *Verifier) checkRevocation(leaf, ca *x509.Certificate, now time.Time) er
 	l := v.crl.Current()
 	switch {
 	case l == nil:
-		return refuse(ErrCRLUnavailable, ReasonCRLMissing)
+		return refuse(ErrCRLUnavailable, oautherr.ReasonFallbackCRLUnavailable)
 	case !l.issuer.Equal(ca):
-		return refuse(ErrCRLUnavailable, ReasonCRLOtherIssuer)
+		return refuse(ErrCRLUnavailable, oautherr.ReasonFallbackCRLOtherIssuer)
 	case now.After(l.nextUpdate.Add(v.grace)):
-		return refuse(ErrCRLUnavailable, ReasonCRLStale)
+		return refuse(ErrCRLUnavailable, oautherr.ReasonFallbackCRLStale)
 	case l.Revoked(leaf.SerialNumber):
-		return refuse(ErrRevoked, ReasonRevoked)
+		return refuse(ErrRevoked, oautherr.ReasonFallbackRevoked)
 	}
 	return nil
 }
@@ -269,7 +270,7 @@ func (v *Verifier) checkRevocation(leaf, ca *x509.Certificate, now time.Time) er
 // the chain is then refused.
 func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Expect) (*Identity, error) {
 	if v.proofs == nil {
-		return nil, refuse(ErrUntrustedChain, ReasonNoVerifier)
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackSignedRequestsOff)
 	}
 	if want.AccessToken != "" || want.JKT != "" {
 		return nil, errors.New("fallback: a signed request is verified without an access token or a bound key")
@@ -280,19 +281,19 @@ func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Ex
 		return nil, err
 	}
 	if len(p.X5C) > v.maxChain {
-		return nil, refuse(ErrUntrustedChain, ReasonChainTooLong)
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackChainTooLong)
 	}
 	chain := make([]*x509.Certificate, len(p.X5C))
 	for i, der := range p.X5C {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, refuse(ErrUntrustedChain, ReasonMalformedCert)
+			return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackCertificateMalformed)
 		}
 		chain[i] = c
 	}
 	k, ok := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !k.Equal(p.PublicKey) {
-		return nil, refuse(ErrKeyMismatch, ReasonKeyMismatch)
+		return nil, refuse(ErrKeyMismatch, oautherr.ReasonFallbackKeyMismatch)
 	}
 	return v.VerifyChain(ctx, chain)
 }
