@@ -3,16 +3,24 @@ package grpcresource_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
+	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/grpcresource"
+	"github.com/senderbound/senderbound/resource/internal/restest"
 )
 
 type ctxKey struct{}
@@ -67,5 +75,56 @@ func TestRequestShape(t *testing.T) {
 				t.Fatalf("header %v", r.Header)
 			}
 		})
+	}
+}
+
+// TestInterceptorConcurrentCalls: calls authenticated at once never see
+// each other's credentials (the interceptor reuses request parts).
+func TestInterceptorConcurrentCalls(t *testing.T) {
+	t.Parallel()
+	e := restest.NewEnv(t, restest.Options{DPoP: true, Mod: direct})
+	in, err := grpcresource.New(grpcresource.Config{Verifier: e.Verifier, Default: resource.Policy{Accept: resource.AcceptAny}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unary := in.Unary()
+	info := &grpc.UnaryServerInfo{FullMethod: fullMethod("Any")}
+	tok := restest.K1Token(t, e)
+	htu := "https://" + benchAuthority + fullMethod("Any")
+	const workers, calls = 8, 16
+	good := make([][]context.Context, workers)
+	for w := range good {
+		for range calls {
+			proof, err := e.K1.Proof("POST", htu, dpop.ProofOptions{AccessToken: tok})
+			if err != nil {
+				t.Fatal(err)
+			}
+			good[w] = append(good[w], callContext(nil, "authorization", "DPoP "+tok, "dpop", proof))
+		}
+	}
+	bad := callContext(nil, "authorization", "Bearer not-a-token")
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*calls*2)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range calls {
+				var got *resource.Principal
+				_, err := unary(good[w][i], nil, info, func(ctx context.Context, _ any) (any, error) {
+					got = resource.PrincipalFromContext(ctx)
+					return nil, nil
+				})
+				if err != nil || got == nil || got.Binding != resource.BindingDPoP {
+					errs <- fmt.Errorf("good call refused or unbound: %v", err)
+				}
+				if _, err := unary(bad, nil, info, func(context.Context, any) (any, error) { return nil, nil }); status.Code(err) != codes.Unauthenticated {
+					errs <- fmt.Errorf("bad call: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
