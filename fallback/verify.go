@@ -353,7 +353,7 @@ func (v *Verifier) verifyChain(chain []*x509.Certificate, now time.Time) (*chain
 	}
 	e := &chainEntry{
 		crl: crl, ca: ca, from: leaf.NotBefore, until: leaf.NotAfter,
-		serial: leaf.SerialNumber, pub: leaf.PublicKey, clientID: clientID, scopes: scopes,
+		serial: new(big.Int).Set(leaf.SerialNumber), pub: leaf.PublicKey, clientID: clientID, scopes: scopes,
 		thumb: mtlsbound.Thumbprint(leaf), notAfter: leaf.NotAfter,
 	}
 	if ca.NotBefore.After(e.from) {
