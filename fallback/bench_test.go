@@ -10,11 +10,11 @@ import (
 	"encoding/base64"
 	"math/big"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/benchratio"
 )
 
 // benchCase names a key type used for both the CA and the client: the CA
@@ -51,57 +51,34 @@ func rawVerifier(tb testing.TB, leaf, ca *x509.Certificate) func() bool {
 }
 
 // timeRaw measures f by hand (testing.Benchmark cannot run inside a
-// benchmark): the best of 3 rounds, in ns per call.
+// benchmark): the best of 3 rounds of 100 ms, in ns per call.
 func timeRaw(tb testing.TB, f func() bool) float64 {
 	tb.Helper()
-	best := 0.0
-	for range 3 {
-		n := 0
-		start := time.Now()
-		for time.Since(start) < 100*time.Millisecond {
-			if !f() {
-				tb.Fatal("raw verification failed")
-			}
-			n++
+	return benchratio.BestNs(3, 100*time.Millisecond, func() {
+		if !f() {
+			tb.Fatal("raw verification failed")
 		}
-		if ns := float64(time.Since(start).Nanoseconds()) / float64(n); best == 0 || ns < best {
-			best = ns
-		}
-	}
-	return best
+	})
 }
 
+// The interleaved ratio (x-raw-ilv) is the median over ilvRounds rounds
+// of ilvBatch full calls against ilvBatch raw calls timed just before.
 const (
 	ilvRounds = 32
 	ilvBatch  = 8
 )
 
-// interleavedRatio returns the median over ilvRounds rounds of
-// time(ilvBatch calls of full) / time(ilvBatch calls of raw), measured
-// back to back, so that load from other processes affects both alike.
-// full receives the call's index, 0 to ilvRounds*ilvBatch-1.
+// interleavedRatio returns the interleaved ratio of full to raw; full
+// receives the call's index, 0 to ilvRounds*ilvBatch-1.
 func interleavedRatio(raw func() bool, full func(i int)) float64 {
-	ratios := make([]float64, ilvRounds)
-	for r := range ratios {
-		t0 := time.Now()
-		for range ilvBatch {
-			raw()
-		}
-		t1 := time.Now()
-		for k := range ilvBatch {
-			full(r*ilvBatch + k)
-		}
-		t2 := time.Now()
-		ratios[r] = float64(t2.Sub(t1)) / float64(t1.Sub(t0))
-	}
-	slices.Sort(ratios)
-	return ratios[len(ratios)/2]
+	return benchratio.Interleaved(ilvRounds, ilvBatch, func() { raw() }, full)
 }
 
+// reportRatio reports x-raw: ns/op over raw, the raw ns per call.
 func reportRatio(b *testing.B, raw float64) {
 	b.Helper()
-	if raw > 0 && b.N > 0 {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/raw, "x-raw")
+	if per := benchratio.NsPerOp(b); raw > 0 && per > 0 {
+		b.ReportMetric(per/raw, "x-raw")
 	}
 }
 

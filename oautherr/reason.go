@@ -237,6 +237,29 @@ const (
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
 )
 
+// Reasons for a refused authorization request or pushed authorization
+// request (RFC 9449 §10, RFC 9126).
+const (
+	// ReasonDPoPJKTMalformed: the dpop_jkt parameter is not one base64url
+	// SHA-256 JWK thumbprint (43 characters, no padding).
+	ReasonDPoPJKTMalformed Reason = "dpop_jkt_malformed"
+	// ReasonDPoPJKTMismatch: a pushed authorization request carries both
+	// dpop_jkt and a DPoP proof, and the proof key has another thumbprint.
+	ReasonDPoPJKTMismatch Reason = "dpop_jkt_mismatch"
+	// ReasonRequestURINotAllowed: a pushed authorization request carries a
+	// request_uri parameter (RFC 9126 §2.1).
+	ReasonRequestURINotAllowed Reason = "request_uri_not_allowed"
+	// ReasonRequestURIInvalid: a request_uri is unknown, expired, already
+	// used or pushed by another client.
+	ReasonRequestURIInvalid Reason = "request_uri_invalid"
+	// ReasonPushedRequestRequired: an authorization request without
+	// request_uri where pushed authorization requests are required.
+	ReasonPushedRequestRequired Reason = "pushed_request_required"
+	// ReasonPushedRequestStoreUnavailable: the pushed-request store failed
+	// or is full of live requests.
+	ReasonPushedRequestStoreUnavailable Reason = "pushed_request_store_unavailable"
+)
+
 // Reasons for a refused fallback client certificate (a certificate that
 // carries the client's authorization when the issuer is unreachable) or
 // signed request. The fallback package returns them in its errors; a
