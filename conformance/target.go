@@ -127,8 +127,10 @@ type Target struct {
 	// AllowLoopbackHTTP declares plain HTTP on loopback a deliberate
 	// local-test setting (a walk-through, a developer's machine): the
 	// cases that require HTTPS (DPoP over plain HTTP, an https issuer and
-	// jwks_uri) record it instead of failing, for URLs on 127.0.0.0/8, ::1
-	// or localhost only. [Target.Validate] refuses it when a plain-HTTP
+	// jwks_uri) record it instead of failing, for URLs on a loopback IP
+	// address (127.0.0.0/8, ::1) only; a name, even localhost, does not
+	// count, since the hosts file or DNS can point it elsewhere.
+	// [Target.Validate] refuses it when a plain-HTTP
 	// URL of the target is not on loopback. It MUST NOT be used to test a
 	// deployment.
 	AllowLoopbackHTTP bool
@@ -354,18 +356,17 @@ func (t *Target) localHTTP(u string) bool {
 	return t.AllowLoopbackHTTP && isLoopbackHTTP(u)
 }
 
-// isLoopbackHTTP reports whether u is an http:// URL on 127.0.0.0/8, ::1
-// or localhost.
+// isLoopbackHTTP reports whether u is an http:// URL on a loopback IP
+// address (127.0.0.0/8 or ::1).
 func isLoopbackHTTP(u string) bool {
 	p, err := url.Parse(u)
 	if err != nil || !strings.EqualFold(p.Scheme, "http") {
 		return false
 	}
-	h := p.Hostname()
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
+	// An address, not a name: "localhost" is resolved through the hosts
+	// file or DNS, which can point it anywhere, and the suite sends client
+	// credentials and tokens to this URL in clear.
+	ip := net.ParseIP(p.Hostname())
 	return ip != nil && ip.IsLoopback()
 }
 
