@@ -41,7 +41,8 @@ type jwksHost struct {
 	status       int
 	cacheControl string
 	contentType  string
-	location     string // when set, answer 302 to it
+	location     string        // when set, answer 302 to it
+	delay        time.Duration // when set, wait this long before answering
 }
 
 func newJWKSHost(t testing.TB) *jwksHost {
@@ -50,8 +51,9 @@ func newJWKSHost(t testing.TB) *jwksHost {
 	j.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		j.hits.Add(1)
 		j.mu.Lock()
-		body, status, cc, ct, loc := j.body, j.status, j.cacheControl, j.contentType, j.location
+		body, status, cc, ct, loc, delay := j.body, j.status, j.cacheControl, j.contentType, j.location, j.delay
 		j.mu.Unlock()
+		time.Sleep(delay)
 		if loc != "" {
 			w.Header().Set("Location", loc)
 			w.WriteHeader(http.StatusFound)
@@ -333,6 +335,7 @@ func TestClientJWKSFetchRefusals(t *testing.T) {
 		method AuthMethod
 		setup  func(t testing.TB, j *jwksHost)
 		uri    func(j *jwksHost) string
+		cfg    func(c *ClientJWKSConfig)
 		isErr  error
 	}{
 		{name: "control: public key set", setup: func(t testing.TB, j *jwksHost) { j.publish(good, "") }},
@@ -382,6 +385,8 @@ func TestClientJWKSFetchRefusals(t *testing.T) {
 			j.publish(b, "")
 		}},
 		{name: "self-signed set without x5c", method: AuthSelfSignedTLSClient, setup: func(t testing.TB, j *jwksHost) { j.publish(good, "") }},
+		{name: "host slower than the timeout", setup: func(t testing.TB, j *jwksHost) { j.publish(good, ""); j.delay = time.Second },
+			cfg: func(c *ClientJWKSConfig) { c.Timeout = 100 * time.Millisecond }},
 		{name: "HTTP 500", setup: func(t testing.TB, j *jwksHost) { j.publish(good, ""); j.status = 500 }},
 		{name: "not JSON", setup: func(t testing.TB, j *jwksHost) { j.publish(good, ""); j.contentType = "text/html" }},
 	}
@@ -390,7 +395,11 @@ func TestClientJWKSFetchRefusals(t *testing.T) {
 			t.Parallel()
 			j := newJWKSHost(t)
 			tt.setup(t, j)
-			m := newClientKeySets(ClientJWKSConfig{RootCAs: j.pool(), InsecureAllowPrivateAddresses: true}, time.Now)
+			cfg := ClientJWKSConfig{RootCAs: j.pool(), InsecureAllowPrivateAddresses: true}
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			m := newClientKeySets(cfg, time.Now)
 			method := tt.method
 			if method == "" {
 				method = AuthPrivateKeyJWT
@@ -465,6 +474,9 @@ func TestClientJWKSDialCheck(t *testing.T) {
 		}
 	}
 
+	if tr := newJWKSHTTPClient(ClientJWKSConfig{}.withDefaults()).Transport.(*http.Transport); tr.Proxy != nil {
+		t.Error("the fetcher uses a proxy, which would dial on its behalf")
+	}
 	j := newJWKSHost(t)
 	j.publish(jwksJSON(t, pubJWK(newES256(t), "k")), "")
 	port := j.srv.Listener.Addr().(interface{ String() string }).String()
