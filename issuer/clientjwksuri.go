@@ -104,6 +104,10 @@ type ClientJWKSConfig struct {
 	// be set when clients can register their own jwks_uri: any such
 	// client could then make the issuer send requests into its network.
 	InsecureAllowPrivateAddresses bool
+
+	// resolver resolves jwks_uri host names; nil means the system
+	// resolver. Tests point it at their own DNS server.
+	resolver *net.Resolver
 }
 
 func (c ClientJWKSConfig) withDefaults() ClientJWKSConfig {
@@ -208,7 +212,7 @@ func dialControl(allowPrivate bool) func(network, address string, _ syscall.RawC
 // newJWKSHTTPClient returns the HTTP client of the client key fetcher:
 // its own transport with the dial check, no proxy, no redirects.
 func newJWKSHTTPClient(cfg ClientJWKSConfig) *http.Client {
-	d := &net.Dialer{Timeout: cfg.Timeout, Control: dialControl(cfg.InsecureAllowPrivateAddresses)}
+	d := &net.Dialer{Timeout: cfg.Timeout, Control: dialControl(cfg.InsecureAllowPrivateAddresses), Resolver: cfg.resolver}
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,

@@ -10,10 +10,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -509,6 +511,106 @@ func TestClientJWKSDialCheck(t *testing.T) {
 				t.Fatal("the host was reached")
 			}
 		})
+	}
+}
+
+// fakeDNS answers every A query with addr and every other query with no
+// answer, on a real UDP socket on loopback, and counts the A queries.
+type fakeDNS struct {
+	conn    net.PacketConn
+	addr    [4]byte
+	queries atomic.Int32
+}
+
+func newFakeDNS(t testing.TB, addr netip.Addr) *fakeDNS {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &fakeDNS{conn: pc, addr: addr.As4()}
+	t.Cleanup(func() { _ = pc.Close() })
+	go d.serve()
+	return d
+}
+
+func (d *fakeDNS) serve() {
+	buf := make([]byte, 512)
+	for {
+		n, from, err := d.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		q := buf[:n]
+		if n < 12 {
+			continue
+		}
+		// The question: QNAME labels, then QTYPE and QCLASS.
+		i := 12
+		for i < n && q[i] != 0 {
+			i += int(q[i]) + 1
+		}
+		if i+5 > n {
+			continue
+		}
+		qtype := binary.BigEndian.Uint16(q[i+1:])
+		resp := append([]byte{}, q[:i+5]...)
+		resp[2], resp[3] = 0x81, 0x80 // response, recursion desired and available, NOERROR
+		binary.BigEndian.PutUint16(resp[6:], 0)
+		binary.BigEndian.PutUint16(resp[8:], 0)
+		binary.BigEndian.PutUint16(resp[10:], 0)
+		if qtype == 1 {
+			d.queries.Add(1)
+			binary.BigEndian.PutUint16(resp[6:], 1)
+			resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+			resp = append(resp, d.addr[:]...)
+		}
+		_, _ = d.conn.WriteTo(resp, from)
+	}
+}
+
+// resolver returns a resolver that asks only d.
+func (d *fakeDNS) resolver() *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var nd net.Dialer
+		return nd.DialContext(ctx, "udp", d.conn.LocalAddr().String())
+	}}
+}
+
+// TestClientJWKSDialCheckAfterDNS: a jwks_uri whose host name a DNS
+// server resolves to a loopback address is refused at dial time without
+// the opt-in, although the URL holds no address (the case of DNS
+// rebinding: whatever the name resolves to when the fetch happens is what
+// is checked); with the opt-in the same name is fetched.
+func TestClientJWKSDialCheckAfterDNS(t *testing.T) {
+	t.Parallel()
+	j := newJWKSHost(t)
+	j.publish(jwksJSON(t, pubJWK(newES256(t), "k")), "")
+	_, port, err := net.SplitHostPort(j.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := "https://keys.rebind.example:" + port + "/jwks"
+	for _, optIn := range []bool{false, true} {
+		dns := newFakeDNS(t, netip.MustParseAddr("127.0.0.1"))
+		cfg := ClientJWKSConfig{RootCAs: j.pool(), InsecureAllowPrivateAddresses: optIn, resolver: dns.resolver()}
+		m := newClientKeySets(cfg, time.Now)
+		// The test server's certificate does not name the made-up host:
+		// verify it as 127.0.0.1, which it does name.
+		m.http.Transport.(*http.Transport).TLSClientConfig.ServerName = "127.0.0.1"
+		before := j.hits.Load()
+		_, err := m.get(context.Background(), &Client{ID: "c", AuthMethod: AuthPrivateKeyJWT, JWKSURI: uri})
+		if dns.queries.Load() == 0 {
+			t.Fatalf("opt-in %v: the name was never resolved", optIn)
+		}
+		switch {
+		case optIn && err != nil:
+			t.Fatalf("with the opt-in: %v", err)
+		case !optIn && !errors.Is(err, errAddressNotAllowed):
+			t.Fatalf("without the opt-in: %v, want the address refusal", err)
+		case !optIn && j.hits.Load() != before:
+			t.Fatal("without the opt-in the host was reached")
+		}
 	}
 }
 
