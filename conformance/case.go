@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -159,11 +160,25 @@ type Case struct {
 	run func(context.Context, *run) verdict
 }
 
-var catalogue []Case
-
-func register(cs ...Case) {
-	catalogue = append(catalogue, cs...)
-}
+// catalogue is every case. Each cases_*.go file declares its cases as
+// tables (var casesX = []Case{...}), and the catalogue joins the tables
+// here, in one place: a new table is added to this list, nowhere else.
+// The list's order is the order of the files; it does not decide the
+// report order, which is by group, then id (see [Cases]). A case's run
+// function must not refer to the catalogue (nor call [Cases] or [Run]):
+// that would be a package initialization cycle, which the compiler
+// refuses.
+var catalogue = slices.Concat(
+	casesA,
+	casesADV,
+	casesThumbprints,
+	casesB,
+	casesC,
+	casesClientCert,
+	casesTokenValidation,
+	casesMTLS,
+	casesMTLSTrust,
+)
 
 // Cases returns the catalogue in report order (by group, then id). The
 // returned slice is a copy; callers may modify it.

@@ -225,11 +225,14 @@ func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
 	rfc8414.Path = "/.well-known/oauth-authorization-server" + path
 	rfc8414.RawPath = ""
 	oidc := strings.TrimSuffix(iss, "/") + "/.well-known/openid-configuration"
-	var lastErr error
+	// Both documents are tried; when neither gives keys, the error names
+	// each URL and its cause, RFC 8414's first, so that a broken primary
+	// document is not hidden behind the OpenID fallback's 404.
+	var errs []error
 	for _, mu := range []string{rfc8414.String(), oidc} {
 		body, _, err := s.get(ctx, mu)
 		if err != nil {
-			lastErr = err
+			errs = append(errs, err)
 			continue
 		}
 		var md struct {
@@ -237,7 +240,11 @@ func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
 			JWKSURI string `json:"jwks_uri"`
 		}
 		if err := json.Unmarshal(body, &md); err != nil {
-			lastErr = errors.New("resource: authorization server metadata is not JSON")
+			where := mu
+			if pu, perr := url.Parse(mu); perr == nil {
+				where = pu.Redacted()
+			}
+			errs = append(errs, fmt.Errorf("resource: authorization server metadata at %s is not JSON", where))
 			continue
 		}
 		if md.Issuer != iss {
@@ -249,7 +256,7 @@ func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
 		}
 		return md.JWKSURI, nil
 	}
-	return "", lastErr
+	return "", errors.Join(errs...)
 }
 
 func (s *RemoteKeySet) get(ctx context.Context, u string) ([]byte, http.Header, error) {

@@ -1,8 +1,10 @@
 package resource_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -371,6 +373,50 @@ func TestDiscovery(t *testing.T) {
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Check err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestDiscoveryErrorNamesEachDocument: when discovery fails, the error
+// names the RFC 8414 document's own cause, not only the OpenID fallback's.
+func TestDiscoveryErrorNamesEachDocument(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// status and body of the RFC 8414 document; the OpenID one is 404.
+		status int
+		body   string
+		want   []string
+	}{
+		{"RFC 8414 document answers 500", http.StatusInternalServerError, "", []string{"/.well-known/oauth-authorization-server: HTTP status 500", "/.well-known/openid-configuration: HTTP status 404"}},
+		{"RFC 8414 document is not JSON", http.StatusOK, "{", []string{"metadata at https://", "/.well-known/oauth-authorization-server is not JSON", "/.well-known/openid-configuration: HTTP status 404"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/.well-known/oauth-authorization-server" {
+					http.NotFound(w, r)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			ks, err := resource.NewRemoteKeySet(resource.RemoteKeySetConfig{Issuer: srv.URL, HTTPClient: srv.Client()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ks.Keys(context.Background())
+			if err == nil {
+				t.Fatal("Keys succeeded without metadata")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
 			}
 		})
 	}

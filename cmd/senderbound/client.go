@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -238,18 +237,12 @@ func checkTokenEndpoint(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if h := u.Hostname(); h == "localhost" || isLoopbackIP(h) {
+		if isLoopbackAddr(u.Hostname()) {
 			return nil
 		}
 		return errors.New("--token-endpoint must be https (plain http only to a loopback address)")
 	}
 	return fmt.Errorf("--token-endpoint scheme %q is not https", u.Scheme)
-}
-
-// isLoopbackIP reports whether host is a literal loopback IP address.
-func isLoopbackIP(host string) bool {
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // tokenErrorResponse turns a non-200 token endpoint response into a one-line

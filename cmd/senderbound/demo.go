@@ -279,7 +279,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	asNonces, err := newDemoNonces(d.asURL)
+	asNonces, err := serveNonces(d.asURL, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +306,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 		return nil, err
 	}
 	newRS := func(aud, label string, store *replaycache.LRU, trusted *trustedproxy.Set) (http.Handler, error) {
-		n, err := newDemoNonces(label)
+		n, err := serveNonces(label, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -423,14 +423,6 @@ func demoTestGrantHandler(_ context.Context, req *issuer.GrantRequest) (*issuer.
 		return nil, issuer.GrantError(issuer.ErrInvalidScope, "requested scope is not allowed")
 	}
 	return &issuer.Grant{Subject: demoTestSubject, Scope: demoScope, RefreshToken: true}, nil
-}
-
-func newDemoNonces(label string) (*dpop.Nonces, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
-	}
-	return dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{secret}, Label: label})
 }
 
 func randomSecret() (string, error) {

@@ -312,7 +312,7 @@ func loadTokenLifetime(expiresIn int64) time.Duration {
 // checkCredentialURL refuses a plain http target outside loopback: a
 // token must not cross a network in clear.
 func checkCredentialURL(u *url.URL) error {
-	if u.Scheme == "http" && !serveIsLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !isLoopbackAddr(u.Hostname()) {
 		return errors.New("--url must be https to send credentials (plain http only to a loopback address)")
 	}
 	return nil

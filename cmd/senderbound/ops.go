@@ -171,7 +171,7 @@ func opsText(w http.ResponseWriter, status int, body string) {
 // the main listener.
 func (o *serveOps) start(ctx context.Context, e *env, f serveOpsFlags, listenHost string, main http.Handler) (http.Handler, func(), error) {
 	if f.addr == "" {
-		if !serveIsLoopbackHost(listenHost) {
+		if !isLoopbackAddr(listenHost) {
 			fmt.Fprintf(e.stderr, "note: %s, %s and %s are not served (the listener is not loopback); set --ops-addr to serve them to your monitoring\n", opsHealthPath, opsReadyPath, opsMetricsPath)
 			return main, func() {}, nil
 		}

@@ -111,12 +111,15 @@ func serveSplitPair(v string) (a, b string, ok bool) {
 	return a, b, ok && a != "" && b != ""
 }
 
-// serveIsLoopbackHost reports whether host (a name or an IP address, without
-// port or brackets) is "localhost" or a loopback address.
-func serveIsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
+// isLoopbackAddr reports whether host (without port or brackets) is a
+// loopback IP address: in 127.0.0.0/8 or ::1, also when written
+// IPv4-mapped (::ffff:127.0.0.1) or with a zone (::1%lo), which name the
+// same address. A name is not an address: "localhost" is resolved through
+// the hosts file and DNS, which can point it elsewhere, so it never counts
+// as loopback. Plain HTTP and credentials sent in clear are allowed only
+// to, and listeners only on, an address that is loopback by itself, as
+// RFC 8252 §8.3 advises for loopback redirect URIs.
+func isLoopbackAddr(host string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
 }

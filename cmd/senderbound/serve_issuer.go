@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -161,117 +162,230 @@ func serveClientSecret(e *env, cmd, v string) (id, secret string, src serveSecre
 	return id, secret, src, nil
 }
 
-// runServeIssuer implements "serve-issuer".
-func runServeIssuer(ctx context.Context, e *env, args []string) error {
-	const cmd = "serve-issuer"
-	fs := newFlags(e, cmd, serveIssuerSynopsis)
-	addr := fs.String("addr", "", "listen address HOST:PORT (required; port 0 picks a free port)")
-	issuerURL := fs.String("issuer", "", "issuer identifier (iss); default http://ADDR, or https://ADDR with --tls-cert, with the port actually bound")
-	var audiences, scopes, secretClients, publicClients, mtlsClients, selfSignedClients listFlag
-	fs.Var(&audiences, "audience", "audience (aud) of every token, repeatable (default "+serveDefaultAudience+")")
-	fs.Var(&scopes, "scope", "scope every client may request, repeatable; a request without scope gets all (default "+strings.Join(serveDefaultScopes, ", ")+")")
-	signingKey := fs.String("signing-key", "", "private signing key file, readable by its owner only: a private JWK (as written by keygen) or a PKCS#8/SEC 1/PKCS#1 PEM file (default: DIR/"+serveStateKeyFile+" of --state-dir, created on the first start)")
-	stateDir := fs.String("state-dir", "", "directory holding the default signing key "+serveStateKeyFile+", created with mode 0700 if needed (default: senderbound in the user's configuration directory)")
-	ephemeral := fs.Bool("ephemeral-key", false, "sign with a fresh ES256 key kept in memory only: every token dies when the process exits (tests only)")
-	ttl := fs.Duration("token-ttl", 5*time.Minute, "access-token lifetime, 1s to 24h")
-	fs.Var(&secretClients, "client", "register a confidential client (client_secret_basic, may introspect its own tokens) as ID:@FILE (secret in FILE), ID (secret in $"+serveSecretEnvPrefix+"<ID>) or ID:SECRET (visible in the process table); secret at least 16 characters; repeatable")
-	fs.Var(&publicClients, "public-client", "register a public client ID (token_endpoint_auth_method none; refresh_token only, client_credentials is for confidential clients), repeatable")
-	fs.Var(&mtlsClients, "mtls-client", "register a tls_client_auth client by subject DN, ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example), or by SAN (RFC 8705 §2.1.2), ID:san-dns=NAME, ID:san-uri=URI (e.g. a SPIFFE ID), ID:san-ip=ADDRESS or ID:san-email=ADDRESS; the certificate must chain to --client-ca; repeatable")
-	fs.Var(&selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
-	var dpopBound, introspectAll listFlag
-	fs.Var(&dpopBound, "dpop-bound", "client ID must send a DPoP proof with every token request and gets only DPoP-bound tokens (dpop_bound_access_tokens), repeatable")
-	fs.Var(&introspectAll, "introspect-all", "--client ID may introspect every access token, not only its own (for a resource server), repeatable")
-	var tf serveTLSFlags
-	tf.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
-	requireNonce := fs.Bool("require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
-	var cf serveConnFlags
-	cf.register(fs)
-	var lf serveLogFlags
-	lf.register(fs)
-	var of serveOpsFlags
-	of.register(fs)
-	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values (without --redis); when full of live entries, DPoP token requests are refused with 503")
-	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
-	redisURL := fs.String("redis", "", "share the replay store and the refresh tokens with the other instances of this issuer through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
-	var sf serveSharedFlags
-	sf.register(fs)
-	fallbackCA := fs.String("fallback-ca", "", "directory written by 'ca create': issue fallback client certificates at /certificate and publish the CRL of DIR/"+fallbackRevocationsFile+" at /crl")
-	fallbackTTL := fs.Duration("fallback-cert-ttl", fallback.DefaultLifetime, "lifetime of fallback client certificates (with --fallback-ca)")
-	if err := parseFlags(fs, args, 0); err != nil {
-		return err
-	}
+// serveIssuerFlags are the flags of serve-issuer.
+type serveIssuerFlags struct {
+	addr, issuerURL      string
+	audiences, scopes    listFlag
+	signingKey, stateDir string
+	ephemeral            bool
+	ttl                  time.Duration
+	// Client registrations, as given.
+	secretClients, publicClients   listFlag
+	mtlsClients, selfSignedClients listFlag
+	dpopBound, introspectAll       listFlag
+	requireNonce                   bool
+	replayCapacity, replayQuota    int
+	redisURL                       string
+	fallbackCA                     string
+	fallbackTTL                    time.Duration
+	tls                            serveTLSFlags
+	conn                           serveConnFlags
+	log                            serveLogFlags
+	ops                            serveOpsFlags
+	shared                         serveSharedFlags
+}
 
+// register defines the flags on fs.
+func (f *serveIssuerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", "", "listen address HOST:PORT (required; port 0 picks a free port)")
+	fs.StringVar(&f.issuerURL, "issuer", "", "issuer identifier (iss); default http://ADDR, or https://ADDR with --tls-cert, with the port actually bound")
+	fs.Var(&f.audiences, "audience", "audience (aud) of every token, repeatable (default "+serveDefaultAudience+")")
+	fs.Var(&f.scopes, "scope", "scope every client may request, repeatable; a request without scope gets all (default "+strings.Join(serveDefaultScopes, ", ")+")")
+	fs.StringVar(&f.signingKey, "signing-key", "", "private signing key file, readable by its owner only: a private JWK (as written by keygen) or a PKCS#8/SEC 1/PKCS#1 PEM file (default: DIR/"+serveStateKeyFile+" of --state-dir, created on the first start)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "directory holding the default signing key "+serveStateKeyFile+", created with mode 0700 if needed (default: senderbound in the user's configuration directory)")
+	fs.BoolVar(&f.ephemeral, "ephemeral-key", false, "sign with a fresh ES256 key kept in memory only: every token dies when the process exits (tests only)")
+	fs.DurationVar(&f.ttl, "token-ttl", 5*time.Minute, "access-token lifetime, 1s to 24h")
+	fs.Var(&f.secretClients, "client", "register a confidential client (client_secret_basic, may introspect its own tokens) as ID:@FILE (secret in FILE), ID (secret in $"+serveSecretEnvPrefix+"<ID>) or ID:SECRET (visible in the process table); secret at least 16 characters; repeatable")
+	fs.Var(&f.publicClients, "public-client", "register a public client ID (token_endpoint_auth_method none; refresh_token only, client_credentials is for confidential clients), repeatable")
+	fs.Var(&f.mtlsClients, "mtls-client", "register a tls_client_auth client by subject DN, ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example), or by SAN (RFC 8705 §2.1.2), ID:san-dns=NAME, ID:san-uri=URI (e.g. a SPIFFE ID), ID:san-ip=ADDRESS or ID:san-email=ADDRESS; the certificate must chain to --client-ca; repeatable")
+	fs.Var(&f.selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
+	fs.Var(&f.dpopBound, "dpop-bound", "client ID must send a DPoP proof with every token request and gets only DPoP-bound tokens (dpop_bound_access_tokens), repeatable")
+	fs.Var(&f.introspectAll, "introspect-all", "--client ID may introspect every access token, not only its own (for a resource server), repeatable")
+	f.tls.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
+	fs.BoolVar(&f.requireNonce, "require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
+	f.conn.register(fs)
+	f.log.register(fs)
+	f.ops.register(fs)
+	fs.IntVar(&f.replayCapacity, "replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory replay store of DPoP proof and client assertion jti values (without --redis); when full of live entries, DPoP token requests are refused with 503")
+	fs.IntVar(&f.replayQuota, "replay-quota", replaycache.DefaultQuotaLimit, "replay-store entries one DPoP key, or one confidential client, may create per 105 s")
+	fs.StringVar(&f.redisURL, "redis", "", "share the replay store and the refresh tokens with the other instances of this issuer through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
+	f.shared.register(fs)
+	fs.StringVar(&f.fallbackCA, "fallback-ca", "", "directory written by 'ca create': issue fallback client certificates at /certificate and publish the CRL of DIR/"+fallbackRevocationsFile+" at /crl")
+	fs.DurationVar(&f.fallbackTTL, "fallback-cert-ttl", fallback.DefaultLifetime, "lifetime of fallback client certificates (with --fallback-ca)")
+}
+
+// serveIssuerConfig is what serve-issuer's flags resolve to before it
+// listens: the server parameters, lacking only the issuer identifier and
+// the shared stores, and what the run reports and serves besides.
+type serveIssuerConfig struct {
+	listenHost string
+	logger     *slog.Logger
+	ops        *serveOps
+	tlsConfig  *tls.Config // nil: plain HTTP
+	params     serveIssuerParams
+	// redisPassword is the --redis password from its file or the
+	// environment; redisPasswordInURL says the URL carries one instead.
+	redisPassword      string
+	redisPasswordInURL bool
+	signingKey         issuer.SigningKey
+	keyNote            string   // where the key is from; "" for --ephemeral-key
+	clients            int      // registered clients
+	onCommandLine      []string // clients whose secret is in the process table
+}
+
+// config checks the flags, their combinations and then the files they
+// name, in that order, and returns what they describe. Usage problems
+// return errUsage after a one-line message.
+func (f *serveIssuerFlags) config(e *env, cmd string) (*serveIssuerConfig, error) {
 	// Flag syntax and combinations, before anything is read or opened.
-	if *addr == "" {
-		return serveUsagef(e, cmd, "--addr is required")
+	if f.addr == "" {
+		return nil, serveUsagef(e, cmd, "--addr is required")
 	}
-	if *replayCapacity < 1 || *replayQuota < 1 {
-		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
+	if f.replayCapacity < 1 || f.replayQuota < 1 {
+		return nil, serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
 	}
-	if *fallbackTTL <= 0 {
-		return serveUsagef(e, cmd, "--fallback-cert-ttl must be positive")
+	if f.fallbackTTL <= 0 {
+		return nil, serveUsagef(e, cmd, "--fallback-cert-ttl must be positive")
 	}
-	listenHost, err := serveAddrHost(*addr)
+	listenHost, err := serveAddrHost(f.addr)
 	if err != nil {
-		return serveUsagef(e, cmd, "--addr must be HOST:PORT")
+		return nil, serveUsagef(e, cmd, "--addr must be HOST:PORT")
 	}
-	if err := tf.check(e, cmd); err != nil {
-		return err
+	if err := f.tls.check(e, cmd); err != nil {
+		return nil, err
 	}
-	if err := cf.check(e, cmd); err != nil {
-		return err
+	if err := f.conn.check(e, cmd); err != nil {
+		return nil, err
 	}
-	if err := of.check(e, cmd); err != nil {
-		return err
+	if err := f.ops.check(e, cmd); err != nil {
+		return nil, err
 	}
-	logger, err := lf.logger(e, cmd, e.stderr)
+	logger, err := f.log.logger(e, cmd, e.stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ops := newServeOps(logger)
-	if *ttl < time.Second || *ttl > 24*time.Hour {
-		return serveUsagef(e, cmd, "--token-ttl must be between 1s and 24h")
-	}
-	switch {
-	case *ephemeral && (*signingKey != "" || *stateDir != ""):
-		return serveUsagef(e, cmd, "--ephemeral-key excludes --signing-key and --state-dir")
-	case *signingKey != "" && *stateDir != "":
-		return serveUsagef(e, cmd, "--state-dir only locates the default signing key; it excludes --signing-key")
-	}
-	if len(mtlsClients) > 0 && tf.clientCA == "" {
-		return serveUsagef(e, cmd, "--mtls-client requires --client-ca (and --tls-cert, --tls-key)")
-	}
-	if len(selfSignedClients) > 0 && !tf.enabled() {
-		return serveUsagef(e, cmd, "--self-signed-client requires --tls-cert and --tls-key")
-	}
-	if *issuerURL == "" {
-		if ip, err := netip.ParseAddr(listenHost); listenHost == "" || (err == nil && ip.IsUnspecified()) {
-			return serveUsagef(e, cmd, "--issuer is required when --addr names no host")
-		}
-	} else if err := serveCheckIssuerURL(*issuerURL, listenHost, tf.enabled()); err != nil {
-		return serveUsagef(e, cmd, "%v", err)
+	c := &serveIssuerConfig{listenHost: listenHost, logger: logger, ops: newServeOps(logger)}
+	if err := f.checkIssuer(e, cmd, listenHost); err != nil {
+		return nil, err
 	}
 	// The nonce label is the issuer identifier, derived from the port
 	// actually bound unless --issuer names it.
-	nonceSecrets, err := sf.nonceSecrets(e, cmd, *requireNonce, *issuerURL != "", "--issuer, the identifier every instance shares")
+	nonceSecrets, err := f.shared.nonceSecrets(e, cmd, f.requireNonce, f.issuerURL != "", "--issuer, the identifier every instance shares")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	redisPassword, redisPasswordInURL, err := sf.redisPassword(e, cmd, *redisURL)
-	if err != nil {
-		return err
+	if c.redisPassword, c.redisPasswordInURL, err = f.shared.redisPassword(e, cmd, f.redisURL); err != nil {
+		return nil, err
 	}
+	audiences := slices.Clone(f.audiences)
 	if len(audiences) == 0 {
-		audiences = listFlag{serveDefaultAudience}
+		audiences = []string{serveDefaultAudience}
 	}
+	scopes := slices.Clone(f.scopes)
 	if len(scopes) == 0 {
 		scopes = serveDefaultScopes
 	}
 	for _, s := range scopes {
 		if s == "" || strings.ContainsAny(s, " \t\"\\") {
-			return serveUsagef(e, cmd, "--scope %q is not a scope token", s)
+			return nil, serveUsagef(e, cmd, "--scope %q is not a scope token", s)
 		}
 	}
+	regs, err := f.clientRegistrations(e, cmd)
+	if err != nil {
+		return nil, err
+	}
+	c.onCommandLine = regs.onCommandLine
+
+	// Files.
+	if f.tls.enabled() {
+		cert, err := serveLoadTLS(f.tls.cert, f.tls.key)
+		if err != nil {
+			return nil, err
+		}
+		c.tlsConfig = mtlsbound.ServerTLSConfig(cert)
+	}
+	clients, err := f.loadClients(regs, scopes)
+	if err != nil {
+		return nil, err
+	}
+	c.clients = len(clients)
+	registry, err := issuer.NewMemoryRegistry(clients...)
+	if err != nil {
+		return nil, err
+	}
+	if c.signingKey, c.keyNote, err = serveSigningKey(e, f.signingKey, f.stateDir, f.ephemeral); err != nil {
+		return nil, err
+	}
+	keys, err := issuer.NewKeySet(c.signingKey)
+	if err != nil {
+		return nil, err
+	}
+	var fca *fallback.CA
+	if f.fallbackCA != "" {
+		if fca, err = loadFallbackCA(f.fallbackCA, f.fallbackTTL); err != nil {
+			return nil, err
+		}
+	}
+	c.params = serveIssuerParams{
+		keys: keys, audiences: audiences, scopes: scopes, ttl: f.ttl, registry: registry,
+		tls: f.tls.enabled(), public: len(f.publicClients) > 0, requireNonce: f.requireNonce, fallback: fca,
+		logger:         logger,
+		replayCapacity: f.replayCapacity, replayQuota: f.replayQuota,
+		nonceSecrets: nonceSecrets,
+		metrics:      newOpsIssuerMetrics(c.ops),
+	}
+	return c, nil
+}
+
+// checkIssuer checks the token lifetime, the signing key flags, the
+// flags that need TLS and the issuer identifier.
+func (f *serveIssuerFlags) checkIssuer(e *env, cmd, listenHost string) error {
+	if f.ttl < time.Second || f.ttl > 24*time.Hour {
+		return serveUsagef(e, cmd, "--token-ttl must be between 1s and 24h")
+	}
+	switch {
+	case f.ephemeral && (f.signingKey != "" || f.stateDir != ""):
+		return serveUsagef(e, cmd, "--ephemeral-key excludes --signing-key and --state-dir")
+	case f.signingKey != "" && f.stateDir != "":
+		return serveUsagef(e, cmd, "--state-dir only locates the default signing key; it excludes --signing-key")
+	}
+	if len(f.mtlsClients) > 0 && f.tls.clientCA == "" {
+		return serveUsagef(e, cmd, "--mtls-client requires --client-ca (and --tls-cert, --tls-key)")
+	}
+	if len(f.selfSignedClients) > 0 && !f.tls.enabled() {
+		return serveUsagef(e, cmd, "--self-signed-client requires --tls-cert and --tls-key")
+	}
+	if f.issuerURL == "" {
+		if ip, err := netip.ParseAddr(listenHost); listenHost == "" || (err == nil && ip.IsUnspecified()) {
+			return serveUsagef(e, cmd, "--issuer is required when --addr names no host")
+		}
+	} else if err := serveCheckIssuerURL(f.issuerURL, listenHost, f.tls.enabled()); err != nil {
+		return serveUsagef(e, cmd, "%v", err)
+	}
+	return nil
+}
+
+// serveIssuerRegistrations are the clients the flags register, checked
+// but with their certificate files not read yet.
+type serveIssuerRegistrations struct {
+	secret        []issuer.Client // client_secret_basic
+	public        []issuer.Client // none
+	mtls          []serveIDValue[mtlsbound.PKIAuth]
+	selfSigned    []serveIDValue[string] // the PEM file of each
+	onCommandLine []string               // clients whose secret is in the process table
+}
+
+// serveIDValue is a client ID with what a flag gave for it.
+type serveIDValue[T any] struct {
+	id    string
+	value T
+}
+
+// clientRegistrations checks the client flags: each ID registered once,
+// secrets present and long enough, --dpop-bound and --introspect-all
+// naming registered clients. Scopes are filled in by loadClients.
+func (f *serveIssuerFlags) clientRegistrations(e *env, cmd string) (serveIssuerRegistrations, error) {
+	var r serveIssuerRegistrations
 	seen := map[string]bool{}
 	register := func(id string) error {
 		if seen[id] {
@@ -280,201 +394,198 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		seen[id] = true
 		return nil
 	}
-	var clients []issuer.Client
-	var onCommandLine []string // clients whose secret is in the process table
 	secretEnvs := map[string]string{}
-	for _, v := range secretClients {
+	for _, v := range f.secretClients {
 		id, secret, src, err := serveClientSecret(e, cmd, v)
 		if err != nil {
-			return err
+			return r, err
 		}
 		if err := register(id); err != nil {
-			return err
+			return r, err
 		}
 		switch src {
 		case secretFromArgs:
-			onCommandLine = append(onCommandLine, id)
+			r.onCommandLine = append(r.onCommandLine, id)
 		case secretFromEnv:
 			if other, ok := secretEnvs[serveSecretEnv(id)]; ok {
-				return serveUsagef(e, cmd, "clients %q and %q would both read their secret from %s", other, id, serveSecretEnv(id))
+				return r, serveUsagef(e, cmd, "clients %q and %q would both read their secret from %s", other, id, serveSecretEnv(id))
 			}
 			secretEnvs[serveSecretEnv(id)] = id
 		}
-		clients = append(clients, issuer.Client{ID: id, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(secret), Scopes: scopes, Introspect: true})
+		r.secret = append(r.secret, issuer.Client{ID: id, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(secret), Introspect: true})
 	}
-	for _, id := range publicClients {
+	for _, id := range f.publicClients {
 		if id == "" || strings.Contains(id, ":") {
-			return serveUsagef(e, cmd, "--public-client needs a client ID without ':'")
+			return r, serveUsagef(e, cmd, "--public-client needs a client ID without ':'")
 		}
 		if err := register(id); err != nil {
-			return err
+			return r, err
 		}
-		clients = append(clients, issuer.Client{ID: id, AuthMethod: issuer.AuthNone, Scopes: scopes})
+		r.public = append(r.public, issuer.Client{ID: id, AuthMethod: issuer.AuthNone})
 	}
-	type pair struct{ id, value string }
-	type mtlsClient struct {
-		id   string
-		auth mtlsbound.PKIAuth
-	}
-	var selfSignedPairs []pair
-	var mtlsRegs []mtlsClient
-	for _, v := range mtlsClients {
+	for _, v := range f.mtlsClients {
 		id, auth, err := serveMTLSClient(e, cmd, v)
 		if err != nil {
-			return err
+			return r, err
 		}
 		if err := register(id); err != nil {
-			return err
+			return r, err
 		}
-		mtlsRegs = append(mtlsRegs, mtlsClient{id, auth})
+		r.mtls = append(r.mtls, serveIDValue[mtlsbound.PKIAuth]{id, auth})
 	}
-	for _, v := range selfSignedClients {
+	for _, v := range f.selfSignedClients {
 		id, file, ok := serveSplitPair(v)
 		if !ok {
-			return serveUsagef(e, cmd, "--self-signed-client needs ID:CERT_PEM")
+			return r, serveUsagef(e, cmd, "--self-signed-client needs ID:CERT_PEM")
 		}
 		if err := register(id); err != nil {
-			return err
+			return r, err
 		}
-		selfSignedPairs = append(selfSignedPairs, pair{id, file})
+		r.selfSigned = append(r.selfSigned, serveIDValue[string]{id, file})
 	}
-	for _, id := range dpopBound {
+	for _, id := range f.dpopBound {
 		if !seen[id] {
-			return serveUsagef(e, cmd, "--dpop-bound %q names no registered client", id)
+			return r, serveUsagef(e, cmd, "--dpop-bound %q names no registered client", id)
 		}
 	}
-	for _, id := range introspectAll {
-		if !slices.ContainsFunc(clients, func(c issuer.Client) bool { return c.ID == id && c.Introspect }) {
-			return serveUsagef(e, cmd, "--introspect-all %q names no --client", id)
+	for _, id := range f.introspectAll {
+		if !slices.ContainsFunc(r.secret, func(c issuer.Client) bool { return c.ID == id }) {
+			return r, serveUsagef(e, cmd, "--introspect-all %q names no --client", id)
 		}
 	}
+	return r, nil
+}
 
-	// Files.
-	var tlsConfig *tls.Config
-	if tf.enabled() {
-		cert, err := serveLoadTLS(tf.cert, tf.key)
+// loadClients reads the files the registrations name (--client-ca, the
+// self-signed certificates) and returns every client, each allowed
+// scopes.
+func (f *serveIssuerFlags) loadClients(r serveIssuerRegistrations, scopes []string) ([]issuer.Client, error) {
+	clients := slices.Concat(r.secret, r.public)
+	if len(r.mtls) > 0 {
+		roots, err := serveLoadPool("--client-ca", f.tls.clientCA)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		tlsConfig = mtlsbound.ServerTLSConfig(cert)
-	}
-	if len(mtlsRegs) > 0 {
-		roots, err := serveLoadPool("--client-ca", tf.clientCA)
-		if err != nil {
-			return err
-		}
-		for _, m := range mtlsRegs {
-			m.auth.Roots = roots
-			clients = append(clients, issuer.Client{ID: m.id, AuthMethod: issuer.AuthTLSClient, Scopes: scopes, Certificate: m.auth})
+		for _, m := range r.mtls {
+			auth := m.value
+			auth.Roots = roots
+			clients = append(clients, issuer.Client{ID: m.id, AuthMethod: issuer.AuthTLSClient, Certificate: auth})
 		}
 	}
-	for _, p := range selfSignedPairs {
+	for _, p := range r.selfSigned {
 		data, err := os.ReadFile(p.value)
 		if err != nil {
-			return fmt.Errorf("--self-signed-client %s: %w", p.id, err)
+			return nil, fmt.Errorf("--self-signed-client %s: %w", p.id, err)
 		}
 		auth, err := mtlsbound.SelfSignedFromPEM(data)
 		if err != nil {
-			return fmt.Errorf("--self-signed-client %s: %w", p.id, err)
+			return nil, fmt.Errorf("--self-signed-client %s: %w", p.id, err)
 		}
-		clients = append(clients, issuer.Client{ID: p.id, AuthMethod: issuer.AuthSelfSignedTLSClient, Scopes: scopes,
+		clients = append(clients, issuer.Client{ID: p.id, AuthMethod: issuer.AuthSelfSignedTLSClient,
 			Certificate: issuer.SelfSigned(auth.Authenticate)})
 	}
 	for i := range clients {
 		c := &clients[i]
-		if slices.Contains(dpopBound, c.ID) {
-			c.DPoPBoundAccessTokens = true
-		}
-		if slices.Contains(introspectAll, c.ID) {
-			c.IntrospectAll = true
-		}
+		c.Scopes = scopes
+		c.DPoPBoundAccessTokens = slices.Contains(f.dpopBound, c.ID)
+		c.IntrospectAll = slices.Contains(f.introspectAll, c.ID)
 	}
-	registry, err := issuer.NewMemoryRegistry(clients...)
-	if err != nil {
-		return err
-	}
-	sk, keyNote, err := serveSigningKey(e, *signingKey, *stateDir, *ephemeral)
-	if err != nil {
-		return err
-	}
-	keys, err := issuer.NewKeySet(sk)
-	if err != nil {
-		return err
-	}
-	var fca *fallback.CA
-	if *fallbackCA != "" {
-		if fca, err = loadFallbackCA(*fallbackCA, *fallbackTTL); err != nil {
-			return err
-		}
-	}
+	return clients, nil
+}
 
-	// The default issuer identifier names the port actually bound.
-	ln, err := net.Listen("tcp", *addr)
+// issuerID returns the issuer identifier: --issuer, or the listen host
+// with the port actually bound (addr) under the scheme served.
+func (f *serveIssuerFlags) issuerID(listenHost string, addr net.Addr) string {
+	if f.issuerURL != "" {
+		return f.issuerURL
+	}
+	scheme := "http"
+	if f.tls.enabled() {
+		scheme = "https"
+	}
+	_, port, _ := net.SplitHostPort(addr.String())
+	return scheme + "://" + net.JoinHostPort(listenHost, port)
+}
+
+// runServeIssuer implements "serve-issuer".
+func runServeIssuer(ctx context.Context, e *env, args []string) error {
+	const cmd = "serve-issuer"
+	var f serveIssuerFlags
+	fs := newFlags(e, cmd, serveIssuerSynopsis)
+	f.register(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := f.config(e, cmd)
 	if err != nil {
 		return err
 	}
-	id := *issuerURL
-	if id == "" {
-		scheme := "http"
-		if tf.enabled() {
-			scheme = "https"
-		}
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		id = scheme + "://" + net.JoinHostPort(listenHost, port)
+	// The default issuer identifier names the port actually bound.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
 	}
-	params := serveIssuerParams{
-		id: id, keys: keys, audiences: audiences, scopes: scopes, ttl: *ttl, registry: registry,
-		tls: tf.enabled(), public: len(publicClients) > 0, requireNonce: *requireNonce, fallback: fca,
-		logger:         logger,
-		replayCapacity: *replayCapacity, replayQuota: *replayQuota,
-		nonceSecrets: nonceSecrets,
-		metrics:      newOpsIssuerMetrics(ops),
-	}
-	if *redisURL != "" {
-		defer opsQuietRedis(logger)()
-		rdb, err := serveRedisClient(ctx, *redisURL, nil, redisPassword)
-		if err != nil {
+	closeLn := true
+	defer func() {
+		if closeLn {
 			ln.Close()
+		}
+	}()
+	id := f.issuerID(c.listenHost, ln.Addr())
+	c.params.id = id
+	if f.redisURL != "" {
+		defer opsQuietRedis(c.logger)()
+		rdb, err := serveRedisClient(ctx, f.redisURL, nil, c.redisPassword)
+		if err != nil {
 			return err
 		}
-		if redisPasswordInURL {
+		if c.redisPasswordInURL {
 			serveRedisPasswordNote(e)
 		}
 		defer rdb.Close()
-		if params.replayStore, params.refreshStore, err = serveIssuerRedis(rdb, id); err != nil {
-			ln.Close()
+		if c.params.replayStore, c.params.refreshStore, err = serveIssuerRedis(rdb, id); err != nil {
 			return err
 		}
-		ops.addCheck("replay_store", opsRedisCheck(rdb))
+		c.ops.addCheck("replay_store", opsRedisCheck(rdb))
 	}
-	h, err := serveIssuerHandler(params)
+	h, err := serveIssuerHandler(c.params)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	if keyNote == "" {
+	if err := c.report(e, id); err != nil {
+		return err
+	}
+	c.ops.addCheck("keys", opsIssuerKeysCheck(c.params.keys))
+	h, stopOps, err := c.ops.start(ctx, e, f.ops, c.listenHost, h)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
+	closeLn = false // serveListener owns it
+	return serveListener(ctx, e, ln, c.tlsConfig, h, f.conn)
+}
+
+// report writes the start-up lines to stderr: where the signing key is
+// from (its public key when it is not saved), which client secrets are in
+// the process table, and the issuer identifier.
+func (c *serveIssuerConfig) report(e *env, id string) error {
+	keys := c.params.keys
+	if c.keyNote == "" {
+		sk := c.signingKey
 		pub := jose.JSONWebKey{Key: sk.Signer.Public(), KeyID: keys.ActiveKeyID(), Algorithm: sk.Algorithm, Use: "sig"}
 		data, err := json.Marshal(pub)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		fmt.Fprintf(e.stderr, "WARNING (--ephemeral-key) this run signs with a key that is not saved, so every token it issues stops verifying when the process exits; public key: %s\n", data)
 	} else {
-		fmt.Fprintf(e.stderr, "%s (kid %s)\n", keyNote, keys.ActiveKeyID())
+		fmt.Fprintf(e.stderr, "%s (kid %s)\n", c.keyNote, keys.ActiveKeyID())
 	}
-	for _, cid := range onCommandLine {
+	for _, cid := range c.onCommandLine {
 		fmt.Fprintf(e.stderr, "note: the secret of client %q is on the command line, where other local users can read it; use --client %s:@FILE or %s\n", cid, cid, serveSecretEnv(cid))
 	}
-	fmt.Fprintf(e.stderr, "issuer %s, %d client(s) registered\n", id, len(clients))
-	ops.addCheck("keys", opsIssuerKeysCheck(keys))
-	h, stopOps, err := ops.start(ctx, e, of, listenHost, h)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer stopOps()
-	return serveListener(ctx, e, ln, tlsConfig, h, cf)
+	fmt.Fprintf(e.stderr, "issuer %s, %d client(s) registered\n", id, c.clients)
+	return nil
 }
 
 // serveSigningKey returns serve-issuer's signing key: a fresh in-memory
@@ -540,7 +651,7 @@ func serveCheckIssuerURL(raw, listenHost string, withTLS bool) error {
 		if withTLS {
 			return errors.New("--issuer must be https when serving TLS")
 		}
-		if !serveIsLoopbackHost(u.Hostname()) || !serveIsLoopbackHost(listenHost) {
+		if !isLoopbackAddr(u.Hostname()) || !isLoopbackAddr(listenHost) {
 			return errors.New("an http --issuer is allowed only on loopback (serve TLS with --tls-cert and --tls-key, or use https behind a proxy)")
 		}
 		return nil
@@ -587,7 +698,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		Audience:          p.audiences,
 		DefaultTTL:        p.ttl,
 		MaxTTL:            max(p.ttl, time.Hour),
-		InsecureAllowHTTP: u.Scheme == "http" && serveIsLoopbackHost(u.Hostname()),
+		InsecureAllowHTTP: u.Scheme == "http" && isLoopbackAddr(u.Hostname()),
 	})
 	if err != nil {
 		return nil, err

@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,107 +76,236 @@ instance is accepted at the others; it needs --public-url (or a
 --trusted-proxy), the same at every instance. Secret files must be readable by
 their owner only; a trailing newline is ignored.` + serveNonceSecretHelp
 
-// runServeResource implements "serve-resource".
-func runServeResource(ctx context.Context, e *env, args []string) error {
-	const cmd = "serve-resource"
-	fs := newFlags(e, cmd, serveResourceSynopsis)
-	addr := fs.String("addr", "", "listen address HOST:PORT (required; port 0 picks a free port)")
-	issuerID := fs.String("issuer", "", "trusted issuer identifier, compared exactly with iss (required); keys are discovered from its metadata unless --jwks is set")
-	jwksURL := fs.String("jwks", "", "fetch the issuer's keys from this JWK Set URL instead of discovering it")
-	audience := fs.String("audience", serveDefaultAudience, "this resource's identifier; a token's aud must contain it")
-	caFile := fs.String("ca-file", "", "trust only the CA certificates in this PEM file (instead of the system roots) when fetching metadata and keys, and for rediss:// URLs")
-	require := fs.String("require", "any", "token binding to accept: dpop (DPoP-bound only), mtls (certificate-bound only) or any (either)")
-	allowBearer := fs.Bool("allow-bearer", false, "also accept unbound bearer tokens (only with --require any)")
-	requireNonce := fs.Bool("require-nonce", false, "require a resource-server nonce in every DPoP proof (RFC 9449 §9)")
-	publicURL := fs.String("public-url", "", "externally visible base URL, for the DPoP htu; recommended behind a proxy (default: the listen address as http(s)://HOST:PORT, or with --trusted-proxy the scheme and host the proxy forwards; required when HOST is empty or unspecified)")
-	var proxies, scopes listFlag
-	fs.Var(&proxies, "trusted-proxy", "CIDR or address of a TLS-terminating proxy whose RFC 9440 Client-Cert and forwarded scheme and host are believed, repeatable")
-	forwardedHeaders := fs.String("forwarded-headers", trustedproxy.HeadersXForwarded.String(), "header family the --trusted-proxy sets for the scheme and host: x-forwarded (X-Forwarded-Proto/-Host), forwarded (RFC 7239) or none; requests carrying the other family are refused")
-	var tf serveTLSFlags
-	tf.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
-	redisURL := fs.String("redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
-	replayCapacity := fs.Int("replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory DPoP replay cache (without --redis); when full of live entries, DPoP requests are refused with 503")
-	replayQuota := fs.Int("replay-quota", replaycache.DefaultQuotaLimit, "replay-cache entries one DPoP key (one token's cnf.jkt) may create per 105 s; beyond it its proofs are refused")
-	fs.Var(&scopes, "scope", "scope every request's token must carry, repeatable")
-	fallbackCA := fs.String("fallback-ca", "", "accept requests without a token that present a client certificate of this fallback CA (PEM; the first certificate signs the CRL)")
-	fallbackCRL := fs.String("fallback-crl", "", "the fallback CA's CRL URL, e.g. ISSUER/crl (required with --fallback-ca)")
-	crlRefresh := fs.Duration("crl-refresh", fallback.DefaultCRLRefresh, "interval between fetches of --fallback-crl")
-	crlGrace := fs.Duration("crl-grace", fallback.DefaultCRLGrace, "how long past its nextUpdate the last fetched CRL is still used")
-	tokenCache := fs.Int("token-cache", serveDefaultTokenCache, "verified access tokens kept to skip their signature check on reuse; 0 checks every token's signature on every request")
-	baseline := fs.Bool("baseline", false, "also serve GET /baseline without any check (an unprotected handler, to measure what protection costs)")
-	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the run to this file (for go tool pprof), until shutdown")
-	var cf serveConnFlags
-	cf.register(fs)
-	var lf serveLogFlags
-	lf.register(fs)
-	var of serveOpsFlags
-	of.register(fs)
-	var sf serveSharedFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args, 0); err != nil {
-		return err
+// serveResourceFlags are the flags of serve-resource.
+type serveResourceFlags struct {
+	addr, issuerID, jwksURL, audience, caFile string
+	require                                   string
+	allowBearer, requireNonce                 bool
+	publicURL                                 string
+	proxies, scopes                           listFlag
+	forwardedHeaders                          string
+	// forwardedHeadersSet says --forwarded-headers was given, not
+	// defaulted; the caller of register sets it after parsing.
+	forwardedHeadersSet         bool
+	redisURL                    string
+	replayCapacity, replayQuota int
+	fallbackCA, fallbackCRL     string
+	crlRefresh, crlGrace        time.Duration
+	tokenCache                  int
+	baseline                    bool
+	cpuProfile                  string
+	tls                         serveTLSFlags
+	conn                        serveConnFlags
+	log                         serveLogFlags
+	ops                         serveOpsFlags
+	shared                      serveSharedFlags
+}
+
+// register defines the flags on fs.
+func (f *serveResourceFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", "", "listen address HOST:PORT (required; port 0 picks a free port)")
+	fs.StringVar(&f.issuerID, "issuer", "", "trusted issuer identifier, compared exactly with iss (required); keys are discovered from its metadata unless --jwks is set")
+	fs.StringVar(&f.jwksURL, "jwks", "", "fetch the issuer's keys from this JWK Set URL instead of discovering it")
+	fs.StringVar(&f.audience, "audience", serveDefaultAudience, "this resource's identifier; a token's aud must contain it")
+	fs.StringVar(&f.caFile, "ca-file", "", "trust only the CA certificates in this PEM file (instead of the system roots) when fetching metadata and keys, and for rediss:// URLs")
+	fs.StringVar(&f.require, "require", "any", "token binding to accept: dpop (DPoP-bound only), mtls (certificate-bound only) or any (either)")
+	fs.BoolVar(&f.allowBearer, "allow-bearer", false, "also accept unbound bearer tokens (only with --require any)")
+	fs.BoolVar(&f.requireNonce, "require-nonce", false, "require a resource-server nonce in every DPoP proof (RFC 9449 §9)")
+	fs.StringVar(&f.publicURL, "public-url", "", "externally visible base URL, for the DPoP htu; recommended behind a proxy (default: the listen address as http(s)://HOST:PORT, or with --trusted-proxy the scheme and host the proxy forwards; required when HOST is empty or unspecified)")
+	fs.Var(&f.proxies, "trusted-proxy", "CIDR or address of a TLS-terminating proxy whose RFC 9440 Client-Cert and forwarded scheme and host are believed, repeatable")
+	fs.StringVar(&f.forwardedHeaders, "forwarded-headers", trustedproxy.HeadersXForwarded.String(), "header family the --trusted-proxy sets for the scheme and host: x-forwarded (X-Forwarded-Proto/-Host), forwarded (RFC 7239) or none; requests carrying the other family are refused")
+	f.tls.register(fs, "verify client certificates against these CAs (PEM) at the handshake when one is sent; default: request without verifying (RFC 8705 §6.2), as self-signed clients need")
+	fs.StringVar(&f.redisURL, "redis", "", "share the DPoP replay cache through Redis, e.g. redis://host:6379/0 (default: in memory, one instance)")
+	fs.IntVar(&f.replayCapacity, "replay-capacity", replaycache.DefaultCapacity, "entries of the in-memory DPoP replay cache (without --redis); when full of live entries, DPoP requests are refused with 503")
+	fs.IntVar(&f.replayQuota, "replay-quota", replaycache.DefaultQuotaLimit, "replay-cache entries one DPoP key (one token's cnf.jkt) may create per 105 s; beyond it its proofs are refused")
+	fs.Var(&f.scopes, "scope", "scope every request's token must carry, repeatable")
+	fs.StringVar(&f.fallbackCA, "fallback-ca", "", "accept requests without a token that present a client certificate of this fallback CA (PEM; the first certificate signs the CRL)")
+	fs.StringVar(&f.fallbackCRL, "fallback-crl", "", "the fallback CA's CRL URL, e.g. ISSUER/crl (required with --fallback-ca)")
+	fs.DurationVar(&f.crlRefresh, "crl-refresh", fallback.DefaultCRLRefresh, "interval between fetches of --fallback-crl")
+	fs.DurationVar(&f.crlGrace, "crl-grace", fallback.DefaultCRLGrace, "how long past its nextUpdate the last fetched CRL is still used")
+	fs.IntVar(&f.tokenCache, "token-cache", serveDefaultTokenCache, "verified access tokens kept to skip their signature check on reuse; 0 checks every token's signature on every request")
+	fs.BoolVar(&f.baseline, "baseline", false, "also serve GET /baseline without any check (an unprotected handler, to measure what protection costs)")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file (for go tool pprof), until shutdown")
+	f.conn.register(fs)
+	f.log.register(fs)
+	f.ops.register(fs)
+	f.shared.register(fs)
+}
+
+// serveResourceConfig is what serve-resource's flags resolve to before it
+// listens: the verifier configuration, lacking only the public URL when
+// it is derived from the port bound and the DPoP settings, and what the
+// run serves besides.
+type serveResourceConfig struct {
+	listenHost string
+	logger     *slog.Logger
+	ops        *serveOps
+	tlsConfig  *tls.Config // nil: plain HTTP
+	// roots and httpClient come from --ca-file; nil means the system's.
+	roots      *x509.CertPool
+	httpClient *http.Client
+	keys       *resource.RemoteKeySet
+	cfg        resource.Config
+	policy     resource.Policy
+	// derivePublic says the public URL is the listen address with the
+	// port actually bound.
+	derivePublic bool
+	nonceSecrets [][]byte
+	// redisPassword is the --redis password from its file or the
+	// environment; redisPasswordInURL says the URL carries one instead.
+	redisPassword      string
+	redisPasswordInURL bool
+}
+
+// config checks the flags, their combinations and then the files they
+// name, in that order, and returns what they describe. Usage problems
+// return errUsage after a one-line message.
+func (f *serveResourceFlags) config(e *env, cmd string) (*serveResourceConfig, error) {
+	if err := f.checkSizes(e, cmd); err != nil {
+		return nil, err
 	}
-	if *replayCapacity < 1 || *replayQuota < 1 {
-		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
+	if f.addr == "" {
+		return nil, serveUsagef(e, cmd, "--addr is required")
 	}
-	if *tokenCache < 0 {
-		return serveUsagef(e, cmd, "--token-cache must not be negative")
+	listenHost, err := serveAddrHost(f.addr)
+	if err != nil {
+		return nil, serveUsagef(e, cmd, "--addr must be HOST:PORT")
 	}
-	if (*fallbackCA == "") != (*fallbackCRL == "") {
-		return serveUsagef(e, cmd, "--fallback-ca and --fallback-crl go together")
+	if err := f.tls.check(e, cmd); err != nil {
+		return nil, err
 	}
-	if *crlRefresh <= 0 || *crlGrace <= 0 {
-		return serveUsagef(e, cmd, "--crl-refresh and --crl-grace must be positive")
+	if err := f.conn.check(e, cmd); err != nil {
+		return nil, err
 	}
-	if *fallbackCRL != "" {
-		if u, err := url.Parse(*fallbackCRL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return serveUsagef(e, cmd, "--fallback-crl must be an absolute http(s) URL")
+	if err := f.ops.check(e, cmd); err != nil {
+		return nil, err
+	}
+	logger, err := f.log.logger(e, cmd, e.stderr)
+	if err != nil {
+		return nil, err
+	}
+	c := &serveResourceConfig{listenHost: listenHost, logger: logger, ops: newServeOps(logger)}
+	if c.policy, err = f.checkTokens(e, cmd); err != nil {
+		return nil, err
+	}
+	headers, err := trustedproxy.ParseHeaders(f.forwardedHeaders)
+	if err != nil {
+		return nil, serveUsagef(e, cmd, "--forwarded-headers must be x-forwarded, forwarded or none")
+	}
+	var trusted *trustedproxy.Set
+	if len(f.proxies) > 0 {
+		if trusted, err = trustedproxy.New(trustedproxy.Config{Peers: f.proxies, Headers: headers}); err != nil {
+			return nil, serveUsagef(e, cmd, "--trusted-proxy: %v", err)
+		}
+	} else if f.forwardedHeadersSet {
+		return nil, serveUsagef(e, cmd, "--forwarded-headers needs --trusted-proxy")
+	}
+	if trusted != nil && headers == trustedproxy.HeadersNone && f.publicURL == "" && c.policy.Accept != resource.AcceptMTLS {
+		return nil, serveUsagef(e, cmd, "--forwarded-headers none needs --public-url, the URL clients use, checked against each DPoP proof")
+	}
+	// The nonce label is the public URL, or the audience behind a proxy;
+	// only a derived public URL differs between instances.
+	if c.nonceSecrets, err = f.shared.nonceSecrets(e, cmd, f.requireNonce, f.publicURL != "" || len(f.proxies) > 0, "--public-url, the URL clients use"); err != nil {
+		return nil, err
+	}
+	if c.redisPassword, c.redisPasswordInURL, err = f.shared.redisPassword(e, cmd, f.redisURL); err != nil {
+		return nil, err
+	}
+	if !f.tls.enabled() && len(f.proxies) == 0 {
+		if !isLoopbackAddr(listenHost) {
+			return nil, serveUsagef(e, cmd, "without --tls-cert, serve-resource listens only on loopback, or behind a --trusted-proxy")
+		}
+		if c.policy.Accept == resource.AcceptMTLS {
+			return nil, serveUsagef(e, cmd, "--require mtls needs --tls-cert or a --trusted-proxy that forwards Client-Cert")
 		}
 	}
 
-	if *addr == "" {
-		return serveUsagef(e, cmd, "--addr is required")
+	// Files.
+	if err := c.loadFiles(f); err != nil {
+		return nil, err
 	}
-	listenHost, err := serveAddrHost(*addr)
-	if err != nil {
-		return serveUsagef(e, cmd, "--addr must be HOST:PORT")
+	rm := newOpsResourceMetrics(c.ops)
+	ksCfg := resource.RemoteKeySetConfig{HTTPClient: c.httpClient, Metrics: rm}
+	if f.jwksURL != "" {
+		ksCfg.JWKSURL = f.jwksURL
+	} else {
+		ksCfg.Issuer = f.issuerID
 	}
-	if err := tf.check(e, cmd); err != nil {
-		return err
+	if c.keys, err = resource.NewRemoteKeySet(ksCfg); err != nil {
+		return nil, err
 	}
-	if err := cf.check(e, cmd); err != nil {
-		return err
+
+	// The DPoP htu is checked against the URL clients use: --public-url,
+	// else the address actually bound, never the Host header a client sends.
+	c.derivePublic = f.publicURL == "" && len(f.proxies) == 0 && c.policy.Accept != resource.AcceptMTLS
+	if ip := net.ParseIP(listenHost); c.derivePublic && (listenHost == "" || ip != nil && ip.IsUnspecified()) {
+		return nil, serveUsagef(e, cmd, "--public-url is needed when listening on all interfaces: it is the URL clients use, checked against each DPoP proof")
 	}
-	if err := of.check(e, cmd); err != nil {
-		return err
+	c.cfg = resource.Config{
+		Issuers:        []resource.Issuer{{Identifier: f.issuerID, Keys: c.keys}},
+		Audience:       f.audience,
+		Algorithms:     slices.Clone(serveAlgorithms),
+		PublicURL:      f.publicURL,
+		TrustedProxies: trusted,
+		// Plain HTTP is served only on loopback (checked above) unless a
+		// trusted proxy terminates TLS, whose requests count as TLS anyway.
+		InsecureAllowDPoPOverHTTP: !f.tls.enabled() && isLoopbackAddr(listenHost),
+		Logger:                    logger,
+		TokenCacheSize:            serveTokenCacheSize(f.tokenCache),
+		Metrics:                   rm,
 	}
-	logger, err := lf.logger(e, cmd, e.stderr)
-	if err != nil {
-		return err
+	return c, nil
+}
+
+// checkSizes checks the replay store and token cache sizes and the
+// fallback flags.
+func (f *serveResourceFlags) checkSizes(e *env, cmd string) error {
+	if f.replayCapacity < 1 || f.replayQuota < 1 {
+		return serveUsagef(e, cmd, "--replay-capacity and --replay-quota must be at least 1")
 	}
-	ops := newServeOps(logger)
+	if f.tokenCache < 0 {
+		return serveUsagef(e, cmd, "--token-cache must not be negative")
+	}
+	if (f.fallbackCA == "") != (f.fallbackCRL == "") {
+		return serveUsagef(e, cmd, "--fallback-ca and --fallback-crl go together")
+	}
+	if f.crlRefresh <= 0 || f.crlGrace <= 0 {
+		return serveUsagef(e, cmd, "--crl-refresh and --crl-grace must be positive")
+	}
+	if f.fallbackCRL != "" {
+		if u, err := url.Parse(f.fallbackCRL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return serveUsagef(e, cmd, "--fallback-crl must be an absolute http(s) URL")
+		}
+	}
+	return nil
+}
+
+// checkTokens checks the issuer, key set and public URLs, the audience,
+// the binding flags and the scopes, and returns the policy they describe
+// (without Scopes and Fallback, which the caller adds).
+func (f *serveResourceFlags) checkTokens(e *env, cmd string) (resource.Policy, error) {
+	var policy resource.Policy
 	switch {
-	case *issuerID == "" && *jwksURL != "":
-		return serveUsagef(e, cmd, "--jwks needs --issuer, the identifier that tokens' iss must equal")
-	case *issuerID == "":
-		return serveUsagef(e, cmd, "--issuer is required")
+	case f.issuerID == "" && f.jwksURL != "":
+		return policy, serveUsagef(e, cmd, "--jwks needs --issuer, the identifier that tokens' iss must equal")
+	case f.issuerID == "":
+		return policy, serveUsagef(e, cmd, "--issuer is required")
 	}
-	for _, f := range []struct{ name, value string }{{"--issuer", *issuerID}, {"--jwks", *jwksURL}, {"--public-url", *publicURL}} {
-		if f.value == "" {
+	for _, u := range []struct{ name, value string }{{"--issuer", f.issuerID}, {"--jwks", f.jwksURL}, {"--public-url", f.publicURL}} {
+		if u.value == "" {
 			continue
 		}
-		if u, err := url.Parse(f.value); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(f.value, "?#") {
-			return serveUsagef(e, cmd, "%s must be an absolute http(s) URL without query or fragment", f.name)
+		if p, err := url.Parse(u.value); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || strings.ContainsAny(u.value, "?#") {
+			return policy, serveUsagef(e, cmd, "%s must be an absolute http(s) URL without query or fragment", u.name)
 		}
 	}
-	if *audience == "" {
-		return serveUsagef(e, cmd, "--audience must not be empty")
+	if f.audience == "" {
+		return policy, serveUsagef(e, cmd, "--audience must not be empty")
 	}
-	var policy resource.Policy
-	switch *require {
+	switch f.require {
 	case "any":
 		policy.Accept = resource.AcceptBound
-		if *allowBearer {
+		if f.allowBearer {
 			policy.Accept = resource.AcceptAny
 		}
 	case "dpop":
@@ -182,108 +313,69 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 	case "mtls":
 		policy.Accept = resource.AcceptMTLS
 	default:
-		return serveUsagef(e, cmd, "--require must be dpop, mtls or any")
+		return policy, serveUsagef(e, cmd, "--require must be dpop, mtls or any")
 	}
-	if *allowBearer && *require != "any" {
-		return serveUsagef(e, cmd, "--allow-bearer needs --require any")
+	if f.allowBearer && f.require != "any" {
+		return policy, serveUsagef(e, cmd, "--allow-bearer needs --require any")
 	}
-	if *requireNonce && policy.Accept == resource.AcceptMTLS {
-		return serveUsagef(e, cmd, "--require-nonce needs DPoP, which --require mtls turns off")
+	if f.requireNonce && policy.Accept == resource.AcceptMTLS {
+		return policy, serveUsagef(e, cmd, "--require-nonce needs DPoP, which --require mtls turns off")
 	}
-	for _, s := range scopes {
+	for _, s := range f.scopes {
 		if s == "" || strings.ContainsAny(s, " \t\"\\") {
-			return serveUsagef(e, cmd, "--scope %q is not a scope token", s)
+			return policy, serveUsagef(e, cmd, "--scope %q is not a scope token", s)
 		}
 	}
-	headers, err := trustedproxy.ParseHeaders(*forwardedHeaders)
-	if err != nil {
-		return serveUsagef(e, cmd, "--forwarded-headers must be x-forwarded, forwarded or none")
-	}
-	var trusted *trustedproxy.Set
-	if len(proxies) > 0 {
-		if trusted, err = trustedproxy.New(trustedproxy.Config{Peers: proxies, Headers: headers}); err != nil {
-			return serveUsagef(e, cmd, "--trusted-proxy: %v", err)
-		}
-	} else if serveFlagSet(fs, "forwarded-headers") {
-		return serveUsagef(e, cmd, "--forwarded-headers needs --trusted-proxy")
-	}
-	if trusted != nil && headers == trustedproxy.HeadersNone && *publicURL == "" && policy.Accept != resource.AcceptMTLS {
-		return serveUsagef(e, cmd, "--forwarded-headers none needs --public-url, the URL clients use, checked against each DPoP proof")
-	}
-	// The nonce label is the public URL, or the audience behind a proxy;
-	// only a derived public URL differs between instances.
-	nonceSecrets, err := sf.nonceSecrets(e, cmd, *requireNonce, *publicURL != "" || len(proxies) > 0, "--public-url, the URL clients use")
-	if err != nil {
-		return err
-	}
-	redisPassword, redisPasswordInURL, err := sf.redisPassword(e, cmd, *redisURL)
-	if err != nil {
-		return err
-	}
-	if !tf.enabled() && len(proxies) == 0 {
-		if !serveIsLoopbackHost(listenHost) {
-			return serveUsagef(e, cmd, "without --tls-cert, serve-resource listens only on loopback, or behind a --trusted-proxy")
-		}
-		if policy.Accept == resource.AcceptMTLS {
-			return serveUsagef(e, cmd, "--require mtls needs --tls-cert or a --trusted-proxy that forwards Client-Cert")
-		}
-	}
+	return policy, nil
+}
 
-	var tlsConfig *tls.Config
-	if tf.enabled() {
-		cert, err := serveLoadTLS(tf.cert, tf.key)
+// loadFiles reads the server certificate and client CAs (--tls-cert,
+// --tls-key, --client-ca) and the CAs of --ca-file.
+func (c *serveResourceConfig) loadFiles(f *serveResourceFlags) error {
+	if f.tls.enabled() {
+		cert, err := serveLoadTLS(f.tls.cert, f.tls.key)
 		if err != nil {
 			return err
 		}
-		tlsConfig = mtlsbound.ServerTLSConfig(cert)
-		if tf.clientCA != "" {
-			pool, err := serveLoadPool("--client-ca", tf.clientCA)
+		c.tlsConfig = mtlsbound.ServerTLSConfig(cert)
+		if f.tls.clientCA != "" {
+			pool, err := serveLoadPool("--client-ca", f.tls.clientCA)
 			if err != nil {
 				return err
 			}
-			tlsConfig.ClientCAs = pool
-			tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
+			c.tlsConfig.ClientCAs = pool
+			c.tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
 		}
 	}
-	var roots *x509.CertPool
-	var httpClient *http.Client
-	if *caFile != "" {
-		if roots, err = serveLoadPool("--ca-file", *caFile); err != nil {
+	if f.caFile != "" {
+		roots, err := serveLoadPool("--ca-file", f.caFile)
+		if err != nil {
 			return err
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-		httpClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		c.roots, c.httpClient = roots, &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
-	rm := newOpsResourceMetrics(ops)
-	ksCfg := resource.RemoteKeySetConfig{HTTPClient: httpClient, Metrics: rm}
-	if *jwksURL != "" {
-		ksCfg.JWKSURL = *jwksURL
-	} else {
-		ksCfg.Issuer = *issuerID
-	}
-	keys, err := resource.NewRemoteKeySet(ksCfg)
-	if err != nil {
-		return err
-	}
+	return nil
+}
 
-	// The DPoP htu is checked against the URL clients use: --public-url,
-	// else the address actually bound, never the Host header a client sends.
-	derivePublic := *publicURL == "" && len(proxies) == 0 && policy.Accept != resource.AcceptMTLS
-	if ip := net.ParseIP(listenHost); derivePublic && (listenHost == "" || ip != nil && ip.IsUnspecified()) {
-		return serveUsagef(e, cmd, "--public-url is needed when listening on all interfaces: it is the URL clients use, checked against each DPoP proof")
+// runServeResource implements "serve-resource".
+func runServeResource(ctx context.Context, e *env, args []string) error {
+	const cmd = "serve-resource"
+	var f serveResourceFlags
+	fs := newFlags(e, cmd, serveResourceSynopsis)
+	f.register(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	f.forwardedHeadersSet = serveFlagSet(fs, "forwarded-headers")
+	c, err := f.config(e, cmd)
 	if err != nil {
 		return err
 	}
-	if derivePublic {
-		scheme := "http"
-		if tf.enabled() {
-			scheme = "https"
-		}
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		*publicURL = scheme + "://" + net.JoinHostPort(listenHost, port)
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
 	}
 	closeLn := true
 	defer func() {
@@ -291,101 +383,116 @@ func runServeResource(ctx context.Context, e *env, args []string) error {
 			ln.Close()
 		}
 	}()
-	cfg := resource.Config{
-		Issuers:        []resource.Issuer{{Identifier: *issuerID, Keys: keys}},
-		Audience:       *audience,
-		Algorithms:     slices.Clone(serveAlgorithms),
-		PublicURL:      *publicURL,
-		TrustedProxies: trusted,
-		// Plain HTTP is served only on loopback (checked above) unless a
-		// trusted proxy terminates TLS, whose requests count as TLS anyway.
-		InsecureAllowDPoPOverHTTP: !tf.enabled() && serveIsLoopbackHost(listenHost),
-		Logger:                    logger,
-		TokenCacheSize:            serveTokenCacheSize(*tokenCache),
-		Metrics:                   rm,
+	if c.derivePublic {
+		scheme := "http"
+		if f.tls.enabled() {
+			scheme = "https"
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		c.cfg.PublicURL = scheme + "://" + net.JoinHostPort(c.listenHost, port)
 	}
-	var closeStore func()
-	if policy.Accept != resource.AcceptMTLS {
-		dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: *replayQuota}}
-		if *redisURL != "" {
-			defer opsQuietRedis(logger)()
-			store, rdb, err := serveRedisStore(ctx, *redisURL, roots, redisPassword)
-			if err != nil {
-				return err
-			}
-			if redisPasswordInURL {
-				serveRedisPasswordNote(e)
-			}
-			dc.ReplayStore, closeStore = store, func() { rdb.Close() }
-			ops.addCheck("replay_store", opsRedisCheck(rdb))
-		} else {
-			lru, err := replaycache.NewLRU(replaycache.Config{Capacity: *replayCapacity})
-			if err != nil {
-				return err
-			}
-			dc.ReplayStore = lru
+	if c.policy.Accept != resource.AcceptMTLS {
+		dc, closeStore, err := c.dpopConfig(ctx, e, &f)
+		if err != nil {
+			return err
 		}
-		if *requireNonce {
-			label := *publicURL
-			if label == "" {
-				label = *audience
-			}
-			n, err := serveNonces(label, nonceSecrets)
-			if err != nil {
-				return err
-			}
-			dc.Nonces = n
-		}
-		cfg.DPoP = dc
-	} else if *redisURL != "" {
+		defer closeStore()
+		c.cfg.DPoP = dc
+	} else if f.redisURL != "" {
 		fmt.Fprintln(e.stderr, "note: --redis is unused with --require mtls (no DPoP proofs to remember)")
 	}
-	if closeStore != nil {
-		defer closeStore()
-	}
-	if *fallbackCA != "" {
+	if f.fallbackCA != "" {
 		fv, closeFetcher, err := serveFallbackVerifier(ctx, e, serveFallbackParams{
-			caFile: *fallbackCA, crlURL: *fallbackCRL, refresh: *crlRefresh, grace: *crlGrace,
-			client: httpClient, dpop: cfg.DPoP, ops: ops,
+			caFile: f.fallbackCA, crlURL: f.fallbackCRL, refresh: f.crlRefresh, grace: f.crlGrace,
+			client: c.httpClient, dpop: c.cfg.DPoP, ops: c.ops,
 		})
 		if err != nil {
 			return err
 		}
 		defer closeFetcher()
-		cfg.Fallback = fv
-		policy.Fallback = true
+		c.cfg.Fallback = fv
+		c.policy.Fallback = true
 	}
-	v, err := resource.New(cfg)
+	mux, err := c.handler(&f)
 	if err != nil {
 		return err
 	}
-	if err := v.ValidatePolicy(policy); err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, slices.Clone(scopes)))
-	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(scopes), Fallback: policy.Fallback})(http.HandlerFunc(serveResourceAnswer))
-	mux.Handle("GET /resource", protected)
-	mux.Handle("POST /resource", protected)
-	if *baseline {
-		mux.HandleFunc("GET /baseline", serveBaselineAnswer)
-	}
-	if *cpuProfile != "" {
-		stop, err := serveStartCPUProfile(*cpuProfile)
+	if f.cpuProfile != "" {
+		stop, err := serveStartCPUProfile(f.cpuProfile)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-	ops.addCheck("keys", opsKeysCheck(keys))
-	defer serveStartupKeys(ctx, e, keys, cmp.Or(*jwksURL, "the metadata of "+*issuerID), resource.DefaultMinRefreshInterval)()
-	h, stopOps, err := ops.start(ctx, e, of, listenHost, mux)
+	c.ops.addCheck("keys", opsKeysCheck(c.keys))
+	defer serveStartupKeys(ctx, e, c.keys, cmp.Or(f.jwksURL, "the metadata of "+f.issuerID), resource.DefaultMinRefreshInterval)()
+	h, stopOps, err := c.ops.start(ctx, e, f.ops, c.listenHost, mux)
 	if err != nil {
 		return err
 	}
 	defer stopOps()
 	closeLn = false // serveListener owns it
-	return serveListener(ctx, e, ln, tlsConfig, h, cf)
+	return serveListener(ctx, e, ln, c.tlsConfig, h, f.conn)
+}
+
+// dpopConfig returns the DPoP settings: the replay store (shared through
+// --redis, else in memory) and, with --require-nonce, the nonces labelled
+// with the public URL (the audience behind a proxy). The returned
+// function closes the Redis connection.
+func (c *serveResourceConfig) dpopConfig(ctx context.Context, e *env, f *serveResourceFlags) (*resource.DPoPConfig, func(), error) {
+	dc := &resource.DPoPConfig{Algorithms: slices.Clone(serveAlgorithms), KeyQuota: replaycache.QuotaConfig{Limit: f.replayQuota}}
+	closeStore := func() {}
+	if f.redisURL != "" {
+		restore := opsQuietRedis(c.logger)
+		store, rdb, err := serveRedisStore(ctx, f.redisURL, c.roots, c.redisPassword)
+		if err != nil {
+			restore()
+			return nil, nil, err
+		}
+		if c.redisPasswordInURL {
+			serveRedisPasswordNote(e)
+		}
+		dc.ReplayStore, closeStore = store, func() { rdb.Close(); restore() }
+		c.ops.addCheck("replay_store", opsRedisCheck(rdb))
+	} else {
+		lru, err := replaycache.NewLRU(replaycache.Config{Capacity: f.replayCapacity})
+		if err != nil {
+			return nil, nil, err
+		}
+		dc.ReplayStore = lru
+	}
+	if f.requireNonce {
+		label := cmp.Or(c.cfg.PublicURL, f.audience)
+		n, err := serveNonces(label, c.nonceSecrets)
+		if err != nil {
+			closeStore()
+			return nil, nil, err
+		}
+		dc.Nonces = n
+	}
+	return dc, closeStore, nil
+}
+
+// handler builds the verifier and serves the metadata, the protected
+// resource and, with --baseline, the unprotected one.
+func (c *serveResourceConfig) handler(f *serveResourceFlags) (http.Handler, error) {
+	v, err := resource.New(c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	policy := c.policy
+	if err := v.ValidatePolicy(policy); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, slices.Clone(f.scopes)))
+	protected := v.Middleware(resource.Policy{Accept: policy.Accept, Scopes: slices.Clone(f.scopes), Fallback: policy.Fallback})(http.HandlerFunc(serveResourceAnswer))
+	mux.Handle("GET /resource", protected)
+	mux.Handle("POST /resource", protected)
+	if f.baseline {
+		mux.HandleFunc("GET /baseline", serveBaselineAnswer)
+	}
+	return mux, nil
 }
 
 // serveDefaultTokenCache is the default of serve-resource --token-cache,
