@@ -178,6 +178,7 @@ var catalogue = slices.Concat(
 	casesTokenValidation,
 	casesMTLS,
 	casesMTLSTrust,
+	casesJWKSURI,
 )
 
 // Cases returns the catalogue in report order (by group, then id). The

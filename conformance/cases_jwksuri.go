@@ -173,52 +173,51 @@ func (r *run) pollCert(clientID string, cert *tls.Certificate, accept bool, wait
 	}
 }
 
-func init() {
-	register(
-		Case{ID: "MTLS-CA-11", Title: "with jwks_uri, a self-signed client rotates its certificate without a change at the AS", Section: "RFC 8705 §2.2", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupD,
-			Expect: "S1 published at jwks_uri → token; S3 published beside it → token after the refetch; S1 removed → invalid_client after the refresh (each within KeyRefreshWait)",
-			run: func(ctx context.Context, r *run) verdict {
-				t := r.s.t
-				switch {
-				case t.Profile == ProfileDPoP:
-					return skipf("outside the profile dpop: the target claims DPoP-bound tokens only")
-				case t.ClientKeys == nil || t.JWKSURIClientID == "":
-					return skipf("not applicable: needs a self_signed_tls_client_auth client registered with a jwks_uri on the suite's key host (Target.ClientKeys, Target.JWKSURIClientID)")
+// casesJWKSURI are the cases of client keys published at a jwks_uri.
+var casesJWKSURI = []Case{
+	{ID: "MTLS-CA-11", Title: "with jwks_uri, a self-signed client rotates its certificate without a change at the AS", Section: "RFC 8705 §2.2", Level: LevelMust, Role: RoleTokenEndpoint, Group: GroupD,
+		Expect: "S1 published at jwks_uri → token; S3 published beside it → token after the refetch; S1 removed → invalid_client after the refresh (each within KeyRefreshWait)",
+		run: func(ctx context.Context, r *run) verdict {
+			t := r.s.t
+			switch {
+			case t.Profile == ProfileDPoP:
+				return skipf("outside the profile dpop: the target claims DPoP-bound tokens only")
+			case t.ClientKeys == nil || t.JWKSURIClientID == "":
+				return skipf("not applicable: needs a self_signed_tls_client_auth client registered with a jwks_uri on the suite's key host (Target.ClientKeys, Target.JWKSURIClientID)")
+			}
+			id, wait := t.JWKSURIClientID, t.keyRefreshWait()
+			var s [3]*tls.Certificate
+			for i := range s {
+				c, err := selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("jwks-uri-s%d", i+1)}}, nil)
+				if err != nil {
+					return suitef("%s", sanitizeErr(err))
 				}
-				id, wait := t.JWKSURIClientID, t.keyRefreshWait()
-				var s [3]*tls.Certificate
-				for i := range s {
-					c, err := selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("jwks-uri-s%d", i+1)}}, nil)
-					if err != nil {
-						return suitef("%s", sanitizeErr(err))
-					}
-					s[i] = c
+				s[i] = c
+			}
+			s1, s3 := s[0], s[2]
+			steps := []struct {
+				publish []*tls.Certificate
+				cert    *tls.Certificate
+				accept  bool
+				fail    string
+			}{
+				{[]*tls.Certificate{s1}, s1, true, "S1, published at the client's jwks_uri, was not accepted within %s"},
+				{[]*tls.Certificate{s1, s3}, s3, true, "S3, published beside S1, was not accepted within %s: the target does not refetch the client's jwks_uri when an unknown certificate is presented"},
+				{[]*tls.Certificate{s3}, s1, false, "S1, removed from the client's jwks_uri, was still accepted after %s: the target does not refresh the key set"},
+				{[]*tls.Certificate{s3}, s3, true, "S3 was refused after S1's removal (within %s)"},
+			}
+			for _, st := range steps {
+				if err := t.ClientKeys.publish(id, st.publish...); err != nil {
+					return suitef("%s", sanitizeErr(err))
 				}
-				s1, s3 := s[0], s[2]
-				steps := []struct {
-					publish []*tls.Certificate
-					cert    *tls.Certificate
-					accept  bool
-					fail    string
-				}{
-					{[]*tls.Certificate{s1}, s1, true, "S1, published at the client's jwks_uri, was not accepted within %s"},
-					{[]*tls.Certificate{s1, s3}, s3, true, "S3, published beside S1, was not accepted within %s: the target does not refetch the client's jwks_uri when an unknown certificate is presented"},
-					{[]*tls.Certificate{s3}, s1, false, "S1, removed from the client's jwks_uri, was still accepted after %s: the target does not refresh the key set"},
-					{[]*tls.Certificate{s3}, s3, true, "S3 was refused after S1's removal (within %s)"},
+				ok, v := r.pollCert(id, st.cert, st.accept, wait)
+				if v != nil {
+					return *v
 				}
-				for _, st := range steps {
-					if err := t.ClientKeys.publish(id, st.publish...); err != nil {
-						return suitef("%s", sanitizeErr(err))
-					}
-					ok, v := r.pollCert(id, st.cert, st.accept, wait)
-					if v != nil {
-						return *v
-					}
-					if !ok {
-						return failf(st.fail, wait)
-					}
+				if !ok {
+					return failf(st.fail, wait)
 				}
-				return passf("a certificate published at jwks_uri was accepted and a removed one refused, with no change at the AS")
-			}},
-	)
+			}
+			return passf("a certificate published at jwks_uri was accepted and a removed one refused, with no change at the AS")
+		}},
 }
