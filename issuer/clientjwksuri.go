@@ -51,7 +51,8 @@ const (
 )
 
 // maxClientKeySets bounds the key sets held in memory: one per client
-// registered with a jwks_uri that authenticated recently.
+// registered with a jwks_uri that authenticated recently. A set evicted
+// by more active clients is fetched again on its client's next use.
 const maxClientKeySets = 4096
 
 // ClientJWKSConfig configures how a [Server] fetches the key sets of the
@@ -342,18 +343,23 @@ type clientKeyRef struct {
 // clientKeySets fetches and caches the key sets of clients registered
 // with a jwks_uri. It is safe for concurrent use.
 type clientKeySets struct {
-	cfg  ClientJWKSConfig
-	http *http.Client
-	now  func() time.Time
+	cfg     ClientJWKSConfig
+	http    *http.Client
+	now     func() time.Time
+	observe func(time.Duration, error) // nil without metrics
 
 	mu   sync.Mutex
 	sets *lru.Cache[clientKeyRef, *keyfetch.Cache[*clientKeys]]
 }
 
-func newClientKeySets(cfg ClientJWKSConfig, now func() time.Time) *clientKeySets {
+func newClientKeySets(cfg ClientJWKSConfig, now func() time.Time, m Metrics) *clientKeySets {
 	cfg = cfg.withDefaults()
 	sets, _ := lru.New[clientKeyRef, *keyfetch.Cache[*clientKeys]](maxClientKeySets)
-	return &clientKeySets{cfg: cfg, http: newJWKSHTTPClient(cfg), now: now, sets: sets}
+	ks := &clientKeySets{cfg: cfg, http: newJWKSHTTPClient(cfg), now: now, sets: sets}
+	if m != nil {
+		ks.observe = func(d time.Duration, err error) { m.Observe(OpClientKeyFetch, d, err) }
+	}
+	return ks
 }
 
 // cache returns the key set cache of client c, creating it.
@@ -372,6 +378,7 @@ func (m *clientKeySets) cache(c *Client) *keyfetch.Cache[*clientKeys] {
 		MaxStale:           m.cfg.MaxStale,
 		Timeout:            m.cfg.Timeout,
 		Now:                m.now,
+		Observe:            m.observe,
 	})
 	m.sets.Add(ref, kc)
 	return kc

@@ -263,12 +263,18 @@ func TestClientJWKSRefetchRateLimit(t *testing.T) {
 
 // TestClientJWKSLastGood: when refetches fail, the last good set stays in
 // use up to MaxStale past its lifetime; after that the client is refused
-// (client_keys_unavailable) until a fetch succeeds again.
+// (client_keys_unavailable) until a fetch succeeds again. Each fetch is
+// reported to Metrics, and none is made while refetches are rate-limited.
 func TestClientJWKSLastGood(t *testing.T) {
 	t.Parallel()
 	host := newJWKSHost(t)
 	var logs syncBuffer
-	h := jwksHarness(t, host, &logs, func(c *ClientJWKSConfig) { c.MaxStale = 2 * time.Minute })
+	metrics := &metricsRecorder{}
+	h := newHarness(t, harnessOpts{edit: func(cfg *ServerConfig) {
+		cfg.ClientJWKS = ClientJWKSConfig{RootCAs: host.pool(), InsecureAllowPrivateAddresses: true, MaxStale: 2 * time.Minute}
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		cfg.Metrics = metrics
+	}})
 	cl := Client{ID: "uri-jwt", AuthMethod: AuthPrivateKeyJWT, JWKSURI: host.url()}
 	h.register(cl)
 	k1 := newES256(t)
@@ -303,6 +309,16 @@ func TestClientJWKSLastGood(t *testing.T) {
 	line := `msg="issuer: request refused" endpoint=token error=invalid_client status=400 reason=client_keys_unavailable description="client authentication failed"`
 	if !strings.Contains(logs.String(), line) {
 		t.Errorf("no log line %s in\n%s", line, logs.String())
+	}
+	var fetches []string
+	for _, c := range metrics.take() {
+		if strings.HasPrefix(c, string(OpClientKeyFetch)) {
+			fetches = append(fetches, c)
+		}
+	}
+	wantFetches := "client_key_fetch failed=false,client_key_fetch failed=true,client_key_fetch failed=true,client_key_fetch failed=true,client_key_fetch failed=false"
+	if got := strings.Join(fetches, ","); got != wantFetches {
+		t.Errorf("fetches reported %s, want %s", got, wantFetches)
 	}
 	if !strings.Contains(logs.String(), "HTTP status 500") {
 		t.Errorf("the cause is not logged:\n%s", logs.String())
@@ -401,7 +417,7 @@ func TestClientJWKSFetchRefusals(t *testing.T) {
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
-			m := newClientKeySets(cfg, time.Now)
+			m := newClientKeySets(cfg, time.Now, nil)
 			method := tt.method
 			if method == "" {
 				method = AuthPrivateKeyJWT
@@ -496,7 +512,7 @@ func TestClientJWKSDialCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := j.hits.Load()
-			m := newClientKeySets(ClientJWKSConfig{RootCAs: j.pool(), InsecureAllowPrivateAddresses: tt.optIn}, time.Now)
+			m := newClientKeySets(ClientJWKSConfig{RootCAs: j.pool(), InsecureAllowPrivateAddresses: tt.optIn}, time.Now, nil)
 			_, err := m.get(context.Background(), &Client{ID: "c", AuthMethod: AuthPrivateKeyJWT, JWKSURI: tt.uri})
 			if tt.ok {
 				if err != nil {
@@ -594,7 +610,7 @@ func TestClientJWKSDialCheckAfterDNS(t *testing.T) {
 	for _, optIn := range []bool{false, true} {
 		dns := newFakeDNS(t, netip.MustParseAddr("127.0.0.1"))
 		cfg := ClientJWKSConfig{RootCAs: j.pool(), InsecureAllowPrivateAddresses: optIn, resolver: dns.resolver()}
-		m := newClientKeySets(cfg, time.Now)
+		m := newClientKeySets(cfg, time.Now, nil)
 		// The test server's certificate does not name the made-up host:
 		// verify it as 127.0.0.1, which it does name.
 		m.http.Transport.(*http.Transport).TLSClientConfig.ServerName = "127.0.0.1"

@@ -203,7 +203,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("%w: replay quota: %w", ErrInvalidConfig, err)
 	}
 	s.quota = quota
-	s.clientKeys = newClientKeySets(cfg.ClientJWKS, cfg.Issuer.now)
+	s.clientKeys = newClientKeySets(cfg.ClientJWKS, cfg.Issuer.now, cfg.Metrics)
 	v, err := dpop.NewVerifier(dpop.Config{
 		Algorithms:  cfg.DPoPAlgorithms,
 		MaxAge:      cfg.ProofMaxAge,
