@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/senderbound/senderbound/internal/benchratio"
 )
 
 var (
@@ -25,22 +27,19 @@ func rawVerifyNs() float64 {
 		sig, _ := ecdsa.SignASN1(rand.Reader, k, d[:])
 		// A timed loop rather than a nested testing.Benchmark, which
 		// cannot run inside a running benchmark.
-		const n = 2000
-		start := time.Now()
-		for i := 0; i < n; i++ {
+		rawNs = benchratio.BestNs(1, 100*time.Millisecond, func() {
 			if !ecdsa.VerifyASN1(&k.PublicKey, d[:], sig) {
 				panic("raw verify failed")
 			}
-		}
-		rawNs = float64(time.Since(start).Nanoseconds()) / n
+		})
 	})
 	return rawNs
 }
 
 func reportRatio(b *testing.B) {
 	b.Helper()
-	if b.N > 0 && rawVerifyNs() > 0 {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/rawVerifyNs(), "x-raw")
+	if per := benchratio.NsPerOp(b); per > 0 && rawVerifyNs() > 0 {
+		b.ReportMetric(per/rawVerifyNs(), "x-raw")
 	}
 }
 

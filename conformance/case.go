@@ -68,6 +68,9 @@ const (
 	// CapRefreshGrant: Target.RefreshGrant is set (a public client can
 	// obtain refresh tokens).
 	CapRefreshGrant
+	// CapAuthorization: Target.Authorization is set (the suite can obtain
+	// authorization codes without a browser).
+	CapAuthorization
 )
 
 var capNames = []struct {
@@ -86,6 +89,7 @@ var capNames = []struct {
 	{CapIntrospection, "introspection", "needs introspection endpoint and credentials (--introspection)"},
 	{CapTokenNonce, "token-nonce", "needs a token endpoint that requires DPoP nonces (--token-nonce-required)"},
 	{CapRefreshGrant, "refresh-grant", "needs a test grant by which a public client obtains refresh tokens (--refresh-client-id, --refresh-grant-type, --refresh-param)"},
+	{CapAuthorization, "authorization", "needs a non-interactive authorization endpoint of a test deployment (--authorization-endpoint, --redirect-uri)"},
 }
 
 // String lists the capability names joined by "+".
@@ -162,7 +166,9 @@ type Case struct {
 
 // catalogue is every case. Each cases_*.go file declares its cases as
 // tables (var casesX = []Case{...}), and the catalogue joins the tables
-// here, in one place: a new table is added to this list, nowhere else.
+// here, in one place: a new table is added to this list, nowhere else
+// (TestEveryTableInCatalogue fails for a table left out), and
+// testdata/catalogue.txt is regenerated with go test -update.
 // The list's order is the order of the files; it does not decide the
 // report order, which is by group, then id (see [Cases]). A case's run
 // function must not refer to the catalogue (nor call [Cases] or [Run]):
@@ -178,6 +184,7 @@ var catalogue = slices.Concat(
 	casesTokenValidation,
 	casesMTLS,
 	casesMTLSTrust,
+	casesAuthorizationCode,
 	casesJWKSURI,
 )
 

@@ -20,7 +20,9 @@ import (
 
 // ClientKeyHostConfig configures a [ClientKeyHost].
 type ClientKeyHostConfig struct {
-	// Addr is the listen address, on loopback. Default "127.0.0.1:0" (a
+	// Addr is the listen address, a loopback IP address (never the name
+	// localhost, which a resolver may map elsewhere) and a port. Default
+	// "127.0.0.1:0" (a
 	// free port; read the URL from [ClientKeyHost.URL]).
 	Addr string
 	// Certificate is the host's TLS server certificate, for its address.
@@ -62,8 +64,8 @@ func NewClientKeyHost(cfg ClientKeyHostConfig) (*ClientKeyHost, error) {
 		return nil, errors.New("conformance: client key host needs a TLS certificate")
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
-	if ip := net.ParseIP(host); err != nil || !(strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()) {
-		return nil, errors.New("conformance: client key host address must be on loopback")
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return nil, errors.New("conformance: client key host address must be a loopback IP address")
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

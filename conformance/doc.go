@@ -91,6 +91,25 @@
 // local-test setting: the cases requiring HTTPS record it, neither pass
 // nor fail.
 //
+// # Authorization codes and PAR
+//
+// [Target.Authorization] describes a non-interactive authorization
+// endpoint of a test deployment (an [AuthorizationFlow]): it redirects a
+// valid authorization request of Target.ClientID at once to the
+// registered redirect URI with a code. The suite sends the request with
+// PKCE (S256) and a state, does not follow the redirect and reads the
+// code from its Location header; nothing is ever sent to the redirect
+// URI, so it need not exist. Each code is redeemed once, at the token
+// endpoint, with a DPoP proof. With it, DPOP-AS-22 and DPOP-AS-23 test
+// dpop_jkt at the authorization endpoint (RFC 9449 §10). With
+// [Target.MetadataURL] as well, DPOP-AS-24, DPOP-AS-25 and DPOP-AS-26 push
+// the request first to the metadata's pushed_authorization_request_endpoint
+// (RFC 9126), authenticated like token requests, with dpop_jkt, a DPoP
+// proof (htu = that endpoint), or both (RFC 9449 §10.1). A target whose
+// metadata names no PAR endpoint gets these three skipped as not
+// applicable; without Target.Authorization all five are skipped with the
+// capability hint.
+//
 // # Client keys at a jwks_uri
 //
 // MTLS-CA-11 checks that a self_signed_tls_client_auth client registered
@@ -120,8 +139,9 @@
 // [Target.IssuerKey] lets the suite forge tokens (expired, wrong audience,
 // alg none, ...). [Target.RefreshGrant] names a grant by which a public
 // client obtains refresh tokens without a user (for the refresh-token
-// binding cases); such a grant is a test hook that only a test deployment
-// may offer. Use both only with test deployments. The suite never logs
-// tokens or proofs; reports carry status codes, error codes and one-line
-// reasons only.
+// binding cases), and [Target.Authorization] an authorization endpoint
+// that approves without a user; each is a test hook that only a test
+// deployment may offer. Use them only with test deployments. The suite
+// never logs tokens or proofs; reports carry status codes, error codes and
+// one-line reasons only.
 package conformance

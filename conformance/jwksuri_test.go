@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,20 @@ import (
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/resource"
 )
+
+// pendingHandler lets a server start (and learn its URL) before its
+// handler exists.
+type pendingHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (p *pendingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := p.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
+}
+
+func (p *pendingHandler) set(h http.Handler) { p.h.Store(&h) }
 
 // onceFetched is a self-signed client authenticator that fetches the
 // client's jwks_uri once and never again: the variant MTLS-CA-11 must
@@ -78,14 +93,14 @@ func startJWKSURITarget(t *testing.T, refreshing bool) conformance.Target {
 	}
 	t.Cleanup(func() { _ = host.Close() })
 
-	start := func(h *lateHandler) *httptest.Server {
+	start := func(h *pendingHandler) *httptest.Server {
 		s := httptest.NewUnstartedServer(h)
 		s.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLSCertificate()}, ClientAuth: tls.RequestClientCert}
 		s.StartTLS()
 		t.Cleanup(s.Close)
 		return s
 	}
-	asH, rsH := &lateHandler{}, &lateHandler{}
+	asH, rsH := &pendingHandler{}, &pendingHandler{}
 	as, rs := start(asH), start(rsH)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -211,6 +226,7 @@ func TestClientKeyHostValidation(t *testing.T) {
 		{"no certificate", conformance.ClientKeyHostConfig{}, false},
 		{"all interfaces", conformance.ClientKeyHostConfig{Addr: ":0", Certificate: leaf.TLSCertificate()}, false},
 		{"other address", conformance.ClientKeyHostConfig{Addr: "192.0.2.1:0", Certificate: leaf.TLSCertificate()}, false},
+		{"the name localhost", conformance.ClientKeyHostConfig{Addr: "localhost:0", Certificate: leaf.TLSCertificate()}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

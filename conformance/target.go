@@ -120,14 +120,23 @@ type Target struct {
 	// of the deployment, never a production grant: see [RefreshGrant].
 	RefreshGrant *RefreshGrant
 
+	// Authorization describes a non-interactive authorization endpoint
+	// for ClientID. It unlocks the authorization-code binding cases
+	// (DPOP-AS-22, DPOP-AS-23) and, with MetadataURL, the pushed
+	// authorization request cases (DPOP-AS-24, DPOP-AS-25, DPOP-AS-26).
+	// It is a test hook of the deployment: see [AuthorizationFlow].
+	Authorization *AuthorizationFlow
+
 	// DisableDPoP skips every case that needs a DPoP-bound token (for
 	// mTLS-only targets). Profile ProfileMTLS says the same.
 	DisableDPoP bool
 	// AllowLoopbackHTTP declares plain HTTP on loopback a deliberate
 	// local-test setting (a walk-through, a developer's machine): the
 	// cases that require HTTPS (DPoP over plain HTTP, an https issuer and
-	// jwks_uri) record it instead of failing, for URLs on 127.0.0.0/8, ::1
-	// or localhost only. [Target.Validate] refuses it when a plain-HTTP
+	// jwks_uri) record it instead of failing, for URLs on a loopback IP
+	// address (127.0.0.0/8, ::1) only; a name, even localhost, does not
+	// count, since the hosts file or DNS can point it elsewhere.
+	// [Target.Validate] refuses it when a plain-HTTP
 	// URL of the target is not on loopback. It MUST NOT be used to test a
 	// deployment.
 	AllowLoopbackHTTP bool
@@ -168,6 +177,65 @@ type RefreshGrant struct {
 	// grant_type, client_id, client_secret, client_assertion,
 	// client_assertion_type or refresh_token.
 	Params url.Values
+}
+
+// AuthorizationFlow describes how the suite obtains authorization codes
+// (RFC 6749 §4.1) without a browser.
+//
+// The deployment's authorization endpoint must answer a valid request for
+// Target.ClientID at once, with no user interaction, by a redirect (302
+// or 303) to RedirectURI carrying code and the request's state: for
+// example by approving every request for a fixed test user. The suite
+// never follows the redirect and never sends anything to RedirectURI; it
+// reads the code from the Location header. Such an endpoint hands out
+// codes to anyone who asks, so it is NOT a production setting and must
+// exist only on test deployments.
+//
+// Every authorization request carries response_type=code, client_id,
+// redirect_uri, state, PKCE (code_challenge_method S256), Target.Scope as
+// scope unless Params sets one, and the Params. With PAR the suite first
+// pushes those parameters to the pushed_authorization_request_endpoint
+// of the metadata (RFC 9126), authenticated as at the token endpoint
+// (client_secret_basic with Target.ClientSecret, or client_id alone for
+// a public client), and then sends client_id and request_uri only. Codes
+// are redeemed at Target.TokenEndpoint with grant_type
+// authorization_code, redirect_uri, code_verifier and a DPoP proof, by
+// the same client authentication. Each code is redeemed once.
+type AuthorizationFlow struct {
+	// Endpoint is the authorization endpoint URL. Required.
+	Endpoint string
+	// RedirectURI is a redirect URI registered for Target.ClientID.
+	// Required.
+	RedirectURI string
+	// Params are more authorization request parameters. They must not set
+	// a parameter the suite sets itself (response_type, client_id,
+	// redirect_uri, state, code_challenge, code_challenge_method,
+	// request_uri, dpop_jkt or client credentials).
+	Params url.Values
+}
+
+// authorizationReserved are authorization request parameters the suite
+// sets itself.
+var authorizationReserved = []string{"response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method",
+	"request_uri", "dpop_jkt", "client_secret", "client_assertion", "client_assertion_type"}
+
+func (a *AuthorizationFlow) validate() error {
+	var errs []error
+	for _, u := range []struct{ name, v string }{{"authorization endpoint", a.Endpoint}, {"redirect", a.RedirectURI}} {
+		p, err := url.Parse(u.v)
+		if u.v == "" || err != nil || p.Scheme == "" || p.Fragment != "" || (p.Scheme == "http" || p.Scheme == "https") && p.Host == "" {
+			errs = append(errs, fmt.Errorf("conformance: %s URI is not an absolute URI without fragment", u.name))
+		}
+	}
+	if p, err := url.Parse(a.Endpoint); err == nil && p.Scheme != "http" && p.Scheme != "https" {
+		errs = append(errs, errors.New("conformance: authorization endpoint URL is not an http(s) URL"))
+	}
+	for k := range a.Params {
+		if k == "" || slices.Contains(authorizationReserved, k) {
+			errs = append(errs, fmt.Errorf("conformance: authorization parameter %q is set by the suite", safeToken(k)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // refreshGrantReserved are form parameters the suite sets itself.
@@ -267,6 +335,9 @@ func (t *Target) Capabilities() Capability {
 	if t.RefreshGrant != nil {
 		c |= CapRefreshGrant
 	}
+	if t.Authorization != nil {
+		c |= CapAuthorization
+	}
 	return c
 }
 
@@ -288,18 +359,17 @@ func (t *Target) localHTTP(u string) bool {
 	return t.AllowLoopbackHTTP && isLoopbackHTTP(u)
 }
 
-// isLoopbackHTTP reports whether u is an http:// URL on 127.0.0.0/8, ::1
-// or localhost.
+// isLoopbackHTTP reports whether u is an http:// URL on a loopback IP
+// address (127.0.0.0/8 or ::1).
 func isLoopbackHTTP(u string) bool {
 	p, err := url.Parse(u)
 	if err != nil || !strings.EqualFold(p.Scheme, "http") {
 		return false
 	}
-	h := p.Hostname()
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
+	// An address, not a name: "localhost" is resolved through the hosts
+	// file or DNS, which can point it anywhere, and the suite sends client
+	// credentials and tokens to this URL in clear.
+	ip := net.ParseIP(p.Hostname())
 	return ip != nil && ip.IsLoopback()
 }
 
@@ -353,6 +423,9 @@ func (t *Target) Validate() error {
 	}
 	if t.RefreshGrant != nil {
 		errs = append(errs, t.RefreshGrant.validate())
+	}
+	if t.Authorization != nil {
+		errs = append(errs, t.Authorization.validate())
 	}
 	if (t.ClientKeys == nil) != (t.JWKSURIClientID == "") {
 		errs = append(errs, errors.New("conformance: a client key host and a jwks_uri client id go together"))

@@ -8,11 +8,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/senderbound/senderbound/internal/benchratio"
 )
 
 // rawVerifier returns a function doing only the signature verification of
@@ -96,7 +96,7 @@ func benchAlg(b *testing.B, keyName, alg string) {
 				b.Fatal("raw verify failed")
 			}
 		}
-		rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		rawNs = benchratio.NsPerOp(b)
 	})
 	_ = rawNs
 	raw := rawVerifier(b, f.key, f.proofs[0])
@@ -120,13 +120,11 @@ func benchAlg(b *testing.B, keyName, alg string) {
 		b.StopTimer()
 		// Ratio to the raw verification, measured interleaved so that load
 		// from other processes affects both sides alike.
-		round := 0
-		b.ReportMetric(interleavedRatio(raw, func(k int) {
-			if k == 0 {
-				round++
+		b.ReportMetric(interleavedRatio(raw, func(i int) {
+			if i%ratioBatch == 0 {
 				v, _ = NewVerifier(Config{Algorithms: []string{alg}, ReplayStore: newMemStore(), Now: fixedClock(benchNow)})
 			}
-			if _, err := v.Verify(ctx, f.proofs[(round*ratioBatch+k)%n], want); err != nil {
+			if _, err := v.Verify(ctx, f.proofs[(ratioBatch+i)%n], want); err != nil {
 				b.Fatal(err)
 			}
 		}), "x-raw")
@@ -217,24 +215,11 @@ const (
 )
 
 // interleavedRatio returns the median over ratioRounds rounds of
-// time(ratioBatch calls of full) / time(ratioBatch raw verifications).
-// full receives the call index within the round.
-func interleavedRatio(raw func() bool, full func(k int)) float64 {
-	ratios := make([]float64, ratioRounds)
-	for r := range ratios {
-		t0 := time.Now()
-		for k := 0; k < ratioBatch; k++ {
-			raw()
-		}
-		t1 := time.Now()
-		for k := 0; k < ratioBatch; k++ {
-			full(k)
-		}
-		t2 := time.Now()
-		ratios[r] = float64(t2.Sub(t1)) / float64(t1.Sub(t0))
-	}
-	slices.Sort(ratios)
-	return ratios[len(ratios)/2]
+// time(ratioBatch calls of full) / time(ratioBatch raw operations) timed
+// just before. full receives the call's index, 0 to
+// ratioRounds·ratioBatch-1; each round starts at a multiple of ratioBatch.
+func interleavedRatio(raw func() bool, full func(i int)) float64 {
+	return benchratio.Interleaved(ratioRounds, ratioBatch, func() { raw() }, full)
 }
 
 func BenchmarkES256(b *testing.B) { benchAlg(b, "ES256", "ES256") }

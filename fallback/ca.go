@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Defaults applied by [NewCA] for zero CAConfig fields.
@@ -308,7 +310,7 @@ func validClientID(s string) bool {
 // chain is the new certificate followed by the CA certificate.
 func (ca *CA) Issue(ctx context.Context, csrDER []byte, clientID string, registeredScopes, requestedScopes []string) ([]*x509.Certificate, error) {
 	if !validClientID(clientID) {
-		return nil, refuse(ErrInvalidCSR, ReasonClientID)
+		return nil, refuse(ErrInvalidCSR, oautherr.ReasonFallbackClientIDInvalid)
 	}
 	csr, err := ParseCSR(csrDER, ca.maxCSR)
 	if err != nil {
@@ -375,15 +377,15 @@ func grantScopes(registered, requested []string) ([]string, error) {
 		return slices.Clone(registered), nil
 	}
 	if len(requested) > MaxScopes {
-		return nil, refuse(ErrScopeNotGranted, ReasonScopeSyntax)
+		return nil, refuse(ErrScopeNotGranted, oautherr.ReasonFallbackScopeSyntax)
 	}
 	out := make([]string, 0, len(requested))
 	for _, s := range requested {
 		if !ValidScope(s) {
-			return nil, refuse(ErrScopeNotGranted, ReasonScopeSyntax)
+			return nil, refuse(ErrScopeNotGranted, oautherr.ReasonFallbackScopeSyntax)
 		}
 		if !slices.Contains(registered, s) {
-			return nil, refuse(ErrScopeNotGranted, ReasonScopeNotRegistered)
+			return nil, refuse(ErrScopeNotGranted, oautherr.ReasonFallbackScopeNotRegistered)
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)
@@ -418,7 +420,7 @@ func (ca *CA) Revoke(ctx context.Context, serial *big.Int) error {
 // an unrelated serial.
 func (ca *CA) RevokeCertificate(ctx context.Context, cert *x509.Certificate) error {
 	if cert == nil || cert.CheckSignatureFrom(ca.cert) != nil {
-		return refuse(ErrUntrustedChain, ReasonUnknownCA)
+		return refuse(ErrUntrustedChain, oautherr.ReasonFallbackUntrustedChain)
 	}
 	return ca.Revoke(ctx, cert.SerialNumber)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 func TestIssue(t *testing.T) {
@@ -100,15 +101,15 @@ func TestIssueScopes(t *testing.T) {
 		requested []string
 		want      []string
 		wantErr   error
-		reason    string
+		reason    oautherr.Reason
 	}{
 		{name: "empty request gets all registered", requested: nil, want: registered},
 		{name: "subset", requested: []string{"write"}, want: []string{"write"}},
 		{name: "repeated request collapses", requested: []string{"read", "read"}, want: []string{"read"}},
-		{name: "scope not registered", requested: []string{"read", "delete"}, wantErr: ErrScopeNotGranted, reason: ReasonScopeNotRegistered},
-		{name: "prefix of a registered scope", requested: []string{"admin"}, wantErr: ErrScopeNotGranted, reason: ReasonScopeNotRegistered},
-		{name: "two scopes in one token", requested: []string{"read write"}, wantErr: ErrScopeNotGranted, reason: ReasonScopeSyntax},
-		{name: "empty scope", requested: []string{""}, wantErr: ErrScopeNotGranted, reason: ReasonScopeSyntax},
+		{name: "scope not registered", requested: []string{"read", "delete"}, wantErr: ErrScopeNotGranted, reason: oautherr.ReasonFallbackScopeNotRegistered},
+		{name: "prefix of a registered scope", requested: []string{"admin"}, wantErr: ErrScopeNotGranted, reason: oautherr.ReasonFallbackScopeNotRegistered},
+		{name: "two scopes in one token", requested: []string{"read write"}, wantErr: ErrScopeNotGranted, reason: oautherr.ReasonFallbackScopeSyntax},
+		{name: "empty scope", requested: []string{""}, wantErr: ErrScopeNotGranted, reason: oautherr.ReasonFallbackScopeSyntax},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,24 +186,24 @@ func TestIssueRefuses(t *testing.T) {
 		csr      []byte
 		clientID string
 		want     error
-		reason   string
+		reason   oautherr.Reason
 	}{
-		{name: "bad CSR signature", csr: corrupt(good), want: ErrInvalidCSR, reason: ReasonCSRSignature},
-		{name: "truncated CSR", csr: good[:len(good)/2], want: ErrInvalidCSR, reason: ReasonCSRMalformed},
-		{name: "trailing bytes after CSR", csr: append(slices.Clone(good), 0), want: ErrInvalidCSR, reason: ReasonCSRMalformed},
-		{name: "garbage", csr: []byte("-----BEGIN CERTIFICATE REQUEST-----"), want: ErrInvalidCSR, reason: ReasonCSRMalformed},
-		{name: "empty", csr: nil, want: ErrInvalidCSR, reason: ReasonCSRMalformed},
-		{name: "too large", csr: make([]byte, DefaultMaxCSRBytes+1), want: ErrInvalidCSR, reason: ReasonCSRTooLarge},
-		{name: "RSA 1024", csr: csrFor(t, k["RSA1024"]), want: ErrKeyNotAccepted, reason: ReasonKeySize},
-		{name: "RSA e=65539", csr: otherExponent(t), want: ErrKeyNotAccepted, reason: ReasonKeySize},
-		{name: "P-224", csr: csrFor(t, k["P224"]), want: ErrKeyNotAccepted, reason: ReasonKeyType},
-		{name: "Ed25519 small order", csr: withEd25519Key(t, small), want: ErrKeyNotAccepted, reason: ReasonKeyWeak},
-		{name: "Ed25519 non-canonical", csr: withEd25519Key(t, nonCanonical), want: ErrKeyNotAccepted, reason: ReasonKeyWeak},
-		{name: "Ed25519 key of another holder", csr: withEd25519Key(t, otherEd), want: ErrInvalidCSR, reason: ReasonCSRSignature},
-		{name: "empty client_id", csr: good, clientID: "-", want: ErrInvalidCSR, reason: ReasonClientID},
-		{name: "control character in client_id", csr: good, clientID: "a\nb", want: ErrInvalidCSR, reason: ReasonClientID},
-		{name: "invalid UTF-8 client_id", csr: good, clientID: "a\xffb", want: ErrInvalidCSR, reason: ReasonClientID},
-		{name: "overlong client_id", csr: good, clientID: strings.Repeat("c", MaxClientIDLen+1), want: ErrInvalidCSR, reason: ReasonClientID},
+		{name: "bad CSR signature", csr: corrupt(good), want: ErrInvalidCSR, reason: oautherr.ReasonFallbackCSRSignature},
+		{name: "truncated CSR", csr: good[:len(good)/2], want: ErrInvalidCSR, reason: oautherr.ReasonFallbackCSRMalformed},
+		{name: "trailing bytes after CSR", csr: append(slices.Clone(good), 0), want: ErrInvalidCSR, reason: oautherr.ReasonFallbackCSRMalformed},
+		{name: "garbage", csr: []byte("-----BEGIN CERTIFICATE REQUEST-----"), want: ErrInvalidCSR, reason: oautherr.ReasonFallbackCSRMalformed},
+		{name: "empty", csr: nil, want: ErrInvalidCSR, reason: oautherr.ReasonFallbackCSRMalformed},
+		{name: "too large", csr: make([]byte, DefaultMaxCSRBytes+1), want: ErrInvalidCSR, reason: oautherr.ReasonFallbackCSRTooLarge},
+		{name: "RSA 1024", csr: csrFor(t, k["RSA1024"]), want: ErrKeyNotAccepted, reason: oautherr.ReasonFallbackKeySize},
+		{name: "RSA e=65539", csr: otherExponent(t), want: ErrKeyNotAccepted, reason: oautherr.ReasonFallbackKeySize},
+		{name: "P-224", csr: csrFor(t, k["P224"]), want: ErrKeyNotAccepted, reason: oautherr.ReasonFallbackKeyType},
+		{name: "Ed25519 small order", csr: withEd25519Key(t, small), want: ErrKeyNotAccepted, reason: oautherr.ReasonFallbackKeyWeak},
+		{name: "Ed25519 non-canonical", csr: withEd25519Key(t, nonCanonical), want: ErrKeyNotAccepted, reason: oautherr.ReasonFallbackKeyWeak},
+		{name: "Ed25519 key of another holder", csr: withEd25519Key(t, otherEd), want: ErrInvalidCSR, reason: oautherr.ReasonFallbackCSRSignature},
+		{name: "empty client_id", csr: good, clientID: "-", want: ErrInvalidCSR, reason: oautherr.ReasonFallbackClientIDInvalid},
+		{name: "control character in client_id", csr: good, clientID: "a\nb", want: ErrInvalidCSR, reason: oautherr.ReasonFallbackClientIDInvalid},
+		{name: "invalid UTF-8 client_id", csr: good, clientID: "a\xffb", want: ErrInvalidCSR, reason: oautherr.ReasonFallbackClientIDInvalid},
+		{name: "overlong client_id", csr: good, clientID: strings.Repeat("c", MaxClientIDLen+1), want: ErrInvalidCSR, reason: oautherr.ReasonFallbackClientIDInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

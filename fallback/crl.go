@@ -6,6 +6,8 @@ import (
 	"encoding/asn1"
 	"math/big"
 	"time"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // CRLSource supplies the current revocation list of the fallback CA to a
@@ -79,24 +81,24 @@ func ParseRevocationList(der []byte, issuer *x509.Certificate) (*RevocationList,
 	// is refused with them, so that one CRL has one encoding.
 	var outer asn1.RawValue
 	if rest, err := asn1.Unmarshal(der, &outer); err != nil || len(rest) != 0 {
-		return nil, refuse(ErrInvalidCRL, ReasonCRLMalformed)
+		return nil, refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLMalformed)
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return nil, refuse(ErrInvalidCRL, ReasonCRLMalformed)
+		return nil, refuseCause(ErrInvalidCRL, oautherr.ReasonFallbackCRLMalformed, err)
 	}
 	if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) {
-		return nil, refuse(ErrInvalidCRL, ReasonCRLOtherIssuer)
+		return nil, refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLOtherIssuer)
 	}
 	if err := crl.CheckSignatureFrom(issuer); err != nil {
-		return nil, refuse(ErrInvalidCRL, ReasonCRLSignature)
+		return nil, refuseCause(ErrInvalidCRL, oautherr.ReasonFallbackCRLSignature, err)
 	}
 	if crl.NextUpdate.IsZero() || crl.Number == nil || crl.NextUpdate.Before(crl.ThisUpdate) {
-		return nil, refuse(ErrInvalidCRL, ReasonCRLNoNextUpdate)
+		return nil, refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLNoNextUpdate)
 	}
 	for _, e := range crl.Extensions {
 		if e.Critical && !e.Id.Equal(oidAuthorityKeyID) && !e.Id.Equal(oidCRLNumber) {
-			return nil, refuse(ErrInvalidCRL, ReasonCRLCritical)
+			return nil, refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLCritical)
 		}
 	}
 	l := &RevocationList{
@@ -107,7 +109,7 @@ func ParseRevocationList(der []byte, issuer *x509.Certificate) (*RevocationList,
 		e := &crl.RevokedCertificateEntries[i]
 		for _, x := range e.Extensions {
 			if x.Critical {
-				return nil, refuse(ErrInvalidCRL, ReasonCRLCritical)
+				return nil, refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLCritical)
 			}
 		}
 		if e.SerialNumber != nil && e.SerialNumber.Sign() > 0 {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // clock is a settable clock for tests that move time.
@@ -214,27 +215,27 @@ func TestParseRevocationList(t *testing.T) {
 	tests := []struct {
 		name   string
 		der    []byte
-		reason string
+		reason oautherr.Reason
 	}{
 		{name: "good", der: good},
 		{name: "signed by the CA outside this package", der: sign(w.root, nil)},
-		{name: "truncated", der: good[:len(good)-10], reason: ReasonCRLMalformed},
-		{name: "trailing byte", der: append(append([]byte(nil), good...), 0), reason: ReasonCRLMalformed},
-		{name: "garbage", der: []byte("not a CRL"), reason: ReasonCRLMalformed},
-		{name: "empty", der: nil, reason: ReasonCRLMalformed},
-		{name: "signature flipped", der: flipLast(good), reason: ReasonCRLSignature},
-		{name: "another CA", der: sign(other, nil), reason: ReasonCRLOtherIssuer},
-		{name: "same name, another key", der: sign(forger, nil), reason: ReasonCRLSignature},
+		{name: "truncated", der: good[:len(good)-10], reason: oautherr.ReasonFallbackCRLMalformed},
+		{name: "trailing byte", der: append(append([]byte(nil), good...), 0), reason: oautherr.ReasonFallbackCRLMalformed},
+		{name: "garbage", der: []byte("not a CRL"), reason: oautherr.ReasonFallbackCRLMalformed},
+		{name: "empty", der: nil, reason: oautherr.ReasonFallbackCRLMalformed},
+		{name: "signature flipped", der: flipLast(good), reason: oautherr.ReasonFallbackCRLSignature},
+		{name: "another CA", der: sign(other, nil), reason: oautherr.ReasonFallbackCRLOtherIssuer},
+		{name: "same name, another key", der: sign(forger, nil), reason: oautherr.ReasonFallbackCRLSignature},
 		{name: "critical issuing distribution point", der: sign(w.root, func(l *x509.RevocationList) {
 			l.ExtraExtensions = []pkix.Extension{{Id: idp, Critical: true, Value: []byte{0x30, 0}}}
-		}), reason: ReasonCRLCritical},
+		}), reason: oautherr.ReasonFallbackCRLCritical},
 		{name: "delta CRL", der: sign(w.root, func(l *x509.RevocationList) {
 			l.ExtraExtensions = []pkix.Extension{{Id: delta, Critical: true, Value: []byte{2, 1, 1}}}
-		}), reason: ReasonCRLCritical},
+		}), reason: oautherr.ReasonFallbackCRLCritical},
 		{name: "critical entry extension", der: sign(w.root, func(l *x509.RevocationList) {
 			l.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: big.NewInt(5), RevocationTime: testNow,
 				ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 29}, Critical: true, Value: []byte{0x30, 0}}}}}
-		}), reason: ReasonCRLCritical},
+		}), reason: oautherr.ReasonFallbackCRLCritical},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

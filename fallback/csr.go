@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"github.com/senderbound/senderbound/internal/pubkey"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // DefaultMaxCSRBytes caps a CSR's DER size when CAConfig.MaxCSRBytes is
@@ -31,11 +32,11 @@ func ParseCSR(der []byte, maxBytes int) (*x509.CertificateRequest, error) {
 		maxBytes = DefaultMaxCSRBytes
 	}
 	if len(der) > maxBytes {
-		return nil, refuse(ErrInvalidCSR, ReasonCSRTooLarge)
+		return nil, refuse(ErrInvalidCSR, oautherr.ReasonFallbackCSRTooLarge)
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, refuse(ErrInvalidCSR, ReasonCSRMalformed)
+		return nil, refuseCause(ErrInvalidCSR, oautherr.ReasonFallbackCSRMalformed, err)
 	}
 	// The key is checked before the signature: no signature is verified
 	// under a key the CA would refuse anyway (RSA of 16384 bits, say).
@@ -43,7 +44,7 @@ func ParseCSR(der []byte, maxBytes int) (*x509.CertificateRequest, error) {
 		return nil, err
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, refuse(ErrInvalidCSR, ReasonCSRSignature)
+		return nil, refuseCause(ErrInvalidCSR, oautherr.ReasonFallbackCSRSignature, err)
 	}
 	return csr, nil
 }
@@ -58,13 +59,13 @@ func CheckKey(pub crypto.PublicKey) error {
 	switch {
 	case err == nil:
 		if k, ok := pub.(*rsa.PublicKey); ok && k.E != 65537 {
-			return refuse(ErrKeyNotAccepted, ReasonKeySize)
+			return refuse(ErrKeyNotAccepted, oautherr.ReasonFallbackKeySize)
 		}
 		return nil
 	case errors.Is(err, pubkey.ErrEd25519NonCanonical), errors.Is(err, pubkey.ErrEd25519SmallOrder), errors.Is(err, pubkey.ErrEd25519NotOnCurve):
-		return refuse(ErrKeyNotAccepted, ReasonKeyWeak)
+		return refuse(ErrKeyNotAccepted, oautherr.ReasonFallbackKeyWeak)
 	case errors.Is(err, pubkey.ErrRSASize), errors.Is(err, pubkey.ErrRSAModulus), errors.Is(err, pubkey.ErrRSAExponent):
-		return refuse(ErrKeyNotAccepted, ReasonKeySize)
+		return refuse(ErrKeyNotAccepted, oautherr.ReasonFallbackKeySize)
 	}
-	return refuse(ErrKeyNotAccepted, ReasonKeyType)
+	return refuse(ErrKeyNotAccepted, oautherr.ReasonFallbackKeyType)
 }

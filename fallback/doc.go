@@ -12,8 +12,9 @@
 // requests ([NewProver]), the certificate's renewal ([CertificateSource])
 // and the switch between tokens and certificate ([Transport]). Besides the
 // standard library and this module's dpop and mtlsbound packages it
-// imports golang.org/x/oauth2 (to recognise its token errors) and
-// github.com/sony/gobreaker/v2 (the circuit breaker). Signed requests are
+// imports golang.org/x/oauth2 (to recognise its token errors),
+// github.com/sony/gobreaker/v2 (the circuit breaker) and
+// github.com/hashicorp/golang-lru/v2 (the verified-chain cache). Signed requests are
 // single-use through the dpop verifier's replay store (a replaycache
 // store, for example). The issuer and resource packages build their
 // endpoints and policies on it.
@@ -69,6 +70,18 @@
 // fails with [ErrCRLUnavailable] (503), while requests with access tokens
 // are unaffected.
 //
+// A verified chain is remembered in a bounded cache
+// (Config.ChainCacheSize) under the SHA-256 of its certificates' DER,
+// until the certificate or its CA expires or a new CRL is installed;
+// presented again, the chain costs a hash and the revocation lookup of its
+// serial in the current CRL, which every request repeats. A chain whose
+// leaf is issued directly by a configured CA is checked with
+// CheckSignatureFrom and the rules x509.Verify applies to such a chain
+// (validity of leaf and CA, the CA's basic constraints and key usage,
+// extended key usage of both); leaves with name constraints or
+// certificate policies, and CAs with name constraints, go through
+// x509.Verify itself.
+//
 // # Signed requests
 //
 // Where TLS ends at a proxy, a client signs each request instead: a DPoP
@@ -114,7 +127,11 @@
 // Refusals are [*Error] values: a class (ErrUntrustedChain, ErrExpired,
 // ErrNotClientAuth, ErrRevoked, ErrScopesMalformed, ErrKeyMismatch,
 // ErrCRLUnavailable, ErrInvalidCRL, ErrInvalidCSR, ErrKeyNotAccepted,
-// ErrScopeNotGranted; test with errors.Is) and a fixed Reason string that
-// is safe to log and to send. No error text contains a certificate, CSR,
-// proof or any other part of the request.
+// ErrScopeNotGranted; test with errors.Is), the RFC error code a server
+// answers with, and a stable reason from the project's one error model
+// (an oautherr.ReasonFallback… constant, safe to log; [ReasonOf] finds
+// it). The crypto/x509 error behind a refused chain, CRL or CSR is kept
+// as the cause, for errors.Is and errors.As, as in the dpop, resource and
+// issuer packages. No error text contains a certificate, CSR, proof or
+// any other part of the request.
 package fallback

@@ -1,6 +1,10 @@
 package fallback
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/senderbound/senderbound/oautherr"
+)
 
 // Sentinel errors. Every error this package returns for a refused
 // certificate, CSR or CRL wraps exactly one of them in an [*Error]; test
@@ -63,65 +67,66 @@ var (
 	ErrScopeNotGranted = errors.New("fallback: requested scope not granted")
 )
 
-// Reasons: the stable, exported text of every refusal, found in
-// [Error.Reason]. They are fixed strings, safe to log and to send.
-const (
-	ReasonEmptyChain         = "empty certificate chain"
-	ReasonChainTooLong       = "certificate chain too long"
-	ReasonMalformedCert      = "malformed certificate"
-	ReasonUnknownCA          = "not issued by the fallback CA"
-	ReasonCriticalExtension  = "unhandled critical extension"
-	ReasonExpired            = "certificate expired"
-	ReasonNotYetValid        = "certificate not yet valid"
-	ReasonNoClientAuthEKU    = "no clientAuth extended key usage"
-	ReasonLeafIsCA           = "leaf certificate is a CA"
-	ReasonNoClientID         = "no client_id URI SAN"
-	ReasonRevoked            = "certificate revoked"
-	ReasonScopesMissing      = "scopes extension missing"
-	ReasonScopesDuplicate    = "scopes extension present more than once"
-	ReasonScopesMalformed    = "scopes extension not a DER SEQUENCE OF UTF8String scope-tokens"
-	ReasonKeyMismatch        = "proof key differs from the certificate key"
-	ReasonNoVerifier         = "signed requests not configured"
-	ReasonCRLMissing         = "no revocation list yet"
-	ReasonCRLStale           = "revocation list past nextUpdate and grace"
-	ReasonCRLOtherIssuer     = "revocation list from another issuer"
-	ReasonCRLMalformed       = "revocation list malformed"
-	ReasonCRLSignature       = "revocation list signature invalid"
-	ReasonCRLCritical        = "revocation list has an unhandled critical extension"
-	ReasonCRLNoNextUpdate    = "revocation list has no nextUpdate or no number"
-	ReasonCRLFuture          = "revocation list issued in the future"
-	ReasonCRLBackwards       = "revocation list number went backwards"
-	ReasonCRLTooLarge        = "revocation list too large"
-	ReasonCRLFetch           = "revocation list fetch failed"
-	ReasonCSRTooLarge        = "CSR too large"
-	ReasonCSRMalformed       = "CSR malformed"
-	ReasonCSRSignature       = "CSR signature invalid"
-	ReasonKeyType            = "key type not accepted"
-	ReasonKeySize            = "key size or exponent not accepted"
-	ReasonKeyWeak            = "key is a small-order or non-canonical point"
-	ReasonScopeNotRegistered = "scope not registered for the client"
-	ReasonScopeSyntax        = "scope is not a scope-token"
-	ReasonClientID           = "invalid client_id"
-)
-
-// Error is a refusal with its class (one of the Err… sentinels) and a
-// fixed Reason (one of the Reason… constants). errors.Is(e, ErrX) holds
-// when Err is ErrX.
+// Error is a refusal. Code is the RFC error code a server answers it
+// with (an oautherr constant: invalid_token for a refused certificate,
+// invalid_dpop_proof for ErrKeyMismatch, temporarily_unavailable for
+// ErrCRLUnavailable, invalid_request or invalid_scope for a refused CSR;
+// "" for ErrInvalidCRL, which refuses no request), Reason the stable name
+// of the check that failed (an oautherr.ReasonFallback… constant, for
+// logs and metrics), and Err the class sentinel (one of the Err… values).
+//
+// errors.Is(e, S) holds for its class sentinel S and for every error of
+// its cause chain (the crypto/x509 error of a refused chain, CRL or CSR,
+// when there is one), as for the errors of the dpop, resource and issuer
+// packages. An Error is immutable once returned.
 type Error struct {
-	Reason string
+	Code   string
+	Reason oautherr.Reason
 	Err    error
+
+	cause error // the lower layer's error, or nil
 }
 
-// Error implements error; the text is the class and the reason only.
-func (e *Error) Error() string { return e.Err.Error() + ": " + e.Reason }
+// Error implements error; the text is the class and the reason only,
+// never the cause's text (which may quote certificate contents).
+func (e *Error) Error() string { return e.Err.Error() + ": " + string(e.Reason) }
 
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the class sentinel and, when there is one, the cause.
+func (e *Error) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.cause}
+}
 
-func refuse(class error, reason string) error { return &Error{Reason: reason, Err: class} }
+// codeOf returns the RFC error code of a class sentinel.
+func codeOf(class error) string {
+	switch class {
+	case ErrKeyMismatch:
+		return oautherr.InvalidDPoPProof
+	case ErrCRLUnavailable:
+		return oautherr.TemporarilyUnavailable
+	case ErrInvalidCSR, ErrKeyNotAccepted:
+		return oautherr.InvalidRequest
+	case ErrScopeNotGranted:
+		return oautherr.InvalidScope
+	case ErrInvalidCRL:
+		return ""
+	}
+	return oautherr.InvalidToken
+}
+
+func refuse(class error, reason oautherr.Reason) error {
+	return &Error{Code: codeOf(class), Reason: reason, Err: class}
+}
+
+// refuseCause is refuse with the lower layer's error kept as the cause.
+func refuseCause(class error, reason oautherr.Reason, cause error) error {
+	return &Error{Code: codeOf(class), Reason: reason, Err: class, cause: cause}
+}
 
 // ReasonOf returns the Reason of the first [*Error] in err's chain, or "".
-func ReasonOf(err error) string {
+func ReasonOf(err error) oautherr.Reason {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Reason

@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/fallback"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 )
 
@@ -97,10 +99,64 @@ func ExampleCA_Revoke() {
 	v, _ := fallback.NewVerifier(fallback.Config{CAs: []*x509.Certificate{root.Cert}, CRL: crl, Now: clock})
 
 	_, err := v.VerifyChain(ctx, old)
-	fmt.Println("old:", errors.Is(err, fallback.ErrRevoked))
+	var fe *fallback.Error
+	if errors.As(err, &fe) {
+		// The reason comes from the project's one error model: log it,
+		// count it; the client sees only the code.
+		fmt.Println("old:", errors.Is(err, fallback.ErrRevoked), fe.Code, fe.Reason == oautherr.ReasonFallbackRevoked)
+	}
 	id, _ := v.VerifyChain(ctx, renewed)
 	fmt.Println("renewed:", id.Scopes)
 	// Output:
-	// old: true
+	// old: true invalid_token true
 	// renewed: [read]
 }
+
+// ExampleConfig_chainCacheSize shows the verified-chain cache: a chain
+// presented again is served from it, but a CRL that revokes the
+// certificate refuses it on the very next request.
+func ExampleConfig_chainCacheSize() {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	root, _ := certs.NewCA(certs.Options{})
+	ca, _ := fallback.NewCA(fallback.CAConfig{Certificate: root.Cert, Signer: root.Key, Now: clock})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	chain, _ := ca.Issue(ctx, csr, "reports", []string{"read"}, nil)
+
+	var current atomic.Pointer[fallback.RevocationList]
+	install := func() {
+		der, _ := ca.CRL(ctx, now)
+		crl, _ := fallback.ParseRevocationList(der, root.Cert)
+		current.Store(crl)
+	}
+	install()
+	v, _ := fallback.NewVerifier(fallback.Config{
+		CAs:            []*x509.Certificate{root.Cert},
+		CRL:            crlSource{&current},
+		ChainCacheSize: 1000, // 0: DefaultChainCacheSize; negative: no cache
+		Now:            clock,
+	})
+
+	for range 2 { // the second time from the cache
+		_, err := v.VerifyChain(ctx, chain)
+		fmt.Println("accepted:", err == nil)
+	}
+	_ = ca.Revoke(ctx, chain[0].SerialNumber)
+	install()
+	_, err := v.VerifyChain(ctx, chain)
+	fmt.Println("after the new CRL:", fallback.ReasonOf(err))
+	// Output:
+	// accepted: true
+	// accepted: true
+	// after the new CRL: fallback_revoked
+}
+
+// crlSource serves the CRL installed last (a CRLFetcher does this in a
+// server).
+type crlSource struct {
+	p *atomic.Pointer[fallback.RevocationList]
+}
+
+func (s crlSource) Current() *fallback.RevocationList { return s.p.Load() }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // Defaults applied by [NewCRLFetcher] for zero CRLFetcherConfig fields.
@@ -173,7 +175,7 @@ func (f *CRLFetcher) fetch(ctx context.Context) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
 	if err != nil {
-		return fmt.Errorf("%w: %w", refuse(ErrInvalidCRL, ReasonCRLFetch), err)
+		return fmt.Errorf("%w: %w", refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLFetch), err)
 	}
 	cur := f.cur.Load()
 	if cur != nil {
@@ -188,35 +190,35 @@ func (f *CRLFetcher) fetch(ctx context.Context) error {
 	if err != nil {
 		// The URL is configuration, not attacker input; the error text
 		// of net/http names it, which helps operators.
-		return fmt.Errorf("%w: %w", refuse(ErrInvalidCRL, ReasonCRLFetch), err)
+		return fmt.Errorf("%w: %w", refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLFetch), err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotModified && cur != nil:
 		return nil
 	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("%w: HTTP status %d", refuse(ErrInvalidCRL, ReasonCRLFetch), resp.StatusCode)
+		return fmt.Errorf("%w: HTTP status %d", refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLFetch), resp.StatusCode)
 	}
 	der, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
 	if err != nil {
-		return fmt.Errorf("%w: %w", refuse(ErrInvalidCRL, ReasonCRLFetch), err)
+		return fmt.Errorf("%w: %w", refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLFetch), err)
 	}
 	if int64(len(der)) > f.maxBytes {
-		return refuse(ErrInvalidCRL, ReasonCRLTooLarge)
+		return refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLTooLarge)
 	}
 	l, err := ParseRevocationList(der, f.ca)
 	if err != nil {
 		return err
 	}
 	if l.thisUpdate.After(f.now().Add(crlFutureSkew)) {
-		return refuse(ErrInvalidCRL, ReasonCRLFuture)
+		return refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLFuture)
 	}
 	if cur != nil {
 		switch c := l.number.Cmp(cur.number); {
 		case c < 0:
-			return refuse(ErrInvalidCRL, ReasonCRLBackwards)
+			return refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLBackwards)
 		case c == 0 && !bytes.Equal(l.der, cur.der):
-			return refuse(ErrInvalidCRL, ReasonCRLBackwards)
+			return refuse(ErrInvalidCRL, oautherr.ReasonFallbackCRLBackwards)
 		case c == 0:
 			return nil
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // crlServer serves the CA's CRL handler, or what override returns, and
@@ -122,18 +123,18 @@ func TestCRLFetcher(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
-		reason  string
+		reason  oautherr.Reason
 	}{
-		{name: "server error", handler: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", 500) }, reason: ReasonCRLFetch},
+		{name: "server error", handler: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", 500) }, reason: oautherr.ReasonFallbackCRLFetch},
 		{name: "304 without a validator match is still fine", handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(304) }},
-		{name: "not found", handler: func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) }, reason: ReasonCRLFetch},
-		{name: "garbage", handler: serveBytes([]byte("<html>maintenance</html>")), reason: ReasonCRLMalformed},
-		{name: "truncated", handler: serveBytes(good.der[:len(good.der)/2]), reason: ReasonCRLMalformed},
-		{name: "signed by another key", handler: serveBytes(forged), reason: ReasonCRLSignature},
-		{name: "number went backwards", handler: serveBytes(older), reason: ReasonCRLBackwards},
-		{name: "same number, other content", handler: serveBytes(sameNumber), reason: ReasonCRLBackwards},
-		{name: "issued in the future", handler: serveBytes(future), reason: ReasonCRLFuture},
-		{name: "too large", handler: serveBytes(make([]byte, 5<<10)), reason: ReasonCRLTooLarge},
+		{name: "not found", handler: func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) }, reason: oautherr.ReasonFallbackCRLFetch},
+		{name: "garbage", handler: serveBytes([]byte("<html>maintenance</html>")), reason: oautherr.ReasonFallbackCRLMalformed},
+		{name: "truncated", handler: serveBytes(good.der[:len(good.der)/2]), reason: oautherr.ReasonFallbackCRLMalformed},
+		{name: "signed by another key", handler: serveBytes(forged), reason: oautherr.ReasonFallbackCRLSignature},
+		{name: "number went backwards", handler: serveBytes(older), reason: oautherr.ReasonFallbackCRLBackwards},
+		{name: "same number, other content", handler: serveBytes(sameNumber), reason: oautherr.ReasonFallbackCRLBackwards},
+		{name: "issued in the future", handler: serveBytes(future), reason: oautherr.ReasonFallbackCRLFuture},
+		{name: "too large", handler: serveBytes(make([]byte, 5<<10)), reason: oautherr.ReasonFallbackCRLTooLarge},
 	}
 	for _, tc := range tests {
 		srv.set(tc.handler)
@@ -185,7 +186,7 @@ func TestCRLFetcherDeadEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := v.VerifyChain(ctx, chain); !errors.Is(err, ErrCRLUnavailable) || ReasonOf(err) != ReasonCRLMissing {
+	if _, err := v.VerifyChain(ctx, chain); !errors.Is(err, ErrCRLUnavailable) || ReasonOf(err) != oautherr.ReasonFallbackCRLUnavailable {
 		t.Fatalf("before any fetch: %v", err)
 	}
 	if err := f.Refresh(ctx); err != nil {
@@ -202,14 +203,14 @@ func TestCRLFetcherDeadEndpoint(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrInvalidCRL) || ReasonOf(err) != ReasonCRLFetch {
+		if !errors.Is(err, ErrInvalidCRL) || ReasonOf(err) != oautherr.ReasonFallbackCRLFetch {
 			t.Fatalf("hanging fetch: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the fetch outlived its timeout")
 	}
 	clk.set(f.Current().NextUpdate().Add(DefaultCRLGrace + time.Second))
-	if _, err := v.VerifyChain(ctx, chain); !errors.Is(err, ErrCRLUnavailable) || ReasonOf(err) != ReasonCRLStale {
+	if _, err := v.VerifyChain(ctx, chain); !errors.Is(err, ErrCRLUnavailable) || ReasonOf(err) != oautherr.ReasonFallbackCRLStale {
 		t.Fatalf("past nextUpdate + grace: %v", err)
 	}
 }

@@ -122,6 +122,14 @@ func newWorldFrom(tb testing.TB, root *certs.CA) *world {
 	}
 	w := &world{root: root, ca: ca}
 	w.refreshCRL(tb)
+	w.v = w.verifier(tb, 0)
+	return w
+}
+
+// verifier returns a new Verifier of the world's CA and CRL, with its own
+// replay store and the given Config.ChainCacheSize.
+func (w *world) verifier(tb testing.TB, cacheSize int) *Verifier {
+	tb.Helper()
 	store, err := replaycache.NewLRU(replaycache.Config{})
 	if err != nil {
 		tb.Fatal(err)
@@ -135,11 +143,14 @@ func newWorldFrom(tb testing.TB, root *certs.CA) *world {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w.v, err = NewVerifier(Config{CAs: []*x509.Certificate{root.Cert}, CRL: sourceFunc(func() *RevocationList { return w.crl }), Proofs: proofs, Now: fixedClock(testNow)})
+	v, err := NewVerifier(Config{
+		CAs: []*x509.Certificate{w.root.Cert}, CRL: sourceFunc(func() *RevocationList { return w.crl }),
+		Proofs: proofs, Now: fixedClock(testNow), ChainCacheSize: cacheSize,
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return w
+	return v
 }
 
 // sourceFunc adapts a function to CRLSource.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 	"github.com/senderbound/senderbound/replaycache"
 )
 
@@ -114,7 +115,7 @@ func TestVerifyRequest(t *testing.T) {
 		proof    string
 		expect   dpop.Expect
 		want     error
-		reason   string
+		reason   oautherr.Reason
 		clientID string
 	}{
 		{name: "ES256", proof: good("P256"), clientID: "c-p256"},
@@ -122,14 +123,14 @@ func TestVerifyRequest(t *testing.T) {
 		{name: "EdDSA", proof: good("Ed25519"), clientID: "c-ed25519"},
 		{name: "PS256", proof: good("RSA2048"), clientID: "c-rsa2048"},
 		{name: "leaf alone in x5c", proof: handProof(t, k["P256"], jose.ES256, b64s(chains["P256"][0])), clientID: "c-p256"},
-		{name: "x5c leaf key differs from jwk", proof: handProof(t, k["P256"], jose.ES256, b64s(other...)), want: ErrKeyMismatch, reason: ReasonKeyMismatch},
-		{name: "chain longer than the bound", proof: handProof(t, k["P256"], jose.ES256, b64s(chains["P256"][0], w.root.Cert, w.root.Cert, w.root.Cert)), want: ErrUntrustedChain, reason: ReasonChainTooLong},
+		{name: "x5c leaf key differs from jwk", proof: handProof(t, k["P256"], jose.ES256, b64s(other...)), want: ErrKeyMismatch, reason: oautherr.ReasonFallbackKeyMismatch},
+		{name: "chain longer than the bound", proof: handProof(t, k["P256"], jose.ES256, b64s(chains["P256"][0], w.root.Cert, w.root.Cert, w.root.Cert)), want: ErrUntrustedChain, reason: oautherr.ReasonFallbackChainTooLong},
 		{name: "garbage base64", proof: handProof(t, k["P256"], jose.ES256, []string{"!!not base64!!"}), want: dpop.ErrInvalidProof},
 		{name: "base64url instead of base64", proof: handProof(t, k["P256"], jose.ES256, []string{base64.RawURLEncoding.EncodeToString(chains["P256"][0].Raw)}), want: dpop.ErrInvalidProof},
-		{name: "not a certificate", proof: handProof(t, k["P256"], jose.ES256, []string{base64.StdEncoding.EncodeToString([]byte("not a certificate"))}), want: ErrUntrustedChain, reason: ReasonMalformedCert},
+		{name: "not a certificate", proof: handProof(t, k["P256"], jose.ES256, []string{base64.StdEncoding.EncodeToString([]byte("not a certificate"))}), want: ErrUntrustedChain, reason: oautherr.ReasonFallbackCertificateMalformed},
 		{name: "x5c not an array", proof: handProof(t, k["P256"], jose.ES256, b64s(chains["P256"][0])[0]), want: dpop.ErrInvalidProof},
-		{name: "foreign-CA chain", proof: handProof(t, k["P256"], jose.ES256, b64s(foreignLeaf, foreign.Cert)), want: ErrUntrustedChain, reason: ReasonUnknownCA},
-		{name: "revoked", proof: proofOf(t, proverFor(t, k["P256"], revoked)), want: ErrRevoked, reason: ReasonRevoked},
+		{name: "foreign-CA chain", proof: handProof(t, k["P256"], jose.ES256, b64s(foreignLeaf, foreign.Cert)), want: ErrUntrustedChain, reason: oautherr.ReasonFallbackUntrustedChain},
+		{name: "revoked", proof: proofOf(t, proverFor(t, k["P256"], revoked)), want: ErrRevoked, reason: oautherr.ReasonFallbackRevoked},
 		{name: "replayed", proof: replayed, want: dpop.ErrReplay},
 		{name: "plain DPoP proof without x5c", proof: handProof(t, k["P256"], jose.ES256, nil), want: dpop.ErrInvalidProof},
 		{name: "htm mismatch", proof: good("P256"), expect: dpop.Expect{Method: "POST", URL: reqURL}, want: dpop.ErrInvalidProof},
@@ -184,7 +185,7 @@ func TestVerifyRequestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := noProofs.VerifyRequest(context.Background(), proof, dpop.Expect{Method: "GET", URL: reqURL}); ReasonOf(err) != ReasonNoVerifier {
+	if _, err := noProofs.VerifyRequest(context.Background(), proof, dpop.Expect{Method: "GET", URL: reqURL}); ReasonOf(err) != oautherr.ReasonFallbackSignedRequestsOff {
 		t.Fatalf("without Config.Proofs: %v", err)
 	}
 	for _, want := range []dpop.Expect{

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // DefaultScopesOID is the object identifier of the scopes extension when
@@ -50,7 +52,7 @@ func checkScopes(scopes []string) error {
 	}
 	for i, s := range scopes {
 		if !ValidScope(s) {
-			return refuse(ErrScopesMalformed, ReasonScopeSyntax)
+			return refuse(ErrScopesMalformed, oautherr.ReasonFallbackScopeSyntax)
 		}
 		for _, t := range scopes[:i] {
 			if s == t {
@@ -87,7 +89,7 @@ func MarshalScopes(scopes []string) ([]byte, error) {
 // duplicates; anything else is an error wrapping ErrScopesMalformed. On
 // error the scopes are nil.
 func ParseScopes(der []byte) ([]string, error) {
-	bad := refuse(ErrScopesMalformed, ReasonScopesMalformed)
+	bad := refuse(ErrScopesMalformed, oautherr.ReasonFallbackScopesMalformed)
 	// 4 bytes of header per element at most for these lengths, plus the
 	// outer header.
 	if len(der) > 8+MaxScopes*(4+MaxScopeLen) {
@@ -128,7 +130,7 @@ func ScopesFromCertificate(cert *x509.Certificate, oid asn1.ObjectIdentifier) ([
 		oid = DefaultScopesOID
 	}
 	if len(cert.UnhandledCriticalExtensions) > 0 {
-		return nil, refuse(ErrUntrustedChain, ReasonCriticalExtension)
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackCriticalExtension)
 	}
 	var val []byte
 	n := 0
@@ -140,9 +142,9 @@ func ScopesFromCertificate(cert *x509.Certificate, oid asn1.ObjectIdentifier) ([
 	}
 	switch {
 	case n == 0:
-		return nil, refuse(ErrScopesMalformed, ReasonScopesMissing)
+		return nil, refuse(ErrScopesMalformed, oautherr.ReasonFallbackScopesMissing)
 	case n > 1:
-		return nil, refuse(ErrScopesMalformed, ReasonScopesDuplicate)
+		return nil, refuse(ErrScopesMalformed, oautherr.ReasonFallbackScopesDuplicate)
 	}
 	return ParseScopes(val)
 }

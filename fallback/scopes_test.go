@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 func TestMarshalScopes(t *testing.T) {
@@ -110,7 +112,7 @@ func TestParseScopesRefuses(t *testing.T) {
 			if got != nil {
 				t.Fatal("scopes returned with an error")
 			}
-			if ReasonOf(err) != ReasonScopesMalformed {
+			if ReasonOf(err) != oautherr.ReasonFallbackScopesMalformed {
 				t.Fatalf("reason %q", ReasonOf(err))
 			}
 		})
@@ -182,19 +184,19 @@ func TestScopesFromCertificate(t *testing.T) {
 		name   string
 		edit   func(*x509.Certificate)
 		want   error
-		reason string
+		reason oautherr.Reason
 	}{
 		{name: "present once", edit: nil},
-		{name: "missing", edit: func(c *x509.Certificate) { c.ExtraExtensions = nil }, want: ErrScopesMalformed, reason: ReasonScopesMissing},
+		{name: "missing", edit: func(c *x509.Certificate) { c.ExtraExtensions = nil }, want: ErrScopesMalformed, reason: oautherr.ReasonFallbackScopesMissing},
 		{name: "malformed value", edit: func(c *x509.Certificate) {
 			c.ExtraExtensions = []pkix.Extension{{Id: DefaultScopesOID, Value: []byte("read write")}}
-		}, want: ErrScopesMalformed, reason: ReasonScopesMalformed},
+		}, want: ErrScopesMalformed, reason: oautherr.ReasonFallbackScopesMalformed},
 		{name: "marked critical", edit: func(c *x509.Certificate) {
 			c.ExtraExtensions = []pkix.Extension{{Id: DefaultScopesOID, Critical: true, Value: val}}
-		}, want: ErrUntrustedChain, reason: ReasonCriticalExtension},
+		}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackCriticalExtension},
 		{name: "other critical extension", edit: func(c *x509.Certificate) {
 			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: other, Critical: true, Value: []byte{5, 0}})
-		}, want: ErrUntrustedChain, reason: ReasonCriticalExtension},
+		}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackCriticalExtension},
 		{name: "other non-critical extension", edit: func(c *x509.Certificate) {
 			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: other, Value: []byte{5, 0}})
 		}},
@@ -221,7 +223,7 @@ func TestScopesFromCertificate(t *testing.T) {
 		c.ExtraExtensions = []pkix.Extension{{Id: DefaultScopesOID, Value: val}, {Id: DefaultScopesOID, Value: val}}
 	}
 	c := &x509.Certificate{Extensions: []pkix.Extension{{Id: DefaultScopesOID, Value: val}, {Id: DefaultScopesOID, Value: val}}}
-	if _, err := ScopesFromCertificate(c, nil); !errors.Is(err, ErrScopesMalformed) || ReasonOf(err) != ReasonScopesDuplicate {
+	if _, err := ScopesFromCertificate(c, nil); !errors.Is(err, ErrScopesMalformed) || ReasonOf(err) != oautherr.ReasonFallbackScopesDuplicate {
 		t.Fatalf("duplicate: got %v", err)
 	}
 	probe := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: testNow, NotAfter: testNow.Add(time.Hour)}

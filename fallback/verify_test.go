@@ -13,6 +13,7 @@ import (
 
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 func TestVerifyChain(t *testing.T) {
@@ -53,44 +54,44 @@ func TestVerifyChain(t *testing.T) {
 		name   string
 		chain  []*x509.Certificate
 		want   error
-		reason string
+		reason oautherr.Reason
 	}{
 		{name: "issued by the CA", chain: good},
 		{name: "leaf alone", chain: good[:1]},
 		{name: "crafted with the same template", chain: []*x509.Certificate{signed(nil)}},
-		{name: "empty", chain: nil, want: ErrUntrustedChain, reason: ReasonEmptyChain},
-		{name: "nil leaf", chain: []*x509.Certificate{nil}, want: ErrUntrustedChain, reason: ReasonEmptyChain},
-		{name: "longer than the bound", chain: []*x509.Certificate{good[0], w.root.Cert, w.root.Cert, w.root.Cert}, want: ErrUntrustedChain, reason: ReasonChainTooLong},
-		{name: "foreign CA", chain: []*x509.Certificate{craft(t, foreign.Cert, foreign.Key, pub, nil), foreign.Cert}, want: ErrUntrustedChain, reason: ReasonUnknownCA},
-		{name: "foreign CA presenting the fallback CA", chain: []*x509.Certificate{craft(t, foreign.Cert, foreign.Key, pub, nil), w.root.Cert}, want: ErrUntrustedChain, reason: ReasonUnknownCA},
-		{name: "forged: same issuer name, other key", chain: []*x509.Certificate{craft(t, &forgerCert, forger.Key, pub, nil)}, want: ErrUntrustedChain, reason: ReasonUnknownCA},
+		{name: "empty", chain: nil, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackEmptyChain},
+		{name: "nil leaf", chain: []*x509.Certificate{nil}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackEmptyChain},
+		{name: "longer than the bound", chain: []*x509.Certificate{good[0], w.root.Cert, w.root.Cert, w.root.Cert}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackChainTooLong},
+		{name: "foreign CA", chain: []*x509.Certificate{craft(t, foreign.Cert, foreign.Key, pub, nil), foreign.Cert}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackUntrustedChain},
+		{name: "foreign CA presenting the fallback CA", chain: []*x509.Certificate{craft(t, foreign.Cert, foreign.Key, pub, nil), w.root.Cert}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackUntrustedChain},
+		{name: "forged: same issuer name, other key", chain: []*x509.Certificate{craft(t, &forgerCert, forger.Key, pub, nil)}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackUntrustedChain},
 		{name: "self-signed", chain: []*x509.Certificate{craft(t, nil, k["P256b"], pub, func(c *x509.Certificate) { c.Subject = pkix.Name{CommonName: "self"} })}, want: ErrUntrustedChain},
-		{name: "issued by an intermediate", chain: []*x509.Certificate{craft(t, inter.Cert, inter.Key, pub, nil), inter.Cert}, want: ErrUntrustedChain, reason: ReasonUnknownCA},
+		{name: "issued by an intermediate", chain: []*x509.Certificate{craft(t, inter.Cert, inter.Key, pub, nil), inter.Cert}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackUntrustedChain},
 		{name: "expired", chain: []*x509.Certificate{signed(func(c *x509.Certificate) {
 			c.NotBefore, c.NotAfter = testNow.Add(-48*time.Hour), testNow.Add(-time.Second)
-		})}, want: ErrExpired, reason: ReasonExpired},
-		{name: "not yet valid", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.NotBefore = testNow.Add(time.Hour) })}, want: ErrExpired, reason: ReasonNotYetValid},
-		{name: "serverAuth only", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} })}, want: ErrNotClientAuth, reason: ReasonNoClientAuthEKU},
-		{name: "no extended key usage", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtKeyUsage = nil })}, want: ErrNotClientAuth, reason: ReasonNoClientAuthEKU},
-		{name: "any extended key usage", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageAny} })}, want: ErrNotClientAuth, reason: ReasonNoClientAuthEKU},
-		{name: "leaf is a CA", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.IsCA = true; c.KeyUsage |= x509.KeyUsageCertSign })}, want: ErrNotClientAuth, reason: ReasonLeafIsCA},
-		{name: "no URI SAN", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.URIs = nil; c.DNSNames = []string{"c1.example.test"} })}, want: ErrNotClientAuth, reason: ReasonNoClientID},
+		})}, want: ErrExpired, reason: oautherr.ReasonFallbackExpired},
+		{name: "not yet valid", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.NotBefore = testNow.Add(time.Hour) })}, want: ErrExpired, reason: oautherr.ReasonFallbackNotYetValid},
+		{name: "serverAuth only", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} })}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackNotClientAuth},
+		{name: "no extended key usage", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtKeyUsage = nil })}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackNotClientAuth},
+		{name: "any extended key usage", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageAny} })}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackNotClientAuth},
+		{name: "leaf is a CA", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.IsCA = true; c.KeyUsage |= x509.KeyUsageCertSign })}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackLeafIsCA},
+		{name: "no URI SAN", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.URIs = nil; c.DNSNames = []string{"c1.example.test"} })}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackNoClientID},
 		{name: "two URI SANs", chain: []*x509.Certificate{signed(func(c *x509.Certificate) {
 			c.URIs = append(c.URIs, uri("urn:senderbound:client:admin"))
-		})}, want: ErrNotClientAuth, reason: ReasonNoClientID},
-		{name: "URI SAN with another prefix", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.URIs = []*url.URL{uri("https://as.example.test/c1")} })}, want: ErrNotClientAuth, reason: ReasonNoClientID},
-		{name: "URI SAN not canonical", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.URIs = []*url.URL{uri("urn:senderbound:client:%61dmin")} })}, want: ErrNotClientAuth, reason: ReasonNoClientID},
-		{name: "revoked", chain: revoked, want: ErrRevoked, reason: ReasonRevoked},
-		{name: "scopes extension missing", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtraExtensions = nil })}, want: ErrScopesMalformed, reason: ReasonScopesMissing},
+		})}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackNoClientID},
+		{name: "URI SAN with another prefix", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.URIs = []*url.URL{uri("https://as.example.test/c1")} })}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackNoClientID},
+		{name: "URI SAN not canonical", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.URIs = []*url.URL{uri("urn:senderbound:client:%61dmin")} })}, want: ErrNotClientAuth, reason: oautherr.ReasonFallbackNoClientID},
+		{name: "revoked", chain: revoked, want: ErrRevoked, reason: oautherr.ReasonFallbackRevoked},
+		{name: "scopes extension missing", chain: []*x509.Certificate{signed(func(c *x509.Certificate) { c.ExtraExtensions = nil })}, want: ErrScopesMalformed, reason: oautherr.ReasonFallbackScopesMissing},
 		{name: "scopes extension malformed", chain: []*x509.Certificate{signed(func(c *x509.Certificate) {
 			c.ExtraExtensions = []pkix.Extension{{Id: DefaultScopesOID, Value: []byte{0x30, 0x03, 0x13, 0x01, 'a'}}}
-		})}, want: ErrScopesMalformed, reason: ReasonScopesMalformed},
+		})}, want: ErrScopesMalformed, reason: oautherr.ReasonFallbackScopesMalformed},
 		{name: "scopes extension critical", chain: []*x509.Certificate{signed(func(c *x509.Certificate) {
 			c.ExtraExtensions = []pkix.Extension{{Id: DefaultScopesOID, Critical: true, Value: val}}
-		})}, want: ErrUntrustedChain, reason: ReasonCriticalExtension},
+		})}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackCriticalExtension},
 		{name: "unknown critical extension", chain: []*x509.Certificate{signed(func(c *x509.Certificate) {
 			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: otherOID, Critical: true, Value: []byte{5, 0}})
-		})}, want: ErrUntrustedChain, reason: ReasonCriticalExtension},
+		})}, want: ErrUntrustedChain, reason: oautherr.ReasonFallbackCriticalExtension},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,14 +133,14 @@ func TestVerifyChainCRLState(t *testing.T) {
 		now    time.Time
 		grace  time.Duration
 		want   error
-		reason string
+		reason oautherr.Reason
 	}{
 		{name: "fresh", crl: w.crl, now: testNow},
 		{name: "past nextUpdate, within grace", crl: w.crl, now: next.Add(30 * time.Minute)},
-		{name: "past nextUpdate and grace", crl: w.crl, now: next.Add(DefaultCRLGrace + time.Second), want: ErrCRLUnavailable, reason: ReasonCRLStale},
-		{name: "custom grace", crl: w.crl, now: next.Add(2 * time.Minute), grace: time.Minute, want: ErrCRLUnavailable, reason: ReasonCRLStale},
-		{name: "no CRL yet", crl: nil, now: testNow, want: ErrCRLUnavailable, reason: ReasonCRLMissing},
-		{name: "CRL of another CA", crl: other.crl, now: testNow, want: ErrCRLUnavailable, reason: ReasonCRLOtherIssuer},
+		{name: "past nextUpdate and grace", crl: w.crl, now: next.Add(DefaultCRLGrace + time.Second), want: ErrCRLUnavailable, reason: oautherr.ReasonFallbackCRLStale},
+		{name: "custom grace", crl: w.crl, now: next.Add(2 * time.Minute), grace: time.Minute, want: ErrCRLUnavailable, reason: oautherr.ReasonFallbackCRLStale},
+		{name: "no CRL yet", crl: nil, now: testNow, want: ErrCRLUnavailable, reason: oautherr.ReasonFallbackCRLUnavailable},
+		{name: "CRL of another CA", crl: other.crl, now: testNow, want: ErrCRLUnavailable, reason: oautherr.ReasonFallbackCRLOtherIssuer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/benchratio"
 )
 
 var benchJKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
@@ -92,7 +92,7 @@ func benchWithRaw(b *testing.B, raw, op func() error) {
 		}
 		return time.Since(t)
 	}
-	var ratios []float64
+	var ratios benchratio.Ratios
 	b.ReportAllocs()
 	n := 0
 	start := time.Now()
@@ -103,17 +103,15 @@ func benchWithRaw(b *testing.B, raw, op func() error) {
 		if n++; n%block == 0 {
 			opDur := time.Since(start)
 			b.StopTimer()
-			ratios = append(ratios, float64(opDur)/float64(runRaw()))
+			ratios.Add(opDur, runRaw())
 			b.StartTimer()
 			start = time.Now()
 		}
 	}
 	if len(ratios) == 0 { // fewer than one block: compare per-call means
-		opNs := float64(b.Elapsed().Nanoseconds()) / float64(n)
-		ratios = append(ratios, opNs/(float64(runRaw().Nanoseconds())/block))
+		ratios.Add(b.Elapsed()*block/time.Duration(n), runRaw())
 	}
-	slices.Sort(ratios)
-	b.ReportMetric(ratios[len(ratios)/2], "x-raw")
+	b.ReportMetric(ratios.Median(), "x-raw")
 }
 
 // BenchmarkMint measures tokens minted per second for each algorithm next

@@ -1,7 +1,8 @@
 // Package issuer is the authorization-server side of senderbound: it mints
 // RFC 9068 JWT access tokens bound to a DPoP key (RFC 9449, "cnf.jkt") or to
 // an mTLS client certificate (RFC 8705, "cnf.x5t#S256"), and serves the
-// token endpoint, JWKS, RFC 8414 metadata and RFC 7662 introspection.
+// token endpoint, JWKS, RFC 8414 metadata, RFC 7662 introspection and the
+// RFC 9126 pushed authorization request endpoint.
 //
 // # Minting
 //
@@ -131,6 +132,41 @@
 // certificate hold until it expires: removing a scope from a client means
 // revoking its certificate ([fallback.CA.Revoke]) and issuing a new one.
 //
+// # Authorization codes and pushed authorization requests
+//
+// The package has no authorization endpoint of its own: a server with
+// users and consent embeds [Server] and adds one, with its
+// authorization_code grant registered in ServerConfig.Grants. What RFC 9449
+// §10 and RFC 9126 require there comes as pieces:
+//
+//   - [AuthorizationDPoPJKT] validates the dpop_jkt parameter of an
+//     authorization request (one 43-character base64url SHA-256
+//     thumbprint; else invalid_request, reason dpop_jkt_malformed), and
+//     [Server.AuthorizationRequest] resolves a whole request, plain or by
+//     request_uri. The embedder stores [AuthorizationRequest].DPoPJKT with
+//     the code it issues and returns it as [Grant.DPoPJKT] from its
+//     authorization_code [GrantHandler]; the token endpoint then issues a
+//     token only for a DPoP proof by that key and answers any other key,
+//     or none, with invalid_grant.
+//   - With ServerConfig.PAR, [Server.PARHandler] serves PARPath (also on
+//     the mTLS alias; pushed_authorization_request_endpoint in the
+//     metadata). It authenticates the client exactly as the token
+//     endpoint does, refuses a request_uri parameter, and verifies a DPoP
+//     header per RFC 9449 §4.3 with htu the PAR URL (nonces and the
+//     replay store as at the token endpoint). The proof key's thumbprint
+//     is the request's dpop_jkt; a dpop_jkt parameter naming another key
+//     is refused with invalid_dpop_proof (reason dpop_jkt_mismatch; RFC
+//     9449 §10.1 names no code). The pushed parameters wait in a
+//     [PushedRequestStore] (in memory and bounded by default; shared by
+//     the instances of one issuer) for PARConfig.Lifetime, and
+//     [Server.TakePushedRequest] redeems a request_uri once, for the
+//     client that pushed it only. PARConfig.Check lets the embedder
+//     validate the pushed parameters (redirect_uri, PKCE, scope) at push
+//     time, as RFC 9126 §2.1 asks.
+//
+// examples/authcode-server is a complete authorization-code server built
+// this way, with PKCE.
+//
 // # Binding rules
 //
 // A token request with a valid DPoP proof (htu = the token endpoint URL that
@@ -195,5 +231,5 @@
 // A nil Metrics costs nothing.
 //
 // See RFC 9068 (https://www.rfc-editor.org/rfc/rfc9068), RFC 9449 §5–§10,
-// RFC 8705 §2–§5, RFC 8414 and RFC 7662.
+// RFC 8705 §2–§5, RFC 8414, RFC 7662 and RFC 9126.
 package issuer

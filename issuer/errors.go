@@ -52,7 +52,8 @@ var (
 	// [dpop.ErrUseNonce] itself.
 	ErrUseDPoPNonce = dpop.ErrUseNonce
 	// ErrTokenNotFound is returned by a [RefreshStore] for an unknown or
-	// expired refresh token.
+	// expired refresh token, and by a [PushedRequestStore] for an unknown,
+	// expired or already redeemed request_uri.
 	ErrTokenNotFound = errors.New("issuer: token not found")
 	// ErrUnavailable reports a dependency (replay store, refresh store,
 	// client registry) that failed; the request is refused (fail closed).

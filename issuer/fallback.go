@@ -76,11 +76,11 @@ func (s *Server) certificate(w http.ResponseWriter, r *http.Request) ([]byte, er
 	chain, err := s.cfg.Fallback.Issue(ctx, csr, client.ID, client.Scopes, requested)
 	switch {
 	case errors.Is(err, fallback.ErrScopeNotGranted):
-		return nil, newError(ErrInvalidScope, "requested scope is not allowed")
+		return nil, refuse(ErrInvalidScope, fallback.ReasonOf(err), "requested scope is not allowed", err)
 	case errors.Is(err, fallback.ErrInvalidCSR):
-		return nil, newError(ErrInvalidRequest, "invalid certificate signing request")
+		return nil, refuse(ErrInvalidRequest, fallback.ReasonOf(err), "invalid certificate signing request", err)
 	case errors.Is(err, fallback.ErrKeyNotAccepted):
-		return nil, newError(ErrInvalidRequest, "key type or size not accepted")
+		return nil, refuse(ErrInvalidRequest, fallback.ReasonOf(err), "key type or size not accepted", err)
 	case err != nil:
 		return nil, err
 	}

@@ -26,6 +26,10 @@ type Metadata struct {
 	DPoPSigningAlgValuesSupported         []string          `json:"dpop_signing_alg_values_supported,omitempty"`
 	TLSClientCertificateBoundAccessTokens bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	MTLSEndpointAliases                   map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	// PushedAuthorizationRequestEndpoint and
+	// RequirePushedAuthorizationRequests are the RFC 9126 §5 members.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests,omitempty"`
 	// FallbackCertificateEndpoint and FallbackCRLURI name the fallback
 	// CA's endpoints (this framework's own members, not registered).
 	FallbackCertificateEndpoint string `json:"fallback_certificate_endpoint,omitempty"`
@@ -35,7 +39,8 @@ type Metadata struct {
 // Metadata returns the server's metadata document. grant_types_supported
 // lists the built-in grants and the registered ones; auth methods are
 // ServerConfig.AuthMethods; the mTLS aliases appear when MTLSBaseURL is set;
-// the fallback endpoints when ServerConfig.Fallback is set.
+// the PAR endpoint when ServerConfig.PAR is set; the fallback endpoints
+// when ServerConfig.Fallback is set.
 func (s *Server) Metadata() Metadata {
 	base := strings.TrimSuffix(s.is.ID(), "/")
 	m := Metadata{
@@ -65,6 +70,10 @@ func (s *Server) Metadata() Metadata {
 		m.TokenEndpointAuthSigningAlgValues = s.cfg.ClientAssertionAlgorithms
 		m.IntrospectionEndpointAuthSigningAlgs = s.cfg.ClientAssertionAlgorithms
 	}
+	if s.cfg.PAR != nil {
+		m.PushedAuthorizationRequestEndpoint = base + PARPath
+		m.RequirePushedAuthorizationRequests = s.cfg.PAR.Require
+	}
 	if s.cfg.Fallback != nil {
 		m.FallbackCertificateEndpoint = base + CertificatePath
 		m.FallbackCRLURI = base + CRLPath
@@ -77,6 +86,9 @@ func (s *Server) Metadata() Metadata {
 		}
 		if s.cfg.Fallback != nil {
 			m.MTLSEndpointAliases["fallback_certificate_endpoint"] = ab + CertificatePath
+		}
+		if s.cfg.PAR != nil {
+			m.MTLSEndpointAliases["pushed_authorization_request_endpoint"] = ab + PARPath
 		}
 	}
 	return m

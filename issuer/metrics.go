@@ -23,8 +23,8 @@ type Metrics interface {
 	// (unbound).
 	TokenIssued(grant, binding string)
 	// Refused is called once per refused request: endpoint is "token",
-	// "introspection" or "certificate" (the fallback certificate
-	// endpoint) and e the error rendered;
+	// "introspection", "par" (the pushed authorization request endpoint)
+	// or "certificate" (the fallback certificate endpoint) and e the error rendered;
 	// its Code is the RFC 6749 §5.2 (or RFC 9449) error code, and
 	// "use_dpop_nonce" marks a nonce challenge.
 	Refused(endpoint string, e *Error)

@@ -26,7 +26,7 @@ type errorBody struct {
 }
 
 // writeError renders err as an RFC 6749 §5.2 error and logs the refusal at
-// endpoint ("token" or "introspection"). Only the fixed code and
+// endpoint ("token", "introspection", "par", ...). Only the fixed code and
 // description reach the client and the log.
 func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	var e *Error

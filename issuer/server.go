@@ -115,7 +115,7 @@ type ServerConfig struct {
 	// private_key_jwt assertions (asymmetric only). Default
 	// [DefaultDPoPAlgorithms].
 	ClientAssertionAlgorithms []string
-	// Logger, when set, receives one Info record per refused token or
+	// Logger, when set, receives one Info record per refused token, PAR or
 	// introspection request, with the endpoint, the RFC 6749 error code,
 	// the status and the fixed error description as the reason, and one
 	// per introspection answered {"active":false} because the token is not
@@ -134,6 +134,11 @@ type ServerConfig struct {
 	// the fallback: Handler serves CertificatePath (also on the mTLS
 	// alias) and CRLPath, and the metadata advertises them. Optional.
 	Fallback *fallback.CA
+	// PAR, when set, enables the pushed authorization request endpoint
+	// (RFC 9126): Handler serves PARPath (also on the mTLS alias), the
+	// metadata advertises it, and [Server.AuthorizationRequest] redeems
+	// its request_uri values. NewServer copies it. Optional.
+	PAR *PARConfig
 }
 
 // Server serves the issuer's HTTP endpoints: token, JWKS, metadata and
@@ -263,6 +268,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		s.assertionAlgs = append(s.assertionAlgs, jose.SignatureAlgorithm(a))
 	}
+	if cfg.PAR != nil {
+		par := *cfg.PAR
+		if par.Lifetime == 0 {
+			par.Lifetime = DefaultPARLifetime
+		}
+		if par.Lifetime < time.Second || par.Lifetime > 10*time.Minute {
+			return nil, fmt.Errorf("%w: PAR Lifetime must lie between 1 s and 10 min", ErrInvalidConfig)
+		}
+		if par.Store == nil {
+			st, err := NewMemoryPushedRequestStore(0, cfg.Issuer.cfg.Now)
+			if err != nil {
+				return nil, err
+			}
+			par.Store = st
+		}
+		cfg.PAR = &par
+	}
 	base := strings.TrimSuffix(cfg.Issuer.ID(), "/")
 	s.tokenURL = base + TokenPath
 	u, _ := url.Parse(cfg.Issuer.ID())
@@ -298,8 +320,9 @@ func canonicalHost(scheme, host string) string {
 // Handler returns one http.Handler serving every endpoint at the paths of
 // the issuer identifier and of MTLSBaseURL: the token endpoint, JWKS,
 // introspection, the RFC 8414 metadata (at
-// /.well-known/oauth-authorization-server followed by the issuer's path)
-// and, with ServerConfig.Fallback, the certificate and CRL endpoints.
+// /.well-known/oauth-authorization-server followed by the issuer's path),
+// with ServerConfig.PAR the pushed authorization request endpoint and,
+// with ServerConfig.Fallback, the certificate and CRL endpoints.
 // Other paths get 404.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -308,6 +331,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(s.issuerPath+IntrospectionPath, intro)
 	mux.Handle(s.issuerPath+JWKSPath, s.JWKSHandler())
 	mux.Handle(MetadataPath+s.issuerPath, s.MetadataHandler())
+	par := s.PARHandler()
+	if par != nil {
+		mux.Handle(s.issuerPath+PARPath, par)
+	}
 	var cert http.Handler
 	if s.cfg.Fallback != nil {
 		cert = s.CertificateHandler()
@@ -320,6 +347,9 @@ func (s *Server) Handler() http.Handler {
 		if cert != nil {
 			mux.Handle(s.aliasPath+CertificatePath, cert)
 		}
+		if par != nil {
+			mux.Handle(s.aliasPath+PARPath, par)
+		}
 	}
 	return mux
 }
@@ -331,8 +361,12 @@ func (s *Server) JWKSHandler() http.Handler { return s.is.JWKSHandler(s.cfg.JWKS
 // TokenURL returns the token endpoint URL.
 func (s *Server) TokenURL() string { return s.tokenURL }
 
-// endpointURL returns the URL of the endpoint at path (TokenPath or
-// IntrospectionPath) that r was sent to, by the same rule as expectedHTU.
+// endpointURL returns the URL of the endpoint at path (TokenPath,
+// IntrospectionPath, PARPath, ...) that r was sent to: the mTLS alias when
+// the request came in on the alias (its host, or its path when the alias
+// shares the conventional host), else the conventional URL. Either way the
+// value is one of ours, never built from request input; a DPoP proof (or a
+// client assertion audience) naming any other URL fails.
 func (s *Server) endpointURL(r *http.Request, path string) string {
 	main := strings.TrimSuffix(s.is.ID(), "/") + path
 	if s.aliasURL == "" {

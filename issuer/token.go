@@ -12,15 +12,6 @@ import (
 	"github.com/senderbound/senderbound/oautherr"
 )
 
-// expectedHTU returns the token endpoint URL the request was sent to: the
-// mTLS alias when the request came in on the alias (its host, or its path
-// when the alias shares the conventional host), else the conventional URL.
-// Either way the value is one of ours, never built from request input; a
-// proof naming any other URL fails.
-func (s *Server) expectedHTU(r *http.Request) string {
-	return s.endpointURL(r, TokenPath)
-}
-
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	TokenType    string `json:"token_type"`
@@ -85,26 +76,13 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	// The proof is checked here but recorded only after the grant, just
 	// before minting (see claimProof), so that refused requests occupy no
 	// replay entry.
-	var (
-		jkt    string
-		dproof *dpop.Proof
-	)
-	proof, err := dpop.ProofFromHeader(r.Header)
-	switch {
-	case errors.Is(err, dpop.ErrMissingProof):
-	case err != nil:
-		return nil, "", refuse(ErrInvalidDPoPProof, oautherr.ReasonProofMalformed, "malformed DPoP header", err)
-	default:
-		p, err := s.verifier.Check(proof, dpop.Expect{Method: http.MethodPost, URL: s.expectedHTU(r)})
-		if err != nil {
-			return nil, "", s.proofError(err)
-		}
-		jkt, dproof = p.JKT, p
-		if due, ok := s.nonces.(interface{ Due(string) bool }); ok && due.Due(p.Nonce) {
-			if n, err := s.nonces.NewNonce(); err == nil {
-				nonce = n
-			}
-		}
+	var jkt string
+	dproof, nonce, err := s.checkProof(r, TokenPath)
+	if err != nil {
+		return nil, "", err
+	}
+	if dproof != nil {
+		jkt = dproof.JKT
 	}
 	cert, err := s.certs.ClientCertificate(r)
 	if err != nil {
@@ -191,6 +169,32 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		s.cfg.Metrics.TokenIssued(gt, bindingKind(binding))
 	}
 	return resp, nonce, nil
+}
+
+// checkProof verifies the DPoP header of a POST to the endpoint at path
+// (TokenPath or PARPath) per RFC 9449 §4.3, with htu the URL the request
+// was sent to (see endpointURL) and the server's nonces; it does not
+// claim the proof (see claimProof). It returns a nil proof when the
+// request carries none, and nonce, a fresh DPoP-Nonce to send when the
+// proof's nonce is due for renewal.
+func (s *Server) checkProof(r *http.Request, path string) (_ *dpop.Proof, nonce string, _ error) {
+	proof, err := dpop.ProofFromHeader(r.Header)
+	switch {
+	case errors.Is(err, dpop.ErrMissingProof):
+		return nil, "", nil
+	case err != nil:
+		return nil, "", refuse(ErrInvalidDPoPProof, oautherr.ReasonProofMalformed, "malformed DPoP header", err)
+	}
+	p, err := s.verifier.Check(proof, dpop.Expect{Method: http.MethodPost, URL: s.endpointURL(r, path)})
+	if err != nil {
+		return nil, "", s.proofError(err)
+	}
+	if due, ok := s.nonces.(interface{ Due(string) bool }); ok && due.Due(p.Nonce) {
+		if n, err := s.nonces.NewNonce(); err == nil {
+			nonce = n
+		}
+	}
+	return p, nonce, nil
 }
 
 // bindingFor chooses the access token's binding: for a client registered

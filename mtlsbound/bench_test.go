@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/senderbound/senderbound/internal/benchratio"
 )
 
 var (
@@ -35,29 +37,19 @@ func rawVerify(b *testing.B) float64 {
 			b.Fatal(err)
 		}
 		// Timed by hand: testing.Benchmark cannot run inside a benchmark.
-		best := 0.0
-		for round := 0; round < 3; round++ {
-			const n = 2000
-			start := time.Now()
-			for i := 0; i < n; i++ {
-				if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
-					b.Fatal("verify failed")
-				}
+		rawVerifyNs = benchratio.BestNs(3, 100*time.Millisecond, func() {
+			if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
+				b.Fatal("verify failed")
 			}
-			if ns := float64(time.Since(start).Nanoseconds()) / n; best == 0 || ns < best {
-				best = ns
-			}
-		}
-		rawVerifyNs = best
+		})
 	})
 	return rawVerifyNs
 }
 
 func reportRatio(b *testing.B) {
 	b.Helper()
-	raw := rawVerify(b)
-	if raw > 0 && b.N > 0 {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/raw, "x-raw")
+	if raw, per := rawVerify(b), benchratio.NsPerOp(b); raw > 0 && per > 0 {
+		b.ReportMetric(per/raw, "x-raw")
 	}
 }
 
@@ -73,7 +65,7 @@ func BenchmarkRawECDSAP256Verify(b *testing.B) {
 	}
 	b.StopTimer()
 	if raw > 0 {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/raw, "x-raw")
+		b.ReportMetric(benchratio.NsPerOp(b)/raw, "x-raw")
 	}
 }
 

@@ -242,27 +242,134 @@ const (
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
 )
 
-// Reasons for a refused fallback client certificate (a certificate that
-// carries the client's authorization when the issuer is unreachable).
+// Reasons for a refused authorization request or pushed authorization
+// request (RFC 9449 §10, RFC 9126).
 const (
-	// ReasonFallbackCRLUnavailable: the fallback CA's revocation list is
-	// unavailable or stale; the request is refused.
-	ReasonFallbackCRLUnavailable Reason = "fallback_crl_unavailable"
+	// ReasonDPoPJKTMalformed: the dpop_jkt parameter is not one base64url
+	// SHA-256 JWK thumbprint (43 characters, no padding).
+	ReasonDPoPJKTMalformed Reason = "dpop_jkt_malformed"
+	// ReasonDPoPJKTMismatch: a pushed authorization request carries both
+	// dpop_jkt and a DPoP proof, and the proof key has another thumbprint.
+	ReasonDPoPJKTMismatch Reason = "dpop_jkt_mismatch"
+	// ReasonRequestURINotAllowed: a pushed authorization request carries a
+	// request_uri parameter (RFC 9126 §2.1).
+	ReasonRequestURINotAllowed Reason = "request_uri_not_allowed"
+	// ReasonRequestURIInvalid: a request_uri is unknown, expired, already
+	// used or pushed by another client.
+	ReasonRequestURIInvalid Reason = "request_uri_invalid"
+	// ReasonPushedRequestRequired: an authorization request without
+	// request_uri where pushed authorization requests are required.
+	ReasonPushedRequestRequired Reason = "pushed_request_required"
+	// ReasonPushedRequestStoreUnavailable: the pushed-request store failed
+	// or is full of live requests.
+	ReasonPushedRequestStoreUnavailable Reason = "pushed_request_store_unavailable"
+)
+
+// Reasons for a refused fallback client certificate (a certificate that
+// carries the client's authorization when the issuer is unreachable) or
+// signed request. The fallback package returns them in its errors; a
+// resource server logs them unchanged.
+const (
+	// ReasonFallbackEmptyChain: no certificate was presented.
+	ReasonFallbackEmptyChain Reason = "fallback_empty_chain"
+	// ReasonFallbackChainTooLong: more certificates were presented than
+	// the verifier accepts.
+	ReasonFallbackChainTooLong Reason = "fallback_chain_too_long"
+	// ReasonFallbackCertificateMalformed: a presented certificate cannot be
+	// parsed.
+	ReasonFallbackCertificateMalformed Reason = "fallback_certificate_malformed"
+	// ReasonFallbackUntrustedChain: the certificate is not issued by a
+	// configured fallback CA (foreign CA, forged signature, a CA outside
+	// its validity).
+	ReasonFallbackUntrustedChain Reason = "fallback_untrusted_chain"
+	// ReasonFallbackCriticalExtension: the certificate has a critical
+	// extension that is not handled.
+	ReasonFallbackCriticalExtension Reason = "fallback_critical_extension"
+	// ReasonFallbackExpired: the fallback certificate has expired.
+	ReasonFallbackExpired Reason = "fallback_expired"
+	// ReasonFallbackNotYetValid: the fallback certificate's notBefore lies
+	// in the future.
+	ReasonFallbackNotYetValid Reason = "fallback_not_yet_valid"
+	// ReasonFallbackNotClientAuth: the fallback certificate (or its CA)
+	// lacks the clientAuth extended key usage.
+	ReasonFallbackNotClientAuth Reason = "fallback_not_client_auth"
+	// ReasonFallbackLeafIsCA: the presented leaf is a CA certificate.
+	ReasonFallbackLeafIsCA Reason = "fallback_leaf_is_ca"
+	// ReasonFallbackNoClientID: the certificate carries no client_id URI
+	// SAN, or more than one URI SAN.
+	ReasonFallbackNoClientID Reason = "fallback_no_client_id"
+	// ReasonFallbackRevoked: the fallback certificate is revoked.
+	ReasonFallbackRevoked Reason = "fallback_revoked"
+	// ReasonFallbackScopesMissing: the certificate has no scopes extension.
+	ReasonFallbackScopesMissing Reason = "fallback_scopes_missing"
+	// ReasonFallbackScopesDuplicate: the scopes extension is present more
+	// than once.
+	ReasonFallbackScopesDuplicate Reason = "fallback_scopes_duplicate"
+	// ReasonFallbackScopesMalformed: the certificate's scopes extension is
+	// not the DER SEQUENCE OF UTF8String scope-tokens.
+	ReasonFallbackScopesMalformed Reason = "fallback_scopes_malformed"
 	// ReasonFallbackKeyMismatch: a signed request was signed by a key other
 	// than the fallback certificate's.
 	ReasonFallbackKeyMismatch Reason = "fallback_key_mismatch"
-	// ReasonFallbackRevoked: the fallback certificate is revoked.
-	ReasonFallbackRevoked Reason = "fallback_revoked"
-	// ReasonFallbackExpired: the fallback certificate is outside its
-	// validity period.
-	ReasonFallbackExpired Reason = "fallback_expired"
-	// ReasonFallbackNotClientAuth: the fallback certificate lacks the
-	// clientAuth extended key usage.
-	ReasonFallbackNotClientAuth Reason = "fallback_not_client_auth"
-	// ReasonFallbackScopesMalformed: the certificate's scopes extension is
-	// malformed.
-	ReasonFallbackScopesMalformed Reason = "fallback_scopes_malformed"
-	// ReasonFallbackUntrustedChain: the certificate does not chain to a
-	// configured fallback CA.
-	ReasonFallbackUntrustedChain Reason = "fallback_untrusted_chain"
+	// ReasonFallbackSignedRequestsOff: a signed request reached a verifier
+	// that is not configured for them.
+	ReasonFallbackSignedRequestsOff Reason = "fallback_signed_requests_off"
+	// ReasonFallbackCRLUnavailable: no revocation list of the fallback CA
+	// is at hand yet; the request is refused.
+	ReasonFallbackCRLUnavailable Reason = "fallback_crl_unavailable"
+	// ReasonFallbackCRLStale: the revocation list is past its nextUpdate
+	// and the grace period; the request is refused.
+	ReasonFallbackCRLStale Reason = "fallback_crl_stale"
+	// ReasonFallbackCRLOtherIssuer: the revocation list is not the one of
+	// the certificate's CA.
+	ReasonFallbackCRLOtherIssuer Reason = "fallback_crl_other_issuer"
+	// ReasonFallbackCRLMalformed: a fetched revocation list is not one DER
+	// CRL.
+	ReasonFallbackCRLMalformed Reason = "fallback_crl_malformed"
+	// ReasonFallbackCRLSignature: a fetched revocation list's signature
+	// does not verify under the CA key.
+	ReasonFallbackCRLSignature Reason = "fallback_crl_signature"
+	// ReasonFallbackCRLCritical: a fetched revocation list (or an entry)
+	// has a critical extension that is not handled.
+	ReasonFallbackCRLCritical Reason = "fallback_crl_critical_extension"
+	// ReasonFallbackCRLNoNextUpdate: a fetched revocation list lacks
+	// nextUpdate or a CRL number, or its nextUpdate precedes thisUpdate.
+	ReasonFallbackCRLNoNextUpdate Reason = "fallback_crl_no_next_update"
+	// ReasonFallbackCRLFuture: a fetched revocation list was issued in the
+	// future.
+	ReasonFallbackCRLFuture Reason = "fallback_crl_from_future"
+	// ReasonFallbackCRLBackwards: a fetched revocation list's number is
+	// lower than the current one's.
+	ReasonFallbackCRLBackwards Reason = "fallback_crl_number_backwards"
+	// ReasonFallbackCRLTooLarge: a fetched revocation list exceeds the
+	// size cap.
+	ReasonFallbackCRLTooLarge Reason = "fallback_crl_too_large"
+	// ReasonFallbackCRLFetch: the revocation list could not be fetched.
+	ReasonFallbackCRLFetch Reason = "fallback_crl_fetch_failed"
+	// ReasonFallbackCSRTooLarge: a certificate signing request exceeds the
+	// size cap.
+	ReasonFallbackCSRTooLarge Reason = "fallback_csr_too_large"
+	// ReasonFallbackCSRMalformed: a certificate signing request cannot be
+	// parsed.
+	ReasonFallbackCSRMalformed Reason = "fallback_csr_malformed"
+	// ReasonFallbackCSRSignature: a certificate signing request's signature
+	// does not verify under its own key (no proof of possession).
+	ReasonFallbackCSRSignature Reason = "fallback_csr_signature"
+	// ReasonFallbackKeyType: the CSR's key type is not certified.
+	ReasonFallbackKeyType Reason = "fallback_key_type"
+	// ReasonFallbackKeySize: the CSR's key size or exponent is not
+	// certified.
+	ReasonFallbackKeySize Reason = "fallback_key_size"
+	// ReasonFallbackKeyWeak: the CSR's key is a small-order or
+	// non-canonical point.
+	ReasonFallbackKeyWeak Reason = "fallback_key_weak"
+	// ReasonFallbackScopeNotRegistered: the CSR asks for a scope the client
+	// is not registered for.
+	ReasonFallbackScopeNotRegistered Reason = "fallback_scope_not_registered"
+	// ReasonFallbackScopeSyntax: a scope is not an RFC 6749 §3.3
+	// scope-token.
+	ReasonFallbackScopeSyntax Reason = "fallback_scope_syntax"
+	// ReasonFallbackClientIDInvalid: the client_id cannot be certified
+	// (empty, too long or not UTF-8).
+	ReasonFallbackClientIDInvalid Reason = "fallback_client_id_invalid"
 )

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senderbound/senderbound/internal/benchratio"
+
 	"github.com/senderbound/senderbound/replaycache"
 )
 
@@ -38,17 +40,11 @@ func rawVerifyNsPerOp(b *testing.B) float64 {
 		}
 		// testing.Benchmark cannot run inside a benchmark, so time a
 		// fixed span by hand.
-		start := time.Now()
-		n := 0
-		for time.Since(start) < 200*time.Millisecond {
-			for j := 0; j < 50; j++ {
-				if !ecdsa.VerifyASN1(&priv.PublicKey, digest[:], sig) {
-					b.Fatal("verify failed")
-				}
+		rawVerifyNs = benchratio.BestNs(1, 200*time.Millisecond, func() {
+			if !ecdsa.VerifyASN1(&priv.PublicKey, digest[:], sig) {
+				b.Fatal("verify failed")
 			}
-			n += 50
-		}
-		rawVerifyNs = float64(time.Since(start).Nanoseconds()) / float64(n)
+		})
 	})
 	return rawVerifyNs
 }
@@ -61,7 +57,7 @@ func reportRatio(b *testing.B) {
 	if b.N == 0 {
 		return
 	}
-	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	perOp := benchratio.NsPerOp(b)
 	b.ReportMetric(perOp/rawVerifyNsPerOp(b), "x-raw")
 }
 
@@ -188,7 +184,7 @@ func BenchmarkLRUMemory(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(perEntry, "B/entry")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/entries/rawVerifyNsPerOp(b), "x-raw")
+	b.ReportMetric(benchratio.NsPerOp(b)/entries/rawVerifyNsPerOp(b), "x-raw")
 }
 
 // BenchmarkLRUClaim measures fresh claims from one goroutine in the same

@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/benchratio"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
@@ -30,28 +30,29 @@ var (
 
 // rawVerifyNs measures one raw ECDSA P-256 verification (crypto/ecdsa,
 // precomputed digest) in this run: the floor every ratio is stated
-// against. It times batches by hand (testing.Benchmark cannot run inside a
+// against. It times rounds by hand (testing.Benchmark cannot run inside a
 // benchmark) and keeps the fastest of five, like the benchmark harness
 // keeps the best of its rounds.
 func rawVerifyNs() float64 {
 	rawOnce.Do(func() {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		d := sha256.Sum256([]byte("benchmark"))
-		sig, _ := ecdsa.SignASN1(rand.Reader, k, d[:])
-		const n = 500
-		for round := 0; round < 5; round++ {
-			start := time.Now()
-			for i := 0; i < n; i++ {
-				if !ecdsa.VerifyASN1(&k.PublicKey, d[:], sig) {
-					panic("verify failed")
-				}
-			}
-			if ns := float64(time.Since(start).Nanoseconds()) / n; rawNs == 0 || ns < rawNs {
-				rawNs = ns
-			}
-		}
+		verify := newRawVerify()
+		rawNs = benchratio.BestNs(5, 20*time.Millisecond, verify)
 	})
 	return rawNs
+}
+
+// newRawVerify returns one raw ECDSA P-256 verification of a fixed
+// signature over a precomputed digest; it panics if the signature does
+// not verify.
+func newRawVerify() func() {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	d := sha256.Sum256([]byte("benchmark"))
+	sig, _ := ecdsa.SignASN1(rand.Reader, k, d[:])
+	return func() {
+		if !ecdsa.VerifyASN1(&k.PublicKey, d[:], sig) {
+			panic("raw verify failed")
+		}
+	}
 }
 
 // rawRowNs and rawRowCPU are the wall-clock and CPU ns/op of the
@@ -74,7 +75,7 @@ func reportRatio(b *testing.B, verifies float64, cpu time.Duration) {
 			}
 		}
 	}
-	per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	per := benchratio.NsPerOp(b)
 	raw := float64(rawRowNs.Load())
 	if raw == 0 {
 		raw = rawVerifyNs()
@@ -101,32 +102,12 @@ const (
 // ilvRounds·ilvBatch-1. Call it after the timed loop.
 func reportInterleaved(b *testing.B, verifies float64, check func(i int)) {
 	b.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	d := sha256.Sum256([]byte("benchmark"))
-	sig, _ := ecdsa.SignASN1(rand.Reader, k, d[:])
-	ratios := make([]float64, ilvRounds)
-	n := 0
-	for r := range ratios {
-		t0 := time.Now()
-		for j := 0; j < ilvBatch; j++ {
-			if !ecdsa.VerifyASN1(&k.PublicKey, d[:], sig) {
-				b.Fatal("raw verify failed")
-			}
-		}
-		t1 := time.Now()
-		for j := 0; j < ilvBatch; j++ {
-			check(n)
-			n++
-		}
-		t2 := time.Now()
-		ratios[r] = float64(t2.Sub(t1)) / (verifies * float64(t1.Sub(t0)))
-	}
-	slices.Sort(ratios)
+	ratio := benchratio.Interleaved(ilvRounds, ilvBatch, newRawVerify(), check) / verifies
 	unit := "x-floor-ilv"
 	if verifies == 1 {
 		unit = "x-raw-ilv"
 	}
-	b.ReportMetric(ratios[len(ratios)/2], unit)
+	b.ReportMetric(ratio, unit)
 }
 
 func benchEnv(b *testing.B, cacheSize int) *restest.Env {

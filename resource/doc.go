@@ -171,8 +171,11 @@
 // [Principal] then has Binding [BindingFallback], the certificate's
 // client_id (also as Subject) and its thumbprint. When the CA's revocation
 // list is past its nextUpdate plus the configured grace, fallback requests
-// are refused with 503 (reason fallback_crl_unavailable) while requests
-// with tokens are unaffected.
+// are refused with 503 (reason fallback_crl_stale; fallback_crl_unavailable
+// before the first list arrives) while requests with tokens are
+// unaffected. The reason of every fallback refusal is the fallback
+// package's own (oautherr.ReasonFallback…), and the fallback error stays
+// in the chain for errors.Is and errors.As.
 //
 // # Errors
 //

@@ -103,23 +103,20 @@ func (v *Verifier) signedRequestError(err error) error {
 	return failCause(ErrInvalidProof, proofReason(err), "DPoP proof invalid", err)
 }
 
-// fallbackError maps a refused fallback certificate. Each reason names
-// the class; the description sent to the client is fixed.
+// fallbackError maps a refused fallback certificate. The reason is the
+// fallback package's own (an oautherr.ReasonFallback… constant); the
+// description sent to the client is fixed.
 func fallbackError(err error) error {
 	const desc = "the client certificate is not acceptable"
+	reason := fallback.ReasonOf(err)
+	if reason == "" {
+		reason = oautherr.ReasonFallbackUntrustedChain
+	}
 	switch {
 	case errors.Is(err, fallback.ErrCRLUnavailable):
-		return failCause(ErrUnavailable, oautherr.ReasonFallbackCRLUnavailable, "certificate revocation status unavailable", err)
+		return failCause(ErrUnavailable, reason, "certificate revocation status unavailable", err)
 	case errors.Is(err, fallback.ErrKeyMismatch):
-		return failCause(ErrInvalidProof, oautherr.ReasonFallbackKeyMismatch, "DPoP proof invalid", err)
-	case errors.Is(err, fallback.ErrRevoked):
-		return failCause(ErrInvalidToken, oautherr.ReasonFallbackRevoked, desc, err)
-	case errors.Is(err, fallback.ErrExpired):
-		return failCause(ErrInvalidToken, oautherr.ReasonFallbackExpired, desc, err)
-	case errors.Is(err, fallback.ErrNotClientAuth):
-		return failCause(ErrInvalidToken, oautherr.ReasonFallbackNotClientAuth, desc, err)
-	case errors.Is(err, fallback.ErrScopesMalformed):
-		return failCause(ErrInvalidToken, oautherr.ReasonFallbackScopesMalformed, desc, err)
+		return failCause(ErrInvalidProof, reason, "DPoP proof invalid", err)
 	}
-	return failCause(ErrInvalidToken, oautherr.ReasonFallbackUntrustedChain, desc, err)
+	return failCause(ErrInvalidToken, reason, desc, err)
 }

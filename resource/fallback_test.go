@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,8 +188,8 @@ func TestFallbackPolicy(t *testing.T) {
 		{name: "replayed signed request", req: func() *http.Request { return signed(replayed) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_replayed", status: 401},
 		{name: "signed request for another URL", req: func() *http.Request { return signed(f.proof(t, http.MethodGet, "https://rs.example.test/other")) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_htu_mismatch", status: 401},
 		{name: "signed request for another method", req: func() *http.Request { return signed(f.proof(t, http.MethodPost, url)) }, policy: fallbackRead, want: resource.ErrInvalidProof, reason: "proof_htm_mismatch", status: 401},
-		{name: "stale CRL: mTLS refused with 503", req: func() *http.Request { return withCerts(f.chain...) }, policy: fallbackRead, stale: true, want: resource.ErrUnavailable, reason: "fallback_crl_unavailable", status: 503},
-		{name: "stale CRL: signed request refused with 503", req: func() *http.Request { return signed(f.proof(t, http.MethodGet, url)) }, policy: fallbackRead, stale: true, want: resource.ErrUnavailable, reason: "fallback_crl_unavailable", status: 503},
+		{name: "stale CRL: mTLS refused with 503", req: func() *http.Request { return withCerts(f.chain...) }, policy: fallbackRead, stale: true, want: resource.ErrUnavailable, reason: "fallback_crl_stale", status: 503},
+		{name: "stale CRL: signed request refused with 503", req: func() *http.Request { return signed(f.proof(t, http.MethodGet, url)) }, policy: fallbackRead, stale: true, want: resource.ErrUnavailable, reason: "fallback_crl_stale", status: 503},
 		{name: "stale CRL: token request unaffected", req: func() *http.Request { return bearerRequest(f.Token(t, nil)) }, policy: resource.Policy{Accept: resource.AcceptAny, Fallback: true}, stale: true},
 	}
 	for _, tc := range tests {
@@ -215,6 +216,12 @@ func TestFallbackPolicy(t *testing.T) {
 			var e *resource.Error
 			if !errors.Is(err, tc.want) || !errors.As(err, &e) || e.Reason != tc.reason || e.Status != tc.status {
 				t.Fatalf("got %v (%+v), want %v %s %d", err, e, tc.want, tc.reason, tc.status)
+			}
+			// A refusal of the certificate keeps the fallback error, with
+			// the same reason, in the chain.
+			var fe *fallback.Error
+			if strings.HasPrefix(string(tc.reason), "fallback_") && (!errors.As(err, &fe) || fe.Reason != e.Reason || fallback.ReasonOf(err) != tc.reason) {
+				t.Fatalf("fallback error %+v in %v", fe, err)
 			}
 		})
 	}

@@ -2,46 +2,20 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/conformance"
+	"github.com/senderbound/senderbound/internal/fullstack"
 	"github.com/senderbound/senderbound/issuer"
-	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
-	"github.com/senderbound/senderbound/replaycache"
-	"github.com/senderbound/senderbound/resource"
-	"github.com/senderbound/senderbound/trustedproxy"
 )
-
-// conformLateHandler lets a server start (and learn its URL) before its
-// handler exists.
-type conformLateHandler struct{ h atomic.Pointer[http.Handler] }
-
-func (l *conformLateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h := l.h.Load(); h != nil {
-		(*h).ServeHTTP(w, r)
-		return
-	}
-	http.Error(w, "starting", http.StatusServiceUnavailable)
-}
-
-func (l *conformLateHandler) set(h http.Handler) { l.h.Store(&h) }
 
 // conformMode selects the resource conformStart serves.
 type conformMode int
@@ -78,63 +52,62 @@ const (
 )
 
 // conformStart starts the module's real issuer and resource servers on
-// loopback TLS, as conformance's self-run test does, and writes the CA,
-// the client certificates and the issuer key to files. mode picks the
-// resource: conformGood, conformBroken (a deliberately non-conformant
+// loopback TLS, as conformance's self-run test and the demo do, and writes
+// the CA, the client certificates and the issuer key to files. mode picks
+// the resource: conformGood, conformBroken (a deliberately non-conformant
 // handler that accepts any request carrying an Authorization header) or
 // conformProof400 (the real resource, answering an invalid proof with 400
 // instead of 401).
 func conformStart(t *testing.T, mode conformMode) conformTarget {
 	t.Helper()
+	opts := fullstack.Options{
+		CAName:              "conform test CA",
+		ClientSecret:        conformClientSecret,
+		IntrospectionSecret: conformRSSecret,
+		Audience:            "https://rs.conform.test",
+		SecondAudience:      "https://rs2.conform.test",
+		// The demo's test grant gives the public client refresh tokens
+		// (--refresh-client-id, --refresh-grant-type, --refresh-param).
+		TestGrant: demoTestGrant,
+	}
+	switch mode {
+	case conformBroken:
+		// Non-conformant on purpose: any credential is accepted, so a
+		// DPoP-bound token passes as a Bearer token.
+		opts.WrapResource = func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="broken"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				_, _ = w.Write([]byte(`{"ok":true}`))
+			})
+		}
+	case conformProof400:
+		opts.WrapResource = func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(proof400Writer{w}, r)
+			})
+		}
+	}
+	st, err := fullstack.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+
 	dir := t.TempDir()
-	ca, err := certs.NewCA(certs.Options{CommonName: "conform test CA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvCert, err := ca.Issue(certs.Options{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c1, err := ca.Issue(certs.Options{CommonName: "mtls-app", Client: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := ca.Issue(certs.Options{CommonName: "someone-else", Client: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, certs.EncodeCertificates(ca.Cert), 0o644); err != nil {
+	if err := os.WriteFile(caFile, certs.EncodeCertificates(st.CA.Cert), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for name, leaf := range map[string]*certs.Leaf{"c1": c1, "c2": c2} {
+	for name, leaf := range map[string]*certs.Leaf{"c1": st.ClientLeaf, "c2": st.SecondClientLeaf} {
 		if err := leaf.WriteDir(filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-
-	start := func(h http.Handler, auth tls.ClientAuthType) *httptest.Server {
-		s := httptest.NewUnstartedServer(h)
-		s.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLSCertificate()}, ClientAuth: auth}
-		s.StartTLS()
-		t.Cleanup(s.Close)
-		return s
-	}
-	asH, rsH, rs2H, proxyH := &conformLateHandler{}, &conformLateHandler{}, &conformLateHandler{}, &conformLateHandler{}
-	as := start(asH, tls.RequestClientCert)
-	rs := start(rsH, tls.RequestClientCert)
-	rs2 := start(rs2H, tls.RequestClientCert)
-	proxy := start(proxyH, tls.NoClientCert)
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := issuer.NewKeySet(issuer.SigningKey{Signer: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk, err := json.Marshal(jose.JSONWebKey{Key: key, KeyID: ks.ActiveKeyID(), Algorithm: "ES256"})
+	jwk, err := json.Marshal(st.IssuerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,109 +115,24 @@ func conformStart(t *testing.T, mode conformMode) conformTarget {
 	if err := os.WriteFile(issuerKeyFile, jwk, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	aud1, aud2 := "https://rs.conform.test", "https://rs2.conform.test"
-	is, err := issuer.New(issuer.Config{Issuer: as.URL, Keys: ks, Audience: []string{aud1, aud2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := issuer.NewMemoryRegistry(
-		issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformClientSecret), Scopes: []string{"read"}},
-		issuer.Client{ID: "mtls-app", AuthMethod: issuer.AuthTLSClient, Scopes: []string{"read"},
-			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=mtls-app"}},
-		issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(conformRSSecret), Introspect: true, IntrospectAll: true},
-		issuer.Client{ID: "public-app", AuthMethod: issuer.AuthNone, Scopes: []string{"read"}},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The demo's test grant gives the public client refresh tokens
-	// (--refresh-client-id, --refresh-grant-type, --refresh-param).
-	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, MTLS: true,
-		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	asH.set(srv.Handler())
 
-	keys, err := resource.NewStaticKeySet(ks.JWKS(time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newRS := func(aud string, store *replaycache.LRU, trusted *trustedproxy.Set) http.Handler {
-		v, err := resource.New(resource.Config{
-			Algorithms:     resource.DefaultAlgorithms(),
-			Issuers:        []resource.Issuer{{Identifier: as.URL, Keys: keys}},
-			Audience:       aud,
-			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store},
-			TrustedProxies: trusted,
-			// Test servers on loopback, each under one name.
-			InsecureHostHeader: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/resource", v.Middleware(resource.Policy{Scopes: []string{"read"}})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			_, _ = w.Write([]byte(`{"ok":true}`))
-		})))
-		return mux
-	}
-	newStore := func() *replaycache.LRU {
-		s, err := replaycache.NewLRU(replaycache.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	shared := newStore()
-	switch mode {
-	case conformBroken:
-		// Non-conformant on purpose: any credential is accepted, so a
-		// DPoP-bound token passes as a Bearer token.
-		rsH.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") == "" {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="broken"`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			_, _ = w.Write([]byte(`{"ok":true}`))
-		}))
-	case conformProof400:
-		h := newRS(aud1, shared, nil)
-		rsH.set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(proof400Writer{w}, r)
-		}))
-	default:
-		rsH.set(newRS(aud1, shared, nil))
-	}
-	loopback, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1/32", "::1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxyH.set(newRS(aud1, shared, loopback))
-	rs2H.set(newRS(aud2, newStore(), nil))
-
-	ct := conformTarget{tokenEndpoint: as.URL + issuer.TokenPath, resource: rs.URL + "/resource", caFile: caFile}
+	ct := conformTarget{tokenEndpoint: st.IssuerURL + issuer.TokenPath, resource: st.ResourceURL + fullstack.ResourcePath, caFile: caFile}
 	ct.flags = []string{
 		"--token-endpoint", ct.tokenEndpoint,
-		"--client-id", "app", "--client-secret", conformClientSecret, "--scope", "read",
+		"--client-id", st.ClientID, "--client-secret", conformClientSecret, "--scope", fullstack.Scope,
 		"--resource", ct.resource, "--method", "GET",
-		"--issuer", as.URL, "--audience", aud1,
+		"--issuer", st.IssuerURL, "--audience", st.Audience,
 		"--cert", filepath.Join(dir, "c1", certs.LeafCertFile), "--key", filepath.Join(dir, "c1", certs.LeafKeyFile),
-		"--mtls-client-id", "mtls-app",
+		"--mtls-client-id", fullstack.MTLSClientID,
 		"--second-cert", filepath.Join(dir, "c2", certs.LeafCertFile), "--second-key", filepath.Join(dir, "c2", certs.LeafKeyFile),
 		"--ca-file", caFile,
 		"--issuer-key", issuerKeyFile,
-		"--second-resource", rs2.URL + "/resource",
-		"--trusted-proxy-resource", proxy.URL + "/resource",
-		"--metadata", as.URL + issuer.MetadataPath,
-		"--introspection", as.URL + issuer.IntrospectionPath,
-		"--introspection-client", "rs:" + conformRSSecret,
-		"--refresh-client-id", "public-app", "--refresh-grant-type", demoTestGrant, "--refresh-param", "subject=" + demoTestSubject,
+		"--second-resource", st.SecondResourceURL + fullstack.ResourcePath,
+		"--trusted-proxy-resource", st.ProxyURL + fullstack.ResourcePath,
+		"--metadata", st.IssuerURL + issuer.MetadataPath,
+		"--introspection", st.IssuerURL + issuer.IntrospectionPath,
+		"--introspection-client", fullstack.IntrospectionClientID + ":" + conformRSSecret,
+		"--refresh-client-id", fullstack.PublicClientID, "--refresh-grant-type", demoTestGrant, "--refresh-param", "subject=" + fullstack.TestSubject,
 	}
 	return ct
 }

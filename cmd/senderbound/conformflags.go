@@ -31,6 +31,8 @@ type conformFlags struct {
 	refreshClientID             string
 	refreshGrantType            string
 	refreshParams               paramsFlag
+	authzEndpoint, redirectURI  string
+	authzParams                 paramsFlag
 	format, out, cases          string
 	formatDefault, casesDefault string
 }
@@ -44,7 +46,9 @@ type conformFlags struct {
 // --trusted-proxy-resource, --plain-resource, --metadata, --introspection,
 // --introspection-client (id:secret), --refresh-client-id,
 // --refresh-grant-type, --refresh-param (name=value, repeatable; together
-// they build Target.RefreshGrant), --no-dpop, --timeout, --format
+// they build Target.RefreshGrant), --authorization-endpoint, --redirect-uri,
+// --authorization-param (name=value, repeatable; together they build
+// Target.Authorization), --no-dpop, --timeout, --format
 // (text|json|junit), --out and --cases (comma-separated ids or prefixes).
 func registerConformFlags(fs *flag.FlagSet) *conformFlags {
 	f := &conformFlags{}
@@ -79,6 +83,9 @@ func registerConformFlags(fs *flag.FlagSet) *conformFlags {
 	fs.StringVar(&f.refreshClientID, "refresh-client-id", "", "public client that obtains refresh tokens with --refresh-grant-type (test deployments only)")
 	fs.StringVar(&f.refreshGrantType, "refresh-grant-type", "", "grant_type of the deployment's test grant that issues refresh tokens to --refresh-client-id")
 	fs.Var(&f.refreshParams, "refresh-param", "form parameter name=value of the refresh grant (repeatable)")
+	fs.StringVar(&f.authzEndpoint, "authorization-endpoint", "", "non-interactive authorization endpoint that redirects a valid request of --client-id with a code at once (test deployments only)")
+	fs.StringVar(&f.redirectURI, "redirect-uri", "", "redirect_uri registered for --client-id; the suite reads codes from the redirect and never visits it")
+	fs.Var(&f.authzParams, "authorization-param", "authorization request parameter name=value (repeatable)")
 	fs.BoolVar(&t.DisableDPoP, "no-dpop", false, "the target does not issue DPoP tokens")
 	fs.DurationVar(&t.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&f.format, "format", "text", "report format: text, json or junit")
@@ -150,6 +157,12 @@ func (f *conformFlags) target() (conformance.Target, error) {
 		t.RefreshGrant = &conformance.RefreshGrant{ClientID: f.refreshClientID, GrantType: f.refreshGrantType, Params: url.Values{}}
 		for k, vs := range f.refreshParams {
 			t.RefreshGrant.Params[k] = slices.Clone(vs)
+		}
+	}
+	if f.authzEndpoint != "" || f.redirectURI != "" || len(f.authzParams) > 0 {
+		t.Authorization = &conformance.AuthorizationFlow{Endpoint: f.authzEndpoint, RedirectURI: f.redirectURI, Params: url.Values{}}
+		for k, vs := range f.authzParams {
+			t.Authorization.Params[k] = slices.Clone(vs)
 		}
 	}
 	if err := t.Validate(); err != nil {

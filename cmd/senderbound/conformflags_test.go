@@ -160,3 +160,68 @@ func TestRefreshGrantFlagHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizationFlags checks that --authorization-endpoint,
+// --redirect-uri and --authorization-param build Target.Authorization and
+// unlock CapAuthorization, and that incomplete or clashing descriptions
+// are refused.
+func TestAuthorizationFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		want     *conformance.AuthorizationFlow
+		parseErr bool
+		err      string
+	}{
+		{name: "none", args: nil},
+		{
+			name: "complete",
+			args: []string{"--authorization-endpoint", "https://as.example.test/authorize", "--redirect-uri", "https://app.example.test/cb",
+				"--authorization-param", "login_hint=alice", "--authorization-param", "scope=read write"},
+			want: &conformance.AuthorizationFlow{Endpoint: "https://as.example.test/authorize", RedirectURI: "https://app.example.test/cb",
+				Params: url.Values{"login_hint": {"alice"}, "scope": {"read write"}}},
+		},
+		{name: "param without value", args: []string{"--authorization-param", "login_hint"}, parseErr: true},
+		{name: "no redirect", args: []string{"--authorization-endpoint", "https://as.example.test/authorize"}, err: "redirect URI"},
+		{name: "no endpoint", args: []string{"--redirect-uri", "https://app.example.test/cb"}, err: "authorization endpoint"},
+		{name: "endpoint not http", args: []string{"--authorization-endpoint", "ftp://as.example.test/a", "--redirect-uri", "https://app.example.test/cb"}, err: "not an http(s) URL"},
+		{name: "redirect with fragment", args: []string{"--authorization-endpoint", "https://as.example.test/a", "--redirect-uri", "https://app.example.test/cb#x"}, err: "redirect URI"},
+		{name: "reserved dpop_jkt", args: []string{"--authorization-endpoint", "https://as.example.test/a", "--redirect-uri", "https://app.example.test/cb", "--authorization-param", "dpop_jkt=x"}, err: "set by the suite"},
+		{name: "reserved request_uri", args: []string{"--authorization-endpoint", "https://as.example.test/a", "--redirect-uri", "https://app.example.test/cb", "--authorization-param", "request_uri=x"}, err: "set by the suite"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fs := flag.NewFlagSet("conform", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			tf := registerConformFlags(fs)
+			err := fs.Parse(append(append([]string(nil), conformRequired...), tt.args...))
+			if tt.parseErr {
+				if err == nil {
+					t.Fatal("Parse accepted the flags")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			target, err := tf.target()
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Target() error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(target.Authorization, tt.want) {
+				t.Errorf("Authorization = %+v, want %+v", target.Authorization, tt.want)
+			}
+			if got := target.Capabilities()&conformance.CapAuthorization != 0; got != (tt.want != nil) {
+				t.Errorf("CapAuthorization = %v, want %v", got, tt.want != nil)
+			}
+		})
+	}
+}

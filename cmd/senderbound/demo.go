@@ -13,37 +13,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/senderbound/senderbound/conformance"
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/fullstack"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound"
-	"github.com/senderbound/senderbound/mtlsbound/certs"
 	"github.com/senderbound/senderbound/oautherr"
-	"github.com/senderbound/senderbound/replaycache"
-	"github.com/senderbound/senderbound/resource"
-	"github.com/senderbound/senderbound/trustedproxy"
 )
 
 // The demo's registered clients. The secrets are generated per run.
 const (
 	demoDPoPClient  = "dpop-app"
-	demoMTLSClient  = "mtls-app"
-	demoPublic      = "public-app"
-	demoIntrospect  = "rs"
-	demoScope       = "read"
+	demoMTLSClient  = fullstack.MTLSClientID
+	demoScope       = fullstack.Scope
 	demoAudience    = "https://rs.demo.test"
 	demoAudience2   = "https://rs2.demo.test"
-	demoResourceAPI = "/resource"
+	demoResourceAPI = fullstack.ResourcePath
 )
 
 func runDemo(ctx context.Context, e *env, args []string) error {
@@ -190,169 +181,37 @@ type demo struct {
 	mtlsCert, intCrt tls.Certificate // registered client certificate, and a stranger's from the same CA
 	dpopSecret       string
 	introspectSecret string
-	issuerKey        *jose.JSONWebKey
-	servers          []*http.Server
-	fb               *fallbackDemo // the fallback story's servers
+	stack            *fullstack.Stack // the issuer and the resources
+	fb               *fallbackDemo    // the fallback story's servers
 }
 
 // startDemo generates a CA and certificates, and starts on 127.0.0.1 the
 // issuer, two resource servers, and the first resource again behind a
-// "proxy" listener that trusts Client-Cert from loopback.
+// "proxy" listener that trusts Client-Cert from loopback; nonces are
+// required everywhere.
 func startDemo(ctx context.Context) (*demo, error) {
-	ca, err := certs.NewCA(certs.Options{CommonName: "senderbound demo CA", TTL: time.Hour})
+	st, err := fullstack.Start(fullstack.Options{
+		CAName:         "senderbound demo CA",
+		CertTTL:        time.Hour,
+		ClientID:       demoDPoPClient,
+		SecondClientCN: "intruder",
+		Audience:       demoAudience,
+		SecondAudience: demoAudience2,
+		Nonces:         true,
+		TestGrant:      demoTestGrant,
+		Handler:        http.HandlerFunc(serveResourceAnswer),
+		NewServer:      newHTTPServer,
+	})
 	if err != nil {
 		return nil, err
 	}
-	srvLeaf, err := ca.Issue(certs.Options{CommonName: "localhost", IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}, Server: true, TTL: time.Hour})
-	if err != nil {
-		return nil, err
+	d := &demo{
+		asURL: st.IssuerURL, rsURL: st.ResourceURL, rs2URL: st.SecondResourceURL, proxyURL: st.ProxyURL,
+		roots: st.Roots, mtlsCert: st.ClientCert, intCrt: st.SecondClientCert,
+		dpopSecret: st.ClientSecret, introspectSecret: st.IntrospectionSecret,
+		stack: st,
 	}
-	mtlsLeaf, err := ca.Issue(certs.Options{CommonName: demoMTLSClient, Client: true, TTL: time.Hour})
-	if err != nil {
-		return nil, err
-	}
-	other, err := ca.Issue(certs.Options{CommonName: "intruder", Client: true, TTL: time.Hour})
-	if err != nil {
-		return nil, err
-	}
-	d := &demo{roots: ca.Pool(), mtlsCert: mtlsLeaf.TLSCertificate(), intCrt: other.TLSCertificate()}
-	if d.dpopSecret, err = randomSecret(); err != nil {
-		return nil, err
-	}
-	if d.introspectSecret, err = randomSecret(); err != nil {
-		return nil, err
-	}
-
-	// Listeners first: every server's URL is known before any handler is built.
-	serverCert := srvLeaf.TLSCertificate()
-	listen := func(auth tls.ClientAuthType) (net.Listener, string, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, "", err
-		}
-		cfg := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: auth, MinVersion: tls.VersionTLS12}
-		return tls.NewListener(ln, cfg), "https://" + ln.Addr().String(), nil
-	}
-	var lns []net.Listener
-	defer func() {
-		if err != nil {
-			for _, ln := range lns {
-				ln.Close()
-			}
-		}
-	}()
-	urls := make([]string, 4)
-	for i, auth := range []tls.ClientAuthType{tls.RequestClientCert, tls.RequestClientCert, tls.RequestClientCert, tls.NoClientCert} {
-		var ln net.Listener
-		if ln, urls[i], err = listen(auth); err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-	}
-	d.asURL, d.rsURL, d.rs2URL, d.proxyURL = urls[0], urls[1], urls[2], urls[3]
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	ks, err := issuer.NewKeySet(issuer.SigningKey{Signer: key})
-	if err != nil {
-		return nil, err
-	}
-	d.issuerKey = &jose.JSONWebKey{Key: key, KeyID: ks.ActiveKeyID(), Algorithm: "ES256"}
-	is, err := issuer.New(issuer.Config{Issuer: d.asURL, Keys: ks, Audience: []string{demoAudience, demoAudience2}})
-	if err != nil {
-		return nil, err
-	}
-	reg, err := issuer.NewMemoryRegistry(
-		// dpop-app may use the test grant too, so that the suite can record
-		// how a confidential client's refresh token treats another key.
-		issuer.Client{ID: demoDPoPClient, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.dpopSecret), Scopes: []string{demoScope},
-			GrantTypes: []string{issuer.GrantClientCredentials, issuer.GrantRefreshToken, demoTestGrant}},
-		// public-app is a public client: refresh_token and every extension
-		// grant, here the test grant.
-		issuer.Client{ID: demoPublic, AuthMethod: issuer.AuthNone, Scopes: []string{demoScope}},
-		issuer.Client{ID: demoMTLSClient, AuthMethod: issuer.AuthTLSClient, Scopes: []string{demoScope},
-			Certificate: mtlsbound.PKIAuth{Roots: ca.Pool(), SubjectDN: "CN=" + demoMTLSClient}},
-		issuer.Client{ID: demoIntrospect, AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(d.introspectSecret), Introspect: true, IntrospectAll: true},
-	)
-	if err != nil {
-		return nil, err
-	}
-	asNonces, err := serveNonces(d.asURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	asReplay, err := issuer.NewMemoryReplayStore(is, 0)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := issuer.NewServer(issuer.ServerConfig{ReplayStore: asReplay, Issuer: is, Clients: reg, Nonces: asNonces, ScopesSupported: []string{demoScope}, MTLS: true,
-		Grants: map[string]issuer.GrantHandler{demoTestGrant: issuer.GrantHandlerFunc(demoTestGrantHandler)}})
-	if err != nil {
-		return nil, err
-	}
-
-	keys, err := resource.NewStaticKeySet(ks.JWKS(time.Now()))
-	if err != nil {
-		return nil, err
-	}
-	shared, err := replaycache.NewLRU(replaycache.Config{})
-	if err != nil {
-		return nil, err
-	}
-	own, err := replaycache.NewLRU(replaycache.Config{})
-	if err != nil {
-		return nil, err
-	}
-	newRS := func(aud, label string, store *replaycache.LRU, trusted *trustedproxy.Set) (http.Handler, error) {
-		n, err := serveNonces(label, nil)
-		if err != nil {
-			return nil, err
-		}
-		v, err := resource.New(resource.Config{
-			Algorithms:     resource.DefaultAlgorithms(),
-			Issuers:        []resource.Issuer{{Identifier: d.asURL, Keys: keys}},
-			Audience:       aud,
-			DPoP:           &resource.DPoPConfig{Algorithms: []string{"ES256", "PS256", "RS256", "EdDSA"}, ReplayStore: store, Nonces: n},
-			PublicURL:      label, // the URL clients use: the DPoP htu
-			TrustedProxies: trusted,
-		})
-		if err != nil {
-			return nil, err
-		}
-		policy := resource.Policy{Scopes: []string{demoScope}}
-		mux := http.NewServeMux()
-		mux.Handle(resource.MetadataPath, v.MetadataHandler(policy, []string{demoScope}))
-		mux.Handle(demoResourceAPI, v.Middleware(policy)(http.HandlerFunc(serveResourceAnswer)))
-		return mux, nil
-	}
-	handlers := make([]http.Handler, 4)
-	handlers[0] = srv.Handler()
-	if handlers[1], err = newRS(demoAudience, d.rsURL, shared, nil); err != nil {
-		return nil, err
-	}
-	if handlers[2], err = newRS(demoAudience2, d.rs2URL, own, nil); err != nil {
-		return nil, err
-	}
-	// The same resource (audience and replay cache) as seen through a
-	// TLS-terminating proxy on loopback.
-	loopback, err := trustedproxy.New(trustedproxy.Config{Peers: []string{"127.0.0.1/32", "::1/128"}})
-	if err != nil {
-		return nil, err
-	}
-	if handlers[3], err = newRS(demoAudience, d.proxyURL, shared, loopback); err != nil {
-		return nil, err
-	}
-	for i, ln := range lns {
-		hs := newHTTPServer(handlers[i])
-		// The conformance suite sends malformed traffic on purpose; the
-		// server's complaints about it are noise here.
-		hs.ErrorLog = log.New(io.Discard, "", 0)
-		d.servers = append(d.servers, hs)
-		go func() { _ = hs.Serve(ln) }()
-	}
-	if d.fb, err = startFallbackDemo(serverCert, d.roots); err != nil {
+	if d.fb, err = startFallbackDemo(st.ServerCert, d.roots); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -360,11 +219,7 @@ func startDemo(ctx context.Context) (*demo, error) {
 }
 
 func (d *demo) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for _, s := range d.servers {
-		_ = s.Shutdown(ctx)
-	}
+	_ = d.stack.Close()
 	if d.fb != nil {
 		d.fb.close()
 	}
@@ -372,58 +227,15 @@ func (d *demo) close() {
 
 // target describes the demo's servers to the conformance suite with every
 // capability the demo can offer.
-func (d *demo) target() conformance.Target {
-	return conformance.Target{
-		TokenEndpoint:              d.asURL + issuer.TokenPath,
-		ClientID:                   demoDPoPClient,
-		ClientSecret:               d.dpopSecret,
-		Scope:                      demoScope,
-		Resource:                   d.rsURL + demoResourceAPI,
-		Issuer:                     d.asURL,
-		Audience:                   demoAudience,
-		ClientCert:                 &d.mtlsCert,
-		MTLSClientID:               demoMTLSClient,
-		SecondClientCert:           &d.intCrt,
-		RootCAs:                    d.roots,
-		IssuerKey:                  d.issuerKey,
-		SecondResource:             d.rs2URL + demoResourceAPI,
-		TrustedProxyResource:       d.proxyURL + demoResourceAPI,
-		NonceRequired:              true,
-		TokenEndpointNonceRequired: true,
-		MetadataURL:                d.asURL + issuer.MetadataPath,
-		IntrospectionEndpoint:      d.asURL + issuer.IntrospectionPath,
-		IntrospectionClientID:      demoIntrospect,
-		IntrospectionClientSecret:  d.introspectSecret,
-		RefreshGrant: &conformance.RefreshGrant{
-			ClientID:  demoPublic,
-			GrantType: demoTestGrant,
-			Params:    url.Values{"subject": {demoTestSubject}},
-		},
-	}
-}
+func (d *demo) target() conformance.Target { return d.stack.Target() }
 
 // demoTestGrant is the demo issuer's test hook for the suite's refresh-token
 // cases: an extension grant standing in for an authorization code grant,
 // which issues tokens and a refresh token for the fixed subject sent as
-// "subject". It authenticates no user, so it exists only because the demo
-// is a test deployment: never register such a grant on a production issuer.
-const (
-	demoTestGrant   = "urn:senderbound:demo:test-refresh-grant"
-	demoTestSubject = "alice"
-)
-
-// demoTestGrantHandler implements demoTestGrant. The issuer binds a public
-// client's refresh token to the request's DPoP key or certificate, and
-// issues none when the request carries neither.
-func demoTestGrantHandler(_ context.Context, req *issuer.GrantRequest) (*issuer.Grant, error) {
-	if req.Params["subject"] != demoTestSubject {
-		return nil, issuer.GrantError(issuer.ErrInvalidGrant, "unknown test subject")
-	}
-	if sc := req.Params["scope"]; sc != "" && sc != demoScope {
-		return nil, issuer.GrantError(issuer.ErrInvalidScope, "requested scope is not allowed")
-	}
-	return &issuer.Grant{Subject: demoTestSubject, Scope: demoScope, RefreshToken: true}, nil
-}
+// "subject" (see fullstack.Options.TestGrant). It authenticates no user,
+// so it exists only because the demo is a test deployment: never register
+// such a grant on a production issuer.
+const demoTestGrant = "urn:senderbound:demo:test-refresh-grant"
 
 func randomSecret() (string, error) {
 	b := make([]byte, 32)

@@ -32,6 +32,7 @@ var exampleWant = map[string]string{
 	"echo-service":       `"binding":"dpop"`,
 	"grpc-service":       "SERVING, caller orders-app (mtls-bound)",
 	"prometheus-metrics": "hello app (dpop-bound)",
+	"authcode-server":    `"binding":"dpop"`,
 }
 
 // TestExamplesRunAsWritten runs the commands in every example's header

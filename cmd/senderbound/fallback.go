@@ -139,7 +139,7 @@ func serveFallbackVerifier(ctx context.Context, e *env, p serveFallbackParams) (
 		URL: p.crlURL, CA: cas[0], HTTPClient: p.client, Refresh: p.refresh,
 		OnFetch: func(err error) {
 			if err != nil {
-				logger.Warn("fallback CRL fetch failed; the last good CRL stays in use", slog.String("reason", fallback.ReasonOf(err)))
+				logger.Warn("fallback CRL fetch failed; the last good CRL stays in use", slog.String("reason", fallback.ReasonOf(err).String()))
 			}
 		},
 	})

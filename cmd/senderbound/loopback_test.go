@@ -80,14 +80,27 @@ func TestLoopbackRuleEverywhere(t *testing.T) {
 	}
 }
 
-// TestServeLocalhostListener: a plain-HTTP resource server refuses to
-// listen on a name, even "localhost", with the loopback usage error.
+// TestServeLocalhostListener: a plain-HTTP server refuses to listen on a
+// name, even "localhost", or another non-loopback address, with a usage
+// error (exit 2) before it binds; a name gets the hint why.
 func TestServeLocalhostListener(t *testing.T) {
 	t.Parallel()
-	for _, addr := range []string{"localhost:0", "LOCALHOST:0"} {
-		code, errOut := serveRunFails(t, serveTestEnv(t, nil), "serve-resource", "--addr", addr, "--issuer", "https://as.example.test")
-		if code != 2 || !strings.Contains(errOut, "serve-resource listens only on loopback") {
-			t.Errorf("--addr %s: exit %d, stderr %q; want 2 and the loopback usage error", addr, code, errOut)
+	const hint = "a name, even localhost, can resolve elsewhere"
+	for _, tc := range []struct {
+		args     []string
+		want     string
+		wantHint bool
+	}{
+		{[]string{"serve-resource", "--addr", "localhost:0", "--issuer", "https://as.example.test"}, "serve-resource listens only on loopback, or behind a --trusted-proxy", true},
+		{[]string{"serve-resource", "--addr", "LOCALHOST:0", "--issuer", "https://as.example.test"}, "serve-resource listens only on loopback, or behind a --trusted-proxy", true},
+		{[]string{"serve-resource", "--addr", "192.0.2.1:0", "--issuer", "https://as.example.test"}, "serve-resource listens only on loopback, or behind a --trusted-proxy (run", false},
+		{[]string{"serve-issuer", "--addr", "localhost:0", "--ephemeral-key"}, "the default issuer http://ADDR is allowed only on loopback", true},
+		{[]string{"serve-issuer", "--addr", "192.0.2.1:0", "--ephemeral-key"}, "give --tls-cert and --tls-key, or an https --issuer (run", false},
+		{[]string{"serve-issuer", "--addr", "127.0.0.1:0", "--issuer", "http://localhost:8080", "--ephemeral-key"}, "an http --issuer is allowed only on loopback", false},
+	} {
+		code, errOut := serveRunFails(t, serveTestEnv(t, nil), tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, hint) != tc.wantHint || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line with %q (hint %v)", tc.args, code, errOut, tc.want, tc.wantHint)
 		}
 	}
 }

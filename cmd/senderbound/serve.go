@@ -124,6 +124,16 @@ func isLoopbackAddr(host string) bool {
 	return err == nil && ip.Unmap().IsLoopback()
 }
 
+// serveNameHint explains, after a refusal for a listen host that is not
+// loopback, that a name is never taken for a loopback address; it is
+// empty when host is an address.
+func serveNameHint(host string) string {
+	if _, err := netip.ParseAddr(host); err == nil || host == "" {
+		return ""
+	}
+	return " (--addr must give a loopback address such as 127.0.0.1 or [::1]: a name, even localhost, can resolve elsewhere)"
+}
+
 // serveAddrHost returns the host part of a listen address, or an error for
 // an address that is not HOST:PORT.
 func serveAddrHost(addr string) (string, error) {

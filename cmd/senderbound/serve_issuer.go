@@ -359,6 +359,11 @@ func (f *serveIssuerFlags) checkIssuer(e *env, cmd, listenHost string) error {
 		if ip, err := netip.ParseAddr(listenHost); listenHost == "" || (err == nil && ip.IsUnspecified()) {
 			return serveUsagef(e, cmd, "--issuer is required when --addr names no host")
 		}
+		// The derived identifier is http://ADDR without TLS, which the
+		// issuer allows only on a loopback address.
+		if !f.tls.enabled() && !isLoopbackAddr(listenHost) {
+			return serveUsagef(e, cmd, "without --tls-cert, the default issuer http://ADDR is allowed only on loopback; give --tls-cert and --tls-key, or an https --issuer%s", serveNameHint(listenHost))
+		}
 	} else if err := serveCheckIssuerURL(f.issuerURL, listenHost, f.tls.enabled()); err != nil {
 		return serveUsagef(e, cmd, "%v", err)
 	}
@@ -688,9 +693,23 @@ type serveIssuerParams struct {
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
 func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
-	u, err := url.Parse(p.id)
+	cfg, err := p.serverConfig()
 	if err != nil {
 		return nil, err
+	}
+	srv, err := issuer.NewServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return srv.Handler(), nil
+}
+
+// serverConfig builds the issuer and returns the configuration of its
+// server.
+func (p serveIssuerParams) serverConfig() (issuer.ServerConfig, error) {
+	u, err := url.Parse(p.id)
+	if err != nil {
+		return issuer.ServerConfig{}, err
 	}
 	is, err := issuer.New(issuer.Config{
 		Issuer:            p.id,
@@ -701,7 +720,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 		InsecureAllowHTTP: u.Scheme == "http" && isLoopbackAddr(u.Hostname()),
 	})
 	if err != nil {
-		return nil, err
+		return issuer.ServerConfig{}, err
 	}
 	methods := []issuer.AuthMethod{issuer.AuthSecretBasic}
 	if p.tls {
@@ -716,7 +735,7 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 	if replay == nil {
 		mem, err := issuer.NewMemoryReplayStore(is, p.replayCapacity)
 		if err != nil {
-			return nil, err
+			return issuer.ServerConfig{}, err
 		}
 		replay = mem
 	}
@@ -739,13 +758,9 @@ func serveIssuerHandler(p serveIssuerParams) (http.Handler, error) {
 	if p.requireNonce {
 		n, err := serveNonces(p.id, p.nonceSecrets)
 		if err != nil {
-			return nil, err
+			return issuer.ServerConfig{}, err
 		}
 		cfg.Nonces = n
 	}
-	srv, err := issuer.NewServer(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return srv.Handler(), nil
+	return cfg, nil
 }

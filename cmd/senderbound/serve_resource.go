@@ -213,7 +213,7 @@ func (f *serveResourceFlags) config(e *env, cmd string) (*serveResourceConfig, e
 	}
 	if !f.tls.enabled() && len(f.proxies) == 0 {
 		if !isLoopbackAddr(listenHost) {
-			return nil, serveUsagef(e, cmd, "without --tls-cert, serve-resource listens only on loopback, or behind a --trusted-proxy")
+			return nil, serveUsagef(e, cmd, "without --tls-cert, serve-resource listens only on loopback, or behind a --trusted-proxy%s", serveNameHint(listenHost))
 		}
 		if c.policy.Accept == resource.AcceptMTLS {
 			return nil, serveUsagef(e, cmd, "--require mtls needs --tls-cert or a --trusted-proxy that forwards Client-Cert")

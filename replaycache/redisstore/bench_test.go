@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senderbound/senderbound/internal/benchratio"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/senderbound/senderbound/internal/redistest"
 	"github.com/senderbound/senderbound/replaycache/redisstore"
@@ -39,17 +41,11 @@ func rawVerifyNsPerOp(b *testing.B) float64 {
 		}
 		// testing.Benchmark cannot run inside a benchmark, so time a
 		// fixed span by hand.
-		start := time.Now()
-		n := 0
-		for time.Since(start) < 200*time.Millisecond {
-			for j := 0; j < 50; j++ {
-				if !ecdsa.VerifyASN1(&priv.PublicKey, digest[:], sig) {
-					b.Fatal("verify failed")
-				}
+		rawVerifyNs = benchratio.BestNs(1, 200*time.Millisecond, func() {
+			if !ecdsa.VerifyASN1(&priv.PublicKey, digest[:], sig) {
+				b.Fatal("verify failed")
 			}
-			n += 50
-		}
-		rawVerifyNs = float64(time.Since(start).Nanoseconds()) / float64(n)
+		})
 	})
 	return rawVerifyNs
 }
@@ -119,7 +115,7 @@ func benchClaims(b *testing.B, client redis.UniversalClient, parallelism int) {
 	if n := failed.Load(); n != 0 {
 		b.Fatalf("%d claims of distinct keys failed", n)
 	}
-	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	perOp := benchratio.NsPerOp(b)
 	b.ReportMetric(perOp/raw, "x-raw")
 	b.ReportMetric(1e9/perOp, "claims/s")
 }

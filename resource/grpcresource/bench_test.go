@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"net"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/benchratio"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
@@ -54,13 +54,9 @@ func reportRatio(b *testing.B, verifies float64) {
 	raw := rawNs
 	if raw == 0 {
 		p := newP256()
-		start := time.Now()
-		for range 500 {
-			p.verify()
-		}
-		raw = float64(time.Since(start).Nanoseconds()) / 500
+		raw = benchratio.BestNs(1, 20*time.Millisecond, func() { p.verify() })
 	}
-	per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	per := benchratio.NsPerOp(b)
 	b.ReportMetric(per/raw, "x-raw")
 	if verifies != 1 {
 		b.ReportMetric(per/(verifies*raw), "x-floor")
@@ -73,28 +69,13 @@ func reportRatio(b *testing.B, verifies float64) {
 // from other processes affects both sides alike.
 func reportInterleaved(b *testing.B, verifies float64, call func(i int)) {
 	b.Helper()
-	const rounds, batch = 64, 16
 	p := newP256()
-	ratios := make([]float64, rounds)
-	n := 0
-	for r := range ratios {
-		t0 := time.Now()
-		for range batch {
-			p.verify()
-		}
-		t1 := time.Now()
-		for range batch {
-			call(n)
-			n++
-		}
-		ratios[r] = float64(time.Since(t1)) / (verifies * float64(t1.Sub(t0)))
-	}
-	slices.Sort(ratios)
+	ratio := benchratio.Interleaved(64, 16, func() { p.verify() }, call) / verifies
 	unit := "x-floor-ilv"
 	if verifies == 1 {
 		unit = "x-raw-ilv"
 	}
-	b.ReportMetric(ratios[rounds/2], unit)
+	b.ReportMetric(ratio, unit)
 }
 
 func benchEnv(b *testing.B, cacheSize int) *restest.Env {
@@ -157,7 +138,7 @@ func BenchmarkInterceptor(b *testing.B) {
 			p.verify()
 		}
 		b.StopTimer()
-		rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		rawNs = benchratio.NsPerOp(b)
 		b.ReportMetric(1, "x-raw")
 	})
 	info := &grpc.UnaryServerInfo{FullMethod: fullMethod("Any")}

@@ -2,10 +2,12 @@ package grpcresource
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -142,7 +144,12 @@ func (s *principalStream) Context() context.Context { return s.ctx }
 // the principal, the response header metadata to send (a fresh nonce, or
 // the challenges of a refusal), and a status error on refusal.
 func (in *Interceptor) authenticate(ctx context.Context, fullMethod string) (context.Context, metadata.MD, error) {
-	r := Request(ctx, fullMethod)
+	// The request never leaves this function (Check keeps no part of it),
+	// so its header, URL and TLS state come from a pool and go back
+	// cleared.
+	sc := scratchPool.Get().(*scratch)
+	defer sc.release()
+	r := request(ctx, fullMethod, sc)
 	p, err := in.v.Check(r, in.policy(fullMethod))
 	if err != nil {
 		var e *resource.Error
@@ -171,9 +178,34 @@ func (in *Interceptor) authenticate(ctx context.Context, fullMethod string) (con
 // The interceptors use it; call it to run [resource.Verifier.Check] from
 // a custom interceptor.
 func Request(ctx context.Context, fullMethod string) *http.Request {
+	return request(ctx, fullMethod, &scratch{header: make(http.Header, 2)})
+}
+
+// scratch holds the parts of a request that [Request] would allocate on
+// every call: the header, the URL and the TLS state.
+type scratch struct {
+	header http.Header
+	url    url.URL
+	tls    tls.ConnectionState
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{header: make(http.Header, 2)} }}
+
+// release clears sc, so that the pool keeps no token, proof or
+// certificate, and returns it to the pool.
+func (sc *scratch) release() {
+	clear(sc.header)
+	sc.url = url.URL{}
+	sc.tls = tls.ConnectionState{}
+	scratchPool.Put(sc)
+}
+
+// request is Request with the header, URL and TLS state of sc, which must
+// be empty.
+func request(ctx context.Context, fullMethod string, sc *scratch) *http.Request {
 	// ValueFromIncomingContext copies only the values asked for, where
 	// FromIncomingContext would copy every key.
-	h := make(http.Header, 2)
+	h := sc.header
 	if vs := metadata.ValueFromIncomingContext(ctx, MetadataAuthorization); len(vs) > 0 {
 		h["Authorization"] = vs
 	}
@@ -184,9 +216,10 @@ func Request(ctx context.Context, fullMethod string) *http.Request {
 	if vs := metadata.ValueFromIncomingContext(ctx, ":authority"); len(vs) == 1 {
 		authority = vs[0]
 	}
+	sc.url = url.URL{Scheme: "http", Host: authority, Path: fullMethod}
 	r := &http.Request{
 		Method:     http.MethodPost,
-		URL:        &url.URL{Scheme: "http", Host: authority, Path: fullMethod},
+		URL:        &sc.url,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
 		Header:     h,
@@ -199,7 +232,8 @@ func Request(ctx context.Context, fullMethod string) *http.Request {
 			r.RemoteAddr = p.Addr.String()
 		}
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			r.TLS = &ti.State
+			sc.tls = ti.State
+			r.TLS = &sc.tls
 			r.URL.Scheme = "https"
 		}
 	}
