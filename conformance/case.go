@@ -185,6 +185,7 @@ var catalogue = slices.Concat(
 	casesMTLS,
 	casesMTLSTrust,
 	casesAuthorizationCode,
+	casesJWKSURI,
 )
 
 // Cases returns the catalogue in report order (by group, then id). The
