@@ -191,6 +191,7 @@ var catalogue = slices.Concat(
 	casesMTLSTrust,
 	casesIntrospection,
 	casesAuthorizationCode,
+	casesJWKSURI,
 )
 
 // Cases returns the catalogue in report order (by group, then id). The

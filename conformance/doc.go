@@ -110,6 +110,30 @@
 // applicable; without Target.Authorization all five are skipped with the
 // capability hint.
 //
+// # Client keys at a jwks_uri
+//
+// MTLS-CA-11 checks that a self_signed_tls_client_auth client registered
+// with a jwks_uri rotates its certificate with no change at the
+// authorization server. The suite must control what the client publishes,
+// so it serves the key set itself: start a [ClientKeyHost] on loopback
+// before the target, register ClientKeyHost.URL(id) as the jwks_uri of a
+// client id, let the target trust the host's certificate and fetch from
+// loopback (a test-only setting: a production server refuses private
+// addresses), and set [Target.ClientKeys] and [Target.JWKSURIClientID].
+// The case publishes a certificate S1 and expects a token; publishes S3
+// beside it and expects a token once the target has refetched the set
+// (presenting an unknown certificate should trigger that); removes S1 and
+// expects invalid_client once the target has refreshed the set (the host
+// serves it with max-age=1). Each wait is bounded by
+// [Target.KeyRefreshWait] (default 30 s), which should exceed the
+// target's minimum interval between fetches. Without a key host the case
+// is skipped as not applicable.
+//
+//	host, _ := conformance.NewClientKeyHost(conformance.ClientKeyHostConfig{Certificate: hostCert})
+//	defer host.Close()
+//	// register host.URL("rotating-app") as the jwks_uri of "rotating-app", then:
+//	target.ClientKeys, target.JWKSURIClientID = host, "rotating-app"
+//
 // # Capabilities and safety
 //
 // [Target.IssuerKey] lets the suite forge tokens (expired, wrong audience,

@@ -58,6 +58,22 @@ type Target struct {
 	// has not registered for MTLSClientID.
 	SecondClientCert *tls.Certificate
 
+	// ClientKeys is a key host on which the suite publishes the key set
+	// of JWKSURIClientID (see [ClientKeyHost]). With JWKSURIClientID it
+	// unlocks MTLS-CA-11; without, that case is skipped as not applicable.
+	ClientKeys *ClientKeyHost
+	// JWKSURIClientID is a client registered with
+	// self_signed_tls_client_auth whose jwks_uri is
+	// ClientKeys.URL(JWKSURIClientID). The suite publishes self-signed
+	// certificates of its own there.
+	JWKSURIClientID string
+	// KeyRefreshWait bounds how long MTLS-CA-11 waits for the target to
+	// act on a changed key set: a new certificate (which the target
+	// should refetch for) and a removed one (which it drops when the set's
+	// lifetime, max-age=1 by default, and its own minimum interval between
+	// fetches have passed). Default 30 s.
+	KeyRefreshWait time.Duration
+
 	// RootCAs verifies the target's server certificates. Nil means the
 	// system pool.
 	RootCAs *x509.CertPool
@@ -426,6 +442,9 @@ func (t *Target) Validate() error {
 	}
 	if t.Authorization != nil {
 		errs = append(errs, t.Authorization.validate())
+	}
+	if (t.ClientKeys == nil) != (t.JWKSURIClientID == "") {
+		errs = append(errs, errors.New("conformance: a client key host and a jwks_uri client id go together"))
 	}
 	return errors.Join(errs...)
 }

@@ -45,11 +45,50 @@
 // Clients authenticate with exactly the method they are registered for:
 // client_secret_basic, client_secret_post (secrets stored as SHA-256
 // hashes, compared in constant time), private_key_jwt (RFC 7523,
-// single-use jti; client keys as [Client.JWKS] describes; no two names of
+// single-use jti; client keys as [Client.JWKS] describes, inline or from
+// a jwks_uri; no two names of
 // the assertion's header or claims equal under case folding),
 // tls_client_auth and self_signed_tls_client_auth (RFC 8705, through
 // [CertificateAuthenticator], e.g. mtlsbound.PKIAuth), or none for public
 // clients. [ClientRegistry] is the seam for a client database.
+//
+// # Client keys from a jwks_uri
+//
+// A private_key_jwt or self_signed_tls_client_auth client may register a
+// [Client.JWKSURI] instead of its keys or certificates (RFC 7591 §2,
+// RFC 8705 §2.2): it then rotates keys and certificates by publishing
+// them there, with no change at the issuer (MTLS-CA-11). The server
+// fetches the set on first use and caches it for the response's
+// Cache-Control max-age (bounded; a default without one). When the
+// lifetime ends the cached set stays in use while one background fetch
+// revalidates it, so a removed key is refused once that fetch completes.
+// An assertion or certificate that matches no cached key makes the server
+// refetch at once, at most once per [ClientJWKSConfig] MinRefreshInterval
+// per client, so a published key is accepted on its first use and a flood
+// of made-up keys costs the client's host one request per interval. When
+// fetches fail the last good set is used for at most MaxStale past its
+// lifetime; after that the client is refused (reason
+// client_keys_unavailable) until a fetch succeeds.
+//
+// The document must be a strict public JWK Set: one JSON object without
+// duplicate or case-folded member names, at most 64 keys, every key of a
+// known type, public, meeting the key rules of [Client.JWKS], its x5c (for
+// self_signed_tls_client_auth, the first certificate of each key is
+// registered) matching its key; anything else refuses the whole set.
+//
+// The fetch is a request the issuer makes to a URL a client chose, so it
+// is confined: https only, no redirects, no proxy, a size cap and its own
+// timeouts, and connections only to public unicast addresses, checked on
+// the address actually dialed after name resolution (a name that resolves
+// to a loopback, private, link-local or other special-purpose address is
+// refused, whenever it is resolved). [ClientJWKSConfig]
+// InsecureAllowPrivateAddresses lifts the address rule for tests and
+// closed networks.
+//
+//	reg, _ := issuer.NewMemoryRegistry(issuer.Client{ID: "svc", AuthMethod: issuer.AuthPrivateKeyJWT,
+//		JWKSURI: "https://svc.example.com/jwks.json"})
+//	srv, _ := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, ReplayStore: replay,
+//		ClientJWKS: issuer.ClientJWKSConfig{MinRefreshInterval: 30 * time.Second}})
 //
 // # Introspection
 //

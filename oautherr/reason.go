@@ -220,6 +220,11 @@ const (
 	// ReasonClientAssertion: the private_key_jwt assertion is invalid,
 	// expired, replayed or signed by an unregistered key.
 	ReasonClientAssertion Reason = "client_assertion_invalid"
+	// ReasonClientKeysUnavailable: the keys of a client registered with a
+	// jwks_uri could not be fetched, or the document there was refused
+	// (not https, a non-public address, too large, not a strict public
+	// JWK Set), and no earlier set of that client is still usable.
+	ReasonClientKeysUnavailable Reason = "client_keys_unavailable"
 	// ReasonClientRegistryUnavailable: the client registry failed.
 	ReasonClientRegistryUnavailable Reason = "client_registry_unavailable"
 	// ReasonRequestMalformed: the token request is malformed (missing or
