@@ -257,8 +257,27 @@ func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
 		}
 		return md.JWKSURI, nil
 	}
-	return "", errors.Join(errs...)
+	return "", &discoveryError{errs}
 }
+
+// discoveryError is the failure of both metadata documents: one line that
+// names each document's cause, RFC 8414's first; errors.Is and errors.As
+// see each cause.
+type discoveryError struct{ errs []error }
+
+func (e *discoveryError) Error() string {
+	var b strings.Builder
+	b.WriteString("resource: no usable authorization server metadata: ")
+	for i, err := range e.errs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(strings.TrimPrefix(err.Error(), "resource: "))
+	}
+	return b.String()
+}
+
+func (e *discoveryError) Unwrap() []error { return e.errs }
 
 func (s *RemoteKeySet) get(ctx context.Context, u string) ([]byte, http.Header, error) {
 	return keyfetch.Get(ctx, s.cfg.HTTPClient, u, "resource", s.cfg.MaxResponseBytes)
