@@ -141,7 +141,22 @@
 // client obtains refresh tokens without a user (for the refresh-token
 // binding cases), and [Target.Authorization] an authorization endpoint
 // that approves without a user; each is a test hook that only a test
-// deployment may offer. Use them only with test deployments. The suite
-// never logs tokens or proofs; reports carry status codes, error codes and
-// one-line reasons only.
+// deployment may offer. Use them only with test deployments.
+//
+// # Opaque tokens and introspection
+//
+// DPOP-RS-23, DPOP-RS-24 and MTLS-CB-13 need an opaque access token (one
+// that is not a JWS) whose binding the resource server learns by
+// introspection; a target issuing JWTs gets "not applicable" for them.
+// DPOP-RS-24 observes the resource server's introspection call through a
+// recording proxy the suite serves on [Target.IntrospectionProxy] for the
+// run and forwards to [Target.IntrospectionEndpoint]: the operator points
+// the resource server's introspection endpoint at the proxy's loopback
+// address, and the case checks that the call carried no DPoP header or
+// proof. The proxy keeps only hashes of tokens, and answers RFC 9449's
+// example token (Figure 10) itself with Figure 11, the introspection form
+// of KAT-7.
+//
+// The suite never logs tokens or proofs; reports carry status codes, error
+// codes and one-line reasons only.
 package conformance

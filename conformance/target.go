@@ -113,6 +113,16 @@ type Target struct {
 	IntrospectionClientID string
 	// IntrospectionClientSecret is IntrospectionClientID's secret.
 	IntrospectionClientSecret string
+	// IntrospectionProxy, when set with IntrospectionEndpoint, is a
+	// loopback listener on which [Run] serves a recording introspection
+	// proxy for the run (and closes it when the run ends): it forwards
+	// each call to IntrospectionEndpoint unchanged and notes whether the
+	// resource server sent a DPoP header or proof (DPOP-RS-24; only hashes
+	// of tokens are kept). The resource server under test must use the
+	// listener's address as its introspection endpoint, with
+	// client_secret_basic or private_key_jwt (the proxy cannot forward a
+	// TLS client certificate). A listener serves one run.
+	IntrospectionProxy net.Listener
 
 	// RefreshGrant is how a public client obtains a refresh token. It
 	// unlocks the refresh-token cases (DPOP-AS-06, DPOP-AS-07, MTLS-CB-06,
@@ -335,6 +345,9 @@ func (t *Target) Capabilities() Capability {
 	if t.RefreshGrant != nil {
 		c |= CapRefreshGrant
 	}
+	if t.IntrospectionProxy != nil && t.IntrospectionEndpoint != "" {
+		c |= CapIntrospectionProxy
+	}
 	if t.Authorization != nil {
 		c |= CapAuthorization
 	}
@@ -417,6 +430,9 @@ func (t *Target) Validate() error {
 	}
 	if t.PlainResource != "" && !strings.HasPrefix(strings.ToLower(t.PlainResource), "http://") {
 		errs = append(errs, errors.New("conformance: plain resource URL must use http://"))
+	}
+	if t.IntrospectionProxy != nil && t.IntrospectionEndpoint == "" {
+		errs = append(errs, errors.New("conformance: the introspection proxy needs the introspection endpoint to forward to"))
 	}
 	if t.IssuerKey != nil && t.IssuerKey.IsPublic() {
 		errs = append(errs, errors.New("conformance: issuer key must be a private key"))

@@ -99,6 +99,26 @@
 // that must check access tokens of every audience is registered with
 // IntrospectAll.
 //
+// # Opaque access tokens
+//
+// With Config.AccessTokenFormat set to [FormatOpaque], Mint hands out a
+// random 256-bit handle (43 base64url characters, never a dot, so it is
+// never taken for a JWT) and keeps the claims a JWT would carry (sub,
+// client_id, aud, scope, cnf, iat, exp, jti and the extra claims) in
+// Config.AccessTokens under the SHA-256 of the handle until exp; the
+// handle itself is never stored. The store is a [RefreshStore]:
+// [NewMemoryRefreshStore] for one instance, issuer/redisrefresh (with a
+// Prefix of its own, never the refresh tokens' one) for several, and
+// issuer/refreshtest checks either. Resource servers validate such tokens
+// at the introspection endpoint, which answers them exactly as it answers
+// JWTs: the same members, cnf and token_type, the same visibility rules
+// and the same {"active":false} for anything else. A record with a jti is
+// never taken for a refresh token, and one without is never taken for an
+// access token. When the store fails, the token request and the
+// introspection of an opaque token are refused with 503 (reason
+// access_token_store_unavailable), never answered inactive. JWTs minted
+// before a switch to opaque tokens stay valid until they expire.
+//
 // # Replay store
 //
 // DPoP proof and private_key_jwt assertion jti values are single use,

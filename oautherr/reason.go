@@ -158,6 +158,13 @@ const (
 	ReasonInsufficientScope Reason = "insufficient_scope"
 	// ReasonKeysUnavailable: the issuer's keys could not be obtained.
 	ReasonKeysUnavailable Reason = "keys_unavailable"
+	// ReasonIntrospectionUnavailable: the issuer's introspection endpoint
+	// could not decide (network error, non-200 answer, malformed or
+	// oversized response).
+	ReasonIntrospectionUnavailable Reason = "introspection_unavailable"
+	// ReasonTokenInactive: the introspection endpoint answered that the
+	// token is not active (RFC 7662 §2.2).
+	ReasonTokenInactive Reason = "token_inactive"
 )
 
 // Reasons for a refused binding (RFC 9449 §7, RFC 8705 §3).
@@ -240,6 +247,9 @@ const (
 	ReasonTokenNotVisible Reason = "token_not_visible"
 	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
+	// ReasonAccessTokenStoreUnavailable: the store of opaque access
+	// tokens failed.
+	ReasonAccessTokenStoreUnavailable Reason = "access_token_store_unavailable"
 )
 
 // Reasons for a refused authorization request or pushed authorization

@@ -38,6 +38,7 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--client-jwks-uri ID:METHOD=URL]... [--client-jwks-ca FILE]
        [--insecure-client-jwks-private-addresses]
        [--dpop-bound ID]... [--introspect-all ID]...
+       [--dpop-bound ID]... [--introspect-all ID]... [--access-token-format jwt|opaque]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
        [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
@@ -57,6 +58,12 @@ of them. Tokens carry every --audience in aud. Confidential (--client) clients
 authenticate with client_secret_basic and may call /introspect, which shows
 them only the tokens issued to them; --introspect-all lets one (a resource
 server) introspect every access token.
+
+--access-token-format opaque issues random opaque access tokens instead of
+JWTs: their claims (cnf included) stay at the issuer, and resource servers
+learn them from /introspect (serve-resource --introspection-endpoint). With
+--redis the opaque tokens are kept in Redis, so every instance answers for
+them; otherwise in memory, lost on restart.
 
 A --mtls-client certificate must chain to --client-ca, list the clientAuth
 extended key usage and match its one registered selector: the subject DN
@@ -143,35 +150,36 @@ const (
 	secretFromEnv
 )
 
-// serveClientSecret reads the client ID and secret of one --client value:
-// ID:SECRET, ID:@FILE or ID (secret in serveSecretEnv(ID)). A usage
-// problem returns errUsage after a one-line message; a file that cannot be
-// read returns its error. No message includes a secret.
-func serveClientSecret(e *env, cmd, v string) (id, secret string, src serveSecretSource, err error) {
+// serveClientSecret reads the client ID and secret of one value of the
+// flag named flagName (--client, --introspection-client): ID:SECRET,
+// ID:@FILE or ID (secret in serveSecretEnv(ID)). A usage problem returns
+// errUsage after a one-line message; a file that cannot be read returns
+// its error. No message includes a secret.
+func serveClientSecret(e *env, cmd, flagName, v string) (id, secret string, src serveSecretSource, err error) {
 	id, rest, hasColon := strings.Cut(v, ":")
 	if id == "" {
-		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
+		return "", "", 0, serveUsagef(e, cmd, "%s needs ID:SECRET, ID:@FILE or ID with the secret in %sID", flagName, serveSecretEnvPrefix)
 	}
 	switch {
 	case !hasColon:
 		name := serveSecretEnv(id)
 		val, ok := e.getenv(name)
 		if !ok || val == "" {
-			return "", "", 0, serveUsagef(e, cmd, "--client %q names no secret and %s is not set (--client needs ID:SECRET, ID:@FILE or ID with the secret in %s)", id, name, name)
+			return "", "", 0, serveUsagef(e, cmd, "%s %q names no secret and %s is not set (%s needs ID:SECRET, ID:@FILE or ID with the secret in %s)", flagName, id, name, flagName, name)
 		}
 		secret, src = val, secretFromEnv
 	case strings.HasPrefix(rest, "@") && len(rest) > 1:
 		if secret, err = serveReadSecretFile(rest[1:]); err != nil {
-			return "", "", 0, fmt.Errorf("--client %s: secret file: %w", id, err)
+			return "", "", 0, fmt.Errorf("%s %s: secret file: %w", flagName, id, err)
 		}
 		src = secretFromFile
 	case rest == "" || rest == "@":
-		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
+		return "", "", 0, serveUsagef(e, cmd, "%s needs ID:SECRET, ID:@FILE or ID with the secret in %sID", flagName, serveSecretEnvPrefix)
 	default:
 		secret, src = rest, secretFromArgs
 	}
 	if p := serveSecretProblem(secret, serveMinSecretLen); p != "" {
-		return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret %s", id, p)
+		return "", "", 0, serveUsagef(e, cmd, "%s %q: the secret %s", flagName, id, p)
 	}
 	return id, secret, src, nil
 }
@@ -191,6 +199,7 @@ type serveIssuerFlags struct {
 	jwksPrivate                    bool
 	dpopBound, introspectAll       listFlag
 	requireNonce                   bool
+	accessTokenFormat              string
 	replayCapacity, replayQuota    int
 	redisURL                       string
 	fallbackCA                     string
@@ -223,6 +232,7 @@ func (f *serveIssuerFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.introspectAll, "introspect-all", "--client ID may introspect every access token, not only its own (for a resource server), repeatable")
 	f.tls.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
 	fs.BoolVar(&f.requireNonce, "require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
+	fs.StringVar(&f.accessTokenFormat, "access-token-format", issuer.FormatJWT.String(), "access tokens to issue: jwt (RFC 9068 JWTs) or opaque (random handles that resource servers introspect; kept in Redis with --redis)")
 	f.conn.register(fs)
 	f.log.register(fs)
 	f.ops.register(fs)
@@ -266,6 +276,10 @@ func (f *serveIssuerFlags) config(e *env, cmd string) (*serveIssuerConfig, error
 	}
 	if f.fallbackTTL <= 0 {
 		return nil, serveUsagef(e, cmd, "--fallback-cert-ttl must be positive")
+	}
+	format, err := issuer.ParseTokenFormat(f.accessTokenFormat)
+	if err != nil {
+		return nil, serveUsagef(e, cmd, "--access-token-format must be jwt or opaque")
 	}
 	listenHost, err := serveAddrHost(f.addr)
 	if err != nil {
@@ -357,6 +371,7 @@ func (f *serveIssuerFlags) config(e *env, cmd string) (*serveIssuerConfig, error
 		privateKeyJWT: slices.ContainsFunc(regs.jwksURI, func(c issuer.Client) bool { return c.AuthMethod == issuer.AuthPrivateKeyJWT }),
 		keys:          keys, audiences: audiences, scopes: scopes, ttl: f.ttl, registry: registry,
 		tls: f.tls.enabled(), public: len(f.publicClients) > 0, requireNonce: f.requireNonce, fallback: fca,
+		tokenFormat:    format,
 		logger:         logger,
 		replayCapacity: f.replayCapacity, replayQuota: f.replayQuota,
 		nonceSecrets: nonceSecrets,
@@ -433,7 +448,7 @@ func (f *serveIssuerFlags) clientRegistrations(e *env, cmd string) (serveIssuerR
 	}
 	secretEnvs := map[string]string{}
 	for _, v := range f.secretClients {
-		id, secret, src, err := serveClientSecret(e, cmd, v)
+		id, secret, src, err := serveClientSecret(e, cmd, "--client", v)
 		if err != nil {
 			return r, err
 		}
@@ -593,6 +608,11 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		if c.params.replayStore, c.params.refreshStore, err = serveIssuerRedis(rdb, id); err != nil {
 			return err
 		}
+		if c.params.tokenFormat == issuer.FormatOpaque {
+			if c.params.accessStore, err = serveIssuerRedisAccessTokens(rdb, id); err != nil {
+				return err
+			}
+		}
 		c.ops.addCheck("replay_store", opsRedisCheck(rdb))
 	}
 	h, err := serveIssuerHandler(c.params)
@@ -735,6 +755,12 @@ type serveIssuerParams struct {
 	// privateKeyJWT says one of them uses private_key_jwt.
 	clientJWKS    issuer.ClientJWKSConfig
 	privateKeyJWT bool
+
+	// tokenFormat is the access-token format; with FormatOpaque the
+	// tokens are kept in accessStore, shared with the other instances
+	// (--redis), or in memory when it is nil.
+	tokenFormat issuer.TokenFormat
+	accessStore issuer.RefreshStore
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -757,14 +783,22 @@ func (p serveIssuerParams) serverConfig() (issuer.ServerConfig, error) {
 	if err != nil {
 		return issuer.ServerConfig{}, err
 	}
-	is, err := issuer.New(issuer.Config{
+	icfg := issuer.Config{
 		Issuer:            p.id,
 		Keys:              p.keys,
 		Audience:          p.audiences,
 		DefaultTTL:        p.ttl,
 		MaxTTL:            max(p.ttl, time.Hour),
 		InsecureAllowHTTP: u.Scheme == "http" && isLoopbackAddr(u.Hostname()),
-	})
+		AccessTokenFormat: p.tokenFormat,
+	}
+	if p.tokenFormat == issuer.FormatOpaque {
+		icfg.AccessTokens = p.accessStore
+		if icfg.AccessTokens == nil {
+			icfg.AccessTokens = issuer.NewMemoryRefreshStore(nil)
+		}
+	}
+	is, err := issuer.New(icfg)
 	if err != nil {
 		return issuer.ServerConfig{}, err
 	}
