@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -239,6 +240,24 @@ func FuzzX5C(f *testing.F) {
 			t.Fatalf("%d x5c values kept", h.nX5C)
 		}
 		der, r := decodeX5C(&h)
+		if h.nX5C > 0 {
+			// The deferred path (Expect.X5CEncoded, then DecodeX5C) agrees.
+			enc := copyX5C(&h)
+			for i, s := range enc {
+				if s != string(h.x5c[i]) {
+					t.Fatalf("string %d not copied as sent", i)
+				}
+			}
+			der2, err := DecodeX5C(enc)
+			if (err == nil) != (r == rOK) || len(der2) != len(der) {
+				t.Fatalf("DecodeX5C: %v, %d values; decodeX5C: %s, %d values", err, len(der2), r, len(der))
+			}
+			for i := range der2 {
+				if !bytes.Equal(der2[i], der[i]) {
+					t.Fatalf("value %d differs between the paths", i)
+				}
+			}
+		}
 		if r != rOK {
 			if der != nil {
 				t.Fatal("values returned with an error")
