@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"math/big"
 	"slices"
 	"time"
@@ -262,6 +263,24 @@ func chainKey(ders [][]byte) [32]byte {
 	h := sha256.New()
 	for _, d := range ders {
 		writeDER(h, d)
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// encodedChainKey is the cache key of a chain in x5c, by its strings as
+// sent: SHA-256 over a domain byte and each string, preceded by its
+// length. Strict base64 makes each string name one DER value; the domain
+// byte keeps these keys apart from those of chainKey.
+func encodedChainKey(enc []string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{'x'})
+	var n [4]byte
+	for _, s := range enc {
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		io.WriteString(h, s)
 	}
 	var k [32]byte
 	h.Sum(k[:0])
@@ -551,6 +570,12 @@ func (v *Verifier) checkRevocationIn(l *RevocationList, serial *big.Int, ca *x50
 // them as for DPoP; the others are [*Error] values as for VerifyChain.
 // The proof's jti is spent as soon as the proof itself verifies, even if
 // the chain is then refused.
+//
+// With the chain cache on, a chain is looked up by the SHA-256 of its x5c
+// strings as sent (each names one DER value under strict base64), so a
+// chain presented before costs that hash, the comparison of the jwk with
+// the cached leaf key and the checks of a cached chain, without decoding
+// or parsing a certificate.
 func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Expect) (*Identity, error) {
 	if v.proofs == nil {
 		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackSignedRequestsOff)
@@ -558,27 +583,43 @@ func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Ex
 	if want.AccessToken != "" || want.JKT != "" {
 		return nil, errors.New("fallback: a signed request is verified without an access token or a bound key")
 	}
-	want.X5C = true
-	p, err := v.proofs.Verify(ctx, proof, want)
+	want.X5C, want.X5CEncoded = true, true
+	p, err := v.proofs.Check(proof, want)
 	if err != nil {
 		return nil, err
 	}
-	if len(p.X5C) > v.maxChain {
-		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackChainTooLong)
-	}
-	var key [32]byte
+	// A chain presented before is found by its strings as sent, which
+	// then need no decoding: the strict decoding gives one DER value for
+	// each string and refuses every other. A new chain is decoded before
+	// the proof is claimed, as Verify would.
+	var (
+		key  [32]byte
+		e    *chainEntry
+		ders [][]byte
+	)
 	if v.cache != nil {
-		key = chainKey(p.X5C)
-		now := v.now()
-		if e := v.cached(key, now); e != nil {
-			if !samePublicKey(e.pub, p.PublicKey) {
-				return nil, refuse(ErrKeyMismatch, oautherr.ReasonFallbackKeyMismatch)
-			}
-			return v.fromCache(e, now)
+		key = encodedChainKey(p.X5CEncoded)
+		e = v.cached(key, v.now())
+	}
+	if e == nil {
+		if ders, err = dpop.DecodeX5C(p.X5CEncoded); err != nil {
+			return nil, err
 		}
 	}
-	chain := make([]*x509.Certificate, len(p.X5C))
-	for i, der := range p.X5C {
+	if err := v.proofs.Claim(ctx, p); err != nil {
+		return nil, err
+	}
+	if len(p.X5CEncoded) > v.maxChain {
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackChainTooLong)
+	}
+	if e != nil {
+		if !samePublicKey(e.pub, p.PublicKey) {
+			return nil, refuse(ErrKeyMismatch, oautherr.ReasonFallbackKeyMismatch)
+		}
+		return v.fromCache(e, v.now())
+	}
+	chain := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
 		if i > 0 {
 			// The certificates after the leaf are usually a configured
 			// CA's: the same bytes parse to the same certificate.
