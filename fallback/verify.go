@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"math/big"
 	"slices"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/jwsverify"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/oautherr"
 )
@@ -280,7 +280,7 @@ func encodedChainKey(enc []string) [32]byte {
 	for _, s := range enc {
 		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
 		h.Write(n[:])
-		io.WriteString(h, s)
+		h.Write(jwsverify.BytesOf(s)) // read only: no copy of the string
 	}
 	var k [32]byte
 	h.Sum(k[:0])
