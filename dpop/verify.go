@@ -108,6 +108,7 @@ type Verifier struct {
 	limiter    KeyLimiter
 	nonces     NonceSource
 	maxBytes   int
+	headers    *headerCache // protected headers with x5c, for Expect.X5CEncoded
 }
 
 // NewVerifier validates cfg and returns a Verifier holding a copy of it.
@@ -129,6 +130,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		limiter:    cfg.KeyLimiter,
 		nonces:     cfg.Nonces,
 		maxBytes:   cfg.MaxProofBytes,
+		headers:    newHeaderCache(),
 	}
 	v.since, _ = cfg.ReplayStore.(SinceReplayStore)
 	for _, a := range cfg.Algorithms {
@@ -198,6 +200,14 @@ type Expect struct {
 	// they decode them; such a caller MUST decode them, and refuse the
 	// request on error, before it relies on them. Without X5C it has no
 	// effect.
+	//
+	// For such requests the Verifier remembers a few dozen protected
+	// headers with x5c that passed every check of the header and its key
+	// in a proof whose signature verified, by the exact bytes of their
+	// segment: a client that signs every request with the same chain has
+	// its header decoded, parsed and turned into a key once. Every check
+	// that depends on the rest of the proof (alg allowed, claims,
+	// thumbprint against JKT, signature) runs on each request.
 	X5CEncoded bool
 }
 
@@ -281,7 +291,11 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 		return nil, fail(ErrInvalidProof, rSize)
 	}
 	var p parsed
-	r := parseAndVerify(proof, v.allowed, want.JKT, want.X5C, &p)
+	var hc *headerCache
+	if want.X5C && want.X5CEncoded {
+		hc = v.headers
+	}
+	r := parseAndVerify(proof, v.allowed, want.JKT, want.X5C, hc, &p)
 	defer release(&p)
 	switch r {
 	case rOK:
@@ -353,7 +367,9 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 		case p.hdr.nX5C == 0:
 			return nil, fail(ErrInvalidProof, rX5C)
 		case want.X5CEncoded:
-			enc = copyX5C(&p.hdr)
+			// The strings are the header cache's: the caller gets its
+			// own slice of them (strings are immutable).
+			enc = slices.Clone(p.x5c)
 		default:
 			if x5c, r = decodeX5C(&p.hdr); r != rOK {
 				return nil, fail(ErrInvalidProof, r)
