@@ -207,7 +207,9 @@ type Expect struct {
 	// segment: a client that signs every request with the same chain has
 	// its header decoded, parsed and turned into a key once. Every check
 	// that depends on the rest of the proof (alg allowed, claims,
-	// thumbprint against JKT, signature) runs on each request.
+	// thumbprint against JKT, signature) runs on each request. The
+	// PublicKey of proofs with a remembered header is one value shared
+	// by all of them: callers must not change it.
 	X5CEncoded bool
 }
 
