@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"hash/maphash"
 	"math/big"
 	"sync/atomic"
 	"testing"
@@ -423,5 +424,32 @@ func TestChainCacheConcurrentSignedRequests(t *testing.T) {
 	}
 	if v.cache.Len() != 2 {
 		t.Fatalf("%d entries, want 2", v.cache.Len())
+	}
+}
+
+// TestX5CKeys: the table gives encodedChainKey of exactly the strings
+// asked for, whatever its slots hold.
+func TestX5CKeys(t *testing.T) {
+	t.Parallel()
+	tab := &x5cKeys{seed: maphash.MakeSeed()}
+	a := []string{"AQID", "+/8="}
+	b := []string{"AQID+/8="}
+	c := []string{"AQID\x00+/8="}
+	for range 2 { // a miss, then a hit
+		for _, enc := range [][]string{a, b, c, a[:1]} {
+			if tab.key(enc) != encodedChainKey(enc) {
+				t.Fatalf("key of %q is not encodedChainKey", enc)
+			}
+		}
+	}
+	if encodedChainKey(a) == encodedChainKey(b) || encodedChainKey(b) == encodedChainKey(c) {
+		t.Fatal("encodedChainKey does not tell the strings apart")
+	}
+	// Every slot holding b's entry: a still gets its own key.
+	for i := range tab.slots {
+		tab.slots[i].Store(&x5cKey{enc: b, key: encodedChainKey(b)})
+	}
+	if tab.key(a) != encodedChainKey(a) {
+		t.Fatal("an entry of other strings answered")
 	}
 }

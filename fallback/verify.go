@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"math/big"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -96,6 +98,7 @@ type Verifier struct {
 	now      func() time.Time
 	general  bool                              // a CA has name constraints: x509.Verify decides
 	cache    *lru.Cache[[32]byte, *chainEntry] // verified chains by chainKey; nil when disabled
+	x5cKeys  *x5cKeys                          // keys of chains in x5c, with the cache
 }
 
 // Identity is what a verified fallback certificate says about its holder.
@@ -144,6 +147,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 			return nil, fmt.Errorf("fallback: chain cache: %w", err)
 		}
 		v.cache = c
+		v.x5cKeys = &x5cKeys{seed: maphash.MakeSeed()}
 	}
 	if v.grace == 0 {
 		v.grace = DefaultCRLGrace
@@ -284,6 +288,42 @@ func encodedChainKey(enc []string) [32]byte {
 	}
 	var k [32]byte
 	h.Sum(k[:0])
+	return k
+}
+
+// x5cKeySlots is the number of x5c chains whose cache key a Verifier
+// keeps at hand, so that a chain presented again is looked up without a
+// SHA-256 over its strings.
+const x5cKeySlots = 64
+
+// x5cKeys maps x5c strings to encodedChainKey of them: a direct-mapped
+// table of immutable entries, found by a seeded maphash and compared by
+// the strings' bytes, so a hash collision only costs the SHA-256. A slot
+// is replaced by the latest chain hashed to it; lookups take no lock.
+type x5cKeys struct {
+	seed  maphash.Seed
+	slots [x5cKeySlots]atomic.Pointer[x5cKey]
+}
+
+type x5cKey struct {
+	enc []string // never changed once stored
+	key [32]byte
+}
+
+// key returns encodedChainKey(enc). enc must not be changed afterwards.
+func (t *x5cKeys) key(enc []string) [32]byte {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	for _, s := range enc {
+		h.WriteString(s)
+		h.WriteByte(0) // not in the base64 alphabet
+	}
+	slot := &t.slots[h.Sum64()%x5cKeySlots]
+	if e := slot.Load(); e != nil && slices.Equal(e.enc, enc) {
+		return e.key
+	}
+	k := encodedChainKey(enc)
+	slot.Store(&x5cKey{enc: enc, key: k})
 	return k
 }
 
@@ -598,7 +638,7 @@ func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Ex
 		ders [][]byte
 	)
 	if v.cache != nil {
-		key = encodedChainKey(p.X5CEncoded)
+		key = v.x5cKeys.key(p.X5CEncoded)
 		e = v.cached(key, v.now())
 	}
 	if e == nil {
