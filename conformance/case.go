@@ -68,6 +68,10 @@ const (
 	// CapRefreshGrant: Target.RefreshGrant is set (a public client can
 	// obtain refresh tokens).
 	CapRefreshGrant
+	// CapIntrospectionProxy: Target.IntrospectionProxy and
+	// Target.IntrospectionEndpoint are set (the suite observes the
+	// resource server's introspection calls).
+	CapIntrospectionProxy
 	// CapAuthorization: Target.Authorization is set (the suite can obtain
 	// authorization codes without a browser).
 	CapAuthorization
@@ -89,6 +93,7 @@ var capNames = []struct {
 	{CapIntrospection, "introspection", "needs introspection endpoint and credentials (--introspection)"},
 	{CapTokenNonce, "token-nonce", "needs a token endpoint that requires DPoP nonces (--token-nonce-required)"},
 	{CapRefreshGrant, "refresh-grant", "needs a test grant by which a public client obtains refresh tokens (--refresh-client-id, --refresh-grant-type, --refresh-param)"},
+	{CapIntrospectionProxy, "introspection-proxy", "needs the suite's recording introspection proxy (--introspection-proxy, with --introspection) as the resource server's introspection endpoint"},
 	{CapAuthorization, "authorization", "needs a non-interactive authorization endpoint of a test deployment (--authorization-endpoint, --redirect-uri)"},
 }
 
@@ -184,7 +189,9 @@ var catalogue = slices.Concat(
 	casesTokenValidation,
 	casesMTLS,
 	casesMTLSTrust,
+	casesIntrospection,
 	casesAuthorizationCode,
+	casesJWKSURI,
 )
 
 // Cases returns the catalogue in report order (by group, then id). The

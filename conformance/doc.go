@@ -110,6 +110,30 @@
 // applicable; without Target.Authorization all five are skipped with the
 // capability hint.
 //
+// # Client keys at a jwks_uri
+//
+// MTLS-CA-11 checks that a self_signed_tls_client_auth client registered
+// with a jwks_uri rotates its certificate with no change at the
+// authorization server. The suite must control what the client publishes,
+// so it serves the key set itself: start a [ClientKeyHost] on loopback
+// before the target, register ClientKeyHost.URL(id) as the jwks_uri of a
+// client id, let the target trust the host's certificate and fetch from
+// loopback (a test-only setting: a production server refuses private
+// addresses), and set [Target.ClientKeys] and [Target.JWKSURIClientID].
+// The case publishes a certificate S1 and expects a token; publishes S3
+// beside it and expects a token once the target has refetched the set
+// (presenting an unknown certificate should trigger that); removes S1 and
+// expects invalid_client once the target has refreshed the set (the host
+// serves it with max-age=1). Each wait is bounded by
+// [Target.KeyRefreshWait] (default 30 s), which should exceed the
+// target's minimum interval between fetches. Without a key host the case
+// is skipped as not applicable.
+//
+//	host, _ := conformance.NewClientKeyHost(conformance.ClientKeyHostConfig{Certificate: hostCert})
+//	defer host.Close()
+//	// register host.URL("rotating-app") as the jwks_uri of "rotating-app", then:
+//	target.ClientKeys, target.JWKSURIClientID = host, "rotating-app"
+//
 // # Capabilities and safety
 //
 // [Target.IssuerKey] lets the suite forge tokens (expired, wrong audience,
@@ -117,7 +141,22 @@
 // client obtains refresh tokens without a user (for the refresh-token
 // binding cases), and [Target.Authorization] an authorization endpoint
 // that approves without a user; each is a test hook that only a test
-// deployment may offer. Use them only with test deployments. The suite
-// never logs tokens or proofs; reports carry status codes, error codes and
-// one-line reasons only.
+// deployment may offer. Use them only with test deployments.
+//
+// # Opaque tokens and introspection
+//
+// DPOP-RS-23, DPOP-RS-24 and MTLS-CB-13 need an opaque access token (one
+// that is not a JWS) whose binding the resource server learns by
+// introspection; a target issuing JWTs gets "not applicable" for them.
+// DPOP-RS-24 observes the resource server's introspection call through a
+// recording proxy the suite serves on [Target.IntrospectionProxy] for the
+// run and forwards to [Target.IntrospectionEndpoint]: the operator points
+// the resource server's introspection endpoint at the proxy's loopback
+// address, and the case checks that the call carried no DPoP header or
+// proof. The proxy keeps only hashes of tokens, and answers RFC 9449's
+// example token (Figure 10) itself with Figure 11, the introspection form
+// of KAT-7.
+//
+// The suite never logs tokens or proofs; reports carry status codes, error
+// codes and one-line reasons only.
 package conformance

@@ -134,6 +134,12 @@ func TestTargetValidateProfileAndLoopback(t *testing.T) {
 			t.AllowLoopbackHTTP, t.Resource = true, "http://rs.example.test/resource"
 		}, "plain HTTP is allowed on loopback only"},
 		{"loopback HTTP on loopback", func(t *conformance.Target) { t.AllowLoopbackHTTP = true }, ""},
+		{"loopback HTTP on IPv6 loopback", func(t *conformance.Target) {
+			t.AllowLoopbackHTTP, t.Resource = true, "http://[::1]:9/resource"
+		}, ""},
+		{"loopback HTTP on the name localhost", func(t *conformance.Target) {
+			t.AllowLoopbackHTTP, t.Resource = true, "http://localhost:9/resource"
+		}, "plain HTTP is allowed on loopback only"},
 	}
 	for _, tt := range tests {
 		tg := base

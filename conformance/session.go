@@ -156,6 +156,9 @@ type session struct {
 	rsaOnce sync.Once
 	rsa     *clientKey
 	rsaErr  error
+
+	// proxy is the recording introspection proxy, or nil.
+	proxy *introProxy
 }
 
 // issued is a token response.
@@ -189,6 +192,9 @@ func newSession(t Target, now func() time.Time) (*session, error) {
 	if s.k2, err = generateECKey(); err != nil {
 		return nil, err
 	}
+	if t.IntrospectionProxy != nil && t.IntrospectionEndpoint != "" {
+		s.proxy = startIntroProxy(t.IntrospectionProxy, t.IntrospectionEndpoint, s.plain)
+	}
 	return s, nil
 }
 
@@ -216,6 +222,9 @@ func (s *session) clientWith(cert *tls.Certificate) *http.Client {
 }
 
 func (s *session) close() {
+	if s.proxy != nil {
+		s.proxy.close()
+	}
 	for _, c := range []*http.Client{s.plain, s.cert1, s.cert2} {
 		if c != nil {
 			c.CloseIdleConnections()

@@ -58,6 +58,22 @@ type Target struct {
 	// has not registered for MTLSClientID.
 	SecondClientCert *tls.Certificate
 
+	// ClientKeys is a key host on which the suite publishes the key set
+	// of JWKSURIClientID (see [ClientKeyHost]). With JWKSURIClientID it
+	// unlocks MTLS-CA-11; without, that case is skipped as not applicable.
+	ClientKeys *ClientKeyHost
+	// JWKSURIClientID is a client registered with
+	// self_signed_tls_client_auth whose jwks_uri is
+	// ClientKeys.URL(JWKSURIClientID). The suite publishes self-signed
+	// certificates of its own there.
+	JWKSURIClientID string
+	// KeyRefreshWait bounds how long MTLS-CA-11 waits for the target to
+	// act on a changed key set: a new certificate (which the target
+	// should refetch for) and a removed one (which it drops when the set's
+	// lifetime, max-age=1 by default, and its own minimum interval between
+	// fetches have passed). Default 30 s.
+	KeyRefreshWait time.Duration
+
 	// RootCAs verifies the target's server certificates. Nil means the
 	// system pool.
 	RootCAs *x509.CertPool
@@ -97,6 +113,16 @@ type Target struct {
 	IntrospectionClientID string
 	// IntrospectionClientSecret is IntrospectionClientID's secret.
 	IntrospectionClientSecret string
+	// IntrospectionProxy, when set with IntrospectionEndpoint, is a
+	// loopback listener on which [Run] serves a recording introspection
+	// proxy for the run (and closes it when the run ends): it forwards
+	// each call to IntrospectionEndpoint unchanged and notes whether the
+	// resource server sent a DPoP header or proof (DPOP-RS-24; only hashes
+	// of tokens are kept). The resource server under test must use the
+	// listener's address as its introspection endpoint, with
+	// client_secret_basic or private_key_jwt (the proxy cannot forward a
+	// TLS client certificate). A listener serves one run.
+	IntrospectionProxy net.Listener
 
 	// RefreshGrant is how a public client obtains a refresh token. It
 	// unlocks the refresh-token cases (DPOP-AS-06, DPOP-AS-07, MTLS-CB-06,
@@ -117,8 +143,10 @@ type Target struct {
 	// AllowLoopbackHTTP declares plain HTTP on loopback a deliberate
 	// local-test setting (a walk-through, a developer's machine): the
 	// cases that require HTTPS (DPoP over plain HTTP, an https issuer and
-	// jwks_uri) record it instead of failing, for URLs on 127.0.0.0/8, ::1
-	// or localhost only. [Target.Validate] refuses it when a plain-HTTP
+	// jwks_uri) record it instead of failing, for URLs on a loopback IP
+	// address (127.0.0.0/8, ::1) only; a name, even localhost, does not
+	// count, since the hosts file or DNS can point it elsewhere.
+	// [Target.Validate] refuses it when a plain-HTTP
 	// URL of the target is not on loopback. It MUST NOT be used to test a
 	// deployment.
 	AllowLoopbackHTTP bool
@@ -317,6 +345,9 @@ func (t *Target) Capabilities() Capability {
 	if t.RefreshGrant != nil {
 		c |= CapRefreshGrant
 	}
+	if t.IntrospectionProxy != nil && t.IntrospectionEndpoint != "" {
+		c |= CapIntrospectionProxy
+	}
 	if t.Authorization != nil {
 		c |= CapAuthorization
 	}
@@ -341,18 +372,17 @@ func (t *Target) localHTTP(u string) bool {
 	return t.AllowLoopbackHTTP && isLoopbackHTTP(u)
 }
 
-// isLoopbackHTTP reports whether u is an http:// URL on 127.0.0.0/8, ::1
-// or localhost.
+// isLoopbackHTTP reports whether u is an http:// URL on a loopback IP
+// address (127.0.0.0/8 or ::1).
 func isLoopbackHTTP(u string) bool {
 	p, err := url.Parse(u)
 	if err != nil || !strings.EqualFold(p.Scheme, "http") {
 		return false
 	}
-	h := p.Hostname()
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
+	// An address, not a name: "localhost" is resolved through the hosts
+	// file or DNS, which can point it anywhere, and the suite sends client
+	// credentials and tokens to this URL in clear.
+	ip := net.ParseIP(p.Hostname())
 	return ip != nil && ip.IsLoopback()
 }
 
@@ -401,6 +431,9 @@ func (t *Target) Validate() error {
 	if t.PlainResource != "" && !strings.HasPrefix(strings.ToLower(t.PlainResource), "http://") {
 		errs = append(errs, errors.New("conformance: plain resource URL must use http://"))
 	}
+	if t.IntrospectionProxy != nil && t.IntrospectionEndpoint == "" {
+		errs = append(errs, errors.New("conformance: the introspection proxy needs the introspection endpoint to forward to"))
+	}
 	if t.IssuerKey != nil && t.IssuerKey.IsPublic() {
 		errs = append(errs, errors.New("conformance: issuer key must be a private key"))
 	}
@@ -409,6 +442,9 @@ func (t *Target) Validate() error {
 	}
 	if t.Authorization != nil {
 		errs = append(errs, t.Authorization.validate())
+	}
+	if (t.ClientKeys == nil) != (t.JWKSURIClientID == "") {
+		errs = append(errs, errors.New("conformance: a client key host and a jwks_uri client id go together"))
 	}
 	return errors.Join(errs...)
 }

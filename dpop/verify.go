@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,8 +117,16 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if len(cfg.Algorithms) == 0 {
 		return nil, errors.New("dpop: Config.Algorithms must not be empty")
 	}
-	if cfg.ReplayStore == nil {
+	if cfg.ReplayStore == nil || isNilPointer(cfg.ReplayStore) {
 		return nil, errors.New("dpop: Config.ReplayStore is required")
+	}
+	// A nil pointer in an interface passes a nil check and fails at the
+	// first request; refuse it here, where the cause is plain.
+	if cfg.Nonces != nil && isNilPointer(cfg.Nonces) {
+		return nil, errors.New("dpop: Config.Nonces is a nil pointer (leave it nil for no nonces)")
+	}
+	if cfg.KeyLimiter != nil && isNilPointer(cfg.KeyLimiter) {
+		return nil, errors.New("dpop: Config.KeyLimiter is a nil pointer (leave it nil for no limit)")
 	}
 	if cfg.MaxAge < 0 || cfg.FutureSkew < 0 || cfg.MaxProofBytes < 0 {
 		return nil, errors.New("dpop: negative duration or size in Config")
@@ -588,4 +597,11 @@ func ProofFromHeader(h http.Header) (string, error) {
 		return "", newError(ErrInvalidProof, oautherr.ReasonProofMalformed, "empty DPoP header field")
 	}
 	return val, nil
+}
+
+// isNilPointer reports whether v, a non-nil interface value, holds a nil
+// pointer (a typed nil).
+func isNilPointer(v any) bool {
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
 }

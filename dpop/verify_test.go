@@ -427,6 +427,10 @@ func TestNewVerifierConfig(t *testing.T) {
 		{"negative MaxAge", Config{Algorithms: []string{"ES256"}, ReplayStore: st, MaxAge: -1}, false},
 		{"negative FutureSkew", Config{Algorithms: []string{"ES256"}, ReplayStore: st, FutureSkew: -1}, false},
 		{"negative MaxProofBytes", Config{Algorithms: []string{"ES256"}, ReplayStore: st, MaxProofBytes: -1}, false},
+		{"typed nil store", Config{Algorithms: []string{"ES256"}, ReplayStore: (*memStore)(nil)}, false},
+		{"typed nil nonces", Config{Algorithms: []string{"ES256"}, ReplayStore: st, Nonces: (*Nonces)(nil)}, false},
+		{"typed nil key limiter", Config{Algorithms: []string{"ES256"}, ReplayStore: st, KeyLimiter: (*testLimiter)(nil)}, false},
+		{"nonces and key limiter", Config{Algorithms: []string{"ES256"}, ReplayStore: st, Nonces: testNonces(t), KeyLimiter: &testLimiter{}}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -477,4 +481,18 @@ func TestVerifyConcurrentReplay(t *testing.T) {
 	if ok.Load() != 1 || replay.Load() != n-1 {
 		t.Fatalf("ADV-107: %d accepted, %d replays", ok.Load(), replay.Load())
 	}
+}
+
+// testLimiter allows every owner.
+type testLimiter struct{}
+
+func (*testLimiter) Allow(string) bool { return true }
+
+func testNonces(t *testing.T) *Nonces {
+	t.Helper()
+	n, err := NewNonces(NonceConfig{Secrets: [][]byte{make([]byte, 32)}, Label: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -94,6 +94,9 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, f form, path
 		if errAssertionUnavailable(err) {
 			return nil, refuse(ErrUnavailable, oautherr.ReasonReplayStoreUnavailable, "replay store unavailable", err)
 		}
+		if errors.Is(err, errClientKeys) {
+			return fail(oautherr.ReasonClientKeysUnavailable, err)
+		}
 		if err != nil {
 			return fail(oautherr.ReasonClientAssertion, nil)
 		}
@@ -116,7 +119,15 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, f form, path
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 1 && r.TLS.PeerCertificates[0] == cert {
 			chain = r.TLS.PeerCertificates[1:]
 		}
-		if err := c.Certificate.Authenticate(ctx, cert, chain); err != nil {
+		if c.AuthMethod == AuthSelfSignedTLSClient && c.JWKSURI != "" && c.Certificate == nil {
+			err := s.clientKeys.authenticateCertificate(ctx, c, cert)
+			if errors.Is(err, errClientKeys) {
+				return fail(oautherr.ReasonClientKeysUnavailable, err)
+			}
+			if err != nil {
+				return fail(mtlsbound.Reason(err), err)
+			}
+		} else if err := c.Certificate.Authenticate(ctx, cert, chain); err != nil {
 			return fail(mtlsbound.Reason(err), err)
 		}
 	}

@@ -110,25 +110,29 @@ func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion
 		return ErrInvalidClient
 	}
 	t, err := jwt.ParseSigned(assertion, s.assertionAlgs)
-	if err != nil || len(t.Headers) != 1 || c.JWKS == nil {
+	if err != nil || len(t.Headers) != 1 {
 		return ErrInvalidClient
 	}
-	h := t.Headers[0]
 	var claims jwt.Claims
-	verified := false
-	for _, k := range c.JWKS.Keys {
-		if h.KeyID != "" && k.KeyID != h.KeyID || k.Algorithm != "" && k.Algorithm != h.Algorithm || k.Use != "" && k.Use != "sig" {
-			continue
+	switch {
+	case c.JWKS != nil:
+		if !assertionSignedBy(t, c.JWKS, &claims) {
+			return ErrInvalidClient
 		}
-		if pubkey.Check(k.Key) != nil {
-			continue
+	case c.JWKSURI != "":
+		// A key that verifies nothing in the cached set may be a rotated
+		// one: one rate-limited refetch, then the new set decides.
+		ck, err := s.clientKeys.get(ctx, c)
+		if err != nil {
+			return err
 		}
-		if err := t.Claims(k.Key, &claims); err == nil {
-			verified = true
-			break
+		if !assertionSignedBy(t, ck.set, &claims) {
+			nk := s.clientKeys.refreshed(ctx, c, ck)
+			if nk == nil || !assertionSignedBy(t, nk.set, &claims) {
+				return ErrInvalidClient
+			}
 		}
-	}
-	if !verified {
+	default:
 		return ErrInvalidClient
 	}
 	now := s.is.now()
@@ -181,6 +185,26 @@ func (s *Server) verifyClientAssertion(ctx context.Context, c *Client, assertion
 		return ErrInvalidClient
 	}
 	return nil
+}
+
+// assertionSignedBy reports whether t is signed by a key of set that its
+// header selects (kid and alg when the key names them, use "sig" or none)
+// and that meets the internal/pubkey rules, and decodes its claims into
+// claims.
+func assertionSignedBy(t *jwt.JSONWebToken, set *jose.JSONWebKeySet, claims *jwt.Claims) bool {
+	h := t.Headers[0]
+	for _, k := range set.Keys {
+		if h.KeyID != "" && k.KeyID != h.KeyID || k.Algorithm != "" && k.Algorithm != h.Algorithm || k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if pubkey.Check(k.Key) != nil {
+			continue
+		}
+		if err := t.Claims(k.Key, claims); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // errAssertionUnavailable reports whether err is a replay-store failure.

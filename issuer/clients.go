@@ -59,6 +59,17 @@ type Client struct {
 	// of at most 65537; a key that is not is refused at registration and
 	// never verifies an assertion.
 	JWKS *jose.JSONWebKeySet
+	// JWKSURI is the client's jwks_uri (RFC 7591 §2): an https URL where
+	// the client publishes its key set, the alternative to an inline key
+	// set for private_key_jwt (instead of JWKS) and
+	// self_signed_tls_client_auth (instead of Certificate: the first x5c
+	// certificate of each key is registered, MTLS-CA-11). Rotating a key
+	// or certificate then needs no change at the issuer. The server
+	// fetches, caches and refreshes the set as [ClientJWKSConfig]
+	// describes; every key must meet the rules given for JWKS, or the
+	// whole set is refused. Exactly one of the inline credential and
+	// JWKSURI is set for those two methods; JWKSURI is unused otherwise.
+	JWKSURI string
 	// Scopes lists the scopes the client may request. A request without
 	// scope is given all of them; a scope outside the list is invalid_scope.
 	// A refresh token yields only the scopes of its grant still listed
@@ -123,6 +134,15 @@ func (c *Client) validate() error {
 			return fmt.Errorf("%w: client %q needs a SecretHash", ErrInvalidConfig, c.ID)
 		}
 	case AuthTLSClient, AuthSelfSignedTLSClient:
+		if c.AuthMethod == AuthSelfSignedTLSClient && c.JWKSURI != "" {
+			if c.Certificate != nil {
+				return fmt.Errorf("%w: client %q has both a Certificate authenticator and a JWKSURI", ErrInvalidConfig, c.ID)
+			}
+			if err := validateJWKSURI(c.JWKSURI); err != nil {
+				return fmt.Errorf("%w: client %q: %w", ErrInvalidConfig, c.ID, err)
+			}
+			break
+		}
 		if c.Certificate == nil {
 			return fmt.Errorf("%w: client %q needs a Certificate authenticator", ErrInvalidConfig, c.ID)
 		}
@@ -132,6 +152,15 @@ func (c *Client) validate() error {
 			}
 		}
 	case AuthPrivateKeyJWT:
+		if c.JWKSURI != "" {
+			if c.JWKS != nil {
+				return fmt.Errorf("%w: client %q has both a JWKS and a JWKSURI", ErrInvalidConfig, c.ID)
+			}
+			if err := validateJWKSURI(c.JWKSURI); err != nil {
+				return fmt.Errorf("%w: client %q: %w", ErrInvalidConfig, c.ID, err)
+			}
+			break
+		}
 		if err := validateClientJWKS(c); err != nil {
 			return err
 		}
@@ -140,6 +169,9 @@ func (c *Client) validate() error {
 	}
 	if c.JWKS != nil && c.AuthMethod != AuthPrivateKeyJWT {
 		return fmt.Errorf("%w: client %q has a JWKS but does not use it", ErrInvalidConfig, c.ID)
+	}
+	if c.JWKSURI != "" && c.AuthMethod != AuthPrivateKeyJWT && c.AuthMethod != AuthSelfSignedTLSClient {
+		return fmt.Errorf("%w: client %q has a JWKSURI but does not use it", ErrInvalidConfig, c.ID)
 	}
 	if c.Certificate != nil && c.AuthMethod != AuthTLSClient && c.AuthMethod != AuthSelfSignedTLSClient {
 		return fmt.Errorf("%w: client %q has a certificate authenticator but does not use it", ErrInvalidConfig, c.ID)

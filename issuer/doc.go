@@ -45,11 +45,50 @@
 // Clients authenticate with exactly the method they are registered for:
 // client_secret_basic, client_secret_post (secrets stored as SHA-256
 // hashes, compared in constant time), private_key_jwt (RFC 7523,
-// single-use jti; client keys as [Client.JWKS] describes; no two names of
+// single-use jti; client keys as [Client.JWKS] describes, inline or from
+// a jwks_uri; no two names of
 // the assertion's header or claims equal under case folding),
 // tls_client_auth and self_signed_tls_client_auth (RFC 8705, through
 // [CertificateAuthenticator], e.g. mtlsbound.PKIAuth), or none for public
 // clients. [ClientRegistry] is the seam for a client database.
+//
+// # Client keys from a jwks_uri
+//
+// A private_key_jwt or self_signed_tls_client_auth client may register a
+// [Client.JWKSURI] instead of its keys or certificates (RFC 7591 §2,
+// RFC 8705 §2.2): it then rotates keys and certificates by publishing
+// them there, with no change at the issuer (MTLS-CA-11). The server
+// fetches the set on first use and caches it for the response's
+// Cache-Control max-age (bounded; a default without one). When the
+// lifetime ends the cached set stays in use while one background fetch
+// revalidates it, so a removed key is refused once that fetch completes.
+// An assertion or certificate that matches no cached key makes the server
+// refetch at once, at most once per [ClientJWKSConfig] MinRefreshInterval
+// per client, so a published key is accepted on its first use and a flood
+// of made-up keys costs the client's host one request per interval. When
+// fetches fail the last good set is used for at most MaxStale past its
+// lifetime; after that the client is refused (reason
+// client_keys_unavailable) until a fetch succeeds.
+//
+// The document must be a strict public JWK Set: one JSON object without
+// duplicate or case-folded member names, at most 64 keys, every key of a
+// known type, public, meeting the key rules of [Client.JWKS], its x5c (for
+// self_signed_tls_client_auth, the first certificate of each key is
+// registered) matching its key; anything else refuses the whole set.
+//
+// The fetch is a request the issuer makes to a URL a client chose, so it
+// is confined: https only, no redirects, no proxy, a size cap and its own
+// timeouts, and connections only to public unicast addresses, checked on
+// the address actually dialed after name resolution (a name that resolves
+// to a loopback, private, link-local or other special-purpose address is
+// refused, whenever it is resolved). [ClientJWKSConfig]
+// InsecureAllowPrivateAddresses lifts the address rule for tests and
+// closed networks.
+//
+//	reg, _ := issuer.NewMemoryRegistry(issuer.Client{ID: "svc", AuthMethod: issuer.AuthPrivateKeyJWT,
+//		JWKSURI: "https://svc.example.com/jwks.json"})
+//	srv, _ := issuer.NewServer(issuer.ServerConfig{Issuer: is, Clients: reg, ReplayStore: replay,
+//		ClientJWKS: issuer.ClientJWKSConfig{MinRefreshInterval: 30 * time.Second}})
 //
 // # Introspection
 //
@@ -59,6 +98,26 @@
 // answered {"active":false}, exactly like an unknown one. A resource server
 // that must check access tokens of every audience is registered with
 // IntrospectAll.
+//
+// # Opaque access tokens
+//
+// With Config.AccessTokenFormat set to [FormatOpaque], Mint hands out a
+// random 256-bit handle (43 base64url characters, never a dot, so it is
+// never taken for a JWT) and keeps the claims a JWT would carry (sub,
+// client_id, aud, scope, cnf, iat, exp, jti and the extra claims) in
+// Config.AccessTokens under the SHA-256 of the handle until exp; the
+// handle itself is never stored. The store is a [RefreshStore]:
+// [NewMemoryRefreshStore] for one instance, issuer/redisrefresh (with a
+// Prefix of its own, never the refresh tokens' one) for several, and
+// issuer/refreshtest checks either. Resource servers validate such tokens
+// at the introspection endpoint, which answers them exactly as it answers
+// JWTs: the same members, cnf and token_type, the same visibility rules
+// and the same {"active":false} for anything else. A record with a jti is
+// never taken for a refresh token, and one without is never taken for an
+// access token. When the store fails, the token request and the
+// introspection of an opaque token are refused with 503 (reason
+// access_token_store_unavailable), never answered inactive. JWTs minted
+// before a switch to opaque tokens stay valid until they expire.
 //
 // # Replay store
 //

@@ -17,6 +17,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
+	"github.com/senderbound/senderbound/replaycache"
 )
 
 func readTestdata(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata", name)) }
@@ -528,6 +529,8 @@ func TestServerConfig(t *testing.T) {
 		{"nil grant handler", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, Grants: map[string]GrantHandler{"x": nil}}},
 		{"http alias", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, MTLSBaseURL: "http://mtls.example.test"}},
 		{"tiny refresh TTL", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, RefreshTokenTTL: time.Millisecond}},
+		{"nil-pointer replay store, metrics on", ServerConfig{ReplayStore: (*replaycache.LRU)(nil), Issuer: is, Clients: reg, Metrics: &metricsRecorder{}}},
+		{"nil-pointer nonces", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, Nonces: (*dpop.Nonces)(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,14 +18,15 @@ var inactive = []byte(`{"active":false}`)
 // IntrospectionHandler returns the RFC 7662 introspection endpoint. The
 // caller must authenticate as a registered client with Introspect set
 // (ATV-29); introspection needs no DPoP proof (RFC 9449 §6.2). An active
-// access token is answered with its claims, "token_type" ("DPoP" for a
+// access token, JWT or opaque (FormatOpaque), is answered with its claims, "token_type" ("DPoP" for a
 // jkt-bound token, else "Bearer") and its "cnf", but only to the client it
 // was issued to, to a client registered for one of its audiences, and to a
 // client with IntrospectAll; a refresh token is active only for the client
 // it was issued to. Anything else (unknown, expired, not yet valid, signed
 // by an unpublished key, or not visible to the caller) is exactly
 // {"active":false}, so a caller cannot tell another client's token from
-// an invalid one.
+// an invalid one. When the store of opaque access tokens fails, the answer
+// is 503 temporarily_unavailable, not {"active":false}.
 func (s *Server) IntrospectionHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -58,7 +59,11 @@ func (s *Server) IntrospectionHandler() http.Handler {
 			s.writeError(w, "introspection", newError(ErrInvalidRequest, "token is required"))
 			return
 		}
-		resp := s.introspect(r.Context(), client, tok, f.get("token_type_hint"))
+		resp, err := s.introspect(r.Context(), client, tok, f.get("token_type_hint"))
+		if err != nil {
+			s.writeError(w, "introspection", err)
+			return
+		}
 		if resp == nil {
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			_, _ = w.Write(inactive)
@@ -68,17 +73,23 @@ func (s *Server) IntrospectionHandler() http.Handler {
 	})
 }
 
-// introspect returns the response members of an active token, or nil.
-func (s *Server) introspect(ctx context.Context, caller *Client, tok, hint string) map[string]any {
+// introspect returns the response members of an active token, or nil. A
+// token without dots is a refresh token or an opaque access token, never a
+// JWT; a JWS-shaped one is a JWT access token or, with the hint, looked up
+// as a refresh token first. An error means a store failed.
+func (s *Server) introspect(ctx context.Context, caller *Client, tok, hint string) (map[string]any, error) {
 	if hint == GrantRefreshToken || strings.Count(tok, ".") != 2 {
 		if m := s.introspectRefresh(ctx, caller, tok); m != nil {
-			return m
+			return m, nil
 		}
 	}
-	if strings.Count(tok, ".") == 2 {
-		return s.introspectAccess(caller, tok)
+	if noDots(tok) {
+		return s.introspectOpaque(ctx, caller, tok)
 	}
-	return nil
+	if strings.Count(tok, ".") == 2 {
+		return s.introspectAccess(caller, tok), nil
+	}
+	return nil, nil
 }
 
 func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
@@ -135,7 +146,7 @@ func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
 
 func (s *Server) introspectRefresh(ctx context.Context, caller *Client, tok string) map[string]any {
 	rec, err := s.refresh.Get(ctx, refreshID(tok))
-	if err != nil || rec.ClientID != caller.ID || !s.is.now().Before(rec.ExpiresAt) {
+	if err != nil || rec.ID != "" || rec.ClientID != caller.ID || !s.is.now().Before(rec.ExpiresAt) {
 		return nil
 	}
 	m := map[string]any{

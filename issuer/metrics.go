@@ -42,6 +42,11 @@ type Operation string
 // failed, not that a value was replayed.
 const OpReplayStore Operation = "replay_store"
 
+// OpClientKeyFetch is one fetch of a client's jwks_uri (see
+// [ClientJWKSConfig]); an error means the keys could not be fetched or
+// the document was refused.
+const OpClientKeyFetch Operation = "client_key_fetch"
+
 // bindingKind names b for [Metrics.TokenIssued].
 func bindingKind(b Binding) string {
 	switch {

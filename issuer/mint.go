@@ -44,6 +44,17 @@ type Config struct {
 	// InsecureAllowHTTP accepts an http:// issuer identifier. It exists for
 	// local tests only and MUST NOT be set in production (RFC 8414 §2).
 	InsecureAllowHTTP bool
+	// AccessTokenFormat selects what Mint hands out: FormatJWT (the zero
+	// value, RFC 9068 JWTs) or FormatOpaque (random handles whose claims
+	// stay in AccessTokens, for resource servers that introspect).
+	AccessTokenFormat TokenFormat
+	// AccessTokens keeps the records of opaque access tokens. Required
+	// with FormatOpaque, refused otherwise. Any [RefreshStore] does:
+	// [NewMemoryRefreshStore] for one instance, issuer/redisrefresh for
+	// several (with a Prefix of its own). It MUST NOT be the store that
+	// holds refresh tokens (Server's RefreshTokens), nor share its Redis
+	// prefix.
+	AccessTokens RefreshStore
 }
 
 // Issuer mints RFC 9068 JWT access tokens carrying an RFC 7800 "cnf"
@@ -77,6 +88,18 @@ func New(cfg Config) (*Issuer, error) {
 	}
 	if cfg.MaxTTL < time.Second || cfg.DefaultTTL < time.Second || cfg.DefaultTTL > cfg.MaxTTL {
 		return nil, fmt.Errorf("%w: need 1s <= DefaultTTL <= MaxTTL", ErrInvalidConfig)
+	}
+	switch cfg.AccessTokenFormat {
+	case FormatJWT:
+		if cfg.AccessTokens != nil {
+			return nil, fmt.Errorf("%w: AccessTokens is for FormatOpaque only", ErrInvalidConfig)
+		}
+	case FormatOpaque:
+		if cfg.AccessTokens == nil {
+			return nil, fmt.Errorf("%w: FormatOpaque needs an AccessTokens store", ErrInvalidConfig)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown AccessTokenFormat", ErrInvalidConfig)
 	}
 	return &Issuer{cfg: cfg}, nil
 }
@@ -189,13 +212,13 @@ type MintRequest struct {
 
 // Token is a minted access token.
 type Token struct {
-	// Raw is the compact JWS.
+	// Raw is the compact JWS, or the opaque handle with FormatOpaque.
 	Raw string
 	// Type is the token_type for the token response: "DPoP" or "Bearer".
 	Type string
 	// ID is the "jti".
 	ID string
-	// KeyID is the "kid" of the signing key.
+	// KeyID is the "kid" of the signing key ("" for an opaque token).
 	KeyID string
 	// Subject, ClientID, Audience and Scope are the "sub", "client_id",
 	// "aud" and "scope" claims as minted.
@@ -223,7 +246,11 @@ type cnfClaim struct {
 
 // Mint signs an access token with the active key: header typ "at+jwt" and
 // kid; claims iss, sub, aud, exp, iat, jti (random UUID), client_id, scope,
-// cnf and the extra claims. Mint does NOT check that the caller may have
+// cnf and the extra claims. With FormatOpaque it instead returns a random
+// 256-bit handle (base64url) and stores the same claims in
+// Config.AccessTokens under the SHA-256 of the handle until exp; a store
+// failure is an [*Error] matching [ErrUnavailable] (reason
+// access_token_store_unavailable). Mint does NOT check that the caller may have
 // the token: grant logic and client authentication are the caller's (or
 // the token endpoint's) job. ctx is accepted for signers that block (KMS).
 func (is *Issuer) Mint(ctx context.Context, req MintRequest) (*Token, error) {
@@ -262,6 +289,9 @@ func (is *Issuer) Mint(ctx context.Context, req MintRequest) (*Token, error) {
 	jti := id.String()
 	now := is.now().Truncate(time.Second)
 	exp := now.Add(ttl.Truncate(time.Second))
+	if is.cfg.AccessTokenFormat == FormatOpaque {
+		return is.mintOpaque(ctx, &req, aud, now, exp, jti)
+	}
 	var buf [512]byte // the claims of a typical token fit on the stack
 	payload := appendClaims(buf[:0], is.cfg.Issuer, &req, aud, exp.Unix(), now.Unix(), jti)
 	if len(req.Claims) > 0 {

@@ -17,8 +17,9 @@ import (
 	"github.com/senderbound/senderbound/oautherr"
 )
 
-// RefreshRecord is what a [RefreshStore] keeps for one refresh token. The
-// token itself is never stored, only its SHA-256.
+// RefreshRecord is what a [RefreshStore] keeps for one refresh token, or
+// for one opaque access token (Config.AccessTokens). The token itself is
+// never stored, only its SHA-256.
 type RefreshRecord struct {
 	ClientID string
 	Subject  string
@@ -30,6 +31,11 @@ type RefreshRecord struct {
 	// clients, whose refresh tokens are constrained by client authentication.
 	Binding   Binding
 	ExpiresAt time.Time
+	// IssuedAt and ID are the "iat" and "jti" of an opaque access token;
+	// zero for a refresh token. A record with an ID is never taken for a
+	// refresh token, and one without is never taken for an access token.
+	IssuedAt time.Time
+	ID       string
 }
 
 // RefreshStore keeps refresh tokens by the SHA-256 of their value. A
@@ -163,7 +169,7 @@ func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, e
 	if err != nil {
 		return nil, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "refresh store unavailable", err)
 	}
-	if rec.ClientID != req.Client.ID || !s.is.now().Before(rec.ExpiresAt) {
+	if rec.ID != "" || rec.ClientID != req.Client.ID || !s.is.now().Before(rec.ExpiresAt) {
 		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
 	}
 	if rec.Binding.JKT != "" && rec.Binding.JKT != req.JKT {

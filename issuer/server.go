@@ -126,6 +126,10 @@ type ServerConfig struct {
 	// binding) and per refused request, and the duration of each
 	// replay-store call. nil means no metrics and no cost.
 	Metrics Metrics
+	// ClientJWKS configures the fetching of the key sets of clients
+	// registered with a [Client.JWKSURI]. The zero value is the documented
+	// defaults: public addresses only, over HTTPS with the system roots.
+	ClientJWKS ClientJWKSConfig
 	// Fallback, when set, makes the issuer a certificate authority for
 	// the fallback: Handler serves CertificatePath (also on the mTLS
 	// alias) and CRLPath, and the metadata advertises them. Optional.
@@ -158,6 +162,7 @@ type Server struct {
 	metadata   []byte
 
 	assertionAlgs []jose.SignatureAlgorithm
+	clientKeys    *clientKeySets
 }
 
 // NewMemoryReplayStore returns an in-memory replay store of capacity
@@ -203,6 +208,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("%w: replay quota: %w", ErrInvalidConfig, err)
 	}
 	s.quota = quota
+	s.clientKeys = newClientKeySets(cfg.ClientJWKS, cfg.Issuer.now, cfg.Metrics)
 	v, err := dpop.NewVerifier(dpop.Config{
 		Algorithms:  cfg.DPoPAlgorithms,
 		MaxAge:      cfg.ProofMaxAge,

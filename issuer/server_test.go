@@ -63,6 +63,9 @@ type harnessOpts struct {
 	nonces     bool
 	algorithms []string
 	edit       func(*ServerConfig)
+	// accessTokens, when set, makes the issuer mint opaque access tokens
+	// kept in it.
+	accessTokens RefreshStore
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -111,7 +114,11 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.realClock {
 		now = nil
 	}
-	h.is, err = New(Config{Issuer: base, Keys: ks, Audience: []string{rsAudience}, Now: now})
+	icfg := Config{Issuer: base, Keys: ks, Audience: []string{rsAudience}, Now: now}
+	if o.accessTokens != nil {
+		icfg.AccessTokenFormat, icfg.AccessTokens = FormatOpaque, o.accessTokens
+	}
+	h.is, err = New(icfg)
 	if err != nil {
 		t.Fatal(err)
 	}

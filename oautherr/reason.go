@@ -158,6 +158,13 @@ const (
 	ReasonInsufficientScope Reason = "insufficient_scope"
 	// ReasonKeysUnavailable: the issuer's keys could not be obtained.
 	ReasonKeysUnavailable Reason = "keys_unavailable"
+	// ReasonIntrospectionUnavailable: the issuer's introspection endpoint
+	// could not decide (network error, non-200 answer, malformed or
+	// oversized response).
+	ReasonIntrospectionUnavailable Reason = "introspection_unavailable"
+	// ReasonTokenInactive: the introspection endpoint answered that the
+	// token is not active (RFC 7662 §2.2).
+	ReasonTokenInactive Reason = "token_inactive"
 )
 
 // Reasons for a refused binding (RFC 9449 §7, RFC 8705 §3).
@@ -213,6 +220,11 @@ const (
 	// ReasonClientAssertion: the private_key_jwt assertion is invalid,
 	// expired, replayed or signed by an unregistered key.
 	ReasonClientAssertion Reason = "client_assertion_invalid"
+	// ReasonClientKeysUnavailable: the keys of a client registered with a
+	// jwks_uri could not be fetched, or the document there was refused
+	// (not https, a non-public address, too large, not a strict public
+	// JWK Set), and no earlier set of that client is still usable.
+	ReasonClientKeysUnavailable Reason = "client_keys_unavailable"
 	// ReasonClientRegistryUnavailable: the client registry failed.
 	ReasonClientRegistryUnavailable Reason = "client_registry_unavailable"
 	// ReasonRequestMalformed: the token request is malformed (missing or
@@ -235,6 +247,9 @@ const (
 	ReasonTokenNotVisible Reason = "token_not_visible"
 	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
+	// ReasonAccessTokenStoreUnavailable: the store of opaque access
+	// tokens failed.
+	ReasonAccessTokenStoreUnavailable Reason = "access_token_store_unavailable"
 )
 
 // Reasons for a refused authorization request or pushed authorization

@@ -20,6 +20,7 @@ import (
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/oautherr"
+	"github.com/senderbound/senderbound/replaycache"
 	"github.com/senderbound/senderbound/resource"
 	"github.com/senderbound/senderbound/resource/internal/restest"
 	"github.com/senderbound/senderbound/trustedproxy"
@@ -259,6 +260,10 @@ func TestNewErrors(t *testing.T) {
 	t.Parallel()
 	e := restest.NewEnv(t, restest.Options{})
 	ks := e.Config.Issuers[0].Keys
+	store, err := replaycache.NewLRU(replaycache.Config{Capacity: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tenNet := proxySet(t, trustedproxy.HeadersXForwarded, "10.0.0.0/8")
 	sourceFor := func(set *trustedproxy.Set) *mtlsbound.Source {
 		src, err := mtlsbound.NewSource(mtlsbound.SourceConfig{TrustedProxies: set})
@@ -295,18 +300,25 @@ func TestNewErrors(t *testing.T) {
 		{"ClientCerts trusting proxies the Config does not", func(c *resource.Config) { c.ClientCerts = sourceFor(tenNet) }},
 		{"DPoP behind proxies that forward no host, no public URL", func(c *resource.Config) {
 			c.TrustedProxies = proxySet(t, trustedproxy.HeadersNone, "10.0.0.0/8")
-			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store}
 		}},
 		{"DPoP without replay store", func(c *resource.Config) { c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}} }},
+		{"DPoP with a nil-pointer replay store, metrics on", func(c *resource.Config) {
+			c.Metrics = nopMetrics{}
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: (*replaycache.LRU)(nil)}
+		}},
+		{"DPoP with nil-pointer nonces", func(c *resource.Config) {
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store, Nonces: (*dpop.Nonces)(nil)}
+		}},
 		{"DPoP with HS256", func(c *resource.Config) {
-			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"HS256"}, ReplayStore: e.Replay}
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"HS256"}, ReplayStore: store}
 		}},
 		{"DPoP without a public URL, trusted proxies or InsecureHostHeader", func(c *resource.Config) {
-			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store}
 		}},
 		{"public URL with query", func(c *resource.Config) {
 			c.PublicURL = "https://rs?x=1"
-			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+			c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store}
 		}},
 	}
 	for _, tc := range tests {
@@ -336,7 +348,7 @@ func TestNewErrors(t *testing.T) {
 		func(c *resource.Config) { c.InsecureHostHeader = true },
 	} {
 		c := base()
-		c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: e.Replay}
+		c.DPoP = &resource.DPoPConfig{Algorithms: []string{"ES256"}, ReplayStore: store}
 		mod(&c)
 		if _, err := resource.New(c); err != nil {
 			t.Errorf("DPoP with a target URI source refused: %v", err)

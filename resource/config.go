@@ -12,15 +12,29 @@ import (
 )
 
 // Issuer is one trusted authorization server: its exact issuer identifier
-// and the keys it signs access tokens with. Keys of one issuer never
-// verify tokens naming another (RFC 8725 §3.8).
+// and how its access tokens are validated, by the keys it signs JWT
+// access tokens with, by its introspection endpoint, or both. Keys of one
+// issuer never verify tokens naming another (RFC 8725 §3.8).
+//
+// A token is verified as a JWT when it has the shape of a JWS compact
+// serialization (three dot-separated parts) and some issuer has Keys; the
+// issuer its iss names must then have Keys, or, when that issuer has only
+// Introspection, the token is introspected. Any other token (an opaque
+// handle) goes to the one issuer with Introspection. Opaque tokens carry
+// no issuer name, so at most one issuer may have Introspection: a token
+// is never sent to an authorization server that did not issue it.
 type Issuer struct {
 	// Identifier is compared with the token's iss exactly, code point by
 	// code point (no trailing-slash or case folding).
 	Identifier string
 	// Keys supplies the issuer's signing keys: a [StaticKeySet] or a
-	// [RemoteKeySet] (JWKS URL or discovery).
+	// [RemoteKeySet] (JWKS URL or discovery). Required unless
+	// Introspection is set.
 	Keys KeySet
+	// Introspection, when set, validates this issuer's opaque access
+	// tokens (and, without Keys, all of its tokens) at its RFC 7662
+	// introspection endpoint. At most one issuer may set it.
+	Introspection *Introspection
 }
 
 // Config configures a [Verifier]. [New] copies it; later changes to the

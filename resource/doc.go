@@ -91,6 +91,40 @@
 // dropped when their key leaves the key set. Binding, proof, time and
 // scope checks run on every request.
 //
+// # Opaque tokens and introspection
+//
+// An issuer that hands out opaque access tokens is configured with
+// [Issuer.Introspection]: the token is sent to its RFC 7662 introspection
+// endpoint, with the resource server authenticated by client_secret_basic,
+// private_key_jwt or tls_client_auth ([ClientAuth]), and the answer is
+// held to the rules above: active must be true, iss must equal the
+// issuer's Identifier, aud must contain [Config.Audience] (unless
+// [Introspection.InsecureAllowMissingAudience]), exp is required, and
+// exp, nbf and iat are checked on every request. cnf binds an opaque
+// token exactly as it binds a JWT (RFC 9449 §6.2, RFC 8705 §3): a
+// cnf.jkt token needs a DPoP proof whose ath hashes the opaque token and
+// is refused under Bearer; a cnf.x5t#S256 token needs the certificate. No
+// DPoP header or proof is ever sent to the authorization server.
+//
+// Which check a token gets: a token shaped like a JWS (three
+// dot-separated parts) is verified as a JWT when some issuer has Keys
+// (and is introspected when the issuer its iss names has only
+// Introspection); any other token goes to the one issuer with
+// Introspection. At most one issuer may have Introspection, since an
+// opaque token does not say where it came from and must not be shown to
+// another authorization server.
+//
+// Answers are cached by the SHA-256 of the token for at most
+// [Introspection.CacheTTL] (30 s by default) and never past exp; an
+// inactive or refused answer for at most 5 seconds; concurrent requests
+// for one token share one call. A revoked token therefore stays usable
+// until its cached answer ends. When the endpoint fails (network, timeout,
+// a status other than 200, a malformed or oversized body) the request is
+// refused with 503 and reason introspection_unavailable, never with
+// invalid_token, and the failure is logged at Warn at most once per 10
+// seconds; an inactive token is 401 invalid_token (token_inactive).
+// [Principal.Claims] then holds the introspection answer.
+//
 // # Bindings and downgrades
 //
 // [Policy.Accept] selects DPoP only, mTLS only, either binding (the
@@ -194,8 +228,9 @@
 // log. A DPoP proof's reason is the one the dpop package gave: the check
 // that failed, while the client still sees only invalid_dpop_proof and a
 // fixed description. A refusal because the issuer's keys could not be
-// fetched (keys_unavailable) is logged at Warn with the key set's error,
-// which names the URL and the cause; the client gets a bare 503.
+// fetched (keys_unavailable), or because the introspection endpoint failed
+// (introspection_unavailable), is logged at Warn with the dependency's
+// error, which names the URL and the cause; the client gets a bare 503.
 //
 // The error model is the module's one rule: errors.Is(err, S) holds for
 // the class sentinel S of the *Error ([ErrInvalidToken],
@@ -212,8 +247,9 @@
 // [*Error] (stable reason, status, and use_dpop_nonce for a nonce
 // challenge), and the durations of token verification ([OpToken]), proof
 // verification ([OpProof]), replay-store calls ([OpReplayStore], with
-// their errors) and key-set fetches ([OpKeyFetch], refreshes and
-// failures). The implementation turns them into counters and histograms,
+// their errors), key-set fetches ([OpKeyFetch], refreshes and
+// failures) and introspection calls ([OpIntrospection], with the
+// endpoint's failures). The implementation turns them into counters and histograms,
 // for example Prometheus collectors. A nil Metrics costs nothing on the
 // request path.
 //

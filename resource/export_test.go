@@ -2,11 +2,4 @@ package resource
 
 // WaitIdle blocks until no fetch of s is under way, so that tests can
 // observe the outcome of a background revalidation deterministically.
-func (s *RemoteKeySet) WaitIdle() {
-	s.mu.Lock()
-	done := s.inflight
-	s.mu.Unlock()
-	if done != nil {
-		<-done
-	}
-}
+func (s *RemoteKeySet) WaitIdle() { s.cache.WaitIdle() }

@@ -92,6 +92,7 @@ type tokenClaims struct {
 	iss, sub, clientID, jti, scope []byte
 	hasScope                       bool
 	audOK                          bool // aud is or contains the audience
+	hasAud                         bool // aud present (not null)
 	exp, nbf, iat                  int64
 	hasExp, hasNbf, hasIat         bool
 	cnf                            []byte // the raw cnf value, nil when absent
@@ -115,50 +116,55 @@ func parseTokenClaims(b []byte, audience string, c *tokenClaims) bool {
 		}
 		return false
 	}
-	return s.Top(func(name []byte) bool {
-		switch string(name) {
-		case "iss":
-			return stringClaim(&s, &c.iss)
-		case "sub":
-			return stringClaim(&s, &c.sub)
-		case "client_id":
-			return stringClaim(&s, &c.clientID)
-		case "jti":
-			return stringClaim(&s, &c.jti)
-		case "scope":
-			if s.Lit("null") {
-				return true
+	return s.Top(func(name []byte) bool { return c.member(&s, name, audience) })
+}
+
+// member reads the claim name at the scanner's position into c; claims c
+// does not hold are skipped.
+func (c *tokenClaims) member(s *jwsverify.Scanner, name []byte, audience string) bool {
+	switch string(name) {
+	case "iss":
+		return stringClaim(s, &c.iss)
+	case "sub":
+		return stringClaim(s, &c.sub)
+	case "client_id":
+		return stringClaim(s, &c.clientID)
+	case "jti":
+		return stringClaim(s, &c.jti)
+	case "scope":
+		if s.Lit("null") {
+			return true
+		}
+		c.hasScope = true
+		return stringClaim(s, &c.scope)
+	case "aud":
+		c.hasAud = true
+		match := func() bool {
+			v, ok := s.Str()
+			if ok && string(v) == audience {
+				c.audOK = true
 			}
-			c.hasScope = true
-			return stringClaim(&s, &c.scope)
-		case "aud":
-			match := func() bool {
-				v, ok := s.Str()
-				if ok && string(v) == audience {
-					c.audOK = true
-				}
-				return ok
-			}
-			if s.Peek() == '[' {
-				return s.Array(match)
-			}
-			return match()
-		case "exp":
-			return dateClaim(&s, &c.exp, &c.hasExp)
-		case "nbf":
-			return dateClaim(&s, &c.nbf, &c.hasNbf)
-		case "iat":
-			return dateClaim(&s, &c.iat, &c.hasIat)
-		case "cnf":
-			start := s.I
-			s.NoDupCheck = true
-			ok := s.Skip(1)
-			s.NoDupCheck = false
-			c.cnf = b[start:s.I]
 			return ok
 		}
-		return s.Skip(1)
-	})
+		if s.Peek() == '[' {
+			return s.Array(match)
+		}
+		return match()
+	case "exp":
+		return dateClaim(s, &c.exp, &c.hasExp)
+	case "nbf":
+		return dateClaim(s, &c.nbf, &c.hasNbf)
+	case "iat":
+		return dateClaim(s, &c.iat, &c.hasIat)
+	case "cnf":
+		start := s.I
+		s.NoDupCheck = true
+		ok := s.Skip(1)
+		s.NoDupCheck = false
+		c.cnf = s.B[start:s.I]
+		return ok
+	}
+	return s.Skip(1)
 }
 
 // stringClaim reads a string or null.

@@ -45,6 +45,10 @@ const (
 	// OpKeyFetch is one fetch of a [RemoteKeySet]: discovery, when
 	// configured, and the JWK Set.
 	OpKeyFetch Operation = "key_fetch"
+	// OpIntrospection is one call to an issuer's introspection endpoint;
+	// its error is non-nil when the endpoint failed (the request was
+	// refused with 503), nil when it answered, active or not.
+	OpIntrospection Operation = "introspection"
 )
 
 // timedReplayStore returns s reporting each call to m as OpReplayStore,

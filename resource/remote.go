@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/senderbound/senderbound/internal/keyfetch"
 )
 
 // RemoteKeySetConfig configures a [RemoteKeySet].
@@ -82,15 +81,11 @@ const DefaultMinRefreshInterval = 5 * time.Second
 // issuer and reuse it. Header parameters of tokens (jku, x5u) are never
 // fetched: only the configured or discovered URL is.
 type RemoteKeySet struct {
-	cfg RemoteKeySetConfig
+	cfg   RemoteKeySetConfig
+	cache *keyfetch.Cache[*Keys]
 
-	mu        sync.Mutex
-	keys      *Keys
-	expires   time.Time // when keys should be refetched
-	lastFetch time.Time // start of the last fetch (success or failure)
-	lastErr   error
-	inflight  chan struct{} // non-nil while a fetch runs
-	jwksURL   string        // discovered or configured
+	mu      sync.Mutex
+	jwksURL string // discovered or configured
 }
 
 var _ KeySet = (*RemoteKeySet)(nil)
@@ -133,7 +128,18 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &RemoteKeySet{cfg: cfg, jwksURL: cfg.JWKSURL}, nil
+	s := &RemoteKeySet{cfg: cfg, jwksURL: cfg.JWKSURL}
+	kc := keyfetch.Config[*Keys]{
+		Load:               s.download,
+		MinRefreshInterval: cfg.MinRefreshInterval,
+		Timeout:            fetchTimeout,
+		Now:                cfg.Now,
+	}
+	if m := cfg.Metrics; m != nil {
+		kc.Observe = func(d time.Duration, err error) { m.Observe(OpKeyFetch, d, err) }
+	}
+	s.cache = keyfetch.New(kc)
+	return s, nil
 }
 
 // Keys returns the cached keys. Before the first fetch it waits for one.
@@ -142,15 +148,7 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 // (started at most once per MinRefreshInterval), and when that fetch fails
 // the last good keys stay in use.
 func (s *RemoteKeySet) Keys(ctx context.Context) (*Keys, error) {
-	s.mu.Lock()
-	if k := s.keys; k != nil {
-		if now := s.cfg.Now(); !now.Before(s.expires) && s.inflight == nil && now.Sub(s.lastFetch) >= s.cfg.MinRefreshInterval {
-			s.startLocked(ctx, now)
-		}
-		s.mu.Unlock()
-		return k, nil
-	}
-	return s.fetchLocked(ctx)
+	return s.cache.Get(ctx)
 }
 
 // Refresh refetches the keys because a token named an unknown kid, unless
@@ -158,71 +156,7 @@ func (s *RemoteKeySet) Keys(ctx context.Context) (*Keys, error) {
 // already under way (also one revalidating stale keys) and waits for it,
 // or for ctx. It returns the newest keys available.
 func (s *RemoteKeySet) Refresh(ctx context.Context) (*Keys, error) {
-	s.mu.Lock()
-	return s.fetchLocked(ctx)
-}
-
-// fetchLocked joins the fetch under way, or starts one unless the last
-// started less than MinRefreshInterval ago, and waits for it. Called with
-// s.mu held; releases it.
-func (s *RemoteKeySet) fetchLocked(ctx context.Context) (*Keys, error) {
-	if s.inflight == nil {
-		now := s.cfg.Now()
-		if !s.lastFetch.IsZero() && now.Sub(s.lastFetch) < s.cfg.MinRefreshInterval {
-			k, err := s.keys, s.lastErr
-			s.mu.Unlock()
-			if k != nil {
-				return k, nil
-			}
-			return nil, err
-		}
-		s.startLocked(ctx, now)
-	}
-	done := s.inflight
-	s.mu.Unlock()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.keys != nil {
-		return s.keys, nil
-	}
-	return nil, s.lastErr
-}
-
-// startLocked starts a fetch. Called with s.mu held and no fetch under way.
-func (s *RemoteKeySet) startLocked(ctx context.Context, now time.Time) {
-	s.lastFetch = now
-	done := make(chan struct{})
-	s.inflight = done
-	go s.fetch(ctx, done)
-}
-
-// fetch performs one fetch detached from the caller's cancellation (other
-// callers may be waiting on it), bounded by the HTTP client's timeout and
-// by fetchTimeout.
-func (s *RemoteKeySet) fetch(ctx context.Context, done chan struct{}) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-	defer cancel()
-	start := time.Now()
-	keys, ttl, err := s.download(ctx)
-	if m := s.cfg.Metrics; m != nil {
-		m.Observe(OpKeyFetch, time.Since(start), err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		s.lastErr = err
-	} else {
-		s.keys = keys
-		s.lastErr = nil
-		s.expires = s.cfg.Now().Add(ttl)
-	}
-	s.inflight = nil
-	close(done)
+	return s.cache.Refresh(ctx)
 }
 
 func (s *RemoteKeySet) download(ctx context.Context) (*Keys, time.Duration, error) {
@@ -281,22 +215,7 @@ func parseJWKS(body []byte) (*Keys, error) {
 }
 
 func (s *RemoteKeySet) ttl(h http.Header) time.Duration {
-	ttl := s.cfg.DefaultTTL
-	for _, v := range h.Values("Cache-Control") {
-		for _, d := range strings.Split(v, ",") {
-			d = strings.ToLower(strings.TrimSpace(d))
-			switch {
-			case d == "no-store" || d == "no-cache":
-				return 0
-			case strings.HasPrefix(d, "max-age="):
-				n, err := strconv.ParseInt(strings.Trim(d[len("max-age="):], `"`), 10, 64)
-				if err == nil && n >= 0 {
-					ttl = time.Duration(min(n, int64(s.cfg.MaxTTL/time.Second))) * time.Second
-				}
-			}
-		}
-	}
-	return min(ttl, s.cfg.MaxTTL)
+	return keyfetch.TTL(h, s.cfg.DefaultTTL, s.cfg.MaxTTL)
 }
 
 func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
@@ -338,40 +257,28 @@ func (s *RemoteKeySet) discover(ctx context.Context) (string, error) {
 		}
 		return md.JWKSURI, nil
 	}
-	return "", errors.Join(errs...)
+	return "", &discoveryError{errs}
 }
 
-func (s *RemoteKeySet) get(ctx context.Context, u string) ([]byte, http.Header, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("resource: %w", err)
-	}
-	req.Header.Set("Accept", "application/json, application/jwk-set+json")
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
-		// A *url.Error names the URL (its password redacted).
-		return nil, nil, fmt.Errorf("resource: fetching keys: %w", err)
-	}
-	defer resp.Body.Close()
-	// The URL is configuration or the issuer's metadata, never request
-	// input; errors name it so that the server log says what failed.
-	where := req.URL.Redacted()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, nil, fmt.Errorf("resource: fetching keys from %s: HTTP status %d", where, resp.StatusCode)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == "application/json" || mt == "application/jwk-set+json") {
-			return nil, nil, fmt.Errorf("resource: fetching keys from %s: response is not JSON", where)
+// discoveryError is the failure of both metadata documents: one line that
+// names each document's cause, RFC 8414's first; errors.Is and errors.As
+// see each cause.
+type discoveryError struct{ errs []error }
+
+func (e *discoveryError) Error() string {
+	var b strings.Builder
+	b.WriteString("resource: no usable authorization server metadata: ")
+	for i, err := range e.errs {
+		if i > 0 {
+			b.WriteString("; ")
 		}
+		b.WriteString(strings.TrimPrefix(err.Error(), "resource: "))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxResponseBytes+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("resource: fetching keys from %s: %w", where, err)
-	}
-	if int64(len(body)) > s.cfg.MaxResponseBytes {
-		return nil, nil, fmt.Errorf("resource: fetching keys from %s: response too large", where)
-	}
-	return body, resp.Header, nil
+	return b.String()
+}
+
+func (e *discoveryError) Unwrap() []error { return e.errs }
+
+func (s *RemoteKeySet) get(ctx context.Context, u string) ([]byte, http.Header, error) {
+	return keyfetch.Get(ctx, s.cfg.HTTPClient, u, "resource", s.cfg.MaxResponseBytes)
 }

@@ -418,6 +418,11 @@ func TestDiscoveryErrorNamesEachDocument(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+			// One line, one package prefix: logs and readiness answers
+			// print it as it is.
+			if msg := err.Error(); strings.Contains(msg, "\n") || strings.Count(msg, "resource: ") != 1 {
+				t.Errorf("error %q is not one line with one prefix", msg)
+			}
 		})
 	}
 }

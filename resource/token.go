@@ -31,7 +31,9 @@ type token struct {
 	jkt, x5t string
 	hasJKT   bool
 	hasX5T   bool
-	raw      []byte // verified payload
+	raw      []byte // verified payload, or the introspection answer
+
+	introspected bool // validated by introspection: not in the JWT cache, no key
 }
 
 func tokenDigest(s string) [32]byte { return sha256.Sum256(jwsverify.BytesOf(s)) }
@@ -117,6 +119,11 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*token, error) 
 		return nil, fail(ErrInvalidToken, oautherr.ReasonIssuerUntrusted, "access token issuer not trusted")
 	}
 	ks := v.issuers[idx].Keys
+	if ks == nil {
+		// An issuer validated by introspection only: the AS rules on its
+		// JWTs too.
+		return v.introspectToken(ctx, raw)
+	}
 	keys, err := ks.Keys(ctx)
 	if err != nil {
 		return nil, keySetFailure(err)

@@ -42,7 +42,8 @@ type Principal struct {
 	// ExpiresAt is the token's exp.
 	ExpiresAt time.Time
 	// Claims is the verified JWT claims set as JSON, for claims this type
-	// does not surface. Decode it with encoding/json.
+	// does not surface; for a token validated by introspection it is the
+	// introspection answer. Decode it with encoding/json.
 	Claims json.RawMessage
 
 	nonce     string // fresh DPoP-Nonce to hand the client, or ""
@@ -56,6 +57,7 @@ func (p *Principal) HasScope(s string) bool { return contains(p.Scopes, s) }
 // requests. Build it once with [New]; it is safe for concurrent use.
 type Verifier struct {
 	keysWarned           atomic.Int64 // v.now() in Unix nanoseconds of the last keys_unavailable Warn, or 0
+	introWarned          atomic.Int64 // likewise for introspection_unavailable
 	issuers              []Issuer
 	issuerIndex          map[string]int
 	audience             string
@@ -70,6 +72,8 @@ type Verifier struct {
 	onReject             func(string)
 	metrics              Metrics
 	cache                *lru.Cache[[32]byte, *token]
+	intro                *introspector // the one issuer validated by introspection, or nil
+	anyKeys              bool          // some issuer has Keys
 
 	ext // DPoP and mTLS wiring, see binding.go
 }
@@ -89,8 +93,10 @@ var asymmetric = map[string]bool{
 }
 
 // New validates cfg and builds a Verifier. It refuses: no issuers, an
-// issuer without identifier or keys, duplicate identifiers, no audience,
-// a non-asymmetric algorithm, a negative leeway, unknown required claims.
+// issuer without identifier or with neither keys nor introspection, more
+// than one issuer with introspection, an invalid [Introspection],
+// duplicate identifiers, no audience, a non-asymmetric algorithm, a
+// negative leeway, unknown required claims.
 func New(cfg Config) (*Verifier, error) {
 	if len(cfg.Issuers) == 0 {
 		return nil, errors.New("resource: at least one issuer is required")
@@ -115,13 +121,24 @@ func New(cfg Config) (*Verifier, error) {
 		metrics:              cfg.Metrics,
 	}
 	for i, is := range v.issuers {
-		if is.Identifier == "" || is.Keys == nil {
-			return nil, fmt.Errorf("resource: issuer %d needs an Identifier and Keys", i)
+		if is.Identifier == "" || is.Keys == nil && is.Introspection == nil {
+			return nil, fmt.Errorf("resource: issuer %d needs an Identifier and Keys or Introspection", i)
 		}
 		if _, dup := v.issuerIndex[is.Identifier]; dup {
 			return nil, fmt.Errorf("resource: issuer %q listed twice", is.Identifier)
 		}
 		v.issuerIndex[is.Identifier] = i
+		v.anyKeys = v.anyKeys || is.Keys != nil
+		if is.Introspection != nil {
+			if v.intro != nil {
+				return nil, errors.New("resource: at most one issuer may use Introspection (opaque tokens do not name their issuer)")
+			}
+			in, err := newIntrospector(i, is.Identifier, *is.Introspection)
+			if err != nil {
+				return nil, err
+			}
+			v.intro = in
+		}
 	}
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
@@ -332,6 +349,9 @@ type scopeFailure struct {
 
 // token returns the verified token for raw, from the cache when possible.
 func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
+	if v.intro != nil && v.introspects(raw) {
+		return v.introspectToken(ctx, raw)
+	}
 	if v.cache == nil {
 		return v.timedVerifyToken(ctx, raw)
 	}
@@ -351,7 +371,7 @@ func (v *Verifier) token(ctx context.Context, raw string) (*token, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v.now().Before(t.exp.Add(v.leeway)) {
+	if !t.introspected && v.now().Before(t.exp.Add(v.leeway)) {
 		v.cache.Add(key, t)
 	}
 	return t, nil
@@ -422,9 +442,9 @@ const keysWarnEvery = 10 * time.Second
 // report counts a rejection through OnReject and logs it at Debug: any
 // client can cause rejections at its request rate, so they are never
 // logged at a level operators keep on. A refusal caused by a failed
-// dependency of this server (the issuer's keys) is logged at Warn with the
-// dependency's error, which names the URL that failed, at most once per
-// keysWarnEvery; that error never contains request data and is never sent
+// dependency of this server (the issuer's keys, its introspection
+// endpoint) is logged at Warn with the dependency's error, which names the
+// URL that failed, at most once per keysWarnEvery for each dependency; that error never contains request data and is never sent
 // to the client.
 func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.onReject != nil {
@@ -433,8 +453,15 @@ func (v *Verifier) report(ctx context.Context, e *Error) {
 	if v.logger == nil {
 		return
 	}
-	if e.Reason == oautherr.ReasonKeysUnavailable && e.cause != nil && v.keysWarnDue() {
+	if e.Reason == oautherr.ReasonKeysUnavailable && e.cause != nil && v.warnDue(&v.keysWarned) {
 		v.logger.LogAttrs(ctx, slog.LevelWarn, "resource: issuer keys unavailable",
+			slog.String("reason", string(e.Reason)),
+			slog.Int("status", e.Status),
+			slog.String("error", e.cause.Error()))
+		return
+	}
+	if e.Reason == oautherr.ReasonIntrospectionUnavailable && e.cause != nil && v.warnDue(&v.introWarned) {
+		v.logger.LogAttrs(ctx, slog.LevelWarn, "resource: token introspection unavailable",
 			slog.String("reason", string(e.Reason)),
 			slog.Int("status", e.Status),
 			slog.String("error", e.cause.Error()))
@@ -446,13 +473,14 @@ func (v *Verifier) report(ctx context.Context, e *Error) {
 		slog.String("scheme", e.scheme))
 }
 
-// keysWarnDue reports whether a keys_unavailable refusal may be logged at
-// Warn now, and if so records the time.
-func (v *Verifier) keysWarnDue() bool {
+// warnDue reports whether a refusal caused by a failed dependency may be
+// logged at Warn now, given the time of the last such Warn in *last, and
+// if so records the time.
+func (v *Verifier) warnDue(last *atomic.Int64) bool {
 	now := v.now().UnixNano()
-	last := v.keysWarned.Load()
-	if last != 0 && now-last < int64(keysWarnEvery) && now >= last {
+	prev := last.Load()
+	if prev != 0 && now-prev < int64(keysWarnEvery) && now >= prev {
 		return false
 	}
-	return v.keysWarned.CompareAndSwap(last, now)
+	return last.CompareAndSwap(prev, now)
 }

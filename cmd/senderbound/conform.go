@@ -88,6 +88,9 @@ func runConform(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return conformUsage(e, err)
 	}
+	if err := tf.listenIntrospectionProxy(&target); err != nil {
+		return err
+	}
 	if target.AllowLoopbackHTTP {
 		fmt.Fprintf(e.stderr, "senderbound conform: note: plain HTTP on loopback is treated as a deliberate local-test setting (--allow-loopback-http); this is not a test of a deployment\n")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -28,6 +29,7 @@ type conformFlags struct {
 	caFile                      string
 	issuerKeyFile               string
 	introspectionClient         string
+	introspectionProxy          string
 	refreshClientID             string
 	refreshGrantType            string
 	refreshParams               paramsFlag
@@ -44,7 +46,8 @@ type conformFlags struct {
 // --ca-file, --insecure, --issuer-key, --second-resource, --nonce-required,
 // --token-nonce-required,
 // --trusted-proxy-resource, --plain-resource, --metadata, --introspection,
-// --introspection-client (id:secret), --refresh-client-id,
+// --introspection-client (id:secret), --introspection-proxy (a loopback
+// HOST:PORT; see listenIntrospectionProxy), --refresh-client-id,
 // --refresh-grant-type, --refresh-param (name=value, repeatable; together
 // they build Target.RefreshGrant), --authorization-endpoint, --redirect-uri,
 // --authorization-param (name=value, repeatable; together they build
@@ -80,6 +83,7 @@ func registerConformFlags(fs *flag.FlagSet) *conformFlags {
 	fs.StringVar(&t.MetadataURL, "metadata", "", "authorization server metadata URL")
 	fs.StringVar(&t.IntrospectionEndpoint, "introspection", "", "introspection endpoint URL")
 	fs.StringVar(&f.introspectionClient, "introspection-client", "", "introspection credentials as id:secret")
+	fs.StringVar(&f.introspectionProxy, "introspection-proxy", "", "loopback HOST:PORT where the suite serves a recording proxy to --introspection for the run; point the resource server's introspection endpoint at http://HOST:PORT (unlocks DPOP-RS-24)")
 	fs.StringVar(&f.refreshClientID, "refresh-client-id", "", "public client that obtains refresh tokens with --refresh-grant-type (test deployments only)")
 	fs.StringVar(&f.refreshGrantType, "refresh-grant-type", "", "grant_type of the deployment's test grant that issues refresh tokens to --refresh-client-id")
 	fs.Var(&f.refreshParams, "refresh-param", "form parameter name=value of the refresh grant (repeatable)")
@@ -153,6 +157,15 @@ func (f *conformFlags) target() (conformance.Target, error) {
 		}
 		t.IntrospectionClientID, t.IntrospectionClientSecret = id, secret
 	}
+	if f.introspectionProxy != "" {
+		host, err := serveAddrHost(f.introspectionProxy)
+		if err != nil || !isLoopbackAddr(host) {
+			return conformance.Target{}, errors.New("conformance: --introspection-proxy must be a loopback address HOST:PORT (127.0.0.1 or ::1)")
+		}
+		if t.IntrospectionEndpoint == "" {
+			return conformance.Target{}, errors.New("conformance: --introspection-proxy needs --introspection, the endpoint it forwards to")
+		}
+	}
 	if f.refreshClientID != "" || f.refreshGrantType != "" || len(f.refreshParams) > 0 {
 		t.RefreshGrant = &conformance.RefreshGrant{ClientID: f.refreshClientID, GrantType: f.refreshGrantType, Params: url.Values{}}
 		for k, vs := range f.refreshParams {
@@ -169,6 +182,21 @@ func (f *conformFlags) target() (conformance.Target, error) {
 		return conformance.Target{}, err
 	}
 	return t, nil
+}
+
+// listenIntrospectionProxy opens the listener of --introspection-proxy
+// and sets it as t.IntrospectionProxy; conformance.Run serves the proxy on
+// it and closes it. It does nothing without the flag.
+func (f *conformFlags) listenIntrospectionProxy(t *conformance.Target) error {
+	if f.introspectionProxy == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", f.introspectionProxy)
+	if err != nil {
+		return fmt.Errorf("conformance: --introspection-proxy: %w", err)
+	}
+	t.IntrospectionProxy = l
+	return nil
 }
 
 // profileFlag reads --profile.

@@ -225,3 +225,49 @@ func TestAuthorizationFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestIntrospectionProxyFlag: --introspection-proxy takes a loopback
+// address only, needs --introspection, and once listening unlocks
+// DPOP-RS-24's capability.
+func TestIntrospectionProxyFlag(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"loopback with an endpoint", []string{"--introspection", "https://as.example.test/introspect", "--introspection-proxy", "127.0.0.1:0"}, ""},
+		{"a name is not an address", []string{"--introspection", "https://as.example.test/introspect", "--introspection-proxy", "localhost:0"}, "loopback address"},
+		{"another address", []string{"--introspection", "https://as.example.test/introspect", "--introspection-proxy", "192.0.2.1:9000"}, "loopback address"},
+		{"no port", []string{"--introspection", "https://as.example.test/introspect", "--introspection-proxy", "127.0.0.1"}, "loopback address"},
+		{"without --introspection", []string{"--introspection-proxy", "127.0.0.1:0"}, "needs --introspection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fs := flag.NewFlagSet("conform", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			tf := registerConformFlags(fs)
+			if err := fs.Parse(append(append([]string(nil), conformRequired...), tt.args...)); err != nil {
+				t.Fatal(err)
+			}
+			target, err := tf.target()
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("target() error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tf.listenIntrospectionProxy(&target); err != nil {
+				t.Fatal(err)
+			}
+			defer target.IntrospectionProxy.Close()
+			if target.Capabilities()&conformance.CapIntrospectionProxy == 0 {
+				t.Fatal("CapIntrospectionProxy not set")
+			}
+		})
+	}
+}

@@ -222,6 +222,13 @@ func serveRedisClient(ctx context.Context, rawURL string, roots *x509.CertPool, 
 // the instances of issuer id share through rdb. Keys are prefixed with the
 // issuer identifier, so that issuers sharing one Redis never see each
 // other's refresh tokens or proofs.
+// serveIssuerRedisAccessTokens returns the Redis store of the opaque
+// access tokens of issuer id, under a prefix of its own (never the refresh
+// tokens' one).
+func serveIssuerRedisAccessTokens(rdb *redis.Client, id string) (*redisrefresh.Store, error) {
+	return redisrefresh.New(rdb, redisrefresh.Config{Prefix: "senderbound:issuer:" + id + ":access:"})
+}
+
 func serveIssuerRedis(rdb *redis.Client, id string) (*redisstore.Store, *redisrefresh.Store, error) {
 	replay, err := redisstore.New(rdb, redisstore.Config{Prefix: "senderbound:issuer:" + id + ":jti:"})
 	if err != nil {

@@ -35,7 +35,10 @@ const serveIssuerSynopsis = `serve-issuer --addr HOST:PORT [--issuer URL] [--aud
        [--client ID[:SECRET|:@FILE]]... [--public-client ID]...
        [--mtls-client ID:SUBJECT_DN|ID:san-dns=NAME|ID:san-uri=URI|ID:san-ip=IP|ID:san-email=ADDR]...
        [--self-signed-client ID:CERT_PEM]...
+       [--client-jwks-uri ID:METHOD=URL]... [--client-jwks-ca FILE]
+       [--insecure-client-jwks-private-addresses]
        [--dpop-bound ID]... [--introspect-all ID]...
+       [--dpop-bound ID]... [--introspect-all ID]... [--access-token-format jwt|opaque]
        [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
        [--max-connections N] [--idle-timeout DUR] [--read-header-timeout DUR]
        [--log-level debug|info|warn|error] [--log-format text|json] [--ops-addr HOST:PORT]
@@ -56,6 +59,12 @@ authenticate with client_secret_basic and may call /introspect, which shows
 them only the tokens issued to them; --introspect-all lets one (a resource
 server) introspect every access token.
 
+--access-token-format opaque issues random opaque access tokens instead of
+JWTs: their claims (cnf included) stay at the issuer, and resource servers
+learn them from /introspect (serve-resource --introspection-endpoint). With
+--redis the opaque tokens are kept in Redis, so every instance answers for
+them; otherwise in memory, lost on restart.
+
 A --mtls-client certificate must chain to --client-ca, list the clientAuth
 extended key usage and match its one registered selector: the subject DN
 (RFC 4514; values compared without regard to ASCII case and outer spaces),
@@ -66,6 +75,18 @@ in binary form (an IPv4-mapped IPv6 address is not the IPv4 address),
 san-email an rfc822Name with the local part exactly and the domain
 case-insensitively in ASCII. A value that starts with none of san-dns=,
 san-uri=, san-ip=, san-email= is a subject DN.
+
+A --client-jwks-uri client publishes its keys at an https URL (its jwks_uri)
+and rotates them there without a change at the issuer: METHOD is
+private_key_jwt (client assertions signed by a key of the set) or
+self_signed_tls_client_auth (the client certificate is the x5c certificate of
+a key of the set; needs --tls-cert). The set is fetched on first use, cached
+for its Cache-Control max-age (at most 1 h; 5 min without one), refetched when
+an unknown key or certificate is presented (at most every 10 s) and refused
+unless every key is public and acceptable. --client-jwks-ca replaces the
+system roots for those URLs. The issuer connects only to public addresses;
+--insecure-client-jwks-private-addresses also allows loopback and private
+ones, for tests and closed networks only.
 
 Client secrets: --client ID:SECRET puts the secret on the command line, where
 other local users can read it in the process table; prefer --client ID:@FILE
@@ -129,35 +150,36 @@ const (
 	secretFromEnv
 )
 
-// serveClientSecret reads the client ID and secret of one --client value:
-// ID:SECRET, ID:@FILE or ID (secret in serveSecretEnv(ID)). A usage
-// problem returns errUsage after a one-line message; a file that cannot be
-// read returns its error. No message includes a secret.
-func serveClientSecret(e *env, cmd, v string) (id, secret string, src serveSecretSource, err error) {
+// serveClientSecret reads the client ID and secret of one value of the
+// flag named flagName (--client, --introspection-client): ID:SECRET,
+// ID:@FILE or ID (secret in serveSecretEnv(ID)). A usage problem returns
+// errUsage after a one-line message; a file that cannot be read returns
+// its error. No message includes a secret.
+func serveClientSecret(e *env, cmd, flagName, v string) (id, secret string, src serveSecretSource, err error) {
 	id, rest, hasColon := strings.Cut(v, ":")
 	if id == "" {
-		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
+		return "", "", 0, serveUsagef(e, cmd, "%s needs ID:SECRET, ID:@FILE or ID with the secret in %sID", flagName, serveSecretEnvPrefix)
 	}
 	switch {
 	case !hasColon:
 		name := serveSecretEnv(id)
 		val, ok := e.getenv(name)
 		if !ok || val == "" {
-			return "", "", 0, serveUsagef(e, cmd, "--client %q names no secret and %s is not set (--client needs ID:SECRET, ID:@FILE or ID with the secret in %s)", id, name, name)
+			return "", "", 0, serveUsagef(e, cmd, "%s %q names no secret and %s is not set (%s needs ID:SECRET, ID:@FILE or ID with the secret in %s)", flagName, id, name, flagName, name)
 		}
 		secret, src = val, secretFromEnv
 	case strings.HasPrefix(rest, "@") && len(rest) > 1:
 		if secret, err = serveReadSecretFile(rest[1:]); err != nil {
-			return "", "", 0, fmt.Errorf("--client %s: secret file: %w", id, err)
+			return "", "", 0, fmt.Errorf("%s %s: secret file: %w", flagName, id, err)
 		}
 		src = secretFromFile
 	case rest == "" || rest == "@":
-		return "", "", 0, serveUsagef(e, cmd, "--client needs ID:SECRET, ID:@FILE or ID with the secret in %sID", serveSecretEnvPrefix)
+		return "", "", 0, serveUsagef(e, cmd, "%s needs ID:SECRET, ID:@FILE or ID with the secret in %sID", flagName, serveSecretEnvPrefix)
 	default:
 		secret, src = rest, secretFromArgs
 	}
 	if p := serveSecretProblem(secret, serveMinSecretLen); p != "" {
-		return "", "", 0, serveUsagef(e, cmd, "--client %q: the secret %s", id, p)
+		return "", "", 0, serveUsagef(e, cmd, "%s %q: the secret %s", flagName, id, p)
 	}
 	return id, secret, src, nil
 }
@@ -172,8 +194,12 @@ type serveIssuerFlags struct {
 	// Client registrations, as given.
 	secretClients, publicClients   listFlag
 	mtlsClients, selfSignedClients listFlag
+	jwksURIClients                 listFlag
+	jwksCA                         string
+	jwksPrivate                    bool
 	dpopBound, introspectAll       listFlag
 	requireNonce                   bool
+	accessTokenFormat              string
 	replayCapacity, replayQuota    int
 	redisURL                       string
 	fallbackCA                     string
@@ -199,10 +225,14 @@ func (f *serveIssuerFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.publicClients, "public-client", "register a public client ID (token_endpoint_auth_method none; refresh_token only, client_credentials is for confidential clients), repeatable")
 	fs.Var(&f.mtlsClients, "mtls-client", "register a tls_client_auth client by subject DN, ID:SUBJECT_DN (RFC 4514, e.g. CN=app,O=Example), or by SAN (RFC 8705 §2.1.2), ID:san-dns=NAME, ID:san-uri=URI (e.g. a SPIFFE ID), ID:san-ip=ADDRESS or ID:san-email=ADDRESS; the certificate must chain to --client-ca; repeatable")
 	fs.Var(&f.selfSignedClients, "self-signed-client", "register a self_signed_tls_client_auth client ID:CERT_PEM whose certificate is the one in the PEM file; repeatable")
+	fs.Var(&f.jwksURIClients, "client-jwks-uri", "register a client whose keys are published at an https jwks_uri, ID:METHOD=URL with METHOD private_key_jwt or self_signed_tls_client_auth; repeatable")
+	fs.StringVar(&f.jwksCA, "client-jwks-ca", "", "trust anchors (PEM) for the TLS certificates of --client-jwks-uri hosts (default: the system roots)")
+	fs.BoolVar(&f.jwksPrivate, "insecure-client-jwks-private-addresses", false, "let --client-jwks-uri fetches connect to loopback and private addresses (tests and closed networks only: a client could make the issuer call into its network)")
 	fs.Var(&f.dpopBound, "dpop-bound", "client ID must send a DPoP proof with every token request and gets only DPoP-bound tokens (dpop_bound_access_tokens), repeatable")
 	fs.Var(&f.introspectAll, "introspect-all", "--client ID may introspect every access token, not only its own (for a resource server), repeatable")
 	f.tls.register(fs, "trust anchors (PEM) that --mtls-client certificates must chain to; client certificates are requested, not required, at the handshake")
 	fs.BoolVar(&f.requireNonce, "require-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8)")
+	fs.StringVar(&f.accessTokenFormat, "access-token-format", issuer.FormatJWT.String(), "access tokens to issue: jwt (RFC 9068 JWTs) or opaque (random handles that resource servers introspect; kept in Redis with --redis)")
 	f.conn.register(fs)
 	f.log.register(fs)
 	f.ops.register(fs)
@@ -246,6 +276,10 @@ func (f *serveIssuerFlags) config(e *env, cmd string) (*serveIssuerConfig, error
 	}
 	if f.fallbackTTL <= 0 {
 		return nil, serveUsagef(e, cmd, "--fallback-cert-ttl must be positive")
+	}
+	format, err := issuer.ParseTokenFormat(f.accessTokenFormat)
+	if err != nil {
+		return nil, serveUsagef(e, cmd, "--access-token-format must be jwt or opaque")
 	}
 	listenHost, err := serveAddrHost(f.addr)
 	if err != nil {
@@ -326,9 +360,18 @@ func (f *serveIssuerFlags) config(e *env, cmd string) (*serveIssuerConfig, error
 			return nil, err
 		}
 	}
+	clientJWKS := issuer.ClientJWKSConfig{InsecureAllowPrivateAddresses: f.jwksPrivate}
+	if f.jwksCA != "" {
+		if clientJWKS.RootCAs, err = serveLoadPool("--client-jwks-ca", f.jwksCA); err != nil {
+			return nil, err
+		}
+	}
 	c.params = serveIssuerParams{
-		keys: keys, audiences: audiences, scopes: scopes, ttl: f.ttl, registry: registry,
+		clientJWKS:    clientJWKS,
+		privateKeyJWT: slices.ContainsFunc(regs.jwksURI, func(c issuer.Client) bool { return c.AuthMethod == issuer.AuthPrivateKeyJWT }),
+		keys:          keys, audiences: audiences, scopes: scopes, ttl: f.ttl, registry: registry,
 		tls: f.tls.enabled(), public: len(f.publicClients) > 0, requireNonce: f.requireNonce, fallback: fca,
+		tokenFormat:    format,
 		logger:         logger,
 		replayCapacity: f.replayCapacity, replayQuota: f.replayQuota,
 		nonceSecrets: nonceSecrets,
@@ -355,6 +398,9 @@ func (f *serveIssuerFlags) checkIssuer(e *env, cmd, listenHost string) error {
 	if len(f.selfSignedClients) > 0 && !f.tls.enabled() {
 		return serveUsagef(e, cmd, "--self-signed-client requires --tls-cert and --tls-key")
 	}
+	if (f.jwksCA != "" || f.jwksPrivate) && len(f.jwksURIClients) == 0 {
+		return serveUsagef(e, cmd, "--client-jwks-ca and --insecure-client-jwks-private-addresses need a --client-jwks-uri client")
+	}
 	if f.issuerURL == "" {
 		if ip, err := netip.ParseAddr(listenHost); listenHost == "" || (err == nil && ip.IsUnspecified()) {
 			return serveUsagef(e, cmd, "--issuer is required when --addr names no host")
@@ -377,6 +423,7 @@ type serveIssuerRegistrations struct {
 	public        []issuer.Client // none
 	mtls          []serveIDValue[mtlsbound.PKIAuth]
 	selfSigned    []serveIDValue[string] // the PEM file of each
+	jwksURI       []issuer.Client        // keys at a jwks_uri
 	onCommandLine []string               // clients whose secret is in the process table
 }
 
@@ -401,7 +448,7 @@ func (f *serveIssuerFlags) clientRegistrations(e *env, cmd string) (serveIssuerR
 	}
 	secretEnvs := map[string]string{}
 	for _, v := range f.secretClients {
-		id, secret, src, err := serveClientSecret(e, cmd, v)
+		id, secret, src, err := serveClientSecret(e, cmd, "--client", v)
 		if err != nil {
 			return r, err
 		}
@@ -448,6 +495,16 @@ func (f *serveIssuerFlags) clientRegistrations(e *env, cmd string) (serveIssuerR
 		}
 		r.selfSigned = append(r.selfSigned, serveIDValue[string]{id, file})
 	}
+	for _, v := range f.jwksURIClients {
+		c, err := serveJWKSURIClient(e, cmd, v, f.tls.enabled())
+		if err != nil {
+			return r, err
+		}
+		if err := register(c.ID); err != nil {
+			return r, err
+		}
+		r.jwksURI = append(r.jwksURI, c)
+	}
 	for _, id := range f.dpopBound {
 		if !seen[id] {
 			return r, serveUsagef(e, cmd, "--dpop-bound %q names no registered client", id)
@@ -465,7 +522,7 @@ func (f *serveIssuerFlags) clientRegistrations(e *env, cmd string) (serveIssuerR
 // self-signed certificates) and returns every client, each allowed
 // scopes.
 func (f *serveIssuerFlags) loadClients(r serveIssuerRegistrations, scopes []string) ([]issuer.Client, error) {
-	clients := slices.Concat(r.secret, r.public)
+	clients := slices.Concat(r.secret, r.public, r.jwksURI)
 	if len(r.mtls) > 0 {
 		roots, err := serveLoadPool("--client-ca", f.tls.clientCA)
 		if err != nil {
@@ -550,6 +607,11 @@ func runServeIssuer(ctx context.Context, e *env, args []string) error {
 		defer rdb.Close()
 		if c.params.replayStore, c.params.refreshStore, err = serveIssuerRedis(rdb, id); err != nil {
 			return err
+		}
+		if c.params.tokenFormat == issuer.FormatOpaque {
+			if c.params.accessStore, err = serveIssuerRedisAccessTokens(rdb, id); err != nil {
+				return err
+			}
 		}
 		c.ops.addCheck("replay_store", opsRedisCheck(rdb))
 	}
@@ -689,6 +751,16 @@ type serveIssuerParams struct {
 	refreshStore issuer.RefreshStore
 	metrics      issuer.Metrics // nil: none
 	fallback     *fallback.CA   // the fallback CA role, or nil
+	// clientJWKS is how keys of --client-jwks-uri clients are fetched;
+	// privateKeyJWT says one of them uses private_key_jwt.
+	clientJWKS    issuer.ClientJWKSConfig
+	privateKeyJWT bool
+
+	// tokenFormat is the access-token format; with FormatOpaque the
+	// tokens are kept in accessStore, shared with the other instances
+	// (--redis), or in memory when it is nil.
+	tokenFormat issuer.TokenFormat
+	accessStore issuer.RefreshStore
 }
 
 // serveIssuerHandler builds the issuer and its HTTP endpoints.
@@ -711,20 +783,31 @@ func (p serveIssuerParams) serverConfig() (issuer.ServerConfig, error) {
 	if err != nil {
 		return issuer.ServerConfig{}, err
 	}
-	is, err := issuer.New(issuer.Config{
+	icfg := issuer.Config{
 		Issuer:            p.id,
 		Keys:              p.keys,
 		Audience:          p.audiences,
 		DefaultTTL:        p.ttl,
 		MaxTTL:            max(p.ttl, time.Hour),
 		InsecureAllowHTTP: u.Scheme == "http" && isLoopbackAddr(u.Hostname()),
-	})
+		AccessTokenFormat: p.tokenFormat,
+	}
+	if p.tokenFormat == issuer.FormatOpaque {
+		icfg.AccessTokens = p.accessStore
+		if icfg.AccessTokens == nil {
+			icfg.AccessTokens = issuer.NewMemoryRefreshStore(nil)
+		}
+	}
+	is, err := issuer.New(icfg)
 	if err != nil {
 		return issuer.ServerConfig{}, err
 	}
 	methods := []issuer.AuthMethod{issuer.AuthSecretBasic}
 	if p.tls {
 		methods = append(methods, issuer.AuthTLSClient, issuer.AuthSelfSignedTLSClient)
+	}
+	if p.privateKeyJWT {
+		methods = append(methods, issuer.AuthPrivateKeyJWT)
 	}
 	if p.public {
 		methods = append(methods, issuer.AuthNone)
@@ -751,6 +834,7 @@ func (p serveIssuerParams) serverConfig() (issuer.ServerConfig, error) {
 		ReplayQuota:     replaycache.QuotaConfig{Limit: p.replayQuota},
 		Metrics:         p.metrics,
 		Fallback:        p.fallback,
+		ClientJWKS:      p.clientJWKS,
 	}
 	if p.refreshStore != nil {
 		cfg.RefreshTokens = p.refreshStore

@@ -24,6 +24,7 @@ import (
 )
 
 const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
+       [--introspection-endpoint URL --introspection-client ID[:SECRET|:@FILE]]
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--forwarded-headers x-forwarded|forwarded|none]
        [--ca-file FILE] [--redis URL [--redis-password-file FILE]] [--replay-capacity N] [--replay-quota N]
@@ -44,6 +45,17 @@ are discovered from its metadata (RFC 8414, then OpenID discovery), unless
 --jwks names the key set URL, which is then fetched directly; --jwks without
 --issuer is refused. Plain HTTP is served only on loopback (DPoP over plain HTTP
 is then accepted, for local tests) or behind a --trusted-proxy.
+
+For an issuer that hands out opaque access tokens (serve-issuer
+--access-token-format opaque), --introspection-endpoint names its RFC 7662
+endpoint: a token that is not a JWT is sent there, with this server
+authenticated by client_secret_basic as --introspection-client ID:@FILE (the
+secret in FILE, readable by its owner only), ID (the secret in
+SENDERBOUND_CLIENT_SECRET_<ID>) or ID:SECRET (visible in the process table).
+The answer's cnf binds the token exactly as a JWT's does; answers are cached
+for at most 30 s and never past exp. The endpoint must use https unless it is
+on a loopback address; its failures are answered with 503. JWTs are still
+verified with the issuer's keys.
 
 Behind a TLS-terminating proxy, set --public-url to the URL clients use: each
 DPoP proof is checked against it. Without it, the scheme and host come from the
@@ -99,6 +111,10 @@ type serveResourceFlags struct {
 	log                         serveLogFlags
 	ops                         serveOpsFlags
 	shared                      serveSharedFlags
+
+	// introspectionEndpoint and introspectionClient validate opaque
+	// tokens at the issuer's introspection endpoint.
+	introspectionEndpoint, introspectionClient string
 }
 
 // register defines the flags on fs.
@@ -106,6 +122,8 @@ func (f *serveResourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "", "listen address HOST:PORT (required; port 0 picks a free port)")
 	fs.StringVar(&f.issuerID, "issuer", "", "trusted issuer identifier, compared exactly with iss (required); keys are discovered from its metadata unless --jwks is set")
 	fs.StringVar(&f.jwksURL, "jwks", "", "fetch the issuer's keys from this JWK Set URL instead of discovering it")
+	fs.StringVar(&f.introspectionEndpoint, "introspection-endpoint", "", "the issuer's RFC 7662 introspection endpoint, for opaque access tokens (needs --introspection-client)")
+	fs.StringVar(&f.introspectionClient, "introspection-client", "", "this server's client at the introspection endpoint (client_secret_basic) as ID:@FILE (secret in FILE), ID (secret in $"+serveSecretEnvPrefix+"<ID>) or ID:SECRET (visible in the process table)")
 	fs.StringVar(&f.audience, "audience", serveDefaultAudience, "this resource's identifier; a token's aud must contain it")
 	fs.StringVar(&f.caFile, "ca-file", "", "trust only the CA certificates in this PEM file (instead of the system roots) when fetching metadata and keys, and for rediss:// URLs")
 	fs.StringVar(&f.require, "require", "any", "token binding to accept: dpop (DPoP-bound only), mtls (certificate-bound only) or any (either)")
@@ -211,6 +229,10 @@ func (f *serveResourceFlags) config(e *env, cmd string) (*serveResourceConfig, e
 	if c.redisPassword, c.redisPasswordInURL, err = f.shared.redisPassword(e, cmd, f.redisURL); err != nil {
 		return nil, err
 	}
+	intro, err := f.introspection(e, cmd)
+	if err != nil {
+		return nil, err
+	}
 	if !f.tls.enabled() && len(f.proxies) == 0 {
 		if !isLoopbackAddr(listenHost) {
 			return nil, serveUsagef(e, cmd, "without --tls-cert, serve-resource listens only on loopback, or behind a --trusted-proxy%s", serveNameHint(listenHost))
@@ -241,8 +263,11 @@ func (f *serveResourceFlags) config(e *env, cmd string) (*serveResourceConfig, e
 	if ip := net.ParseIP(listenHost); c.derivePublic && (listenHost == "" || ip != nil && ip.IsUnspecified()) {
 		return nil, serveUsagef(e, cmd, "--public-url is needed when listening on all interfaces: it is the URL clients use, checked against each DPoP proof")
 	}
+	if intro != nil {
+		intro.HTTPClient = c.httpClient
+	}
 	c.cfg = resource.Config{
-		Issuers:        []resource.Issuer{{Identifier: f.issuerID, Keys: c.keys}},
+		Issuers:        []resource.Issuer{{Identifier: f.issuerID, Keys: c.keys, Introspection: intro}},
 		Audience:       f.audience,
 		Algorithms:     slices.Clone(serveAlgorithms),
 		PublicURL:      f.publicURL,
@@ -255,6 +280,34 @@ func (f *serveResourceFlags) config(e *env, cmd string) (*serveResourceConfig, e
 		Metrics:                   rm,
 	}
 	return c, nil
+}
+
+// introspection checks --introspection-endpoint and
+// --introspection-client, reads the client's secret and returns the
+// introspection settings, or nil without the flags. resource.New checks
+// the endpoint further (https unless on a loopback address).
+func (f *serveResourceFlags) introspection(e *env, cmd string) (*resource.Introspection, error) {
+	switch {
+	case f.introspectionEndpoint == "" && f.introspectionClient == "":
+		return nil, nil
+	case f.introspectionEndpoint == "":
+		return nil, serveUsagef(e, cmd, "--introspection-client needs --introspection-endpoint")
+	case f.introspectionClient == "":
+		return nil, serveUsagef(e, cmd, "--introspection-endpoint needs --introspection-client, this server's credentials there")
+	}
+	if u, err := url.Parse(f.introspectionEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+		return nil, serveUsagef(e, cmd, "--introspection-endpoint must be an absolute http(s) URL")
+	} else if u.Scheme == "http" && !isLoopbackAddr(u.Hostname()) {
+		return nil, serveUsagef(e, cmd, "--introspection-endpoint must use https unless it is on a loopback address")
+	}
+	id, secret, src, err := serveClientSecret(e, cmd, "--introspection-client", f.introspectionClient)
+	if err != nil {
+		return nil, err
+	}
+	if src == secretFromArgs {
+		fmt.Fprintf(e.stderr, "note: the secret of --introspection-client %q is on the command line, where other local users can read it; use %s:@FILE or %s\n", id, id, serveSecretEnv(id))
+	}
+	return &resource.Introspection{Endpoint: f.introspectionEndpoint, ClientID: id, Auth: resource.AuthClientSecretBasic, ClientSecret: secret}, nil
 }
 
 // checkSizes checks the replay store and token cache sizes and the

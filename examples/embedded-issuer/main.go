@@ -111,7 +111,7 @@ func newApp(issuerURL string, key crypto.Signer, secret string) (http.Handler, e
 		Issuer:            issuerURL,
 		Keys:              ks,
 		Audience:          []string{audience},
-		InsecureAllowHTTP: u.Scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost"),
+		InsecureAllowHTTP: u.Scheme == "http" && u.Hostname() == "127.0.0.1",
 	})
 	if err != nil {
 		return nil, err

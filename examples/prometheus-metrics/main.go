@@ -150,9 +150,11 @@ func main() {
 	log.Print("shut down")
 }
 
+// isLoopback reports whether host is a loopback IP address. A name, even
+// "localhost", is not: the hosts file or DNS can point it elsewhere.
 func isLoopback(host string) bool {
 	ip, err := netip.ParseAddr(host)
-	return host == "localhost" || err == nil && ip.IsLoopback()
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // newHandler builds the API; m receives the verifier's and the key set's

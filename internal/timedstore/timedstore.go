@@ -6,6 +6,7 @@ package timedstore
 
 import (
 	"context"
+	"reflect"
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
@@ -14,8 +15,16 @@ import (
 // Wrap returns s with every CheckAndStore (and CheckAndStoreSince, when s
 // has it) timed and reported to observe. The result, fresh or not, and
 // the error are passed through unchanged. observe must be safe for
-// concurrent use.
+// concurrent use. A nil s, or a nil pointer in s, is returned as it is,
+// so that the verifier built on it refuses it as missing instead of
+// failing at the first request.
 func Wrap(s dpop.ReplayStore, observe func(d time.Duration, err error)) dpop.ReplayStore {
+	if s == nil {
+		return s
+	}
+	if r := reflect.ValueOf(s); r.Kind() == reflect.Pointer && r.IsNil() {
+		return s
+	}
 	t := timed{s: s, observe: observe}
 	if ss, ok := s.(dpop.SinceReplayStore); ok {
 		return &timedSince{timed: t, ss: ss}

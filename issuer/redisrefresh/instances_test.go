@@ -38,8 +38,9 @@ func codeGrantHandler(_ context.Context, req *issuer.GrantRequest) (*issuer.Gran
 // startInstances starts n instances of one issuer (one identifier, one
 // signing key, one client registry) on loopback, sharing the replay store
 // and the refresh tokens through the Redis of srv, and returns their base
-// URLs.
-func startInstances(t *testing.T, srv *redistest.Server, n int) []string {
+// URLs. With opaque, the instances mint opaque access tokens kept in the
+// same Redis under a prefix of their own.
+func startInstances(t *testing.T, srv *redistest.Server, n int, opaque bool) []string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -53,12 +54,18 @@ func startInstances(t *testing.T, srv *redistest.Server, n int) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		is, err := issuer.New(issuer.Config{Issuer: id, Keys: keys, Audience: []string{"https://rs.example.test"}, InsecureAllowHTTP: true})
+		icfg := issuer.Config{Issuer: id, Keys: keys, Audience: []string{"https://rs.example.test"}, InsecureAllowHTTP: true}
+		if opaque {
+			icfg.AccessTokenFormat = issuer.FormatOpaque
+			icfg.AccessTokens = newStore(t, rdb, redisrefresh.Config{Prefix: "as:access:"})
+		}
+		is, err := issuer.New(icfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		reg, err := issuer.NewMemoryRegistry(issuer.Client{ID: "app", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(instanceSecret),
-			Scopes: []string{"read"}, GrantTypes: []string{codeGrant, issuer.GrantRefreshToken}})
+			Scopes: []string{"read"}, GrantTypes: []string{codeGrant, issuer.GrantRefreshToken}},
+			issuer.Client{ID: "rs", AuthMethod: issuer.AuthSecretBasic, SecretHash: issuer.HashSecret(instanceSecret), Introspect: true, IntrospectAll: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +123,7 @@ func tokenRequest(t *testing.T, base string, form url.Values) (int, map[string]s
 func TestTwoIssuerInstances(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	urls := startInstances(t, srv, 2)
+	urls := startInstances(t, srv, 2, false)
 	a, b := urls[0], urls[1]
 	refresh := func(base, rt string) (int, map[string]string) {
 		t.Helper()
@@ -167,5 +174,49 @@ func TestTwoIssuerInstances(t *testing.T) {
 	}
 	if ok != 1 {
 		t.Fatalf("%d of %d concurrent redemptions at two instances succeeded, want 1 (%v)", ok, n, statuses)
+	}
+}
+
+// TestTwoIssuerInstancesOpaque: an opaque access token minted by instance
+// A is active at instance B's introspection endpoint, with its claims; the
+// refresh token issued with it, kept in the same Redis, is inactive to the
+// resource server.
+func TestTwoIssuerInstancesOpaque(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	urls := startInstances(t, srv, 2, true)
+	a, b := urls[0], urls[1]
+	status, body := tokenRequest(t, a, url.Values{"grant_type": {codeGrant}, "subject": {"alice"}})
+	at, rt := body["access_token"], body["refresh_token"]
+	if status != http.StatusOK || len(at) != 43 || strings.Contains(at, ".") || rt == "" {
+		t.Fatalf("grant at A: %d %v", status, body)
+	}
+	introspect := func(base, tok string) map[string]any {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, base+issuer.IntrospectionPath, strings.NewReader(url.Values{"token": {tok}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("rs", instanceSecret)
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&m) != nil {
+			t.Fatalf("introspection at %s: %d", base, resp.StatusCode)
+		}
+		return m
+	}
+	for _, base := range []string{a, b} {
+		m := introspect(base, at)
+		if m["active"] != true || m["sub"] != "alice" || m["client_id"] != "app" || m["token_type"] != "Bearer" || m["scope"] != "read" {
+			t.Fatalf("A's opaque token at %s: %v", base, m)
+		}
+	}
+	if m := introspect(b, rt); m["active"] != false {
+		t.Fatalf("the refresh token answered %v to the resource server", m)
 	}
 }

@@ -159,7 +159,9 @@ type record struct {
 	Claims    map[string]any `json:"claims,omitempty"`
 	JKT       string         `json:"jkt,omitempty"`
 	X5TS256   string         `json:"x5t#S256,omitempty"`
-	ExpiresAt int64          `json:"exp_ns"` // Unix nanoseconds
+	ExpiresAt int64          `json:"exp_ns"`           // Unix nanoseconds
+	IssuedAt  int64          `json:"iat_ns,omitempty"` // Unix nanoseconds, opaque access tokens only
+	ID        string         `json:"jti,omitempty"`    // opaque access tokens only
 }
 
 // Put implements [issuer.RefreshStore].
@@ -205,10 +207,15 @@ func (s *Store) read(ctx context.Context, cmd func(context.Context) (string, err
 
 // encodeRecord returns the stored form of rec.
 func encodeRecord(rec issuer.RefreshRecord) ([]byte, error) {
-	data, err := json.Marshal(record{
+	r := record{
 		ClientID: rec.ClientID, Subject: rec.Subject, Scope: rec.Scope, Audience: rec.Audience, Claims: rec.Claims,
 		JKT: rec.Binding.JKT, X5TS256: rec.Binding.X5TS256, ExpiresAt: rec.ExpiresAt.UnixNano(),
-	})
+		ID: rec.ID,
+	}
+	if !rec.IssuedAt.IsZero() {
+		r.IssuedAt = rec.IssuedAt.UnixNano()
+	}
+	data, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("redisrefresh: encode record: %w", err)
 	}
@@ -226,7 +233,7 @@ func decodeRecord(val string, now time.Time) (*issuer.RefreshRecord, error) {
 	dec := json.NewDecoder(strings.NewReader(val))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil || dec.More() || r.ExpiresAt <= 0 || r.ClientID == "" {
+	if err := dec.Decode(&r); err != nil || dec.More() || r.ExpiresAt <= 0 || r.IssuedAt < 0 || r.ClientID == "" {
 		return nil, fmt.Errorf("%w: malformed record", ErrUnavailable)
 	}
 	// Put omits empty lists and maps; read them back as absent.
@@ -240,10 +247,14 @@ func decodeRecord(val string, now time.Time) (*issuer.RefreshRecord, error) {
 	if !now.Before(exp) {
 		return nil, fmt.Errorf("redisrefresh: %w", issuer.ErrTokenNotFound)
 	}
-	return &issuer.RefreshRecord{
+	rec := &issuer.RefreshRecord{
 		ClientID: r.ClientID, Subject: r.Subject, Scope: r.Scope, Audience: r.Audience, Claims: r.Claims,
-		Binding: issuer.Binding{JKT: r.JKT, X5TS256: r.X5TS256}, ExpiresAt: exp,
-	}, nil
+		Binding: issuer.Binding{JKT: r.JKT, X5TS256: r.X5TS256}, ExpiresAt: exp, ID: r.ID,
+	}
+	if r.IssuedAt != 0 {
+		rec.IssuedAt = time.Unix(0, r.IssuedAt)
+	}
+	return rec, nil
 }
 
 // do runs cmd with the operation's deadline, returning when ctx is done

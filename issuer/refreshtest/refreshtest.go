@@ -9,6 +9,9 @@
 //   - round-trip: Get returns what Put stored, every field, and ids are
 //     independent (Claims compared by their JSON encoding); the caller's later changes to the record it put, or to
 //     the record Get returned, do not reach the store;
+//   - access-token: the record of an opaque access token (IssuedAt and ID
+//     set, as issuer.Config.AccessTokens stores it) round-trips, and a
+//     refresh token's zero IssuedAt and empty ID come back zero and empty;
 //   - unknown: Get and Take of an unknown id wrap issuer.ErrTokenNotFound;
 //   - take-once: Take returns the record and removes it, so a later Get or
 //     Take wraps issuer.ErrTokenNotFound;
@@ -76,6 +79,7 @@ func Run(t *testing.T, cfg Config) {
 		cfg.Concurrency = 16
 	}
 	t.Run("round-trip", func(t *testing.T) { t.Parallel(); roundTrip(t, cfg) })
+	t.Run("access-token", func(t *testing.T) { t.Parallel(); accessToken(t, cfg) })
 	t.Run("unknown", func(t *testing.T) { t.Parallel(); unknown(t, cfg) })
 	t.Run("take-once", func(t *testing.T) { t.Parallel(); takeOnce(t, cfg) })
 	t.Run("expiry", func(t *testing.T) { t.Parallel(); expiry(t, cfg) })
@@ -121,7 +125,7 @@ func put(t *testing.T, s issuer.RefreshStore, id [32]byte, rec issuer.RefreshRec
 // their JSON encoding (the form they take in a token), so that a store may
 // return a number as float64 or json.Number.
 func sameRecord(a, b issuer.RefreshRecord) bool {
-	if !a.ExpiresAt.Equal(b.ExpiresAt) {
+	if !a.ExpiresAt.Equal(b.ExpiresAt) || !a.IssuedAt.Equal(b.IssuedAt) || a.IssuedAt.IsZero() != b.IssuedAt.IsZero() {
 		return false
 	}
 	ca, errA := json.Marshal(a.Claims)
@@ -130,8 +134,34 @@ func sameRecord(a, b issuer.RefreshRecord) bool {
 		return false
 	}
 	a.ExpiresAt, b.ExpiresAt = time.Time{}, time.Time{}
+	a.IssuedAt, b.IssuedAt = time.Time{}, time.Time{}
 	a.Claims, b.Claims = nil, nil
 	return reflect.DeepEqual(a, b)
+}
+
+func accessToken(t *testing.T, cfg Config) {
+	s := cfg.New(t)
+	ctx := context.Background()
+	at, rt := newID(t), newID(t)
+	a := sample("carol")
+	a.IssuedAt = time.Now().Truncate(time.Second).UTC()
+	a.ID = "5f1c0a6e-2b7d-4c1e-9a55-3f8e2d6b7c90"
+	put(t, s, at, a)
+	put(t, s, rt, sample("dave"))
+	got, err := s.Get(ctx, at)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if !sameRecord(*got, a) || got.ID != a.ID || !got.IssuedAt.Equal(a.IssuedAt) {
+		t.Fatalf("access-token record: Get = %+v, want %+v", got, a)
+	}
+	got, err = s.Get(ctx, rt)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if got.ID != "" || !got.IssuedAt.IsZero() {
+		t.Fatalf("refresh record came back with ID %q and IssuedAt %v", got.ID, got.IssuedAt)
+	}
 }
 
 func roundTrip(t *testing.T, cfg Config) {
