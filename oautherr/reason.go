@@ -247,6 +247,9 @@ const (
 	ReasonTokenNotVisible Reason = "token_not_visible"
 	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
+	// ReasonRefreshTokenReused: a refresh token already redeemed was
+	// presented again (RFC 9700 §4.14.2); its whole family is revoked.
+	ReasonRefreshTokenReused Reason = "refresh_token_reused"
 	// ReasonAccessTokenStoreUnavailable: the store of opaque access
 	// tokens failed.
 	ReasonAccessTokenStoreUnavailable Reason = "access_token_store_unavailable"
