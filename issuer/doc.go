@@ -182,7 +182,12 @@
 //     [Server.TakePushedRequest] redeems a request_uri once, for the
 //     client that pushed it only. PARConfig.Check lets the embedder
 //     validate the pushed parameters (redirect_uri, PKCE, scope) at push
-//     time, as RFC 9126 §2.1 asks.
+//     time, as RFC 9126 §2.1 asks. PARConfig.Quota bounds the requests
+//     one client may push per window (by default [DefaultPARQuotaLimit]
+//     per Lifetime), so that one client cannot fill the store for all:
+//     a push beyond it is 429 Too Many Requests (RFC 9126 §2.3) with
+//     Retry-After, error temporarily_unavailable and reason
+//     pushed_request_quota_exceeded.
 //
 // examples/authcode-server is a complete authorization-code server built
 // this way, with PKCE.

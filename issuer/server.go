@@ -152,20 +152,24 @@ type ServerConfig struct {
 // concurrent use. Every endpoint is also available as its own handler so
 // it can be mounted on any mux.
 type Server struct {
-	cfg        ServerConfig
-	is         *Issuer
-	verifier   *dpop.Verifier
-	quota      *replaycache.Quota
-	nonces     dpop.NonceSource
-	certs      *mtlsbound.Source
-	refresh    RefreshStore
-	tokenURL   string
-	aliasURL   string // mTLS alias of the token endpoint, or ""
-	aliasHost  string
-	mainHost   string
-	issuerPath string
-	aliasPath  string
-	metadata   []byte
+	cfg      ServerConfig
+	is       *Issuer
+	verifier *dpop.Verifier
+	quota    *replaycache.Quota
+	// parQuota counts each client's pushed requests; parRetryAfter is its
+	// window in whole seconds. Set when PAR is enabled.
+	parQuota      *replaycache.Quota
+	parRetryAfter int64
+	nonces        dpop.NonceSource
+	certs         *mtlsbound.Source
+	refresh       RefreshStore
+	tokenURL      string
+	aliasURL      string // mTLS alias of the token endpoint, or ""
+	aliasHost     string
+	mainHost      string
+	issuerPath    string
+	aliasPath     string
+	metadata      []byte
 
 	assertionAlgs []jose.SignatureAlgorithm
 	clientKeys    *clientKeySets
@@ -292,6 +296,21 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			}
 			par.Store = st
 		}
+		if par.Quota.Limit == 0 {
+			par.Quota.Limit = DefaultPARQuotaLimit
+		}
+		if par.Quota.Window == 0 {
+			par.Quota.Window = par.Lifetime
+		}
+		if par.Quota.Now == nil {
+			par.Quota.Now = cfg.Issuer.cfg.Now
+		}
+		q, err := replaycache.NewQuota(par.Quota)
+		if err != nil {
+			return nil, fmt.Errorf("%w: PAR quota: %w", ErrInvalidConfig, err)
+		}
+		s.parQuota = q
+		s.parRetryAfter = int64((par.Quota.Window + time.Second - 1) / time.Second)
 		cfg.PAR = &par
 	}
 	base := strings.TrimSuffix(cfg.Issuer.ID(), "/")

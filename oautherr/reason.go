@@ -276,6 +276,9 @@ const (
 	// ReasonPushedRequestStoreUnavailable: the pushed-request store failed
 	// or is full of live requests.
 	ReasonPushedRequestStoreUnavailable Reason = "pushed_request_store_unavailable"
+	// ReasonPushedRequestQuotaExceeded: the client pushed more requests
+	// in the quota window than it may (429 Too Many Requests).
+	ReasonPushedRequestQuotaExceeded Reason = "pushed_request_quota_exceeded"
 )
 
 // Reasons for a refused fallback client certificate (a certificate that
