@@ -119,7 +119,12 @@ type Config struct {
 // Config.MaxInFlight commands are outstanding at once. A GETDEL that
 // go-redis retries after a network error whose first attempt was applied
 // answers nil, which the token endpoint refuses as an unknown token: a
-// legitimate refresh may be refused, a token is never redeemed twice.
+// legitimate refresh may be refused, a token is never redeemed twice. The
+// same holds for a family member: when the redemption was applied but its
+// answer (or the family check after it) was lost, the request is refused
+// and the token is redeemed; the client's retry presents a used token,
+// which is reuse, and revokes the family. Reuse detection has no grace
+// period, so an unreliable link to Redis costs sessions, never safety.
 //
 // Store is safe for concurrent use by multiple goroutines.
 type Store struct {
