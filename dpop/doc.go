@@ -116,7 +116,11 @@
 //     except x5c when the caller asks for it with [Expect.X5C]: then it is
 //     required, 1 to [MaxX5C] strings of padded standard base64 (not
 //     base64url, no whitespace, canonical trailing bits), each at most
-//     [MaxX5CCertBytes] decoded, returned in [Proof.X5C];
+//     [MaxX5CCertBytes] decoded, returned in [Proof.X5C] (with
+//     [Expect.X5CEncoded] the strings as sent are returned instead, in
+//     [Proof.X5CEncoded], and [DecodeX5C] applies these rules; such a
+//     header, once it passed, is remembered by its exact bytes and not
+//     parsed again);
 //   - PS* signatures must use a salt as long as the hash (RFC 7518 §3.5);
 //   - jti a string of 1 to 256 bytes without control characters, not blank;
 //     iat a JSON number, integral or fractional (RFC 7519 NumericDate;

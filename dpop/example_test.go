@@ -1,6 +1,7 @@
 package dpop_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
 
 // mapStore is a minimal ReplayStore for the examples. Production code uses
@@ -148,4 +150,51 @@ func ExampleTargetURI() {
 	fmt.Println(u, err)
 	// Output:
 	// https://rs.example.test/a/b <nil>
+}
+
+// A verifier that caches what it learns from x5c chains asks for the
+// strings as sent, looks them up, and decodes them only when they are new.
+func ExampleDecodeX5C() {
+	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
+	ca, err := certs.NewCA(certs.Options{})
+	if err != nil {
+		panic(err)
+	}
+	key := rfc7517Key()
+	leaf, err := ca.Issue(certs.Options{CommonName: "client", Client: true, Key: key})
+	if err != nil {
+		panic(err)
+	}
+	prover, err := dpop.NewProver(key, &dpop.ProverOptions{Now: now, X5C: [][]byte{leaf.Cert.Raw, ca.Cert.Raw}})
+	if err != nil {
+		panic(err)
+	}
+	proof, err := prover.Proof("GET", "https://rs.example.test/resource", dpop.ProofOptions{})
+	if err != nil {
+		panic(err)
+	}
+	v, err := dpop.NewVerifier(dpop.Config{Algorithms: []string{"ES256"}, ReplayStore: &mapStore{}, Now: now})
+	if err != nil {
+		panic(err)
+	}
+	p, err := v.Check(proof, dpop.Expect{Method: "GET", URL: "https://rs.example.test/resource", X5C: true, X5CEncoded: true})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("strings:", len(p.X5CEncoded), "decoded by Check:", p.X5C != nil)
+	// A cache miss: decode, refuse on error, then claim the proof.
+	ders, err := dpop.DecodeX5C(p.X5CEncoded)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("leaf as sent:", bytes.Equal(ders[0], leaf.Cert.Raw))
+	fmt.Println("claimed:", v.Claim(context.Background(), p) == nil)
+
+	_, err = dpop.DecodeX5C([]string{"AQ\nID=="})
+	fmt.Println(errors.Is(err, dpop.ErrInvalidProof))
+	// Output:
+	// strings: 2 decoded by Check: false
+	// leaf as sent: true
+	// claimed: true
+	// true
 }

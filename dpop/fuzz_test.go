@@ -1,9 +1,11 @@
 package dpop
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +76,7 @@ func FuzzDifferential(f *testing.F) {
 			return
 		}
 		var p parsed
-		r := parseAndVerify(proof, func(string) bool { return true }, "", false, &p)
+		r := parseAndVerify(proof, func(string) bool { return true }, "", false, nil, &p)
 		mineJKT := p.jkt
 		release(&p)
 
@@ -239,6 +241,24 @@ func FuzzX5C(f *testing.F) {
 			t.Fatalf("%d x5c values kept", h.nX5C)
 		}
 		der, r := decodeX5C(&h)
+		if h.nX5C > 0 {
+			// The deferred path (Expect.X5CEncoded, then DecodeX5C) agrees.
+			enc := copyX5C(&h)
+			for i, s := range enc {
+				if s != string(h.x5c[i]) {
+					t.Fatalf("string %d not copied as sent", i)
+				}
+			}
+			der2, err := DecodeX5C(enc)
+			if (err == nil) != (r == rOK) || len(der2) != len(der) {
+				t.Fatalf("DecodeX5C: %v, %d values; decodeX5C: %s, %d values", err, len(der2), r, len(der))
+			}
+			for i := range der2 {
+				if !bytes.Equal(der2[i], der[i]) {
+					t.Fatalf("value %d differs between the paths", i)
+				}
+			}
+		}
 		if r != rOK {
 			if der != nil {
 				t.Fatal("values returned with an error")
@@ -255,6 +275,47 @@ func FuzzX5C(f *testing.F) {
 			if base64.StdEncoding.EncodeToString(d) != string(h.x5c[i]) {
 				t.Fatalf("value %d does not re-encode to its input", i)
 			}
+		}
+	})
+}
+
+// FuzzHeaderCache checks a proof on a verifier whose header cache holds
+// the header of a valid proof with x5c, and on a fresh one: both agree,
+// accepted with the same key, claims and strings, or refused with the
+// same error. Seeds are that valid proof and edits of its claims and
+// signature, which keep the cached header.
+func FuzzHeaderCache(f *testing.F) {
+	b := x5cPB(f, "ES256", "ES256", "AQID", "+/8=")
+	warm := b.build(f)
+	f.Add(warm)
+	b.cl["jti"] = "another"
+	f.Add(b.build(f))
+	b.cl["htm"] = "POST"
+	f.Add(b.build(f))
+	f.Add(warm[:strings.LastIndexByte(warm, '.')+1] + "AAAA")
+	f.Add(warm[:strings.IndexByte(warm, '.')] + ".e30.AAAA")
+	for _, s := range proofSeeds {
+		f.Add(s)
+	}
+	want := encodedExpect()
+	f.Fuzz(func(t *testing.T, proof string) {
+		cached := testVerifier(t, nil)
+		if _, err := cached.Check(warm, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := cached.Check(proof, want)
+		ref, errRef := testVerifier(t, nil).Check(proof, want)
+		if (err == nil) != (errRef == nil) {
+			t.Fatalf("cached: %v; fresh: %v", err, errRef)
+		}
+		if err != nil {
+			if err.Error() != errRef.Error() || got != nil {
+				t.Fatalf("cached: %v; fresh: %v", err, errRef)
+			}
+			return
+		}
+		if got.JKT != ref.JKT || got.JTI != ref.JTI || got.Algorithm != ref.Algorithm || !slices.Equal(got.X5CEncoded, ref.X5CEncoded) {
+			t.Fatalf("cached %+v, fresh %+v", got, ref)
 		}
 	})
 }

@@ -255,6 +255,9 @@ type parsed struct {
 	cl   claims
 	buf  *[]byte
 	plen int
+	// x5c holds the x5c strings as sent when parseAndVerify was given a
+	// header cache: shared with the cache, never to be changed.
+	x5c []string
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
@@ -264,8 +267,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b
 // empty, the key's thumbprint must equal it (rKeyMismatch), which is
 // checked before the signature. An x5c header member is refused unless x5c
 // is true. It does not look at the claims' values. On success p.buf must
-// be returned with release.
-func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, x5c bool, p *parsed) reason {
+// be returned with release. With hc (only for callers that take x5c as
+// sent), a protected header with x5c found in hc is not parsed again, and
+// one that passes is remembered there, its x5c strings in p.x5c.
+func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, x5c bool, hc *headerCache, p *parsed) reason {
 	d1 := strings.IndexByte(proof, '.')
 	d2 := -1
 	if d1 >= 0 {
@@ -281,6 +286,11 @@ func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, x5c
 	}
 	in := bytesOf(proof)
 	hSeg, pSeg, sSeg := in[:d1], in[d1+1:d2], in[d2+1:]
+	if hc != nil {
+		if e := hc.get(hSeg); e != nil {
+			return verifyCachedHeader(e, in, d1, d2, allowed, wantJKT, p)
+		}
+	}
 
 	bp := bufPool.Get().(*[]byte)
 	need := base64.RawURLEncoding.DecodedLen(len(proof))
@@ -332,7 +342,12 @@ func parseAndVerify(proof string, allowed func(string) bool, wantJKT string, x5c
 		return r
 	}
 	signingInput := in[:d2]
-	return verifyKeyAndSig(alg, &h.jwk, signingInput, sig, wantJKT, p)
+	r := verifyKeyAndSig(alg, &h.jwk, signingInput, sig, wantJKT, p)
+	if r == rOK && hc != nil && h.hasX5C && h.nX5C > 0 {
+		p.x5c = copyX5C(h)
+		hc.put(hSeg, &headerEntry{alg: alg, key: p.key, jkt: p.jkt, x5c: p.x5c})
+	}
+	return r
 }
 
 // maxPooledBuf keeps buffers for unusually large MaxProofBytes settings

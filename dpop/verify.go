@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/senderbound/senderbound/oautherr"
@@ -107,6 +109,7 @@ type Verifier struct {
 	limiter    KeyLimiter
 	nonces     NonceSource
 	maxBytes   int
+	headers    *headerCache // protected headers with x5c, for Expect.X5CEncoded
 }
 
 // NewVerifier validates cfg and returns a Verifier holding a copy of it.
@@ -136,6 +139,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		limiter:    cfg.KeyLimiter,
 		nonces:     cfg.Nonces,
 		maxBytes:   cfg.MaxProofBytes,
+		headers:    newHeaderCache(),
 	}
 	v.since, _ = cfg.ReplayStore.(SinceReplayStore)
 	for _, a := range cfg.Algorithms {
@@ -197,6 +201,25 @@ type Expect struct {
 	// jwk: that is the caller's job. When false (the default) a proof with
 	// x5c is refused, like one with x5u, x5t or jku.
 	X5C bool
+	// X5CEncoded, with X5C, leaves the x5c values as sent: Check requires
+	// the member and counts its strings as for X5C but does not decode
+	// them; [Proof.X5C] is nil and [Proof.X5CEncoded] holds the strings,
+	// which [DecodeX5C] decodes under the rules of X5C. It is for callers
+	// that look the exact strings up (a cache of verified chains) before
+	// they decode them; such a caller MUST decode them, and refuse the
+	// request on error, before it relies on them. Without X5C it has no
+	// effect.
+	//
+	// For such requests the Verifier remembers a few dozen protected
+	// headers with x5c that passed every check of the header and its key
+	// in a proof whose signature verified, by the exact bytes of their
+	// segment: a client that signs every request with the same chain has
+	// its header decoded, parsed and turned into a key once. Every check
+	// that depends on the rest of the proof (alg allowed, claims,
+	// thumbprint against JKT, signature) runs on each request. The
+	// PublicKey of proofs with a remembered header is one value shared
+	// by all of them: callers must not change it.
+	X5CEncoded bool
 }
 
 // Proof is a verified DPoP proof. It is a plain value owned by the caller.
@@ -213,6 +236,11 @@ type Proof struct {
 	// order, when [Expect.X5C] was set; nil otherwise. They are covered by
 	// the proof's signature but are otherwise unverified.
 	X5C [][]byte
+	// X5CEncoded holds the x5c strings as sent (standard base64, after
+	// JSON unescaping), in order, when [Expect.X5C] and
+	// [Expect.X5CEncoded] were set; nil otherwise. They are covered by
+	// the proof's signature but not yet checked: see [DecodeX5C].
+	X5CEncoded []string
 }
 
 // replayDomain separates replay keys from any other SHA-256 use.
@@ -274,7 +302,11 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 		return nil, fail(ErrInvalidProof, rSize)
 	}
 	var p parsed
-	r := parseAndVerify(proof, v.allowed, want.JKT, want.X5C, &p)
+	var hc *headerCache
+	if want.X5C && want.X5CEncoded {
+		hc = v.headers
+	}
+	r := parseAndVerify(proof, v.allowed, want.JKT, want.X5C, hc, &p)
 	defer release(&p)
 	switch r {
 	case rOK:
@@ -335,24 +367,36 @@ func (v *Verifier) Check(proof string, want Expect) (*Proof, error) {
 			return nil, fail(ErrUseNonce, rNonceStale)
 		}
 	}
-	var x5c [][]byte
+	var (
+		x5c [][]byte
+		enc []string
+	)
 	if want.X5C {
-		if !p.hdr.hasX5C {
+		switch {
+		case !p.hdr.hasX5C:
 			return nil, fail(ErrInvalidProof, rX5CMissing)
-		}
-		if x5c, r = decodeX5C(&p.hdr); r != rOK {
-			return nil, fail(ErrInvalidProof, r)
+		case p.hdr.nX5C == 0:
+			return nil, fail(ErrInvalidProof, rX5C)
+		case want.X5CEncoded:
+			// The strings are the header cache's: the caller gets its
+			// own slice of them (strings are immutable).
+			enc = slices.Clone(p.x5c)
+		default:
+			if x5c, r = decodeX5C(&p.hdr); r != rOK {
+				return nil, fail(ErrInvalidProof, r)
+			}
 		}
 	}
 	out := &Proof{
-		JKT:       p.jkt,
-		JTI:       string(c.jti),
-		Method:    want.Method,
-		URL:       string(c.htu),
-		Algorithm: p.alg,
-		IssuedAt:  iat,
-		PublicKey: p.key,
-		X5C:       x5c,
+		JKT:        p.jkt,
+		JTI:        string(c.jti),
+		Method:     want.Method,
+		URL:        string(c.htu),
+		Algorithm:  p.alg,
+		IssuedAt:   iat,
+		PublicKey:  p.key,
+		X5C:        x5c,
+		X5CEncoded: enc,
 	}
 	if c.hasNonce {
 		out.Nonce = string(c.nonce)
@@ -403,35 +447,81 @@ func (v *Verifier) Claim(ctx context.Context, p *Proof) error {
 	return nil
 }
 
-// decodeX5C decodes the x5c strings of h: at least one, each strict
-// padded standard base64 (RFC 7515 §4.1.6; not base64url, and without the
-// CR and LF that encoding/base64 would skip), non-empty and at most
-// MaxX5CCertBytes decoded.
+// decodeX5C decodes the x5c strings of h: at least one, each by
+// decodeX5CValue.
 func decodeX5C(h *header) ([][]byte, reason) {
 	if h.nX5C == 0 {
 		return nil, rX5C
 	}
 	out := make([][]byte, h.nX5C)
 	for i, s := range h.x5c[:h.nX5C] {
-		if len(s) == 0 || len(s)%4 != 0 || base64.StdEncoding.DecodedLen(len(s)) > MaxX5CCertBytes+2 {
+		der, ok := decodeX5CValue(s)
+		if !ok {
 			return nil, rX5C
 		}
-		for j, c := range s {
-			switch {
-			case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
-			case c == '=' && j >= len(s)-2:
-			default:
-				return nil, rX5C
-			}
-		}
-		der := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-		n, err := base64.StdEncoding.Strict().Decode(der, s)
-		if err != nil || n == 0 || n > MaxX5CCertBytes {
-			return nil, rX5C
-		}
-		out[i] = der[:n:n]
+		out[i] = der
 	}
 	return out, rOK
+}
+
+// decodeX5CValue decodes one x5c string: strict padded standard base64
+// (RFC 7515 §4.1.6; not base64url, and without the CR and LF that
+// encoding/base64 would skip: every other byte outside the alphabet, and
+// padding anywhere but at the end, the strict decoder refuses itself),
+// non-empty and at most MaxX5CCertBytes decoded.
+func decodeX5CValue(s []byte) ([]byte, bool) {
+	if len(s) == 0 || len(s)%4 != 0 || base64.StdEncoding.DecodedLen(len(s)) > MaxX5CCertBytes+2 ||
+		bytes.IndexByte(s, '\r') >= 0 || bytes.IndexByte(s, '\n') >= 0 {
+		return nil, false
+	}
+	der := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Strict().Decode(der, s)
+	if err != nil || n == 0 || n > MaxX5CCertBytes {
+		return nil, false
+	}
+	return der[:n:n], true
+}
+
+// copyX5C returns the x5c strings of h (at least one), sharing one
+// allocation.
+func copyX5C(h *header) []string {
+	var b strings.Builder
+	n := 0
+	for _, s := range h.x5c[:h.nX5C] {
+		n += len(s)
+	}
+	b.Grow(n)
+	for _, s := range h.x5c[:h.nX5C] {
+		b.Write(s)
+	}
+	all := b.String()
+	out := make([]string, h.nX5C)
+	for i, s := range h.x5c[:h.nX5C] {
+		out[i], all = all[:len(s)], all[len(s):]
+	}
+	return out
+}
+
+// DecodeX5C decodes x5c strings as sent (from [Proof.X5CEncoded]) under
+// the rules of [Expect.X5C]: 1 to [MaxX5C] strings of padded standard
+// base64 without whitespace and with canonical trailing bits, each
+// decoding to 1 to [MaxX5CCertBytes] bytes. It returns the DER values in
+// order. Its error is the one [Verifier.Check] returns when it decodes
+// such strings itself: an *Error wrapping ErrInvalidProof with reason
+// oautherr.ReasonProofX5C.
+func DecodeX5C(encoded []string) ([][]byte, error) {
+	if len(encoded) == 0 || len(encoded) > MaxX5C {
+		return nil, fail(ErrInvalidProof, rX5C)
+	}
+	out := make([][]byte, len(encoded))
+	for i, s := range encoded {
+		der, ok := decodeX5CValue(bytesOf(s))
+		if !ok {
+			return nil, fail(ErrInvalidProof, rX5C)
+		}
+		out[i] = der
+	}
+	return out, nil
 }
 
 // validJTI: non-empty, at most maxJTI bytes, no control characters, not

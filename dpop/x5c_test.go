@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/mtlsbound/certs"
+	"github.com/senderbound/senderbound/oautherr"
 )
 
 // TestVerifyX5C covers the x5c header member: refused unless the caller
@@ -126,4 +127,106 @@ func TestProverX5C(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestX5CEncoded checks that Expect.X5CEncoded followed by DecodeX5C
+// accepts and refuses exactly what Expect.X5C alone does, with the same
+// error and the same DER values, and that Check in that mode returns the
+// strings as sent (JSON escapes undone) without X5C.
+func TestX5CEncoded(t *testing.T) {
+	t.Parallel()
+	std := base64.StdEncoding.EncodeToString
+	many := make([]string, MaxX5C+1)
+	for i := range many {
+		many[i] = "AQID"
+	}
+	tests := []struct {
+		name string
+		x5c  any // nil: no x5c member
+		raw  string
+	}{
+		{name: "missing"},
+		{name: "one", x5c: []string{"AQID"}},
+		{name: "two", x5c: []string{"AQID", std([]byte{0xfb, 0xff})}},
+		{name: "eight", x5c: many[:MaxX5C]},
+		{name: "nine", x5c: many},
+		{name: "empty array", x5c: []string{}},
+		{name: "empty string", x5c: []string{""}},
+		{name: "not an array", x5c: "AQID"},
+		{name: "base64url", x5c: []string{"-_-_"}},
+		{name: "unpadded", x5c: []string{"AQI"}},
+		{name: "trailing bits", x5c: []string{"AQJ="}},
+		{name: "padding inside", x5c: []string{"AQ==AQID"}},
+		{name: "line feed", x5c: []string{"AQ\nID=="}},
+		{name: "carriage return", x5c: []string{"AQ\rIDAQ"}},
+		{name: "space", x5c: []string{"AQ ID==="}},
+		{name: "second bad", x5c: []string{"AQID", "AQJ="}},
+		{name: "escaped slash", raw: `{"typ":"dpop+jwt","alg":"ES256","jwk":$JWK,"x5c":["+\/8="]}`},
+		{name: "over MaxX5CCertBytes", x5c: []string{std(make([]byte, MaxX5CCertBytes+1))}},
+		{name: "MaxX5CCertBytes", x5c: []string{std(make([]byte, MaxX5CCertBytes))}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newPB(t)
+			if tc.x5c != nil {
+				b.hdr["x5c"] = tc.x5c
+			}
+			b.rawHeader = tc.raw
+			proof := b.build(t)
+			v := testVerifier(t, func(c *Config) { c.MaxProofBytes = 64 << 10 })
+			want := defaultExpect()
+			want.X5C = true
+			decoded, errDecoded := v.Check(proof, want)
+			want.X5CEncoded = true
+			p, err := v.Check(proof, want)
+			if err == nil {
+				if p.X5C != nil {
+					t.Fatal("X5C set with X5CEncoded")
+				}
+				var ders [][]byte
+				if ders, err = DecodeX5C(p.X5CEncoded); err == nil {
+					for i, s := range p.X5CEncoded {
+						if std(ders[i]) != s {
+							t.Fatalf("value %d is not the string as sent", i)
+						}
+					}
+					p.X5C = ders
+				}
+			}
+			if (err == nil) != (errDecoded == nil) {
+				t.Fatalf("encoded then DecodeX5C: %v; decoded by Check: %v", err, errDecoded)
+			}
+			if err != nil {
+				got, _ := reasonOf(err)
+				exp, _ := reasonOf(errDecoded)
+				if !errors.Is(err, ErrInvalidProof) || got != exp || err.Error() != errDecoded.Error() {
+					t.Fatalf("error %v (%s), want %v (%s)", err, got, errDecoded, exp)
+				}
+				return
+			}
+			if len(p.X5C) != len(decoded.X5C) {
+				t.Fatalf("%d values, want %d", len(p.X5C), len(decoded.X5C))
+			}
+			for i := range p.X5C {
+				if !bytes.Equal(p.X5C[i], decoded.X5C[i]) {
+					t.Fatalf("value %d differs", i)
+				}
+			}
+			if decoded.X5CEncoded != nil {
+				t.Fatal("X5CEncoded set without the opt-in")
+			}
+		})
+	}
+	for _, in := range [][]string{nil, many, {"AQID", ""}} {
+		if _, err := DecodeX5C(in); !errors.Is(err, ErrInvalidProof) || !isReason(err, oautherr.ReasonProofX5C) {
+			t.Fatalf("DecodeX5C of %d strings = %v", len(in), err)
+		}
+	}
+}
+
+// isReason reports whether err is an *Error with reason r.
+func isReason(err error, r oautherr.Reason) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == r
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"hash/maphash"
 	"math/big"
 	"sync/atomic"
 	"testing"
@@ -305,4 +306,150 @@ func mustOID(tb testing.TB, s string) x509.OID {
 		tb.Fatal(err)
 	}
 	return o
+}
+
+// TestChainCacheSignedRequestKey: a signed request's chain is cached under
+// its x5c strings as sent, apart from the DER keys of VerifyChain; a chain
+// presented again is served from that entry (here marked, to tell a hit
+// from a verification) while any other strings miss; a hit still compares
+// the proof's jwk with the cached leaf key; malformed strings are refused
+// before the proof is claimed.
+func TestChainCacheSignedRequestKey(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "P256")
+	k := keys(t)
+	chain := w.issue(t, k["P256"], "c1")
+	ctx := context.Background()
+	expect := dpop.Expect{Method: "GET", URL: reqURL}
+	p := proverFor(t, k["P256"], chain)
+	request := func(v *Verifier) (*Identity, error) {
+		t.Helper()
+		proof, err := p.Proof("GET", reqURL, dpop.ProofOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.VerifyRequest(ctx, proof, expect)
+	}
+	v := w.verifier(t, 0)
+	if _, err := request(v); err != nil {
+		t.Fatal(err)
+	}
+	key := encodedChainKey(b64s(chain...))
+	if v.cache.Len() != 1 || !v.cache.Contains(key) || v.cache.Contains(chainKeyOf(chain)) {
+		t.Fatalf("cache holds %d entries, encoded key %v, DER key %v", v.cache.Len(), v.cache.Contains(key), v.cache.Contains(chainKeyOf(chain)))
+	}
+	if key == encodedChainKey(b64s(chain[0])) || key == encodedChainKey([]string{b64s(chain...)[0] + b64s(chain...)[1]}) {
+		t.Fatal("the key does not tell the strings apart")
+	}
+	e, _ := v.cache.Peek(key)
+	e.clientID = "served from the cache"
+	id, err := request(v)
+	if err != nil || id.ClientID != "served from the cache" {
+		t.Fatalf("second request: %v, %v; want the cached entry", id, err)
+	}
+	// The leaf alone: other strings, a verification, a second entry.
+	leafOnly := handProof(t, k["P256"], jose.ES256, b64s(chain[0]))
+	if id, err := v.VerifyRequest(ctx, leafOnly, expect); err != nil || id.ClientID != "c1" {
+		t.Fatalf("leaf alone: %v, %v", id, err)
+	}
+	if v.cache.Len() != 2 {
+		t.Fatalf("%d entries, want 2", v.cache.Len())
+	}
+	// A hit by another key's proof.
+	bad := handProof(t, k["P256b"], jose.ES256, b64s(chain...))
+	if _, err := v.VerifyRequest(ctx, bad, expect); !errors.Is(err, ErrKeyMismatch) || ReasonOf(err) != oautherr.ReasonFallbackKeyMismatch {
+		t.Fatalf("other key after a hit: %v, want ErrKeyMismatch", err)
+	}
+	// Malformed strings miss and are refused by the dpop rules, twice:
+	// the proof was not claimed.
+	malformed := handProof(t, k["P256"], jose.ES256, []string{b64s(chain[0])[0][:8] + "\n" + b64s(chain[0])[0][8:]})
+	for i := range 2 {
+		_, err := v.VerifyRequest(ctx, malformed, expect)
+		var de *dpop.Error
+		if !errors.As(err, &de) || !errors.Is(err, dpop.ErrInvalidProof) || de.Reason != oautherr.ReasonProofX5C {
+			t.Fatalf("malformed x5c, attempt %d: %v", i, err)
+		}
+	}
+}
+
+// TestChainCacheConcurrentSignedRequests: many goroutines presenting two
+// chains, verified and then served from the cache, all succeed with their
+// own identity, and each chain has one entry (run with -race).
+func TestChainCacheConcurrentSignedRequests(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "P256")
+	k := keys(t)
+	provers := map[string]*dpop.Prover{
+		"a": proverFor(t, k["P256"], w.issue(t, k["P256"], "a")),
+		"b": proverFor(t, k["P256b"], w.issue(t, k["P256b"], "b")),
+	}
+	const perGoroutine = 6
+	type job struct{ client, proof string }
+	var jobs [][]job
+	for g := range 8 {
+		var js []job
+		for range perGoroutine {
+			client := []string{"a", "b"}[g%2]
+			proof, err := provers[client].Proof("GET", reqURL, dpop.ProofOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			js = append(js, job{client, proof})
+		}
+		jobs = append(jobs, js)
+	}
+	v := w.verifier(t, 0)
+	errs := make(chan error, len(jobs)*perGoroutine)
+	done := make(chan struct{})
+	for _, js := range jobs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for _, j := range js {
+				id, err := v.VerifyRequest(context.Background(), j.proof, dpop.Expect{Method: "GET", URL: reqURL})
+				if err == nil && id.ClientID != j.client {
+					err = errors.New("identity of another chain: " + id.ClientID)
+				}
+				errs <- err
+			}
+		}()
+	}
+	for range jobs {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.cache.Len() != 2 {
+		t.Fatalf("%d entries, want 2", v.cache.Len())
+	}
+}
+
+// TestX5CKeys: the table gives encodedChainKey of exactly the strings
+// asked for, whatever its slots hold.
+func TestX5CKeys(t *testing.T) {
+	t.Parallel()
+	tab := &x5cKeys{seed: maphash.MakeSeed()}
+	a := []string{"AQID", "+/8="}
+	b := []string{"AQID+/8="}
+	c := []string{"AQID\x00+/8="}
+	for range 2 { // a miss, then a hit
+		for _, enc := range [][]string{a, b, c, a[:1]} {
+			if tab.key(enc) != encodedChainKey(enc) {
+				t.Fatalf("key of %q is not encodedChainKey", enc)
+			}
+		}
+	}
+	if encodedChainKey(a) == encodedChainKey(b) || encodedChainKey(b) == encodedChainKey(c) {
+		t.Fatal("encodedChainKey does not tell the strings apart")
+	}
+	// Every slot holding b's entry: a still gets its own key.
+	for i := range tab.slots {
+		tab.slots[i].Store(&x5cKey{enc: b, key: encodedChainKey(b)})
+	}
+	if tab.key(a) != encodedChainKey(a) {
+		t.Fatal("an entry of other strings answered")
+	}
 }

@@ -71,10 +71,13 @@
 // are unaffected.
 //
 // A verified chain is remembered in a bounded cache
-// (Config.ChainCacheSize) under the SHA-256 of its certificates' DER,
-// until the certificate or its CA expires or a new CRL is installed;
-// presented again, the chain costs a hash and the revocation lookup of its
-// serial in the current CRL, which every request repeats. A chain whose
+// (Config.ChainCacheSize) under the SHA-256 of its certificates' DER (in
+// a signed request: of its x5c strings as sent, so that a chain presented
+// again is not even decoded), until the certificate or its CA expires or
+// a new CRL is installed; presented again, the chain costs a hash and the
+// revocation lookup of its serial in the current CRL, which every request
+// repeats, and in a signed request the comparison of the proof's jwk with
+// the cached leaf key. A chain whose
 // leaf is issued directly by a configured CA is checked with
 // CheckSignatureFrom and the rules x509.Verify applies to such a chain
 // (validity of leaf and CA, the CA's basic constraints and key usage,

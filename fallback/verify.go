@@ -11,12 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"math/big"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/jwsverify"
 	"github.com/senderbound/senderbound/mtlsbound"
 	"github.com/senderbound/senderbound/oautherr"
 )
@@ -95,6 +98,7 @@ type Verifier struct {
 	now      func() time.Time
 	general  bool                              // a CA has name constraints: x509.Verify decides
 	cache    *lru.Cache[[32]byte, *chainEntry] // verified chains by chainKey; nil when disabled
+	x5cKeys  *x5cKeys                          // keys of chains in x5c, with the cache
 }
 
 // Identity is what a verified fallback certificate says about its holder.
@@ -143,6 +147,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 			return nil, fmt.Errorf("fallback: chain cache: %w", err)
 		}
 		v.cache = c
+		v.x5cKeys = &x5cKeys{seed: maphash.MakeSeed()}
 	}
 	if v.grace == 0 {
 		v.grace = DefaultCRLGrace
@@ -265,6 +270,60 @@ func chainKey(ders [][]byte) [32]byte {
 	}
 	var k [32]byte
 	h.Sum(k[:0])
+	return k
+}
+
+// encodedChainKey is the cache key of a chain in x5c, by its strings as
+// sent: SHA-256 over a domain byte and each string, preceded by its
+// length. Strict base64 makes each string name one DER value; the domain
+// byte keeps these keys apart from those of chainKey.
+func encodedChainKey(enc []string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{'x'})
+	var n [4]byte
+	for _, s := range enc {
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write(jwsverify.BytesOf(s)) // read only: no copy of the string
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// x5cKeySlots is the number of x5c chains whose cache key a Verifier
+// keeps at hand, so that a chain presented again is looked up without a
+// SHA-256 over its strings.
+const x5cKeySlots = 64
+
+// x5cKeys maps x5c strings to encodedChainKey of them: a direct-mapped
+// table of immutable entries, found by a seeded maphash and compared by
+// the strings' bytes, so a hash collision only costs the SHA-256. A slot
+// is replaced by the latest chain hashed to it; lookups take no lock.
+type x5cKeys struct {
+	seed  maphash.Seed
+	slots [x5cKeySlots]atomic.Pointer[x5cKey]
+}
+
+type x5cKey struct {
+	enc []string // never changed once stored
+	key [32]byte
+}
+
+// key returns encodedChainKey(enc). enc must not be changed afterwards.
+func (t *x5cKeys) key(enc []string) [32]byte {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	for _, s := range enc {
+		h.WriteString(s)
+		h.WriteByte(0) // not in the base64 alphabet
+	}
+	slot := &t.slots[h.Sum64()%x5cKeySlots]
+	if e := slot.Load(); e != nil && slices.Equal(e.enc, enc) {
+		return e.key
+	}
+	k := encodedChainKey(enc)
+	slot.Store(&x5cKey{enc: enc, key: k})
 	return k
 }
 
@@ -551,6 +610,12 @@ func (v *Verifier) checkRevocationIn(l *RevocationList, serial *big.Int, ca *x50
 // them as for DPoP; the others are [*Error] values as for VerifyChain.
 // The proof's jti is spent as soon as the proof itself verifies, even if
 // the chain is then refused.
+//
+// With the chain cache on, a chain is looked up by the SHA-256 of its x5c
+// strings as sent (each names one DER value under strict base64), so a
+// chain presented before costs that hash, the comparison of the jwk with
+// the cached leaf key and the checks of a cached chain, without decoding
+// or parsing a certificate.
 func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Expect) (*Identity, error) {
 	if v.proofs == nil {
 		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackSignedRequestsOff)
@@ -558,27 +623,43 @@ func (v *Verifier) VerifyRequest(ctx context.Context, proof string, want dpop.Ex
 	if want.AccessToken != "" || want.JKT != "" {
 		return nil, errors.New("fallback: a signed request is verified without an access token or a bound key")
 	}
-	want.X5C = true
-	p, err := v.proofs.Verify(ctx, proof, want)
+	want.X5C, want.X5CEncoded = true, true
+	p, err := v.proofs.Check(proof, want)
 	if err != nil {
 		return nil, err
 	}
-	if len(p.X5C) > v.maxChain {
-		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackChainTooLong)
-	}
-	var key [32]byte
+	// A chain presented before is found by its strings as sent, which
+	// then need no decoding: the strict decoding gives one DER value for
+	// each string and refuses every other. A new chain is decoded before
+	// the proof is claimed, as Verify would.
+	var (
+		key  [32]byte
+		e    *chainEntry
+		ders [][]byte
+	)
 	if v.cache != nil {
-		key = chainKey(p.X5C)
-		now := v.now()
-		if e := v.cached(key, now); e != nil {
-			if !samePublicKey(e.pub, p.PublicKey) {
-				return nil, refuse(ErrKeyMismatch, oautherr.ReasonFallbackKeyMismatch)
-			}
-			return v.fromCache(e, now)
+		key = v.x5cKeys.key(p.X5CEncoded)
+		e = v.cached(key, v.now())
+	}
+	if e == nil {
+		if ders, err = dpop.DecodeX5C(p.X5CEncoded); err != nil {
+			return nil, err
 		}
 	}
-	chain := make([]*x509.Certificate, len(p.X5C))
-	for i, der := range p.X5C {
+	if err := v.proofs.Claim(ctx, p); err != nil {
+		return nil, err
+	}
+	if len(p.X5CEncoded) > v.maxChain {
+		return nil, refuse(ErrUntrustedChain, oautherr.ReasonFallbackChainTooLong)
+	}
+	if e != nil {
+		if !samePublicKey(e.pub, p.PublicKey) {
+			return nil, refuse(ErrKeyMismatch, oautherr.ReasonFallbackKeyMismatch)
+		}
+		return v.fromCache(e, v.now())
+	}
+	chain := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
 		if i > 0 {
 			// The certificates after the leaf are usually a configured
 			// CA's: the same bytes parse to the same certificate.

@@ -182,7 +182,12 @@
 //     [Server.TakePushedRequest] redeems a request_uri once, for the
 //     client that pushed it only. PARConfig.Check lets the embedder
 //     validate the pushed parameters (redirect_uri, PKCE, scope) at push
-//     time, as RFC 9126 §2.1 asks.
+//     time, as RFC 9126 §2.1 asks. PARConfig.Quota bounds the requests
+//     one client may push per window (by default [DefaultPARQuotaLimit]
+//     per Lifetime), so that one client cannot fill the store for all:
+//     a push beyond it is 429 Too Many Requests (RFC 9126 §2.3) with
+//     Retry-After, error temporarily_unavailable and reason
+//     pushed_request_quota_exceeded.
 //
 // examples/authcode-server is a complete authorization-code server built
 // this way, with PKCE.
@@ -202,8 +207,20 @@
 // atomic, so of concurrent redemptions at any instance sharing the store
 // only one succeeds) and the response carries its successor for the same
 // grant, with the same scope, binding and expiry, so rotation never extends
-// a grant (RFC 9700 §4.14.2); a second redemption is invalid_grant. A
-// refused refresh (another key, another client, a widened scope) does not
+// a grant (RFC 9700 §4.14.2). The tokens rotated from one original grant
+// form a family (RefreshRecord.Family). Presenting a redeemed member again
+// is reuse (RFC 9700 §4.14.2, RFC 6749 §10.4: a thief's replay, or the
+// legitimate client's after a thief rotated the token): invalid_grant with
+// reason refresh_token_reused, one Warn record to ServerConfig.Logger with
+// the family's client_id and a short hash of the family id (never a
+// token), and the whole family is revoked (RefreshStore.Revoke), so its
+// live token is refused too; other families are unaffected. There is no
+// grace period: a client that sends one refresh token twice, even
+// concurrently, loses the family when its second request reads the token
+// after the first redeemed it (a request that read it before loses the
+// atomic Take and is refused as invalid, without revoking). Used members
+// are remembered until the family expires (see [RefreshStore] for the
+// cost). A refused refresh (another key, another client, a widened scope) does not
 // consume the token. A refresh never yields more than the client is registered
 // for at the time of the refresh: the grant's scopes and audiences are
 // narrowed to the client's current Scopes and Audiences (the issuer's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -525,8 +526,9 @@ func TestServerConfig(t *testing.T) {
 		{"no clients", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is}},
 		{"HMAC proof algorithm", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, DPoPAlgorithms: []string{"HS256"}}},
 		{"none proof algorithm", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, DPoPAlgorithms: []string{"none"}}},
-		{"replace a built-in grant", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, Grants: map[string]GrantHandler{GrantRefreshToken: h}}},
-		{"nil grant handler", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, Grants: map[string]GrantHandler{"x": nil}}},
+		{"replace a built-in grant", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, RefreshTokens: NewMemoryRefreshStore(nil), Grants: map[string]GrantHandler{GrantRefreshToken: h}}},
+		{"nil grant handler", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, RefreshTokens: NewMemoryRefreshStore(nil), Grants: map[string]GrantHandler{"x": nil}}},
+		{"grants without a refresh store", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, Grants: map[string]GrantHandler{testGrant: h}}},
 		{"http alias", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, MTLSBaseURL: "http://mtls.example.test"}},
 		{"tiny refresh TTL", ServerConfig{ReplayStore: testReplay(t, is), Issuer: is, Clients: reg, RefreshTokenTTL: time.Millisecond}},
 		{"nil-pointer replay store, metrics on", ServerConfig{ReplayStore: (*replaycache.LRU)(nil), Issuer: is, Clients: reg, Metrics: &metricsRecorder{}}},
@@ -535,8 +537,8 @@ func TestServerConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := NewServer(tt.cfg); err == nil {
-				t.Fatal("accepted")
+			if _, err := NewServer(tt.cfg); !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("NewServer = %v, want ErrInvalidConfig", err)
 			}
 		})
 	}

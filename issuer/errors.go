@@ -80,6 +80,8 @@ type Error struct {
 	cause error // the lower layer's error (dpop, mtlsbound), or nil
 	basic bool  // client used HTTP Basic: answer with WWW-Authenticate Basic
 	nonce string
+	// retryAfter, when positive, is sent as Retry-After, in seconds.
+	retryAfter int64
 }
 
 // Error returns "issuer: <code>: <description>".

@@ -40,6 +40,10 @@ func (brokenRefreshStore) Put(context.Context, [32]byte, RefreshRecord) error {
 func (brokenRefreshStore) Get(context.Context, [32]byte) (*RefreshRecord, error) {
 	return nil, errors.New("down")
 }
+func (brokenRefreshStore) Revoke(context.Context, string, time.Time) error {
+	return errors.New("refresh store down")
+}
+
 func (brokenRefreshStore) Take(context.Context, [32]byte) (*RefreshRecord, error) {
 	return nil, errors.New("down")
 }
@@ -60,6 +64,8 @@ func (l *laxRefreshStore) Get(_ context.Context, id [32]byte) (*RefreshRecord, e
 	}
 	return &r, nil
 }
+
+func (l *laxRefreshStore) Revoke(context.Context, string, time.Time) error { return nil }
 
 func (l *laxRefreshStore) Take(_ context.Context, id [32]byte) (*RefreshRecord, error) {
 	r, ok := l.recs[id]

@@ -146,7 +146,7 @@ func (s *Server) introspectAccess(caller *Client, raw string) map[string]any {
 
 func (s *Server) introspectRefresh(ctx context.Context, caller *Client, tok string) map[string]any {
 	rec, err := s.refresh.Get(ctx, refreshID(tok))
-	if err != nil || rec.ID != "" || rec.ClientID != caller.ID || !s.is.now().Before(rec.ExpiresAt) {
+	if err != nil || rec.Used || rec.ID != "" || rec.ClientID != caller.ID || !s.is.now().Before(rec.ExpiresAt) {
 		return nil
 	}
 	m := map[string]any{

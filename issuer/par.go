@@ -17,6 +17,7 @@ import (
 
 	"github.com/senderbound/senderbound/dpop"
 	"github.com/senderbound/senderbound/oautherr"
+	"github.com/senderbound/senderbound/replaycache"
 )
 
 // PARPath is the path of the pushed authorization request endpoint
@@ -35,6 +36,12 @@ const DefaultPARLifetime = 60 * time.Second
 // DefaultPARCapacity is the capacity of [NewMemoryPushedRequestStore] when
 // it is given 0.
 const DefaultPARCapacity = 10000
+
+// DefaultPARQuotaLimit is the number of requests one client may push per
+// quota window when PARConfig.Quota.Limit is zero. With the window equal
+// to the request lifetime (the default), one client holds at most twice
+// this many live requests, a tenth of [DefaultPARCapacity].
+const DefaultPARQuotaLimit = 500
 
 // PARConfig enables the pushed authorization request endpoint (RFC 9126)
 // of a [Server]. The zero value is usable: an in-memory store of
@@ -64,6 +71,21 @@ type PARConfig struct {
 	// authorization endpoint checks them when the request_uri is
 	// redeemed.
 	Check func(ctx context.Context, client *Client, params map[string]string) error
+	// Quota bounds the requests one authenticated client may push, so that
+	// one client cannot fill Store and have every other client's pushes
+	// refused until its requests expire. A push beyond the quota is
+	// refused with 429 Too Many Requests (RFC 9126 §2.3), error
+	// temporarily_unavailable, reason
+	// [oautherr.ReasonPushedRequestQuotaExceeded], and a Retry-After of
+	// the window in whole seconds (rounded up), after which the client's
+	// count has restarted; it stores nothing and spends no DPoP proof. Only pushes
+	// that pass every other check count. Defaults: Limit
+	// [DefaultPARQuotaLimit], Window the request Lifetime (so one client
+	// holds at most 2×Limit live requests: size Limit to the store's
+	// capacity divided by the clients that may push at once), Owners
+	// replaycache.DefaultQuotaOwners, Now the issuer's clock. The count is
+	// per instance: n instances sharing a store admit n×Limit per window.
+	Quota replaycache.QuotaConfig
 }
 
 // PushedRequest is an authorization request received at the PAR endpoint.
@@ -266,6 +288,11 @@ func (s *Server) pushAuthorizationRequest(ctx context.Context, w http.ResponseWr
 		if err := check(ctx, client, maps.Clone(params)); err != nil {
 			return nil, nonce, err
 		}
+	}
+	if !s.parQuota.Allow(client.ID) {
+		return nil, nonce, &Error{Code: oautherr.TemporarilyUnavailable, Description: "too many pushed authorization requests",
+			Status: http.StatusTooManyRequests, Reason: oautherr.ReasonPushedRequestQuotaExceeded, Err: ErrUnavailable,
+			retryAfter: s.parRetryAfter}
 	}
 	if dproof != nil {
 		if err := s.claimProof(ctx, client, dproof); err != nil {

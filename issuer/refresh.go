@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -36,38 +38,78 @@ type RefreshRecord struct {
 	// refresh token, and one without is never taken for an access token.
 	IssuedAt time.Time
 	ID       string
+	// Family names the chain of rotations that began with one original
+	// grant: the server gives the first refresh token of a grant a random
+	// family and every successor inherits it, with the same ExpiresAt.
+	// Empty for an opaque access token (and for a refresh token stored
+	// before families existed, which is single use without reuse
+	// detection).
+	Family string
+	// Used marks the record Get returns for a redeemed member of a family
+	// (see [RefreshStore]): the token was presented again. Its ClientID,
+	// Subject, Family and ExpiresAt are those of the redeemed token. Put
+	// never receives a record with Used set.
+	Used bool
 }
 
 // RefreshStore keeps refresh tokens by the SHA-256 of their value. A
 // refresh token is single use: the token endpoint reads its record with Get,
-// checks the request against it, and then redeems it with Take, which
-// removes it; the response carries a new refresh token for the same grant
-// (rotation, RFC 9700 §4.14.2). Implementations must be safe for concurrent
-// use; issuer/redisrefresh keeps the tokens of several issuer instances in
-// Redis, and issuer/refreshtest checks an implementation against this
-// contract.
+// checks the request against it, and then redeems it with Take; the
+// response carries a new refresh token for the same grant and the same
+// family (rotation, RFC 9700 §4.14.2).
+//
+// # Reuse detection
+//
+// Take of a record with a Family leaves a used marker in its place until
+// the record's ExpiresAt, which is the family's expiry (rotation never
+// extends it). Get of a marker returns a record with Used set: an
+// already-redeemed token was presented again, either replayed by a thief
+// or by the legitimate client after a thief rotated it (RFC 9700
+// §4.14.2). The server then calls Revoke for the family, so that its live
+// member is refused too, and answers invalid_grant. Each redeemed token
+// thus costs one marker (about the size of its record) until its family
+// expires: at most RefreshTokenTTL divided by the shortest interval
+// between refreshes, per grant.
+//
+// Implementations must be safe for concurrent use; issuer/redisrefresh
+// keeps the tokens of several issuer instances in Redis, and
+// issuer/refreshtest checks an implementation against this contract.
 type RefreshStore interface {
 	// Put stores rec under id, replacing any record there.
 	Put(ctx context.Context, id [32]byte, rec RefreshRecord) error
 	// Get returns the record for id, or an error wrapping
-	// [ErrTokenNotFound] when it is unknown or expired. Any other error
-	// means the store could not answer; the request is refused.
+	// [ErrTokenNotFound] when it is unknown, expired, or a live member of
+	// a revoked family. For a used marker it returns a record with Used
+	// set. Any other error means the store could not answer; the request
+	// is refused.
 	Get(ctx context.Context, id [32]byte) (*RefreshRecord, error)
-	// Take removes id and returns its record in one atomic step: of
-	// concurrent Takes of one id, at most one gets the record. A Take of an
-	// unknown, expired or already taken id returns an error wrapping
+	// Take redeems id and returns its record in one atomic step: of
+	// concurrent Takes of one id, at most one gets the record. A record
+	// with a Family is replaced by a used marker; one without is removed.
+	// A Take of an unknown, expired or already taken id (a used marker:
+	// the loser of concurrent redemptions is refused as an invalid token,
+	// not treated as reuse, since it may be a client's own retry), or of a
+	// member of a revoked family, returns an error wrapping
 	// [ErrTokenNotFound]. Any other error means the store could not answer
-	// (the record may or may not be gone); the request is refused.
+	// (the record may or may not be redeemed); the request is refused.
 	Take(ctx context.Context, id [32]byte) (*RefreshRecord, error)
+	// Revoke revokes family until the given time: from when Revoke returns,
+	// Get and Take of every live member of family wrap [ErrTokenNotFound];
+	// used markers stay. A redemption that ran concurrently with Revoke may
+	// still complete, but its successor belongs to the revoked family.
+	Revoke(ctx context.Context, family string, until time.Time) error
 }
 
 // MemoryRefreshStore is an in-memory [RefreshStore] for one instance. It
-// drops expired records as it goes and is safe for concurrent use.
+// drops expired records, used markers and revocations as it goes and is
+// safe for concurrent use. A used marker keeps the redeemed record's
+// ClientID, Subject, Family and ExpiresAt only.
 type MemoryRefreshStore struct {
-	now  func() time.Time
-	mu   sync.Mutex
-	recs map[[32]byte]RefreshRecord
-	puts int
+	now     func() time.Time
+	mu      sync.Mutex
+	recs    map[[32]byte]RefreshRecord
+	revoked map[string]time.Time // family -> revoked until
+	puts    int
 }
 
 var _ RefreshStore = (*MemoryRefreshStore)(nil)
@@ -78,7 +120,7 @@ func NewMemoryRefreshStore(now func() time.Time) *MemoryRefreshStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryRefreshStore{now: now, recs: map[[32]byte]RefreshRecord{}}
+	return &MemoryRefreshStore{now: now, recs: map[[32]byte]RefreshRecord{}, revoked: map[string]time.Time{}}
 }
 
 // Put implements [RefreshStore].
@@ -95,9 +137,37 @@ func (m *MemoryRefreshStore) Put(_ context.Context, id [32]byte, rec RefreshReco
 				delete(m.recs, k)
 			}
 		}
+		for f, until := range m.revoked {
+			if !now.Before(until) {
+				delete(m.revoked, f)
+			}
+		}
 	}
+	rec.Used = false
 	m.recs[id] = rec
 	return nil
+}
+
+// Revoke implements [RefreshStore].
+func (m *MemoryRefreshStore) Revoke(_ context.Context, family string, until time.Time) error {
+	if family == "" {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if until.After(m.revoked[family]) {
+		m.revoked[family] = until
+	}
+	return nil
+}
+
+// revokedLocked reports whether rec is a live member of a revoked family.
+func (m *MemoryRefreshStore) revokedLocked(rec RefreshRecord, now time.Time) bool {
+	if rec.Family == "" || rec.Used {
+		return false
+	}
+	until, ok := m.revoked[rec.Family]
+	return ok && now.Before(until)
 }
 
 // Get implements [RefreshStore].
@@ -108,8 +178,12 @@ func (m *MemoryRefreshStore) Get(_ context.Context, id [32]byte) (*RefreshRecord
 	if !ok {
 		return nil, ErrTokenNotFound
 	}
-	if !m.now().Before(rec.ExpiresAt) {
+	now := m.now()
+	if !now.Before(rec.ExpiresAt) {
 		delete(m.recs, id)
+		return nil, ErrTokenNotFound
+	}
+	if m.revokedLocked(rec, now) {
 		return nil, ErrTokenNotFound
 	}
 	return cloneRecord(rec), nil
@@ -120,11 +194,20 @@ func (m *MemoryRefreshStore) Take(_ context.Context, id [32]byte) (*RefreshRecor
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, ok := m.recs[id]
-	if !ok {
+	if !ok || rec.Used {
 		return nil, ErrTokenNotFound
 	}
-	delete(m.recs, id)
-	if !m.now().Before(rec.ExpiresAt) {
+	now := m.now()
+	if !now.Before(rec.ExpiresAt) {
+		delete(m.recs, id)
+		return nil, ErrTokenNotFound
+	}
+	if rec.Family == "" {
+		delete(m.recs, id)
+	} else {
+		m.recs[id] = RefreshRecord{ClientID: rec.ClientID, Subject: rec.Subject, Family: rec.Family, ExpiresAt: rec.ExpiresAt, Used: true}
+	}
+	if m.revokedLocked(rec, now) {
 		return nil, ErrTokenNotFound
 	}
 	return cloneRecord(rec), nil
@@ -150,6 +233,42 @@ func newRefreshToken(rnd io.Reader) (string, [32]byte, error) {
 
 func refreshID(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 
+// newFamily returns a random refresh-token family id.
+func newFamily(rnd io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(rnd, b[:]); err != nil {
+		return "", fmt.Errorf("issuer: refresh token family: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// familyHash is the short, log-safe name of a refresh-token family: the
+// first 8 bytes of its SHA-256, in hex. It identifies the family in logs
+// without revealing the id itself.
+func familyHash(family string) string {
+	h := sha256.Sum256([]byte(family))
+	return hex.EncodeToString(h[:8])
+}
+
+// reused handles a redeemed refresh token presented again (RFC 9700
+// §4.14.2): it logs one Warn record naming the client the token was issued
+// to and the family's hash (never a token), revokes the token's family, so
+// that its live member is refused too, and returns the invalid_grant
+// refusal; if the store cannot revoke, the request is refused as
+// unavailable and a retry detects the reuse again.
+func (s *Server) reused(ctx context.Context, rec *RefreshRecord) error {
+	if s.cfg.Logger != nil {
+		s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "issuer: refresh token reused; revoking its family",
+			slog.String("client_id", rec.ClientID),
+			slog.String("family", familyHash(rec.Family)),
+			slog.String("reason", string(oautherr.ReasonRefreshTokenReused)))
+	}
+	if err := s.refresh.Revoke(ctx, rec.Family, rec.ExpiresAt); err != nil {
+		return refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "refresh store unavailable", err)
+	}
+	return refuse(ErrInvalidGrant, oautherr.ReasonRefreshTokenReused, "refresh token was already used", nil)
+}
+
 // refreshGrant is RFC 6749 §6. A public client's refresh token is bound to
 // the DPoP key or certificate it was issued with (RFC 9449 §5, RFC 8705
 // §4); refreshing with another key or certificate is invalid_grant. The
@@ -169,7 +288,10 @@ func (s *Server) refreshGrant(ctx context.Context, req *GrantRequest) (*Grant, e
 	if err != nil {
 		return nil, refuse(ErrUnavailable, oautherr.ReasonRefreshStoreUnavailable, "refresh store unavailable", err)
 	}
-	if rec.ID != "" || rec.ClientID != req.Client.ID || !s.is.now().Before(rec.ExpiresAt) {
+	if rec.Used && rec.ID == "" && rec.Family != "" {
+		return nil, s.reused(ctx, rec)
+	}
+	if rec.Used || rec.ID != "" || rec.ClientID != req.Client.ID || !s.is.now().Before(rec.ExpiresAt) {
 		return nil, newError(ErrInvalidGrant, "refresh token is invalid or expired")
 	}
 	if rec.Binding.JKT != "" && rec.Binding.JKT != req.JKT {

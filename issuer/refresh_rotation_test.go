@@ -10,7 +10,7 @@ import (
 // TestRefreshTokenSingleUse: a refresh token is redeemed once; the response
 // carries its successor for the same grant, which keeps the original
 // expiry; a refused refresh (wrong key, wrong client, widened scope) does
-// not consume it.
+// not consume it; a second redemption is reuse and revokes the family.
 func TestRefreshTokenSingleUse(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOpts{})
@@ -76,9 +76,6 @@ func TestRefreshTokenSingleUse(t *testing.T) {
 			if r.status != 200 || next == "" || next == rt {
 				t.Fatalf("first redemption: %d %s", r.status, r.raw)
 			}
-			if r := refresh(rt, tt.hdr(), nil); r.status != 400 || r.str("error") != "invalid_grant" || r.str("access_token") != "" {
-				t.Fatalf("second redemption: %d %s", r.status, r.raw)
-			}
 			r = refresh(next, tt.hdr(), url.Values{"scope": {"read"}})
 			if r.status != 200 || r.str("scope") != "read" || r.str("refresh_token") == "" {
 				t.Fatalf("successor: %d %s", r.status, r.raw)
@@ -86,8 +83,17 @@ func TestRefreshTokenSingleUse(t *testing.T) {
 			// The successor of a narrowed refresh still carries the whole
 			// grant (RFC 6749 §6: the same scope as the token redeemed).
 			r = refresh(r.str("refresh_token"), tt.hdr(), nil)
-			if r.status != 200 || r.str("scope") != "read write" {
+			live := r.str("refresh_token")
+			if r.status != 200 || r.str("scope") != "read write" || live == "" {
 				t.Fatalf("successor of a narrowed refresh: %d %s", r.status, r.raw)
+			}
+			// A second redemption of the first token is reuse: refused,
+			// and the family's live token with it (RFC 9700 §4.14.2).
+			if r := refresh(rt, tt.hdr(), nil); r.status != 400 || r.str("error") != "invalid_grant" || r.str("error_description") != "refresh token was already used" || r.str("access_token") != "" {
+				t.Fatalf("second redemption: %d %s", r.status, r.raw)
+			}
+			if r := refresh(live, tt.hdr(), nil); r.status != 400 || r.str("error") != "invalid_grant" || r.str("access_token") != "" {
+				t.Fatalf("live token after reuse: %d %s", r.status, r.raw)
 			}
 		})
 	}

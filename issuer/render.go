@@ -58,6 +58,9 @@ func (s *Server) writeError(w http.ResponseWriter, endpoint string, err error) {
 	if e.nonce != "" {
 		dpop.SetNonce(w.Header(), e.nonce)
 	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(e.retryAfter, 10))
+	}
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics.Refused(endpoint, e)
 	}

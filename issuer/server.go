@@ -86,10 +86,16 @@ type ServerConfig struct {
 	// cannot obtain certificates must not claim it: clients would be told
 	// to expect certificate-bound tokens they can never get.
 	MTLS bool
-	// RefreshTokens stores refresh tokens. Default: NewMemoryRefreshStore
-	// (one instance only; use a shared store such as issuer/redisrefresh
-	// when several instances serve the same issuer, or a refresh token
-	// issued by one is unknown at the others).
+	// RefreshTokens stores refresh tokens. It is required when Grants is
+	// non-empty (only a registered grant issues refresh tokens; the
+	// built-in client_credentials grant never does): give
+	// NewMemoryRefreshStore for one instance, or a shared store such as
+	// issuer/redisrefresh when several instances serve the same issuer
+	// (with a store per instance, a refresh token is unknown at the others
+	// and each instance keeps its own single-use and reuse records). When
+	// Grants is empty and RefreshTokens is nil, a memory store is used,
+	// which never holds a refresh token (it may hold opaque access tokens
+	// only if Config.AccessTokens names it).
 	RefreshTokens RefreshStore
 	// RefreshTokenTTL is the refresh-token lifetime. Default 24 hours.
 	RefreshTokenTTL time.Duration
@@ -146,20 +152,24 @@ type ServerConfig struct {
 // concurrent use. Every endpoint is also available as its own handler so
 // it can be mounted on any mux.
 type Server struct {
-	cfg        ServerConfig
-	is         *Issuer
-	verifier   *dpop.Verifier
-	quota      *replaycache.Quota
-	nonces     dpop.NonceSource
-	certs      *mtlsbound.Source
-	refresh    RefreshStore
-	tokenURL   string
-	aliasURL   string // mTLS alias of the token endpoint, or ""
-	aliasHost  string
-	mainHost   string
-	issuerPath string
-	aliasPath  string
-	metadata   []byte
+	cfg      ServerConfig
+	is       *Issuer
+	verifier *dpop.Verifier
+	quota    *replaycache.Quota
+	// parQuota counts each client's pushed requests; parRetryAfter is its
+	// window in whole seconds. Set when PAR is enabled.
+	parQuota      *replaycache.Quota
+	parRetryAfter int64
+	nonces        dpop.NonceSource
+	certs         *mtlsbound.Source
+	refresh       RefreshStore
+	tokenURL      string
+	aliasURL      string // mTLS alias of the token endpoint, or ""
+	aliasHost     string
+	mainHost      string
+	issuerPath    string
+	aliasPath     string
+	metadata      []byte
 
 	assertionAlgs []jose.SignatureAlgorithm
 	clientKeys    *clientKeySets
@@ -234,6 +244,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.certs = cfg.Certificates
 	if cfg.RefreshTokens == nil {
+		if len(cfg.Grants) > 0 {
+			return nil, fmt.Errorf("%w: RefreshTokens is required when Grants is set: use NewMemoryRefreshStore for one instance, or a shared store (issuer/redisrefresh) for several", ErrInvalidConfig)
+		}
 		cfg.RefreshTokens = NewMemoryRefreshStore(cfg.Issuer.cfg.Now)
 	}
 	s.refresh = cfg.RefreshTokens
@@ -283,6 +296,21 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			}
 			par.Store = st
 		}
+		if par.Quota.Limit == 0 {
+			par.Quota.Limit = DefaultPARQuotaLimit
+		}
+		if par.Quota.Window == 0 {
+			par.Quota.Window = par.Lifetime
+		}
+		if par.Quota.Now == nil {
+			par.Quota.Now = cfg.Issuer.cfg.Now
+		}
+		q, err := replaycache.NewQuota(par.Quota)
+		if err != nil {
+			return nil, fmt.Errorf("%w: PAR quota: %w", ErrInvalidConfig, err)
+		}
+		s.parQuota = q
+		s.parRetryAfter = int64((par.Quota.Window + time.Second - 1) / time.Second)
 		cfg.PAR = &par
 	}
 	base := strings.TrimSuffix(cfg.Issuer.ID(), "/")

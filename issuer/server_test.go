@@ -144,7 +144,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	cfg := ServerConfig{ReplayStore: testReplay(t, h.is),
 		Issuer: h.is, Clients: reg, MTLSBaseURL: aliasBase, DPoPAlgorithms: o.algorithms,
-		Grants: map[string]GrantHandler{testGrant: GrantHandlerFunc(testGrantHandler)},
+		Grants:        map[string]GrantHandler{testGrant: GrantHandlerFunc(testGrantHandler)},
+		RefreshTokens: NewMemoryRefreshStore(h.clock.Now),
 	}
 	if o.nonces {
 		n, err := dpop.NewNonces(dpop.NonceConfig{Secrets: [][]byte{[]byte(strings.Repeat("k", 32))}, Label: base, Now: h.clock.Now})

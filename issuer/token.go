@@ -116,7 +116,8 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	// A refresh token is single use: of concurrent redemptions (at any
 	// instance sharing the store) only the one whose Take gets the record
-	// goes on.
+	// goes on; the others are refused as invalid (a request that reads the
+	// token after it was redeemed is reuse, see refreshGrant).
 	if g.redeem != nil {
 		if _, err := s.refresh.Take(ctx, g.redeem.id); errors.Is(err, ErrTokenNotFound) {
 			return nil, nonce, newError(ErrInvalidGrant, "refresh token is invalid or expired")
@@ -147,9 +148,13 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		// extends a grant.
 		rec = &g.redeem.rec
 	case g.RefreshToken && gt != GrantRefreshToken && gt != GrantClientCredentials && (!client.Public() || binding.Bound()):
+		family, err := newFamily(s.is.rand())
+		if err != nil {
+			return nil, nonce, err
+		}
 		rec = &RefreshRecord{
 			ClientID: client.ID, Subject: g.Subject, Scope: g.Scope, Audience: tok.Audience,
-			Claims: g.Claims, ExpiresAt: s.is.now().Add(s.cfg.RefreshTokenTTL),
+			Claims: g.Claims, ExpiresAt: s.is.now().Add(s.cfg.RefreshTokenTTL), Family: family,
 		}
 		if client.Public() {
 			rec.Binding = binding

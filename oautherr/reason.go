@@ -252,6 +252,9 @@ const (
 	ReasonTokenNotVisible Reason = "token_not_visible"
 	// ReasonRefreshStoreUnavailable: the refresh-token store failed.
 	ReasonRefreshStoreUnavailable Reason = "refresh_store_unavailable"
+	// ReasonRefreshTokenReused: a refresh token already redeemed was
+	// presented again (RFC 9700 §4.14.2); its whole family is revoked.
+	ReasonRefreshTokenReused Reason = "refresh_token_reused"
 	// ReasonAccessTokenStoreUnavailable: the store of opaque access
 	// tokens failed.
 	ReasonAccessTokenStoreUnavailable Reason = "access_token_store_unavailable"
@@ -278,6 +281,9 @@ const (
 	// ReasonPushedRequestStoreUnavailable: the pushed-request store failed
 	// or is full of live requests.
 	ReasonPushedRequestStoreUnavailable Reason = "pushed_request_store_unavailable"
+	// ReasonPushedRequestQuotaExceeded: the client pushed more requests
+	// in the quota window than it may (429 Too Many Requests).
+	ReasonPushedRequestQuotaExceeded Reason = "pushed_request_quota_exceeded"
 )
 
 // Reasons for a refused fallback client certificate (a certificate that

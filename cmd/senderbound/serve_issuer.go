@@ -114,7 +114,8 @@ the certificates revoked with 'ca revoke --ca DIR', re-read on every request.
 Several instances behind one load balancer: give every instance the same
 --issuer, --signing-key and clients. --redis shares the replay store and the
 refresh tokens (single use: a refresh token redeemed at one instance is
-refused at every other); the Redis password comes from --redis-password-file
+refused at every other, and one replayed after its redemption revokes its
+whole family at all of them); the Redis password comes from --redis-password-file
 or SENDERBOUND_REDIS_PASSWORD rather than the URL, which other local users can
 read in the process table. With --require-nonce, --nonce-secret-file (or
 SENDERBOUND_NONCE_SECRET) shares the nonce secret, so that a nonce from one

@@ -188,6 +188,7 @@ func newServer(cfg config) (http.Handler, error) {
 	a.srv, err = issuer.NewServer(issuer.ServerConfig{
 		Issuer: is, Clients: clients, ReplayStore: replay, ScopesSupported: a.scopes,
 		Grants:                 map[string]issuer.GrantHandler{"authorization_code": issuer.GrantHandlerFunc(a.redeem)},
+		RefreshTokens:          issuer.NewMemoryRefreshStore(nil),       // one instance; share a redisrefresh.Store between several
 		PAR:                    &issuer.PARConfig{Check: a.checkPushed}, // in memory, 60 s; plain requests work too
 		AuthorizationEndpoint:  strings.TrimSuffix(cfg.Issuer, "/") + authorizePth,
 		ResponseTypesSupported: []string{"code"},

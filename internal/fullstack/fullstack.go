@@ -344,6 +344,7 @@ func (s *Stack) issuerHandler(ks *issuer.KeySet) (http.Handler, error) {
 		// suite can record how its refresh token treats another key.
 		confidential.GrantTypes = []string{issuer.GrantClientCredentials, issuer.GrantRefreshToken, g}
 		cfg.Grants = map[string]issuer.GrantHandler{g: issuer.GrantHandlerFunc(testGrant)}
+		cfg.RefreshTokens = issuer.NewMemoryRefreshStore(nil)
 	}
 	if cfg.Clients, err = issuer.NewMemoryRegistry(
 		confidential,

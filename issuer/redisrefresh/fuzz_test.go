@@ -17,6 +17,11 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(`{"client_id":"app","exp_ns":4102444800000000000} {}`)
 	f.Add(`{"client_id":"","exp_ns":4102444800000000000}`)
 	f.Add(`not json`)
+	f.Add(`F{"client_id":"app","sub":"alice","exp_ns":4102444800000000000,"fam":"b2RkLWZhbWlseS1pZA"}`)
+	f.Add(`U{"client_id":"app","sub":"alice","exp_ns":4102444800000000000,"fam":"b2RkLWZhbWlseS1pZA"}`)
+	f.Add(`F{"client_id":"app","exp_ns":4102444800000000000}`)
+	f.Add(`{"client_id":"app","exp_ns":4102444800000000000,"fam":"x"}`)
+	f.Add(`U`)
 	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, val string) {
 		rec, err := decodeRecord(val, now)

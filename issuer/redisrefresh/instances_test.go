@@ -117,9 +117,11 @@ func tokenRequest(t *testing.T, base string, form url.Values) (int, map[string]s
 }
 
 // TestTwoIssuerInstances: a refresh token issued by instance A is redeemed
-// at instance B once; the second redemption, at either instance, is
-// refused, and the successor B returned works at A. Of concurrent
-// redemptions spread over both instances exactly one succeeds.
+// at instance B once, and its successor works at A. A redeemed token
+// replayed at A is reuse (RFC 9700 §4.14.2): refused, and its family is
+// revoked at both instances, so the live successor is refused at A and at
+// B; another grant's family is unaffected. Of concurrent redemptions
+// spread over both instances exactly one succeeds.
 func TestTwoIssuerInstances(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -140,13 +142,29 @@ func TestTwoIssuerInstances(t *testing.T) {
 	if status != http.StatusOK || body["access_token"] == "" || next == "" {
 		t.Fatalf("A's refresh token at B: %d %v", status, body)
 	}
-	for _, base := range []string{b, a} {
-		if status, body := refresh(base, rt); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
-			t.Fatalf("second redemption at %s: %d %v, want 400 invalid_grant", base, status, body)
+	status, body = refresh(a, next)
+	live := body["refresh_token"]
+	if status != http.StatusOK || live == "" {
+		t.Fatalf("B's successor at A: %d %v", status, body)
+	}
+	_, body = tokenRequest(t, b, url.Values{"grant_type": {codeGrant}, "subject": {"carol"}})
+	other := body["refresh_token"]
+	if other == "" {
+		t.Fatalf("second grant at B: %v", body)
+	}
+	// The token redeemed at B, replayed at A, then at B: reuse each time.
+	for _, base := range []string{a, b} {
+		if status, body := refresh(base, rt); status != http.StatusBadRequest || body["error"] != "invalid_grant" || body["error_description"] != "refresh token was already used" {
+			t.Fatalf("replay at %s: %d %v, want 400 invalid_grant (reuse)", base, status, body)
 		}
 	}
-	if status, body := refresh(a, next); status != http.StatusOK || body["refresh_token"] == "" {
-		t.Fatalf("B's successor at A: %d %v", status, body)
+	for _, base := range []string{a, b} {
+		if status, body := refresh(base, live); status != http.StatusBadRequest || body["error"] != "invalid_grant" || body["access_token"] != "" {
+			t.Fatalf("live token of a revoked family at %s: %d %v, want 400 invalid_grant", base, status, body)
+		}
+	}
+	if status, body := refresh(a, other); status != http.StatusOK || body["refresh_token"] == "" {
+		t.Fatalf("another family at A after the revocation: %d %v", status, body)
 	}
 
 	_, body = tokenRequest(t, b, url.Values{"grant_type": {codeGrant}, "subject": {"bob"}})

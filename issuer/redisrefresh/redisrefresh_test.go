@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,6 +96,56 @@ func TestStoredForm(t *testing.T) {
 	ttl, err := rdb.PTTL(ctx, want).Result()
 	if err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("PTTL = %v, %v; want about an hour", ttl, err)
+	}
+}
+
+// TestFamilyStoredForm: a family member's used marker keeps the record's
+// TTL (so markers never outlive their family), a revoked family is one key
+// with a TTL until the given time, and a record stored before families
+// (plain JSON, no family) is taken with GETDEL semantics: gone, not
+// marked.
+func TestFamilyStoredForm(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	s := newStore(t, rdb, redisrefresh.Config{Prefix: "fam:"})
+	ctx := context.Background()
+	id := [32]byte{1, 2, 3}
+	key := "fam:AQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	exp := time.Now().Add(time.Hour)
+	if err := s.Put(ctx, id, issuer.RefreshRecord{ClientID: "c", Subject: "s", Family: "ZmFt", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Take(ctx, id); err != nil {
+		t.Fatalf("Take: %v", err)
+	}
+	val, err := rdb.Get(ctx, key).Result()
+	if err != nil || !strings.HasPrefix(val, "U{") {
+		t.Fatalf("stored marker = %q, %v", val, err)
+	}
+	if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("marker PTTL = %v, %v; want about an hour", ttl, err)
+	}
+	if err := s.Revoke(ctx, "ZmFt", exp); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if ttl, err := rdb.PTTL(ctx, "fam:family:ZmFt").Result(); err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("revocation PTTL = %v, %v; want about an hour", ttl, err)
+	}
+	if err := s.Revoke(ctx, strings.Repeat("f", 129), exp); err == nil {
+		t.Fatal("Revoke accepted an oversized family id")
+	}
+
+	legacy := [32]byte{4, 5, 6}
+	legacyKey := "fam:BAUGAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	if err := rdb.Set(ctx, legacyKey, `{"client_id":"c","sub":"s","exp_ns":`+strconv.FormatInt(exp.UnixNano(), 10)+`}`, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Take(ctx, legacy); err != nil || rec.Family != "" {
+		t.Fatalf("Take of a record without a family = %+v, %v", rec, err)
+	}
+	if n, err := rdb.Exists(ctx, legacyKey).Result(); err != nil || n != 0 {
+		t.Fatalf("a record without a family is still stored after Take: %d, %v", n, err)
 	}
 }
 

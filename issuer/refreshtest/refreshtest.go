@@ -21,12 +21,22 @@
 //     record, for one id and for many ids at once;
 //   - context-done: with a context already done, Get and Take never
 //     return a record;
+//   - family-reuse: Take of a record with a Family leaves a used marker,
+//     which Get returns with Used set (ClientID, Subject, Family and
+//     ExpiresAt kept) and Take refuses with issuer.ErrTokenNotFound;
+//     Revoke refuses every live member of the family to Get and Take,
+//     keeps the markers, and leaves another family untouched;
+//   - family-race: among concurrent Takes of one family member exactly
+//     one gets the record, every other wraps issuer.ErrTokenNotFound (the
+//     loser is an invalid token, not a reuse), and the marker remains;
+//   - family-expiry: a used marker goes at its record's ExpiresAt, and a
+//     revocation at its end (by the real clock);
 //   - fail-closed (when Config.NewUnavailable is set): a store that cannot
 //     answer returns an error from every call, never a record and never
 //     issuer.ErrTokenNotFound (which would read as "no such token" rather
 //     than "refuse the request").
 //
-// The expiry check waits on the real clock for about two seconds.
+// The expiry checks wait on the real clock for about two seconds.
 //
 // # Example
 //
@@ -85,6 +95,9 @@ func Run(t *testing.T, cfg Config) {
 	t.Run("expiry", func(t *testing.T) { t.Parallel(); expiry(t, cfg) })
 	t.Run("atomic", func(t *testing.T) { t.Parallel(); atomicTake(t, cfg) })
 	t.Run("context-done", func(t *testing.T) { t.Parallel(); contextDone(t, cfg) })
+	t.Run("family-reuse", func(t *testing.T) { t.Parallel(); familyReuse(t, cfg) })
+	t.Run("family-race", func(t *testing.T) { t.Parallel(); familyRace(t, cfg) })
+	t.Run("family-expiry", func(t *testing.T) { t.Parallel(); familyExpiry(t, cfg) })
 	if cfg.NewUnavailable != nil {
 		t.Run("fail-closed", func(t *testing.T) { t.Parallel(); failClosed(t, cfg) })
 	}
@@ -171,6 +184,7 @@ func roundTrip(t *testing.T, cfg Config) {
 	r1, r2 := sample("alice"), sample("bob")
 	r2.Binding = issuer.Binding{X5TS256: "A4DtL2JmUMhAsvJj5tKyn64SqzmuXbMrJa0n761y5v0"}
 	r2.Claims = nil
+	r2.Family = "Zm9yLXRoZS1yb3VuZC10cmlw"
 	put(t, s, id1, r1)
 	put(t, s, id2, r2)
 	// Changes by the caller after Put must not reach the store.
@@ -350,6 +364,9 @@ func failClosed(t *testing.T, cfg Config) {
 	if err := s.Put(ctx, id, sample("alice")); err == nil {
 		t.Error("Put on an unavailable store succeeded")
 	}
+	if err := s.Revoke(ctx, "ZmFtaWx5", time.Now().Add(time.Hour)); err == nil {
+		t.Error("Revoke on an unavailable store succeeded")
+	}
 	for name, call := range map[string]func() (*issuer.RefreshRecord, error){
 		"Get":  func() (*issuer.RefreshRecord, error) { return s.Get(ctx, id) },
 		"Take": func() (*issuer.RefreshRecord, error) { return s.Take(ctx, id) },
@@ -358,5 +375,133 @@ func failClosed(t *testing.T, cfg Config) {
 		if rec != nil || err == nil || errors.Is(err, issuer.ErrTokenNotFound) {
 			t.Errorf("%s on an unavailable store = %v, %v; want an error other than ErrTokenNotFound", name, rec, err)
 		}
+	}
+}
+
+// member returns a record of family, expiring in an hour.
+func member(sub, family string) issuer.RefreshRecord {
+	r := sample(sub)
+	r.Family = family
+	return r
+}
+
+// wantNotFound fails t unless call returns no record and an error wrapping
+// issuer.ErrTokenNotFound.
+func wantNotFound(t *testing.T, what string, rec *issuer.RefreshRecord, err error) {
+	t.Helper()
+	if rec != nil || !errors.Is(err, issuer.ErrTokenNotFound) {
+		t.Fatalf("%s = %+v, %v; want ErrTokenNotFound", what, rec, err)
+	}
+}
+
+// wantUsed fails t unless Get of id returns the used marker of want.
+func wantUsed(t *testing.T, s issuer.RefreshStore, id [32]byte, want issuer.RefreshRecord) {
+	t.Helper()
+	got, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Get of a redeemed family member: %v", err)
+	}
+	if !got.Used || got.Family != want.Family || got.ClientID != want.ClientID || got.Subject != want.Subject || !got.ExpiresAt.Equal(want.ExpiresAt) {
+		t.Fatalf("Get of a redeemed family member = %+v, want the used marker of %+v", got, want)
+	}
+}
+
+func familyReuse(t *testing.T, cfg Config) {
+	s := cfg.New(t)
+	ctx := context.Background()
+	first, next, other := newID(t), newID(t), newID(t)
+	a := member("alice", "ZmFtaWx5LWFsaWNl")
+	put(t, s, first, a)
+	put(t, s, other, member("bob", "ZmFtaWx5LWJvYg"))
+	got, err := s.Take(ctx, first)
+	if err != nil || got == nil || got.Used || !sameRecord(*got, a) {
+		t.Fatalf("Take = %+v, %v; want %+v", got, err, a)
+	}
+	wantUsed(t, s, first, a)
+	rec, err := s.Take(ctx, first)
+	wantNotFound(t, "second Take", rec, err)
+	// Rotation: the successor of the same family is live until revoked.
+	put(t, s, next, a)
+	if got, err := s.Get(ctx, next); err != nil || got.Used || !sameRecord(*got, a) {
+		t.Fatalf("Get of the successor = %+v, %v; want %+v", got, err, a)
+	}
+	if err := s.Revoke(ctx, a.Family, a.ExpiresAt); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	rec, err = s.Get(ctx, next)
+	wantNotFound(t, "Get of a member of a revoked family", rec, err)
+	rec, err = s.Take(ctx, next)
+	wantNotFound(t, "Take of a member of a revoked family", rec, err)
+	wantUsed(t, s, first, a)
+	// Another family is untouched.
+	if got, err := s.Take(ctx, other); err != nil || got == nil {
+		t.Fatalf("Take in another family = %v, %v", got, err)
+	}
+	// Revoking nothing is no error.
+	if err := s.Revoke(ctx, "", a.ExpiresAt); err != nil {
+		t.Fatalf("Revoke of the empty family: %v", err)
+	}
+}
+
+func familyRace(t *testing.T, cfg Config) {
+	s := cfg.New(t)
+	id := newID(t)
+	a := member("alice", "ZmFtaWx5LXJhY2U")
+	put(t, s, id, a)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+	)
+	for g := 0; g < cfg.Concurrency; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec, err := s.Take(context.Background(), id)
+			switch {
+			case err == nil && rec != nil && !rec.Used:
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			case rec != nil:
+				t.Errorf("Take returned %+v with error %v", rec, err)
+			case !errors.Is(err, issuer.ErrTokenNotFound):
+				t.Errorf("losing Take: %v, want ErrTokenNotFound", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("a family member was taken %d times by %d concurrent Takes, want once", wins, cfg.Concurrency)
+	}
+	wantUsed(t, s, id, a)
+}
+
+func familyExpiry(t *testing.T, cfg Config) {
+	s := cfg.New(t)
+	ctx := context.Background()
+	used, live := newID(t), newID(t)
+	short := member("alice", "ZmFtaWx5LXNob3J0")
+	short.ExpiresAt = time.Now().Add(1500 * time.Millisecond)
+	put(t, s, used, short)
+	if _, err := s.Take(ctx, used); err != nil {
+		t.Fatalf("Take: %v", err)
+	}
+	wantUsed(t, s, used, short)
+	// A revocation ends at its time: a member that outlives it (which the
+	// server never makes: a revocation lasts as long as its family) is
+	// live again.
+	long := member("bob", "ZmFtaWx5LWxvbmc")
+	put(t, s, live, long)
+	if err := s.Revoke(ctx, long.Family, short.ExpiresAt); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	rec, err := s.Get(ctx, live)
+	wantNotFound(t, "Get of a member of a revoked family", rec, err)
+	time.Sleep(time.Until(short.ExpiresAt) + 500*time.Millisecond)
+	rec, err = s.Get(ctx, used)
+	wantNotFound(t, "Get of a used marker after its family expired", rec, err)
+	if got, err := s.Get(ctx, live); err != nil || got == nil {
+		t.Fatalf("Get after the revocation ended = %v, %v", got, err)
 	}
 }
