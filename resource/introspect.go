@@ -343,6 +343,18 @@ func (v *Verifier) introspectToken(ctx context.Context, raw string) (*token, err
 	c := &introCall{done: make(chan struct{})}
 	in.inflight[key] = c
 	in.mu.Unlock()
+	// Whatever happens below, a panic included, the call is removed, its
+	// slot freed and its waiters released with an answer.
+	defer func() {
+		if c.tok == nil && c.err == nil {
+			c.err = fail(ErrUnavailable, oautherr.ReasonInternal, "service temporarily unavailable")
+		}
+		in.mu.Lock()
+		delete(in.inflight, key)
+		in.mu.Unlock()
+		<-in.slots
+		close(c.done)
+	}()
 
 	// The call outlives a caller that gives up: others may be waiting.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.Timeout)
@@ -363,11 +375,6 @@ func (v *Verifier) introspectToken(ctx context.Context, raw string) (*token, err
 			in.cache.Add(key, &introEntry{err: c.err, until: now.Add(min(in.cfg.CacheTTL, inactiveTTL))})
 		}
 	}
-	in.mu.Lock()
-	delete(in.inflight, key)
-	in.mu.Unlock()
-	<-in.slots
-	close(c.done)
 	return c.tok, c.err
 }
 

@@ -211,3 +211,50 @@ func TestIntrospectionMaxConcurrentCached(t *testing.T) {
 		t.Fatalf("%d calls, want 2", n)
 	}
 }
+
+// panicOnce is a RoundTripper whose first round trip panics.
+type panicOnce struct {
+	done atomic.Bool
+	next http.RoundTripper
+}
+
+func (p *panicOnce) RoundTrip(r *http.Request) (*http.Response, error) {
+	if p.done.CompareAndSwap(false, true) {
+		panic("round trip failed")
+	}
+	return p.next.RoundTrip(r)
+}
+
+// TestIntrospectionPanicReleasesCall: an introspection call that panics
+// frees its slot and its entry, so the next requests are neither refused
+// as busy nor left waiting for it.
+func TestIntrospectionPanicReleasesCall(t *testing.T) {
+	t.Parallel()
+	e := newIntroEnv(t, func(_ *resource.Config, in *resource.Introspection) {
+		in.MaxConcurrent = 1
+		in.HTTPClient = &http.Client{Transport: &panicOnce{next: http.DefaultTransport}}
+	})
+	tok := opaque(t)
+	e.as.set(tok, e.answer(t, nil))
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the first call did not panic")
+			}
+		}()
+		_, _ = e.v.Check(dpopReq(t, e.k1, tok), resource.Policy{})
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.v.Check(dpopReq(t, e.k1, tok), resource.Policy{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("request after the panic: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("request after the panic is still waiting")
+	}
+}
