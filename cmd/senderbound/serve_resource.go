@@ -191,20 +191,7 @@ func (f *serveResourceFlags) config(e *env, cmd string) (*serveResourceConfig, e
 	if f.addr == "" {
 		return nil, serveUsagef(e, cmd, "--addr is required")
 	}
-	listenHost, err := serveAddrHost(f.addr)
-	if err != nil {
-		return nil, serveUsagef(e, cmd, "--addr must be HOST:PORT")
-	}
-	if err := f.tls.check(e, cmd); err != nil {
-		return nil, err
-	}
-	if err := f.conn.check(e, cmd); err != nil {
-		return nil, err
-	}
-	if err := f.ops.check(e, cmd); err != nil {
-		return nil, err
-	}
-	logger, err := f.log.logger(e, cmd, e.stderr)
+	listenHost, logger, err := serveCheckListener(e, cmd, f.addr, &f.tls, &f.conn, &f.ops, &f.log)
 	if err != nil {
 		return nil, err
 	}
