@@ -2,24 +2,18 @@ package conformance_test
 
 import (
 	"errors"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/senderbound/senderbound/conformance"
 	"github.com/senderbound/senderbound/conformance/internal/refserver"
+	"github.com/senderbound/senderbound/internal/refused"
 )
 
-// closedURL is a loopback URL where nothing listens.
+// closedURL is a loopback URL where connections are refused.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "https://" + addr + "/token"
+	return "https://" + refused.Addr(t) + "/token"
 }
 
 // TestPreflightNamesTheCause describes reference servers wrongly and

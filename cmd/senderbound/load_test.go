@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/internal/loadgen"
+	"github.com/senderbound/senderbound/internal/refused"
 	"github.com/senderbound/senderbound/issuer"
 	"github.com/senderbound/senderbound/mtlsbound/certs"
 )
@@ -202,12 +203,7 @@ func TestLoadBadInput(t *testing.T) {
 	t.Parallel()
 	as := serveStart(t, "serve-issuer", "--addr", "127.0.0.1:0", "--client", "app:"+serveTestSecret)
 	rs := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	closed := "http://" + refused.Addr(t)
 	tl := newLoadTLS(t)
 	tlsRS := serveStart(t, "serve-resource", "--addr", "127.0.0.1:0", "--issuer", as.URL, "--tls-cert", tl.certFile, "--tls-key", tl.keyFile)
 	tokenURL := as.URL + issuer.TokenPath

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/senderbound/senderbound/dpop"
+	"github.com/senderbound/senderbound/internal/refused"
 )
 
 func TestRunDPoP(t *testing.T) {
@@ -159,12 +161,7 @@ func TestRunRejectionPath(t *testing.T) {
 
 func TestRunUnreachable(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := "http://" + ln.Addr().String() + "/resource"
-	ln.Close()
+	target := "http://" + refused.Addr(t) + "/resource"
 	start := time.Now()
 	res, err := Run(context.Background(), Config{URL: target, Client: testClient(1), Workers: 4, Duration: time.Minute})
 	if want := "connection refused at " + target; err == nil || err.Error() != want {
@@ -415,8 +412,22 @@ func TestRunNotHTTP(t *testing.T) {
 			if err != nil {
 				return
 			}
-			c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n\x1b[2J\r\n"))
-			c.Close()
+			// Answer the request, once it is read: a greeting sent before
+			// it would reach an idle connection, which the HTTP client
+			// drops as unsolicited instead of parsing it.
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				var req []byte
+				for !bytes.Contains(req, []byte("\r\n\r\n")) {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					req = append(req, buf[:n]...)
+				}
+				c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n\x1b[2J\r\n"))
+			}()
 		}
 	}()
 	target := "http://" + ln.Addr().String() + "/"
