@@ -134,6 +134,12 @@
 //	// register host.URL("rotating-app") as the jwks_uri of "rotating-app", then:
 //	target.ClientKeys, target.JWKSURIClientID = host, "rotating-app"
 //
+// The senderbound command does the same with conform --client-key-host
+// HOST:PORT (a loopback IP address and a fixed port, so that the URL can
+// be registered before the target starts), --client-key-host-cert and
+// --client-key-host-key (the host's certificate, whose CA the target
+// trusts), --jwks-uri-client ID and --key-refresh-wait DUR.
+//
 // # Capabilities and safety
 //
 // [Target.IssuerKey] lets the suite forge tokens (expired, wrong audience,

@@ -162,6 +162,11 @@ const (
 	// could not decide (network error, non-200 answer, malformed or
 	// oversized response).
 	ReasonIntrospectionUnavailable Reason = "introspection_unavailable"
+	// ReasonIntrospectionBusy: the token needed an introspection call
+	// while the resource server already had as many calls under way as
+	// its limit allows; the request was refused without calling the
+	// authorization server.
+	ReasonIntrospectionBusy Reason = "introspection_busy"
 	// ReasonTokenInactive: the introspection endpoint answered that the
 	// token is not active (RFC 7662 §2.2).
 	ReasonTokenInactive Reason = "token_inactive"

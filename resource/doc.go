@@ -125,6 +125,14 @@
 // seconds; an inactive token is 401 invalid_token (token_inactive).
 // [Principal.Claims] then holds the introspection answer.
 //
+// Each token not in the cache costs a call, so calls under way at once
+// are bounded by [Introspection.MaxConcurrent] (64 by default; there is no
+// unlimited setting): a token that would need one more is refused at once
+// with 503 and reason introspection_busy, and the authorization server is
+// not called. A flood of made-up tokens thus reaches the authorization
+// server at most that many calls at a time, while cached tokens are still
+// served.
+//
 // # Bindings and downgrades
 //
 // [Policy.Accept] selects DPoP only, mTLS only, either binding (the
@@ -229,7 +237,8 @@
 // that failed, while the client still sees only invalid_dpop_proof and a
 // fixed description. A refusal because the issuer's keys could not be
 // fetched (keys_unavailable), or because the introspection endpoint failed
-// (introspection_unavailable), is logged at Warn with the dependency's
+// (introspection_unavailable) or had as many calls under way as allowed
+// (introspection_busy), is logged at Warn with the dependency's
 // error, which names the URL and the cause; the client gets a bare 503.
 //
 // The error model is the module's one rule: errors.Is(err, S) holds for

@@ -86,6 +86,17 @@ func (a ClientAuth) String() string {
 // revocation. Concurrent requests for a token that is not cached share one
 // introspection call. Failures are never cached.
 //
+// # Concurrency limit
+//
+// Every distinct token that is not cached costs one call, so a flood of
+// made-up tokens would become a flood at the authorization server. At
+// most MaxConcurrent calls are under way at once; a request whose token
+// needs one more is refused at once with 503 ([ErrUnavailable], reason
+// oautherr.ReasonIntrospectionBusy) without calling the authorization
+// server and without waiting. Cached answers and requests that join a
+// call already under way for the same token are never refused by the
+// limit.
+//
 // # Failures
 //
 // A network error, a timeout, an answer other than 200, a body over
@@ -131,6 +142,10 @@ type Introspection struct {
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached answers. Zero means 10,000.
 	CacheSize int
+	// MaxConcurrent bounds the introspection calls under way at once (see
+	// Concurrency limit). Zero means 64; a negative value is refused by
+	// New: there is no unlimited setting.
+	MaxConcurrent int
 	// Rand is the source of client assertion ids. If nil, crypto/rand.
 	Rand io.Reader
 	// InsecureAllowHTTP accepts an http:// Endpoint on a host that is not
@@ -151,6 +166,7 @@ const (
 	defaultIntrospectionMaxBytes = 64 << 10
 	defaultIntrospectionTTL      = 30 * time.Second
 	defaultIntrospectionCache    = 10000
+	defaultIntrospectionParallel = 64
 	// inactiveTTL is the longest a refusal is cached.
 	inactiveTTL = 5 * time.Second
 	// assertionLifetime is the lifetime of a private_key_jwt assertion.
@@ -167,6 +183,9 @@ type introspector struct {
 	cache    *lru.Cache[[32]byte, *introEntry]
 	mu       sync.Mutex
 	inflight map[[32]byte]*introCall
+	// slots holds one element per call under way; its capacity is
+	// MaxConcurrent.
+	slots chan struct{}
 }
 
 // introEntry is a cached answer: an accepted token, or the refusal of an
@@ -232,9 +251,13 @@ func newIntrospector(idx int, identifier string, c Introspection) (*introspector
 	default:
 		return nil, fmt.Errorf("resource: issuer %q: introspection Auth is required", identifier)
 	}
-	if c.Timeout < 0 || c.MaxResponseBytes < 0 || c.CacheSize < 0 {
-		return nil, fmt.Errorf("resource: issuer %q: negative introspection Timeout, MaxResponseBytes or CacheSize", identifier)
+	if c.Timeout < 0 || c.MaxResponseBytes < 0 || c.CacheSize < 0 || c.MaxConcurrent < 0 {
+		return nil, fmt.Errorf("resource: issuer %q: negative introspection Timeout, MaxResponseBytes, CacheSize or MaxConcurrent", identifier)
 	}
+	if in.cfg.MaxConcurrent == 0 {
+		in.cfg.MaxConcurrent = defaultIntrospectionParallel
+	}
+	in.slots = make(chan struct{}, in.cfg.MaxConcurrent)
 	if in.cfg.Timeout == 0 {
 		in.cfg.Timeout = defaultIntrospectionTimeout
 	}
@@ -310,9 +333,28 @@ func (v *Verifier) introspectToken(ctx context.Context, raw string) (*token, err
 			return nil, failCause(ErrUnavailable, oautherr.ReasonIntrospectionUnavailable, "service temporarily unavailable", ctx.Err())
 		}
 	}
+	select {
+	case in.slots <- struct{}{}:
+	default:
+		in.mu.Unlock()
+		return nil, failCause(ErrUnavailable, oautherr.ReasonIntrospectionBusy, "service temporarily unavailable",
+			fmt.Errorf("%w: %d calls to %s under way, the limit", errIntrospection, in.cfg.MaxConcurrent, in.cfg.Endpoint))
+	}
 	c := &introCall{done: make(chan struct{})}
 	in.inflight[key] = c
 	in.mu.Unlock()
+	// Whatever happens below, a panic included, the call is removed, its
+	// slot freed and its waiters released with an answer.
+	defer func() {
+		if c.tok == nil && c.err == nil {
+			c.err = fail(ErrUnavailable, oautherr.ReasonInternal, "service temporarily unavailable")
+		}
+		in.mu.Lock()
+		delete(in.inflight, key)
+		in.mu.Unlock()
+		<-in.slots
+		close(c.done)
+	}()
 
 	// The call outlives a caller that gives up: others may be waiting.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.Timeout)
@@ -333,10 +375,6 @@ func (v *Verifier) introspectToken(ctx context.Context, raw string) (*token, err
 			in.cache.Add(key, &introEntry{err: c.err, until: now.Add(min(in.cfg.CacheTTL, inactiveTTL))})
 		}
 	}
-	in.mu.Lock()
-	delete(in.inflight, key)
-	in.mu.Unlock()
-	close(c.done)
 	return c.tok, c.err
 }
 

@@ -757,6 +757,16 @@ func TestIntrospectionConfig(t *testing.T) {
 			return []resource.Issuer{{Identifier: introIssuer, Keys: static, Introspection: &in}}
 		}, false},
 		{"neither", func() []resource.Issuer { return []resource.Issuer{{Identifier: introIssuer}} }, true},
+		{"negative MaxConcurrent: no unlimited setting", func() []resource.Issuer {
+			in := ok()
+			in.MaxConcurrent = -1
+			return []resource.Issuer{{Identifier: introIssuer, Introspection: &in}}
+		}, true},
+		{"MaxConcurrent 1", func() []resource.Issuer {
+			in := ok()
+			in.MaxConcurrent = 1
+			return []resource.Issuer{{Identifier: introIssuer, Introspection: &in}}
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,7 +57,7 @@ func (p *Principal) HasScope(s string) bool { return contains(p.Scopes, s) }
 // requests. Build it once with [New]; it is safe for concurrent use.
 type Verifier struct {
 	keysWarned           atomic.Int64 // v.now() in Unix nanoseconds of the last keys_unavailable Warn, or 0
-	introWarned          atomic.Int64 // likewise for introspection_unavailable
+	introWarned          atomic.Int64 // likewise for introspection_unavailable and introspection_busy
 	issuers              []Issuer
 	issuerIndex          map[string]int
 	audience             string
@@ -460,7 +460,7 @@ func (v *Verifier) report(ctx context.Context, e *Error) {
 			slog.String("error", e.cause.Error()))
 		return
 	}
-	if e.Reason == oautherr.ReasonIntrospectionUnavailable && e.cause != nil && v.warnDue(&v.introWarned) {
+	if (e.Reason == oautherr.ReasonIntrospectionUnavailable || e.Reason == oautherr.ReasonIntrospectionBusy) && e.cause != nil && v.warnDue(&v.introWarned) {
 		v.logger.LogAttrs(ctx, slog.LevelWarn, "resource: token introspection unavailable",
 			slog.String("reason", string(e.Reason)),
 			slog.Int("status", e.Status),

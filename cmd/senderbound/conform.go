@@ -27,6 +27,17 @@ cannot meet are skipped, never passed. --scope is the scope to request;
 --resource-scope a scope the resource requires. --list prints the
 catalogue (filtered by --cases) and exits.
 
+MTLS-CA-11 (certificate rotation at a client's jwks_uri) needs a key set
+the suite controls: --client-key-host HOST:PORT (a loopback IP address and
+a fixed port) serves https://HOST:PORT/clients/ID/jwks.json for the run,
+with the TLS certificate of --client-key-host-cert/--client-key-host-key,
+for the self_signed_tls_client_auth client --jwks-uri-client ID. Start the
+target before the run with that URL as the client's jwks_uri, trusting the
+certificate's CA and allowing loopback fetches (for serve-issuer:
+--client-jwks-uri ID:self_signed_tls_client_auth=URL --client-jwks-ca FILE
+--insecure-client-jwks-private-addresses). --key-refresh-wait bounds each
+wait for the target to refetch the set (default 30s).
+
 Before the cases, a preflight checks that the target matches its
 description (the token endpoint answers and accepts the credentials, TLS
 trust, the resource accepts a valid request, nonces are declared) and
@@ -90,6 +101,17 @@ func runConform(ctx context.Context, e *env, args []string) error {
 	}
 	if err := tf.listenIntrospectionProxy(&target); err != nil {
 		return err
+	}
+	keyHost, err := tf.startClientKeyHost(&target)
+	if err != nil {
+		if target.IntrospectionProxy != nil {
+			_ = target.IntrospectionProxy.Close()
+		}
+		return err
+	}
+	if keyHost != nil {
+		defer keyHost.Close()
+		fmt.Fprintf(e.stderr, "senderbound conform: note: serving the key set of client %q at %s for the run\n", target.JWKSURIClientID, keyHost.URL(target.JWKSURIClientID))
 	}
 	if target.AllowLoopbackHTTP {
 		fmt.Fprintf(e.stderr, "senderbound conform: note: plain HTTP on loopback is treated as a deliberate local-test setting (--allow-loopback-http); this is not a test of a deployment\n")

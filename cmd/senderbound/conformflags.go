@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,10 @@ type conformFlags struct {
 	issuerKeyFile               string
 	introspectionClient         string
 	introspectionProxy          string
+	keyHostAddr                 string
+	keyHostCert, keyHostKey     string
+	jwksURIClient               string
+	keyHostTLS                  tls.Certificate
 	refreshClientID             string
 	refreshGrantType            string
 	refreshParams               paramsFlag
@@ -47,7 +52,10 @@ type conformFlags struct {
 // --token-nonce-required,
 // --trusted-proxy-resource, --plain-resource, --metadata, --introspection,
 // --introspection-client (id:secret), --introspection-proxy (a loopback
-// HOST:PORT; see listenIntrospectionProxy), --refresh-client-id,
+// HOST:PORT; see listenIntrospectionProxy), --client-key-host (a loopback
+// HOST:PORT), --client-key-host-cert, --client-key-host-key,
+// --jwks-uri-client, --key-refresh-wait (together they build
+// Target.ClientKeys; see startClientKeyHost), --refresh-client-id,
 // --refresh-grant-type, --refresh-param (name=value, repeatable; together
 // they build Target.RefreshGrant), --authorization-endpoint, --redirect-uri,
 // --authorization-param (name=value, repeatable; together they build
@@ -84,6 +92,11 @@ func registerConformFlags(fs *flag.FlagSet) *conformFlags {
 	fs.StringVar(&t.IntrospectionEndpoint, "introspection", "", "introspection endpoint URL")
 	fs.StringVar(&f.introspectionClient, "introspection-client", "", "introspection credentials as id:secret")
 	fs.StringVar(&f.introspectionProxy, "introspection-proxy", "", "loopback HOST:PORT where the suite serves a recording proxy to --introspection for the run; point the resource server's introspection endpoint at http://HOST:PORT (unlocks DPOP-RS-24)")
+	fs.StringVar(&f.keyHostAddr, "client-key-host", "", "loopback HOST:PORT (a fixed port) where the suite serves the key set of --jwks-uri-client for the run, at https://HOST:PORT/clients/ID/jwks.json; register that URL as the client's jwks_uri at the target (unlocks MTLS-CA-11)")
+	fs.StringVar(&f.keyHostCert, "client-key-host-cert", "", "TLS server certificate (PEM) of --client-key-host, valid for its IP address and trusted by the target (e.g. serve-issuer --client-jwks-ca with its CA)")
+	fs.StringVar(&f.keyHostKey, "client-key-host-key", "", "key of --client-key-host-cert (PEM)")
+	fs.StringVar(&f.jwksURIClient, "jwks-uri-client", "", "self_signed_tls_client_auth client registered at the target with its jwks_uri on --client-key-host")
+	fs.DurationVar(&t.KeyRefreshWait, "key-refresh-wait", 30*time.Second, "how long MTLS-CA-11 waits for the target to refetch a changed key set; above the target's least interval between fetches")
 	fs.StringVar(&f.refreshClientID, "refresh-client-id", "", "public client that obtains refresh tokens with --refresh-grant-type (test deployments only)")
 	fs.StringVar(&f.refreshGrantType, "refresh-grant-type", "", "grant_type of the deployment's test grant that issues refresh tokens to --refresh-client-id")
 	fs.Var(&f.refreshParams, "refresh-param", "form parameter name=value of the refresh grant (repeatable)")
@@ -166,6 +179,12 @@ func (f *conformFlags) target() (conformance.Target, error) {
 			return conformance.Target{}, errors.New("conformance: --introspection-proxy needs --introspection, the endpoint it forwards to")
 		}
 	}
+	if err := f.clientKeyHost(); err != nil {
+		return conformance.Target{}, err
+	}
+	if t.KeyRefreshWait <= 0 {
+		return conformance.Target{}, errors.New("conformance: --key-refresh-wait must be positive")
+	}
 	if f.refreshClientID != "" || f.refreshGrantType != "" || len(f.refreshParams) > 0 {
 		t.RefreshGrant = &conformance.RefreshGrant{ClientID: f.refreshClientID, GrantType: f.refreshGrantType, Params: url.Values{}}
 		for k, vs := range f.refreshParams {
@@ -197,6 +216,46 @@ func (f *conformFlags) listenIntrospectionProxy(t *conformance.Target) error {
 	}
 	t.IntrospectionProxy = l
 	return nil
+}
+
+// clientKeyHost checks --client-key-host, --client-key-host-cert,
+// --client-key-host-key and --jwks-uri-client, which go together, and
+// loads the host's certificate.
+func (f *conformFlags) clientKeyHost() error {
+	if f.keyHostAddr == "" && f.keyHostCert == "" && f.keyHostKey == "" && f.jwksURIClient == "" {
+		return nil
+	}
+	if f.keyHostAddr == "" || f.jwksURIClient == "" || f.keyHostCert == "" || f.keyHostKey == "" {
+		return errors.New("conformance: --client-key-host, --client-key-host-cert, --client-key-host-key and --jwks-uri-client go together")
+	}
+	host, port, err := net.SplitHostPort(f.keyHostAddr)
+	if err != nil || !isLoopbackAddr(host) {
+		return errors.New("conformance: --client-key-host must be a loopback address HOST:PORT (127.0.0.1 or ::1)")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return errors.New("conformance: --client-key-host needs a fixed port: the target has the client's jwks_uri registered before the run")
+	}
+	c, err := tls.LoadX509KeyPair(f.keyHostCert, f.keyHostKey)
+	if err != nil {
+		return fmt.Errorf("conformance: loading --client-key-host-cert: %w", err)
+	}
+	f.keyHostTLS = c
+	return nil
+}
+
+// startClientKeyHost starts the key host of --client-key-host and sets it
+// as t.ClientKeys, with t.JWKSURIClientID; the caller closes it after the
+// run. It returns nil and does nothing without the flag.
+func (f *conformFlags) startClientKeyHost(t *conformance.Target) (*conformance.ClientKeyHost, error) {
+	if f.keyHostAddr == "" {
+		return nil, nil
+	}
+	h, err := conformance.NewClientKeyHost(conformance.ClientKeyHostConfig{Addr: f.keyHostAddr, Certificate: f.keyHostTLS})
+	if err != nil {
+		return nil, fmt.Errorf("--client-key-host: %w", err)
+	}
+	t.ClientKeys, t.JWKSURIClientID = h, f.jwksURIClient
+	return h, nil
 }
 
 // profileFlag reads --profile.

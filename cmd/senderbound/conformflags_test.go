@@ -102,28 +102,9 @@ func TestRefreshGrantFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs := flag.NewFlagSet("conform", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			tf := registerConformFlags(fs)
-			err := fs.Parse(append(append([]string(nil), conformRequired...), tt.args...))
-			if tt.parseErr {
-				if err == nil {
-					t.Fatal("Parse accepted the flags")
-				}
+			target, tf := parseConformTarget(t, tt.args, tt.parseErr, tt.err)
+			if target == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			target, err := tf.target()
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("Target() error %v, want one containing %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(target.RefreshGrant, tt.want) {
 				t.Errorf("RefreshGrant = %+v, want %+v", target.RefreshGrant, tt.want)
@@ -193,28 +174,9 @@ func TestAuthorizationFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs := flag.NewFlagSet("conform", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			tf := registerConformFlags(fs)
-			err := fs.Parse(append(append([]string(nil), conformRequired...), tt.args...))
-			if tt.parseErr {
-				if err == nil {
-					t.Fatal("Parse accepted the flags")
-				}
+			target, _ := parseConformTarget(t, tt.args, tt.parseErr, tt.err)
+			if target == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			target, err := tf.target()
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("Target() error %v, want one containing %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(target.Authorization, tt.want) {
 				t.Errorf("Authorization = %+v, want %+v", target.Authorization, tt.want)
@@ -270,4 +232,36 @@ func TestIntrospectionProxyFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseConformTarget parses the conform flags conformRequired plus args
+// and builds the target. When parseErr, the parse must fail; when wantErr
+// is set, building the target must fail with it; either way it returns
+// nil, and the target and its flags otherwise.
+func parseConformTarget(t *testing.T, args []string, parseErr bool, wantErr string) (*conformance.Target, *conformFlags) {
+	t.Helper()
+	fs := flag.NewFlagSet("conform", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	tf := registerConformFlags(fs)
+	err := fs.Parse(append(append([]string(nil), conformRequired...), args...))
+	if parseErr {
+		if err == nil {
+			t.Fatal("Parse accepted the flags")
+		}
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := tf.target()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("Target() error %v, want one containing %q", err, wantErr)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &target, tf
 }

@@ -25,14 +25,15 @@ import (
 // resource to a sender-constrained request. A new example must be added
 // here, so that its header is run too.
 var exampleWant = map[string]string{
-	"oauth2-client":      `"binding":"dpop"`,
-	"mtls-client":        `"binding":"mtls"`,
-	"embedded-issuer":    `"binding":"dpop"`,
-	"nethttp-service":    "dpop-bound",
-	"echo-service":       `"binding":"dpop"`,
-	"grpc-service":       "SERVING, caller orders-app (mtls-bound)",
-	"prometheus-metrics": "hello app (dpop-bound)",
-	"authcode-server":    `"binding":"dpop"`,
+	"oauth2-client":         `"binding":"dpop"`,
+	"mtls-client":           `"binding":"mtls"`,
+	"embedded-issuer":       `"binding":"dpop"`,
+	"nethttp-service":       "dpop-bound",
+	"echo-service":          `"binding":"dpop"`,
+	"grpc-service":          "SERVING, caller orders-app (mtls-bound)",
+	"prometheus-metrics":    "hello app (dpop-bound)",
+	"authcode-server":       `"binding":"dpop"`,
+	"introspection-service": "orders of app (client app, dpop-bound)",
 }
 
 // TestExamplesRunAsWritten runs the commands in every example's header
@@ -297,7 +298,7 @@ func (x *exampleRun) runExample(c, name string, args []string, lookup func(strin
 	}
 	full = append(full, args...)
 	env := os.Environ()
-	for _, k := range []string{"CLIENT_SECRET", "NONCE_SECRET"} {
+	for _, k := range []string{"CLIENT_SECRET", "NONCE_SECRET", "INTROSPECTION_SECRET"} {
 		if v, ok := lookup(k); ok {
 			env = append(env, k+"="+v)
 		}

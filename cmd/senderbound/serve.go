@@ -311,3 +311,27 @@ func serveRedisStore(ctx context.Context, rawURL string, roots *x509.CertPool, p
 	}
 	return store, rdb, nil
 }
+
+// serveCheckListener checks the flags both servers share, in the order
+// both report them (--addr, TLS, connection limits, ops listener), and
+// returns the listen host and the logger the log flags describe.
+func serveCheckListener(e *env, cmd, addr string, tf *serveTLSFlags, cf *serveConnFlags, of *serveOpsFlags, lf *serveLogFlags) (string, *slog.Logger, error) {
+	listenHost, err := serveAddrHost(addr)
+	if err != nil {
+		return "", nil, serveUsagef(e, cmd, "--addr must be HOST:PORT")
+	}
+	if err := tf.check(e, cmd); err != nil {
+		return "", nil, err
+	}
+	if err := cf.check(e, cmd); err != nil {
+		return "", nil, err
+	}
+	if err := of.check(e, cmd); err != nil {
+		return "", nil, err
+	}
+	logger, err := lf.logger(e, cmd, e.stderr)
+	if err != nil {
+		return "", nil, err
+	}
+	return listenHost, logger, nil
+}

@@ -282,20 +282,7 @@ func (f *serveIssuerFlags) config(e *env, cmd string) (*serveIssuerConfig, error
 	if err != nil {
 		return nil, serveUsagef(e, cmd, "--access-token-format must be jwt or opaque")
 	}
-	listenHost, err := serveAddrHost(f.addr)
-	if err != nil {
-		return nil, serveUsagef(e, cmd, "--addr must be HOST:PORT")
-	}
-	if err := f.tls.check(e, cmd); err != nil {
-		return nil, err
-	}
-	if err := f.conn.check(e, cmd); err != nil {
-		return nil, err
-	}
-	if err := f.ops.check(e, cmd); err != nil {
-		return nil, err
-	}
-	logger, err := f.log.logger(e, cmd, e.stderr)
+	listenHost, logger, err := serveCheckListener(e, cmd, f.addr, &f.tls, &f.conn, &f.ops, &f.log)
 	if err != nil {
 		return nil, err
 	}

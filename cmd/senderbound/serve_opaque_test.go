@@ -161,6 +161,8 @@ func TestServeOpaqueFlagErrors(t *testing.T) {
 		{"relative endpoint", append(rsArgs, "--introspection-endpoint", "/introspect", "--introspection-client", "rs:"+serveTestRSSecret), "absolute http(s) URL"},
 		{"secret not in the environment", append(rsArgs, "--introspection-endpoint", "https://as.example.test/introspect", "--introspection-client", "rs"), "--introspection-client \"rs\" names no secret"},
 		{"short secret", append(rsArgs, "--introspection-endpoint", "https://as.example.test/introspect", "--introspection-client", "rs:tiny-secret"), "--introspection-client \"rs\": the secret"},
+		{"no introspection call allowed", append(rsArgs, "--introspection-endpoint", "https://as.example.test/introspect", "--introspection-client", "rs:"+serveTestRSSecret, "--introspection-max-concurrent", "0"), "--introspection-max-concurrent must be at least 1"},
+		{"unlimited introspection calls", append(rsArgs, "--introspection-endpoint", "https://as.example.test/introspect", "--introspection-client", "rs:"+serveTestRSSecret, "--introspection-max-concurrent", "-1"), "--introspection-max-concurrent must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 )
 
 const serveResourceSynopsis = `serve-resource --addr HOST:PORT --issuer URL [--jwks URL] [--audience AUD]
-       [--introspection-endpoint URL --introspection-client ID[:SECRET|:@FILE]]
+       [--introspection-endpoint URL --introspection-client ID[:SECRET|:@FILE] [--introspection-max-concurrent N]]
        [--require dpop|mtls|any] [--allow-bearer] [--scope S]... [--require-nonce]
        [--public-url URL] [--trusted-proxy CIDR]... [--forwarded-headers x-forwarded|forwarded|none]
        [--ca-file FILE] [--redis URL [--redis-password-file FILE]] [--replay-capacity N] [--replay-quota N]
@@ -54,8 +54,11 @@ secret in FILE, readable by its owner only), ID (the secret in
 SENDERBOUND_CLIENT_SECRET_<ID>) or ID:SECRET (visible in the process table).
 The answer's cnf binds the token exactly as a JWT's does; answers are cached
 for at most 30 s and never past exp. The endpoint must use https unless it is
-on a loopback address; its failures are answered with 503. JWTs are still
-verified with the issuer's keys.
+on a loopback address; its failures are answered with 503. At most
+--introspection-max-concurrent calls (default 64) are under way at once: a
+token that is not cached and would need one more is answered 503 at once,
+so a flood of made-up tokens does not become a flood at the issuer. JWTs
+are still verified with the issuer's keys.
 
 Behind a TLS-terminating proxy, set --public-url to the URL clients use: each
 DPoP proof is checked against it. Without it, the scheme and host come from the
@@ -115,6 +118,8 @@ type serveResourceFlags struct {
 	// introspectionEndpoint and introspectionClient validate opaque
 	// tokens at the issuer's introspection endpoint.
 	introspectionEndpoint, introspectionClient string
+	// introspectionMax bounds the introspection calls under way.
+	introspectionMax int
 }
 
 // register defines the flags on fs.
@@ -124,6 +129,7 @@ func (f *serveResourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jwksURL, "jwks", "", "fetch the issuer's keys from this JWK Set URL instead of discovering it")
 	fs.StringVar(&f.introspectionEndpoint, "introspection-endpoint", "", "the issuer's RFC 7662 introspection endpoint, for opaque access tokens (needs --introspection-client)")
 	fs.StringVar(&f.introspectionClient, "introspection-client", "", "this server's client at the introspection endpoint (client_secret_basic) as ID:@FILE (secret in FILE), ID (secret in $"+serveSecretEnvPrefix+"<ID>) or ID:SECRET (visible in the process table)")
+	fs.IntVar(&f.introspectionMax, "introspection-max-concurrent", 64, "introspection calls under way at once, at least 1; a token that would need one more is answered 503 without calling the issuer (with --introspection-endpoint)")
 	fs.StringVar(&f.audience, "audience", serveDefaultAudience, "this resource's identifier; a token's aud must contain it")
 	fs.StringVar(&f.caFile, "ca-file", "", "trust only the CA certificates in this PEM file (instead of the system roots) when fetching metadata and keys, and for rediss:// URLs")
 	fs.StringVar(&f.require, "require", "any", "token binding to accept: dpop (DPoP-bound only), mtls (certificate-bound only) or any (either)")
@@ -185,20 +191,7 @@ func (f *serveResourceFlags) config(e *env, cmd string) (*serveResourceConfig, e
 	if f.addr == "" {
 		return nil, serveUsagef(e, cmd, "--addr is required")
 	}
-	listenHost, err := serveAddrHost(f.addr)
-	if err != nil {
-		return nil, serveUsagef(e, cmd, "--addr must be HOST:PORT")
-	}
-	if err := f.tls.check(e, cmd); err != nil {
-		return nil, err
-	}
-	if err := f.conn.check(e, cmd); err != nil {
-		return nil, err
-	}
-	if err := f.ops.check(e, cmd); err != nil {
-		return nil, err
-	}
-	logger, err := f.log.logger(e, cmd, e.stderr)
+	listenHost, logger, err := serveCheckListener(e, cmd, f.addr, &f.tls, &f.conn, &f.ops, &f.log)
 	if err != nil {
 		return nil, err
 	}
@@ -294,6 +287,8 @@ func (f *serveResourceFlags) introspection(e *env, cmd string) (*resource.Intros
 		return nil, serveUsagef(e, cmd, "--introspection-client needs --introspection-endpoint")
 	case f.introspectionClient == "":
 		return nil, serveUsagef(e, cmd, "--introspection-endpoint needs --introspection-client, this server's credentials there")
+	case f.introspectionMax < 1:
+		return nil, serveUsagef(e, cmd, "--introspection-max-concurrent must be at least 1 (there is no unlimited setting)")
 	}
 	if u, err := url.Parse(f.introspectionEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
 		return nil, serveUsagef(e, cmd, "--introspection-endpoint must be an absolute http(s) URL")
@@ -307,7 +302,8 @@ func (f *serveResourceFlags) introspection(e *env, cmd string) (*resource.Intros
 	if src == secretFromArgs {
 		fmt.Fprintf(e.stderr, "note: the secret of --introspection-client %q is on the command line, where other local users can read it; use %s:@FILE or %s\n", id, id, serveSecretEnv(id))
 	}
-	return &resource.Introspection{Endpoint: f.introspectionEndpoint, ClientID: id, Auth: resource.AuthClientSecretBasic, ClientSecret: secret}, nil
+	return &resource.Introspection{Endpoint: f.introspectionEndpoint, ClientID: id, Auth: resource.AuthClientSecretBasic, ClientSecret: secret,
+		MaxConcurrent: f.introspectionMax}, nil
 }
 
 // checkSizes checks the replay store and token cache sizes and the
