@@ -110,7 +110,7 @@ func reportInterleaved(b *testing.B, verifies float64, check func(i int)) {
 	b.ReportMetric(ratio, unit)
 }
 
-func benchEnv(b *testing.B, cacheSize int) *restest.Env {
+func benchEnv(b testing.TB, cacheSize int) *restest.Env {
 	b.Helper()
 	return restest.NewEnv(b, restest.Options{DPoP: true, Mod: func(e *restest.Env, c *resource.Config) {
 		c.TokenCacheSize = cacheSize
@@ -129,7 +129,7 @@ func benchEnv(b *testing.B, cacheSize int) *restest.Env {
 // fresh proofs for it as ready-made header values, so proof signing stays
 // outside the timed loop and the live heap stays small (a large live heap
 // would inflate GC cost in the timed loop).
-func dpopRequests(b *testing.B, e *restest.Env, n int) (*http.Request, [][]string) {
+func dpopRequests(b testing.TB, e *restest.Env, n int) (*http.Request, [][]string) {
 	b.Helper()
 	tok := restest.K1Token(b, e)
 	r := httptest.NewRequest(http.MethodGet, "https://rs.example.test/any", nil)
