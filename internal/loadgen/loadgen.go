@@ -166,6 +166,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("%s at %s", k.code, cfg.URL)
 		}
 	}
+	// The warm-up is not counted: neither in the result nor by the stop
+	// rules, which would otherwise stop a refused run one request early.
+	r.completed.Store(0)
+	r.succeeded.Store(0)
+	r.refused.Store(0)
+	r.failed.Store(0)
+	r.errRun.Store(0)
 
 	// The warm-up's proof is not part of the run's pool statistics.
 	pool, _ := cfg.Auth.(interface{ PoolStats() (int64, int64, int64) })

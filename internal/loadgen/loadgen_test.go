@@ -397,6 +397,20 @@ func proofNonce(t *testing.T, proof string) string {
 	return c.Nonce
 }
 
+// TestRunFailAfterExact: with one worker the refused run stops after
+// exactly FailAfter counted requests; the warm-up is not one of them.
+func TestRunFailAfterExact(t *testing.T) {
+	t.Parallel()
+	rs := startDPoPResource(t, false)
+	res, err := Run(context.Background(), Config{URL: rs.URL, Client: testClient(1), Auth: NoAuth{}, Workers: 1, Duration: time.Minute})
+	if !errors.Is(err, errNoSuccess) {
+		t.Fatalf("Run error = %v, want %v", err, errNoSuccess)
+	}
+	if res == nil || res.Requests != DefaultFailAfter {
+		t.Fatalf("result %+v, want exactly %d requests", res, DefaultFailAfter)
+	}
+}
+
 // TestRunNotHTTP: a target that answers something other than HTTP fails
 // the warm-up with a cause, not a generic transport error.
 func TestRunNotHTTP(t *testing.T) {
