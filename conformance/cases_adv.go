@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -782,13 +783,7 @@ var casesADV = []Case{
 				rawStep("scheme prefix", func(_ *run, p string) string { return "DPoP " + p }, wantProof),
 				rawStep("trailing dot", func(_ *run, p string) string { return p + "." }, wantProof),
 				rawStep("padding", func(_ *run, p string) string { s := strings.Split(p, "."); return s[0] + "=." + s[1] + "." + s[2] }, wantProof),
-				rawStep("standard alphabet", func(_ *run, p string) string {
-					q := strings.NewReplacer("-", "+", "_", "/").Replace(p)
-					if q == p {
-						q = p[:len(p)-1] + "+"
-					}
-					return q
-				}, wantProof),
+				standardAlphabetStep(),
 			)
 		}},
 	Case{ID: "ADV-78", Title: "after a nonce was issued, a proof without nonce is refused", Section: "RFC 9449 §9, §11.3", Level: LevelMust, Role: RoleResource, Group: GroupADV, Needs: CapDPoP | CapNonce,
@@ -1089,6 +1084,38 @@ var casesThumbprints = []Case{
 		run: func(ctx context.Context, r *run) verdict {
 			return r.steps(forgedStep("case-flipped jkt", func(r *run, j *jws) { setCnf(j, map[string]any{"jkt": flipCase(r.s.k1.jkt)}) }, false, wantDPoPToken))
 		}},
+}
+
+// standardAlphabetStep sends AT1 with a K1 proof whose signature segment
+// is written in the standard base64 alphabet ('+' and '/' for '-' and
+// '_'). Only the signature is rewritten, so the signing input is the one
+// signed and a decoder that accepts both alphabets verifies it: the
+// verdict then depends on the server's decoding alone, not on whether
+// the random header and payload happened to contain those characters.
+// Proofs are made until one's signature has a character to rewrite.
+func standardAlphabetStep() step {
+	return step{name: "standard alphabet", want: wantProof, do: func(r *run) (*exchange, *verdict) {
+		it, v := r.needDPoP()
+		if v != nil {
+			return nil, v
+		}
+		q := r.dpopReq(it, r.s.k1, nil)
+		good := q.proof
+		q.proof = func(nonce string) (string, error) {
+			for range 64 {
+				p, err := good(nonce)
+				if err != nil {
+					return "", err
+				}
+				i := strings.LastIndexByte(p, '.') + 1
+				if strings.ContainsAny(p[i:], "-_") {
+					return p[:i] + strings.NewReplacer("-", "+", "_", "/").Replace(p[i:]), nil
+				}
+			}
+			return "", errors.New("no proof signature with a '-' or '_' in 64 proofs")
+		}
+		return r.rs(q)
+	}}
 }
 
 func b64s(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
