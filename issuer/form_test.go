@@ -177,27 +177,7 @@ func FuzzTokenForm(f *testing.F) {
 // dispatch) with hostile input and checks the response invariants: no
 // panic, no 5xx, JSON with no-store, never an echo of the input.
 func FuzzTokenEndpoint(f *testing.F) {
-	ks, err := NewKeySet(SigningKey{Signer: newES256(f)})
-	if err != nil {
-		f.Fatal(err)
-	}
-	is, err := New(Config{Issuer: "https://as.example.test", Keys: ks, Audience: []string{"https://rs.example.test"}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	reg, err := NewMemoryRegistry(
-		Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("conf-secret-ATTACKER-0123456789"), Scopes: []string{"read"}},
-		Client{ID: "pub", AuthMethod: AuthNone},
-		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: newES256(f).Public(), KeyID: "k"}}}},
-	)
-	if err != nil {
-		f.Fatal(err)
-	}
-	s, err := NewServer(ServerConfig{ReplayStore: testReplay(f, is), Issuer: is, Clients: reg})
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := s.TokenHandler()
+	h := fuzzServer(f, nil).TokenHandler()
 	f.Add("grant_type=client_credentials&scope=read", formatBasic("conf", "conf-secret-ATTACKER-0123456789"), "")
 	f.Add("grant_type=refresh_token&client_id=pub&refresh_token=ATTACKER", "", "ATTACKER.x.y")
 	f.Add("grant_type=client_credentials&client_id=jwtc&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=eyJhbGciOiJub25lIn0.eyJzdWIiOiJqd3RjIn0.", "", "")
@@ -230,4 +210,36 @@ func FuzzTokenEndpoint(f *testing.F) {
 			t.Fatalf("input echoed: %s", rec.Body)
 		}
 	})
+}
+
+// fuzzServer is the server the endpoint fuzz targets drive: clients
+// "conf" (client_secret_basic), "pub" (none) and "jwtc" (private_key_jwt),
+// with cfg edited by edit when set.
+func fuzzServer(f *testing.F, edit func(*ServerConfig)) *Server {
+	f.Helper()
+	ks, err := NewKeySet(SigningKey{Signer: newES256(f)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	is, err := New(Config{Issuer: "https://as.example.test", Keys: ks, Audience: []string{"https://rs.example.test"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	reg, err := NewMemoryRegistry(
+		Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("conf-secret-ATTACKER-0123456789"), Scopes: []string{"read"}},
+		Client{ID: "pub", AuthMethod: AuthNone},
+		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: newES256(f).Public(), KeyID: "k"}}}},
+	)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := ServerConfig{ReplayStore: testReplay(f, is), Issuer: is, Clients: reg}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := NewServer(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return s
 }

@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/go-jose/go-jose/v4"
 )
 
 // FuzzAuthorizationRequest drives the authorization request parser
@@ -75,27 +73,7 @@ func FuzzAuthorizationRequest(f *testing.F) {
 // no-store, 201 only with a request_uri of ours, never an echo of the
 // input.
 func FuzzPAREndpoint(f *testing.F) {
-	ks, err := NewKeySet(SigningKey{Signer: newES256(f)})
-	if err != nil {
-		f.Fatal(err)
-	}
-	is, err := New(Config{Issuer: "https://as.example.test", Keys: ks, Audience: []string{"https://rs.example.test"}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	reg, err := NewMemoryRegistry(
-		Client{ID: "conf", AuthMethod: AuthSecretBasic, SecretHash: HashSecret("conf-secret-ATTACKER-0123456789"), Scopes: []string{"read"}},
-		Client{ID: "pub", AuthMethod: AuthNone},
-		Client{ID: "jwtc", AuthMethod: AuthPrivateKeyJWT, JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: newES256(f).Public(), KeyID: "k"}}}},
-	)
-	if err != nil {
-		f.Fatal(err)
-	}
-	s, err := NewServer(ServerConfig{ReplayStore: testReplay(f, is), Issuer: is, Clients: reg, PAR: &PARConfig{}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := s.PARHandler()
+	h := fuzzServer(f, func(c *ServerConfig) { c.PAR = &PARConfig{} }).PARHandler()
 	f.Add("client_id=pub&response_type=code&dpop_jkt=0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "", "")
 	f.Add("response_type=code&request_uri=ATTACKER", formatBasic("conf", "conf-secret-ATTACKER-0123456789"), "")
 	f.Add("client_id=pub&dpop_jkt=ATTACKER", "", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.ATTACKER")
