@@ -267,6 +267,11 @@ func (p *dnParser) hexValue(oid string) (ava, error) {
 	if a.uncomparable {
 		return ava{}, errUncomparable
 	}
+	if a.der == nil && a.norm == "" {
+		// An empty string is refused however it is written, so that the
+		// canonical form ("C=") of what was accepted parses again.
+		return ava{}, errors.New("mtlsbound: distinguished name has an empty value")
+	}
 	return a, nil
 }
 

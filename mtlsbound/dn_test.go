@@ -109,7 +109,7 @@ func TestParseDistinguishedNameRejects(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{
 		"", "CN", "CN=", "CN= ", "=x", "FOO=bar", "CN=a;O=b", "CN=a,", ",CN=a", "CN=a+", `CN=a\`, `CN=a\zz`,
-		`CN="quoted"`, "CN=a<b", "CN=#zz", "CN=#0c07", "CN=#", "CN=#0c0161 x", "1=a", "1.02=a", "1..2=a", "OID.x=a",
+		`CN="quoted"`, "CN=a<b", "CN=#zz", "CN=#0c07", "CN=#", "C=#0C00", "CN=#130120", "CN=#0c0161 x", "1=a", "1.02=a", "1..2=a", "OID.x=a",
 		"CN=a+CN=a", "CN=client1,O=Example, Inc.", "CN=\xff", "CN=a\x00", "CN=" + strings.Repeat("a", MaxDNLength),
 	} {
 		if dn, err := ParseDistinguishedName(s); err == nil {
